@@ -1,0 +1,37 @@
+# imgclf — the two commands a newcomer needs: `make demo` and `make test`.
+# Both create .venv and install imgclf into it on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.imgclf-installed
+
+.PHONY: install demo test test-fast fashion-data bench clean-venv
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test,bench]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## The main job: digits (bundled with scikit-learn) -> clean -> prepare -> split -> train -> evaluate -> predict
+demo: $(STAMP)
+	$(BIN)/imgclf run configs/digits.yaml
+
+## The whole test suite (slow end-to-end tests included), 2 workers
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -q
+
+## Everything but the tests marked slow
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -q -m "not slow"
+
+## Debian's Fashion-MNIST idx files (/usr/share/datasets/fashion-mnist); needs root + apt
+fashion-data:
+	@if [ -d /usr/share/datasets/fashion-mnist ]; then echo "fashion-mnist already installed"; \
+	elif command -v apt-get >/dev/null; then apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; \
+	else echo "apt-get not available: imgclf will fall back to Keras' dataset cache/download"; fi
+
+clean-venv:
+	rm -rf $(VENV)

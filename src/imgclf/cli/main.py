@@ -1,0 +1,92 @@
+"""The `imgclf` command: a Typer app whose command groups live in sibling modules.
+
+Every module in `COMMAND_MODULES` exposes `register(app)`. Domain errors (`ImgclfError`) from
+any command are turned into one line on stderr and exit code 1 here, in one place.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+from typer.core import TyperGroup
+
+from imgclf.errors import ImgclfError
+
+COMMAND_MODULES = (
+    "datasets",
+    "scrape",
+    "clean",
+    "prepare",
+    "split",
+    "train",
+    "evaluate",
+    "predict",
+    "explore",
+    "run",
+)
+
+
+def report_error(exc: ImgclfError) -> None:
+    """Prints `exc` as one line on stderr (message, then hint)."""
+    from imgclf.ui import console
+
+    console.print(f"[bold red]error:[/] {exc.message}", markup=True, highlight=False, soft_wrap=True)
+    if exc.hint:
+        console.print(f"  [dim]hint:[/] {exc.hint}", soft_wrap=True)
+
+
+class ImgclfGroup(TyperGroup):
+    """Root command group that turns `ImgclfError` into a message and exit code 1."""
+
+    def invoke(self, ctx: typer.Context):  # noqa: D401
+        try:
+            return super().invoke(ctx)
+        except ImgclfError as exc:
+            report_error(exc)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            from imgclf.ui import console
+
+            console.print("[yellow]interrupted[/]")
+            raise typer.Exit(130) from None
+
+
+app = typer.Typer(
+    cls=ImgclfGroup,
+    name="imgclf",
+    help="End-to-end image classification: scrape -> clean -> prepare -> split -> train -> evaluate -> predict.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from imgclf import __version__
+
+        typer.echo(f"imgclf {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """imgclf: your own image categories to a trained model, a report and fast predictions."""
+
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"imgclf.cli.{_name}").register(app)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except ImgclfError as exc:  # raised outside a command (e.g. during option parsing)
+        report_error(exc)
+        sys.exit(1)

@@ -1,0 +1,370 @@
+"""Typed configuration of every stage, loaded from YAML plus CLI overrides and validated once.
+
+Each stage has a pydantic model; `RunConfig` nests them for `imgclf run CONFIG`. Unknown keys
+are rejected with the nearest valid key suggested. CLI options left unset (None) never
+override a value from the file (the timm `_factory.py` rule). `configs/default.yaml` shows
+every key with a comment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from imgclf.errors import ConfigError, suggest
+
+
+class StrictModel(BaseModel):
+    """Base of all config models: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# ---------------------------------------------------------------------------------- sources
+class DatasetSource(StrictModel):
+    """A dataset imgclf can write as PNG folders without internet (`imgclf datasets`)."""
+
+    name: Literal["digits", "fashion-mnist"] = "digits"
+    official_split: bool = False  # fashion-mnist: keep the published test set as test/
+    limit_per_class: int | None = Field(default=None, ge=1)  # cap per class (quick runs)
+
+
+class RedditSource(StrictModel):
+    """Subreddits scraped into one label (`imgclf scrape reddit`)."""
+
+    subreddits: list[str]
+    label: str
+    limit: int = Field(default=1000, ge=1)
+    sort: Literal["top", "hot", "new", "rising"] = "top"
+    time_filter: Literal["hour", "day", "week", "month", "year", "all"] = "all"
+    nsfw: bool = False
+    praw_site: str | None = None
+
+
+class WebSource(StrictModel):
+    """Web pages / image URLs scraped into one label (`imgclf scrape web`)."""
+
+    urls: list[str] = Field(default_factory=list)
+    urls_file: Path | None = None
+    label: str
+    depth: int = Field(default=0, ge=0)
+    limit: int | None = Field(default=None, ge=1)
+
+
+class SourceConfig(StrictModel):
+    """Where the raw images come from. Exactly one kind per run is typical; several may mix."""
+
+    dataset: DatasetSource | None = None
+    folder: Path | None = None  # an existing ImageFolder tree used as raw/
+    reddit: list[RedditSource] = Field(default_factory=list)
+    web: list[WebSource] = Field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------------- stages
+class ScrapeConfig(StrictModel):
+    """Shared downloader settings."""
+
+    max_bytes: int = Field(default=20_000_000, ge=1024)  # bytes per download, hard cap
+    workers: int = Field(default=8, ge=1, le=64)  # concurrent downloads
+    connect_timeout: float = Field(default=10.0, gt=0)  # seconds
+    read_timeout: float = Field(default=30.0, gt=0)  # seconds
+    retries: int = Field(default=5, ge=0)
+    delay: float = Field(default=1.0, ge=0)  # seconds between requests to one host (web)
+
+
+class CleanConfig(StrictModel):
+    """`imgclf clean`: verification, deduplication, quality."""
+
+    min_size: int = Field(default=0, ge=0)  # pixels, smallest allowed width/height
+    dedupe: bool = True
+    hash: Literal["phash", "dhash", "ahash", "whash"] = "phash"
+    hash_size: int = Field(default=8, ge=4, le=32)
+    threshold: int | None = Field(default=None, ge=0)  # bits; None = the measured default
+    reject_blurry: bool = False
+    blur_threshold: float = Field(default=100.0, ge=0)  # variance of the Laplacian
+    workers: int | None = Field(default=None, ge=1)
+
+
+class PrepareConfig(StrictModel):
+    """`imgclf prepare`: shortest-side resize + center crop."""
+
+    size: int = Field(default=224, ge=8, le=4096)  # pixels, square output side
+    resize: Literal["center_crop"] = "center_crop"
+    format: Literal["png", "jpeg"] = "png"
+    quality: int = Field(default=95, ge=1, le=100)  # JPEG quality
+    workers: int | None = Field(default=None, ge=1)
+
+
+class SplitConfig(StrictModel):
+    """`imgclf split`: stratified train/val/test."""
+
+    ratios: tuple[float, float, float] = (0.70, 0.15, 0.15)
+    seed: int = 42
+    keep_test: bool = False  # if the input already has train/ and test/, keep its test/
+    check_leaks: bool = True  # fail if a near-duplicate pair crosses splits
+    link: Literal["copy", "hardlink"] = "hardlink"
+
+    @field_validator("ratios")
+    @classmethod
+    def _ratios_sum_to_one(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
+        if any(r < 0 for r in v) or abs(sum(v) - 1.0) > 1e-6:
+            raise ValueError(f"ratios must be 3 non-negative numbers summing to 1, got {list(v)}")
+        return v
+
+
+class AugmentConfig(StrictModel):
+    """Keras preprocessing layers applied to training batches only."""
+
+    flip: Literal["none", "horizontal", "vertical", "horizontal_and_vertical"] = "horizontal"
+    rotation: float = Field(default=0.0, ge=0, le=0.5)  # fraction of a full turn
+    zoom: float = Field(default=0.0, ge=0, lt=1)  # fraction of height
+    translation: float = Field(default=0.0, ge=0, lt=1)  # fraction of height / width
+    contrast: float = Field(default=0.0, ge=0, lt=1)
+    brightness: float = Field(default=0.0, ge=0, lt=1)
+    shear: float = Field(default=0.0, ge=0, lt=1)  # fraction, as keras.layers.RandomShear
+
+
+class TrainConfig(StrictModel):
+    """`imgclf train`."""
+
+    model: str = "cnn"
+    weights: str = "none"  # none | imagenet | PATH to a weights file
+    image_size: int | None = Field(default=None, ge=8)  # pixels; None = the data's size
+    epochs: int = Field(default=20, ge=1)
+    batch_size: int = Field(default=32, ge=1)
+    learning_rate: float = Field(default=1e-3, gt=0)
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    dropout: float = Field(default=0.3, ge=0, lt=1)
+    label_smoothing: float = Field(default=0.0, ge=0, lt=1)
+    class_weights: bool = True
+    imbalance_warn_ratio: float = Field(default=3.0, ge=1)
+    early_stopping_patience: int = Field(default=5, ge=1)
+    lr_patience: int = Field(default=2, ge=1)
+    lr_factor: float = Field(default=0.5, gt=0, lt=1)
+    min_lr: float = Field(default=1e-6, ge=0)
+    fine_tune_layers: int | Literal["all"] = 30  # pretrained: top layers unfrozen in phase 2
+    fine_tune_epochs: int = Field(default=0, ge=0)  # 0 = same as head epochs
+    fine_tune_learning_rate: float = Field(default=1e-5, gt=0)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    cache: bool | None = None  # None = cache in memory when the data fits
+    seed: int = 42
+    deterministic: bool = False
+    mixed_precision: bool = False
+    jit: bool = False
+    strategy: Literal["default", "mirrored", "multiworker"] = "default"
+    run_name: str | None = None  # folder name under models_dir; None = <model>-<timestamp>
+
+
+class EvaluateConfig(StrictModel):
+    """`imgclf evaluate`."""
+
+    split: Literal["train", "val", "test"] = "test"
+    top_k: int = Field(default=3, ge=1)
+    batch_size: int = Field(default=64, ge=1)
+
+
+class PredictConfig(StrictModel):
+    """`imgclf predict` (in `run`: images predicted after training)."""
+
+    images: list[str] = Field(default_factory=list)  # paths, folders or URLs
+    top_k: int = Field(default=3, ge=1)
+    threshold: float = Field(default=0.5, ge=0, le=1)  # flag predictions below this probability
+    batch_size: int = Field(default=64, ge=1)
+
+
+STAGES: tuple[str, ...] = ("scrape", "clean", "prepare", "split", "train", "evaluate", "predict")
+
+
+class RunConfig(StrictModel):
+    """Everything `imgclf run CONFIG` needs, one section per stage."""
+
+    name: str = "experiment"
+    data_dir: Path = Path("data")  # stage folders: <data_dir>/raw, clean, processed, split
+    models_dir: Path = Path("models")
+    seed: int = 42
+    stages: list[Literal["scrape", "clean", "prepare", "split", "train", "evaluate", "predict"]] = Field(
+        default_factory=lambda: list(STAGES)
+    )
+    source: SourceConfig = Field(default_factory=SourceConfig)
+    scrape: ScrapeConfig = Field(default_factory=ScrapeConfig)
+    clean: CleanConfig = Field(default_factory=CleanConfig)
+    prepare: PrepareConfig = Field(default_factory=PrepareConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    predict: PredictConfig = Field(default_factory=PredictConfig)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> RunConfig:
+        s = self.source
+        if s.dataset is None and s.folder is None and not s.reddit and not s.web:
+            raise ValueError("source: give one of dataset, folder, reddit or web")
+        return self
+
+    def stage_dir(self, stage: Literal["raw", "clean", "processed", "split"]) -> Path:
+        """Returns the folder of a stage, e.g. `data_dir / "raw"`."""
+        return self.data_dir / stage
+
+
+# ---------------------------------------------------------------------------------- loading
+def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """Walks `loc` through nested pydantic models; returns the model owning the last key."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        field = current.model_fields.get(part)
+        if field is None:
+            return None
+        ann = field.annotation
+        current = None
+        for cand in (ann, *getattr(ann, "__args__", ())):
+            for inner in (cand, *getattr(cand, "__args__", ())):
+                if isinstance(inner, type) and issubclass(inner, BaseModel):
+                    current = inner
+        if current is None:
+            return None
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def format_validation_error(exc: ValidationError, model: type[BaseModel], origin: str) -> str:
+    """Turns a pydantic `ValidationError` into one readable line per problem.
+
+    Args:
+        exc: the pydantic error.
+        model: the root model that was validated.
+        origin: str. Where the values came from (a file name), used as a prefix.
+
+    Returns:
+        str: e.g. `"configs/x.yaml: train.epoch: unknown key. Did you mean 'epochs'?"`.
+    """
+    lines = []
+    for err in exc.errors():
+        loc = tuple(err.get("loc", ()))
+        key = ".".join(str(p) for p in loc) or "<root>"
+        if err.get("type") == "extra_forbidden":
+            owner = _model_at(model, loc)
+            hint = suggest(str(loc[-1]), owner.model_fields) if owner else ""
+            lines.append(f"{origin}: {key}: unknown key.{hint}")
+        else:
+            msg = err.get("msg", "invalid value").removeprefix("Value error, ")
+            value = err.get("input")
+            shown = "" if isinstance(value, dict) else f" (got {value!r})"
+            lines.append(f"{origin}: {key}: {msg}{shown}")
+    return "; ".join(lines)
+
+
+def validate(model: type[BaseModel], data: dict[str, Any], origin: str = "config") -> Any:
+    """Validates `data` against `model`, raising `ConfigError` with readable messages.
+
+    Args:
+        model: a pydantic model class (e.g. `RunConfig`, `TrainConfig`).
+        data: dict. Raw values (from YAML and/or CLI).
+        origin: str, default "config". Shown in error messages (usually the file name).
+
+    Returns:
+        An instance of `model`.
+
+    Raises:
+        ConfigError: on unknown keys (with the nearest valid key) or invalid values.
+    """
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, model, origin)) from None
+
+
+def drop_none(values: dict[str, Any]) -> dict[str, Any]:
+    """Returns `values` without the keys whose value is None (CLI options left unset)."""
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Returns `base` with `override` merged in recursively (dicts merge; other values replace)."""
+    out = dict(base)
+    for k, v in override.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def parse_override(item: str) -> dict[str, Any]:
+    """Parses one `--set` override `dotted.key=value` into a nested dict.
+
+    The value is parsed as YAML (so `3` is an int, `[0.8, 0.1, 0.1]` a list, `true` a bool);
+    nothing is `eval`-ed.
+
+    Args:
+        item: str. E.g. `"train.epochs=3"`.
+
+    Returns:
+        dict, e.g. `{"train": {"epochs": 3}}`.
+
+    Raises:
+        ConfigError: if `item` has no `=` or an empty key.
+    """
+    import yaml
+
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {item!r} is not of the form key=value", "e.g. --set train.epochs=3")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    out: dict[str, Any] = {}
+    node = out
+    parts = key.strip().split(".")
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+    node[parts[-1]] = value
+    return out
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Reads a YAML mapping from `path`.
+
+    Raises:
+        ConfigError: if the file is missing, is not valid YAML, or is not a mapping.
+    """
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}", "give a path such as configs/digits.yaml")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(data).__name__}")
+    return data
+
+
+def load_run_config(path: str | Path, overrides: list[dict[str, Any]] | None = None) -> RunConfig:
+    """Loads `RunConfig` from a YAML file and applies overrides (later ones win).
+
+    Args:
+        path: path to a YAML file (see `configs/default.yaml`).
+        overrides: list of nested dicts, e.g. from `parse_override`, or None.
+
+    Returns:
+        RunConfig, validated.
+
+    Raises:
+        ConfigError: file missing, invalid YAML, unknown keys, invalid values.
+    """
+    data = read_yaml(path)
+    for o in overrides or []:
+        data = deep_merge(data, o)
+    return validate(RunConfig, data, origin=str(path))

@@ -1,0 +1,57 @@
+"""Small filesystem helpers: atomic writes, so no stage ever leaves a half-written file."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Writes `data` to `path` through a temporary file in the same folder and `os.replace`.
+
+    A crash (even `kill -9`) leaves either the old file or the new one, never a partial one;
+    the temporary file starts with `.` so no stage reads it as an image.
+
+    Args:
+        path: destination file; its folder is created if missing.
+        data: bytes to write.
+
+    Returns:
+        Path: `path`.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Like `atomic_write_bytes` for UTF-8 text."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Writes `obj` as indented JSON, atomically (see `atomic_write_bytes`)."""
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def tmp_path_for(path: str | os.PathLike) -> Path:
+    """Returns a hidden temporary sibling of `path` (for writers that need a file name, e.g.
+    `PIL.Image.save` or `keras.Model.save`); rename it onto `path` with `os.replace`."""
+    path = Path(path)
+    return path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
