@@ -74,9 +74,9 @@ def progress(description: str, total: int | None) -> Iterator[Callable[..., None
 
 def summary(line: str) -> None:
     """Prints the one-line end-of-stage summary (kept / set aside / where written) on stderr."""
-    console.print(line)
+    console.print(line, soft_wrap=True)
 
 
 def warn(line: str) -> None:
     """Prints a warning line on stderr."""
-    console.print(f"[yellow]warning:[/] {line}")
+    console.print(f"[yellow]warning:[/] {line}", soft_wrap=True)
