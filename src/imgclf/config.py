@@ -201,6 +201,11 @@ class RunConfig(StrictModel):
         s = self.source
         if s.dataset is None and s.folder is None and not s.reddit and not s.web:
             raise ValueError("source: give one of dataset, folder, reddit or web")
+        # The top-level seed is the default of every stage's seed that the file leaves unset.
+        if "seed" in self.model_fields_set:
+            for section in (self.split, self.train):
+                if "seed" not in section.model_fields_set:
+                    object.__setattr__(section, "seed", self.seed)
         return self
 
     def stage_dir(self, stage: Literal["raw", "clean", "processed", "split"]) -> Path:
