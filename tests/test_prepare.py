@@ -1,0 +1,84 @@
+"""`imgclf prepare`: shortest-side resize + center crop, EXIF, modes, rejects, resume."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from imgclf.config import PrepareConfig
+from imgclf.errors import DataError
+from imgclf.prepare import load_for_model, prepare_folder, resize_center_crop
+
+
+def _stripes(w, h):
+    """An image whose left third is red, middle green, right blue (so the crop is checkable)."""
+    a = np.zeros((h, w, 3), np.uint8)
+    a[:, : w // 3, 0] = 255
+    a[:, w // 3 : 2 * w // 3, 1] = 255
+    a[:, 2 * w // 3 :, 2] = 255
+    return Image.fromarray(a)
+
+
+def test_resize_center_crop_keeps_center():
+    out = resize_center_crop(_stripes(300, 100), 50)
+    assert out.size == (50, 50)
+    a = np.asarray(out)
+    # 300x100 -> 150x50, crop x in [50, 100): exactly the green middle third
+    assert a[:, 5:45, 1].min() > 200 and a[:, 5:45, 0].max() < 60
+
+
+@pytest.mark.parametrize("size", [(10, 40), (40, 10), (7, 7), (1000, 3)])
+def test_resize_center_crop_any_aspect(size):
+    assert resize_center_crop(Image.new("RGB", size), 16).size == (16, 16)
+
+
+def test_invalid_size():
+    with pytest.raises(ValueError, match="size"):
+        resize_center_crop(Image.new("RGB", (4, 4)), 0)
+
+
+def test_exif_orientation_applied_before_crop(tmp_path):
+    img = _stripes(60, 20)  # landscape stripes
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 CW on display
+    img.save(tmp_path / "r.jpg", exif=exif, quality=95)
+    arr = load_for_model(tmp_path / "r.jpg", 20)
+    # displayed portrait 20x60: the center crop is the (green) middle band
+    assert arr.shape == (20, 20, 3)
+    assert arr[..., 1].mean() > 150 and arr[..., 0].mean() < 80
+
+
+def test_prepare_folder_modes_rejects_and_no_input_change(tmp_path):
+    src = tmp_path / "src"
+    (src / "a").mkdir(parents=True)
+    (src / "b").mkdir()
+    Image.new("L", (40, 30), 100).save(src / "a" / "gray.png")
+    Image.new("RGBA", (30, 40), (0, 0, 0, 0)).save(src / "a" / "clear.png")
+    Image.new("P", (64, 64)).save(src / "b" / "pal.gif")
+    (src / "b" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
+    before = {p: p.read_bytes() for p in src.rglob("*") if p.is_file()}
+    res = prepare_folder(src, tmp_path / "out", PrepareConfig(size=16))
+    assert res.kept == 3
+    assert sum(res.rejected.values()) == 1 and set(res.rejected) <= {"truncated", "not_an_image"}
+    outs = sorted((tmp_path / "out").glob("*/*.png"))
+    assert [p.name for p in outs] == ["clear.png", "gray.png", "pal.png"]
+    for p in outs:
+        im = Image.open(p)
+        assert im.size == (16, 16) and im.mode == "RGB"
+    # transparent pixels composited on white, not black
+    assert np.asarray(Image.open(tmp_path / "out" / "a" / "clear.png")).min() == 255
+    assert "broken.jpg" in (tmp_path / "out" / "_reports" / "prepare_rejects.csv").read_text()
+    assert before == {p: p.read_bytes() for p in src.rglob("*") if p.is_file()}
+    # rerun resumes: nothing rewritten
+    res2 = prepare_folder(src, tmp_path / "out", PrepareConfig(size=16))
+    assert res2.skipped_existing == 3
+    assert not list((tmp_path / "out").rglob(".*tmp*"))
+
+
+def test_prepare_errors(tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        prepare_folder(tmp_path / "nope", tmp_path / "out")
+    (tmp_path / "empty" / "cls").mkdir(parents=True)
+    with pytest.raises(DataError, match="no images"):
+        prepare_folder(tmp_path / "empty", tmp_path / "out")
+    with pytest.raises(DataError, match="inside"):
+        prepare_folder(tmp_path / "empty", tmp_path / "empty" / "out")
