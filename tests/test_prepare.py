@@ -82,3 +82,14 @@ def test_prepare_errors(tmp_path):
         prepare_folder(tmp_path / "empty", tmp_path / "out")
     with pytest.raises(DataError, match="inside"):
         prepare_folder(tmp_path / "empty", tmp_path / "empty" / "out")
+
+
+def test_same_stem_different_extension_do_not_overwrite(tmp_path):
+    src = tmp_path / "src" / "c"
+    src.mkdir(parents=True)
+    Image.new("RGB", (20, 20), (255, 0, 0)).save(src / "a.jpg")
+    Image.new("RGB", (20, 20), (0, 0, 255)).save(src / "a.png")
+    res = prepare_folder(tmp_path / "src", tmp_path / "out", PrepareConfig(size=8))
+    assert res.kept == 2
+    names = sorted(p.name for p in (tmp_path / "out" / "c").iterdir())
+    assert names == ["a_jpg.png", "a_png.png"]

@@ -98,6 +98,25 @@ def _encode(img: Image.Image, cfg: PrepareConfig) -> bytes:
     return buf.getvalue()
 
 
+def _output_names(src: Path, files: list[Path], ext: str) -> dict[Path, Path]:
+    """Maps each input to its output path relative to `src`, with extension `ext`.
+
+    `a.jpg` and `a.png` in one folder would both become `a.png`; such names keep their old
+    extension in the stem (`a_jpg.png`, `a_png.png`) so no image overwrites another.
+    """
+    rels = {f: f.relative_to(src) for f in files}
+    counts: dict[Path, int] = {}
+    for rel in rels.values():
+        counts[rel.with_suffix(ext)] = counts.get(rel.with_suffix(ext), 0) + 1
+    out = {}
+    for f, rel in rels.items():
+        dest = rel.with_suffix(ext)
+        if counts[dest] > 1:
+            dest = rel.with_name(f"{rel.stem}_{rel.suffix.lstrip('.').lower()}{ext}")
+        out[f] = dest
+    return out
+
+
 def prepare_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: PrepareConfig | None = None) -> PrepareSummary:
     """Writes every image of `src` resized + center-cropped to `out`, keeping relative paths.
 
@@ -131,9 +150,10 @@ def prepare_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: PrepareC
     result = PrepareSummary(out=out)
     rejects: list[tuple[str, str, str]] = []
 
+    dests = _output_names(src, files, ext)
+
     def work(path: Path) -> tuple[Path, str | None, str]:
-        rel = path.relative_to(src)
-        dest = out / rel.with_suffix(ext)
+        dest = out / dests[path]
         if dest.exists() and dest.stat().st_mtime >= path.stat().st_mtime:
             return path, "__exists__", ""
         try:
