@@ -49,8 +49,9 @@ class WebSource(StrictModel):
     urls: list[str] = Field(default_factory=list)
     urls_file: Path | None = None
     label: str
-    depth: int = Field(default=0, ge=0)
-    limit: int | None = Field(default=None, ge=1)
+    depth: int = Field(default=0, ge=0)  # link levels followed on the same site; 0 = the given pages only
+    limit: int | None = Field(default=None, ge=1)  # image URLs attempted at most (earlier runs count)
+    max_pages: int = Field(default=200, ge=1)  # pages fetched at most
 
 
 class SourceConfig(StrictModel):
@@ -70,8 +71,10 @@ class ScrapeConfig(StrictModel):
     workers: int = Field(default=8, ge=1, le=64)  # concurrent downloads
     connect_timeout: float = Field(default=10.0, gt=0)  # seconds
     read_timeout: float = Field(default=30.0, gt=0)  # seconds
-    retries: int = Field(default=5, ge=0)
+    retries: int = Field(default=5, ge=0)  # extra tries after a timeout, connection error, 429 or 5xx
+    backoff: float = Field(default=1.0, ge=0)  # seconds, base of the exponential backoff (with jitter)
     delay: float = Field(default=1.0, ge=0)  # seconds between requests to one host (web)
+    user_agent: str = "imgclf/0.1 (image-classification dataset builder)"  # web requests; praw's comes from praw.ini
 
 
 class CleanConfig(StrictModel):
@@ -124,6 +127,7 @@ class AugmentConfig(StrictModel):
     contrast: float = Field(default=0.0, ge=0, lt=1)
     brightness: float = Field(default=0.0, ge=0, lt=1)
     shear: float = Field(default=0.0, ge=0, lt=1)  # fraction, as keras.layers.RandomShear
+    fill_mode: Literal["reflect", "constant", "nearest", "wrap"] = "reflect"  # geometric layers
 
 
 class TrainConfig(StrictModel):
@@ -136,7 +140,11 @@ class TrainConfig(StrictModel):
     batch_size: int = Field(default=32, ge=1)
     learning_rate: float = Field(default=1e-3, gt=0)
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    dropout: float = Field(default=0.3, ge=0, lt=1)
+    weight_decay: float = Field(default=1e-4, ge=0)  # adamw only (decoupled weight decay)
+    schedule: Literal["plateau", "cosine"] = "plateau"  # plateau: ReduceLROnPlateau; cosine: warmup + cosine decay per step
+    warmup_epochs: int = Field(default=1, ge=0)  # cosine: linear warmup from learning_rate / 10
+    dropout: float | None = Field(default=None, ge=0, lt=1)  # None = the model's own default
+    model_options: dict[str, Any] = Field(default_factory=dict)  # builder options, e.g. {width: 48, depth: [2, 2, 2]}
     label_smoothing: float = Field(default=0.0, ge=0, lt=1)
     class_weights: bool = True
     imbalance_warn_ratio: float = Field(default=3.0, ge=1)
@@ -149,6 +157,7 @@ class TrainConfig(StrictModel):
     fine_tune_learning_rate: float = Field(default=1e-5, gt=0)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     cache: bool | None = None  # None = cache in memory when the data fits
+    steps_per_execution: int = Field(default=1, ge=1)  # batches per compiled call (less overhead on CPU)
     seed: int = 42
     deterministic: bool = False
     mixed_precision: bool = False
