@@ -49,6 +49,7 @@ from imgclf.scrape.runner import Runner, ScrapeSummary, Task, check_label
 ROBOTS_MAX_BYTES = 512 * 1024
 
 _META_IMAGE = frozenset({"og:image", "og:image:url", "og:image:secure_url", "twitter:image", "twitter:image:src"})
+_NOT_URLS = frozenset({"data", "javascript", "mailto", "about", "blob", "tel"})
 _LAZY_ATTRS = ("data-src", "data-original", "data-lazy-src")
 _SRCSET_ITEM = re.compile(r"\s*([^\s,][^\s]*?)(?:\s+([\d.]+)([wx]))?\s*(?:,|$)")
 
@@ -98,7 +99,11 @@ class _Collector(HTMLParser):
         if not value:
             return
         url, _ = urldefrag(urljoin(self.base, value.strip()))
-        if urlsplit(url).scheme in ("http", "https") and url not in into:
+        scheme = urlsplit(url).scheme
+        # Images with another scheme (ftp:...) are kept to be counted as unsupported_scheme;
+        # inline / script pseudo-URLs are not downloads at all.
+        wanted = scheme in ("http", "https") or (into is self.images and scheme and scheme not in _NOT_URLS)
+        if wanted and url not in into:
             into.append(url)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -258,12 +263,14 @@ def scrape_web(source: WebSource, out: Path, cfg: ScrapeConfig) -> ScrapeSummary
         if limit_reached():
             return
         task = Task(url=url, label=label, source=found_on)
-        if urlsplit(url).scheme not in ("http", "https"):
+        if runner.is_done(url, label):
+            if runner.submit(task) != "repeat":  # counted as already_done
+                attempted += 1
+        elif urlsplit(url).scheme not in ("http", "https"):
             if runner.mark_seen(url, label):
                 attempted += 1
                 runner.fail(task, "unsupported_scheme", "only http and https URLs are fetched")
-            return
-        if runner.is_done(url, label) or robots.allowed(url):
+        elif robots.allowed(url):
             if runner.submit(task) != "repeat":
                 attempted += 1
         elif runner.mark_seen(url, label):
