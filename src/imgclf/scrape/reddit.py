@@ -53,7 +53,7 @@ _SUBREDDIT = re.compile(r"^[A-Za-z0-9_]{2,21}$")
 
 CREDENTIALS_HINT = (
     "create a 'script' app at https://www.reddit.com/prefs/apps, then put client_id, client_secret "
-    "and user_agent in the [DEFAULT] section (or the --praw-site section) of praw.ini in this folder "
+    "and user_agent in the DEFAULT section (or the --praw-site section) of praw.ini in this folder "
     "or ~/.config/praw.ini, or set the environment variables praw_client_id, praw_client_secret "
     "and praw_user_agent (see docs/scraping.md)"
 )
@@ -181,7 +181,7 @@ def make_reddit(praw_site: str | None = None) -> Any:
     try:
         reddit = praw.Reddit(site_name=praw_site, check_for_updates=False, check_for_async=False)
     except configparser.NoSectionError:
-        raise ScrapeError(f"praw.ini has no section [{praw_site}] (from --praw-site)", CREDENTIALS_HINT) from None
+        raise ScrapeError(f"praw.ini has no section named {praw_site!r} (from --praw-site)", CREDENTIALS_HINT) from None
     except MissingRequiredAttributeException as exc:
         m = re.search(r"setting '(\w+)' missing", str(exc))
         what = m.group(1) if m else "client_id / client_secret / user_agent"
