@@ -1,0 +1,376 @@
+"""`imgclf evaluate`: how good a trained model really is, and where it fails.
+
+Reads a run directory (`imgclf.rundir`) and the split it was trained on, predicts every image
+of the chosen split (test by default) in batches, and writes into the run directory:
+
+    metrics.json                     accuracy, loss, top-k accuracy, macro precision / recall /
+                                     F1, ECE, per-class table, confusion matrix (see `evaluate_run`)
+    confusion_matrix.png             raw counts
+    confusion_matrix_normalized.png  rows normalized (recall per class on the diagonal)
+    training_curves.png              loss and accuracy per epoch, from history.csv
+    confident_errors.png             the most confidently wrong images, true and predicted label
+    reliability_diagram.png          calibration: accuracy vs confidence per bin
+    report.html                      all of the above in one self-contained page
+
+For a split other than `test` every name gets a `_<split>` suffix (`metrics_val.json`), so
+evaluating the validation split never overwrites the test report.
+
+Metrics come from scikit-learn (`accuracy_score`, `log_loss`, `top_k_accuracy_score`,
+`precision_recall_fscore_support`, `confusion_matrix`). The expected calibration error uses
+the 15 equal-width confidence bins of Guo et al., 2017, "On Calibration of Modern Neural
+Networks" (ICML), eq. 3.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from imgclf.config import EvaluateConfig, validate
+from imgclf.errors import DataError
+from imgclf.fsutil import atomic_write_json
+from imgclf.images import class_folders, list_images
+from imgclf.rundir import HISTORY, METRICS, load_run_info
+from imgclf.ui import progress, summary
+
+#: Number of equal-width confidence bins for the ECE and the reliability diagram (Guo et al., 2017).
+ECE_BINS = 15
+
+#: How many confidently wrong images the gallery shows at most.
+GALLERY_SIZE = 16
+
+
+# ------------------------------------------------------------------------------------ data
+@dataclass
+class SplitImages:
+    """Images of one split, prepared for the model.
+
+    Attributes:
+        images: np.ndarray `(n, size, size, 3)`, uint8 in [0, 255].
+        labels: np.ndarray `(n,)`, int, index into the run's class names.
+        paths: list of Path, one per image.
+        rejected: list of (path, reason) for files that could not be read (not in `images`).
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    paths: list[Path]
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+
+
+def resolve_split_dir(run_dir: str | os.PathLike, split: str = "test", data_dir: str | os.PathLike | None = None) -> Path:
+    """Finds the folder of `split` for a run.
+
+    Args:
+        run_dir: path. The run directory (its `run.json` names the split folder trained on).
+        split: str, default "test". One of "train", "val", "test".
+        data_dir: path or None. Overrides `run.json`'s `data_dir`: either the split folder
+            (holding `train/`, `val/`, `test/`) or directly a folder of class sub-folders.
+
+    Returns:
+        Path of `<data_dir>/<split>` (or `data_dir` itself when it holds class folders only).
+
+    Raises:
+        DataError: if no such folder exists.
+    """
+    info = load_run_info(run_dir)
+    base = Path(data_dir) if data_dir is not None else (Path(info.data_dir) if info.data_dir else None)
+    if base is None:
+        raise DataError(f"{run_dir}/run.json does not say which data the model was trained on", "pass --data DIR")
+    if (base / split).is_dir():
+        return base / split
+    if data_dir is not None and base.is_dir() and set(class_folders(base)) & set(info.class_names):
+        return base
+    raise DataError(
+        f"split folder not found: {base / split}",
+        "pass --data DIR pointing at the folder `imgclf split` wrote (it holds train/ val/ test/)",
+    )
+
+
+def load_split(split_dir: str | os.PathLike, class_names: list[str], size: int, workers: int | None = None) -> SplitImages:
+    """Loads `<split_dir>/<class>/<file>` prepared as in training (`imgclf.prepare.load_for_model`).
+
+    Args:
+        split_dir: path. ImageFolder tree whose class folders are a subset of `class_names`.
+        class_names: list of str. The run's classes (label i = `class_names[i]`).
+        size: int. Model input side in pixels.
+        workers: int or None. Decoding threads; None = min(8, 2 x CPUs).
+
+    Returns:
+        SplitImages; unreadable files are listed in `rejected` with their reason.
+
+    Raises:
+        DataError: if a class folder is not one of the run's classes, or no image could be read.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from imgclf.errors import ImageError
+    from imgclf.prepare import load_for_model
+
+    split_dir = Path(split_dir)
+    classes = class_folders(split_dir)
+    unknown = [c for c in classes if c not in class_names]
+    if unknown:
+        raise DataError(
+            f"{split_dir}: class folder(s) {unknown} are not classes of this model {class_names}",
+            "evaluate on data with the same classes the model was trained on",
+        )
+    files: list[tuple[Path, int]] = []
+    for c in classes:
+        files.extend((f, class_names.index(c)) for f in list_images(split_dir / c))
+    if not files:
+        raise DataError(f"no images found under {split_dir}/<class>/", "run `imgclf split` first")
+
+    def load(item: tuple[Path, int]) -> np.ndarray | ImageError:
+        try:
+            return load_for_model(item[0], size)
+        except ImageError as exc:
+            return exc
+
+    images, labels, paths, rejected = [], [], [], []
+    with progress(f"load {split_dir.name}", total=len(files)) as advance:
+        with ThreadPoolExecutor(workers or min(8, (os.cpu_count() or 2) * 2)) as pool:
+            for (path, label), arr in zip(files, pool.map(load, files)):
+                if isinstance(arr, ImageError):
+                    rejected.append((str(path), arr.reason))
+                else:
+                    images.append(arr)
+                    labels.append(label)
+                    paths.append(path)
+                advance(status=f"set aside {len(rejected)}" if rejected else "")
+    if not images:
+        raise DataError(f"none of the {len(files)} files under {split_dir} could be read as an image")
+    return SplitImages(np.stack(images), np.asarray(labels, dtype=np.int64), paths, rejected)
+
+
+# --------------------------------------------------------------------------------- metrics
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: int = ECE_BINS) -> tuple[float, list[dict[str, float]]]:
+    """Expected calibration error of the top-1 confidence.
+
+    ECE = sum over bins b of |B_b| / n * |acc(B_b) - conf(B_b)|, with `n_bins` equal-width bins
+    over [0, 1] (bin m holds confidences in ((m-1)/M, m/M]) — Guo et al., 2017, "On Calibration
+    of Modern Neural Networks", ICML, eq. 3, M = 15.
+
+    Args:
+        probs: np.ndarray `(n, num_classes)`, probabilities.
+        labels: np.ndarray `(n,)`, int true labels.
+        n_bins: int, default 15.
+
+    Returns:
+        (ece, bins): ece float in [0, 1]; bins a list of `n_bins` dicts with `lower`, `upper`,
+        `count`, `accuracy`, `confidence` (the last two 0.0 for empty bins).
+    """
+    conf = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == labels).astype(np.float64)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    # right-closed bins; a confidence of exactly 0 goes to the first bin
+    idx = np.clip(np.searchsorted(edges, conf, side="left") - 1, 0, n_bins - 1)
+    ece = 0.0
+    bins = []
+    n = max(len(conf), 1)
+    for b in range(n_bins):
+        mask = idx == b
+        cnt = int(mask.sum())
+        acc = float(correct[mask].mean()) if cnt else 0.0
+        cf = float(conf[mask].mean()) if cnt else 0.0
+        ece += cnt / n * abs(acc - cf)
+        bins.append({"lower": float(edges[b]), "upper": float(edges[b + 1]), "count": cnt, "accuracy": acc, "confidence": cf})
+    return float(ece), bins
+
+
+def compute_metrics(probs: np.ndarray, labels: np.ndarray, class_names: list[str], top_k: int = 3) -> dict[str, Any]:
+    """All evaluation numbers from predicted probabilities and true labels.
+
+    Args:
+        probs: np.ndarray `(n, num_classes)`, rows summing to 1.
+        labels: np.ndarray `(n,)`, int in [0, num_classes).
+        class_names: list of str, length num_classes.
+        top_k: int, default 3. k of the top-k accuracy (capped at num_classes).
+
+    Returns:
+        dict with `accuracy`, `loss` (mean cross-entropy, natural log), `top_k`,
+        `top_k_accuracy`, `precision_macro`, `recall_macro`, `f1_macro` (unweighted means over
+        classes; a class never predicted counts as precision 0), `ece`, `ece_bins`,
+        `per_class` ({class: {precision, recall, f1, support}}), `confusion_matrix`
+        (rows = true class, columns = predicted), `confusion_matrix_normalized` (rows sum to 1),
+        `calibration` (per-bin table), `n_images`, `class_names`.
+    """
+    import warnings
+
+    from sklearn.exceptions import UndefinedMetricWarning
+    from sklearn.metrics import (
+        accuracy_score,
+        confusion_matrix,
+        log_loss,
+        precision_recall_fscore_support,
+        top_k_accuracy_score,
+    )
+
+    n_classes = len(class_names)
+    ids = list(range(n_classes))
+    pred = probs.argmax(axis=1)
+    k = min(top_k, n_classes)
+    with warnings.catch_warnings():  # k >= num_classes is a perfect score, and is reported as such
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        if n_classes == 2:  # scikit-learn's binary form: the score of the positive class
+            topk = top_k_accuracy_score(labels, probs[:, 1], k=k, labels=ids)
+        else:
+            topk = top_k_accuracy_score(labels, probs, k=k, labels=ids)
+    p, r, f1, support = precision_recall_fscore_support(labels, pred, labels=ids, zero_division=0)
+    cm = confusion_matrix(labels, pred, labels=ids)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cm_norm = np.nan_to_num(cm / cm.sum(axis=1, keepdims=True))
+    ece, bins = expected_calibration_error(probs, labels)
+    return {
+        "accuracy": float(accuracy_score(labels, pred)),
+        "loss": float(log_loss(labels, np.clip(probs, 1e-7, 1.0), labels=ids)),
+        "precision_macro": float(np.mean(p)),
+        "recall_macro": float(np.mean(r)),
+        "f1_macro": float(np.mean(f1)),
+        "top_k": k,
+        "top_k_accuracy": float(topk),
+        "ece": ece,
+        "ece_bins": ECE_BINS,
+        "per_class": {
+            c: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f1[i]), "support": int(support[i])}
+            for i, c in enumerate(class_names)
+        },
+        "confusion_matrix": cm.tolist(),
+        "confusion_matrix_normalized": [[round(float(v), 6) for v in row] for row in cm_norm],
+        "calibration": bins,
+        "n_images": int(len(labels)),
+        "class_names": list(class_names),
+    }
+
+
+def read_history(run_dir: str | os.PathLike) -> dict[str, list[float]] | None:
+    """Reads `history.csv` (Keras CSVLogger) into {column: values}, or None if absent/empty."""
+    import csv
+
+    path = Path(run_dir) / HISTORY
+    if not path.is_file():
+        return None
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return None
+    out: dict[str, list[float]] = {}
+    for col in rows[0]:
+        try:
+            out[col] = [float(r[col]) for r in rows]
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+# ------------------------------------------------------------------------------------ main
+def _name(stem: str, split: str, ext: str) -> str:
+    return f"{stem}{'' if split == 'test' else '_' + split}{ext}"
+
+
+def evaluate_run(
+    run_dir: str | os.PathLike,
+    *,
+    split: str = "test",
+    data_dir: str | os.PathLike | None = None,
+    top_k: int = 3,
+    batch_size: int = 64,
+) -> dict[str, Any]:
+    """Evaluates a trained run on one split and writes metrics, plots and an HTML report.
+
+    Args:
+        run_dir: path. A run directory written by `imgclf train` (`best.keras`, `run.json`).
+        split: str, default "test". One of "train", "val", "test".
+        data_dir: path or None. The split folder (holding `train/ val/ test/`), if not the one
+            named in `run.json`.
+        top_k: int >= 1, default 3. k of the top-k accuracy.
+        batch_size: int >= 1, default 64. Images per model call.
+
+    Returns:
+        dict: the content of `metrics.json` — top-level `accuracy`, `loss`, `precision_macro`,
+        `recall_macro`, `f1_macro`, `top_k`, `top_k_accuracy`, `ece`, `per_class`,
+        `confusion_matrix`, plus `split`, `run`, `model`, `set_aside`, `confident_errors` and
+        `files` (kind -> file name inside `run_dir`).
+
+    Raises:
+        ConfigError: if `split`, `top_k` or `batch_size` is invalid.
+        ModelError: if the run directory or its model cannot be loaded.
+        DataError: if the split folder is missing, empty or has classes the model lacks.
+    """
+    from imgclf import report
+    from imgclf.predict import load_model, predict_arrays
+
+    cfg = validate(EvaluateConfig, {"split": split, "top_k": top_k, "batch_size": batch_size}, origin="evaluate")
+    run_dir = Path(run_dir)
+    info = load_run_info(run_dir)
+    split_dir = resolve_split_dir(run_dir, cfg.split, data_dir)
+    predictor = load_model(run_dir)
+    data = load_split(split_dir, info.class_names, info.image_size)
+    n = len(data.labels)
+    parts = []
+    with progress(f"evaluate {cfg.split}", total=n) as advance:
+        for i in range(0, n, cfg.batch_size):
+            parts.append(predict_arrays(predictor, data.images[i : i + cfg.batch_size], cfg.batch_size))
+            advance(len(parts[-1]))
+    probs = np.concatenate(parts)
+    metrics = compute_metrics(probs, data.labels, info.class_names, cfg.top_k)
+    reasons: dict[str, int] = {}
+    for _, reason in data.rejected:
+        reasons[reason] = reasons.get(reason, 0) + 1
+    metrics.update(
+        {
+            "split": cfg.split,
+            "data_dir": str(split_dir),
+            "run": str(run_dir),
+            "model": info.model,
+            "set_aside": {"count": len(data.rejected), "reasons": reasons, "files": [list(r) for r in data.rejected]},
+        }
+    )
+
+    s = cfg.split
+    files = {
+        "metrics": run_dir / _name(METRICS.removesuffix(".json"), s, ".json"),
+        "confusion_matrix": run_dir / _name("confusion_matrix", s, ".png"),
+        "confusion_matrix_normalized": run_dir / _name("confusion_matrix_normalized", s, ".png"),
+        "reliability_diagram": run_dir / _name("reliability_diagram", s, ".png"),
+        "confident_errors": run_dir / _name("confident_errors", s, ".png"),
+        "training_curves": run_dir / "training_curves.png",
+        "report": run_dir / _name("report", s, ".html"),
+    }
+    cm = np.asarray(metrics["confusion_matrix"])
+    report.plot_confusion_matrix(cm, info.class_names, files["confusion_matrix"], normalize=False)
+    report.plot_confusion_matrix(cm, info.class_names, files["confusion_matrix_normalized"], normalize=True)
+    report.plot_reliability_diagram(metrics["calibration"], metrics["ece"], files["reliability_diagram"])
+    pred = probs.argmax(axis=1)
+    wrong = np.flatnonzero(pred != data.labels)
+    wrong = wrong[np.argsort(-probs[wrong, pred[wrong]], kind="stable")][:GALLERY_SIZE]
+    errors = [
+        {
+            "file": str(data.paths[i]),
+            "true": info.class_names[data.labels[i]],
+            "predicted": info.class_names[pred[i]],
+            "probability": float(probs[i, pred[i]]),
+        }
+        for i in wrong
+    ]
+    metrics["confident_errors"] = errors
+    report.plot_gallery(data.images[wrong], errors, files["confident_errors"])
+    history = read_history(run_dir)
+    if history is not None:
+        report.plot_training_curves(history, files["training_curves"])
+    else:
+        del files["training_curves"]
+    metrics["files"] = {k: v.name for k, v in files.items()}
+    atomic_write_json(files["metrics"], metrics)
+    report.write_html_report(files["report"], metrics, {k: v for k, v in files.items() if v.suffix == ".png"}, info)
+    aside = f", {len(data.rejected)} set aside ({', '.join(f'{c} {r}' for r, c in reasons.items())})" if reasons else ""
+    summary(
+        f"evaluate: {n} {cfg.split} images{aside}: accuracy {metrics['accuracy']:.4f}, "
+        f"macro F1 {metrics['f1_macro']:.4f}, top-{metrics['top_k']} {metrics['top_k_accuracy']:.4f}, "
+        f"ECE {metrics['ece']:.4f} -> {files['metrics']}, {files['report']}"
+    )
+    return metrics

@@ -1,0 +1,190 @@
+"""`imgclf export`: a run's model as ONNX, TFLite (LiteRT) or a TensorFlow SavedModel, checked.
+
+Conversion uses Keras' own exporters (`keras.Model.export`, Keras >= 3.10): `format="onnx"`
+goes through tf2onnx, `format="litert"` through `tf.lite.TFLiteConverter` (from a SavedModel),
+`format="tf_saved_model"` writes a SavedModel with a `serve` endpoint. The batch dimension stays
+dynamic in every format. Preprocessing is inside the model, so the exported file takes raw RGB
+`(batch, size, size, 3)` float32 in [0, 255] like `best.keras`.
+
+Every export is checked for parity: the exported file is loaded with its own runtime (the one
+`imgclf predict --model FILE` uses) and compared with the Keras model on the run's test images.
+Top-1 agreement must be >= `MIN_AGREEMENT` (99.9 %); the largest absolute probability difference
+is reported. A file that fails the check is deleted and `ModelError` raised. When the test split
+cannot be found, `PARITY_FALLBACK_IMAGES` random images are used instead (and this is said).
+
+Next to the exported file a sidecar `<file>.json` holds the class names, input size, resize
+policy, source run and the parity figures; `imgclf predict --model FILE` reads it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from imgclf.errors import DataError, ModelError
+from imgclf.fsutil import atomic_write_json, tmp_path_for
+from imgclf.rundir import BEST_MODEL, load_run_info
+from imgclf.ui import summary, warn
+
+#: Formats `export_run` writes, and the file name each gets inside `<run>/export/`.
+FORMATS: dict[str, str] = {"onnx": "model.onnx", "tflite": "model.tflite", "saved_model": "saved_model"}
+
+#: Keras' name for each format (`keras.Model.export(format=...)`).
+_KERAS_FORMAT = {"onnx": "onnx", "tflite": "litert", "saved_model": "tf_saved_model"}
+
+#: Smallest top-1 agreement with the Keras model an export must reach (fraction).
+MIN_AGREEMENT = 0.999
+
+#: Random images used for the parity check when the run's test split is not available.
+PARITY_FALLBACK_IMAGES = 64
+
+
+@dataclass
+class ExportResult:
+    """What `export_run` wrote and how well it agrees with the Keras model.
+
+    Attributes:
+        path: Path. The exported file (or SavedModel folder).
+        format: str. `"onnx"`, `"tflite"` or `"saved_model"`.
+        n_images: int. Images compared in the parity check.
+        parity_source: str. Where they came from (the test folder, or "random").
+        agreement: float in [0, 1]. Fraction of images with the same top-1 class.
+        max_prob_diff: float. Largest absolute difference of any class probability.
+        size_bytes: int. Size of the export on disk, in bytes.
+    """
+
+    path: Path
+    format: str
+    n_images: int
+    parity_source: str
+    agreement: float
+    max_prob_diff: float
+    size_bytes: int
+
+
+def _size(path: Path) -> int:
+    if path.is_dir():
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    return path.stat().st_size
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists():
+        path.unlink()
+
+
+def _parity_images(run_dir: Path, info: Any, data_dir: str | os.PathLike | None) -> tuple[np.ndarray, str]:
+    from imgclf.evaluate import load_split, resolve_split_dir
+
+    try:
+        split_dir = resolve_split_dir(run_dir, "test", data_dir)
+        data = load_split(split_dir, info.class_names, info.image_size)
+        return data.images, str(split_dir)
+    except DataError as exc:
+        if data_dir is not None:
+            raise
+        warn(f"export: parity check on {PARITY_FALLBACK_IMAGES} random images, the test split is not available ({exc})")
+        rng = np.random.default_rng(0)
+        shape = (PARITY_FALLBACK_IMAGES, info.image_size, info.image_size, 3)
+        return rng.integers(0, 256, size=shape, dtype=np.uint8), "random"
+
+
+def export_run(
+    run_dir: str | os.PathLike,
+    format: str,
+    out: str | os.PathLike | None = None,
+    data_dir: str | os.PathLike | None = None,
+    batch_size: int = 64,
+) -> ExportResult:
+    """Exports `run_dir/best.keras` and checks that the export predicts the same.
+
+    Args:
+        run_dir: path. A run directory written by `imgclf train`.
+        format: str. One of `"onnx"`, `"tflite"`, `"saved_model"`.
+        out: path or None. Destination file (folder for saved_model); None =
+            `run_dir/export/model.onnx` | `model.tflite` | `saved_model/`.
+        data_dir: path or None. The split folder whose `test/` images are used for the parity
+            check; None = the `data_dir` in `run.json`.
+        batch_size: int, default 64. Images per model call in the parity check.
+
+    Returns:
+        ExportResult.
+
+    Raises:
+        ModelError: if `format` is unknown, the converter is not installed,
+            conversion fails, or the parity check fails (the export is then deleted).
+        DataError: if `data_dir` is given but holds no usable test images.
+    """
+    if format not in FORMATS:
+        from imgclf.errors import suggest
+
+        raise ModelError(f"unknown export format {format!r}.{suggest(format, FORMATS)}", f"use one of {list(FORMATS)}")
+    from imgclf.predict import export_meta_path, load_keras_model, load_model, predict_arrays
+
+    run_dir = Path(run_dir)
+    info = load_run_info(run_dir)
+    dest = Path(out) if out is not None else run_dir / "export" / FORMATS[format]
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    model = load_keras_model(run_dir / BEST_MODEL)
+    images, source = _parity_images(run_dir, info, data_dir)
+    reference = np.concatenate(
+        [np.asarray(model(images[i : i + batch_size].astype(np.float32), training=False)) for i in range(0, len(images), batch_size)]
+    )
+
+    tmp = tmp_path_for(dest)
+    _remove(tmp)
+    try:
+        model.export(str(tmp), format=_KERAS_FORMAT[format], verbose=False)
+    except ImportError as exc:
+        _remove(tmp)
+        pkg = {"onnx": "tf2onnx onnx onnxruntime", "tflite": "ai-edge-litert"}.get(format, "tensorflow")
+        raise ModelError(f"export to {format} needs a package that is not installed ({exc})", f"pip install {pkg}") from None
+    except Exception as exc:  # converter failures come as many exception types
+        _remove(tmp)
+        raise ModelError(f"export of {run_dir / BEST_MODEL} to {format} failed: {type(exc).__name__}: {exc}") from None
+    _remove(dest)
+    os.replace(tmp, dest)
+
+    meta = {
+        "class_names": info.class_names,
+        "image_size": info.image_size,
+        "resize": info.resize,
+        "model": info.model,
+        "format": format,
+        "source_run": str(run_dir),
+        "input": "float32 (batch, image_size, image_size, 3), raw RGB in [0, 255]",
+    }
+    meta_path = export_meta_path(dest)
+    atomic_write_json(meta_path, meta)
+    try:
+        exported = load_model(dest)
+        probs = predict_arrays(exported, images, batch_size)
+    except Exception:
+        _remove(dest)
+        _remove(meta_path)
+        raise
+    agreement = float(np.mean(probs.argmax(1) == reference.argmax(1)))
+    max_diff = float(np.max(np.abs(probs - reference)))
+    result = ExportResult(dest, format, len(images), source, agreement, max_diff, _size(dest))
+    if agreement < MIN_AGREEMENT:
+        _remove(dest)
+        _remove(meta_path)
+        raise ModelError(
+            f"export to {format} FAILED the parity check: top-1 agreement {agreement:.4%} < {MIN_AGREEMENT:.1%} "
+            f"on {len(images)} images ({source}), largest probability difference {max_diff:.3g}; the export was deleted",
+            "report this with the model name; try another --format",
+        )
+    meta["parity"] = {"images": len(images), "source": source, "top1_agreement": agreement, "max_prob_diff": max_diff}
+    atomic_write_json(meta_path, meta)
+    summary(
+        f"export: {format} -> {dest} ({result.size_bytes / 1e6:.2f} MB); parity on {len(images)} images "
+        f"({source}): top-1 agreement {agreement:.2%}, largest probability difference {max_diff:.2e}"
+    )
+    return result

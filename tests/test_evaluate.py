@@ -1,0 +1,139 @@
+"""`imgclf evaluate`: metrics against hand-computed numbers, then a real run end to end."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+from helpers_runs import CLASSES, make_run
+from PIL import Image
+from typer.testing import CliRunner
+
+from imgclf.cli.main import app
+from imgclf.evaluate import compute_metrics, evaluate_run, expected_calibration_error
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _tiny_case():
+    # 3 classes a, b, c; 6 images. Rows: probabilities; argmax gives the predicted class.
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    probs = np.array(
+        [
+            [0.7, 0.2, 0.1],  # true a, pred a (0.7)
+            [0.2, 0.5, 0.3],  # true a, pred b (0.5); a is 3rd -> not in top-2
+            [0.1, 0.8, 0.1],  # true b, pred b (0.8)
+            [0.6, 0.3, 0.1],  # true b, pred a (0.6); b 2nd -> in top-2
+            [0.1, 0.1, 0.8],  # true c, pred c (0.8)
+            [0.3, 0.6, 0.1],  # true c, pred b (0.6); c 3rd
+        ]
+    )
+    return probs, labels
+
+
+def test_metrics_match_hand_computed_confusion_matrix():
+    probs, labels = _tiny_case()
+    m = compute_metrics(probs, labels, ["a", "b", "c"], top_k=2)
+    # confusion matrix by hand: rows true, columns predicted
+    assert m["confusion_matrix"] == [[1, 1, 0], [1, 1, 0], [0, 1, 1]]
+    assert m["accuracy"] == pytest.approx(3 / 6)
+    # precision: a 1/2, b 1/3, c 1/1; recall: a 1/2, b 1/2, c 1/2
+    prec = [1 / 2, 1 / 3, 1.0]
+    rec = [1 / 2, 1 / 2, 1 / 2]
+    f1 = [2 * p * r / (p + r) for p, r in zip(prec, rec)]
+    assert m["precision_macro"] == pytest.approx(np.mean(prec))
+    assert m["recall_macro"] == pytest.approx(np.mean(rec))
+    assert m["f1_macro"] == pytest.approx(np.mean(f1))
+    assert m["per_class"]["b"] == pytest.approx({"precision": 1 / 3, "recall": 0.5, "f1": 0.4, "support": 2})
+    # top-2: images 0, 2, 3, 4 have the true class among the 2 most probable
+    assert m["top_k"] == 2 and m["top_k_accuracy"] == pytest.approx(4 / 6)
+    # loss: mean of -ln p(true)
+    expected_loss = -np.mean(np.log([0.7, 0.2, 0.8, 0.3, 0.8, 0.1]))
+    assert m["loss"] == pytest.approx(expected_loss, rel=1e-6)
+    assert m["confusion_matrix_normalized"][2] == pytest.approx([0.0, 0.5, 0.5])
+
+
+def test_ece_uses_15_equal_width_bins_by_hand():
+    probs, labels = _tiny_case()
+    ece, bins = expected_calibration_error(probs, labels)
+    assert len(bins) == 15 and bins[0]["lower"] == 0 and bins[-1]["upper"] == pytest.approx(1)
+    # confidences 0.7 ok | 0.5 wrong | 0.8 ok | 0.6 wrong | 0.8 ok | 0.6 wrong
+    # bins of width 1/15: 0.5 -> (7/15, 8/15]; 0.6 -> (8/15, 9/15]; 0.7 -> (10/15, 11/15]; 0.8 -> (11/15, 12/15]
+    by_hand = (1 * abs(0 - 0.5) + 2 * abs(0 - 0.6) + 1 * abs(1 - 0.7) + 2 * abs(1 - 0.8)) / 6
+    assert ece == pytest.approx(by_hand)
+    assert sum(b["count"] for b in bins) == 6
+    assert bins[8]["count"] == 2 and bins[8]["accuracy"] == 0.0  # the two 0.6 errors
+
+
+def test_ece_is_zero_for_perfectly_calibrated_confident_model():
+    probs = np.eye(3)[[0, 1, 2, 0]]
+    ece, _ = expected_calibration_error(probs, np.array([0, 1, 2, 0]))
+    assert ece == pytest.approx(0.0)
+
+
+def test_binary_top_k_and_metrics():
+    probs = np.array([[0.9, 0.1], [0.4, 0.6], [0.3, 0.7], [0.8, 0.2]])
+    labels = np.array([0, 0, 1, 1])
+    m = compute_metrics(probs, labels, ["neg", "pos"], top_k=1)
+    assert m["top_k_accuracy"] == pytest.approx(m["accuracy"]) == pytest.approx(0.5)
+    assert compute_metrics(probs, labels, ["neg", "pos"], top_k=5)["top_k_accuracy"] == 1.0
+
+
+def test_evaluate_run_writes_metrics_plots_and_self_contained_report(tmp_path):
+    run = make_run(tmp_path)
+    # a corrupt file in the test split is set aside and counted, not silently dropped
+    (tmp_path / "data" / "test" / "red" / "broken.png").write_bytes(PNG_MAGIC + b"garbage")
+    metrics = evaluate_run(run, top_k=2)
+    on_disk = json.loads((run / "metrics.json").read_text())
+    for key in ("accuracy", "loss", "precision_macro", "recall_macro", "f1_macro", "top_k_accuracy", "ece", "per_class"):
+        assert key in on_disk, key
+    assert on_disk["accuracy"] == pytest.approx(metrics["accuracy"])
+    assert set(on_disk["per_class"]) == set(CLASSES)
+    assert on_disk["n_images"] == 6 * len(CLASSES)
+    assert on_disk["set_aside"]["count"] == 1
+    assert on_disk["set_aside"]["files"][0][0].endswith("broken.png")
+    assert np.sum(on_disk["confusion_matrix"]) == on_disk["n_images"]
+    assert on_disk["accuracy"] >= 0.8  # solid colours are easy; the tiny model learned them
+    for name in (
+        "confusion_matrix.png", "confusion_matrix_normalized.png", "training_curves.png",
+        "confident_errors.png", "reliability_diagram.png",
+    ):
+        data = (run / name).read_bytes()
+        assert data.startswith(PNG_MAGIC), name
+        assert Image.open(run / name).size[0] > 100
+    html = (run / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 5
+    assert not re.search(r"""(src|href)=["'](?!data:)""", html), "report must not link external files"
+    assert "ECE" in html and "blue" in html
+
+
+def test_evaluate_other_split_does_not_overwrite_test_metrics(tmp_path):
+    run = make_run(tmp_path)
+    (tmp_path / "data" / "train").rename(tmp_path / "data" / "val")
+    evaluate_run(run, split="val")
+    assert (run / "metrics_val.json").is_file() and (run / "report_val.html").is_file()
+    assert not (run / "metrics.json").exists()
+
+
+def test_cli_evaluate_json_and_errors(tmp_path):
+    run = make_run(tmp_path)
+    res = CliRunner().invoke(app, ["evaluate", str(run), "--json", "--top-k", "2"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["top_k"] == 2 and 0 <= out["ece"] <= 1
+    # a missing split folder: one line, exit 1, no traceback
+    res = CliRunner().invoke(app, ["evaluate", str(run), "--data", str(tmp_path / "nope")])
+    assert res.exit_code == 1
+    assert "Traceback" not in res.output and "split folder not found" in res.output
+    # a bad option value is a config error
+    res = CliRunner().invoke(app, ["evaluate", str(run), "--split", "tset"])
+    assert res.exit_code == 1 and "split" in res.output
+
+
+def test_cli_evaluate_defaults_to_latest_run(tmp_path):
+    run = make_run(tmp_path / "models" / "x")
+    res = CliRunner().invoke(app, ["evaluate", "--models-dir", str(run.parent)])
+    assert res.exit_code == 0, res.output
+    assert (run / "metrics.json").is_file()

@@ -1,0 +1,212 @@
+"""`imgclf predict`: files, folders, URLs from a local server, corrupt inputs, batching, safety."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers_runs import CLASSES, SIZE, colour_image, make_run
+from PIL import Image
+from typer.testing import CliRunner
+
+from imgclf.cli.main import app
+from imgclf.errors import ModelError
+from imgclf.predict import Predictor, collect_inputs, load_model, predict_inputs
+
+
+def _png(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture()
+def run(tmp_path):
+    return make_run(tmp_path)
+
+
+@pytest.fixture()
+def server():
+    """Serves /red.png (a real image), /page.html (not an image) and 404 on 127.0.0.1."""
+    red = _png(colour_image("red", np.random.default_rng(5), size=40))
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            if self.path == "/red.png":
+                body, ctype = red, "image/png"
+            elif self.path == "/page.html":
+                body, ctype = b"<html><body>hello</body></html>", "text/html"
+            else:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    t = threading.Thread(target=httpd.serve_forever, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_predict_file_json(run):
+    img = run.parent / "data" / "test" / "green" / "green_000.png"
+    res = CliRunner().invoke(app, ["predict", str(img), "--model", str(run), "--json", "--top-k", "2"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert len(out) == 1
+    assert out[0]["label"] == "green"
+    assert len(out[0]["top_k"]) == 2
+    assert out[0]["top_k"][0]["probability"] >= out[0]["top_k"][1]["probability"]
+    assert out[0]["error"] is None
+
+
+def test_predict_folder_in_batches_matches_folder_labels(run):
+    test_dir = run.parent / "data" / "test"
+    preds = predict_inputs([test_dir], model=run, batch_size=4, top_k=5)
+    assert len(preds) == 6 * len(CLASSES)
+    assert all(len(p.top_k) == len(CLASSES) for p in preds)  # top-k capped at the class count
+    correct = sum(Path(p.input).parent.name == p.label for p in preds)
+    assert correct / len(preds) >= 0.8
+    for p in preds:
+        assert sum(prob for _, prob in p.top_k) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_folder_is_predicted_in_batches_not_per_image(run):
+    real = load_model(run)
+    calls: list[int] = []
+
+    def fn(x):
+        calls.append(len(x))
+        return real.predict_batch(x)
+
+    counting = Predictor("keras", real.source, real.class_names, real.image_size, real.resize, fn)
+    preds = predict_inputs([run.parent / "data" / "test"], model=counting, batch_size=8)
+    assert len(preds) == 18
+    assert calls == [8, 8, 2]
+
+
+def test_predict_prepares_like_training_any_size(run, tmp_path):
+    # a big non-square photo: shortest side resized and center-cropped to the run's size
+    big = np.zeros((60, 200, 3), np.uint8)
+    big[:, 70:130] = colour_image("blue", np.random.default_rng(3), size=60)[:, :60]  # centre is blue
+    big[:, :70] = (220, 30, 30)
+    big[:, 130:] = (220, 30, 30)
+    path = tmp_path / "wide.jpg"
+    Image.fromarray(big).save(path, quality=95)
+    [p] = predict_inputs([path], model=run)
+    assert p.label == "blue"
+
+
+def test_corrupt_file_among_good_ones_is_reported_and_others_go_on(run, tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    rng = np.random.default_rng(9)
+    for i, c in enumerate(CLASSES):
+        Image.fromarray(colour_image(c, rng)).save(folder / f"{i}_{c}.png")
+    (folder / "1_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
+    res = CliRunner().invoke(app, ["predict", str(folder), str(tmp_path / "missing.png"), "--model", str(run), "--json"])
+    assert res.exit_code == 0, res.output
+    out = {Path(r["input"]).name: r for r in json.loads(res.stdout)}
+    assert len(out) == 5
+    assert out["1_broken.jpg"]["label"] is None and out["1_broken.jpg"]["error"]
+    assert "not found" in out["missing.png"]["error"]
+    assert out["0_blue.png"]["label"] == "blue" and out["2_red.png"]["label"] == "red"
+    assert "3 of 5 images predicted" in res.stderr
+    assert "2 unreadable" in res.stderr
+
+
+def test_all_inputs_failing_exits_1(run, tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_text("hello")
+    res = CliRunner().invoke(app, ["predict", str(bad), "--model", str(run)])
+    assert res.exit_code == 1
+    assert "Traceback" not in res.output
+
+
+def test_predict_url_from_local_server(run, server):
+    res = CliRunner().invoke(
+        app, ["predict", f"{server}/red.png", f"{server}/page.html", f"{server}/missing.png", "--model", str(run), "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert [r["input"] for r in out] == [f"{server}/red.png", f"{server}/page.html", f"{server}/missing.png"]
+    assert out[0]["label"] == "red"
+    assert out[1]["label"] is None and out[1]["error"]
+    assert out[2]["label"] is None and out[2]["error"]
+
+
+def test_csv_output_and_low_confidence_flag(run, tmp_path):
+    img = tmp_path / "grey.png"
+    Image.fromarray(np.full((SIZE, SIZE, 3), 128, np.uint8)).save(img)
+    res = CliRunner().invoke(app, ["predict", str(img), "--model", str(run), "--json"])
+    prob = json.loads(res.stdout)[0]["probability"]
+    dest = tmp_path / "out" / "preds.csv"
+    above = min(1.0, prob + 0.01)
+    res = CliRunner().invoke(app, ["predict", str(img), "--model", str(run), "--csv", str(dest), "--threshold", str(above)])
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader(dest.open()))
+    assert rows[0]["label"] in CLASSES
+    assert float(rows[0]["probability"]) == pytest.approx(prob, abs=1e-5)
+    assert rows[0]["low_confidence"] == ("1" if prob < above else "0")
+    assert len(rows[0]["top_k"].split(";")) == 3
+    below = max(0.0, prob - 0.01)
+    res = CliRunner().invoke(app, ["predict", str(img), "--model", str(run), "--threshold", str(below), "--json"])
+    assert json.loads(res.stdout)[0]["low_confidence"] is False
+    res = CliRunner().invoke(app, ["predict", str(img), "--model", str(run), "--threshold", "1.5"])
+    assert res.exit_code == 1 and "threshold" in res.output
+
+
+def test_default_model_is_most_recent_run(tmp_path):
+    run = make_run(tmp_path / "models" / "r1")
+    img = run.parent / "data" / "test" / "blue" / "blue_000.png"
+    res = CliRunner().invoke(app, ["predict", str(img), "--models-dir", str(run.parent), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)[0]["label"] == "blue"
+    res = CliRunner().invoke(app, ["predict", str(img), "--models-dir", str(tmp_path / "empty")])
+    assert res.exit_code == 1 and "no trained model" in res.output
+
+
+def test_unsafe_model_is_refused(run, tmp_path):
+    """A .keras file with a Lambda layer (arbitrary Python) is not loaded: safe_mode=True."""
+    import keras
+
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Lambda(lambda t: t / 255.0)(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
+    model.save(run / "best.keras")
+    with pytest.raises(ModelError, match="safely"):
+        load_model(run)
+    img = run.parent / "data" / "test" / "blue" / "blue_000.png"
+    res = CliRunner().invoke(app, ["predict", str(img), "--model", str(run)])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+
+
+def test_collect_inputs_skips_hidden_and_non_images(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.png").write_bytes(b"")
+    (tmp_path / "a" / "notes.txt").write_text("x")
+    (tmp_path / "_rejected").mkdir()
+    (tmp_path / "_rejected" / "y.png").write_bytes(b"")
+    items = collect_inputs([tmp_path, "https://example.invalid/p.jpg"])
+    assert [i.name for i in items] == [str(tmp_path / "a" / "x.png"), "https://example.invalid/p.jpg"]
+    assert items[1].url is not None
+
+
+def test_json_and_csv_together_is_an_error(run, tmp_path):
+    res = CliRunner().invoke(app, ["predict", "x.png", "--model", str(run), "--json", "--csv", str(tmp_path / "a.csv")])
+    assert res.exit_code == 1 and "cannot be used together" in res.output
