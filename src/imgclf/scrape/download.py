@@ -285,8 +285,9 @@ def _read_capped(resp: Any, original: str, max_bytes: int, deadline: float) -> b
     except requests.exceptions.Timeout:
         raise DownloadError(clean_url(original), "timeout", "the server stopped sending") from None
     except requests.exceptions.RequestException as exc:
-        # An IncompleteRead (body shorter than Content-Length) lands here.
-        raise DownloadError(clean_url(original), "truncated", f"connection broke after {len(buf):,} bytes ({type(exc).__name__})") from None
+        # The connection broke mid-body (e.g. an IncompleteRead): the network's fault, worth a later try.
+        raise DownloadError(clean_url(original), "connection_error",
+                            f"connection broke after {len(buf):,} bytes ({type(exc).__name__})") from None
     finally:
         resp.close()
     return bytes(buf)
@@ -313,8 +314,7 @@ def fetch_bytes(
 
     Raises:
         DownloadError: reason `"unsupported_scheme"`, `"too_many_redirects"`, `"timeout"`,
-            `"connection_error"`, `"http_<status>"` (after retries for 429 / 5xx),
-            `"too_large"`, `"truncated"`.
+            `"connection_error"`, `"http_<status>"` (after retries for 429 / 5xx), `"too_large"`.
     """
     own = session is None
     session = session or new_session()
