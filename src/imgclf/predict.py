@@ -163,9 +163,9 @@ def _saved_model_fn(path: Path) -> Any:
         loaded = tf.saved_model.load(str(path))
     except (OSError, ValueError) as exc:
         raise ModelError(f"{path}: not a usable SavedModel ({exc})") from None
-    serve = getattr(loaded, "serve", None) or loaded.signatures["serving_default"]
-
     def fn(x: np.ndarray) -> np.ndarray:
+        # `loaded` must stay referenced: its variables die with it (tf.saved_model.load)
+        serve = getattr(loaded, "serve", None) or loaded.signatures["serving_default"]
         out = serve(tf.constant(x))
         if isinstance(out, dict):
             out = next(iter(out.values()))
