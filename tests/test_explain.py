@@ -72,3 +72,34 @@ def test_model_without_convolution_is_refused():
     model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x))
     with pytest.raises(ModelError, match="no convolutional layer"):
         find_target_layer(model)
+
+
+def _registry_conv_models():
+    from imgclf.models.registry import list_models
+
+    return [s.name for s in list_models() if not s.pretrained]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", _registry_conv_models())
+def test_gradcam_on_every_registry_model(name, tmp_path):
+    """Driven by the model list: conv nets get an overlay of the input size; the MLP is refused."""
+    from imgclf.models.registry import create_model, get_spec
+    from imgclf.rundir import RunInfo, save_run_info
+
+    spec = get_spec(name)
+    size = max(32, spec.min_size)
+    model = create_model(name, num_classes=3, input_shape=(size, size, 3))
+    run = tmp_path / "run"
+    run.mkdir()
+    model.save(run / "best.keras")
+    save_run_info(run, RunInfo(model=name, class_names=["a", "b", "c"], image_size=size))
+    src = tmp_path / "img.png"
+    Image.fromarray(colour_image("red", np.random.default_rng(0), size=50)[:, :41]).save(src)
+    if spec.last_conv_layer is None:
+        with pytest.raises(ModelError, match="no convolutional layer"):
+            explain_image(src, run)
+        return
+    result, dest = explain_image(src, run, out=tmp_path / "cam.png")
+    assert result.layer == spec.last_conv_layer
+    assert Image.open(dest).size == (41, 50)

@@ -7,8 +7,10 @@ global-average-pooled into weights a_k^c; the map is ReLU(sum_k a_k^c A^k), upsa
 image. Here the logit is obtained by running the final Dense layer with a linear activation
 (as in the Keras Grad-CAM example), and the map is normalized to [0, 1].
 
-The target layer is the one named `LAST_CONV` ("last_conv", as the model registry names it),
-else the last top-level layer with a 4-D output (a Conv2D, or a nested backbone model).
+The target layer is the one the model registry declares for the run's model
+(`ModelSpec.last_conv_layer`: "last_conv" for imgclf's own conv nets, the backbone's last
+activation for DenseNet201 / Xception), else the layer named `LAST_CONV`, else the last
+top-level layer with a 4-D output (a Conv2D, or a nested backbone model).
 
 The model sees the image prepared as in training (shortest side resized, center crop); the heat
 map covers that central square of the original image, and the overlay PNG has the size of the
@@ -84,6 +86,35 @@ def find_target_layer(model: Any, layer_name: str | None = None) -> Any:
         f"model {model.name!r} has no convolutional layer to explain",
         "Grad-CAM works for convolutional models (not mlp)",
     )
+
+
+def registry_target_layer(model_name: str, model: Any) -> str | None:
+    """The Grad-CAM layer the model registry declares for `model_name` (`ModelSpec.last_conv_layer`).
+
+    Args:
+        model_name: str. The run's registry name (`run.json` `model`).
+        model: keras.Model. The loaded model (the layer must exist in it).
+
+    Returns:
+        str or None: the layer name, or None when the registry does not know the model or the
+        layer is absent (then `find_target_layer` decides).
+
+    Raises:
+        ModelError: if the registry says the model has no convolutional layer (e.g. `mlp`).
+    """
+    try:
+        from imgclf.models.registry import get_spec
+
+        spec = get_spec(model_name)
+    except (ImportError, ModelError):
+        return None
+    if spec.last_conv_layer is None:
+        raise ModelError(
+            f"model {model_name!r} has no convolutional layer to explain",
+            "Grad-CAM works for convolutional models (not mlp)",
+        )
+    names = {layer.name for layer in model.layers}
+    return spec.last_conv_layer if spec.last_conv_layer in names else None
 
 
 def grad_cam(model: Any, image: np.ndarray, class_index: int | None = None, layer_name: str | None = None) -> tuple[np.ndarray, np.ndarray, str]:
@@ -208,6 +239,8 @@ def explain_image(
 
             raise ModelError(f"unknown class {class_name!r}.{suggest(class_name, info.class_names)}", f"classes: {info.class_names}")
         class_index = info.class_names.index(class_name)
+    if layer_name is None:
+        layer_name = registry_target_layer(info.model, model)
     heatmap, probs, layer = grad_cam(model, prepared, class_index, layer_name)
     c = int(np.argmax(probs)) if class_index is None else class_index
     result = Explanation(heatmap, c, info.class_names[c], float(probs[c]), layer)
