@@ -76,3 +76,8 @@ def test_missing_config_file(tmp_path):
 def test_unknown_dataset(tmp_path):
     res = runner.invoke(app, ["datasets", "fashion", "--out", str(tmp_path)])
     _one_line_error(res, "unknown dataset", "fashion-mnist")
+
+
+def test_error_text_in_square_brackets_is_printed_verbatim(tmp_path):
+    res = runner.invoke(app, ["prepare", str(tmp_path / "[nosuch]"), "--out", str(tmp_path / "o")])
+    _one_line_error(res, "[nosuch]")

@@ -30,11 +30,13 @@ COMMAND_MODULES = (
 
 def report_error(exc: ImgclfError) -> None:
     """Prints `exc` as one line on stderr (message, then hint)."""
+    from rich.markup import escape
+
     from imgclf.ui import console
 
-    console.print(f"[bold red]error:[/] {exc.message}", markup=True, highlight=False, soft_wrap=True)
+    console.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
     if exc.hint:
-        console.print(f"  [dim]hint:[/] {exc.hint}", soft_wrap=True)
+        console.print(f"  [dim]hint:[/] {escape(exc.hint)}", highlight=False, soft_wrap=True)
 
 
 class ImgclfGroup(TyperGroup):
