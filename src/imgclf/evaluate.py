@@ -24,6 +24,7 @@ Networks" (ICML), eq. 3.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,7 @@ GALLERY_SIZE = 16
 # ------------------------------------------------------------------------------------ data
 @dataclass
 class SplitImages:
-    """Images of one split, prepared for the model.
+    """Images of (a batch of) one split, prepared for the model.
 
     Attributes:
         images: np.ndarray `(n, size, size, 3)`, uint8 in [0, 255].
@@ -91,26 +92,19 @@ def resolve_split_dir(run_dir: str | os.PathLike, split: str = "test", data_dir:
     )
 
 
-def load_split(split_dir: str | os.PathLike, class_names: list[str], size: int, workers: int | None = None) -> SplitImages:
-    """Loads `<split_dir>/<class>/<file>` prepared as in training (`imgclf.prepare.load_for_model`).
+def split_files(split_dir: str | os.PathLike, class_names: list[str]) -> list[tuple[Path, int]]:
+    """Lists `<split_dir>/<class>/<file>` with the label of each file.
 
     Args:
         split_dir: path. ImageFolder tree whose class folders are a subset of `class_names`.
         class_names: list of str. The run's classes (label i = `class_names[i]`).
-        size: int. Model input side in pixels.
-        workers: int or None. Decoding threads; None = min(8, 2 x CPUs).
 
     Returns:
-        SplitImages; unreadable files are listed in `rejected` with their reason.
+        list of (path, label) pairs, sorted by class then file name.
 
     Raises:
-        DataError: if a class folder is not one of the run's classes, or no image could be read.
+        DataError: if a class folder is not one of the run's classes, or there is no file.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from imgclf.errors import ImageError
-    from imgclf.prepare import load_for_model
-
     split_dir = Path(split_dir)
     classes = class_folders(split_dir)
     unknown = [c for c in classes if c not in class_names]
@@ -124,6 +118,31 @@ def load_split(split_dir: str | os.PathLike, class_names: list[str], size: int, 
         files.extend((f, class_names.index(c)) for f in list_images(split_dir / c))
     if not files:
         raise DataError(f"no images found under {split_dir}/<class>/", "run `imgclf split` first")
+    return files
+
+
+def iter_split_batches(
+    files: list[tuple[Path, int]], size: int, batch_size: int = 64, workers: int | None = None
+) -> Iterator[SplitImages]:
+    """Decodes labelled files batch by batch, prepared as in training (`load_for_model`).
+
+    Decoding runs in a thread pool one batch ahead of the consumer, so only two batches of
+    pixels are in memory at a time, whatever the size of the split.
+
+    Args:
+        files: list of (path, label), e.g. from `split_files`.
+        size: int. Model input side in pixels.
+        batch_size: int, default 64. Files per batch (a batch holds fewer images when some
+            files are unreadable; it may hold none).
+        workers: int or None. Decoding threads; None = min(8, 2 x CPUs).
+
+    Yields:
+        SplitImages per batch; unreadable files are in its `rejected` with their reason.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from imgclf.errors import ImageError
+    from imgclf.prepare import load_for_model
 
     def load(item: tuple[Path, int]) -> np.ndarray | ImageError:
         try:
@@ -131,20 +150,17 @@ def load_split(split_dir: str | os.PathLike, class_names: list[str], size: int, 
         except ImageError as exc:
             return exc
 
-    images, labels, paths, rejected = [], [], [], []
-    with progress(f"load {split_dir.name}", total=len(files)) as advance:
-        with ThreadPoolExecutor(workers or min(8, (os.cpu_count() or 2) * 2)) as pool:
-            for (path, label), arr in zip(files, pool.map(load, files)):
-                if isinstance(arr, ImageError):
-                    rejected.append((str(path), arr.reason))
-                else:
-                    images.append(arr)
-                    labels.append(label)
-                    paths.append(path)
-                advance(status=f"set aside {len(rejected)}" if rejected else "")
-    if not images:
-        raise DataError(f"none of the {len(files)} files under {split_dir} could be read as an image")
-    return SplitImages(np.stack(images), np.asarray(labels, dtype=np.int64), paths, rejected)
+    chunks = [files[i : i + batch_size] for i in range(0, len(files), batch_size)]
+    with ThreadPoolExecutor(workers or min(8, (os.cpu_count() or 2) * 2)) as pool:
+        pending = pool.map(load, chunks[0]) if chunks else iter(())
+        for i, chunk in enumerate(chunks):
+            loaded = list(pending)
+            if i + 1 < len(chunks):
+                pending = pool.map(load, chunks[i + 1])
+            ok = [(f, lab, a) for (f, lab), a in zip(chunk, loaded) if isinstance(a, np.ndarray)]
+            rejected = [(str(f), a.reason) for (f, _), a in zip(chunk, loaded) if isinstance(a, ImageError)]
+            images = np.stack([a for _, _, a in ok]) if ok else np.zeros((0, size, size, 3), np.uint8)
+            yield SplitImages(images, np.asarray([lab for _, lab, _ in ok], np.int64), [f for f, _, _ in ok], rejected)
 
 
 # --------------------------------------------------------------------------------- metrics
@@ -303,23 +319,33 @@ def evaluate_run(
     """
     from imgclf import report
     from imgclf.predict import load_model, predict_arrays
+    from imgclf.prepare import load_for_model
 
     cfg = validate(EvaluateConfig, {"split": split, "top_k": top_k, "batch_size": batch_size}, origin="evaluate")
     run_dir = Path(run_dir)
     info = load_run_info(run_dir)
     split_dir = resolve_split_dir(run_dir, cfg.split, data_dir)
     predictor = load_model(run_dir)
-    data = load_split(split_dir, info.class_names, info.image_size)
-    n = len(data.labels)
-    parts = []
-    with progress(f"evaluate {cfg.split}", total=n) as advance:
-        for i in range(0, n, cfg.batch_size):
-            parts.append(predict_arrays(predictor, data.images[i : i + cfg.batch_size], cfg.batch_size))
-            advance(len(parts[-1]))
+    inputs = split_files(split_dir, info.class_names)
+    parts: list[np.ndarray] = []
+    labels_parts: list[np.ndarray] = []
+    paths: list[Path] = []
+    rejected: list[tuple[str, str]] = []
+    with progress(f"evaluate {cfg.split}", total=len(inputs)) as advance:
+        for batch in iter_split_batches(inputs, info.image_size, cfg.batch_size):
+            parts.append(predict_arrays(predictor, batch.images, cfg.batch_size))
+            labels_parts.append(batch.labels)
+            paths.extend(batch.paths)
+            rejected.extend(batch.rejected)
+            advance(len(batch.paths) + len(batch.rejected), status=f"set aside {len(rejected)}" if rejected else "")
+    if not paths:
+        raise DataError(f"none of the {len(inputs)} files under {split_dir} could be read as an image")
     probs = np.concatenate(parts)
-    metrics = compute_metrics(probs, data.labels, info.class_names, cfg.top_k)
+    labels = np.concatenate(labels_parts)
+    n = len(labels)
+    metrics = compute_metrics(probs, labels, info.class_names, cfg.top_k)
     reasons: dict[str, int] = {}
-    for _, reason in data.rejected:
+    for _, reason in rejected:
         reasons[reason] = reasons.get(reason, 0) + 1
     metrics.update(
         {
@@ -327,7 +353,7 @@ def evaluate_run(
             "data_dir": str(split_dir),
             "run": str(run_dir),
             "model": info.model,
-            "set_aside": {"count": len(data.rejected), "reasons": reasons, "files": [list(r) for r in data.rejected]},
+            "set_aside": {"count": len(rejected), "reasons": reasons, "files": [list(r) for r in rejected]},
         }
     )
 
@@ -346,19 +372,20 @@ def evaluate_run(
     report.plot_confusion_matrix(cm, info.class_names, files["confusion_matrix_normalized"], normalize=True)
     report.plot_reliability_diagram(metrics["calibration"], metrics["ece"], files["reliability_diagram"])
     pred = probs.argmax(axis=1)
-    wrong = np.flatnonzero(pred != data.labels)
+    wrong = np.flatnonzero(pred != labels)
     wrong = wrong[np.argsort(-probs[wrong, pred[wrong]], kind="stable")][:GALLERY_SIZE]
     errors = [
         {
-            "file": str(data.paths[i]),
-            "true": info.class_names[data.labels[i]],
+            "file": str(paths[i]),
+            "true": info.class_names[labels[i]],
             "predicted": info.class_names[pred[i]],
             "probability": float(probs[i, pred[i]]),
         }
         for i in wrong
     ]
     metrics["confident_errors"] = errors
-    report.plot_gallery(data.images[wrong], errors, files["confident_errors"])
+    shown = np.stack([load_for_model(paths[i], info.image_size) for i in wrong]) if len(wrong) else np.zeros((0,))
+    report.plot_gallery(shown, errors, files["confident_errors"])
     history = read_history(run_dir)
     if history is not None:
         report.plot_training_curves(history, files["training_curves"])
@@ -367,7 +394,7 @@ def evaluate_run(
     metrics["files"] = {k: v.name for k, v in files.items()}
     atomic_write_json(files["metrics"], metrics)
     report.write_html_report(files["report"], metrics, {k: v for k, v in files.items() if v.suffix == ".png"}, info)
-    aside = f", {len(data.rejected)} set aside ({', '.join(f'{c} {r}' for r, c in reasons.items())})" if reasons else ""
+    aside = f", {len(rejected)} set aside ({', '.join(f'{c} {r}' for r, c in reasons.items())})" if reasons else ""
     summary(
         f"evaluate: {n} {cfg.split} images{aside}: accuracy {metrics['accuracy']:.4f}, "
         f"macro F1 {metrics['f1_macro']:.4f}, top-{metrics['top_k']} {metrics['top_k_accuracy']:.4f}, "

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ import numpy as np
 from imgclf.errors import DataError, ModelError
 from imgclf.fsutil import atomic_write_json, tmp_path_for
 from imgclf.rundir import BEST_MODEL, load_run_info
-from imgclf.ui import summary, warn
+from imgclf.ui import progress, summary, warn
 
 #: Formats `export_run` writes, and the file name each gets inside `<run>/export/`.
 FORMATS: dict[str, str] = {"onnx": "model.onnx", "tflite": "model.tflite", "saved_model": "saved_model"}
@@ -80,20 +81,27 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def _parity_images(run_dir: Path, info: Any, data_dir: str | os.PathLike | None) -> tuple[np.ndarray, str]:
-    from imgclf.evaluate import load_split, resolve_split_dir
+def _parity_batches(
+    run_dir: Path, info: Any, data_dir: str | os.PathLike | None, batch_size: int
+) -> tuple[Iterator[tuple[np.ndarray, int]], int, str]:
+    """Batches `(images, files in the batch)` for the parity check: the run's test split, else
+    random images; with the number of files and where they come from."""
+    from imgclf.evaluate import iter_split_batches, resolve_split_dir, split_files
 
     try:
         split_dir = resolve_split_dir(run_dir, "test", data_dir)
-        data = load_split(split_dir, info.class_names, info.image_size)
-        return data.images, str(split_dir)
+        files = split_files(split_dir, info.class_names)
+        batches = ((b.images, len(b.images) + len(b.rejected)) for b in iter_split_batches(files, info.image_size, batch_size))
+        return batches, len(files), str(split_dir)
     except DataError as exc:
         if data_dir is not None:
             raise
         warn(f"export: parity check on {PARITY_FALLBACK_IMAGES} random images, the test split is not available ({exc})")
         rng = np.random.default_rng(0)
         shape = (PARITY_FALLBACK_IMAGES, info.image_size, info.image_size, 3)
-        return rng.integers(0, 256, size=shape, dtype=np.uint8), "random"
+        images = rng.integers(0, 256, size=shape, dtype=np.uint8)
+        chunks = (images[i : i + batch_size] for i in range(0, len(images), batch_size))
+        return ((c, len(c)) for c in chunks), len(images), "random"
 
 
 def export_run(
@@ -126,17 +134,14 @@ def export_run(
         from imgclf.errors import suggest
 
         raise ModelError(f"unknown export format {format!r}.{suggest(format, FORMATS)}", f"use one of {list(FORMATS)}")
-    from imgclf.predict import export_meta_path, load_keras_model, load_model, predict_arrays
+    from imgclf.predict import export_meta_path, load_keras_model, load_model
 
     run_dir = Path(run_dir)
     info = load_run_info(run_dir)
     dest = Path(out) if out is not None else run_dir / "export" / FORMATS[format]
     dest.parent.mkdir(parents=True, exist_ok=True)
     model = load_keras_model(run_dir / BEST_MODEL)
-    images, source = _parity_images(run_dir, info, data_dir)
-    reference = np.concatenate(
-        [np.asarray(model(images[i : i + batch_size].astype(np.float32), training=False)) for i in range(0, len(images), batch_size)]
-    )
+    model(np.zeros((1, info.image_size, info.image_size, 3), np.float32), training=False)  # exporters need a called model
 
     tmp = tmp_path_for(dest)
     _remove(tmp)
@@ -163,28 +168,44 @@ def export_run(
     }
     meta_path = export_meta_path(dest)
     atomic_write_json(meta_path, meta)
+    agree = total = 0
+    max_diff = 0.0
     try:
         exported = load_model(dest)
-        probs = predict_arrays(exported, images, batch_size)
-    except Exception:
+        batches, n_files, source = _parity_batches(run_dir, info, data_dir, batch_size)
+        with progress(f"export: parity ({format})", total=n_files) as advance:
+            for images, n_batch_files in batches:
+                advance(n_batch_files)
+                if not len(images):
+                    continue
+                reference = np.asarray(model(images.astype(np.float32), training=False))
+                probs = exported.predict_batch(images)
+                agree += int(np.sum(probs.argmax(1) == reference.argmax(1)))
+                total += len(images)
+                max_diff = max(max_diff, float(np.max(np.abs(probs - reference))))
+    except BaseException:
         _remove(dest)
         _remove(meta_path)
         raise
-    agreement = float(np.mean(probs.argmax(1) == reference.argmax(1)))
-    max_diff = float(np.max(np.abs(probs - reference)))
-    result = ExportResult(dest, format, len(images), source, agreement, max_diff, _size(dest))
+    if total == 0:
+        _remove(dest)
+        _remove(meta_path)
+        raise DataError(f"no readable image for the parity check in {source}", "pass --data DIR with a test/ folder")
+    agreement = agree / total
+    images_n = total
+    result = ExportResult(dest, format, images_n, source, agreement, max_diff, _size(dest))
     if agreement < MIN_AGREEMENT:
         _remove(dest)
         _remove(meta_path)
         raise ModelError(
             f"export to {format} FAILED the parity check: top-1 agreement {agreement:.4%} < {MIN_AGREEMENT:.1%} "
-            f"on {len(images)} images ({source}), largest probability difference {max_diff:.3g}; the export was deleted",
+            f"on {images_n} images ({source}), largest probability difference {max_diff:.3g}; the export was deleted",
             "report this with the model name; try another --format",
         )
-    meta["parity"] = {"images": len(images), "source": source, "top1_agreement": agreement, "max_prob_diff": max_diff}
+    meta["parity"] = {"images": images_n, "source": source, "top1_agreement": agreement, "max_prob_diff": max_diff}
     atomic_write_json(meta_path, meta)
     summary(
-        f"export: {format} -> {dest} ({result.size_bytes / 1e6:.2f} MB); parity on {len(images)} images "
+        f"export: {format} -> {dest} ({result.size_bytes / 1e6:.2f} MB); parity on {images_n} images "
         f"({source}): top-1 agreement {agreement:.2%}, largest probability difference {max_diff:.2e}"
     )
     return result
