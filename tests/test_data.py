@@ -1,0 +1,128 @@
+"""tf.data input pipeline and augmentation (imgclf.data), on tiny real digit images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+tf = pytest.importorskip("tensorflow")
+
+from imgclf.config import AugmentConfig  # noqa: E402
+from imgclf.data import build_augmenter, image_dataset, infer_image_size, list_split  # noqa: E402
+from imgclf.errors import DataError  # noqa: E402
+
+
+def write_digits(root: Path, per_class: int = 6, size: int = 16, classes=(0, 1, 2)) -> Path:
+    """Writes scikit-learn digits as RGB PNGs `<root>/<digit>/<i>.png`, upscaled to `size` px."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    images = np.rint(d.images * 255 / 16).astype(np.uint8)
+    for c in classes:
+        (root / str(c)).mkdir(parents=True, exist_ok=True)
+        for i in np.flatnonzero(d.target == c)[:per_class]:
+            Image.fromarray(images[i]).convert("RGB").resize((size, size), Image.Resampling.NEAREST).save(root / str(c) / f"{i}.png")
+    return root
+
+
+def test_list_split_orders_by_class_and_skips_underscore_folders(tmp_path):
+    root = write_digits(tmp_path / "train", per_class=3)
+    (root / "_rejected").mkdir()
+    Image.new("RGB", (16, 16)).save(root / "_rejected" / "x.png")
+    files = list_split(root)
+    assert files.class_names == ["0", "1", "2"]
+    assert files.labels.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert all(Path(p).parent.name == files.class_names[y] for p, y in zip(files.paths, files.labels))
+    assert infer_image_size(root) == 16
+
+
+def test_unknown_class_and_missing_folder_are_data_errors(tmp_path):
+    root = write_digits(tmp_path / "val", per_class=2)
+    with pytest.raises(DataError, match=r"\['2'\].*not trained on"):
+        list_split(root, ["0", "1"])
+    with pytest.raises(DataError, match="not found"):
+        list_split(tmp_path / "nope")
+    # a class with no folder in this split is allowed (val/test may lack a rare class)
+    assert list_split(root, ["0", "1", "2", "9"]).counts().tolist() == [2, 2, 2, 0]
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_image_dataset_yields_raw_pixels_and_labels(tmp_path, cache):
+    root = write_digits(tmp_path / "train", per_class=5)
+    ds = image_dataset(root, None, 16, 4, shuffle=False, cache=cache, seed=0)
+    xs, ys = zip(*[(x.numpy(), y.numpy()) for x, y in ds])
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    assert x.shape == (15, 16, 16, 3) and x.dtype == np.float32
+    assert y.tolist() == [0] * 5 + [1] * 5 + [2] * 5
+    assert x.min() >= 0 and x.max() == 255  # raw [0, 255], not rescaled
+    first = list_split(root).paths[0]
+    np.testing.assert_array_equal(x[0], np.asarray(Image.open(first).convert("RGB"), dtype=np.float32))
+
+
+def test_shuffle_is_seeded_and_reshuffles_each_epoch(tmp_path):
+    root = write_digits(tmp_path / "train", per_class=8)
+
+    def two_epochs(seed):
+        ds = image_dataset(root, None, 16, 64, shuffle=True, seed=seed)
+        return [np.concatenate([y.numpy() for _, y in ds]).tolist() for _epoch in range(2)]
+
+    a1, a2 = two_epochs(1)
+    b1, _ = two_epochs(1)
+    assert a1 == b1  # same seed, same order
+    assert sorted(a1) == [0] * 8 + [1] * 8 + [2] * 8  # every image once per epoch
+    assert a1 != a2  # the next epoch is reshuffled
+
+
+def test_images_of_another_size_are_center_cropped_and_resized(tmp_path):
+    root = tmp_path / "train" / "a"
+    root.mkdir(parents=True)
+    img = np.zeros((20, 40, 3), np.uint8)
+    img[:, 10:30] = 200  # the center square is uniform 200, the sides black
+    Image.fromarray(img).save(root / "wide.png")
+    Image.fromarray(np.full((8, 8, 3), 50, np.uint8)).save(root / "small.jpg", quality=100)
+    x = next(iter(image_dataset(tmp_path / "train", None, 10, 2, shuffle=False)))[0].numpy()
+    assert x.shape == (2, 10, 10, 3)
+    # files in name order: small.jpg (8 px, enlarged), wide.png (40x20, center square kept)
+    assert abs(x[0].mean() - 50) < 2 and abs(x[1].mean() - 200) < 1
+
+
+def test_build_augmenter_layers_follow_the_config():
+    assert build_augmenter(AugmentConfig(flip="none")) is None
+    aug = build_augmenter(
+        AugmentConfig(flip="horizontal", rotation=0.1, zoom=0.1, translation=0.1, shear=0.2, contrast=0.2, brightness=0.1)
+    )
+    assert [layer.name for layer in aug.layers] == ["flip", "rotation", "zoom", "translation", "shear", "contrast", "brightness"]
+    assert type(aug.get_layer("shear")).__name__ == "RandomShear"
+
+
+def test_augmentation_changes_training_images_within_range(tmp_path):
+    root = write_digits(tmp_path / "train", per_class=4)
+    plain = np.concatenate([x.numpy() for x, _ in image_dataset(root, None, 16, 12, shuffle=False)])
+    cfg = AugmentConfig(flip="horizontal", rotation=0.1, translation=0.1, brightness=0.2, fill_mode="constant")
+    aug = np.concatenate([x.numpy() for x, _ in image_dataset(root, None, 16, 12, shuffle=False, augment=cfg, seed=3)])
+    assert aug.shape == plain.shape
+    assert aug.min() >= 0 and aug.max() <= 255
+    assert np.abs(aug - plain).mean() > 1.0
+
+
+def test_augment_preview_cli_writes_a_grid(tmp_path):
+    from typer.testing import CliRunner
+
+    from imgclf.cli.main import app
+
+    root = write_digits(tmp_path / "train", per_class=2)
+    out = tmp_path / "grid.png"
+    res = CliRunner().invoke(
+        app, ["augment-preview", str(root), "--out", str(out), "--rotation", "0.1", "--shear", "0.2", "--images", "3", "--variants", "4"]
+    )
+    assert res.exit_code == 0, res.output
+    with Image.open(out) as im:
+        assert im.size == (5 * 96, 3 * 96)
+        grid = np.asarray(im.convert("RGB"), dtype=np.int16)
+    # column 0 is the original; augmented columns differ from it
+    assert np.abs(grid[:, 96:192] - grid[:, :96]).mean() > 1.0
+    bad = CliRunner().invoke(app, ["augment-preview", str(root), "--out", str(out), "--rotation", "2"])
+    assert bad.exit_code == 1 and "rotation" in bad.output and "Traceback" not in bad.output

@@ -1,0 +1,123 @@
+"""Model registry tests, parametrized over `list_models()` (timm / keras applications_test style):
+a model is tested the moment it is registered."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from imgclf.errors import ModelError  # noqa: E402
+from imgclf.models import HEAD_LAYERS, create_model, get_spec, list_models  # noqa: E402
+
+HEAVY = {"densenet201", "xception"}  # keras.applications backbones: ~20M parameters
+
+
+def _params():
+    out = []
+    for spec in list_models():
+        marks = [pytest.mark.slow] if spec.name in HEAVY else []
+        out.append(pytest.param(spec.name, id=spec.name, marks=marks))
+    return out
+
+
+def _small(name: str) -> int:
+    return max(get_spec(name).min_size, 16)
+
+
+def test_registry_has_the_six_models_in_order():
+    assert [s.name for s in list_models()] == ["mlp", "cnn", "vgg", "peetznet", "densenet201", "xception"]
+    for s in list_models():
+        assert s.default_size >= s.min_size and s.preprocessing and s.description
+    assert [s.name for s in list_models() if s.pretrained] == ["densenet201", "xception"]
+
+
+def test_unknown_model_suggests_close_match():
+    with pytest.raises(ModelError, match="Did you mean 'xception'"):
+        get_spec("xceptoin")
+
+
+def test_create_model_drops_none_overrides_and_rejects_unknown_ones():
+    m = create_model("cnn", num_classes=3, input_shape=(16, 16, 3), width=None, dropout=None)
+    assert m.get_layer("stem_conv").filters == 32  # builder default kept
+    assert m.get_layer("head_dropout").rate == get_spec("cnn").defaults["dropout"]
+    m = create_model("cnn", num_classes=3, input_shape=(16, 16, 3), width=8, dropout=0.5)
+    assert m.get_layer("stem_conv").filters == 8 and m.get_layer("head_dropout").rate == 0.5
+    with pytest.raises(ModelError, match="no option 'widht'.*'width'"):
+        create_model("cnn", num_classes=3, input_shape=(16, 16, 3), widht=8)
+
+
+def test_too_small_input_and_bad_arguments_are_model_errors():
+    with pytest.raises(ModelError, match="at least 71x71"):
+        create_model("xception", num_classes=2, input_shape=(32, 32, 3))
+    with pytest.raises(ModelError, match="num_classes must be >= 2"):
+        create_model("mlp", num_classes=1, input_shape=(16, 16, 3))
+    with pytest.raises(ModelError, match="no ImageNet weights"):
+        create_model("cnn", num_classes=2, input_shape=(16, 16, 3), weights="imagenet")
+    with pytest.raises(ModelError, match="weights file not found"):
+        create_model("cnn", num_classes=2, input_shape=(16, 16, 3), weights="/nonexistent/w.weights.h5")
+
+
+@pytest.mark.parametrize("name", _params())
+def test_model_builds_saves_loads_and_trains(name, tmp_path):
+    size = _small(name)
+    spec = get_spec(name)
+    model = create_model(name, num_classes=3, input_shape=(size, size, 3))
+    assert model.output_shape == (None, 3)
+    assert model.input_shape == (None, size, size, 3)
+    names = [layer.name for layer in model.layers]
+    assert len(names) == len(set(names))
+    assert HEAD_LAYERS <= set(names)
+    assert len(model.get_layer("embedding").output.shape) == 2  # (batch, features)
+    if spec.last_conv_layer is not None:
+        assert len(model.get_layer(spec.last_conv_layer).output.shape) == 4  # Grad-CAM map
+
+    # raw RGB in [0, 255] in, probabilities out (preprocessing inside the model)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(4, size, size, 3)).astype("float32")
+    y = np.array([0, 1, 2, 0])
+    probs = np.asarray(model.predict(x, verbose=0))
+    assert probs.shape == (4, 3)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+    path = tmp_path / f"{name}.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    np.testing.assert_allclose(np.asarray(loaded.predict(x, verbose=0)), probs, rtol=1e-5, atol=1e-6)
+
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    before = [w.copy() for w in model.get_weights()]
+    loss = float(model.train_on_batch(x, y))
+    assert np.isfinite(loss)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+
+
+@pytest.mark.slow
+def test_backbone_loads_a_local_weights_file(tmp_path):
+    """`weights=PATH`: a file written here from a weights=None backbone is loaded layer by layer."""
+    ref = keras.applications.Xception(include_top=False, weights=None, input_shape=(71, 71, 3))
+    path = tmp_path / "xception_notop.weights.h5"
+    ref.save_weights(path)
+    model = create_model("xception", num_classes=2, input_shape=(71, 71, 3), weights=str(path))
+    for layer_name in ("block1_conv1", "block14_sepconv2", "block14_sepconv2_bn"):
+        for a, b in zip(model.get_layer(layer_name).get_weights(), ref.get_layer(layer_name).get_weights()):
+            np.testing.assert_array_equal(a, b)
+    fresh = create_model("xception", num_classes=2, input_shape=(71, 71, 3))
+    assert not np.array_equal(fresh.get_layer("block1_conv1").get_weights()[0], ref.get_layer("block1_conv1").get_weights()[0])
+
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not weights")
+    with pytest.raises(ModelError, match="must end in"):
+        create_model("xception", num_classes=2, input_shape=(71, 71, 3), weights=str(bad))
+
+
+@pytest.mark.slow
+def test_imagenet_without_internet_says_how_to_pass_a_local_file(monkeypatch, tmp_path):
+    """No network here: Keras' real download path fails and the error tells what to do."""
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # no cached weights file
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # fail fast even with a network
+    with pytest.raises(ModelError) as info:
+        create_model("densenet201", num_classes=2, input_shape=(32, 32, 3), weights="imagenet")
+    msg = str(info.value)
+    assert "densenet201_weights_tf_dim_ordering_tf_kernels_notop.h5" in msg and "--weights /path/to/" in msg
