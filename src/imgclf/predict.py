@@ -3,7 +3,10 @@
 Images are prepared exactly as in training (`imgclf.prepare.load_for_model`: safe open, EXIF
 orientation, RGB, shortest side resized to the run's `image_size`, center crop) and predicted
 in batches of `batch_size` (never one `predict()` call per image). Decoding runs in a thread
-pool, one batch ahead of the model.
+pool, one batch ahead of the model, so memory holds two batches whatever the folder size. The
+batches are numpy arrays rather than a `tf.data` pipeline on purpose: pixels must come from the
+very code that prepared the training images (Pillow; `tf.image` resizing differs), and the
+exported-model path must not import TensorFlow at all.
 
 Models (`load_model`):
 
@@ -40,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from imgclf.errors import DataError, ImageError, ModelError
+from imgclf.errors import DataError, ImageError, ImgclfError, ModelError
 from imgclf.images import IMAGE_EXTENSIONS, list_images
 from imgclf.prepare import load_for_model
 from imgclf.rundir import BEST_MODEL, RUN_FILE, load_run_info
@@ -416,12 +419,10 @@ def _batches(items: list[InputItem], size: int, batch_size: int, workers: int, d
             return _load_item(item, size, dl)
         except ImageError as exc:
             return exc
-        except Exception as exc:  # a downloader / decoder failure must not stop the others
-            from imgclf.errors import ImgclfError
-
-            if isinstance(exc, ImgclfError):
-                return ImageError(item.name, "unreadable", exc.message)
-            raise
+        except Exception as exc:  # noqa: BLE001 - one bad URL / file must not stop the others
+            if item.url is None and not isinstance(exc, ImgclfError):
+                raise  # a local file only ever fails with ImageError; anything else is a bug
+            return ImageError(item.name, "download_failed" if item.url else "unreadable", f"{type(exc).__name__}: {exc}")
 
     chunks = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
     with ThreadPoolExecutor(max(1, workers)) as pool:
