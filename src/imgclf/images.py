@@ -59,6 +59,28 @@ REASON_TRUNCATED = "truncated"
 REASON_BOMB = "decompression_bomb"
 REASON_TOO_SMALL = "too_small"
 REASON_UNREADABLE = "unreadable"
+REASON_CORRUPT = "corrupt"
+
+#: Every reason `open_image` can give, in the order they are checked.
+OPEN_REASONS: tuple[str, ...] = (
+    REASON_UNREADABLE,
+    REASON_NOT_IMAGE,
+    REASON_UNSUPPORTED,
+    REASON_BOMB,
+    REASON_TRUNCATED,
+    REASON_CORRUPT,
+    REASON_TOO_SMALL,
+)
+
+#: Key of `Image.info` where `open_image` records the size of the full image (width, height)
+#: in pixels after EXIF rotation -- differs from `img.size` when `draft` reduced the decode.
+ORIGINAL_SIZE_KEY = "imgclf_original_size"
+
+#: Key of `Image.info` where `open_image` records the detected format (e.g. "JPEG").
+FORMAT_KEY = "imgclf_format"
+
+#: Subset folder names of a pre-split layout (`<root>/train/<class>/...`).
+SUBSETS: tuple[str, ...] = ("train", "val", "test")
 
 _MAGIC: list[tuple[bytes, int, str]] = [
     (b"\xff\xd8\xff", 0, "JPEG"),
@@ -96,7 +118,8 @@ def _scale_to_uint8(img: Image.Image) -> Image.Image:
     if img.mode.startswith("I;16") or (arr.dtype == np.uint16):
         out = (arr.astype(np.uint32) * 255 + 32767) // 65535
     elif img.mode == "F":
-        lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+        arr = np.nan_to_num(arr.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        lo, hi = float(arr.min(initial=0.0)), float(arr.max(initial=0.0))
         out = np.zeros_like(arr) if hi <= lo else (arr - lo) / (hi - lo) * 255.0
     else:  # "I": 32-bit signed; real files use the 16-bit range (PNG 16-bit gray opens as "I")
         arr = arr.astype(np.int64)
@@ -132,39 +155,89 @@ def to_rgb(img: Image.Image, background: tuple[int, int, int] = DEFAULT_BACKGROU
     return img.convert("RGB")
 
 
+def _draft_request(size: tuple[int, int], draft: tuple[int, int] | int) -> tuple[int, int]:
+    """Turns `draft` into the `(width, height)` request `Image.draft` expects."""
+    if isinstance(draft, int):  # longest side at least `draft` pixels
+        w, h = size
+        scale = draft / max(w, h, 1)
+        return (max(1, int(w * scale)), max(1, int(h * scale)))
+    return draft
+
+
+def _identify_other(fp: BinaryIO) -> str | None:
+    """Names a non-allowed format Pillow knows (header parse only, no pixel decode), or None."""
+    try:
+        fp.seek(0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(fp) as other:
+                return other.format
+    except Exception:  # noqa: BLE001 - anything unparseable is simply "not an image"
+        return None
+
+
+def _open_formats() -> list[str]:
+    """Pillow plugin names to try: `ALLOWED_FORMATS` that Pillow registers as openers.
+
+    MPO has no opener of its own (the JPEG plugin returns an MPO image), so it is not listed.
+    """
+    Image.init()
+    return [f for f in sorted(ALLOWED_FORMATS) if f in Image.OPEN]
+
+
 def open_image(
     source: str | os.PathLike | bytes | BinaryIO,
     *,
     min_size: int = 0,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     background: tuple[int, int, int] = DEFAULT_BACKGROUND,
-    draft: tuple[int, int] | None = None,
+    draft: tuple[int, int] | int | None = None,
     name: str | None = None,
 ) -> Image.Image:
     """Opens, fully decodes and normalizes one image, or raises `ImageError` with a reason.
 
+    Steps, in order: read the header with only the allow-listed Pillow plugins
+    (`ALLOWED_FORMATS`); refuse more than `max_pixels` pixels before decoding; take frame 0
+    of animated images (GIF, WebP, APNG, multi-page TIFF); decode every pixel (`Image.load`,
+    so a truncated file fails here); apply the EXIF orientation (`ImageOps.exif_transpose`);
+    convert to 8-bit RGB (`to_rgb`: transparency onto `background`, 16-bit scaled, CMYK
+    converted); check `min_size` against the full image size.
+
     Args:
         source: path, bytes or binary file object. The encoded image.
-        min_size: int, default 0. Smallest allowed width and height, in pixels (after EXIF
-            rotation); smaller images raise reason `"too_small"`.
+        min_size: int, default 0. Smallest allowed width and height, in pixels, of the full
+            image after EXIF rotation (not of the draft decode); smaller images raise reason
+            `"too_small"`.
         max_pixels: int, default `DEFAULT_MAX_PIXELS` (Pillow's limit, ~89.5 MP). Larger images
-            raise reason `"decompression_bomb"` before their pixels are decoded.
+            raise reason `"decompression_bomb"` before their pixels are decoded. Pillow itself
+            still refuses images above twice its own `Image.MAX_IMAGE_PIXELS`.
         background: tuple of 3 int in [0, 255], default white. Where transparency goes.
-        draft: tuple `(width, height)` in pixels or None, default None. If set, JPEGs are
+        draft: tuple `(width, height)` in pixels, int, or None (default). If set, JPEGs are
             decoded at the smallest DCT scale (1/2, 1/4, 1/8) that is still at least this big
-            (`Image.draft`), which is several times faster for hashing large photos. The
-            returned size is then smaller than the file's own size.
+            (`Image.draft`; an int asks for the longest side to be at least that many pixels),
+            which is several times faster for large photos. Every byte of the file is still
+            decoded, so truncation is still detected. The returned size is then smaller than
+            the file's own; the full size is in `img.info[ORIGINAL_SIZE_KEY]`.
         name: str or None. Name to use in errors when `source` is bytes or a file object.
 
     Returns:
         PIL.Image.Image: mode `"RGB"`, EXIF orientation applied, first frame if animated.
+        `img.info[ORIGINAL_SIZE_KEY]` is the full `(width, height)` after EXIF rotation and
+        `img.info[FORMAT_KEY]` the detected format name.
 
     Raises:
-        ImageError: with `reason` one of `"not_an_image"`, `"unsupported_format"`,
-            `"truncated"`, `"decompression_bomb"`, `"too_small"`, `"unreadable"`.
+        ImageError: with `reason` one of `OPEN_REASONS`: `"unreadable"` (cannot read the
+            file), `"not_an_image"`, `"unsupported_format"` (an image format outside
+            `ALLOWED_FORMATS`), `"decompression_bomb"`, `"truncated"`, `"corrupt"` (decoder
+            error other than truncation), `"too_small"`.
+
+    Example:
+        >>> img = open_image("photo.jpg", min_size=32, draft=512)
+        >>> img.mode, img.info[ORIGINAL_SIZE_KEY]
+        ('RGB', (4000, 3000))
     """
     label = name or (str(source) if isinstance(source, (str, os.PathLike)) else "<bytes>")
-    if isinstance(source, (bytes, bytearray)):
+    if isinstance(source, (bytes, bytearray, memoryview)):
         fp: BinaryIO = io.BytesIO(source)
     elif isinstance(source, (str, os.PathLike)):
         try:
@@ -175,38 +248,60 @@ def open_image(
         fp = source
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Our own `max_pixels` check below decides; Pillow's warning is not an error here.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             try:
-                img = Image.open(fp, formats=None)
+                img = Image.open(fp, formats=_open_formats())
             except UnidentifiedImageError:
+                other = _identify_other(fp)
+                if other is not None:
+                    raise ImageError(
+                        label, REASON_UNSUPPORTED, f"format {other} is not one of {sorted(ALLOWED_FORMATS)}"
+                    ) from None
                 raise ImageError(label, REASON_NOT_IMAGE, "not a recognized image format") from None
-            except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            except Image.DecompressionBombError as exc:
                 raise ImageError(label, REASON_BOMB, str(exc)) from None
+            except OSError as exc:
+                raise ImageError(label, REASON_TRUNCATED, str(exc) or type(exc).__name__) from None
+            except Exception as exc:  # noqa: BLE001 - malformed headers raise many types
+                raise ImageError(label, REASON_CORRUPT, f"{type(exc).__name__}: {exc}") from None
             fmt = img.format or "?"
-            if fmt not in ALLOWED_FORMATS:
+            if fmt not in ALLOWED_FORMATS:  # pragma: no cover - guarded by `formats=`
                 raise ImageError(
                     label, REASON_UNSUPPORTED, f"format {fmt} is not one of {sorted(ALLOWED_FORMATS)}"
                 )
             w, h = img.size
             if w * h > max_pixels:
                 raise ImageError(label, REASON_BOMB, f"{w}x{h} pixels exceeds the {max_pixels:,} pixel limit")
-            if getattr(img, "is_animated", False):
-                img.seek(0)
-            if draft is not None and fmt in ("JPEG", "MPO"):
-                img.draft("RGB", draft)
             try:
+                if getattr(img, "is_animated", False):
+                    img.seek(0)
+                if draft is not None and fmt in ("JPEG", "MPO"):
+                    img.draft("RGB", _draft_request(img.size, draft))
                 img.load()
-            except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            except Image.DecompressionBombError as exc:
                 raise ImageError(label, REASON_BOMB, str(exc)) from None
-            except (OSError, SyntaxError, ValueError, EOFError) as exc:
-                raise ImageError(label, REASON_TRUNCATED, str(exc) or type(exc).__name__) from None
+            except (OSError, EOFError) as exc:
+                msg = str(exc) or type(exc).__name__
+                reason = REASON_TRUNCATED if ("truncat" in msg or "premature" in msg.lower()
+                                              or isinstance(exc, EOFError)) else REASON_CORRUPT
+                raise ImageError(label, reason, msg) from None
+            except Exception as exc:  # noqa: BLE001 - broken streams raise many types
+                raise ImageError(label, REASON_CORRUPT, f"{type(exc).__name__}: {exc}") from None
+        try:
+            orientation = img.getexif().get(0x0112, 1)
+        except Exception:  # noqa: BLE001
+            orientation = 1
+        full = (h, w) if orientation in (5, 6, 7, 8) else (w, h)
         try:
             img = ImageOps.exif_transpose(img)
-        except Exception:  # a broken EXIF block must not lose a good image; orientation kept as is
+        except Exception:  # noqa: BLE001 - a broken EXIF block must not lose a good image
             pass
         img = to_rgb(img, background)
-        if min_size and (img.width < min_size or img.height < min_size):
-            raise ImageError(label, REASON_TOO_SMALL, f"{img.width}x{img.height} < {min_size} pixels")
+        img.info[ORIGINAL_SIZE_KEY] = full
+        img.info[FORMAT_KEY] = fmt
+        if min_size and (full[0] < min_size or full[1] < min_size):
+            raise ImageError(label, REASON_TOO_SMALL, f"{full[0]}x{full[1]} < {min_size} pixels")
         return img
     finally:
         if isinstance(source, (str, os.PathLike)):
@@ -255,3 +350,62 @@ def class_folders(root: str | os.PathLike) -> list[str]:
 
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # never: truncated files must fail loudly
+
+
+def is_presplit(root: str | os.PathLike) -> bool:
+    """Tells whether `root` uses the pre-split layout `<root>/{train,val,test}/<class>/<file>`.
+
+    Args:
+        root: path. A stage folder.
+
+    Returns:
+        bool: True when every sub-folder of `root` not starting with `_` or `.` is one of
+        `SUBSETS` (`train`, `val`, `test`), there is at least one, and each of them holds
+        sub-folders (classes) rather than only files. A flat folder whose classes happen to be
+        called `train` and `test` (with images directly inside) is therefore not pre-split.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        return False
+    subs = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))]
+    if not subs or any(p.name not in SUBSETS for p in subs):
+        return False
+    return all(any(c.is_dir() and not c.name.startswith(("_", ".")) for c in p.iterdir()) for p in subs)
+
+
+def scan_image_folder(root: str | os.PathLike) -> list[tuple[Path, str, str | None]]:
+    """Lists the candidate image files of an ImageFolder tree with their class and subset.
+
+    Understands both layouts: flat `<root>/<class>/<file>` (subset None) and pre-split
+    `<root>/<subset>/<class>/<file>` with subset `"train"`, `"val"` or `"test"` (see
+    `is_presplit`). Files in sub-folders of a class folder belong to that class (as in
+    `keras.utils.image_dataset_from_directory`). Names starting with `_` or `.` are skipped at
+    every level. The extension is not checked: content decides what is an image
+    (`open_image`). Files that sit outside any class folder are not listed; compare with
+    `list_images(root)` to find them.
+
+    Args:
+        root: path. A stage folder.
+
+    Returns:
+        list of `(path, label, subset)` tuples sorted by path: `path` is a `Path` under
+        `root`, `label` the class folder name, `subset` one of `SUBSETS` or None.
+
+    Raises:
+        DataError: if `root` does not exist or is not a folder.
+    """
+    from imgclf.errors import DataError
+
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"folder not found: {root}", "check the path, or run the previous stage first")
+    out: list[tuple[Path, str, str | None]] = []
+    presplit = is_presplit(root)
+    for f in list_images(root):
+        parts = f.relative_to(root).parts
+        if presplit:
+            if len(parts) >= 3:
+                out.append((f, parts[1], parts[0]))
+        elif len(parts) >= 2:
+            out.append((f, parts[0], None))
+    return out
