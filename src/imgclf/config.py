@@ -78,15 +78,19 @@ class ScrapeConfig(StrictModel):
 
 
 class CleanConfig(StrictModel):
-    """`imgclf clean`: verification, deduplication, quality."""
+    """`imgclf clean`: verification, deduplication, quality (see docs/dedupe.md)."""
 
     min_size: int = Field(default=0, ge=0)  # pixels, smallest allowed width/height
+    max_pixels: int = Field(default=89_478_485, ge=1)  # larger images are decompression bombs
     dedupe: bool = True
     hash: Literal["phash", "dhash", "ahash", "whash"] = "phash"
-    hash_size: int = Field(default=8, ge=4, le=32)
+    hash_size: int = Field(default=16, ge=4, le=32)  # bits = hash_size**2; 16 measured best
     threshold: int | None = Field(default=None, ge=0)  # bits; None = the measured default
+    label_conflicts: Literal["keep", "reject"] = "keep"  # duplicates across classes
     reject_blurry: bool = False
     blur_threshold: float = Field(default=100.0, ge=0)  # variance of the Laplacian
+    reject_uniform: bool = True  # near-uniform (blank) images carry no information
+    uniform_std: float = Field(default=2.0, ge=0)  # grayscale std in [0, 255] below = uniform
     workers: int | None = Field(default=None, ge=1)
 
 
@@ -108,6 +112,9 @@ class SplitConfig(StrictModel):
     keep_test: bool = False  # if the input already has train/ and test/, keep its test/
     check_leaks: bool = True  # fail if a near-duplicate pair crosses splits
     link: Literal["copy", "hardlink"] = "hardlink"
+    hash: Literal["phash", "dhash", "ahash", "whash"] = "phash"  # duplicate groups (as clean)
+    hash_size: int = Field(default=16, ge=4, le=32)
+    threshold: int | None = Field(default=None, ge=0)  # bits; None = the measured default
 
     @field_validator("ratios")
     @classmethod
