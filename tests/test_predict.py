@@ -126,7 +126,7 @@ def test_corrupt_file_among_good_ones_is_reported_and_others_go_on(run, tmp_path
     assert "not found" in out["missing.png"]["error"]
     assert out["0_blue.png"]["label"] == "blue" and out["2_red.png"]["label"] == "red"
     assert "3 of 5 images predicted" in res.stderr
-    assert "2 unreadable" in res.stderr
+    assert "2 failed (" in res.stderr and "1 unreadable" in res.stderr
 
 
 def test_all_inputs_failing_exits_1(run, tmp_path):

@@ -559,7 +559,7 @@ def prediction_summary(predictions: Sequence[Prediction], threshold: float) -> s
     why = f" ({', '.join(f'{n} {r}' for r, n in sorted(failed.items()))})" if failed else ""
     return (
         f"predict: {len(ok)} of {len(predictions)} images predicted, {low} below the {threshold:.2f} "
-        f"confidence threshold, {len(predictions) - len(ok)} unreadable{why}"
+        f"confidence threshold, {len(predictions) - len(ok)} failed{why}"
     )
 
 
