@@ -390,6 +390,8 @@ def _check_resume(run_dir: Path, cfg: TrainConfig, class_names: list[str], image
         problems.append(f"classes {info.class_names} (now {class_names})")
     if info.image_size != image_size:
         problems.append(f"image size {info.image_size} (now {image_size})")
+    if (info.config.get("model_options") or {}) != cfg.model_options:
+        problems.append(f"model_options {info.config.get('model_options')} (now {cfg.model_options})")
     if problems:
         raise ModelError(
             f"{run_dir} is a run with a different " + "; ".join(problems),
@@ -524,9 +526,12 @@ def train(
             best_so_far = min((r["val_loss"] for r in history if "val_loss" in r), default=None)
             with strategy.scope():
                 _compile(model, cfg, lr)
+            # Order matters: history.csv and the checkpoints are written before the backup of
+            # the epoch, so a kill between them repeats the epoch (read_history keeps the last
+            # row) instead of losing its row.
             cbs: list[keras.callbacks.Callback] = [
                 LearningRateLogger(),
-                keras.callbacks.BackupAndRestore(str(backup / f"phase{phase}"), double_checkpoint=True, delete_checkpoint=False),
+                keras.callbacks.CSVLogger(str(run_dir / HISTORY), append=True),
                 AtomicModelCheckpoint(
                     str(run_dir / BEST_MODEL), monitor="val_loss", save_best_only=True, initial_value_threshold=best_so_far
                 ),
@@ -542,8 +547,8 @@ def train(
                     )
                 )
             cbs += [
-                keras.callbacks.CSVLogger(str(run_dir / HISTORY), append=True),
                 keras.callbacks.TensorBoard(log_dir=str(run_dir / LOG_DIR), write_graph=False),
+                keras.callbacks.BackupAndRestore(str(backup / f"phase{phase}"), double_checkpoint=True, delete_checkpoint=False),
             ]
             desc = f"train {cfg.model}" + (f" phase {phase}" if two_phase else "")
             bar = RichProgress(desc, end_epoch, steps)
