@@ -1,0 +1,335 @@
+"""`imgclf split`: stratified train / val / test folders in which no duplicate group is split.
+
+1. Every file is hashed (perceptual hash, `imgclf.clean.hashing`, the same defaults as
+   `clean`); images within `threshold` bits are joined into duplicate groups (connected
+   components). `split` computes the groups itself because its input is usually the
+   `prepare` output (resized, re-encoded), not the `clean` output.
+2. Whole groups are assigned, class by class (a group counts for its majority label): the
+   groups of a class are shuffled with `seed`, then taken largest first, each to the split
+   that still has no image of this class if any, else to the split furthest below its target
+   count (targets: `ratios` x class size, rounded by largest remainder). This is a greedy
+   equivalent of scikit-learn's `StratifiedGroupKFold` for arbitrary ratios; with singleton
+   groups it gives each class exactly its rounded targets.
+3. With `keep_test=True` on a pre-split input (`src/train`, `src/test`, optional `src/val`),
+   `test/` is the test split as it is; train and val images are pooled and split with the
+   train/val ratios renormalized to sum to 1. Pool images in a group with a test image are
+   set aside (`split.csv` status `dropped`), since they would leak into test.
+4. Before anything is written, every near-duplicate pair is checked again: a pair whose two
+   images landed in different splits is a leak, and (with `check_leaks`, the default) the split
+   fails with a `DataError` naming the files.
+5. Files are hard-linked into `out/<split>/<class>/` (falling back to a copy when the file
+   system refuses, e.g. across devices), or copied with `link="copy"`.
+
+Same input and seed give identical output.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from imgclf.config import SplitConfig
+from imgclf.errors import ConfigError, DataError, ImageError
+from imgclf.fsutil import atomic_write_json, atomic_write_text, tmp_path_for
+from imgclf.images import SUBSETS, class_folders, is_presplit, open_image, scan_image_folder
+from imgclf.ui import progress, summary
+
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+
+
+@dataclass
+class SplitSummary:
+    """What `split_folder` did.
+
+    Attributes:
+        out: Path. Output folder.
+        counts: dict split -> class -> number of images.
+        groups: int. Duplicate groups of 2+ images (kept whole).
+        dropped: list of str. Pool images set aside as near-duplicates of a kept test image.
+        leaks: list of (file, file) pairs crossing splits (empty unless `check_leaks=False`).
+        linked: int. Files hard-linked; the others were copied.
+    """
+
+    out: Path
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    groups: int = 0
+    dropped: list[str] = field(default_factory=list)
+    leaks: list[tuple[str, str]] = field(default_factory=list)
+    linked: int = 0
+
+    def total(self, split: str) -> int:
+        """Number of images in `split`."""
+        return sum(self.counts.get(split, {}).values())
+
+
+def largest_remainder(n: int, ratios: tuple[float, ...]) -> list[int]:
+    """Splits `n` items by `ratios` into integers summing to `n` (largest remainder method).
+
+    Every ratio > 0 gets at least 1 when `n` allows, taken from the largest share.
+
+    Args:
+        n: int >= 0.
+        ratios: tuple of non-negative floats summing to 1.
+
+    Returns:
+        list of int, one per ratio, summing to `n`.
+    """
+    raw = [n * r for r in ratios]
+    out = [int(np.floor(x)) for x in raw]
+    order = sorted(range(len(raw)), key=lambda k: (-(raw[k] - out[k]), k))
+    for k in order[: n - sum(out)]:
+        out[k] += 1
+    for k, r in enumerate(ratios):
+        if r > 0 and out[k] == 0:
+            donor = max(range(len(out)), key=lambda m: out[m])
+            if out[donor] > 1:
+                out[donor] -= 1
+                out[k] += 1
+    return out
+
+
+def _check_input(src: Path, presplit: bool) -> None:
+    if not src.is_dir():
+        raise DataError(f"input folder not found: {src}", "run `imgclf prepare` first or check the path")
+    roots = [src / s for s in SUBSETS if (src / s).is_dir()] if presplit else [src]
+    classes = [(r, c) for r in roots for c in class_folders(r)]
+    if not classes:
+        raise DataError(f"no class folders under {src}", "expected <folder>/<class>/<image>")
+    for r, c in classes:
+        if not any(p.is_file() and not p.name.startswith(("_", ".")) for p in (r / c).rglob("*")):
+            raise DataError(f"class folder {r / c} is empty", "add images to it or remove the folder")
+
+
+def _prepare_out(src: Path, out: Path) -> None:
+    rs, ro = src.resolve(), out.resolve()
+    if ro == rs or rs in ro.parents or ro in rs.parents:
+        raise DataError(f"output folder {out} must not be the input folder {src}, inside it, or contain it")
+    if out.exists() and any(out.iterdir()):
+        if not (out / "_reports" / "split_report.json").is_file():
+            raise DataError(f"output folder {out} is not empty and is not a previous split output",
+                            "choose a new --out folder or empty it")
+        shutil.rmtree(out)  # a previous split: rewrite from scratch so no stale file remains
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _hash_all(files: list[Path], src: Path, hasher) -> np.ndarray:
+    def one(p: Path) -> np.ndarray:
+        try:
+            return hasher.hash_image(open_image(p, draft=hasher.draft_size))
+        except ImageError as exc:
+            raise DataError(f"cannot read {p}: {exc.reason} ({exc.detail})", "run `imgclf clean` on the raw data first") from None
+
+    codes = []
+    with progress("split: hashing", total=len(files)) as advance, ThreadPoolExecutor(min(8, (os.cpu_count() or 2) * 2)) as pool:
+        for c in pool.map(one, files):
+            codes.append(c)
+            advance()
+    return np.stack(codes) if codes else np.zeros((0, 1), dtype=np.uint64)
+
+
+def _place(src_file: Path, dest: Path, link: str) -> bool:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if link == "hardlink":
+        try:
+            os.link(src_file, dest)
+            return True
+        except OSError:
+            pass
+    tmp = tmp_path_for(dest)
+    shutil.copyfile(src_file, tmp)
+    os.replace(tmp, dest)
+    return False
+
+
+def split_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: SplitConfig | None = None) -> SplitSummary:
+    """Splits an ImageFolder tree into `out/{train,val,test}/<class>/`, never splitting a group.
+
+    Args:
+        src: path. `src/<class>/<file>` (usually the `prepare` output), or pre-split
+            `src/{train,val,test}/<class>/<file>`. Not modified.
+        out: path. Created; a previous split output there is replaced, any other non-empty
+            folder refused. Gets `train/`, `val/`, `test/` and `_reports/split.csv`
+            (file, class, split, group, dest) and `_reports/split_report.json`.
+        cfg: SplitConfig or None. `ratios` (train, val, test; sum 1), `seed`, `keep_test`,
+            `check_leaks`, `link` ("hardlink" | "copy"), `hash`, `hash_size`, `threshold`
+            (bits; None = the measured default of `clean`).
+
+    Returns:
+        SplitSummary.
+
+    Raises:
+        DataError: missing input folder, no class / empty class folder, a class too small for
+            the ratios (naming the class and its count), `keep_test` without `src/test/`, an
+            unreadable image, or a near-duplicate pair across splits (naming the files).
+        ConfigError: `keep_test` with zero train + val ratios.
+    """
+    from imgclf.clean.hashing import get_hasher
+    from imgclf.clean.search import connected_components, hamming_pairs
+
+    cfg = cfg or SplitConfig()
+    src, out = Path(src), Path(out)
+    presplit = is_presplit(src)
+    _check_input(src, presplit)
+    entries = scan_image_folder(src)
+    if cfg.keep_test:
+        if not presplit or not (src / "test").is_dir():
+            raise DataError(f"--keep-test needs a pre-split input with {src / 'test'}/<class>/",
+                            "drop --keep-test, or export the data with its official split")
+        tv = cfg.ratios[0] + cfg.ratios[1]
+        if tv <= 0:
+            raise ConfigError(f"ratios {list(cfg.ratios)}: with keep_test the train and val ratios must not both be 0")
+        ratios = (cfg.ratios[0] / tv, cfg.ratios[1] / tv, 0.0)
+    else:
+        ratios = tuple(cfg.ratios)
+    hasher = get_hasher(cfg.hash, cfg.hash_size)
+    threshold = cfg.threshold if cfg.threshold is not None else hasher.default_threshold()
+
+    files = [e[0] for e in entries]
+    labels = [e[1] for e in entries]
+    fixed_test = [cfg.keep_test and e[2] == "test" for e in entries]
+    rels = [f.relative_to(src).as_posix() for f in files]
+    n = len(files)
+
+    codes = _hash_all(files, src, hasher)
+    pi, pj, pd = hamming_pairs(codes, threshold, bits=hasher.bits) if n > 1 else (np.zeros(0, int),) * 3
+    comp = connected_components(n, pi, pj)
+
+    members: dict[int, list[int]] = defaultdict(list)
+    for k, c in enumerate(comp):
+        members[int(c)].append(k)
+    n_groups = sum(1 for m in members.values() if len(m) > 1)
+
+    assign: list[str | None] = [None] * n
+    dropped: list[int] = []
+    for k in range(n):
+        if fixed_test[k]:
+            assign[k] = "test"
+    for c, ks in members.items():
+        if any(fixed_test[k] for k in ks):
+            for k in ks:
+                if not fixed_test[k]:
+                    dropped.append(k)
+                    assign[k] = "dropped"
+
+    # ------------------------------------------------------------- group assignment per class
+    pool_groups: dict[str, list[list[int]]] = defaultdict(list)
+    for c in sorted(members, key=lambda c: min(rels[k] for k in members[c])):
+        ks = [k for k in members[c] if assign[k] is None]
+        if not ks:
+            continue
+        counts = Counter(labels[k] for k in ks)
+        major = sorted(counts, key=lambda lab: (-counts[lab], lab))[0]
+        pool_groups[major].append(sorted(ks, key=lambda k: rels[k]))
+    all_classes = sorted(set(labels))
+    nonzero = [s for s, r in zip(SPLITS, ratios) if r > 0]
+    rng = np.random.default_rng(cfg.seed)
+    for cls in all_classes:
+        groups = pool_groups.get(cls, [])
+        size = sum(len(g) for g in groups)
+        if cfg.keep_test and size == 0:
+            raise DataError(f"class {cls!r} has no train/val images to split (only test)", "add training images for it")
+        if size < len(nonzero) or len(groups) < len(nonzero):
+            need = ", ".join(f"{s} {r:.2f}" for s, r in zip(SPLITS, ratios) if r > 0)
+            grp = f" in {len(groups)} duplicate groups" if len(groups) != size else ""
+            raise DataError(
+                f"class {cls!r} has {size} images{grp}; ratios ({need}) need at least {len(nonzero)} "
+                "so that every split gets one",
+                "add images to this class, remove it, or change --ratios",
+            )
+        targets = dict(zip(SPLITS, largest_remainder(size, ratios)))
+        perm = rng.permutation(len(groups))
+        ordered = sorted((groups[p] for p in perm), key=len, reverse=True)  # stable: ties keep shuffle
+        have = dict.fromkeys(SPLITS, 0)
+        for g in ordered:
+            best = max(
+                nonzero,
+                key=lambda s: (have[s] == 0 and targets[s] > 0, targets[s] - have[s], -SPLITS.index(s)),
+            )
+            have[best] += len(g)
+            for k in g:
+                assign[k] = best
+
+    # ------------------------------------------------------------- leak re-check
+    leaks = [(rels[a], rels[b]) for a, b in zip(pi.tolist(), pj.tolist())
+             if assign[a] in SPLITS and assign[b] in SPLITS and assign[a] != assign[b]]
+    if leaks and cfg.check_leaks:
+        shown = "; ".join(f"{a} <-> {b}" for a, b in leaks[:5])
+        raise DataError(
+            f"{len(leaks)} near-duplicate pair(s) would cross splits (within {threshold} bits): {shown}",
+            "run `imgclf clean` first, or pass --no-check-leaks to accept them",
+        )
+
+    # ------------------------------------------------------------- write
+    _prepare_out(src, out)
+    dests: dict[int, Path] = {}
+    taken: set[Path] = set()
+    for k in sorted(range(n), key=lambda k: rels[k]):
+        s = assign[k]
+        if s not in SPLITS:
+            continue
+        name = files[k].name
+        dest = out / s / labels[k] / name
+        if dest in taken:  # same name from another subset / sub-folder
+            stem = "__".join(Path(rels[k]).parts[:-1]).replace("/", "_")
+            dest = out / s / labels[k] / f"{stem}__{name}"
+        taken.add(dest)
+        dests[k] = dest
+    result = SplitSummary(out=out, groups=n_groups, dropped=[rels[k] for k in dropped], leaks=leaks)
+    with progress("split: write", total=len(dests)) as advance:
+        for k, dest in dests.items():
+            result.linked += _place(files[k], dest, cfg.link)
+            advance()
+    for s in SPLITS:
+        (out / s).mkdir(exist_ok=True)
+    counts = {s: {c: 0 for c in all_classes} for s in SPLITS}
+    for k in dests:
+        counts[assign[k]][labels[k]] += 1
+    result.counts = counts
+
+    rep = out / "_reports"
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["file", "class", "split", "group", "dest"])
+    for k in sorted(range(n), key=lambda k: rels[k]):
+        grp = int(comp[k]) if len(members[int(comp[k])]) > 1 else ""
+        dest = dests[k].relative_to(out).as_posix() if k in dests else ""
+        w.writerow([rels[k], labels[k], assign[k], grp, dest])
+    atomic_write_text(rep / "split.csv", buf.getvalue())
+    totals = {s: sum(counts[s].values()) for s in SPLITS}
+    placed = sum(totals.values())
+    atomic_write_json(rep / "split_report.json", {
+        "src": str(src),
+        "out": str(out),
+        "layout": "pre-split" if presplit else "flat",
+        "keep_test": cfg.keep_test,
+        "ratios_requested": list(cfg.ratios),
+        "ratios_used": list(ratios),
+        "ratios_actual": {s: round(totals[s] / placed, 4) if placed else 0.0 for s in SPLITS},
+        "seed": cfg.seed,
+        "hash": cfg.hash,
+        "hash_bits": hasher.bits,
+        "threshold": threshold,
+        "counts": counts,
+        "totals": totals,
+        "duplicate_groups": n_groups,
+        "largest_group": max((len(m) for m in members.values()), default=0),
+        "near_duplicate_pairs": int(len(pi)),
+        "dropped_near_test": result.dropped,
+        "cross_split_pairs": [list(p) for p in leaks],
+        "link": cfg.link,
+        "hardlinked": result.linked,
+    })
+    drop = f", {len(dropped)} set aside as near-duplicates of test images" if dropped else ""
+    summary(
+        f"split: train {totals['train']}, val {totals['val']}, test {totals['test']} "
+        f"({len(all_classes)} classes, {n_groups} duplicate groups kept whole, {len(leaks)} cross-split pairs{drop}) -> {out}"
+    )
+    return result
