@@ -15,6 +15,7 @@ The model is trained once per process and copied afterwards (training takes a fe
 
 from __future__ import annotations
 
+import atexit
 import csv
 import shutil
 import tempfile
@@ -105,6 +106,7 @@ def make_run(dest: str | Path) -> Path:
     dest = Path(dest)
     if "root" not in _CACHE:
         root = Path(tempfile.mkdtemp(prefix="imgclf_tiny_run_"))
+        atexit.register(shutil.rmtree, root, True)
         _build(root)
         _CACHE["root"] = root
     shutil.copytree(_CACHE["root"], dest, dirs_exist_ok=True)
