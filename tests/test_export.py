@@ -96,3 +96,17 @@ def test_exported_file_without_metadata_is_refused(run, tmp_path):
     moved.write_bytes(Path(path).read_bytes())
     with pytest.raises(ModelError, match="class names unknown"):
         load_model(moved)
+
+
+def test_failed_parity_fails_loudly_and_deletes_the_export(run):
+    with pytest.raises(ModelError, match="FAILED the parity check") as err:
+        export_run(run, "tflite", min_agreement=1.01)  # unreachable: agreement is at most 1
+    assert "largest probability difference" in str(err.value)
+    assert not (run / "export" / "model.tflite").exists()
+    assert not (run / "export" / "model.tflite.json").exists()
+
+
+def test_predict_accepts_the_keras_file_of_a_run(run):
+    img = run.parent / "data" / "test" / "blue" / "blue_003.png"
+    [p] = predict_inputs([img], model=run / "best.keras")
+    assert p.label == "blue"

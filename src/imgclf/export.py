@@ -110,6 +110,7 @@ def export_run(
     out: str | os.PathLike | None = None,
     data_dir: str | os.PathLike | None = None,
     batch_size: int = 64,
+    min_agreement: float = MIN_AGREEMENT,
 ) -> ExportResult:
     """Exports `run_dir/best.keras` and checks that the export predicts the same.
 
@@ -121,6 +122,8 @@ def export_run(
         data_dir: path or None. The split folder whose `test/` images are used for the parity
             check; None = the `data_dir` in `run.json`.
         batch_size: int, default 64. Images per model call in the parity check.
+        min_agreement: float in [0, 1], default `MIN_AGREEMENT` (0.999). Smallest top-1
+            agreement accepted.
 
     Returns:
         ExportResult.
@@ -194,11 +197,11 @@ def export_run(
     agreement = agree / total
     images_n = total
     result = ExportResult(dest, format, images_n, source, agreement, max_diff, _size(dest))
-    if agreement < MIN_AGREEMENT:
+    if agreement < min_agreement:
         _remove(dest)
         _remove(meta_path)
         raise ModelError(
-            f"export to {format} FAILED the parity check: top-1 agreement {agreement:.4%} < {MIN_AGREEMENT:.1%} "
+            f"export to {format} FAILED the parity check: top-1 agreement {agreement:.4%} < {min_agreement:.1%} "
             f"on {images_n} images ({source}), largest probability difference {max_diff:.3g}; the export was deleted",
             "report this with the model name; try another --format",
         )
