@@ -269,3 +269,17 @@ def test_embed_from_a_training_run_uses_the_embedding_layer(tmp_path):
     assert emb.embeddings.shape[1] == width and emb.model == f"run:{run}"
     res = cluster_images(data, tmp_path / "c", ClusterOptions(k=3, seed=0), EmbedOptions(model=str(run)))
     assert res.clustering.purity is not None and res.clustering.purity > 0.6
+
+
+@pytest.mark.slow
+def test_embed_from_a_registry_model_and_a_keras_file(digits, tmp_path):
+    pytest.importorskip("imgclf.models.registry")
+    emb = embed_folder(digits, EmbedOptions(model="cnn", weights="none", size=16))
+    from imgclf.models.registry import create_model
+
+    model = create_model("cnn", num_classes=2, input_shape=(16, 16, 3))
+    width = model.get_layer("embedding").output.shape[-1]
+    assert emb.embeddings.shape == (len(CLASSES) * PER_CLASS, width) and emb.size == 16
+    model.save(tmp_path / "m.keras")
+    emb = embed_folder(digits, EmbedOptions(model=str(tmp_path / "m.keras")))
+    assert emb.embeddings.shape[1] == width and emb.size == 16  # size read from the file
