@@ -154,7 +154,7 @@ def plan_chunks(n: int, bits: int, radius: int, max_probes: int = 20_000) -> Chu
     best: ChunkPlan | None = None
     for m in range(1, min(radius + 1, bits) + 1):
         sizes = [bits // m + (1 if k < bits % m else 0) for k in range(m)]
-        if max(sizes) > 62:
+        if max(sizes) > 64:
             continue
         total = radius - m + 1
         radii = [total // m + (1 if k < total % m else 0) for k in range(m)]

@@ -1,0 +1,207 @@
+"""`clean`: real tiny images with copies, broken files and label noise (see tests/data)."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from imgclf.clean import clean_folder
+from imgclf.config import CleanConfig
+from imgclf.errors import DataError
+
+DATA = Path(__file__).parent / "data"
+
+
+def _crop(name: str, x: int, y: int, size: int = 64) -> Image.Image:
+    from sklearn.datasets import load_sample_image
+
+    arr = load_sample_image(name)[y : y + 160, x : x + 160]
+    return Image.fromarray(arr).resize((size, size), Image.Resampling.LANCZOS)
+
+
+def _snapshot(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() + str(p.stat().st_mtime_ns)
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("raw")
+    (root / "cat").mkdir()
+    (root / "dog").mkdir()
+    cats = [_crop("china.jpg", x, y) for x, y in [(0, 0), (200, 0), (400, 200), (0, 260)]]
+    dogs = [_crop("flower.jpg", x, y) for x, y in [(0, 0), (250, 0), (450, 250), (100, 260)]]
+    for k, im in enumerate(cats):
+        im.save(root / "cat" / f"p{k}.png")
+    for k, im in enumerate(dogs):
+        im.save(root / "dog" / f"d{k}.png")
+    p0 = cats[0]
+    p0.resize((32, 32), Image.Resampling.LANCZOS).save(root / "cat" / "p0_small.png")
+    p0.save(root / "cat" / "p0_q60.jpg", quality=60)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    p0.transpose(Image.Transpose.ROTATE_90).save(root / "cat" / "p0_exif.jpg", quality=95, exif=exif)
+    shutil.copyfile(root / "cat" / "p0.png", root / "cat" / "p0_copy.png")
+    cats[1].save(root / "dog" / "p1_mislabeled.png")  # same picture under another label
+    shutil.copyfile(DATA / "truncated.jpg", root / "cat" / "broken.jpg")
+    shutil.copyfile(DATA / "not_an_image.jpg", root / "cat" / "page.jpg")
+    shutil.copyfile(DATA / "bomb.png", root / "dog" / "bomb.png")
+    shutil.copyfile(DATA / "unsupported.pcx", root / "dog" / "pic.pcx")
+    shutil.copyfile(DATA / "blank.png", root / "dog" / "blank.png")
+    (root / "readme.txt").write_text("not in a class folder")
+    return root
+
+
+@pytest.fixture(scope="module")
+def cleaned(raw, tmp_path_factory):
+    before = _snapshot(raw)
+    out = tmp_path_factory.mktemp("clean") / "out"
+    summary = clean_folder(raw, out, CleanConfig(workers=2))
+    assert _snapshot(raw) == before, "clean modified its input folder"
+    return raw, out, summary
+
+
+def _rejects(out: Path) -> dict[str, str]:
+    with open(out / "_reports" / "rejects.csv", newline="") as f:
+        return {row["file"]: row["reason"] for row in csv.DictReader(f)}
+
+
+def test_each_broken_file_rejected_with_its_reason(cleaned):
+    raw, out, s = cleaned
+    rej = _rejects(out)
+    assert rej["cat/broken.jpg"] == "truncated"
+    assert rej["cat/page.jpg"] == "not_an_image"
+    assert rej["dog/bomb.png"] == "decompression_bomb"
+    assert rej["dog/pic.pcx"] == "unsupported_format"
+    assert rej["dog/blank.png"] == "near_uniform"
+    assert rej["readme.txt"] == "not_in_class_folder"
+    for rel, reason in rej.items():
+        assert (out / "_rejected" / reason / rel).is_file(), rel
+        assert not (out / rel).exists()
+
+
+def test_copies_grouped_and_best_kept(cleaned):
+    raw, out, s = cleaned
+    rej = _rejects(out)
+    assert rej["cat/p0_copy.png"] == "duplicate"
+    for rel in ("cat/p0_small.png", "cat/p0_q60.jpg", "cat/p0_exif.jpg"):
+        assert rej[rel] == "near_duplicate", rel
+    assert (out / "cat" / "p0.png").read_bytes() == (raw / "cat" / "p0.png").read_bytes()
+    report = json.loads((out / "_reports" / "clean_report.json").read_text())
+    group = next(g for g in report["groups"] if "cat/p0.png" in g["kept"])
+    assert {m["file"] for m in group["members"]} == {
+        "cat/p0.png", "cat/p0_copy.png", "cat/p0_small.png", "cat/p0_q60.jpg", "cat/p0_exif.jpg"}
+
+
+def test_distinct_images_not_grouped(cleaned):
+    raw, out, s = cleaned
+    for rel in ("cat/p1.png", "cat/p2.png", "cat/p3.png", "dog/d0.png", "dog/d1.png", "dog/d2.png", "dog/d3.png"):
+        assert (out / rel).is_file(), rel
+    assert s.groups == 2
+
+
+def test_label_conflict_reported_not_resolved(cleaned):
+    raw, out, s = cleaned
+    report = json.loads((out / "_reports" / "clean_report.json").read_text())
+    assert s.label_conflicts == 1
+    (conflict,) = report["label_conflicts"]
+    assert conflict["labels"] == ["cat", "dog"]
+    assert (out / "cat" / "p1.png").is_file() and (out / "dog" / "p1_mislabeled.png").is_file()
+
+
+def test_report_counts_and_sheets(cleaned):
+    raw, out, s = cleaned
+    report = json.loads((out / "_reports" / "clean_report.json").read_text())
+    assert report["total"] == 19 and report["kept"] == s.kept == 9
+    assert sum(report["rejected"].values()) == 10
+    assert report["per_class"]["cat"]["near_duplicate"] == 3
+    assert report["per_class"]["dog"]["kept"] == 5
+    for name in ("duplicate_groups.png", "label_conflicts.png", "blurriest.png"):
+        assert Image.open(out / "_reports" / name).size[0] > 100
+    with open(out / "_reports" / "images.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 14  # every decodable image has its scores
+    assert all(float(r["blur"]) >= 0 for r in rows)
+
+
+def test_reject_blurry_only_when_asked(raw, tmp_path):
+    s = clean_folder(raw, tmp_path / "o", CleanConfig(reject_blurry=True, blur_threshold=1e9, dedupe=False, workers=1))
+    assert s.rejected.get("blurry", 0) == 13
+    assert s.kept == 0
+
+
+def test_label_conflict_reject_mode(raw, tmp_path):
+    s = clean_folder(raw, tmp_path / "o", CleanConfig(label_conflicts="reject", workers=1))
+    assert s.rejected["label_conflict"] == 2
+
+
+def test_rerun_replaces_previous_output_and_refuses_foreign_folder(raw, tmp_path):
+    out = tmp_path / "o"
+    clean_folder(raw, out, CleanConfig(workers=1))
+    (out / "cat" / "stale.png").write_bytes(b"old")
+    clean_folder(raw, out, CleanConfig(workers=1))
+    assert not (out / "cat" / "stale.png").exists()
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "important.txt").write_text("keep me")
+    with pytest.raises(DataError, match="not empty"):
+        clean_folder(raw, foreign, CleanConfig())
+    with pytest.raises(DataError, match="inside"):
+        clean_folder(raw, raw / "_clean", CleanConfig())
+
+
+def test_presplit_layout_keeps_test_copy(tmp_path):
+    src = tmp_path / "raw"
+    im = _crop("china.jpg", 0, 0)
+    other = _crop("flower.jpg", 0, 0)
+    for sub in ("train", "test"):
+        (src / sub / "a").mkdir(parents=True)
+    im.save(src / "train" / "a" / "big.png")  # larger, but in train
+    im.resize((40, 40)).save(src / "test" / "a" / "small.png")
+    other.save(src / "train" / "a" / "other.png")
+    out = tmp_path / "out"
+    clean_folder(src, out, CleanConfig(workers=1))
+    assert (out / "test" / "a" / "small.png").is_file()
+    assert (out / "_rejected" / "near_duplicate" / "train" / "a" / "big.png").is_file()
+    assert (out / "train" / "a" / "other.png").is_file()
+
+
+def test_digits_distinct_not_removed(tmp_path):
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    for k, (im, y) in enumerate(zip(d.images[:300], d.target[:300])):
+        p = tmp_path / "raw" / str(y) / f"{k:04d}.png"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((im * 255 / 16).astype(np.uint8)).save(p)
+    s = clean_folder(tmp_path / "raw", tmp_path / "out", CleanConfig(workers=2))
+    assert s.kept == 300
+
+
+def test_missing_and_empty_input(tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        clean_folder(tmp_path / "missing", tmp_path / "o")
+    (tmp_path / "empty" / "cls").mkdir(parents=True)
+    with pytest.raises(DataError, match="no "):
+        clean_folder(tmp_path / "empty", tmp_path / "o2")
+
+
+def test_cli_clean(raw, tmp_path):
+    from imgclf.cli.main import app
+
+    r = CliRunner().invoke(app, ["clean", str(raw), "--out", str(tmp_path / "o"), "--threshold", "0", "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    assert "clean: kept" in r.output
+    assert (tmp_path / "o" / "_reports" / "clean_report.json").is_file()
+    r = CliRunner().invoke(app, ["clean", str(tmp_path / "nope"), "--out", str(tmp_path / "o3")])
+    assert r.exit_code == 1
+    assert "input folder not found" in r.output and "Traceback" not in r.output
