@@ -137,3 +137,16 @@ def test_cli_evaluate_defaults_to_latest_run(tmp_path):
     res = CliRunner().invoke(app, ["evaluate", "--models-dir", str(run.parent)])
     assert res.exit_code == 0, res.output
     assert (run / "metrics.json").is_file()
+
+
+def test_macro_averages_match_sklearn_when_a_class_is_absent():
+    from sklearn.metrics import f1_score, precision_score, recall_score
+
+    probs = np.array([[0.8, 0.1, 0.1, 0.0], [0.2, 0.7, 0.1, 0.0], [0.6, 0.3, 0.1, 0.0], [0.1, 0.2, 0.7, 0.0]])
+    labels = np.array([0, 1, 1, 2])  # class "d" is neither in this split nor predicted
+    m = compute_metrics(probs, labels, ["a", "b", "c", "d"])
+    pred = probs.argmax(1)
+    assert m["precision_macro"] == pytest.approx(precision_score(labels, pred, average="macro", zero_division=0))
+    assert m["recall_macro"] == pytest.approx(recall_score(labels, pred, average="macro", zero_division=0))
+    assert m["f1_macro"] == pytest.approx(f1_score(labels, pred, average="macro", zero_division=0))
+    assert m["per_class"]["d"]["support"] == 0 and len(m["confusion_matrix"]) == 4

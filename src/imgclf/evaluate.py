@@ -210,7 +210,8 @@ def compute_metrics(probs: np.ndarray, labels: np.ndarray, class_names: list[str
     Returns:
         dict with `accuracy`, `loss` (mean cross-entropy, natural log), `top_k`,
         `top_k_accuracy`, `precision_macro`, `recall_macro`, `f1_macro` (unweighted means over
-        classes; a class never predicted counts as precision 0), `ece`, `ece_bins`,
+        the classes present in `labels` or predicted — scikit-learn's default label set; a
+        present class never predicted counts as precision 0), `ece`, `ece_bins`,
         `per_class` ({class: {precision, recall, f1, support}}), `confusion_matrix`
         (rows = true class, columns = predicted), `confusion_matrix_normalized` (rows sum to 1),
         `calibration` (per-bin table), `n_images`, `class_names`.
@@ -237,6 +238,9 @@ def compute_metrics(probs: np.ndarray, labels: np.ndarray, class_names: list[str
         else:
             topk = top_k_accuracy_score(labels, probs, k=k, labels=ids)
     p, r, f1, support = precision_recall_fscore_support(labels, pred, labels=ids, zero_division=0)
+    # macro averages over the classes present in the truth or the predictions (scikit-learn's
+    # default label set), so a class absent from this split does not count as a zero
+    present = np.union1d(labels, pred)
     cm = confusion_matrix(labels, pred, labels=ids)
     with np.errstate(invalid="ignore", divide="ignore"):
         cm_norm = np.nan_to_num(cm / cm.sum(axis=1, keepdims=True))
@@ -244,9 +248,9 @@ def compute_metrics(probs: np.ndarray, labels: np.ndarray, class_names: list[str
     return {
         "accuracy": float(accuracy_score(labels, pred)),
         "loss": float(log_loss(labels, np.clip(probs, 1e-7, 1.0), labels=ids)),
-        "precision_macro": float(np.mean(p)),
-        "recall_macro": float(np.mean(r)),
-        "f1_macro": float(np.mean(f1)),
+        "precision_macro": float(np.mean(p[present])),
+        "recall_macro": float(np.mean(r[present])),
+        "f1_macro": float(np.mean(f1[present])),
         "top_k": k,
         "top_k_accuracy": float(topk),
         "ece": ece,
