@@ -149,6 +149,46 @@ def _place(src_file: Path, dest: Path, link: str) -> bool:
     return False
 
 
+def cross_split_pairs(
+    names: list[str], splits: list[str | None], codes: np.ndarray, threshold: int, bits: int
+) -> list[tuple[str, str]]:
+    """Finds near-duplicate pairs whose two images are in different splits.
+
+    An independent re-check of an assignment: the pairs are searched again (exact Hamming
+    search, `imgclf.clean.search.hamming_pairs`) among the placed images only.
+
+    Args:
+        names: list of str. One name per image (reported in the result).
+        splits: list of str or None. `"train"`, `"val"`, `"test"`, or anything else for an
+            image that is not placed (ignored).
+        codes: np.ndarray of uint64, shape `(n, W)`. Packed perceptual hashes.
+        threshold: int. Radius in bits.
+        bits: int. Hash length in bits.
+
+    Returns:
+        list of `(name, name)` pairs, sorted; empty when nothing leaks.
+    """
+    from imgclf.clean.search import hamming_pairs
+
+    placed = np.array([k for k, s in enumerate(splits) if s in SPLITS], dtype=np.int64)
+    if len(placed) < 2:
+        return []
+    i, j, _ = hamming_pairs(codes[placed], threshold, bits=bits)
+    out = [(names[placed[a]], names[placed[b]]) for a, b in zip(i.tolist(), j.tolist())
+           if splits[placed[a]] != splits[placed[b]]]
+    return sorted(out)
+
+
+def raise_on_leaks(leaks: list[tuple[str, str]], threshold: int) -> None:
+    """Raises `DataError` naming up to 5 cross-split pairs (see `cross_split_pairs`)."""
+    if leaks:
+        shown = "; ".join(f"{a} <-> {b}" for a, b in leaks[:5])
+        raise DataError(
+            f"{len(leaks)} near-duplicate pair(s) would cross splits (within {threshold} bits): {shown}",
+            "run `imgclf clean` first, or pass --no-check-leaks to accept them",
+        )
+
+
 def split_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: SplitConfig | None = None) -> SplitSummary:
     """Splits an ImageFolder tree into `out/{train,val,test}/<class>/`, never splitting a group.
 
@@ -258,14 +298,9 @@ def split_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: SplitConfi
                 assign[k] = best
 
     # ------------------------------------------------------------- leak re-check
-    leaks = [(rels[a], rels[b]) for a, b in zip(pi.tolist(), pj.tolist())
-             if assign[a] in SPLITS and assign[b] in SPLITS and assign[a] != assign[b]]
+    leaks = cross_split_pairs(rels, assign, codes, threshold, hasher.bits)
     if leaks and cfg.check_leaks:
-        shown = "; ".join(f"{a} <-> {b}" for a, b in leaks[:5])
-        raise DataError(
-            f"{len(leaks)} near-duplicate pair(s) would cross splits (within {threshold} bits): {shown}",
-            "run `imgclf clean` first, or pass --no-check-leaks to accept them",
-        )
+        raise_on_leaks(leaks, threshold)
 
     # ------------------------------------------------------------- write
     _prepare_out(src, out)

@@ -1,0 +1,183 @@
+"""`split`: stratified, deterministic, duplicate groups never separated, clear errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from imgclf.config import SplitConfig
+from imgclf.errors import DataError
+from imgclf.split import largest_remainder, split_folder
+
+
+def _digit_images(n: int, offset: int = 0):
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    for k in range(offset, offset + n):
+        im = Image.fromarray((d.images[k] * 255 / 16).astype(np.uint8)).resize((32, 32), Image.Resampling.BICUBIC)
+        yield k, im, int(d.target[k])
+
+
+@pytest.fixture(scope="module")
+def processed(tmp_path_factory) -> Path:
+    """400 digits as 32x32 PNGs in 10 classes, plus 12 groups of near copies (JPEG / shifted gray)."""
+    root = tmp_path_factory.mktemp("processed")
+    for k, im, y in _digit_images(400):
+        p = root / str(y) / f"{k:04d}.png"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        im.save(p)
+        if k < 12:  # near copies that must stay together
+            im.save(root / str(y) / f"{k:04d}_copy.jpg", quality=98)
+            Image.fromarray(np.clip(np.asarray(im, dtype=int) + 3, 0, 255).astype(np.uint8)).save(root / str(y) / f"{k:04d}_bright.png")
+    return root
+
+
+def _read_split(out: Path) -> dict[str, str]:
+    with open(out / "_reports" / "split.csv", newline="") as f:
+        return {r["file"]: r["split"] for r in csv.DictReader(f)}
+
+
+def test_groups_never_separated_and_stratified(processed, tmp_path):
+    out = tmp_path / "s"
+    s = split_folder(processed, out, SplitConfig())
+    assign = _read_split(out)
+    for k in range(12):
+        members = [f for f in assign if Path(f).name.startswith(f"{k:04d}")]
+        assert len(members) == 3
+        assert len({assign[m] for m in members}) == 1, members
+    assert s.groups >= 12 and not s.leaks
+    total = sum(s.total(x) for x in ("train", "val", "test"))
+    assert total == 424
+    assert abs(s.total("train") / total - 0.70) < 0.03
+    for cls in map(str, range(10)):
+        assert all(s.counts[x][cls] >= 1 for x in ("train", "val", "test")), cls
+    # files are in place, hard-linked from the input
+    f = next((out / "test").rglob("*.png"))
+    assert f.stat().st_nlink >= 2
+    report = json.loads((out / "_reports" / "split_report.json").read_text())
+    assert report["cross_split_pairs"] == []
+
+
+def test_same_seed_same_output_other_seed_differs(processed, tmp_path):
+    split_folder(processed, tmp_path / "a", SplitConfig(seed=3))
+    split_folder(processed, tmp_path / "b", SplitConfig(seed=3))
+    split_folder(processed, tmp_path / "c", SplitConfig(seed=4))
+    a, b, c = (_read_split(tmp_path / x) for x in "abc")
+    assert a == b
+    assert a != c
+    listing = lambda root: sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and "_reports" not in p.parts)
+    assert listing(tmp_path / "a") == listing(tmp_path / "b")
+
+
+def test_copy_mode_and_rerun(processed, tmp_path):
+    out = tmp_path / "s"
+    split_folder(processed, out, SplitConfig(link="copy"))
+    f = next((out / "train").rglob("*.png"))
+    assert f.stat().st_nlink == 1
+    (out / "train" / "0" / "stale.png").write_bytes(b"x")
+    split_folder(processed, out, SplitConfig(link="copy"))
+    assert not (out / "train" / "0" / "stale.png").exists()
+
+
+def test_keep_test_presplit_drops_train_copies_of_test(tmp_path):
+    src = tmp_path / "pre"
+    imgs = list(_digit_images(120))
+    for k, im, y in imgs:
+        sub = "test" if k % 4 == 0 else "train"
+        p = src / sub / str(y) / f"{k:04d}.png"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        im.save(p)
+    k, im, y = imgs[0]  # k=0 is in test; put a copy into train
+    im.save(src / "train" / str(y) / "leak.jpg", quality=98)
+    out = tmp_path / "out"
+    s = split_folder(src, out, SplitConfig(keep_test=True, ratios=(0.7, 0.15, 0.15)))
+    assert s.total("test") == 30
+    assert all(p.suffix == ".png" for p in (out / "test").rglob("*") if p.is_file())
+    assert s.dropped == [f"train/{y}/leak.jpg"]
+    assert s.total("train") + s.total("val") == 90
+    assert abs(s.total("val") / 90 - 0.15 / 0.85) < 0.05
+    assert not s.leaks
+
+
+def test_keep_test_needs_presplit(processed, tmp_path):
+    with pytest.raises(DataError, match="keep-test"):
+        split_folder(processed, tmp_path / "o", SplitConfig(keep_test=True))
+
+
+def test_too_small_class_named(tmp_path):
+    src = tmp_path / "p"
+    for k, im, y in _digit_images(40):
+        if y == 3 and k > 3:
+            continue
+        p = src / str(y) / f"{k:04d}.png"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        im.save(p)
+    with pytest.raises(DataError, match=r"class '3' has 1 images"):
+        split_folder(src, tmp_path / "o", SplitConfig())
+
+
+def test_empty_and_missing_folders(tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        split_folder(tmp_path / "missing", tmp_path / "o")
+    src = tmp_path / "p"
+    (src / "a").mkdir(parents=True)
+    (src / "b").mkdir()
+    Image.new("RGB", (8, 8)).save(src / "a" / "x.png")
+    with pytest.raises(DataError, match="empty"):
+        split_folder(src, tmp_path / "o")
+
+
+def test_leak_recheck_names_files():
+    from imgclf.clean.hashing import get_hasher
+    from imgclf.split import cross_split_pairs, raise_on_leaks
+
+    h = get_hasher("phash", 16)
+    imgs = [im for _, im, _ in _digit_images(6)]
+    codes = np.stack([h.hash_image(im) for im in imgs] + [h.hash_image(imgs[0])])
+    names = [f"f{k}.png" for k in range(7)]
+    ok = ["train", "train", "val", "test", "val", "train", "train"]  # f6 (copy of f0) with f0
+    assert cross_split_pairs(names, ok, codes, 16, h.bits) == []
+    bad = ok[:6] + ["test"]
+    leaks = cross_split_pairs(names, bad, codes, 16, h.bits)
+    assert leaks == [("f0.png", "f6.png")]
+    with pytest.raises(DataError, match=r"f0.png <-> f6.png"):
+        raise_on_leaks(leaks, 16)
+    assert cross_split_pairs(names, ok[:6] + ["dropped"], codes, 16, h.bits) == []
+
+
+def test_presplit_without_keep_test_pools_everything(tmp_path):
+    src = tmp_path / "pre"
+    for k, im, y in _digit_images(60):
+        p = src / ("test" if k < 20 else "train") / str(y) / f"{k:04d}.png"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        im.save(p)
+    s = split_folder(src, tmp_path / "o", SplitConfig(ratios=(0.6, 0.2, 0.2)))
+    assert sum(s.total(x) for x in ("train", "val", "test")) == 60
+    assert not s.leaks
+
+
+def test_largest_remainder():
+    assert largest_remainder(10, (0.7, 0.15, 0.15)) in ([7, 2, 1], [7, 1, 2])
+    assert sum(largest_remainder(1797, (0.7, 0.15, 0.15))) == 1797
+    assert largest_remainder(3, (0.7, 0.15, 0.15)) == [1, 1, 1]
+    assert largest_remainder(5, (0.9, 0.1, 0.0)) == [4, 1, 0]
+
+
+def test_cli_split(processed, tmp_path):
+    from imgclf.cli.main import app
+
+    r = CliRunner().invoke(app, ["split", str(processed), "--out", str(tmp_path / "o"), "--ratios", "0.6,0.2,0.2", "--seed", "1"])
+    assert r.exit_code == 0, r.output
+    rep = json.loads((tmp_path / "o" / "_reports" / "split_report.json").read_text())
+    assert rep["ratios_requested"] == [0.6, 0.2, 0.2] and rep["seed"] == 1
+    r = CliRunner().invoke(app, ["split", str(tmp_path / "nope"), "--out", str(tmp_path / "o2")])
+    assert r.exit_code == 1 and "Traceback" not in r.output
