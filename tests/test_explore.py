@@ -209,6 +209,18 @@ def test_cluster_empty_or_single_image_folder_is_one_clear_line(tmp_path):
     _one_line_error(runner.invoke(app, ["cluster", str(single), "--k", "1", "--out", str(tmp_path / "o")]), "k must be")
 
 
+def test_cluster_lists_unreadable_files(tmp_path):
+    root = _export_digits(tmp_path / "d", classes=(0, 1), per_class=3)
+    (root / "1" / "notes.png").write_bytes(b"shopping list: milk, eggs")
+    res = runner.invoke(app, ["cluster", str(root), "--k", "2", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    assert "1 skipped (1 not_an_image)" in res.output and "skipped 1/notes.png" in res.output
+    rows = (tmp_path / "o" / "_reports" / "embed_rejects.csv").read_text().splitlines()
+    assert rows[1].startswith("1/notes.png,not_an_image")
+    info = json.loads((tmp_path / "o" / "clusters.json").read_text())
+    assert info["images"] == 6 and info["skipped"][0]["reason"] == "not_an_image"
+
+
 def test_cluster_refuses_an_output_inside_the_input(digits):
     with pytest.raises(DataError, match="must not be the input folder"):
         cluster_images(digits, digits / "clusters", ClusterOptions(k=2))

@@ -12,6 +12,13 @@ MODEL_HELP = (
     "a .keras file, or a registry name (cnn, xception, densenet201, ...)."
 )
 
+
+def _quiet_tensorflow() -> None:
+    """Hides TensorFlow's C++ info logs (set before TensorFlow is imported; a user value wins)."""
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 autoencoder_app = typer.Typer(
     name="autoencoder",
     help="Train a small convolutional autoencoder on a folder and look at its reconstructions.",
@@ -33,10 +40,11 @@ def embed(
     model: str = typer.Option("raw", "--model", "-m", help=MODEL_HELP),
     weights: str | None = typer.Option(None, "--weights", help="Registry names only: imagenet, none, or a weights file."),
     size: int | None = typer.Option(None, "--size", help="Input side in pixels (default: the model's own)."),
-    batch_size: int | None = typer.Option(None, "--batch-size", help="Images per batch [default: 64]."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Images per batch (default: 64)."),
     models_dir: Path = typer.Option(Path("models"), "--models-dir", help="Where --model autoencoder looks."),
 ) -> None:
     """One vector per image (the model's 'embedding' layer), saved with the paths and labels."""
+    _quiet_tensorflow()
     from imgclf.explore.embed import embed_to_file
 
     opts = _embed_options(model, weights, size, batch_size)
@@ -46,21 +54,22 @@ def embed(
 def cluster(
     source: Path = typer.Argument(..., help="Folder of images, or an .npz from `imgclf embed`."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (cluster_<i>/, clusters.csv, sheets, map)."),
-    k: str | None = typer.Option(None, "--k", help="Number of clusters, or 'auto' (best silhouette) [default: auto]."),
-    k_min: int | None = typer.Option(None, "--k-min", help="Smallest k tried by --k auto [default: 2]."),
-    k_max: int | None = typer.Option(None, "--k-max", help="Largest k tried by --k auto [default: 10]."),
-    seed: int | None = typer.Option(None, "--seed", help="KMeans random_state [default: 42]."),
-    n_init: int | None = typer.Option(None, "--n-init", help="KMeans restarts [default: 10]."),
-    map_method: str | None = typer.Option(None, "--map", help="2-D map: pca or tsne [default: pca]."),
-    sheet_images: int | None = typer.Option(None, "--sheet-images", help="Images per contact sheet [default: 64]."),
+    k: str | None = typer.Option(None, "--k", help="Number of clusters, or 'auto' (best silhouette) (default: auto)."),
+    k_min: int | None = typer.Option(None, "--k-min", help="Smallest k tried by --k auto (default: 2)."),
+    k_max: int | None = typer.Option(None, "--k-max", help="Largest k tried by --k auto (default: 10)."),
+    seed: int | None = typer.Option(None, "--seed", help="KMeans random_state (default: 42)."),
+    n_init: int | None = typer.Option(None, "--n-init", help="KMeans restarts (default: 10)."),
+    map_method: str | None = typer.Option(None, "--map", help="2-D map: pca or tsne (default: pca)."),
+    sheet_images: int | None = typer.Option(None, "--sheet-images", help="Images per contact sheet (default: 64)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace clusters written earlier in --out."),
-    model: str | None = typer.Option(None, "--model", "-m", help="When SOURCE is a folder: " + MODEL_HELP + " [default: raw]"),
+    model: str | None = typer.Option(None, "--model", "-m", help="When SOURCE is a folder: " + MODEL_HELP + " (default: raw)"),
     weights: str | None = typer.Option(None, "--weights", help="Registry names only: imagenet, none, or a weights file."),
     size: int | None = typer.Option(None, "--size", help="Input side in pixels (default: the model's own)."),
-    batch_size: int | None = typer.Option(None, "--batch-size", help="Images per batch [default: 64]."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Images per batch (default: 64)."),
     models_dir: Path = typer.Option(Path("models"), "--models-dir", help="Where --model autoencoder looks."),
 ) -> None:
     """Sort images into KMeans clusters: folders, a CSV, contact sheets and a 2-D map."""
+    _quiet_tensorflow()
     from imgclf.config import drop_none, validate
     from imgclf.explore.cluster import cluster_images
     from imgclf.explore.options import ClusterOptions
@@ -83,16 +92,17 @@ def cluster(
 @autoencoder_app.command("train")
 def autoencoder_train(
     data_dir: Path = typer.Argument(..., help="Folder of images (labels, if any, are not used)."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Run folder to write [default: models/autoencoder-<time>]."),
-    epochs: int | None = typer.Option(None, "--epochs", help="Epochs [default: 10]."),
-    size: int | None = typer.Option(None, "--size", help="Input side in pixels, a multiple of 4 [default: 32]."),
-    bottleneck: int | None = typer.Option(None, "--bottleneck", help="Length of the code vector [default: 32]."),
-    batch_size: int | None = typer.Option(None, "--batch-size", help="Images per batch [default: 64]."),
-    learning_rate: float | None = typer.Option(None, "--learning-rate", help="Adam learning rate [default: 1e-3]."),
-    seed: int | None = typer.Option(None, "--seed", help="Random seed [default: 42]."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Run folder to write (default: models/autoencoder-<time>)."),
+    epochs: int | None = typer.Option(None, "--epochs", help="Epochs (default: 10)."),
+    size: int | None = typer.Option(None, "--size", help="Input side in pixels, a multiple of 4 (default: 32)."),
+    bottleneck: int | None = typer.Option(None, "--bottleneck", help="Length of the code vector (default: 32)."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Images per batch (default: 64)."),
+    learning_rate: float | None = typer.Option(None, "--learning-rate", help="Adam learning rate (default: 1e-3)."),
+    seed: int | None = typer.Option(None, "--seed", help="Random seed (default: 42)."),
     models_dir: Path = typer.Option(Path("models"), "--models-dir", help="Parent of the default --out."),
 ) -> None:
     """Train the convolutional autoencoder; writes autoencoder.keras, autoencoder.json, history.csv."""
+    _quiet_tensorflow()
     from datetime import datetime
 
     from imgclf.config import drop_none, validate
@@ -115,16 +125,20 @@ def autoencoder_train(
 @autoencoder_app.command("reconstruct")
 def autoencoder_reconstruct(
     data_dir: Path = typer.Argument(..., help="Folder of images to reconstruct."),
-    model: Path = typer.Option(..., "--model", "-m", help="Autoencoder run folder (from `imgclf autoencoder train`)."),
+    model: Path | None = typer.Option(
+        None, "--model", "-m", help="Autoencoder run folder (default: the newest one under --models-dir)."
+    ),
     out: Path = typer.Option(Path("reconstructions.png"), "--out", "-o", help="PNG grid to write."),
     count: int = typer.Option(16, "--count", "-n", min=1, max=1024, help="Images shown, spread over the folder."),
     columns: int = typer.Option(8, "--columns", min=1, max=64, help="Images per row."),
     cell: int = typer.Option(64, "--cell", min=8, max=512, help="Side of each shown image, in pixels."),
+    models_dir: Path = typer.Option(Path("models"), "--models-dir", help="Where the newest autoencoder run is looked for."),
 ) -> None:
     """Write a grid of originals above their reconstructions."""
-    from imgclf.explore.autoencoder import reconstruct_folder
+    _quiet_tensorflow()
+    from imgclf.explore.autoencoder import latest_autoencoder_run, reconstruct_folder
 
-    reconstruct_folder(data_dir, model, out, count=count, columns=columns, cell=cell)
+    reconstruct_folder(data_dir, model or latest_autoencoder_run(models_dir), out, count=count, columns=columns, cell=cell)
 
 
 def register(app: typer.Typer) -> None:
