@@ -130,9 +130,12 @@ def test_embed_errors_are_clear(tmp_path):
     _export_digits(tmp_path / "d", classes=(1,), per_class=2)
     with pytest.raises(ConfigError, match="--weights applies to registry"):
         embed_folder(tmp_path / "d", EmbedOptions(model="raw", weights="imagenet"))
-    with pytest.raises(DataError, match="lacks"):
-        np.savez(tmp_path / "bad.npz", x=np.zeros(3))
+    np.savez(tmp_path / "bad.npz", x=np.zeros(3))
+    with pytest.raises(DataError, match="lacks embeddings, paths"):
         Embeddings.load(tmp_path / "bad.npz")
+    (tmp_path / "text.npz").write_text("not numpy")
+    with pytest.raises(DataError, match="not a readable embeddings .npz"):
+        Embeddings.load(tmp_path / "text.npz")
 
 
 # -------------------------------------------------------------------------------- cluster

@@ -100,6 +100,7 @@ class Clustering:
 
     @property
     def sizes(self) -> list[int]:
+        """Number of items in each cluster, index = cluster id."""
         return np.bincount(self.assignments, minlength=self.k).tolist()
 
 
@@ -329,6 +330,8 @@ def cluster_images(
         with progress("cluster: writing folders", total=len(emb.paths)) as advance:
             for i, rel in enumerate(emb.paths):
                 dest = out / f"cluster_{int(res.assignments[i])}" / rel.replace("/", "__")
+                if dest.exists():  # "a/b__c" and "a__b/c" flatten to the same name: keep both
+                    dest = dest.with_name(f"{dest.stem}-{i}{dest.suffix}")
                 if _link_or_copy(root / rel, dest):
                     report.linked += 1
                 else:

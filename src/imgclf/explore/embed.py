@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import io
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,8 +124,10 @@ class Embeddings:
                     ]
         except DataError:
             raise
-        except (OSError, ValueError, KeyError) as exc:
-            raise DataError(f"{path} is not a readable embeddings .npz file ({exc})") from None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, zipfile.BadZipFile) as exc:
+            raise DataError(
+                f"{path} is not a readable embeddings .npz file ({exc})", "write one with `imgclf embed DIR --out FILE.npz`"
+            ) from None
         if emb.ndim != 2 or len(emb) != len(paths) or (labels is not None and len(labels) != len(paths)):
             raise DataError(f"{path}: embeddings {emb.shape}, {len(paths)} paths and labels do not match")
         return cls(emb, paths, labels, model, root, size, rejects)
