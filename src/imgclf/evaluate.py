@@ -245,9 +245,10 @@ def compute_metrics(probs: np.ndarray, labels: np.ndarray, class_names: list[str
     with np.errstate(invalid="ignore", divide="ignore"):
         cm_norm = np.nan_to_num(cm / cm.sum(axis=1, keepdims=True))
     ece, bins = expected_calibration_error(probs, labels)
+    p64 = probs.astype(np.float64)  # float32 softmax rows sum to 1 only within ~1e-7
     return {
         "accuracy": float(accuracy_score(labels, pred)),
-        "loss": float(log_loss(labels, np.clip(probs, 1e-7, 1.0), labels=ids)),
+        "loss": float(log_loss(labels, p64 / p64.sum(axis=1, keepdims=True), labels=ids)),
         "precision_macro": float(np.mean(p[present])),
         "recall_macro": float(np.mean(r[present])),
         "f1_macro": float(np.mean(f1[present])),
