@@ -98,12 +98,18 @@ def test_exported_file_without_metadata_is_refused(run, tmp_path):
         load_model(moved)
 
 
-def test_failed_parity_fails_loudly_and_deletes_the_export(run):
+def test_failed_parity_fails_loudly_and_keeps_the_previous_export(run):
+    good = export_run(run, "tflite").path
+    before = good.read_bytes()
     with pytest.raises(ModelError, match="FAILED the parity check") as err:
         export_run(run, "tflite", min_agreement=1.01)  # unreachable: agreement is at most 1
     assert "largest probability difference" in str(err.value)
-    assert not (run / "export" / "model.tflite").exists()
-    assert not (run / "export" / "model.tflite.json").exists()
+    assert good.read_bytes() == before and (run / "export" / "model.tflite.json").is_file()
+    # no temporary file left behind
+    assert sorted(p.name for p in (run / "export").iterdir()) == ["model.tflite", "model.tflite.json"]
+    with pytest.raises(ModelError, match="FAILED the parity check"):
+        export_run(run, "onnx", min_agreement=1.01)
+    assert not (run / "export" / "model.onnx").exists()
 
 
 def test_predict_accepts_the_keras_file_of_a_run(run):

@@ -9,8 +9,10 @@ dynamic in every format. Preprocessing is inside the model, so the exported file
 Every export is checked for parity: the exported file is loaded with its own runtime (the one
 `imgclf predict --model FILE` uses) and compared with the Keras model on the run's test images.
 Top-1 agreement must be >= `MIN_AGREEMENT` (99.9 %); the largest absolute probability difference
-is reported. A file that fails the check is deleted and `ModelError` raised. When the test split
-cannot be found, `PARITY_FALLBACK_IMAGES` random images are used instead (and this is said).
+is reported. The check runs before the file is put in place: an export that fails it is
+deleted (an earlier good export at the same path is kept) and `ModelError` raised. When the
+test split cannot be found, `PARITY_FALLBACK_IMAGES` random images are used instead (and this
+is said).
 
 Next to the exported file a sidecar `<file>.json` holds the class names, input size, resize
 policy, source run and the parity figures; `imgclf predict --model FILE` reads it.
@@ -130,14 +132,14 @@ def export_run(
 
     Raises:
         ModelError: if `format` is unknown, the converter is not installed,
-            conversion fails, or the parity check fails (the export is then deleted).
+            conversion fails, or the parity check fails (then nothing is written).
         DataError: if `data_dir` is given but holds no usable test images.
     """
     if format not in FORMATS:
         from imgclf.errors import suggest
 
         raise ModelError(f"unknown export format {format!r}.{suggest(format, FORMATS)}", f"use one of {list(FORMATS)}")
-    from imgclf.predict import export_meta_path, load_keras_model, load_model
+    from imgclf.predict import export_meta_path, load_exported, load_keras_model
 
     run_dir = Path(run_dir)
     info = load_run_info(run_dir)
@@ -157,9 +159,6 @@ def export_run(
     except Exception as exc:  # converter failures come as many exception types
         _remove(tmp)
         raise ModelError(f"export of {run_dir / BEST_MODEL} to {format} failed: {type(exc).__name__}: {exc}") from None
-    _remove(dest)
-    os.replace(tmp, dest)
-
     meta = {
         "class_names": info.class_names,
         "image_size": info.image_size,
@@ -169,12 +168,12 @@ def export_run(
         "source_run": str(run_dir),
         "input": "float32 (batch, image_size, image_size, 3), raw RGB in [0, 255]",
     }
-    meta_path = export_meta_path(dest)
-    atomic_write_json(meta_path, meta)
+    # the check runs on the temporary file: an export that fails it never replaces a good one
     agree = total = 0
     max_diff = 0.0
+    passed = False
     try:
-        exported = load_model(dest)
+        exported = load_exported(tmp, format, info.class_names, info.image_size, info.resize)
         batches, n_files, source = _parity_batches(run_dir, info, data_dir, batch_size)
         with progress(f"export: parity ({format})", total=n_files) as advance:
             for images, n_batch_files in batches:
@@ -186,25 +185,25 @@ def export_run(
                 agree += int(np.sum(probs.argmax(1) == reference.argmax(1)))
                 total += len(images)
                 max_diff = max(max_diff, float(np.max(np.abs(probs - reference))))
-    except BaseException:
-        _remove(dest)
-        _remove(meta_path)
-        raise
-    if total == 0:
-        _remove(dest)
-        _remove(meta_path)
-        raise DataError(f"no readable image for the parity check in {source}", "pass --data DIR with a test/ folder")
-    agreement = agree / total
+        del exported
+        if total == 0:
+            raise DataError(f"no readable image for the parity check in {source}", "pass --data DIR with a test/ folder")
+        agreement = agree / total
+        if agreement < min_agreement:
+            raise ModelError(
+                f"export to {format} FAILED the parity check: top-1 agreement {agreement:.4%} < {min_agreement:.1%} "
+                f"on {total} images ({source}), largest probability difference {max_diff:.3g}; nothing was written",
+                "report this with the model name; try another --format",
+            )
+        passed = True
+    finally:
+        if not passed:
+            _remove(tmp)
+    _remove(dest)
+    os.replace(tmp, dest)
+    meta_path = export_meta_path(dest)
     images_n = total
     result = ExportResult(dest, format, images_n, source, agreement, max_diff, _size(dest))
-    if agreement < min_agreement:
-        _remove(dest)
-        _remove(meta_path)
-        raise ModelError(
-            f"export to {format} FAILED the parity check: top-1 agreement {agreement:.4%} < {min_agreement:.1%} "
-            f"on {images_n} images ({source}), largest probability difference {max_diff:.3g}; the export was deleted",
-            "report this with the model name; try another --format",
-        )
     meta["parity"] = {"images": images_n, "source": source, "top1_agreement": agreement, "max_prob_diff": max_diff}
     atomic_write_json(meta_path, meta)
     summary(

@@ -282,8 +282,29 @@ def load_model(model: str | os.PathLike | None = None, models_dir: str | os.Path
         m = load_keras_model(model_file)
         return Predictor("keras", model_file, info.class_names, info.image_size, info.resize, _keras_fn(m))
     meta = read_export_meta(path)
-    fn = {"onnx": _onnx_fn, "tflite": _tflite_fn, "saved_model": _saved_model_fn}[kind](path)
-    return Predictor(kind, path, meta["class_names"], meta["image_size"], meta["resize"], fn)
+    return load_exported(path, kind, meta["class_names"], meta["image_size"], meta["resize"])
+
+
+def load_exported(path: str | os.PathLike, kind: str, class_names: list[str], image_size: int, resize: str = "center_crop") -> Predictor:
+    """Loads an exported model with its own runtime, given its metadata.
+
+    Args:
+        path: path of the `.onnx` / `.tflite` file or the SavedModel folder.
+        kind: str. `"onnx"`, `"tflite"` or `"saved_model"`.
+        class_names: list of str. Output unit i is `class_names[i]`.
+        image_size: int. Input side in pixels.
+        resize: str, default "center_crop". Resize policy of the run.
+
+    Returns:
+        Predictor.
+
+    Raises:
+        ModelError: if the runtime is missing or the file is not a usable model.
+    """
+    loaders = {"onnx": _onnx_fn, "tflite": _tflite_fn, "saved_model": _saved_model_fn}
+    if kind not in loaders:
+        raise ModelError(f"{path}: unknown exported model kind {kind!r}", f"one of {sorted(loaders)}")
+    return Predictor(kind, Path(path), class_names, image_size, resize, loaders[kind](Path(path)))
 
 
 # ------------------------------------------------------------------------------------ inputs
