@@ -51,12 +51,12 @@ def register(app: typer.Typer) -> None:
         if as_json and csv_file is not None:
             raise ConfigError("--json and --csv cannot be used together", "choose one output")
         cfg = stage_config(PredictConfig, "predict", config, top_k=top_k, threshold=threshold, batch_size=batch_size)
-        from imgclf.predict import predict_inputs, prediction_summary, predictions_csv, print_predictions
+        from imgclf.predict import load_model, predict_inputs, prediction_summary, predictions_csv, print_predictions
         from imgclf.ui import summary
 
+        predictor = load_model(model, models_dir)
         results = predict_inputs(
-            inputs, model=model, models_dir=models_dir, top_k=cfg.top_k, threshold=cfg.threshold,
-            batch_size=cfg.batch_size,
+            inputs, model=predictor, top_k=cfg.top_k, threshold=cfg.threshold, batch_size=cfg.batch_size
         )
         if as_json:
             typer.echo(json.dumps([r.to_dict() for r in results], indent=2))
@@ -67,7 +67,7 @@ def register(app: typer.Typer) -> None:
         else:
             print_predictions(results, top_k=cfg.top_k)
         line = prediction_summary(results, cfg.threshold)
-        summary(line + (f" -> {csv_file}" if csv_file is not None else ""))
+        summary(f"{line}; model {predictor.source} ({predictor.kind})" + (f" -> {csv_file}" if csv_file is not None else ""))
         if not any(r.ok for r in results):
             raise typer.Exit(1)
 
