@@ -86,6 +86,8 @@ def plot_training_curves(history: Mapping[str, Sequence[float]], path: str | os.
     Returns:
         Path written.
     """
+    from matplotlib.ticker import MaxNLocator
+
     n = len(next(iter(history.values()), []))
     epochs = np.asarray(history.get("epoch", range(n)), dtype=float) + 1
     fig = _figure(11, 4)
@@ -95,6 +97,7 @@ def plot_training_curves(history: Mapping[str, Sequence[float]], path: str | os.
             if key in history:
                 ax.plot(epochs, history[key], style, markersize=3, label="train" if key == metric else "validation")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(metric)
         ax.set_title(metric)
         ax.grid(alpha=0.3)
