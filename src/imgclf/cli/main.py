@@ -39,10 +39,46 @@ def report_error(exc: ImgclfError) -> None:
         console.print(f"  [dim]hint:[/] {escape(exc.hint)}", highlight=False, soft_wrap=True)
 
 
+#: Commands that always need TensorFlow (predict is left out: exported models run without it).
+TENSORFLOW_COMMANDS = frozenset({"run", "train", "evaluate", "export", "explain", "embed", "autoencoder", "models", "augment-preview"})
+
+
+def import_tensorflow_quietly() -> None:
+    """Imports TensorFlow and initializes its devices with the C++ start-up chatter hidden.
+
+    TensorFlow 2.21 writes oneDNN / CUDA / cpu_feature_guard lines to file descriptor 2 before
+    its logging is configured, so `TF_CPP_MIN_LOG_LEVEL` alone does not silence them. They go
+    to a temporary file instead, which is shown if the import fails.
+    """
+    import os
+    import tempfile
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()
+        except BaseException:
+            os.dup2(saved, 2)
+            log.seek(0)
+            sys.stderr.write(log.read().decode("utf-8", "replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 class ImgclfGroup(TyperGroup):
     """Root command group that turns `ImgclfError` into a message and exit code 1."""
 
     def invoke(self, ctx: typer.Context):  # noqa: D401
+        args = [*getattr(ctx, "_protected_args", []), *ctx.args]
+        if args and args[0] in TENSORFLOW_COMMANDS and not {"--help", "-h"} & set(args):
+            import_tensorflow_quietly()
         try:
             return super().invoke(ctx)
         except ImgclfError as exc:
