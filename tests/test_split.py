@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np

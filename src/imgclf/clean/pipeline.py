@@ -40,21 +40,13 @@ from typing import Any
 
 import numpy as np
 
-from imgclf.clean.hashing import get_hasher, pixel_digest
-from imgclf.clean.quality import QUALITY_SIDE, quality_scores
+from imgclf.clean.hashing import get_hasher
+from imgclf.clean.verify import ImageRecord, inspect_file
 from imgclf.clean.search import connected_components, hamming, hamming_pairs
 from imgclf.config import CleanConfig
-from imgclf.errors import DataError, ImageError
+from imgclf.errors import DataError
 from imgclf.fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text
-from imgclf.images import (
-    FORMAT_KEY,
-    ORIGINAL_SIZE_KEY,
-    class_folders,
-    is_presplit,
-    list_images,
-    open_image,
-    scan_image_folder,
-)
+from imgclf.images import class_folders, is_presplit, list_images, scan_image_folder
 from imgclf.ui import progress, summary, warn
 
 REASON_NOT_IN_CLASS = "not_in_class_folder"
@@ -66,28 +58,6 @@ REASON_LABEL_CONFLICT = "label_conflict"
 
 #: Priority of subsets when choosing the image to keep (lower wins).
 _SUBSET_RANK = {"test": 0, "val": 1, "train": 2, None: 3}
-
-
-@dataclass
-class ImageRecord:
-    """What `clean` learned about one readable image."""
-
-    rel: str
-    label: str
-    subset: str | None
-    width: int
-    height: int
-    nbytes: int
-    format: str
-    digest: str
-    code: np.ndarray
-    hash_hex: str
-    blur: float
-    std: float
-    entropy: float
-    group: int | None = None
-    status: str = "kept"
-    detail: str = ""
 
 
 @dataclass
@@ -136,30 +106,6 @@ def _prepare_out(src: Path, out: Path) -> None:
                 )
             shutil.rmtree(out)  # a previous clean output: rewrite it from scratch
     out.mkdir(parents=True, exist_ok=True)
-
-
-def _inspect(path: Path, rel: str, label: str, subset: str | None, hasher, cfg: CleanConfig):
-    """Reads, decodes, hashes and scores one file. Returns an ImageRecord or (reason, detail)."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        return ("unreadable", exc.strerror or str(exc))
-    try:
-        img = open_image(
-            data, min_size=cfg.min_size, max_pixels=cfg.max_pixels, draft=max(hasher.draft_size, QUALITY_SIDE), name=rel
-        )
-    except ImageError as exc:
-        return (exc.reason, exc.detail)
-    q = quality_scores(img)
-    w, h = img.info[ORIGINAL_SIZE_KEY]
-    bits = hasher.hash_bits(img)
-    from imgclf.clean.search import pack_bits
-
-    return ImageRecord(
-        rel=rel, label=label, subset=subset, width=w, height=h, nbytes=len(data), format=img.info[FORMAT_KEY],
-        digest=pixel_digest(img) + f"-{w}x{h}", code=pack_bits(bits)[0], hash_hex=np.packbits(bits).tobytes().hex(),
-        blur=q.blur, std=q.std, entropy=q.entropy,
-    )
 
 
 def _keep_key(r: ImageRecord) -> tuple:
@@ -214,7 +160,9 @@ def clean_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: CleanConfi
     workers = cfg.workers or min(8, (os.cpu_count() or 2) * 2)
     with progress("clean: verify + hash", total=len(entries)) as advance, ThreadPoolExecutor(workers) as pool:
         jobs = ((p, p.relative_to(src).as_posix(), label, subset) for p, label, subset in entries)
-        results = pool.map(lambda a: (a[1], a[2], _inspect(a[0], a[1], a[2], a[3], hasher, cfg)), jobs)
+        results = pool.map(
+            lambda a: (a[1], a[2], inspect_file(a[0], hasher, cfg, rel=a[1], label=a[2], subset=a[3])), jobs
+        )
         for rel, label, res in results:
             if isinstance(res, ImageRecord):
                 if cfg.reject_uniform and res.std < cfg.uniform_std:
