@@ -9,6 +9,7 @@ own download-and-cache path (`weights="imagenet"`) and its local-file path (`wei
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -92,16 +93,53 @@ def build_backbone_model(
     for layer in preprocess:
         x = layer(x)
     backbone = app(include_top=False, weights=None, input_tensor=x)
+    _name_auto_named_layers(backbone.layers)
     features = layers.GlobalAveragePooling2D(name="embedding")(backbone.output)
     outputs = classifier_head(features, num_classes, dropout)
     model = keras.Model(inputs, outputs, name=name)
     if weights is not None:
         ref = _reference_backbone(app, input_shape, weights, file_name, url_dir)
-        for layer in ref.layers:
-            if layer.weights:
-                model.get_layer(layer.name).set_weights(layer.get_weights())
+        # Same constructor, same topological order: copy layer by layer by position (Keras
+        # leaves some layers auto-named, e.g. Xception's shortcut "conv2d_4").
+        ours = [layer for layer in backbone.layers if layer.weights]
+        theirs = [layer for layer in ref.layers if layer.weights]
+        if [type(a) for a in ours] != [type(b) for b in theirs]:
+            raise ModelError(f"the {app.__name__} reference backbone does not match the model's layers")
+        for a, b in zip(ours, theirs):
+            a.set_weights(b.get_weights())
         del ref
     return model
+
+
+_AUTO_NAME = re.compile(r"(conv2d|batch_normalization|add|activation|zero_padding2d)(_\d+)?")
+_AUTO_ROLE = {
+    "conv2d": "shortcut_conv",
+    "batch_normalization": "shortcut_bn",
+    "add": "add",
+    "activation": "act",
+    "zero_padding2d": "pad",
+}
+
+
+def _name_auto_named_layers(backbone_layers: list[layers.Layer]) -> None:
+    """Gives stable names to the layers a `keras.applications` constructor left auto-named
+    (`conv2d_4` depends on how many models were built before): `<block>_shortcut_conv`,
+    `<block>_shortcut_bn`, `<block>_add`, after the block of the preceding named layer."""
+    block = "backbone"
+    taken = {layer.name for layer in backbone_layers}
+    for i, layer in enumerate(backbone_layers):
+        m = _AUTO_NAME.fullmatch(layer.name)
+        if m is None:
+            b = re.match(r"(block\d+|conv\d+_block\d+|conv\d+|pool\d+)[_/]", layer.name)
+            if b:
+                block = b.group(1)
+            continue
+        new = f"{block}_{_AUTO_ROLE[m.group(1)]}"
+        if new in taken:
+            new = f"{new}_{i}"
+        taken.discard(layer.name)
+        taken.add(new)
+        layer.name = new
 
 
 def backbone_layer_names(model: keras.Model) -> list[str]:
