@@ -58,3 +58,12 @@ def test_connected_components_deterministic():
 def test_negative_radius_rejected():
     with pytest.raises(ValueError, match="radius"):
         hamming_pairs(np.zeros((3, 1), dtype=np.uint64), -1)
+
+
+def test_auto_method_and_tiny_inputs():
+    codes = _codes(300, 64, seed=5)
+    want = brute_force_pairs(codes, 6)
+    for g, w in zip(hamming_pairs(codes, 6), want):
+        np.testing.assert_array_equal(g, w)
+    assert all(len(x) == 0 for x in hamming_pairs(codes[:1], 6))
+    assert all(len(x) == 0 for x in hamming_pairs(np.zeros((0, 1), dtype=np.uint64), 6))
