@@ -14,9 +14,9 @@ def register(app: typer.Typer) -> None:
     def prepare(
         src: Path = typer.Argument(..., help="Input ImageFolder (usually the clean output)."),
         out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
-        size: int | None = typer.Option(None, "--size", help="Output side in pixels [default: 224]."),
-        fmt: str | None = typer.Option(None, "--format", help="png | jpeg [default: png]."),
-        quality: int | None = typer.Option(None, "--quality", help="JPEG quality 1-100 [default: 95]."),
+        size: int | None = typer.Option(None, "--size", help="Output side in pixels \\[default: 224]."),
+        fmt: str | None = typer.Option(None, "--format", help="png | jpeg \\[default: png]."),
+        quality: int | None = typer.Option(None, "--quality", help="JPEG quality 1-100 \\[default: 95]."),
         workers: int | None = typer.Option(None, "--workers", help="Parallel workers."),
         config: Path | None = typer.Option(None, "--config", help="Run config YAML; its prepare: section is used."),
     ) -> None:
