@@ -48,6 +48,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--model", default="cnn")
+    ap.add_argument("--rounds", type=int, default=2, help="Alternating memory/disk rounds (median taken).")
     ap.add_argument("--cache", choices=["auto", "off"], default="auto", help="Disk pipeline cache (auto = in memory when it fits).")
     args = ap.parse_args()
 
@@ -102,17 +103,24 @@ def main() -> None:
         keras.utils.set_random_seed(0)
         model = create_model(args.model, num_classes=len(files.class_names), input_shape=(size, size, 3))
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        model.fit(memory_ds().take(2), epochs=1, verbose=0)  # build + trace outside the timing
+        model.fit(memory_ds().take(2), epochs=1, verbose=0, shuffle=False)  # build + trace outside the timing
         timer = Timer()
         timer.times = []
-        model.fit(make_ds(), epochs=args.epochs, verbose=0, callbacks=[timer])
+        model.fit(make_ds(), epochs=args.epochs, verbose=0, callbacks=[timer], shuffle=False)
         return timer.times
 
-    results = {}
-    for name, make in (("memory", memory_ds), ("disk", disk_ds)):
-        results[name] = run(make)
-        print(f"{name:>6}: " + ", ".join(f"{t:.1f}s" for t in results[name]) + f"  (mean {statistics.mean(results[name]):.1f}s/epoch)")
-    mem, disk = results["memory"], results["disk"]
+    # Rounds alternate memory and disk so that load from other processes hits both alike;
+    # each pipeline's epoch i is the median over rounds.
+    runs: dict[str, list[list[float]]] = {"memory": [], "disk": []}
+    for r in range(args.rounds):
+        for name, make in (("memory", memory_ds), ("disk", disk_ds)):
+            times = run(make)
+            runs[name].append(times)
+            print(f"round {r + 1} {name:>6}: " + ", ".join(f"{t:.1f}s" for t in times), flush=True)
+    mem = [statistics.median(ts) for ts in zip(*runs["memory"])]
+    disk = [statistics.median(ts) for ts in zip(*runs["disk"])]
+    for name, ts in (("memory", mem), ("disk", disk)):
+        print(f"{name:>6} (median over rounds): " + ", ".join(f"{t:.1f}s" for t in ts) + f"  (mean {statistics.mean(ts):.1f}s/epoch)")
     first = disk[0] / mem[0]
     mean = statistics.mean(disk) / statistics.mean(mem)
     later = statistics.mean(disk[1:]) / statistics.mean(mem[1:]) if len(disk) > 1 else float("nan")
