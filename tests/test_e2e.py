@@ -40,7 +40,7 @@ def test_run_digits_end_to_end(tmp_path):
         classes = sorted(p.name for p in (data / "split" / split).iterdir() if p.is_dir())
         assert classes == [str(i) for i in range(10)], split
     n_split = sum(len(list((data / "split" / s).glob("*/*.png"))) for s in ("train", "val", "test"))
-    n_clean = len(list((data / "clean").glob("*/*.png")))
+    n_clean = len([p for p in (data / "clean").glob("*/*.png") if not p.parent.name.startswith("_")])
     assert n_split == n_clean  # nothing lost between clean and split
     run = tmp_path / "models" / "e2e"
     for name in ("best.keras", "run.json", "history.csv", "metrics.json"):
