@@ -72,12 +72,23 @@ def import_tensorflow_quietly() -> None:
             os.close(saved)
 
 
+def _needs_tensorflow(args: list[str]) -> bool:
+    """Whether the command line `args` (command first) will import TensorFlow anyway."""
+    if {"--help", "-h"} & set(args):
+        return False
+    if args[0] == "predict":  # exported ONNX / TFLite models run without TensorFlow
+        model = next((args[i + 1] for i, a in enumerate(args[:-1]) if a == "--model"), "")
+        model = next((a.split("=", 1)[1] for a in args if a.startswith("--model=")), model)
+        return not model.lower().endswith((".onnx", ".tflite"))
+    return args[0] in TENSORFLOW_COMMANDS
+
+
 class ImgclfGroup(TyperGroup):
     """Root command group that turns `ImgclfError` into a message and exit code 1."""
 
     def invoke(self, ctx: typer.Context):  # noqa: D401
         args = [*getattr(ctx, "_protected_args", []), *ctx.args]
-        if args and args[0] in TENSORFLOW_COMMANDS and not {"--help", "-h"} & set(args):
+        if args and _needs_tensorflow(args):
             import_tensorflow_quietly()
         try:
             return super().invoke(ctx)
