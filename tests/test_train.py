@@ -18,7 +18,8 @@ keras = pytest.importorskip("keras")
 
 from imgclf.config import TrainConfig  # noqa: E402
 from imgclf.rundir import load_run_info  # noqa: E402
-from imgclf.train import compute_class_weights, read_history, train  # noqa: E402
+from imgclf.rundir import read_history  # noqa: E402
+from imgclf.train import compute_class_weights, train  # noqa: E402
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -66,7 +67,7 @@ def test_train_writes_the_run_and_best_keras_is_the_best_epoch(tmp_path, capsys)
     assert info.model == "cnn" and info.class_names == ["0", "1", "2"] and info.image_size == 16
     assert info.status == "finished" and info.resize == "center_crop" and info.seed == 42
     assert info.config["epochs"] == 3 and "tensorflow" in info.versions
-    hist = read_history(run / "history.csv")
+    hist = read_history(run)
     assert [int(r["epoch"]) for r in hist] == [0, 1, 2]
     best_i = int(np.argmin([r["val_loss"] for r in hist]))
     assert info.best_epoch == best_i + 1
@@ -101,10 +102,10 @@ def test_cli_raising_epochs_continues_a_finished_run(tmp_path):
     assert r1.stdout.strip().endswith(str(run))
     r2 = CliRunner().invoke(app, [*args, "--epochs", "2"])
     assert r2.exit_code == 0, r2.output
-    assert [int(r["epoch"]) for r in read_history(run / "history.csv")] == [0, 1]
+    assert [int(r["epoch"]) for r in read_history(run)] == [0, 1]
     r3 = CliRunner().invoke(app, [*args, "--epochs", "2"])  # nothing left to do
     assert r3.exit_code == 0, r3.output
-    assert len(read_history(run / "history.csv")) == 2
+    assert len(read_history(run)) == 2
     assert load_run_info(run).epochs_done == 2
     # a different model in the same run dir is refused, in one line
     r4 = CliRunner().invoke(app, [*args, "--epochs", "3", "--model", "mlp"])
@@ -176,7 +177,7 @@ def test_kill_9_then_rerun_resumes_where_it_stopped(tmp_path):
     # rerun with the same run dir: starts at the saved epoch, not at 0
     train(data, tiny_cfg(epochs=saved + 1, model_options={}, batch_size=8, class_weights=False,
                          augment={"flip": "horizontal"}), run_dir=run)
-    epochs = [int(r["epoch"]) for r in read_history(run / "history.csv")]
+    epochs = [int(r["epoch"]) for r in read_history(run)]
     assert epochs == list(range(saved + 1))
     assert load_run_info(run).status == "finished"
 
@@ -190,7 +191,7 @@ def test_pretrained_two_phase_fine_tuning_from_a_local_weights_file(tmp_path):
     cfg = tiny_cfg(model="xception", model_options={}, weights=str(wfile), epochs=1, fine_tune_epochs=1,
                    fine_tune_layers=12, batch_size=4)
     run = train(data, cfg, run_dir=tmp_path / "run")
-    assert [int(r["epoch"]) for r in read_history(run / "history.csv")] == [0, 1]
+    assert [int(r["epoch"]) for r in read_history(run)] == [0, 1]
     state = json.loads((run / "train_state.json").read_text())
     assert state["phase1"]["done"] and state["phase2"] == {"done": True, "epochs": 2}
     last = keras.models.load_model(run / "last.keras", compile=False)  # after phase 2
@@ -211,7 +212,8 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from imgclf.config import TrainConfig
-from imgclf.train import make_strategy, read_history, train
+from imgclf.rundir import read_history
+from imgclf.train import make_strategy, train
 from imgclf.rundir import load_run_info
 data, out = sys.argv[1], sys.argv[2]
 res = {"replicas": make_strategy("mirrored").num_replicas_in_sync}
@@ -223,7 +225,7 @@ for name, extra in [("mirrored", dict(strategy="mirrored", mixed_precision=True)
     run = train(data, TrainConfig.model_validate({**base, **extra}), run_dir=f"{out}/{name}")
     info = load_run_info(run)
     res[name] = {"status": info.status, "policy": info.precision_policy,
-                 "loss": [r["loss"] for r in read_history(run / "history.csv")]}
+                 "loss": [r["loss"] for r in read_history(run)]}
 print("RESULT" + json.dumps(res))
 """
 

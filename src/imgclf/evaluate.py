@@ -35,7 +35,7 @@ from imgclf.config import EvaluateConfig, validate
 from imgclf.errors import DataError
 from imgclf.fsutil import atomic_write_json
 from imgclf.images import class_folders, list_images
-from imgclf.rundir import HISTORY, METRICS, load_run_info
+from imgclf.rundir import METRICS, history_columns, load_run_info, read_history
 from imgclf.ui import progress, summary
 
 #: Number of equal-width confidence bins for the ECE and the reliability diagram (Guo et al., 2017).
@@ -268,26 +268,6 @@ def compute_metrics(probs: np.ndarray, labels: np.ndarray, class_names: list[str
     }
 
 
-def read_history(run_dir: str | os.PathLike) -> dict[str, list[float]] | None:
-    """Reads `history.csv` (Keras CSVLogger) into {column: values}, or None if absent/empty."""
-    import csv
-
-    path = Path(run_dir) / HISTORY
-    if not path.is_file():
-        return None
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        return None
-    out: dict[str, list[float]] = {}
-    for col in rows[0]:
-        try:
-            out[col] = [float(r[col]) for r in rows]
-        except (TypeError, ValueError):
-            continue
-    return out
-
-
 # ------------------------------------------------------------------------------------ main
 def _name(stem: str, split: str, ext: str) -> str:
     return f"{stem}{'' if split == 'test' else '_' + split}{ext}"
@@ -392,8 +372,8 @@ def evaluate_run(
     shown = np.stack([load_for_model(paths[i], info.image_size) for i in wrong]) if len(wrong) else np.zeros((0,))
     report.plot_gallery(shown, errors, files["confident_errors"])
     history = read_history(run_dir)
-    if history is not None:
-        report.plot_training_curves(history, files["training_curves"])
+    if history:
+        report.plot_training_curves(history_columns(history), files["training_curves"])
     else:
         del files["training_curves"]
     metrics["files"] = {k: v.name for k, v in files.items()}

@@ -89,6 +89,44 @@ def latest_run(models_dir: str | os.PathLike = "models") -> Path:
     return max(runs, key=lambda p: (p / BEST_MODEL).stat().st_mtime)
 
 
+def read_history(run_dir: str | os.PathLike) -> list[dict[str, float]]:
+    """Reads `run_dir/history.csv` (Keras CSVLogger) into one row per epoch, in epoch order.
+
+    An epoch written twice (a run resumed after an interruption repeats the epoch it was in)
+    keeps its last row. Cells that are not numbers are left out.
+
+    Args:
+        run_dir: path. A training run folder.
+
+    Returns:
+        list of dict column -> float (`epoch` counted from 0, `loss`, `accuracy`, `val_loss`,
+        `val_accuracy`, `learning_rate`...); empty if the file is missing or empty.
+    """
+    import csv
+
+    path = Path(run_dir) / HISTORY
+    if not path.is_file():
+        return []
+    rows: dict[int, dict[str, float]] = {}
+    with path.open(newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            vals: dict[str, float] = {}
+            for k, v in row.items():
+                try:
+                    vals[k] = float(v)
+                except (TypeError, ValueError):
+                    continue
+            if "epoch" in vals:
+                rows[int(vals["epoch"])] = vals
+    return [rows[k] for k in sorted(rows)]
+
+
+def history_columns(rows: list[dict[str, float]]) -> dict[str, list[float]]:
+    """Turns `read_history` rows into columns (column -> value per epoch; NaN where missing)."""
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    return {k: [r.get(k, float("nan")) for r in rows] for k in keys}
+
+
 def library_versions() -> dict[str, str]:
     """Returns the versions of Python and the libraries that decide a run's numbers."""
     import platform

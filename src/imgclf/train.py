@@ -33,7 +33,6 @@ smoothing), so callers that evaluate should compile it themselves or use `predic
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -48,15 +47,17 @@ import numpy as np
 
 from imgclf.config import TrainConfig
 from imgclf.errors import DataError, ModelError
-from imgclf.fsutil import atomic_write_bytes, atomic_write_text, tmp_path_for
+from imgclf.fsutil import atomic_write_text, tmp_path_for
 from imgclf.rundir import (
     BEST_MODEL,
     HISTORY,
     LAST_MODEL,
     RUN_FILE,
     RunInfo,
+    history_columns,
     library_versions,
     load_run_info,
+    read_history,
     save_run_info,
 )
 from imgclf.ui import progress, summary, warn
@@ -148,59 +149,6 @@ def precision_policy(mixed: bool) -> Iterator[str]:
         yield name
     finally:
         keras.mixed_precision.set_global_policy(before)
-
-
-def read_history(path: Path) -> list[dict[str, float]]:
-    """Reads `history.csv` (CSVLogger) into rows, one per epoch; a repeated epoch (re-run after
-    an interruption) keeps its last row."""
-    if not path.is_file():
-        return []
-    rows: dict[int, dict[str, float]] = {}
-    with path.open(newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            try:
-                vals = {k: float(v) for k, v in row.items() if k and v not in (None, "")}
-            except ValueError:
-                continue
-            if "epoch" in vals:
-                rows[int(vals["epoch"])] = vals
-    return [rows[k] for k in sorted(rows)]
-
-
-def plot_history(history: list[dict[str, float]], out: Path) -> Path | None:
-    """Writes a training-curves PNG (loss and accuracy, train vs val, per epoch).
-
-    Args:
-        history: rows from `read_history`.
-        out: path of the PNG (written atomically).
-
-    Returns:
-        Path, or None if `history` is empty.
-    """
-    if not history:
-        return None
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [int(r["epoch"]) + 1 for r in history]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, key in zip(axes, ("loss", "accuracy")):
-        for prefix, style in (("", "-"), ("val_", "--")):
-            vals = [r.get(prefix + key, math.nan) for r in history]
-            ax.plot(epochs, vals, style, marker="o", ms=3, label=(prefix + key) or key)
-        ax.set_xlabel("epoch")
-        ax.set_title(key)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return atomic_write_bytes(out, buf.getvalue())
 
 
 def _read_state(run_dir: Path) -> dict[str, Any]:
@@ -522,7 +470,7 @@ def train(
             )
 
         def fit_phase(phase: int, initial_epoch: int, end_epoch: int, lr: Any, schedule: str) -> None:
-            history = read_history(run_dir / HISTORY)
+            history = read_history(run_dir)
             best_so_far = min((r["val_loss"] for r in history if "val_loss" in r), default=None)
             with strategy.scope():
                 _compile(model, cfg, lr)
@@ -589,8 +537,11 @@ def train(
                 warn("fine_tune_layers unfroze no layer with weights: phase 2 trains the head only")
             fit_phase(2, e1, e1 + e2, cfg.fine_tune_learning_rate, "plateau")
 
-    history = read_history(run_dir / HISTORY)
-    plot_history(history, run_dir / CURVES)
+    history = read_history(run_dir)
+    if history:
+        from imgclf.report import plot_training_curves
+
+        plot_training_curves(history_columns(history), run_dir / CURVES)
     if not (run_dir / BEST_MODEL).is_file():
         raise ModelError(f"training finished without writing {run_dir / BEST_MODEL}", "check the log above")
     best_row = min((r for r in history if "val_loss" in r), key=lambda r: r["val_loss"], default=None)
