@@ -18,14 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from imgclf.errors import DataError, ImageError
-from imgclf.images import list_images
+from imgclf.images import list_images, scan_image_folder
 from imgclf.prepare import load_for_model
 from imgclf.fsutil import atomic_write_text
 from imgclf.ui import progress, warn
-
-#: Top-level folder names of a pre-split layout (`<dir>/train/<class>/<file>`).
-SPLIT_NAMES: frozenset[str] = frozenset({"train", "val", "test"})
-
 
 @dataclass(frozen=True)
 class Reject:
@@ -61,12 +57,9 @@ def scan_folder(root: str | os.PathLike) -> tuple[list[Path], list[str] | None]:
     files = list_images(root)
     if not files:
         raise DataError(f"no images found in {root}", "put image files in the folder (or in class sub-folders)")
-    parts = [f.relative_to(root).parts for f in files]
-    labels: list[str] | None = None
-    if all(len(p) == 2 for p in parts):
-        labels = [p[0] for p in parts]
-    elif all(len(p) == 3 and p[0] in SPLIT_NAMES for p in parts):
-        labels = [p[1] for p in parts]
+    # Labelled when every file sits in a class folder (both layouts, see scan_image_folder).
+    labelled = scan_image_folder(root)
+    labels = [label for _, label, _ in labelled] if len(labelled) == len(files) else None
     return files, labels
 
 
