@@ -23,9 +23,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Test metrics, confusion matrix, calibration, worst errors and an HTML report, written into RUN."""
         import json
-        import os
 
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         from imgclf.cli.common import stage_config
         from imgclf.config import EvaluateConfig
         from imgclf.evaluate import evaluate_run

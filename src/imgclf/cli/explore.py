@@ -13,12 +13,6 @@ MODEL_HELP = (
 )
 
 
-def _quiet_tensorflow() -> None:
-    """Hides TensorFlow's C++ info logs (set before TensorFlow is imported; a user value wins)."""
-    import os
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 autoencoder_app = typer.Typer(
     name="autoencoder",
     help="Train a small convolutional autoencoder on a folder and look at its reconstructions.",
@@ -44,7 +38,6 @@ def embed(
     models_dir: Path = typer.Option(Path("models"), "--models-dir", help="Where --model autoencoder looks."),
 ) -> None:
     """One vector per image (the model's 'embedding' layer), saved with the paths and labels."""
-    _quiet_tensorflow()
     from imgclf.explore.embed import embed_to_file
 
     opts = _embed_options(model, weights, size, batch_size)
@@ -69,7 +62,6 @@ def cluster(
     models_dir: Path = typer.Option(Path("models"), "--models-dir", help="Where --model autoencoder looks."),
 ) -> None:
     """Sort images into KMeans clusters: folders, a CSV, contact sheets and a 2-D map."""
-    _quiet_tensorflow()
     from imgclf.config import drop_none, validate
     from imgclf.explore.cluster import cluster_images
     from imgclf.explore.options import ClusterOptions
@@ -102,7 +94,6 @@ def autoencoder_train(
     models_dir: Path = typer.Option(Path("models"), "--models-dir", help="Parent of the default --out."),
 ) -> None:
     """Train the convolutional autoencoder; writes autoencoder.keras, autoencoder.json, history.csv."""
-    _quiet_tensorflow()
     from datetime import datetime
 
     from imgclf.config import drop_none, validate
@@ -135,7 +126,6 @@ def autoencoder_reconstruct(
     models_dir: Path = typer.Option(Path("models"), "--models-dir", help="Where the newest autoencoder run is looked for."),
 ) -> None:
     """Write a grid of originals above their reconstructions."""
-    _quiet_tensorflow()
     from imgclf.explore.autoencoder import latest_autoencoder_run, reconstruct_folder
 
     reconstruct_folder(data_dir, model or latest_autoencoder_run(models_dir), out, count=count, columns=columns, cell=cell)

@@ -11,12 +11,6 @@ from pathlib import Path
 import typer
 
 
-def _quiet_tf() -> None:
-    import os
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
 def register(app: typer.Typer) -> None:
     """Adds `predict`, `export` and `explain` to `app`."""
 
@@ -43,7 +37,6 @@ def register(app: typer.Typer) -> None:
         """
         import json
 
-        _quiet_tf()
         from imgclf.cli.common import stage_config
         from imgclf.config import PredictConfig
         from imgclf.errors import ConfigError
@@ -80,7 +73,6 @@ def register(app: typer.Typer) -> None:
         models_dir: Path = typer.Option(Path("models"), "--models-dir", help="Where runs live (to find the most recent)."),
     ) -> None:
         """Export the model to ONNX, TFLite or SavedModel and check it predicts the same (top-1 >= 99.9 %)."""
-        _quiet_tf()
         from imgclf.export import export_run
         from imgclf.rundir import latest_run
 
@@ -96,7 +88,6 @@ def register(app: typer.Typer) -> None:
         models_dir: Path = typer.Option(Path("models"), "--models-dir", help="Where runs live (to find the most recent)."),
     ) -> None:
         """Grad-CAM overlay PNG (same size as IMAGE): where the model looked for its top class."""
-        _quiet_tf()
         from imgclf.explain import explain_image
         from imgclf.rundir import latest_run
         from imgclf.ui import summary

@@ -6,16 +6,9 @@ the library, print. TensorFlow is imported inside the commands only.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
-
-
-def _quiet_tensorflow() -> None:
-    # TensorFlow's C++ INFO lines would drown the progress bar; the CLI (not the library) may
-    # set this before TensorFlow is first imported.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _parse_fine_tune_layers(value: str | None) -> int | str | None:
@@ -64,7 +57,6 @@ def register(app: typer.Typer) -> None:
         Rerun with the same --run-dir (or --run-name) to resume after an interruption, or with a
         higher --epochs to continue a finished run.
         """
-        _quiet_tensorflow()
         from imgclf.config import TrainConfig, deep_merge, drop_none, read_yaml, validate
         from imgclf.train import train
 
@@ -104,7 +96,6 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     ) -> None:
         """List the registered models: default input size, parameter count, preprocessing."""
-        _quiet_tensorflow()
         import json
 
         from imgclf.models import create_model, list_models
@@ -162,7 +153,6 @@ def register(app: typer.Typer) -> None:
         config: Path | None = typer.Option(None, "--config", "-c", help="Run config YAML; its train.augment: section is used."),
     ) -> None:
         """Write a grid PNG: each row one training image, then augmented copies of it."""
-        _quiet_tensorflow()
         from imgclf.config import AugmentConfig, deep_merge, drop_none, read_yaml, validate
         from imgclf.data import augment_preview
         from imgclf.ui import summary
