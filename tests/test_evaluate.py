@@ -132,6 +132,29 @@ def test_cli_evaluate_json_and_errors(tmp_path):
     assert res.exit_code == 1 and "split" in res.output
 
 
+def test_cli_evaluate_flip_tta_averages_with_the_mirror_image(tmp_path):
+    from imgclf.predict import load_model, predict_arrays
+    from imgclf.prepare import load_for_model
+
+    run = make_run(tmp_path)
+    res = CliRunner().invoke(app, ["evaluate", str(run), "--json", "--tta", "flip"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["tta"] == "flip" and "flip TTA" in res.stderr
+    assert "test-time augmentation: flip" in (run / "report.html").read_text()
+    # the scored probabilities are the mean over each image and its mirror image
+    predictor = load_model(run)
+    paths = sorted((tmp_path / "data" / "test").rglob("*.png"))
+    x = np.stack([load_for_model(p, predictor.image_size) for p in paths])
+    plain = predict_arrays(predictor, x)
+    mirrored = predict_arrays(predictor, x[:, :, ::-1])
+    np.testing.assert_allclose(predict_arrays(predictor, x, tta="flip"), (plain + mirrored) / 2, atol=1e-5)
+    labels = np.array([CLASSES.index(p.parent.name) for p in paths])
+    assert out["accuracy"] == pytest.approx(float(np.mean(((plain + mirrored) / 2).argmax(1) == labels)))
+    res = CliRunner().invoke(app, ["evaluate", str(run), "--tta", "rotate"])
+    assert res.exit_code == 1 and "tta" in res.output and "Traceback" not in res.output
+
+
 def test_cli_evaluate_defaults_to_latest_run(tmp_path):
     run = make_run(tmp_path / "models" / "x")
     res = CliRunner().invoke(app, ["evaluate", "--models-dir", str(run.parent)])

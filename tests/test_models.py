@@ -40,6 +40,17 @@ def test_unknown_model_suggests_close_match():
         get_spec("xceptoin")
 
 
+def test_cnn_depth_sets_the_number_of_stages():
+    m = create_model("cnn", num_classes=10, input_shape=(28, 28, 3), width=4, depth=[1, 2, 1, 1, 1])
+    # one stage per entry: filters double, resolution halves ("same" padding) 28 -> 14 -> 7 -> 4 -> 2
+    assert m.get_layer("last_conv").output.shape[1:] == (2, 2, 64)
+    assert m.get_layer("stage2_block2_out").output.shape[1:] == (14, 14, 8)
+    assert m.output.shape[1:] == (10,)
+    for bad in ([1] * 7, [], [1, 0, 1]):
+        with pytest.raises(ModelError, match="depth must be 1 to 6"):
+            create_model("cnn", num_classes=3, input_shape=(16, 16, 3), depth=bad)
+
+
 def test_create_model_drops_none_overrides_and_rejects_unknown_ones():
     m = create_model("cnn", num_classes=3, input_shape=(16, 16, 3), width=None, dropout=None)
     assert m.get_layer("stem_conv").filters == 32  # builder default kept

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from imgclf.cli.main import app
 from imgclf.errors import ModelError
-from imgclf.predict import Predictor, collect_inputs, load_model, predict_inputs
+from imgclf.predict import DownloadOptions, Predictor, _batches, _tf_batches, collect_inputs, load_model, predict_inputs
 
 
 def _png(arr: np.ndarray) -> bytes:
@@ -97,6 +97,54 @@ def test_folder_is_predicted_in_batches_not_per_image(run):
     preds = predict_inputs([run.parent / "data" / "test"], model=counting, batch_size=8)
     assert len(preds) == 18
     assert calls == [8, 8, 2]
+
+
+def test_tf_data_loader_matches_thread_pool_loader_and_keeps_errors(run, tmp_path, server):
+    # Keras models take the tf.data loader; it must give the thread-pool loader's pixels
+    # (the same Pillow preparation as training), in input order, with each failure in place.
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    rng = np.random.default_rng(4)
+    for i, c in enumerate(CLASSES * 2):
+        Image.fromarray(colour_image(c, rng, size=37)).save(folder / f"{i}_{c}.png")
+    (folder / "3_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    items = collect_inputs([folder, server + "/red.png", server + "/page.html"])
+    assert len(items) == 2 * len(CLASSES) + 3
+    got = {}
+    for name, loader in (("pool", _batches), ("tf.data", _tf_batches)):
+        batches = list(loader(items, SIZE, 4, 3, DownloadOptions(retries=0)))
+        assert [len(chunk) for chunk, _ in batches] == [min(4, len(items) - i) for i in range(0, len(items), 4)]
+        assert [it.name for chunk, _ in batches for it in chunk] == [it.name for it in items]
+        got[name] = [a for _, loaded in batches for a in loaded]
+    for a, b in zip(got["pool"], got["tf.data"]):
+        if isinstance(a, np.ndarray):
+            assert isinstance(b, np.ndarray) and b.dtype == np.uint8 and b.shape == (SIZE, SIZE, 3)
+            np.testing.assert_array_equal(a, b)
+        else:
+            assert not isinstance(b, np.ndarray)
+            assert (a.path, a.reason) == (b.path, b.reason)
+    errors = [it.name for it, a in zip(items, got["tf.data"]) if not isinstance(a, np.ndarray)]
+    assert errors == [str(folder / "3_broken.jpg"), server + "/page.html"]
+
+
+def test_flip_tta_is_the_mean_over_the_mirror_image(run, tmp_path):
+    # a model that only looks at the left half of the image: the mirror image sees the right half
+    def left_half_is_red(x):
+        red = x[:, :, : x.shape[2] // 2, 0].mean(axis=(1, 2)) > 127
+        return np.stack([red, ~red], axis=1).astype(np.float32)
+
+    half = Predictor("onnx", tmp_path, ["red", "other"], SIZE, "center_crop", left_half_is_red)
+    img = np.zeros((SIZE, SIZE, 3), np.uint8)
+    img[:, : SIZE // 2] = (230, 20, 20)
+    path = tmp_path / "half.png"
+    Image.fromarray(img).save(path)
+    [plain] = predict_inputs([path], model=half, top_k=2)
+    [tta] = predict_inputs([path], model=half, top_k=2, tta="flip")
+    assert plain.top_k == [("red", 1.0), ("other", 0.0)]
+    assert sorted(p for _, p in tta.top_k) == [0.5, 0.5] and tta.low_confidence is False
+    res = CliRunner().invoke(app, ["predict", str(path), "--model", str(run), "--tta", "flip", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)[0]["label"] is not None
 
 
 def test_predict_prepares_like_training_any_size(run, tmp_path):

@@ -179,6 +179,7 @@ class EvaluateConfig(StrictModel):
     split: Literal["train", "val", "test"] = "test"
     top_k: int = Field(default=3, ge=1)
     batch_size: int = Field(default=64, ge=1)
+    tta: Literal["none", "flip"] = "none"  # test-time augmentation: average with the mirror image
 
 
 class PredictConfig(StrictModel):
@@ -188,6 +189,7 @@ class PredictConfig(StrictModel):
     top_k: int = Field(default=3, ge=1)
     threshold: float = Field(default=0.5, ge=0, le=1)  # flag predictions below this probability
     batch_size: int = Field(default=64, ge=1)
+    tta: Literal["none", "flip"] = "none"  # test-time augmentation: average with the mirror image
 
 
 STAGES: tuple[str, ...] = ("scrape", "clean", "prepare", "split", "train", "evaluate", "predict")

@@ -280,6 +280,7 @@ def evaluate_run(
     data_dir: str | os.PathLike | None = None,
     top_k: int = 3,
     batch_size: int = 64,
+    tta: str = "none",
 ) -> dict[str, Any]:
     """Evaluates a trained run on one split and writes metrics, plots and an HTML report.
 
@@ -290,15 +291,18 @@ def evaluate_run(
             named in `run.json`.
         top_k: int >= 1, default 3. k of the top-k accuracy.
         batch_size: int >= 1, default 64. Images per model call.
+        tta: str, default "none". Test-time augmentation: "none", or "flip" = the mean of the
+            probabilities of each image and its mirror image (see
+            `imgclf.predict.Predictor.predict_batch`). Recorded in `metrics.json` as `tta`.
 
     Returns:
         dict: the content of `metrics.json` — top-level `accuracy`, `loss`, `precision_macro`,
         `recall_macro`, `f1_macro`, `top_k`, `top_k_accuracy`, `ece`, `per_class`,
-        `confusion_matrix`, plus `split`, `run`, `model`, `set_aside`, `confident_errors` and
+        `confusion_matrix`, plus `split`, `tta`, `run`, `model`, `set_aside`, `confident_errors` and
         `files` (kind -> file name inside `run_dir`).
 
     Raises:
-        ConfigError: if `split`, `top_k` or `batch_size` is invalid.
+        ConfigError: if `split`, `top_k`, `batch_size` or `tta` is invalid.
         ModelError: if the run directory or its model cannot be loaded.
         DataError: if the split folder is missing, empty or has classes the model lacks.
     """
@@ -306,7 +310,9 @@ def evaluate_run(
     from imgclf.predict import load_model, predict_arrays
     from imgclf.prepare import load_for_model
 
-    cfg = validate(EvaluateConfig, {"split": split, "top_k": top_k, "batch_size": batch_size}, origin="evaluate")
+    cfg = validate(
+        EvaluateConfig, {"split": split, "top_k": top_k, "batch_size": batch_size, "tta": tta}, origin="evaluate"
+    )
     run_dir = Path(run_dir)
     info = load_run_info(run_dir)
     split_dir = resolve_split_dir(run_dir, cfg.split, data_dir)
@@ -318,7 +324,7 @@ def evaluate_run(
     rejected: list[tuple[str, str]] = []
     with progress(f"evaluate {cfg.split}", total=len(inputs)) as advance:
         for batch in iter_split_batches(inputs, info.image_size, cfg.batch_size):
-            parts.append(predict_arrays(predictor, batch.images, cfg.batch_size))
+            parts.append(predict_arrays(predictor, batch.images, cfg.batch_size, cfg.tta))
             labels_parts.append(batch.labels)
             paths.extend(batch.paths)
             rejected.extend(batch.rejected)
@@ -335,6 +341,7 @@ def evaluate_run(
     metrics.update(
         {
             "split": cfg.split,
+            "tta": cfg.tta,
             "data_dir": str(split_dir),
             "run": str(run_dir),
             "model": info.model,
@@ -381,7 +388,7 @@ def evaluate_run(
     report.write_html_report(files["report"], metrics, {k: v for k, v in files.items() if v.suffix == ".png"}, info)
     aside = f", {len(rejected)} set aside ({', '.join(f'{c} {r}' for r, c in reasons.items())})" if reasons else ""
     summary(
-        f"evaluate: {n} {cfg.split} images{aside}: accuracy {metrics['accuracy']:.4f}, "
+        f"evaluate: {n} {cfg.split} images{aside}{' (flip TTA)' if cfg.tta == 'flip' else ''}: accuracy {metrics['accuracy']:.4f}, "
         f"macro F1 {metrics['f1_macro']:.4f}, top-{metrics['top_k']} {metrics['top_k_accuracy']:.4f}, "
         f"ECE {metrics['ece']:.4f} -> {files['metrics']}, {files['report']}"
     )

@@ -130,7 +130,7 @@ def run_pipeline(cfg: RunConfig) -> PipelineResult:
 
             result.metrics = evaluate_run(
                 run_dir, split=cfg.evaluate.split, data_dir=split, top_k=cfg.evaluate.top_k,
-                batch_size=cfg.evaluate.batch_size,
+                batch_size=cfg.evaluate.batch_size, tta=cfg.evaluate.tta,
             )
         elif stage == "predict":
             images = list(cfg.predict.images) or sample_test_images(split)
@@ -140,7 +140,7 @@ def run_pipeline(cfg: RunConfig) -> PipelineResult:
 
                 result.predictions = predict_inputs(
                     images, model=run_dir, top_k=cfg.predict.top_k, threshold=cfg.predict.threshold,
-                    batch_size=cfg.predict.batch_size,
+                    batch_size=cfg.predict.batch_size, tta=cfg.predict.tta,
                 )
                 print_predictions(result.predictions, top_k=cfg.predict.top_k)
         else:  # pragma: no cover - guarded by the config's Literal

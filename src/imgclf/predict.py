@@ -2,11 +2,16 @@
 
 Images are prepared exactly as in training (`imgclf.prepare.load_for_model`: safe open, EXIF
 orientation, RGB, shortest side resized to the run's `image_size`, center crop) and predicted
-in batches of `batch_size` (never one `predict()` call per image). Decoding runs in a thread
-pool, one batch ahead of the model, so memory holds two batches whatever the folder size. The
-batches are numpy arrays rather than a `tf.data` pipeline on purpose: pixels must come from the
-very code that prepared the training images (Pillow; `tf.image` resizing differs), and the
-exported-model path must not import TensorFlow at all.
+in batches of `batch_size` (never one `predict()` call per image). Two loaders feed the
+batches, both bounded in memory whatever the folder size and both preparing pixels with the
+very code that prepared the training images (Pillow; `tf.image` resizing differs):
+
+- Keras and SavedModel models (TensorFlow is loaded anyway): a `tf.data` pipeline over the
+  input indices, `map(tf.numpy_function(load_for_model ...), num_parallel_calls=workers,
+  deterministic=True)` -> `batch` -> `prefetch(AUTOTUNE)`. An input that fails to load yields
+  a blank image with an "ok" flag of False, and its error is reported instead of a label.
+- ONNX and TFLite models: a thread pool decoding one batch ahead of the model, because that
+  path must not import TensorFlow at all (its cold start is the reason to export).
 
 Models (`load_model`):
 
@@ -53,6 +58,8 @@ EXPORT_META_SUFFIX = ".json"
 
 #: Model file kinds `load_model` understands.
 MODEL_KINDS = ("keras", "onnx", "tflite", "saved_model")
+TENSORFLOW_KINDS = ("keras", "saved_model")  # kinds whose runtime is TensorFlow: tf.data loader
+TTA_MODES = ("none", "flip")  # test-time augmentation, see Predictor.predict_batch
 
 
 # ------------------------------------------------------------------------------------ models
@@ -79,20 +86,33 @@ class Predictor:
     def num_classes(self) -> int:
         return len(self.class_names)
 
-    def predict_batch(self, images: np.ndarray) -> np.ndarray:
+    def predict_batch(self, images: np.ndarray, tta: str = "none") -> np.ndarray:
         """Class probabilities of one batch.
 
         Args:
             images: np.ndarray of shape `(batch, image_size, image_size, 3)`, uint8 or float,
                 raw RGB values in [0, 255] (the model rescales inside).
+            tta: str, default "none". Test-time augmentation: "none", or "flip" = the mean of
+                the probabilities of each image and of its left-right mirror image (two model
+                calls; the horizontal-flip test-time augmentation of Krizhevsky et al. 2012 and
+                fastai's `Learner.tta`). Only sound for a model trained with horizontal flips.
 
         Returns:
             np.ndarray of shape `(batch, num_classes)`, float32, rows summing to 1.
+
+        Raises:
+            ValueError: if `tta` is not one of `TTA_MODES`.
         """
+        if tta not in TTA_MODES:
+            raise ValueError(f"tta must be one of {TTA_MODES}, received tta={tta!r}")
         x = np.ascontiguousarray(images, dtype=np.float32)
         if x.shape[0] == 0:
             return np.zeros((0, self.num_classes), np.float32)
-        return np.asarray(self._fn(x), dtype=np.float32)
+        probs = np.asarray(self._fn(x), dtype=np.float32)
+        if tta == "flip":
+            mirrored = np.asarray(self._fn(np.ascontiguousarray(x[:, :, ::-1, :])), dtype=np.float32)
+            probs = (probs + mirrored) / 2
+        return probs
 
 
 def _keras_fn(model: Any) -> Any:
@@ -430,20 +450,29 @@ class Prediction:
         }
 
 
-def _batches(items: list[InputItem], size: int, batch_size: int, workers: int, dl: DownloadOptions) -> Iterator[
-    tuple[list[InputItem], list[np.ndarray | ImageError]]
-]:
-    """Yields (items, decoded arrays or errors) per batch; decoding runs one batch ahead."""
+def _load_or_error(item: InputItem, size: int, dl: DownloadOptions) -> np.ndarray | ImageError:
+    """One prepared image `(size, size, 3)` uint8, or the ImageError saying why it failed."""
+    try:
+        return _load_item(item, size, dl)
+    except ImageError as exc:
+        return exc
+    except Exception as exc:  # noqa: BLE001 - one bad URL / file must not stop the others
+        if item.url is None and not isinstance(exc, ImgclfError):
+            raise  # a local file only ever fails with ImageError; anything else is a bug
+        return ImageError(item.name, "download_failed" if item.url else "unreadable", f"{type(exc).__name__}: {exc}")
+
+
+Batch = tuple[list[InputItem], list[np.ndarray | ImageError]]
+
+
+def _batches(items: list[InputItem], size: int, batch_size: int, workers: int, dl: DownloadOptions) -> Iterator[Batch]:
+    """Yields (items, decoded arrays or errors) per batch; a thread pool decodes one batch ahead.
+
+    The loader of the TensorFlow-free path (ONNX, TFLite).
+    """
 
     def load(item: InputItem) -> np.ndarray | ImageError:
-        try:
-            return _load_item(item, size, dl)
-        except ImageError as exc:
-            return exc
-        except Exception as exc:  # noqa: BLE001 - one bad URL / file must not stop the others
-            if item.url is None and not isinstance(exc, ImgclfError):
-                raise  # a local file only ever fails with ImageError; anything else is a bug
-            return ImageError(item.name, "download_failed" if item.url else "unreadable", f"{type(exc).__name__}: {exc}")
+        return _load_or_error(item, size, dl)
 
     chunks = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
     with ThreadPoolExecutor(max(1, workers)) as pool:
@@ -455,18 +484,71 @@ def _batches(items: list[InputItem], size: int, batch_size: int, workers: int, d
             yield chunk, loaded
 
 
-def predict_arrays(predictor: Predictor, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+def _tf_batches(items: list[InputItem], size: int, batch_size: int, workers: int, dl: DownloadOptions) -> Iterator[Batch]:
+    """Yields (items, decoded arrays or errors) per batch from a `tf.data` pipeline.
+
+    `Dataset.range(n)` -> `map(tf.numpy_function(load), num_parallel_calls=workers,
+    deterministic=True)` -> `batch(batch_size)` -> `prefetch(AUTOTUNE)`: images are decoded
+    in parallel by tf.data's threads, in input order, a few batches ahead of the model. `load`
+    is the same Pillow preparation as training (`load_for_model`); an input that fails gives a
+    blank image and `ok=False`, and its ImageError is kept here (keyed by index) for the caller.
+    The loader of the Keras / SavedModel path, where TensorFlow is already imported.
+    """
+    import tensorflow as tf
+
+    errors: dict[int, ImageError] = {}
+    bugs: list[BaseException] = []
+    blank = np.zeros((size, size, 3), np.uint8)
+
+    def load(index: np.int64) -> tuple[np.ndarray, np.bool_]:
+        i = int(index)
+        try:
+            a = _load_or_error(items[i], size, dl)
+        except BaseException as exc:  # a bug: raised again below, outside tf.data
+            bugs.append(exc)
+            return blank, np.bool_(False)
+        if isinstance(a, ImageError):
+            errors[i] = a
+            return blank, np.bool_(False)
+        return a, np.bool_(True)
+
+    def load_tf(index):
+        image, ok = tf.numpy_function(load, [index], (tf.uint8, tf.bool))
+        image.set_shape((size, size, 3))
+        ok.set_shape(())
+        return image, ok
+
+    ds = (
+        tf.data.Dataset.range(len(items))
+        .map(load_tf, num_parallel_calls=max(1, workers), deterministic=True)
+        .batch(batch_size)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    start = 0
+    for images, ok in ds.as_numpy_iterator():
+        if bugs:
+            raise bugs[0]
+        chunk = items[start : start + len(images)]
+        loaded: list[np.ndarray | ImageError] = [
+            images[j] if ok[j] else errors.pop(start + j) for j in range(len(chunk))
+        ]
+        start += len(chunk)
+        yield chunk, loaded
+
+
+def predict_arrays(predictor: Predictor, images: np.ndarray, batch_size: int = 64, tta: str = "none") -> np.ndarray:
     """Class probabilities of many prepared images, `batch_size` at a time.
 
     Args:
         predictor: Predictor from `load_model`.
         images: np.ndarray `(n, image_size, image_size, 3)`, raw RGB in [0, 255].
         batch_size: int, default 64.
+        tta: str, default "none". "none" or "flip" (see `Predictor.predict_batch`).
 
     Returns:
         np.ndarray `(n, num_classes)`, float32.
     """
-    parts = [predictor.predict_batch(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
+    parts = [predictor.predict_batch(images[i : i + batch_size], tta) for i in range(0, len(images), batch_size)]
     return np.concatenate(parts) if parts else np.zeros((0, predictor.num_classes), np.float32)
 
 
@@ -481,6 +563,7 @@ def predict_inputs(
     workers: int | None = None,
     download: DownloadOptions | None = None,
     show_progress: bool = True,
+    tta: str = "none",
 ) -> list[Prediction]:
     """Predicts image files, folders and URLs; unreadable inputs are reported, not fatal.
 
@@ -494,9 +577,13 @@ def predict_inputs(
         threshold: float in [0, 1], default 0.5. A top-1 probability below it sets
             `low_confidence`.
         batch_size: int, default 64. Images per model call.
-        workers: int or None. Decoding / download threads; None = min(8, 2 x CPUs).
+        workers: int or None. Images decoded / downloaded in parallel (tf.data's
+            `num_parallel_calls` for Keras and SavedModel models with more than one input, a
+            thread pool otherwise); None = min(8, 2 x CPUs).
         download: DownloadOptions or None. Limits for URL inputs.
         show_progress: bool, default True. Show a progress bar (stderr) for more than one batch.
+        tta: str, default "none". Test-time augmentation: "none" or "flip" (the mean with the
+            mirror image; see `Predictor.predict_batch`).
 
     Returns:
         list of Prediction, one per image, in input order (folders expanded); failed inputs
@@ -505,10 +592,12 @@ def predict_inputs(
     Raises:
         DataError: if `items` is empty.
         ModelError: if the model cannot be loaded.
-        ValueError: if `top_k` < 1.
+        ValueError: if `top_k` < 1 or `tta` is unknown.
     """
     if top_k < 1:
         raise ValueError(f"top_k must be >= 1, received top_k={top_k}")
+    if tta not in TTA_MODES:
+        raise ValueError(f"tta must be one of {TTA_MODES}, received tta={tta!r}")
     inputs = collect_inputs(items)
     predictor = model if isinstance(model, Predictor) else load_model(model, models_dir)
     k = min(top_k, predictor.num_classes)
@@ -524,9 +613,10 @@ def predict_inputs(
 
         bar = nullcontext(lambda *a, **kw: None)
     with bar as advance:
-        for chunk, loaded in _batches(inputs, predictor.image_size, batch_size, workers, dl):
+        loader = _tf_batches if predictor.kind in TENSORFLOW_KINDS and len(inputs) > 1 else _batches
+        for chunk, loaded in loader(inputs, predictor.image_size, batch_size, workers, dl):
             good = [i for i, a in enumerate(loaded) if isinstance(a, np.ndarray)]
-            probs = predictor.predict_batch(np.stack([loaded[i] for i in good])) if good else None
+            probs = predictor.predict_batch(np.stack([loaded[i] for i in good]), tta) if good else None
             row = {i: r for r, i in enumerate(good)}
             for i, (item, a) in enumerate(zip(chunk, loaded)):
                 if isinstance(a, ImageError):

@@ -17,6 +17,9 @@ def register(app: typer.Typer) -> None:
         data: Path | None = typer.Option(None, "--data", help="Split folder (holds train/ val/ test/) (default: the one in run.json)."),
         top_k: int | None = typer.Option(None, "--top-k", help="k of the top-k accuracy (default: 3)."),
         batch_size: int | None = typer.Option(None, "--batch-size", help="Images per model call (default: 64)."),
+        tta: str | None = typer.Option(
+            None, "--tta", help="Test-time augmentation: none | flip (mean with the mirror image) (default: none)."
+        ),
         models_dir: Path = typer.Option(Path("models"), "--models-dir", help="Where runs live (to find the most recent)."),
         as_json: bool = typer.Option(False, "--json", help="Print metrics.json to stdout."),
         config: Path | None = typer.Option(None, "--config", help="Run config YAML; its evaluate: section is used."),
@@ -29,8 +32,8 @@ def register(app: typer.Typer) -> None:
         from imgclf.evaluate import evaluate_run
         from imgclf.rundir import latest_run
 
-        cfg = stage_config(EvaluateConfig, "evaluate", config, split=split, top_k=top_k, batch_size=batch_size)
+        cfg = stage_config(EvaluateConfig, "evaluate", config, split=split, top_k=top_k, batch_size=batch_size, tta=tta)
         run_dir = run if run is not None else latest_run(models_dir)
-        metrics = evaluate_run(run_dir, split=cfg.split, data_dir=data, top_k=cfg.top_k, batch_size=cfg.batch_size)
+        metrics = evaluate_run(run_dir, split=cfg.split, data_dir=data, top_k=cfg.top_k, batch_size=cfg.batch_size, tta=cfg.tta)
         if as_json:
             typer.echo(json.dumps(metrics, indent=2))

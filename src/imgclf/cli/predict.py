@@ -26,6 +26,9 @@ def register(app: typer.Typer) -> None:
             None, "--threshold", help="Flag predictions whose top probability is below this (default: 0.5)."
         ),
         batch_size: int | None = typer.Option(None, "--batch-size", help="Images per model call (default: 64)."),
+        tta: str | None = typer.Option(
+            None, "--tta", help="Test-time augmentation: none | flip (mean with the mirror image) (default: none)."
+        ),
         as_json: bool = typer.Option(False, "--json", help="Print the predictions as JSON to stdout."),
         csv_file: Path | None = typer.Option(None, "--csv", help="Write the predictions to this CSV file."),
         config: Path | None = typer.Option(None, "--config", help="Run config YAML; its predict: section is used."),
@@ -43,13 +46,15 @@ def register(app: typer.Typer) -> None:
 
         if as_json and csv_file is not None:
             raise ConfigError("--json and --csv cannot be used together", "choose one output")
-        cfg = stage_config(PredictConfig, "predict", config, top_k=top_k, threshold=threshold, batch_size=batch_size)
+        cfg = stage_config(
+            PredictConfig, "predict", config, top_k=top_k, threshold=threshold, batch_size=batch_size, tta=tta
+        )
         from imgclf.predict import load_model, predict_inputs, prediction_summary, predictions_csv, print_predictions
         from imgclf.ui import summary
 
         predictor = load_model(model, models_dir)
         results = predict_inputs(
-            inputs, model=predictor, top_k=cfg.top_k, threshold=cfg.threshold, batch_size=cfg.batch_size
+            inputs, model=predictor, top_k=cfg.top_k, threshold=cfg.threshold, batch_size=cfg.batch_size, tta=cfg.tta
         )
         if as_json:
             typer.echo(json.dumps([r.to_dict() for r in results], indent=2))

@@ -187,8 +187,8 @@ def create_model(
         `(batch, num_classes)` softmax probabilities.
 
     Raises:
-        ModelError: unknown model, bad `num_classes` / `input_shape`, unknown override, or
-            weights that cannot be loaded.
+        ModelError: unknown model, bad `num_classes` / `input_shape`, unknown override, an
+            option value the builder rejects, or weights that cannot be loaded.
     """
     spec = get_spec(name)
     if num_classes < 2:
@@ -220,4 +220,7 @@ def create_model(
             "use --weights none, or a pretrained model: "
             + ", ".join(s.name for s in _REGISTRY.values() if s.pretrained),
         )
-    return spec.builder(input_shape, num_classes, weights=w, **kwargs)
+    try:
+        return spec.builder(input_shape, num_classes, weights=w, **kwargs)
+    except ValueError as exc:  # a builder's own range checks (dropout, width, depth...)
+        raise ModelError(f"model {spec.name!r}: {exc}", "see `imgclf models` and docs/models.md for its options") from exc
