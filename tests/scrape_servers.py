@@ -340,7 +340,7 @@ def reddit_server(client_id: str, client_secret: str, *, listing_429_first: bool
 
     page1 = [
         _post("p1", "cars", url=f"{b}/i/a.jpg", domain="127.0.0.1"),
-        _post("p2", "cars", is_gallery=True, url=f"https://www.reddit.com/gallery/p2",
+        _post("p2", "cars", is_gallery=True, url="https://www.reddit.com/gallery/p2",
               gallery_data={"items": [{"media_id": "g1", "id": 1}, {"media_id": "g2", "id": 2},
                                       {"media_id": "g3", "id": 3}]},
               media_metadata={

@@ -81,3 +81,24 @@ def test_unknown_dataset(tmp_path):
 def test_error_text_in_square_brackets_is_printed_verbatim(tmp_path):
     res = runner.invoke(app, ["prepare", str(tmp_path / "[nosuch]"), "--out", str(tmp_path / "o")])
     _one_line_error(res, "[nosuch]")
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["train", "data/split"], True),
+        (["train", "--help"], False),
+        (["predict", "a.jpg"], True),
+        (["predict", "a.jpg", "--model", "m.onnx"], False),
+        (["predict", "a.jpg", "-m", "m.tflite"], False),
+        (["predict", "a.jpg", "--model=runs/x"], True),
+        (["cluster", "photos/"], False),
+        (["cluster", "photos/", "--model", "raw"], False),
+        (["cluster", "photos/", "-m", "models/run1"], True),
+        (["clean", "data/raw"], False),
+    ],
+)
+def test_tensorflow_is_started_quietly_only_for_commands_that_use_it(argv, expected):
+    from imgclf.cli.main import _needs_tensorflow
+
+    assert _needs_tensorflow(argv) is expected

@@ -233,7 +233,7 @@ def main() -> None:
     results["total_wall_s"] = round(time.perf_counter() - t0, 1)
     results["total_cpu_s"] = round(cpu_seconds() - c0, 1)
     (work / "results.json").write_text(json.dumps(results, indent=2))
-    print(f"\n| data | embedding | dims | purity | ARI | ratio ARI vs raw |\n|---|---|---|---|---|---|")
+    print("\n| data | embedding | dims | purity | ARI | ratio ARI vs raw |\n|---|---|---|---|---|---|")
     for name in args.datasets:
         r = results[name]
         for key, label in (("raw", "raw pixels"), ("autoencoder", "autoencoder bottleneck"), ("classifier", "classifier embedding")):

@@ -134,14 +134,13 @@ def iter_split_batches(
         size: int. Model input side in pixels.
         batch_size: int, default 64. Files per batch (a batch holds fewer images when some
             files are unreadable; it may hold none).
-        workers: int or None. Decoding threads; None = min(8, 2 x CPUs).
+        workers: int or None. Decoding threads; None = `imgclf.parallel.default_workers()`.
 
     Yields:
         SplitImages per batch; unreadable files are in its `rejected` with their reason.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     from imgclf.errors import ImageError
+    from imgclf.parallel import threaded_batches
     from imgclf.prepare import load_for_model
 
     def load(item: tuple[Path, int]) -> np.ndarray | ImageError:
@@ -150,17 +149,11 @@ def iter_split_batches(
         except ImageError as exc:
             return exc
 
-    chunks = [files[i : i + batch_size] for i in range(0, len(files), batch_size)]
-    with ThreadPoolExecutor(workers or min(8, (os.cpu_count() or 2) * 2)) as pool:
-        pending = pool.map(load, chunks[0]) if chunks else iter(())
-        for i, chunk in enumerate(chunks):
-            loaded = list(pending)
-            if i + 1 < len(chunks):
-                pending = pool.map(load, chunks[i + 1])
-            ok = [(f, lab, a) for (f, lab), a in zip(chunk, loaded) if isinstance(a, np.ndarray)]
-            rejected = [(str(f), a.reason) for (f, _), a in zip(chunk, loaded) if isinstance(a, ImageError)]
-            images = np.stack([a for _, _, a in ok]) if ok else np.zeros((0, size, size, 3), np.uint8)
-            yield SplitImages(images, np.asarray([lab for _, lab, _ in ok], np.int64), [f for f, _, _ in ok], rejected)
+    for chunk, loaded in threaded_batches(load, files, batch_size, workers):
+        ok = [(f, lab, a) for (f, lab), a in zip(chunk, loaded) if isinstance(a, np.ndarray)]
+        rejected = [(str(f), a.reason) for (f, _), a in zip(chunk, loaded) if isinstance(a, ImageError)]
+        images = np.stack([a for _, _, a in ok]) if ok else np.zeros((0, size, size, 3), np.uint8)
+        yield SplitImages(images, np.asarray([lab for _, lab, _ in ok], np.int64), [f for f, _, _ in ok], rejected)
 
 
 # --------------------------------------------------------------------------------- metrics

@@ -41,7 +41,6 @@ import io
 import json
 import os
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +49,7 @@ import numpy as np
 
 from imgclf.errors import DataError, ImageError, ImgclfError, ModelError
 from imgclf.images import IMAGE_EXTENSIONS, list_images
+from imgclf.parallel import default_workers, threaded_batches
 from imgclf.prepare import load_for_model
 from imgclf.rundir import BEST_MODEL, RUN_FILE, load_run_info
 
@@ -471,17 +471,8 @@ def _batches(items: list[InputItem], size: int, batch_size: int, workers: int, d
     The loader of the TensorFlow-free path (ONNX, TFLite).
     """
 
-    def load(item: InputItem) -> np.ndarray | ImageError:
-        return _load_or_error(item, size, dl)
-
-    chunks = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        pending = pool.map(load, chunks[0]) if chunks else None
-        for i, chunk in enumerate(chunks):
-            loaded = list(pending)  # type: ignore[arg-type]
-            if i + 1 < len(chunks):
-                pending = pool.map(load, chunks[i + 1])
-            yield chunk, loaded
+    for chunk, loaded in threaded_batches(lambda item: _load_or_error(item, size, dl), items, batch_size, workers):
+        yield list(chunk), loaded
 
 
 def _tf_batches(items: list[InputItem], size: int, batch_size: int, workers: int, dl: DownloadOptions) -> Iterator[Batch]:
@@ -602,7 +593,7 @@ def predict_inputs(
     predictor = model if isinstance(model, Predictor) else load_model(model, models_dir)
     k = min(top_k, predictor.num_classes)
     dl = download or DownloadOptions()
-    workers = workers or min(8, (os.cpu_count() or 2) * 2)
+    workers = workers or default_workers()
     results: list[Prediction] = []
     if show_progress and len(inputs) > batch_size:
         from imgclf.ui import progress

@@ -26,6 +26,7 @@ from imgclf.config import PrepareConfig
 from imgclf.errors import DataError, ImageError
 from imgclf.fsutil import atomic_write_bytes, atomic_write_text
 from imgclf.images import list_images, open_image
+from imgclf.parallel import default_workers
 from imgclf.ui import progress, summary
 
 
@@ -163,7 +164,7 @@ def prepare_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: PrepareC
         atomic_write_bytes(dest, _encode(resize_center_crop(img, cfg.size), cfg))
         return path, None, ""
 
-    workers = cfg.workers or min(8, (os.cpu_count() or 2) * 2)
+    workers = cfg.workers or default_workers()
     with progress("prepare", total=len(files)) as advance, ThreadPoolExecutor(workers) as pool:
         for path, reason, detail in pool.map(work, files):
             if reason is None:

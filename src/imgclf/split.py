@@ -40,6 +40,7 @@ from imgclf.config import SplitConfig
 from imgclf.errors import ConfigError, DataError, ImageError
 from imgclf.fsutil import atomic_write_json, atomic_write_text, tmp_path_for
 from imgclf.images import SUBSETS, class_folders, is_presplit, open_image, scan_image_folder
+from imgclf.parallel import default_workers
 from imgclf.ui import progress, summary
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -128,7 +129,7 @@ def _hash_all(files: list[Path], src: Path, hasher) -> np.ndarray:
             raise DataError(f"cannot read {p}: {exc.reason} ({exc.detail})", "run `imgclf clean` on the raw data first") from None
 
     codes = []
-    with progress("split: hashing", total=len(files)) as advance, ThreadPoolExecutor(min(8, (os.cpu_count() or 2) * 2)) as pool:
+    with progress("split: hashing", total=len(files)) as advance, ThreadPoolExecutor(default_workers()) as pool:
         for c in pool.map(one, files):
             codes.append(c)
             advance()

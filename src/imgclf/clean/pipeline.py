@@ -41,12 +41,13 @@ from typing import Any
 import numpy as np
 
 from imgclf.clean.hashing import get_hasher
-from imgclf.clean.verify import ImageRecord, inspect_file
 from imgclf.clean.search import connected_components, hamming, hamming_pairs
+from imgclf.clean.verify import ImageRecord, inspect_file
 from imgclf.config import CleanConfig
 from imgclf.errors import DataError
 from imgclf.fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text
 from imgclf.images import class_folders, is_presplit, list_images, scan_image_folder
+from imgclf.parallel import default_workers
 from imgclf.ui import progress, summary, warn
 
 REASON_NOT_IN_CLASS = "not_in_class_folder"
@@ -157,7 +158,7 @@ def clean_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: CleanConfi
         rejects.append((f.relative_to(src).as_posix(), REASON_NOT_IN_CLASS, "file is not inside a class folder", ""))
 
     records: list[ImageRecord] = []
-    workers = cfg.workers or min(8, (os.cpu_count() or 2) * 2)
+    workers = cfg.workers or default_workers()
     with progress("clean: verify + hash", total=len(entries)) as advance, ThreadPoolExecutor(workers) as pool:
         jobs = ((p, p.relative_to(src).as_posix(), label, subset) for p, label, subset in entries)
         results = pool.map(

@@ -76,10 +76,12 @@ def _needs_tensorflow(args: list[str]) -> bool:
     """Whether the command line `args` (command first) will import TensorFlow anyway."""
     if {"--help", "-h"} & set(args):
         return False
+    model = next((args[i + 1] for i, a in enumerate(args[:-1]) if a in ("--model", "-m")), "")
+    model = next((a.split("=", 1)[1] for a in args if a.startswith("--model=")), model)
     if args[0] == "predict":  # exported ONNX / TFLite models run without TensorFlow
-        model = next((args[i + 1] for i, a in enumerate(args[:-1]) if a == "--model"), "")
-        model = next((a.split("=", 1)[1] for a in args if a.startswith("--model=")), model)
         return not model.lower().endswith((".onnx", ".tflite"))
+    if args[0] == "cluster":  # raw pixels (the default) need no TensorFlow; a model does
+        return model.lower() not in ("", "raw")
     return args[0] in TENSORFLOW_COMMANDS
 
 

@@ -11,17 +11,18 @@ import csv
 import io
 import os
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from imgclf.errors import DataError, ImageError
-from imgclf.images import list_images, scan_image_folder
-from imgclf.prepare import load_for_model
 from imgclf.fsutil import atomic_write_text
+from imgclf.images import list_images, scan_image_folder
+from imgclf.parallel import threaded_batches
+from imgclf.prepare import load_for_model
 from imgclf.ui import progress, warn
+
 
 @dataclass(frozen=True)
 class Reject:
@@ -80,7 +81,7 @@ def iter_batches(
     description: str = "loading",
     workers: int | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yields batches of prepared images, decoding each batch with a thread pool.
+    """Yields batches of prepared images; a thread pool decodes one batch ahead.
 
     Args:
         files: sequence of Path. The files to load, in order.
@@ -89,18 +90,17 @@ def iter_batches(
         rejects: list of Reject. Unreadable files are appended here (paths relative to `root`).
         root: Path. Folder the stored paths are relative to.
         description: str. Progress-bar label.
-        workers: int or None. Decoding threads; None = min(8, 2 x CPUs).
+        workers: int or None. Decoding threads; None = `imgclf.parallel.default_workers()`.
 
     Yields:
         tuple `(images, indices)`: uint8 array `(batch, size, size, 3)` with values in
         [0, 255], and int64 array `(batch,)` of the positions of those images in `files`.
     """
-    workers = workers or min(8, (os.cpu_count() or 2) * 2)
-    with progress(description, total=len(files)) as advance, ThreadPoolExecutor(workers) as pool:
-        for start in range(0, len(files), batch_size):
-            chunk = files[start : start + batch_size]
+    with progress(description, total=len(files)) as advance:
+        for b, (chunk, loaded) in enumerate(threaded_batches(lambda p: _load_one(p, size), files, batch_size, workers)):
+            start = b * batch_size
             arrays, idx = [], []
-            for i, (arr, err) in enumerate(pool.map(lambda p: _load_one(p, size), chunk)):
+            for i, (arr, err) in enumerate(loaded):
                 if err is None:
                     arrays.append(arr)
                     idx.append(start + i)

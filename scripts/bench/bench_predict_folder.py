@@ -1,0 +1,93 @@
+"""Folder throughput of `imgclf predict` with a Keras model: the tf.data loader against the
+thread-pool loader, and against a per-image `model.predict()` loop (what issue 6 rules out).
+
+All three prepare every image with `imgclf.prepare.load_for_model` and call the same model;
+only the way images are decoded and batched differs:
+
+    tf.data       imgclf.predict._tf_batches (what `imgclf predict DIR` uses for Keras models)
+    thread pool   imgclf.predict._batches    (what it uses for ONNX / TFLite models)
+    per image     load_for_model + model.predict(one image) in a Python loop (the baseline)
+
+The model is the registry's `cnn` (random weights: speed does not depend on them) at `--size`
+pixels; the folder holds `--images` JPEGs of 640x480 pixels. Prints images/s of each (median of
+`--repeats`, after one warm-up pass) and the ratio to the per-image baseline.
+
+    .venv/bin/python scripts/bench/bench_predict_folder.py [--images 512] [--size 64] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def make_folder(folder: Path, n: int) -> None:
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:480, 0:640]
+    base = np.stack([xx % 256, yy % 256, (xx + yy) % 256], -1)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        photo = np.clip(base + rng.integers(0, 60, (480, 640, 3)), 0, 255).astype("uint8")
+        Image.fromarray(photo).save(folder / f"{i:05d}.jpg", quality=90)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--images", type=int, default=512)
+    ap.add_argument("--size", type=int, default=64, help="model input side, pixels")
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+
+    import numpy as np
+
+    from imgclf.models.registry import create_model
+    from imgclf.parallel import default_workers
+    from imgclf.predict import DownloadOptions, _batches, _keras_fn, _tf_batches, collect_inputs
+    from imgclf.prepare import load_for_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "photos"
+        make_folder(folder, args.images)
+        items = collect_inputs([folder])
+        model = create_model("cnn", num_classes=10, input_shape=(args.size, args.size, 3))
+        fn = _keras_fn(model)
+        dl, workers = DownloadOptions(), default_workers()
+
+        def through(loader) -> None:
+            for _, loaded in loader(items, args.size, args.batch_size, workers, dl):
+                fn(np.stack(loaded).astype(np.float32))
+
+        def per_image() -> None:
+            for it in items:
+                model.predict(load_for_model(it.path, args.size)[None].astype(np.float32), verbose=0)
+
+        variants = {"per image (baseline)": per_image, "thread pool": lambda: through(_batches),
+                    "tf.data": lambda: through(_tf_batches)}
+        times: dict[str, list[float]] = {k: [] for k in variants}
+        for name, f in variants.items():  # warm-up: tf.function tracing, file cache
+            f()
+        for _ in range(args.repeats):  # interleaved, so every variant sees the same load
+            for name, f in variants.items():
+                t = time.perf_counter()
+                f()
+                times[name].append(time.perf_counter() - t)
+        print(f"{args.images} JPEGs 640x480 -> cnn at {args.size}x{args.size}, batch {args.batch_size}, "
+              f"{workers} workers, {os.cpu_count()} CPUs, median of {args.repeats}")
+        base = statistics.median(times["per image (baseline)"])
+        for name, ts in times.items():
+            m = statistics.median(ts)
+            print(f"{name:<22} {m:7.2f} s  {args.images / m:8.1f} img/s  {base / m:5.2f}x baseline")
+
+
+if __name__ == "__main__":
+    main()
