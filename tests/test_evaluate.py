@@ -151,6 +151,16 @@ def test_cli_evaluate_flip_tta_averages_with_the_mirror_image(tmp_path):
     np.testing.assert_allclose(predict_arrays(predictor, x, tta="flip"), (plain + mirrored) / 2, atol=1e-5)
     labels = np.array([CLASSES.index(p.parent.name) for p in paths])
     assert out["accuracy"] == pytest.approx(float(np.mean(((plain + mirrored) / 2).argmax(1) == labels)))
+    assert "trained without horizontal flips" not in res.stderr  # the tiny run trains with flips
+    # a run trained without flips (digits): flip TTA still runs, with a warning saying why it may hurt
+    from imgclf.rundir import load_run_info, save_run_info
+
+    info = load_run_info(run)
+    info.config.setdefault("augment", {})["flip"] = "none"
+    save_run_info(run, info)
+    res = CliRunner().invoke(app, ["evaluate", str(run), "--tta", "flip"])
+    assert res.exit_code == 0, res.output
+    assert "trained without horizontal flips" in res.stderr and "flip: none" in res.stderr
     res = CliRunner().invoke(app, ["evaluate", str(run), "--tta", "rotate"])
     assert res.exit_code == 1 and "tta" in res.output and "Traceback" not in res.output
 

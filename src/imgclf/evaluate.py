@@ -300,7 +300,7 @@ def evaluate_run(
         DataError: if the split folder is missing, empty or has classes the model lacks.
     """
     from imgclf import report
-    from imgclf.predict import load_model, predict_arrays
+    from imgclf.predict import check_tta, load_model, predict_arrays
     from imgclf.prepare import load_for_model
 
     cfg = validate(
@@ -310,6 +310,7 @@ def evaluate_run(
     info = load_run_info(run_dir)
     split_dir = resolve_split_dir(run_dir, cfg.split, data_dir)
     predictor = load_model(run_dir)
+    check_tta(predictor, cfg.tta)
     inputs = split_files(split_dir, info.class_names)
     parts: list[np.ndarray] = []
     labels_parts: list[np.ndarray] = []

@@ -72,10 +72,16 @@ class Predictor:
         resize: str. Resize policy of the run (`"center_crop"`).
         kind: str. One of `MODEL_KINDS`.
         source: Path. The file or folder the model was loaded from.
+        train_flip: str or None. The run's `train.augment.flip` ("none", "horizontal", ...);
+            None when unknown (an exported model).
     """
 
-    def __init__(self, kind: str, source: Path, class_names: list[str], image_size: int, resize: str, fn: Any):
+    def __init__(
+        self, kind: str, source: Path, class_names: list[str], image_size: int, resize: str, fn: Any,
+        train_flip: str | None = None,
+    ):
         self.kind = kind
+        self.train_flip = train_flip
         self.source = source
         self.class_names = list(class_names)
         self.image_size = int(image_size)
@@ -300,7 +306,8 @@ def load_model(model: str | os.PathLike | None = None, models_dir: str | os.Path
         info = load_run_info(run_dir)
         model_file = run_dir / BEST_MODEL if path.is_dir() else path
         m = load_keras_model(model_file)
-        return Predictor("keras", model_file, info.class_names, info.image_size, info.resize, _keras_fn(m))
+        flip = ((info.config or {}).get("augment") or {}).get("flip")
+        return Predictor("keras", model_file, info.class_names, info.image_size, info.resize, _keras_fn(m), flip)
     meta = read_export_meta(path)
     return load_exported(path, kind, meta["class_names"], meta["image_size"], meta["resize"])
 
@@ -527,6 +534,27 @@ def _tf_batches(items: list[InputItem], size: int, batch_size: int, workers: int
         yield chunk, loaded
 
 
+def check_tta(predictor: Predictor, tta: str) -> None:
+    """Validates `tta` and warns when flip TTA does not suit how the model was trained.
+
+    Args:
+        predictor: Predictor. Its `train_flip` says whether training used horizontal flips.
+        tta: str. "none" or "flip".
+
+    Raises:
+        ValueError: if `tta` is not one of `TTA_MODES`.
+    """
+    if tta not in TTA_MODES:
+        raise ValueError(f"tta must be one of {TTA_MODES}, received tta={tta!r}")
+    if tta == "flip" and predictor.train_flip is not None and "horizontal" not in predictor.train_flip:
+        from imgclf.ui import warn
+
+        warn(
+            f"--tta flip averages with mirror images, but this model was trained without horizontal flips "
+            f"(train.augment.flip: {predictor.train_flip}); its mirror-image predictions may be worse"
+        )
+
+
 def predict_arrays(predictor: Predictor, images: np.ndarray, batch_size: int = 64, tta: str = "none") -> np.ndarray:
     """Class probabilities of many prepared images, `batch_size` at a time.
 
@@ -591,6 +619,7 @@ def predict_inputs(
         raise ValueError(f"tta must be one of {TTA_MODES}, received tta={tta!r}")
     inputs = collect_inputs(items)
     predictor = model if isinstance(model, Predictor) else load_model(model, models_dir)
+    check_tta(predictor, tta)
     k = min(top_k, predictor.num_classes)
     dl = download or DownloadOptions()
     workers = workers or default_workers()
