@@ -3,7 +3,10 @@ a model is tested the moment it is registered."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -137,3 +140,61 @@ def test_imagenet_without_internet_says_how_to_pass_a_local_file(monkeypatch, tm
         create_model("densenet201", num_classes=2, input_shape=(32, 32, 3), weights="imagenet")
     msg = str(info.value)
     assert "densenet201_weights_tf_dim_ordering_tf_kernels_notop.h5" in msg and "--weights /path/to/" in msg
+
+
+def test_fused_batch_norm_matches_keras_batch_norm():
+    """`FusedBatchNormalization` (TensorFlow's fused kernel) computes what Keras' layer does:
+    same outputs and gradients; the moving variance takes the unbiased batch variance."""
+    import tensorflow as tf
+
+    from imgclf.models.layers import FusedBatchNormalization
+
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(2.0, 3.0, (8, 5, 5, 4)).astype("float32"))
+    ref = keras.layers.BatchNormalization(momentum=0.9)
+    fused = FusedBatchNormalization(momentum=0.9)
+    for layer in (ref, fused):
+        layer.build(x.shape)
+        layer.gamma.assign(np.arange(1, 5, dtype="float32"))
+        layer.beta.assign(np.full(4, 0.5, dtype="float32"))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        y_ref, y_fused = ref(x, training=True), fused(x, training=True)
+        loss_ref, loss_fused = tf.reduce_sum(y_ref**2 * x), tf.reduce_sum(y_fused**2 * x)
+    np.testing.assert_allclose(y_fused, y_ref, atol=1e-4)
+    np.testing.assert_allclose(tape.gradient(loss_fused, x), tape.gradient(loss_ref, x), rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(tape.gradient(loss_fused, fused.gamma), tape.gradient(loss_ref, ref.gamma), rtol=1e-4)
+    n = 8 * 5 * 5  # values per channel
+    batch_var = np.var(np.asarray(x), axis=(0, 1, 2))
+    np.testing.assert_allclose(fused.moving_mean, ref.moving_mean, rtol=1e-5)
+    np.testing.assert_allclose(fused.moving_variance, 0.9 + 0.1 * batch_var * n / (n - 1), rtol=1e-5)
+    np.testing.assert_allclose(ref.moving_variance, 0.9 + 0.1 * batch_var, rtol=1e-5)
+    # inference uses the moving statistics: equal layers give equal outputs
+    fused.moving_variance.assign(ref.moving_variance)
+    np.testing.assert_allclose(fused(x, training=False), ref(x, training=False), atol=1e-5)
+    # a frozen layer runs in inference mode even with training=True (fine-tuning keeps BN frozen)
+    fused.trainable = False
+    before = np.array(fused.moving_mean)
+    np.testing.assert_allclose(fused(x, training=True), ref(x, training=False), atol=1e-5)
+    np.testing.assert_array_equal(fused.moving_mean, before)
+    # 2-D inputs (the mlp) fall back to the Keras computation
+    flat = tf.reshape(x, (8, -1))[:, :4]
+    np.testing.assert_allclose(FusedBatchNormalization()(flat, training=False), keras.layers.BatchNormalization()(flat, training=False))
+
+
+def test_a_saved_cnn_loads_in_a_fresh_process_through_predict(tmp_path):
+    """`.keras` files holding imgclf's own layers load where only `imgclf.predict` is imported."""
+    model = create_model("cnn", num_classes=3, input_shape=(16, 16, 3), width=4)
+    x = np.random.default_rng(1).integers(0, 256, (2, 16, 16, 3)).astype("float32")
+    model.save(tmp_path / "m.keras")
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "want.npy", np.asarray(model(x, training=False)))
+    code = (
+        "import numpy as np, sys; from imgclf.predict import load_keras_model; "
+        f"m = load_keras_model({str(tmp_path / 'm.keras')!r}); "
+        f"got = np.asarray(m(np.load({str(tmp_path / 'x.npy')!r}), training=False)); "
+        f"np.testing.assert_allclose(got, np.load({str(tmp_path / 'want.npy')!r}), rtol=1e-5, atol=1e-6); print('ok')"
+    )
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]

@@ -273,6 +273,8 @@ def load_keras_model(path: str | os.PathLike) -> Any:
     """
     import keras
 
+    import imgclf.models.layers  # noqa: F401  (registers imgclf's own layers for deserialization)
+
     p = Path(path)
     if not p.is_file():
         raise ModelError(f"model file not found: {p}", "train a model first with `imgclf train`")

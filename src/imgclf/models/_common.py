@@ -8,11 +8,22 @@ import keras
 from keras import layers
 
 from imgclf.errors import ModelError
+from imgclf.models.layers import FusedBatchNormalization
 
 #: BatchNormalization momentum of imgclf's own models. Keras' 0.99 averages over ~100 steps,
 #: which small datasets (a few dozen steps per epoch) never reach: validation would then run
 #: with unsettled statistics. 0.9 (the PyTorch / original ResNet value) settles in ~10 steps.
 BN_MOMENTUM = 0.9
+
+#: The batch-norm layer class of imgclf's convolutional models (`cnn`, `vgg`, `peetznet`).
+#: `scripts/bench/bench_train_throughput.py` swaps in `keras.layers.BatchNormalization` to
+#: measure what the fused kernel saves.
+BATCH_NORM = FusedBatchNormalization
+
+
+def batch_norm(name: str):
+    """A `BATCH_NORM` layer with imgclf's momentum (`BN_MOMENTUM`), named `name`."""
+    return BATCH_NORM(momentum=BN_MOMENTUM, name=name)
 
 
 def check_dropout(dropout: float) -> None:
@@ -24,7 +35,7 @@ def check_dropout(dropout: float) -> None:
 def conv_bn_relu(x, filters: int, kernel_size: int, name: str, strides: int = 1, act_name: str | None = None):
     """Conv2D (no bias) -> BatchNormalization -> ReLU, layers named `name_conv|_bn|_relu`."""
     x = layers.Conv2D(filters, kernel_size, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
+    x = batch_norm(f"{name}_bn")(x)
     return layers.Activation("relu", name=act_name or f"{name}_relu")(x)
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from imgclf.models._common import BN_MOMENTUM, check_dropout, classifier_head, conv_bn_relu, load_own_weights
+from imgclf.models._common import batch_norm, check_dropout, classifier_head, conv_bn_relu, load_own_weights
 from imgclf.models.registry import register_model
 
 
@@ -30,10 +30,10 @@ def _basic_block(x, filters: int, strides: int, name: str, out_name: str | None 
     shortcut = x
     y = conv_bn_relu(x, filters, 3, f"{name}_1", strides=strides)
     y = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_2_conv")(y)
-    y = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_2_bn")(y)
+    y = batch_norm(f"{name}_2_bn")(y)
     if strides != 1 or shortcut.shape[-1] != filters:
         shortcut = layers.Conv2D(filters, 1, strides=strides, use_bias=False, name=f"{name}_0_conv")(shortcut)
-        shortcut = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_0_bn")(shortcut)
+        shortcut = batch_norm(f"{name}_0_bn")(shortcut)
     y = layers.Add(name=f"{name}_add")([shortcut, y])
     return layers.Activation("relu", name=out_name or f"{name}_out")(y)
 
