@@ -92,10 +92,31 @@ def test_images_of_another_size_are_center_cropped_and_resized(tmp_path):
 def test_build_augmenter_layers_follow_the_config():
     assert build_augmenter(AugmentConfig(flip="none")) is None
     aug = build_augmenter(
-        AugmentConfig(flip="horizontal", rotation=0.1, zoom=0.1, translation=0.1, shear=0.2, contrast=0.2, brightness=0.1)
+        AugmentConfig(
+            flip="horizontal", rotation=0.1, zoom=0.1, translation=0.1, shear=0.2, contrast=0.2, brightness=0.1, erasing=0.5
+        )
     )
-    assert [layer.name for layer in aug.layers] == ["flip", "rotation", "zoom", "translation", "shear", "contrast", "brightness"]
+    names = ["flip", "rotation", "zoom", "translation", "shear", "contrast", "brightness", "erasing"]
+    assert [layer.name for layer in aug.layers] == names
     assert type(aug.get_layer("shear")).__name__ == "RandomShear"
+
+
+def test_random_erasing_replaces_one_rectangle_per_image():
+    x = np.full((16, 20, 20, 3), 128.0, dtype="float32")
+    aug = build_augmenter(AugmentConfig(flip="none", erasing=1.0), seed=5)
+    out = np.asarray(aug(x, training=True))
+    assert out.shape == x.shape and out.min() >= 0 and out.max() <= 255
+    for img in out:
+        changed = np.argwhere((img != 128).any(axis=-1))
+        assert len(changed), "erasing=1.0 erases every image"
+        (r0, c0), (r1, c1) = changed.min(axis=0), changed.max(axis=0)
+        box = (r1 - r0 + 1) * (c1 - c0 + 1)
+        assert 0.01 * 400 <= box <= 0.4 * 400  # each side sqrt(u) of the image's, u in [0.02, 0.33], whole pixels
+        assert len(changed) >= 0.5 * box  # a filled rectangle, not scattered pixels
+    assert np.array_equal(np.asarray(aug(x, training=False)), x)  # never at inference
+    rarely = build_augmenter(AugmentConfig(flip="none", erasing=0.25), seed=5)
+    erased = [(img != 128).any() for img in np.asarray(rarely(np.repeat(x, 8, axis=0), training=True))]
+    assert 0.05 < np.mean(erased) < 0.5  # probability 0.25 per image, 128 images
 
 
 def test_augmentation_changes_training_images_within_range(tmp_path):

@@ -134,6 +134,7 @@ class AugmentConfig(StrictModel):
     contrast: float = Field(default=0.0, ge=0, lt=1)
     brightness: float = Field(default=0.0, ge=0, lt=1)
     shear: float = Field(default=0.0, ge=0, lt=1)  # fraction, as keras.layers.RandomShear
+    erasing: float = Field(default=0.0, ge=0, le=1)  # probability per image of random erasing (Zhong et al. 2020)
     fill_mode: Literal["reflect", "constant", "nearest", "wrap"] = "reflect"  # geometric layers
 
 

@@ -127,7 +127,11 @@ def build_augmenter(cfg: AugmentConfig | None, seed: int = 42) -> keras.Sequenti
     `RandomShear(shear, shear)` (`keras.layers.RandomShear`, Keras >= 3.8: shear angle factor
     on both axes; older Keras: `RandomShear` missing -> a ConfigError if shear > 0),
     `RandomContrast(contrast)`, `RandomBrightness(brightness)` (both with
-    `value_range=(0, 255)`). Geometric layers fill with `cfg.fill_mode`.
+    `value_range=(0, 255)`), `RandomErasing` (with probability `erasing` per image, one
+    rectangle whose height and width are each `sqrt(u)` of the image's, `u` uniform in
+    `[0.02, 0.33]`, filled with clipped Gaussian noise in `[0, 255]`: Zhong et al., 2020,
+    "Random Erasing Data Augmentation", as `keras.layers.RandomErasing` implements it).
+    Geometric layers fill with `cfg.fill_mode`.
 
     Args:
         cfg: AugmentConfig or None.
@@ -138,7 +142,8 @@ def build_augmenter(cfg: AugmentConfig | None, seed: int = 42) -> keras.Sequenti
         the same shape and range (call with `training=True`), or None.
 
     Raises:
-        ConfigError: if shear > 0 and this Keras has no `RandomShear`.
+        ConfigError: if shear or erasing > 0 and this Keras has no `RandomShear` /
+            `RandomErasing` (both Keras >= 3.8).
     """
     if cfg is None:
         return None
@@ -168,6 +173,15 @@ def build_augmenter(cfg: AugmentConfig | None, seed: int = 42) -> keras.Sequenti
         out.append(layers.RandomContrast(cfg.contrast, value_range=(0, 255), name="contrast"))
     if cfg.brightness > 0:
         out.append(layers.RandomBrightness(cfg.brightness, value_range=(0, 255), name="brightness"))
+    if cfg.erasing > 0:
+        if not hasattr(layers, "RandomErasing"):
+            raise ConfigError(
+                f"augment.erasing={cfg.erasing} needs keras.layers.RandomErasing (Keras >= 3.8)",
+                "upgrade keras, or set augment.erasing: 0",
+            )
+        # factor (p, p): erase with probability exactly p (a single float would draw p per image)
+        p = float(cfg.erasing)
+        out.append(layers.RandomErasing(factor=(p, p), scale=(0.02, 0.33), value_range=(0, 255), name="erasing"))
     if not out:
         return None
     for i, layer in enumerate(out):

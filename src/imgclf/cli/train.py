@@ -146,6 +146,7 @@ def register(app: typer.Typer) -> None:
         contrast: float | None = typer.Option(None, "--contrast", help="Contrast factor, e.g. 0.2."),
         brightness: float | None = typer.Option(None, "--brightness", help="Brightness factor, e.g. 0.2."),
         shear: float | None = typer.Option(None, "--shear", help="Shear factor (keras.layers.RandomShear), e.g. 0.1."),
+        erasing: float | None = typer.Option(None, "--erasing", help="Random erasing probability per image, e.g. 0.5."),
         fill_mode: str | None = typer.Option(None, "--fill-mode", help="reflect | constant | nearest | wrap."),
         n_images: int = typer.Option(6, "--images", help="Rows (sample images)."),
         n_variants: int = typer.Option(7, "--variants", help="Augmented copies per row."),
@@ -164,7 +165,7 @@ def register(app: typer.Typer) -> None:
             origin = f"{config} [train.augment]"
         cli = drop_none(
             dict(flip=flip, rotation=rotation, zoom=zoom, translation=translation, contrast=contrast,
-                 brightness=brightness, shear=shear, fill_mode=fill_mode)
+                 brightness=brightness, shear=shear, erasing=erasing, fill_mode=fill_mode)
         )
         cfg = validate(AugmentConfig, deep_merge(base, cli), origin=origin)
         path = augment_preview(data, cfg, out, n_images=n_images, n_variants=n_variants, seed=seed)
