@@ -143,7 +143,7 @@ def build_augmenter(cfg: AugmentConfig | None, seed: int = 42) -> keras.Sequenti
 
     Raises:
         ConfigError: if shear or erasing > 0 and this Keras has no `RandomShear` /
-            `RandomErasing` (both Keras >= 3.8).
+            `RandomErasing` (older Keras 3 releases; Keras 3.15 has both).
     """
     if cfg is None:
         return None
@@ -176,7 +176,7 @@ def build_augmenter(cfg: AugmentConfig | None, seed: int = 42) -> keras.Sequenti
     if cfg.erasing > 0:
         if not hasattr(layers, "RandomErasing"):
             raise ConfigError(
-                f"augment.erasing={cfg.erasing} needs keras.layers.RandomErasing (Keras >= 3.8)",
+                f"augment.erasing={cfg.erasing} needs keras.layers.RandomErasing, which this Keras lacks",
                 "upgrade keras, or set augment.erasing: 0",
             )
         # factor (p, p): erase with probability exactly p (a single float would draw p per image)
