@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.imgclf-installed
 
-.PHONY: install demo test test-fast fashion-data bench clean-venv
+.PHONY: install demo smoke test test-fast fashion-data bench clean-venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,11 @@ install: $(STAMP)
 ## The main job: digits (bundled with scikit-learn) -> clean -> prepare -> split -> train -> evaluate -> predict
 demo: $(STAMP)
 	$(BIN)/imgclf run configs/digits.yaml
+
+## A tiny end-to-end run (digits, 20 images per class, 1 epoch) into a temporary folder: the CI smoke test
+smoke: $(STAMP)
+	rm -rf .smoke && $(BIN)/imgclf run configs/digits.yaml --data-dir .smoke/data --models-dir .smoke/models \
+		--set source.dataset.limit_per_class=20 --set prepare.size=16 --epochs 1 && rm -rf .smoke
 
 ## The whole test suite (slow end-to-end tests included), 2 workers
 test: $(STAMP)

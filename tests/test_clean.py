@@ -204,3 +204,31 @@ def test_cli_clean(raw, tmp_path):
     r = CliRunner().invoke(app, ["clean", str(tmp_path / "nope"), "--out", str(tmp_path / "o3")])
     assert r.exit_code == 1
     assert "input folder not found" in r.output and "Traceback" not in r.output
+
+
+# ------------------------------------------------------------ pure core: groups and keepers
+def test_duplicate_groups_join_pairs_and_equal_digests():
+    from imgclf.clean.groups import duplicate_groups
+
+    comp, groups = duplicate_groups(6, np.array([0, 3]), np.array([1, 4]), ["d1", "", "d2", "", "", "d2"])
+    assert groups == [[0, 1], [2, 5], [3, 4]]
+    assert comp[0] == comp[1] and comp[2] == comp[5] and len(set(comp.tolist())) == 3
+
+
+def test_keeper_policy_test_first_then_resolution_and_label_conflicts():
+    from imgclf.clean.groups import Member, resolve_groups
+
+    members = [
+        Member("train/a/big.png", "a", "train", 100, 100, 10, "x"),
+        Member("test/a/small.png", "a", "test", 10, 10, 1, "y"),
+        Member("train/a/copy.png", "a", "train", 100, 100, 10, "x"),
+        Member("train/b/other.png", "b", "train", 50, 50, 5, "z"),
+    ]
+    [d] = resolve_groups([[0, 1, 2, 3]], members)
+    assert d.conflict and d.labels == ["a", "b"]
+    assert sorted(d.kept) == [1, 3]  # the test image wins for label a; b keeps its own
+    assert d.status[0] == "near_duplicate" and d.status[2] == "near_duplicate" and d.keeper[0] == 1
+    [d] = resolve_groups([[0, 2]], members)
+    assert d.kept == [0] and d.status[2] == "duplicate"  # same digest as its keeper
+    [d] = resolve_groups([[0, 1, 2, 3]], members, label_conflicts="reject")
+    assert d.kept == [] and set(d.status.values()) == {"label_conflict"}

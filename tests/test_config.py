@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from imgclf.cli.common import stage_config
+from imgclf.config import stage_config
 from imgclf.config import (
     PrepareConfig,
     RunConfig,

@@ -111,7 +111,6 @@ def test_evaluate_run_writes_metrics_plots_and_self_contained_report(tmp_path):
 
 def test_evaluate_other_split_does_not_overwrite_test_metrics(tmp_path):
     run = make_run(tmp_path)
-    (tmp_path / "data" / "train").rename(tmp_path / "data" / "val")
     evaluate_run(run, split="val")
     assert (run / "metrics_val.json").is_file() and (run / "report_val.html").is_file()
     assert not (run / "metrics.json").exists()
@@ -133,8 +132,8 @@ def test_cli_evaluate_json_and_errors(tmp_path):
 
 
 def test_cli_evaluate_flip_tta_averages_with_the_mirror_image(tmp_path):
-    from imgclf.predict import load_model, predict_arrays
-    from imgclf.prepare import load_for_model
+    from imgclf.inputs import load_image
+    from imgclf.runtime import load_model
 
     run = make_run(tmp_path)
     res = CliRunner().invoke(app, ["evaluate", str(run), "--json", "--tta", "flip"])
@@ -145,10 +144,10 @@ def test_cli_evaluate_flip_tta_averages_with_the_mirror_image(tmp_path):
     # the scored probabilities are the mean over each image and its mirror image
     predictor = load_model(run)
     paths = sorted((tmp_path / "data" / "test").rglob("*.png"))
-    x = np.stack([load_for_model(p, predictor.image_size) for p in paths])
-    plain = predict_arrays(predictor, x)
-    mirrored = predict_arrays(predictor, x[:, :, ::-1])
-    np.testing.assert_allclose(predict_arrays(predictor, x, tta="flip"), (plain + mirrored) / 2, atol=1e-5)
+    x = np.stack([load_image(p, predictor.spec) for p in paths])
+    plain = predictor.predict_arrays(x)
+    mirrored = predictor.predict_arrays(x[:, :, ::-1])
+    np.testing.assert_allclose(predictor.predict_arrays(x, tta="flip"), (plain + mirrored) / 2, atol=1e-5)
     labels = np.array([CLASSES.index(p.parent.name) for p in paths])
     assert out["accuracy"] == pytest.approx(float(np.mean(((plain + mirrored) / 2).argmax(1) == labels)))
     assert "trained without horizontal flips" not in res.stderr  # the tiny run trains with flips

@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 from imgclf.cli.main import app
 from imgclf.errors import ModelError
 from imgclf.export import MIN_AGREEMENT, export_run
-from imgclf.predict import load_model, predict_inputs
+from imgclf.predict import predict_inputs
+from imgclf.runtime import load_model
 
 pytestmark = pytest.mark.slow
 

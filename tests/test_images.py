@@ -9,12 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imgclf.errors import DataError, ImageError
+from imgclf.errors import ImageError
 from imgclf.images import (
     ORIGINAL_SIZE_KEY,
-    is_presplit,
     open_image,
-    scan_image_folder,
     sniff_format,
     to_rgb,
 )
@@ -134,34 +132,3 @@ def test_sniff_format():
 def test_to_rgb_i_mode_and_float():
     f = Image.fromarray(np.array([[0.0, 0.5], [1.0, np.nan]], dtype=np.float32), mode="F")
     assert np.asarray(to_rgb(f))[1, 0, 0] == 255
-
-
-def _touch(p: Path) -> None:
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_bytes(b"x")
-
-
-def test_scan_image_folder_both_layouts(tmp_path):
-    flat = tmp_path / "flat"
-    for rel in ("cat/a.png", "cat/sub/b.png", "dog/c.png", "_rejected/x/d.png", ".hidden/e.png", "loose.png"):
-        _touch(flat / rel)
-    got = [(p.relative_to(flat).as_posix(), c, s) for p, c, s in scan_image_folder(flat)]
-    assert got == [("cat/a.png", "cat", None), ("cat/sub/b.png", "cat", None), ("dog/c.png", "dog", None)]
-    pre = tmp_path / "pre"
-    for rel in ("train/cat/a.png", "test/cat/b.png", "val/dog/c.png", "_reports/r.png"):
-        _touch(pre / rel)
-    assert is_presplit(pre) and not is_presplit(flat)
-    got = {(p.relative_to(pre).as_posix(), c, s) for p, c, s in scan_image_folder(pre)}
-    assert got == {("train/cat/a.png", "cat", "train"), ("test/cat/b.png", "cat", "test"), ("val/dog/c.png", "dog", "val")}
-
-
-def test_classes_called_train_and_test_with_files_are_flat(tmp_path):
-    _touch(tmp_path / "train" / "a.png")
-    _touch(tmp_path / "test" / "b.png")
-    assert not is_presplit(tmp_path)
-    assert {c for _, c, _ in scan_image_folder(tmp_path)} == {"train", "test"}
-
-
-def test_scan_missing_folder_is_data_error(tmp_path):
-    with pytest.raises(DataError):
-        scan_image_folder(tmp_path / "missing")

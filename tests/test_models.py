@@ -183,14 +183,14 @@ def test_fused_batch_norm_matches_keras_batch_norm():
 
 
 def test_a_saved_cnn_loads_in_a_fresh_process_through_predict(tmp_path):
-    """`.keras` files holding imgclf's own layers load where only `imgclf.predict` is imported."""
+    """`.keras` files holding imgclf's own layers load where only `imgclf.runtime` is imported."""
     model = create_model("cnn", num_classes=3, input_shape=(16, 16, 3), width=4)
     x = np.random.default_rng(1).integers(0, 256, (2, 16, 16, 3)).astype("float32")
     model.save(tmp_path / "m.keras")
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "want.npy", np.asarray(model(x, training=False)))
     code = (
-        "import numpy as np, sys; from imgclf.predict import load_keras_model; "
+        "import numpy as np, sys; from imgclf.runtime import load_keras_model; "
         f"m = load_keras_model({str(tmp_path / 'm.keras')!r}); "
         f"got = np.asarray(m(np.load({str(tmp_path / 'x.npy')!r}), training=False)); "
         f"np.testing.assert_allclose(got, np.load({str(tmp_path / 'want.npy')!r}), rtol=1e-5, atol=1e-6); print('ok')"

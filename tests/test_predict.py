@@ -17,7 +17,9 @@ from typer.testing import CliRunner
 
 from imgclf.cli.main import app
 from imgclf.errors import ModelError
-from imgclf.predict import DownloadOptions, Predictor, _batches, _tf_batches, collect_inputs, load_model, predict_inputs
+from imgclf.inputs import InputSpec, collect_inputs, iter_batches
+from imgclf.predict import DownloadOptions, make_fetch, predict_inputs
+from imgclf.runtime import Predictor, load_model
 
 
 def _png(arr: np.ndarray) -> bytes:
@@ -93,7 +95,7 @@ def test_folder_is_predicted_in_batches_not_per_image(run):
         calls.append(len(x))
         return real.predict_batch(x)
 
-    counting = Predictor("keras", real.source, real.class_names, real.image_size, real.resize, fn)
+    counting = Predictor("keras", real.source, real.class_names, real.spec, fn)
     preds = predict_inputs([run.parent / "data" / "test"], model=counting, batch_size=8)
     assert len(preds) == 18
     assert calls == [8, 8, 2]
@@ -111,19 +113,24 @@ def test_tf_data_loader_matches_thread_pool_loader_and_keeps_errors(run, tmp_pat
     items = collect_inputs([folder, server + "/red.png", server + "/page.html"])
     assert len(items) == 2 * len(CLASSES) + 3
     got = {}
-    for name, loader in (("pool", _batches), ("tf.data", _tf_batches)):
-        batches = list(loader(items, SIZE, 4, 3, DownloadOptions(retries=0)))
-        assert [len(chunk) for chunk, _ in batches] == [min(4, len(items) - i) for i in range(0, len(items), 4)]
-        assert [it.name for chunk, _ in batches for it in chunk] == [it.name for it in items]
-        got[name] = [a for _, loaded in batches for a in loaded]
-    for a, b in zip(got["pool"], got["tf.data"]):
+    spec = InputSpec(size=SIZE)
+    fetch = make_fetch(DownloadOptions(retries=0))
+    for name in ("threads", "tf"):
+        batches = list(iter_batches(items, spec, batch_size=4, workers=3, fetch=fetch, backend=name))
+        assert [len(b.items) for b in batches] == [min(4, len(items) - i) for i in range(0, len(items), 4)]
+        assert [b.start for b in batches] == list(range(0, len(items), 4))
+        assert [it.name for b in batches for it in b.items] == [it.name for it in items]
+        got[name] = [
+            b.errors[i] if i in b.errors else b.images[b.ok.index(i)] for b in batches for i in range(len(b.items))
+        ]
+    for a, b in zip(got["threads"], got["tf"]):
         if isinstance(a, np.ndarray):
             assert isinstance(b, np.ndarray) and b.dtype == np.uint8 and b.shape == (SIZE, SIZE, 3)
             np.testing.assert_array_equal(a, b)
         else:
             assert not isinstance(b, np.ndarray)
             assert (a.path, a.reason) == (b.path, b.reason)
-    errors = [it.name for it, a in zip(items, got["tf.data"]) if not isinstance(a, np.ndarray)]
+    errors = [it.name for it, a in zip(items, got["tf"]) if not isinstance(a, np.ndarray)]
     assert errors == [str(folder / "3_broken.jpg"), server + "/page.html"]
 
 
@@ -133,7 +140,7 @@ def test_flip_tta_is_the_mean_over_the_mirror_image(run, tmp_path):
         red = x[:, :, : x.shape[2] // 2, 0].mean(axis=(1, 2)) > 127
         return np.stack([red, ~red], axis=1).astype(np.float32)
 
-    half = Predictor("onnx", tmp_path, ["red", "other"], SIZE, "center_crop", left_half_is_red)
+    half = Predictor("onnx", tmp_path, ["red", "other"], InputSpec(size=SIZE), left_half_is_red)
     img = np.zeros((SIZE, SIZE, 3), np.uint8)
     img[:, : SIZE // 2] = (230, 20, 20)
     path = tmp_path / "half.png"

@@ -1,4 +1,4 @@
-"""`imgclf prepare`: shortest-side resize + center crop, EXIF, modes, rejects, resume."""
+"""`imgclf prepare`: folders through the one input function, rejects, resume, the record."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ from PIL import Image
 
 from imgclf.config import PrepareConfig
 from imgclf.errors import DataError
-from imgclf.prepare import load_for_model, prepare_folder, resize_center_crop
+from imgclf.prepare import prepare_folder, read_prepare_record
 
 
 def _stripes(w, h):
@@ -16,35 +16,6 @@ def _stripes(w, h):
     a[:, w // 3 : 2 * w // 3, 1] = 255
     a[:, 2 * w // 3 :, 2] = 255
     return Image.fromarray(a)
-
-
-def test_resize_center_crop_keeps_center():
-    out = resize_center_crop(_stripes(300, 100), 50)
-    assert out.size == (50, 50)
-    a = np.asarray(out)
-    # 300x100 -> 150x50, crop x in [50, 100): exactly the green middle third
-    assert a[:, 5:45, 1].min() > 200 and a[:, 5:45, 0].max() < 60
-
-
-@pytest.mark.parametrize("size", [(10, 40), (40, 10), (7, 7), (1000, 3)])
-def test_resize_center_crop_any_aspect(size):
-    assert resize_center_crop(Image.new("RGB", size), 16).size == (16, 16)
-
-
-def test_invalid_size():
-    with pytest.raises(ValueError, match="size"):
-        resize_center_crop(Image.new("RGB", (4, 4)), 0)
-
-
-def test_exif_orientation_applied_before_crop(tmp_path):
-    img = _stripes(60, 20)  # landscape stripes
-    exif = Image.Exif()
-    exif[0x0112] = 6  # rotate 90 CW on display
-    img.save(tmp_path / "r.jpg", exif=exif, quality=95)
-    arr = load_for_model(tmp_path / "r.jpg", 20)
-    # displayed portrait 20x60: the center crop is the (green) middle band
-    assert arr.shape == (20, 20, 3)
-    assert arr[..., 1].mean() > 150 and arr[..., 0].mean() < 80
 
 
 def test_prepare_folder_modes_rejects_and_no_input_change(tmp_path):

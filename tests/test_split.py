@@ -179,3 +179,42 @@ def test_cli_split(processed, tmp_path):
     assert rep["ratios_requested"] == [0.6, 0.2, 0.2] and rep["seed"] == 1
     r = CliRunner().invoke(app, ["split", str(tmp_path / "nope"), "--out", str(tmp_path / "o2")])
     assert r.exit_code == 1 and "Traceback" not in r.output
+
+
+# ------------------------------------------------------------------ pure core: assign_splits
+def test_assign_splits_is_pure_stratified_and_never_splits_a_group():
+    from imgclf.split import DROPPED, assign_splits
+
+    labels = ["a"] * 40 + ["b"] * 20
+    groups = np.arange(60)
+    groups[[0, 1, 2, 3]] = 0  # one group of 4 in class a
+    groups[[40, 41]] = 40  # one group of 2 in class b
+    out = assign_splits(labels, groups, (0.7, 0.15, 0.15), seed=3)
+    assert len(set(out[[0, 1, 2, 3]])) == 1 and len(set(out[[40, 41]])) == 1
+    assert DROPPED not in set(out)
+    for cls, n in (("a", 40), ("b", 20)):
+        got = {s: int(sum(1 for lab, o in zip(labels, out) if lab == cls and o == s)) for s in ("train", "val", "test")}
+        assert sum(got.values()) == n and all(v >= 1 for v in got.values())
+    assert (assign_splits(labels, groups, (0.7, 0.15, 0.15), seed=3) == out).all()  # deterministic
+    singles = assign_splits(["x"] * 20, np.arange(20), (0.7, 0.15, 0.15), seed=0)
+    assert sorted(singles.tolist()).count("train") == 14 and singles.tolist().count("test") == 3
+
+
+def test_assign_splits_keeps_fixed_images_and_drops_their_group_mates():
+    from imgclf.split import DROPPED, assign_splits
+
+    labels = ["a"] * 10
+    groups = np.arange(10)
+    groups[[0, 5]] = 0  # image 5 (pool) is a copy of fixed test image 0
+    fixed = ["test"] + [None] * 9
+    out = assign_splits(labels, groups, (0.8, 0.2, 0.0), seed=1, fixed=fixed)
+    assert out[0] == "test" and out[5] == DROPPED
+    assert set(out[[1, 2, 3, 4, 6, 7, 8, 9]]) <= {"train", "val"}
+
+
+def test_assign_splits_names_a_class_too_small():
+    from imgclf.errors import DataError
+    from imgclf.split import assign_splits
+
+    with pytest.raises(DataError, match="class 'b' has 2 images"):
+        assign_splits(["a"] * 10 + ["b"] * 2, np.arange(12), (0.7, 0.15, 0.15))

@@ -65,7 +65,7 @@ def test_train_writes_the_run_and_best_keras_is_the_best_epoch(tmp_path, capsys)
     assert any((run / "logs").rglob("events.out.tfevents.*"))
     info = load_run_info(run)
     assert info.model == "cnn" and info.class_names == ["0", "1", "2"] and info.image_size == 16
-    assert info.status == "finished" and info.resize == "center_crop" and info.seed == 42
+    assert info.status == "finished" and info.input_spec.resize == "center_crop" and info.seed == 42
     assert info.config["epochs"] == 3 and "tensorflow" in info.versions
     hist = read_history(run)
     assert [int(r["epoch"]) for r in hist] == [0, 1, 2]
@@ -74,10 +74,11 @@ def test_train_writes_the_run_and_best_keras_is_the_best_epoch(tmp_path, capsys)
 
     # best.keras is the epoch with the lowest val_loss, whether or not early stopping fired
     from imgclf.data import image_dataset
+    from imgclf.inputs import list_images
 
     best = keras.models.load_model(run / "best.keras", compile=False)
     best.compile(loss="sparse_categorical_crossentropy")
-    val = image_dataset(data / "val", info.class_names, 16, 8, shuffle=False)
+    val = image_dataset(list_images(data / "val", class_names=info.class_names), info.input_spec, 8, shuffle=False)
     assert best.evaluate(val, verbose=0) == pytest.approx(hist[best_i]["val_loss"], rel=1e-4)
 
 
@@ -193,7 +194,7 @@ def test_pretrained_two_phase_fine_tuning_from_a_local_weights_file(tmp_path):
     run = train(data, cfg, run_dir=tmp_path / "run")
     assert [int(r["epoch"]) for r in read_history(run)] == [0, 1]
     state = json.loads((run / "train_state.json").read_text())
-    assert state["phase1"]["done"] and state["phase2"] == {"done": True, "epochs": 2}
+    assert state["phases"] == {"1": 1, "2": 2}
     last = keras.models.load_model(run / "last.keras", compile=False)  # after phase 2
     trainable = {layer.name for layer in last.layers if layer.trainable and layer.weights}
     assert {"predictions"} <= trainable and "block14_sepconv2" in trainable

@@ -57,7 +57,8 @@ def main() -> None:
     import tensorflow as tf
 
     from imgclf.config import AugmentConfig
-    from imgclf.data import build_augmenter, image_dataset, infer_image_size, list_split
+    from imgclf.data import build_augmenter, image_dataset
+    from imgclf.inputs import InputSpec, infer_image_size, list_images
     from imgclf.models import create_model
 
     tmp = None
@@ -67,8 +68,8 @@ def main() -> None:
         t = time.perf_counter()
         folder = export_subset(Path(tmp.name) / "train", args.per_class)
         print(f"exported {10 * args.per_class} Fashion-MNIST PNGs in {time.perf_counter() - t:.1f}s -> {folder}")
-    files = list_split(folder)
-    size = infer_image_size(folder)
+    files = list_images(folder)
+    size = infer_image_size(files)
     aug_cfg = AugmentConfig(flip="horizontal", translation=0.08)
     n = len(files)
     print(f"{n} images of {size}x{size} px, {len(files.class_names)} classes, model {args.model}, "
@@ -89,7 +90,7 @@ def main() -> None:
         return ds.prefetch(tf.data.AUTOTUNE)
 
     def disk_ds():
-        return image_dataset(files, files.class_names, size, args.batch_size, shuffle=True, augment=aug_cfg,
+        return image_dataset(files, InputSpec(size=size), args.batch_size, shuffle=True, augment=aug_cfg,
                              cache=None if args.cache == "auto" else False, seed=0)
 
     class Timer(keras.callbacks.Callback):

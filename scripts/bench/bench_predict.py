@@ -37,13 +37,14 @@ def build_run(root: Path, model_name: str, size: int) -> Path:
     from PIL import Image
 
     from imgclf.models.registry import create_model
+    from imgclf.inputs import InputSpec
     from imgclf.rundir import RunInfo, save_run_info
 
     run = root / "run"
     run.mkdir(parents=True)
     model = create_model(model_name, num_classes=10, input_shape=(size, size, 3))
     model.save(run / "best.keras")
-    save_run_info(run, RunInfo(model=model_name, class_names=[f"class_{i}" for i in range(10)], image_size=size,
+    save_run_info(run, RunInfo(model=model_name, class_names=[f"class_{i}" for i in range(10)], input_spec=InputSpec(size=size),
                                status="finished"))
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[0:480, 0:640]

@@ -1,12 +1,12 @@
 """Folder throughput of `imgclf predict` with a Keras model: the tf.data loader against the
 thread-pool loader, and against a per-image `model.predict()` loop (what issue 6 rules out).
 
-All three prepare every image with `imgclf.prepare.load_for_model` and call the same model;
+All three prepare every image with `imgclf.inputs.load_image` and call the same model;
 only the way images are decoded and batched differs:
 
-    tf.data       imgclf.predict._tf_batches (what `imgclf predict DIR` uses for Keras models)
-    thread pool   imgclf.predict._batches    (what it uses for ONNX / TFLite models)
-    per image     load_for_model + model.predict(one image) in a Python loop (the baseline)
+    tf.data       imgclf.inputs.iter_batches(backend="tf")      (what `imgclf predict DIR` uses for Keras models)
+    thread pool   imgclf.inputs.iter_batches(backend="threads") (what it uses for ONNX / TFLite models)
+    per image     load_image + model.predict(one image) in a Python loop (the baseline)
 
 The model is the registry's `cnn` (random weights: speed does not depend on them) at `--size`
 pixels; the folder holds `--images` JPEGs of 640x480 pixels. Prints images/s of each (median of
@@ -52,27 +52,25 @@ def main() -> None:
 
     from imgclf.models.registry import create_model
     from imgclf.parallel import default_workers
-    from imgclf.predict import DownloadOptions, _batches, _keras_fn, _tf_batches, collect_inputs
-    from imgclf.prepare import load_for_model
+    from imgclf.inputs import InputSpec, collect_inputs, iter_batches, load_image
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "photos"
         make_folder(folder, args.images)
         items = collect_inputs([folder])
         model = create_model("cnn", num_classes=10, input_shape=(args.size, args.size, 3))
-        fn = _keras_fn(model)
-        dl, workers = DownloadOptions(), default_workers()
+        spec, workers = InputSpec(size=args.size), default_workers()
 
-        def through(loader) -> None:
-            for _, loaded in loader(items, args.size, args.batch_size, workers, dl):
-                fn(np.stack(loaded).astype(np.float32))
+        def through(backend: str) -> None:
+            for batch in iter_batches(items, spec, batch_size=args.batch_size, workers=workers, backend=backend):
+                np.asarray(model(batch.images.astype(np.float32), training=False))
 
         def per_image() -> None:
             for it in items:
-                model.predict(load_for_model(it.path, args.size)[None].astype(np.float32), verbose=0)
+                model.predict(load_image(it.path, spec)[None].astype(np.float32), verbose=0)
 
-        variants = {"per image (baseline)": per_image, "thread pool": lambda: through(_batches),
-                    "tf.data": lambda: through(_tf_batches)}
+        variants = {"per image (baseline)": per_image, "thread pool": lambda: through("threads"),
+                    "tf.data": lambda: through("tf")}
         times: dict[str, list[float]] = {k: [] for k in variants}
         for name, f in variants.items():  # warm-up: tf.function tracing, file cache
             f()

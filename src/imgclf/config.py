@@ -9,7 +9,7 @@ every key with a comment.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -94,11 +94,19 @@ class CleanConfig(StrictModel):
     workers: int | None = Field(default=None, ge=1)
 
 
+ResizePolicy = Literal["center_crop", "pad", "squish"]
+Channel = Annotated[int, Field(ge=0, le=255)]
+RGB = tuple[Channel, Channel, Channel]
+Interpolation = Literal["auto", "lanczos", "bicubic", "bilinear", "nearest"]
+
+
 class PrepareConfig(StrictModel):
-    """`imgclf prepare`: shortest-side resize + center crop."""
+    """`imgclf prepare`: every image to a square through the resize policy (`imgclf.inputs`)."""
 
     size: int = Field(default=224, ge=8, le=4096)  # pixels, square output side
-    resize: Literal["center_crop"] = "center_crop"
+    resize: ResizePolicy = "center_crop"  # center_crop | pad (letterbox) | squish
+    interpolation: Interpolation = "auto"  # auto = Lanczos when shrinking, bicubic when enlarging
+    pad_color: RGB = (0, 0, 0)  # RGB in [0, 255], fill of the pad policy
     format: Literal["png", "jpeg"] = "png"
     quality: int = Field(default=95, ge=1, le=100)  # JPEG quality
     workers: int | None = Field(default=None, ge=1)
@@ -143,7 +151,15 @@ class TrainConfig(StrictModel):
 
     model: str = "cnn"
     weights: str = "none"  # none | imagenet | PATH to a weights file
-    image_size: int | None = Field(default=None, ge=8)  # pixels; None = the data's size
+    image_size: int | None = Field(
+        default=None, ge=8, json_schema_extra={"default_text": "the data's size"}
+    )  # pixels; None = the data's size
+    resize: ResizePolicy | None = Field(
+        default=None, json_schema_extra={"default_text": "prepare's policy, else center_crop"}
+    )  # how files of another size become input; None = the policy `prepare` recorded, else center_crop
+    interpolation: Interpolation | None = Field(
+        default=None, json_schema_extra={"default_text": "prepare's, else auto"}
+    )  # None = the interpolation `prepare` recorded, else auto
     epochs: int = Field(default=20, ge=1)
     batch_size: int = Field(default=32, ge=1)
     learning_rate: float = Field(default=1e-3, gt=0)
@@ -373,6 +389,39 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(data).__name__}")
     return data
+
+
+def stage_config(schema: type[BaseModel], section: str, config: str | Path | None, /, **values: Any) -> Any:
+    """Builds a stage config: the `section` of a run YAML (if given), then options on top.
+
+    The one place where a YAML section and command-line options meet: options left unset
+    (None) never override a value from the file (timm's `_factory.py` rule).
+
+    Args:
+        schema: pydantic class of the stage (e.g. `PrepareConfig`). Positional only.
+        section: str. Key of the stage in a run config (e.g. `"prepare"`); a dotted key walks
+            nested sections (`"train.augment"`). Positional only.
+        config: path to a run config YAML, or None. Positional only.
+        **values: the command's options (None = not given).
+
+    Returns:
+        An instance of `schema`.
+
+    Raises:
+        ConfigError: a missing / invalid file, unknown keys or invalid values, naming the file
+            and key.
+    """
+    data: dict[str, Any] = {}
+    origin = "command line"
+    if config is not None:
+        node: Any = read_yaml(config)
+        for part in section.split("."):
+            node = (node or {}).get(part) if isinstance(node, dict) else None
+        if node is not None and not isinstance(node, dict):
+            raise ConfigError(f"{config}: {section} must be a mapping of keys, got {type(node).__name__}")
+        data = node or {}
+        origin = f"{config} [{section}]"
+    return validate(schema, deep_merge(data, drop_none(values)), origin=origin)
 
 
 def load_run_config(path: str | Path, overrides: list[dict[str, Any]] | None = None) -> RunConfig:

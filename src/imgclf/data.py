@@ -1,11 +1,12 @@
-"""tf.data input pipelines from split folders, and the augmentation layers.
+"""tf.data input pipelines and the augmentation layers.
 
-`image_dataset` reads `<folder>/<class>/<file>` (a split of `imgclf split`), in the order the
-TensorFlow "Better performance with the tf.data API" guide recommends: list files -> parallel
-decode (`num_parallel_calls=AUTOTUNE`) -> `cache()` in memory when it fits -> shuffle ->
-batch -> augment (Keras preprocessing layers, on the CPU, in the pipeline, on whole batches)
--> `prefetch(AUTOTUNE)`. Files are decoded with `tf.io.decode_image` (`channels=3`,
-`expand_animations=False`): split folders hold PNG/JPEG files already verified by `clean`.
+`TFImages` runs `imgclf.inputs.load_image` -- the one function that turns an image file into
+model input, used by every command -- inside `tf.data` (`tf.numpy_function`, parallel map,
+deterministic order). `image_dataset` builds `train`'s pipeline on it, in the order the
+TensorFlow "Better performance with the tf.data API" guide recommends: indices -> parallel
+load -> `cache()` in memory when it fits -> shuffle -> batch -> augment (Keras preprocessing
+layers, on the CPU, in the pipeline, on whole batches) -> `prefetch(AUTOTUNE)`. So validation
+during training sees exactly the pixels `imgclf evaluate --split val` sees.
 
 Images come out as float32 raw RGB in `[0, 255]`, shape `(batch, image_size, image_size, 3)`;
 models do their own preprocessing inside (see `imgclf.models.registry`).
@@ -21,8 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from imgclf.config import AugmentConfig
-from imgclf.errors import DataError
-from imgclf.images import class_folders, list_images
+from imgclf.inputs import ImageListing, InputSpec, list_images, load_image
 
 if TYPE_CHECKING:
     import keras
@@ -31,90 +31,6 @@ if TYPE_CHECKING:
 #: Largest in-memory cache `image_dataset(cache=None)` builds: min(25% of RAM, 8 GiB), bytes.
 MAX_CACHE_FRACTION = 0.25
 MAX_CACHE_BYTES = 8 * 1024**3
-
-
-@dataclass(frozen=True)
-class SplitFiles:
-    """The image files of one split folder.
-
-    Attributes:
-        paths: list of str. Files, sorted by class then name.
-        labels: numpy int32 array, shape `(n,)`. Index into `class_names` of each file.
-        class_names: list of str. Index i = label i.
-    """
-
-    paths: list[str]
-    labels: np.ndarray
-    class_names: list[str]
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def counts(self) -> np.ndarray:
-        """Images per class, shape `(num_classes,)`."""
-        return np.bincount(self.labels, minlength=len(self.class_names))
-
-
-def list_split(folder: str | os.PathLike, class_names: list[str] | None = None) -> SplitFiles:
-    """Lists the images of a split folder `<folder>/<class>/<file>`.
-
-    Args:
-        folder: path. E.g. `data/split/train`.
-        class_names: list of str or None, default None (the folder's own classes, sorted).
-            With a list (the training classes), a class folder missing here is allowed (no
-            images), an extra one is an error.
-
-    Returns:
-        SplitFiles.
-
-    Raises:
-        DataError: the folder is missing, has no class folders or no images, or holds a
-            class that is not in `class_names`.
-    """
-    folder = Path(folder)
-    found = class_folders(folder)  # raises DataError if missing
-    if class_names is None:
-        class_names = found
-    if not class_names:
-        raise DataError(f"{folder} has no class folders", "expected <folder>/<class>/<image files>")
-    extra = sorted(set(found) - set(class_names))
-    if extra:
-        raise DataError(
-            f"{folder} holds class folder(s) {extra} that the model was not trained on",
-            f"the classes are {class_names}",
-        )
-    paths: list[str] = []
-    labels: list[int] = []
-    for i, name in enumerate(class_names):
-        if not (folder / name).is_dir():
-            continue
-        files = [str(p) for p in list_images(folder / name)]
-        paths += files
-        labels += [i] * len(files)
-    if not paths:
-        raise DataError(f"{folder} holds no images", "run `imgclf split` first, or check the path")
-    return SplitFiles(paths, np.asarray(labels, dtype=np.int32), list(class_names))
-
-
-def infer_image_size(folder: str | os.PathLike) -> int:
-    """Returns the side in pixels of the first image under `folder` (prepare makes them square).
-
-    Raises:
-        DataError: if there is no image or it is not square.
-    """
-    import tensorflow as tf
-
-    files = list_images(folder)
-    if not files:
-        raise DataError(f"{folder} holds no images", "run `imgclf split` first, or check the path")
-    # Decoded the way the pipeline decodes (split folders hold verified PNG/JPEG files).
-    h, w = tf.io.decode_image(tf.io.read_file(str(files[0])), channels=3, expand_animations=False).shape[:2]
-    if w != h:
-        raise DataError(
-            f"{files[0]} is {w}x{h} pixels, not square",
-            "run `imgclf prepare --size N` before splitting, or pass --image-size",
-        )
-    return w
 
 
 def build_augmenter(cfg: AugmentConfig | None, seed: int = 42) -> keras.Sequential | None:
@@ -205,50 +121,110 @@ def fits_in_memory(n_images: int, image_size: int) -> bool:
     return need <= min(MAX_CACHE_FRACTION * _memory_bytes(), MAX_CACHE_BYTES)
 
 
-def decode_resize(path: tf.Tensor, image_size: int) -> tf.Tensor:
-    """Reads and decodes one image file to uint8 `(image_size, image_size, 3)`.
+class TFImages:
+    """`load_image` inside tf.data: the loader of `train`, and of `inputs.iter_batches(backend="tf")`.
 
-    Square images of the right size (what `prepare` writes) pass through untouched; others get
-    the prepare policy in TensorFlow: center-cropped to a square, then resized (bilinear,
-    antialiased).
+    `map_fn` maps an input index (int64 scalar) to `(image, ok, index)`: `image` uint8
+    `(size, size, 3)` from `imgclf.inputs.load_item` (through `tf.numpy_function`), `ok` a bool
+    scalar, False when the input failed -- its image is then blank and its `ImageError` is kept
+    in `errors[index]` -- and `index` itself. A bug (any exception other than an `ImageError`)
+    is kept in `bugs` and raised again by `raise_bugs`, outside tf.data.
+
+    Attributes:
+        items: list of InputItem.
+        spec: InputSpec.
+        errors: dict int -> ImageError. Inputs that failed, by index.
+        bugs: list of BaseException.
     """
-    import tensorflow as tf
 
-    img = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-    shape = tf.shape(img)
-    h, w = shape[0], shape[1]
+    def __init__(self, items: list[Any], spec: Any, fetch: Any = None, workers: int | None = None):
+        import tensorflow as tf
 
-    def fix() -> tf.Tensor:
-        side = tf.minimum(h, w)
-        crop = tf.image.crop_to_bounding_box(img, (h - side) // 2, (w - side) // 2, side, side)
-        out = tf.image.resize(crop, (image_size, image_size), antialias=True)
-        return tf.cast(tf.clip_by_value(tf.round(out), 0, 255), tf.uint8)
+        from imgclf.errors import ImageError
+        from imgclf.inputs import load_item
 
-    same = tf.logical_and(tf.equal(h, image_size), tf.equal(w, image_size))
-    img = tf.cond(same, lambda: img, fix)
-    img.set_shape((image_size, image_size, 3))
-    return img
+        self.items = list(items)
+        self.spec = spec
+        self.errors: dict[int, ImageError] = {}
+        self.bugs: list[BaseException] = []
+        self.workers = workers or tf.data.AUTOTUNE
+        blank = np.zeros(spec.shape, np.uint8)
+
+        def load(index: np.int64) -> tuple[np.ndarray, np.bool_]:
+            i = int(index)
+            try:
+                a = load_item(self.items[i], spec, fetch)
+            except BaseException as exc:  # a bug: raised again outside tf.data
+                self.bugs.append(exc)
+                return blank, np.bool_(False)
+            if isinstance(a, ImageError):
+                self.errors[i] = a
+                return blank, np.bool_(False)
+            return a, np.bool_(True)
+
+        size = spec.size
+
+        def map_fn(index):
+            image, ok = tf.numpy_function(load, [index], (tf.uint8, tf.bool), stateful=False)
+            image.set_shape((size, size, 3))
+            ok.set_shape(())
+            return image, ok, index
+
+        self.map_fn = map_fn
+
+    def indices(self) -> tf.data.Dataset:
+        """`tf.data.Dataset.range(len(items))`, int64."""
+        import tensorflow as tf
+
+        return tf.data.Dataset.range(len(self.items))
+
+    @property
+    def dataset(self) -> tf.data.Dataset:
+        """`(image, ok, index)` for every input, in input order (parallel, deterministic map)."""
+        return self.indices().map(self.map_fn, num_parallel_calls=self.workers, deterministic=True)
+
+    def raise_bugs(self) -> None:
+        """Raises the first bug seen while loading, if any."""
+        if self.bugs:
+            raise self.bugs[0]
+
+
+def tf_images(items: list[Any], spec: Any, *, fetch: Any = None, workers: int | None = None) -> TFImages:
+    """Returns a `TFImages` loader for `items` (see its docstring).
+
+    Args:
+        items: list of `imgclf.inputs.InputItem`.
+        spec: `imgclf.inputs.InputSpec`.
+        fetch: callable `url -> bytes` or None. For URL items.
+        workers: int or None, default None (`tf.data.AUTOTUNE`). Parallel loads.
+
+    Returns:
+        TFImages.
+    """
+    return TFImages(items, spec, fetch=fetch, workers=workers)
 
 
 def image_dataset(
-    folder: str | os.PathLike | SplitFiles,
-    class_names: list[str] | None,
-    image_size: int,
+    listing: ImageListing,
+    spec: InputSpec,
     batch_size: int,
     *,
     shuffle: bool,
     augment: AugmentConfig | keras.Sequential | None = None,
     cache: bool | str | None = None,
     seed: int = 42,
+    rejects: dict[str, str] | None = None,
 ) -> tf.data.Dataset:
-    """Builds the tf.data pipeline of a split folder.
+    """Builds the tf.data pipeline of a labelled listing (a split folder), for `train`.
+
+    Order, as the TensorFlow "Better performance with the tf.data API" guide recommends:
+    indices -> (shuffle, when not cached) -> parallel `load_image` (`TFImages`, the very
+    function `evaluate` and `predict` use) -> drop failed files -> `cache()` -> (shuffle, when
+    cached) -> batch -> augment (Keras preprocessing layers, training only) -> `prefetch`.
 
     Args:
-        folder: path of a split folder (`<folder>/<class>/<file>`), or a `SplitFiles` from
-            `list_split`.
-        class_names: list of str or None. Label order (the training classes); None = the
-            folder's own classes, sorted.
-        image_size: int. Output side in pixels.
+        listing: ImageListing with class labels (`imgclf.inputs.list_images` of a split folder).
+        spec: InputSpec. How files become model input.
         batch_size: int, >= 1.
         shuffle: bool. Reshuffle every epoch (training), with `seed`.
         augment: AugmentConfig, a Keras layer/Sequential (see `build_augmenter`) or None,
@@ -257,33 +233,46 @@ def image_dataset(
             False = decode every epoch, a str = cache file prefix on disk, None = in memory
             when they fit (`fits_in_memory`), else no cache.
         seed: int, default 42. Shuffle and augmentation seed.
+        rejects: dict or None. Filled with `entry index -> ImageError` for every file that
+            failed to load, as the dataset is iterated (such files are left out of the batches).
 
     Returns:
-        tf.data.Dataset of `(images, labels)`: images float32 `(batch, image_size,
-        image_size, 3)` raw RGB in `[0, 255]`, labels int32 `(batch,)`. The last batch may be
-        smaller.
+        tf.data.Dataset of `(images, labels)`: images float32 `(batch, size, size, 3)` raw RGB
+        in `[0, 255]`, labels int32 `(batch,)`. The last batch may be smaller.
 
     Raises:
-        DataError: see `list_split`.
-        ValueError: if `image_size` or `batch_size` < 1.
+        ValueError: if `batch_size` < 1 or the listing has unlabelled files.
     """
     import tensorflow as tf
 
-    if image_size < 1 or batch_size < 1:
-        raise ValueError(f"image_size and batch_size must be >= 1, received {image_size=}, {batch_size=}")
-    files = folder if isinstance(folder, SplitFiles) else list_split(folder, class_names)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, received batch_size={batch_size}")
+    labels = listing.labels
+    if (labels < 0).any():
+        raise ValueError(f"{listing.root}: every file must sit in a class folder")
     if isinstance(augment, AugmentConfig):
         augment = build_augmenter(augment, seed=seed)
+    n = len(listing)
     if cache is None:
-        cache = fits_in_memory(len(files), image_size)
+        cache = fits_in_memory(n, spec.size)
     autotune = tf.data.AUTOTUNE
-    n = len(files)
+    loader = tf_images(listing.items(), spec)
+    if rejects is not None:
+        loader.errors = rejects  # filled as the dataset is iterated
+    label_table = tf.constant(labels, tf.int32)
 
-    ds = tf.data.Dataset.from_tensor_slices((tf.constant(files.paths), tf.constant(files.labels, tf.int32)))
+    ds = loader.indices()
     if shuffle and not cache:
-        # No cache: shuffle the (cheap) file list, decode in parallel afterwards.
         ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-    ds = ds.map(lambda p, y: (decode_resize(p, image_size), y), num_parallel_calls=autotune)
+    ds = ds.map(loader.map_fn, num_parallel_calls=autotune, deterministic=True)
+
+    def loaded(image, ok, index):
+        return ok
+
+    def labelled(image, ok, index):
+        return image, tf.gather(label_table, index)
+
+    ds = ds.filter(loaded).map(labelled)
     if cache:
         ds = ds.cache(cache if isinstance(cache, str) else "")
         if shuffle:
@@ -304,6 +293,7 @@ def augment_preview(
     n_images: int = 6,
     n_variants: int = 7,
     image_size: int | None = None,
+    spec: InputSpec | None = None,
     cell: int = 96,
     seed: int = 42,
 ) -> Path:
@@ -316,6 +306,8 @@ def augment_preview(
         n_images: int, default 6. Rows; samples are spread over the classes.
         n_variants: int, default 7. Augmented copies per row.
         image_size: int or None, default None (the images' own size). Pixels.
+        spec: InputSpec or None, default None (center crop at `image_size`). How files
+            become model input, as in training.
         cell: int, default 96. Side of one grid cell in pixels (nearest-neighbour enlarged).
         seed: int, default 42. Picks the samples and seeds the layers.
 
@@ -330,8 +322,14 @@ def augment_preview(
 
     from imgclf.fsutil import atomic_write_bytes
 
-    files = list_split(folder)
-    size = image_size or infer_image_size(folder)
+    from imgclf.inputs import infer_image_size
+
+    files = list_images(folder, layout="classes")
+    if not len(files):
+        from imgclf.errors import DataError
+
+        raise DataError(f"no images found in class folders under {folder}", "expected <folder>/<class>/<image>")
+    spec = spec or InputSpec(size=image_size or infer_image_size(files))
     rng = np.random.default_rng(seed)
     picks = []
     by_class = [np.flatnonzero(files.labels == c) for c in range(len(files.class_names))]
@@ -340,8 +338,7 @@ def augment_preview(
         ix = by_class[r % len(by_class)]
         if r // len(by_class) < len(ix):
             picks.append(ix[r // len(by_class)])
-    batch = tf.stack([decode_resize(tf.constant(files.paths[i]), size) for i in picks])
-    batch = tf.cast(batch, tf.float32)
+    batch = tf.cast(tf.stack([load_image(files.paths[i], spec) for i in picks]), tf.float32)
     aug = build_augmenter(cfg, seed=seed)
     cols = [batch]
     for _ in range(n_variants):

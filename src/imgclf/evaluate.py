@@ -24,7 +24,6 @@ Networks" (ICML), eq. 3.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,8 +33,8 @@ import numpy as np
 from imgclf.config import EvaluateConfig, validate
 from imgclf.errors import DataError
 from imgclf.fsutil import atomic_write_json
-from imgclf.images import class_folders, list_images
-from imgclf.rundir import METRICS, history_columns, load_run_info, read_history
+from imgclf.inputs import ImageListing, class_folders, iter_batches, list_images, load_image
+from imgclf.rundir import history_columns, load_run_info, metrics_file, read_history
 from imgclf.ui import progress, summary
 
 #: Number of equal-width confidence bins for the ECE and the reliability diagram (Guo et al., 2017).
@@ -46,23 +45,6 @@ GALLERY_SIZE = 16
 
 
 # ------------------------------------------------------------------------------------ data
-@dataclass
-class SplitImages:
-    """Images of (a batch of) one split, prepared for the model.
-
-    Attributes:
-        images: np.ndarray `(n, size, size, 3)`, uint8 in [0, 255].
-        labels: np.ndarray `(n,)`, int, index into the run's class names.
-        paths: list of Path, one per image.
-        rejected: list of (path, reason) for files that could not be read (not in `images`).
-    """
-
-    images: np.ndarray
-    labels: np.ndarray
-    paths: list[Path]
-    rejected: list[tuple[str, str]] = field(default_factory=list)
-
-
 def resolve_split_dir(run_dir: str | os.PathLike, split: str = "test", data_dir: str | os.PathLike | None = None) -> Path:
     """Finds the folder of `split` for a run.
 
@@ -92,68 +74,77 @@ def resolve_split_dir(run_dir: str | os.PathLike, split: str = "test", data_dir:
     )
 
 
-def split_files(split_dir: str | os.PathLike, class_names: list[str]) -> list[tuple[Path, int]]:
-    """Lists `<split_dir>/<class>/<file>` with the label of each file.
+def list_split(split_dir: str | os.PathLike, class_names: list[str]) -> ImageListing:
+    """Lists the labelled images of a split folder for a model with `class_names`.
 
     Args:
-        split_dir: path. ImageFolder tree whose class folders are a subset of `class_names`.
-        class_names: list of str. The run's classes (label i = `class_names[i]`).
+        split_dir: path. `<split_dir>/<class>/<file>`; its classes must be among `class_names`.
+        class_names: list of str. The model's classes (label i = `class_names[i]`).
 
     Returns:
-        list of (path, label) pairs, sorted by class then file name.
+        ImageListing (`imgclf.inputs.list_images`), labels indexing `class_names`.
 
     Raises:
-        DataError: if a class folder is not one of the run's classes, or there is no file.
+        DataError: a class folder that is not one of the model's classes, files outside class
+            folders, or no file at all.
     """
-    split_dir = Path(split_dir)
-    classes = class_folders(split_dir)
-    unknown = [c for c in classes if c not in class_names]
-    if unknown:
+    listing = list_images(split_dir, class_names=class_names, layout="classes")
+    if listing.strays:
         raise DataError(
-            f"{split_dir}: class folder(s) {unknown} are not classes of this model {class_names}",
-            "evaluate on data with the same classes the model was trained on",
+            f"{split_dir}: {len(listing.strays)} file(s) outside class folders, e.g. {listing.strays[0]}",
+            "evaluate a folder of class sub-folders (`imgclf split` writes them)",
         )
-    files: list[tuple[Path, int]] = []
-    for c in classes:
-        files.extend((f, class_names.index(c)) for f in list_images(split_dir / c))
-    if not files:
+    if not len(listing):
         raise DataError(f"no images found under {split_dir}/<class>/", "run `imgclf split` first")
-    return files
+    return listing
 
 
-def iter_split_batches(
-    files: list[tuple[Path, int]], size: int, batch_size: int = 64, workers: int | None = None
-) -> Iterator[SplitImages]:
-    """Decodes labelled files batch by batch, prepared as in training (`load_for_model`).
+@dataclass
+class SplitPredictions:
+    """A model's probabilities on the readable images of a split listing.
 
-    Decoding runs in a thread pool one batch ahead of the consumer, so only two batches of
-    pixels are in memory at a time, whatever the size of the split.
+    Attributes:
+        probs: np.ndarray `(n, num_classes)` float32.
+        labels: np.ndarray `(n,)` int64, true labels.
+        paths: list of Path, one per row.
+        rejected: list of (path, reason, detail) for files that could not be read.
+    """
+
+    probs: np.ndarray
+    labels: np.ndarray
+    paths: list[Path]
+    rejected: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def predict_listing(
+    predictor: Any, listing: ImageListing, *, batch_size: int = 64, tta: str = "none", description: str = "evaluate"
+) -> SplitPredictions:
+    """Runs `predictor` on every image of `listing` through the one loader (`iter_batches`).
 
     Args:
-        files: list of (path, label), e.g. from `split_files`.
-        size: int. Model input side in pixels.
-        batch_size: int, default 64. Files per batch (a batch holds fewer images when some
-            files are unreadable; it may hold none).
-        workers: int or None. Decoding threads; None = `imgclf.parallel.default_workers()`.
+        predictor: `imgclf.runtime.Predictor`. Its `spec` decides how files become input.
+        listing: ImageListing with labels (e.g. from `list_split`).
+        batch_size: int, default 64. Images per model call.
+        tta: str, default "none". "none" or "flip" (see `Predictor.predict_batch`).
+        description: str. Progress-bar label.
 
-    Yields:
-        SplitImages per batch; unreadable files are in its `rejected` with their reason.
+    Returns:
+        SplitPredictions; unreadable files are in `rejected` with their reason.
     """
-    from imgclf.errors import ImageError
-    from imgclf.parallel import threaded_batches
-    from imgclf.prepare import load_for_model
-
-    def load(item: tuple[Path, int]) -> np.ndarray | ImageError:
-        try:
-            return load_for_model(item[0], size)
-        except ImageError as exc:
-            return exc
-
-    for chunk, loaded in threaded_batches(load, files, batch_size, workers):
-        ok = [(f, lab, a) for (f, lab), a in zip(chunk, loaded) if isinstance(a, np.ndarray)]
-        rejected = [(str(f), a.reason) for (f, _), a in zip(chunk, loaded) if isinstance(a, ImageError)]
-        images = np.stack([a for _, _, a in ok]) if ok else np.zeros((0, size, size, 3), np.uint8)
-        yield SplitImages(images, np.asarray([lab for _, lab, _ in ok], np.int64), [f for f, _, _ in ok], rejected)
+    parts: list[np.ndarray] = []
+    labels: list[np.ndarray] = []
+    paths: list[Path] = []
+    rejected: list[tuple[str, str, str]] = []
+    backend = "tf" if predictor.uses_tensorflow else "threads"
+    with progress(description, total=len(listing)) as advance:
+        for batch in iter_batches(listing.items(), predictor.spec, batch_size=batch_size, backend=backend):
+            parts.append(predictor.predict_batch(batch.images, tta))
+            labels.append(batch.labels)
+            paths.extend(batch.items[i].path for i in batch.ok)
+            rejected.extend((str(batch.items[i].path), e.reason, e.detail) for i, e in batch.errors.items())
+            advance(len(batch.items), status=f"set aside {len(rejected)}" if rejected else "")
+    probs = np.concatenate(parts) if parts else np.zeros((0, len(listing.class_names)), np.float32)
+    return SplitPredictions(probs, np.concatenate(labels) if labels else np.zeros(0, np.int64), paths, rejected)
 
 
 # --------------------------------------------------------------------------------- metrics
@@ -300,8 +291,7 @@ def evaluate_run(
         DataError: if the split folder is missing, empty or has classes the model lacks.
     """
     from imgclf import report
-    from imgclf.predict import check_tta, load_model, predict_arrays
-    from imgclf.prepare import load_for_model
+    from imgclf.runtime import load_model
 
     cfg = validate(
         EvaluateConfig, {"split": split, "top_k": top_k, "batch_size": batch_size, "tta": tta}, origin="evaluate"
@@ -310,27 +300,16 @@ def evaluate_run(
     info = load_run_info(run_dir)
     split_dir = resolve_split_dir(run_dir, cfg.split, data_dir)
     predictor = load_model(run_dir)
-    check_tta(predictor, cfg.tta)
-    inputs = split_files(split_dir, info.class_names)
-    parts: list[np.ndarray] = []
-    labels_parts: list[np.ndarray] = []
-    paths: list[Path] = []
-    rejected: list[tuple[str, str]] = []
-    with progress(f"evaluate {cfg.split}", total=len(inputs)) as advance:
-        for batch in iter_split_batches(inputs, info.image_size, cfg.batch_size):
-            parts.append(predict_arrays(predictor, batch.images, cfg.batch_size, cfg.tta))
-            labels_parts.append(batch.labels)
-            paths.extend(batch.paths)
-            rejected.extend(batch.rejected)
-            advance(len(batch.paths) + len(batch.rejected), status=f"set aside {len(rejected)}" if rejected else "")
-    if not paths:
-        raise DataError(f"none of the {len(inputs)} files under {split_dir} could be read as an image")
-    probs = np.concatenate(parts)
-    labels = np.concatenate(labels_parts)
+    predictor.check_tta(cfg.tta)
+    listing = list_split(split_dir, info.class_names)
+    result = predict_listing(predictor, listing, batch_size=cfg.batch_size, tta=cfg.tta, description=f"evaluate {cfg.split}")
+    if not result.paths:
+        raise DataError(f"none of the {len(listing)} files under {split_dir} could be read as an image")
+    probs, labels, paths, rejected = result.probs, result.labels, result.paths, result.rejected
     n = len(labels)
     metrics = compute_metrics(probs, labels, info.class_names, cfg.top_k)
     reasons: dict[str, int] = {}
-    for _, reason in rejected:
+    for _, reason, _ in rejected:
         reasons[reason] = reasons.get(reason, 0) + 1
     metrics.update(
         {
@@ -339,13 +318,14 @@ def evaluate_run(
             "data_dir": str(split_dir),
             "run": str(run_dir),
             "model": info.model,
+            "input_spec": info.input_spec.model_dump(mode="json"),
             "set_aside": {"count": len(rejected), "reasons": reasons, "files": [list(r) for r in rejected]},
         }
     )
 
     s = cfg.split
     files = {
-        "metrics": run_dir / _name(METRICS.removesuffix(".json"), s, ".json"),
+        "metrics": run_dir / metrics_file(s),
         "confusion_matrix": run_dir / _name("confusion_matrix", s, ".png"),
         "confusion_matrix_normalized": run_dir / _name("confusion_matrix_normalized", s, ".png"),
         "reliability_diagram": run_dir / _name("reliability_diagram", s, ".png"),
@@ -370,7 +350,7 @@ def evaluate_run(
         for i in wrong
     ]
     metrics["confident_errors"] = errors
-    shown = np.stack([load_for_model(paths[i], info.image_size) for i in wrong]) if len(wrong) else np.zeros((0,))
+    shown = np.stack([load_image(paths[i], info.input_spec) for i in wrong]) if len(wrong) else np.zeros((0,))
     report.plot_gallery(shown, errors, files["confident_errors"])
     history = read_history(run_dir)
     if history:

@@ -12,9 +12,11 @@ The target layer is the one the model registry declares for the run's model
 activation for DenseNet201 / Xception), else the layer named `LAST_CONV`, else the last
 top-level layer with a 4-D output (a Conv2D, or a nested backbone model).
 
-The model sees the image prepared as in training (shortest side resized, center crop); the heat
-map covers that central square of the original image, and the overlay PNG has the size of the
-original image (after EXIF rotation), with the cropped-away margins left uncoloured.
+The model sees the image exactly as in training (`imgclf.inputs.load_image` with the run's
+`InputSpec`); the heat map covers the region of the original image that became the input
+(the center square for `center_crop`, the whole image for `squish` and `pad`), and the overlay
+PNG has the size of the original image (after EXIF rotation), with cropped-away margins left
+uncoloured.
 """
 
 from __future__ import annotations
@@ -141,16 +143,34 @@ def grad_cam(model: Any, image: np.ndarray, class_index: int | None = None, laye
     last = model.layers[-1]
     softmax = keras.activations.get("softmax")
     swap = getattr(last, "activation", None) is softmax
-    grad_model = keras.Model(model.inputs, [layer.output, model.outputs[0]])
     x = tf.convert_to_tensor(image[None].astype(np.float32))
     probs = np.asarray(model(x, training=False))[0]
     c = int(np.argmax(probs)) if class_index is None else int(class_index)
+    # The feature map is computed outside the tape and only the head (feature map -> score) is
+    # differentiated: the gradient needs nothing before the target layer, and TensorFlow 2.21's
+    # eager Conv2D filter gradient under oneDNN corrupts the heap on some small inputs.
+    try:
+        features = keras.Model(model.inputs, layer.output)
+        head = keras.Model(layer.output, model.outputs[0])
+    except (ValueError, TypeError):  # a head that reaches back before the layer: whole model
+        features = head = None
     try:
         if swap:
             last.activation = keras.activations.linear  # y^c before the softmax (Selvaraju et al.)
-        with tf.GradientTape() as tape:
-            fmap, out = grad_model(x, training=False)
-            score = out[:, c]
+        if head is not None:
+            import warnings
+
+            with warnings.catch_warnings():  # Keras: a sub-model's input is named like a layer
+                warnings.filterwarnings("ignore", message="The structure of `inputs` doesn't match")
+                fmap = tf.convert_to_tensor(features(x, training=False))
+                with tf.GradientTape() as tape:
+                    tape.watch(fmap)
+                    score = head(fmap, training=False)[:, c]
+        else:
+            grad_model = keras.Model(model.inputs, [layer.output, model.outputs[0]])
+            with tf.GradientTape() as tape:
+                fmap, out = grad_model(x, training=False)
+                score = out[:, c]
         grads = tape.gradient(score, fmap)
     finally:
         if swap:
@@ -164,15 +184,20 @@ def grad_cam(model: Any, image: np.ndarray, class_index: int | None = None, laye
     return cam.astype(np.float32), probs, layer.name
 
 
-def overlay(original: Any, heatmap: np.ndarray, alpha: float = 0.45, colormap: str = "jet") -> Any:
-    """Blends a heat map over the center square of an image, at the image's own size.
+def overlay(
+    original: Any, heatmap: np.ndarray, alpha: float = 0.45, colormap: str = "jet", resize: str = "center_crop"
+) -> Any:
+    """Blends a heat map over the region of an image the model saw, at the image's own size.
 
     Args:
         original: PIL.Image.Image, RGB, any size (width W, height H).
-        heatmap: np.ndarray `(h, w)` in [0, 1], for the center `min(W, H)` square
-            (the region the model saw after `imgclf.prepare.resize_center_crop`).
+        heatmap: np.ndarray `(h, w)` in [0, 1], over the model's input square.
         alpha: float in [0, 1], default 0.45. Opacity of the heat map.
         colormap: str, default "jet". A matplotlib colormap name.
+        resize: str, default "center_crop". The run's resize policy
+            (`imgclf.inputs.InputSpec.resize`), which says where the input square came from:
+            `"center_crop"` the center `min(W, H)` square, `"squish"` the whole image,
+            `"pad"` a `max(W, H)` square around the image (the padding is cut off again).
 
     Returns:
         PIL.Image.Image, RGB, size (W, H).
@@ -181,13 +206,23 @@ def overlay(original: Any, heatmap: np.ndarray, alpha: float = 0.45, colormap: s
     from PIL import Image
 
     w, h = original.size
-    side = min(w, h)
-    left, top = (w - side) // 2, (h - side) // 2
-    hm = Image.fromarray((np.clip(heatmap, 0, 1) * 255).astype(np.uint8)).resize((side, side), Image.Resampling.BICUBIC)
-    coloured = (colormaps[colormap](np.asarray(hm) / 255.0)[..., :3] * 255).astype(np.float32)
+    hm = Image.fromarray((np.clip(heatmap, 0, 1) * 255).astype(np.uint8))
     base = np.asarray(original, dtype=np.float32).copy()
-    region = base[top : top + side, left : left + side]
-    base[top : top + side, left : left + side] = (1 - alpha) * region + alpha * coloured
+    if resize == "squish":
+        box, region_of_hm = (0, 0, w, h), hm.resize((w, h), Image.Resampling.BICUBIC)
+    elif resize == "pad":
+        side = max(w, h)
+        big = hm.resize((side, side), Image.Resampling.BICUBIC)
+        left, top = (side - w) // 2, (side - h) // 2
+        box, region_of_hm = (0, 0, w, h), big.crop((left, top, left + w, top + h))
+    else:
+        side = min(w, h)
+        left, top = (w - side) // 2, (h - side) // 2
+        box, region_of_hm = (left, top, left + side, top + side), hm.resize((side, side), Image.Resampling.BICUBIC)
+    coloured = (colormaps[colormap](np.asarray(region_of_hm) / 255.0)[..., :3] * 255).astype(np.float32)
+    x0, y0, x1, y1 = box
+    region = base[y0:y1, x0:x1]
+    base[y0:y1, x0:x1] = (1 - alpha) * region + alpha * coloured
     return Image.fromarray(np.clip(base, 0, 255).round().astype(np.uint8), mode="RGB")
 
 
@@ -220,18 +255,18 @@ def explain_image(
 
     from imgclf.fsutil import atomic_write_bytes
     from imgclf.images import open_image
-    from imgclf.predict import load_keras_model
-    from imgclf.prepare import resize_center_crop
-    from imgclf.rundir import BEST_MODEL, load_run_info
+    from imgclf.inputs import load_image
+    from imgclf.rundir import load_run_info
+    from imgclf.runtime import load_model
 
-    run_path = Path(run_dir)
-    if run_path.is_file():
-        run_path = run_path.parent
+    predictor = load_model(run_dir)
+    if predictor.keras_model is None:
+        raise ModelError(f"{run_dir}: Grad-CAM needs a Keras training run, not an exported {predictor.kind} model")
+    run_path = predictor.source.parent
     info = load_run_info(run_path)
-    model_file = Path(run_dir) if Path(run_dir).is_file() else run_path / BEST_MODEL
-    model = load_keras_model(model_file)
-    original = open_image(image)
-    prepared = np.asarray(resize_center_crop(original, info.image_size), dtype=np.uint8)
+    model = predictor.keras_model
+    original = open_image(image, background=tuple(info.input_spec.background))
+    prepared = load_image(image, info.input_spec)
     class_index = None
     if class_name is not None:
         if class_name not in info.class_names:
@@ -247,6 +282,6 @@ def explain_image(
     img_path = Path(image)
     dest = Path(out) if out is not None else img_path.with_name(f"{img_path.stem}_gradcam.png")
     buf = io.BytesIO()
-    overlay(original, heatmap, alpha=alpha).save(buf, format="PNG")
+    overlay(original, heatmap, alpha=alpha, resize=info.input_spec.resize).save(buf, format="PNG")
     atomic_write_bytes(dest, buf.getvalue())
     return result, dest

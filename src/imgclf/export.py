@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 
 from imgclf.errors import DataError, ModelError
-from imgclf.fsutil import atomic_write_json, tmp_path_for
-from imgclf.rundir import BEST_MODEL, load_run_info
+from imgclf.fsutil import tmp_path_for
+from imgclf.rundir import BEST_MODEL, EXPORT_DIR, ExportMeta, load_run_info, save_export_meta
 from imgclf.ui import progress, summary, warn
 
 #: Formats `export_run` writes, and the file name each gets inside `<run>/export/`.
@@ -86,22 +86,25 @@ def _remove(path: Path) -> None:
 def _parity_batches(
     run_dir: Path, info: Any, data_dir: str | os.PathLike | None, batch_size: int
 ) -> tuple[Iterator[tuple[np.ndarray, int]], int, str]:
-    """Batches `(images, files in the batch)` for the parity check: the run's test split, else
-    random images; with the number of files and where they come from."""
-    from imgclf.evaluate import iter_split_batches, resolve_split_dir, split_files
+    """Batches `(images, files in the batch)` for the parity check: the run's test split loaded
+    by the one loader (`imgclf.inputs.iter_batches` with the run's `InputSpec`), else random
+    images; with the number of files and where they come from."""
+    from imgclf.evaluate import list_split, resolve_split_dir
+    from imgclf.inputs import iter_batches
 
     try:
         split_dir = resolve_split_dir(run_dir, "test", data_dir)
-        files = split_files(split_dir, info.class_names)
-        batches = ((b.images, len(b.images) + len(b.rejected)) for b in iter_split_batches(files, info.image_size, batch_size))
-        return batches, len(files), str(split_dir)
+        listing = list_split(split_dir, info.class_names)
+        batches = (
+            (b.images, len(b.items)) for b in iter_batches(listing.items(), info.input_spec, batch_size=batch_size)
+        )
+        return batches, len(listing), str(split_dir)
     except DataError as exc:
         if data_dir is not None:
             raise
         warn(f"export: parity check on {PARITY_FALLBACK_IMAGES} random images, the test split is not available ({exc})")
         rng = np.random.default_rng(0)
-        shape = (PARITY_FALLBACK_IMAGES, info.image_size, info.image_size, 3)
-        images = rng.integers(0, 256, size=shape, dtype=np.uint8)
+        images = rng.integers(0, 256, size=(PARITY_FALLBACK_IMAGES, *info.input_spec.shape), dtype=np.uint8)
         chunks = (images[i : i + batch_size] for i in range(0, len(images), batch_size))
         return ((c, len(c)) for c in chunks), len(images), "random"
 
@@ -139,14 +142,14 @@ def export_run(
         from imgclf.errors import suggest
 
         raise ModelError(f"unknown export format {format!r}.{suggest(format, FORMATS)}", f"use one of {list(FORMATS)}")
-    from imgclf.predict import export_meta_path, load_exported, load_keras_model
+    from imgclf.runtime import load_exported, load_keras_model
 
     run_dir = Path(run_dir)
     info = load_run_info(run_dir)
-    dest = Path(out) if out is not None else run_dir / "export" / FORMATS[format]
+    dest = Path(out) if out is not None else run_dir / EXPORT_DIR / FORMATS[format]
     dest.parent.mkdir(parents=True, exist_ok=True)
     model = load_keras_model(run_dir / BEST_MODEL)
-    model(np.zeros((1, info.image_size, info.image_size, 3), np.float32), training=False)  # exporters need a called model
+    model(np.zeros((1, *info.input_spec.shape), np.float32), training=False)  # exporters need a called model
 
     tmp = tmp_path_for(dest)
     _remove(tmp)
@@ -159,21 +162,16 @@ def export_run(
     except Exception as exc:  # converter failures come as many exception types
         _remove(tmp)
         raise ModelError(f"export of {run_dir / BEST_MODEL} to {format} failed: {type(exc).__name__}: {exc}") from None
-    meta = {
-        "class_names": info.class_names,
-        "image_size": info.image_size,
-        "resize": info.resize,
-        "model": info.model,
-        "format": format,
-        "source_run": str(run_dir),
-        "input": "float32 (batch, image_size, image_size, 3), raw RGB in [0, 255]",
-    }
+    meta = ExportMeta(
+        class_names=info.class_names, input_spec=info.input_spec, model=info.model, format=format,
+        source_run=str(run_dir), run_name=run_dir.name, train_flip=info.train_flip,
+    )
     # the check runs on the temporary file: an export that fails it never replaces a good one
     agree = total = 0
     max_diff = 0.0
     passed = False
     try:
-        exported = load_exported(tmp, format, info.class_names, info.image_size, info.resize)
+        exported = load_exported(tmp, format, info.class_names, info.input_spec)
         batches, n_files, source = _parity_batches(run_dir, info, data_dir, batch_size)
         with progress(f"export: parity ({format})", total=n_files) as advance:
             for images, n_batch_files in batches:
@@ -201,11 +199,10 @@ def export_run(
             _remove(tmp)
     _remove(dest)
     os.replace(tmp, dest)
-    meta_path = export_meta_path(dest)
     images_n = total
     result = ExportResult(dest, format, images_n, source, agreement, max_diff, _size(dest))
-    meta["parity"] = {"images": images_n, "source": source, "top1_agreement": agreement, "max_prob_diff": max_diff}
-    atomic_write_json(meta_path, meta)
+    meta.parity = {"images": images_n, "source": source, "top1_agreement": agreement, "max_prob_diff": max_diff}
+    save_export_meta(dest, meta)
     summary(
         f"export: {format} -> {dest} ({result.size_bytes / 1e6:.2f} MB); parity on {images_n} images "
         f"({source}): top-1 agreement {agreement:.2%}, largest probability difference {max_diff:.2e}"

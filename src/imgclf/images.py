@@ -1,5 +1,7 @@
 """The one safe way to open an image. Every stage (clean, prepare, predict, scrape) uses it.
 
+(Listing folders and turning images into model input live in `imgclf.inputs`, on top of this.)
+
 What "safe" means here:
 
 - Formats are allow-listed (`ALLOWED_FORMATS`), detected from the content, never the name.
@@ -78,9 +80,6 @@ ORIGINAL_SIZE_KEY = "imgclf_original_size"
 
 #: Key of `Image.info` where `open_image` records the detected format (e.g. "JPEG").
 FORMAT_KEY = "imgclf_format"
-
-#: Subset folder names of a pre-split layout (`<root>/train/<class>/...`).
-SUBSETS: tuple[str, ...] = ("train", "val", "test")
 
 _MAGIC: list[tuple[bytes, int, str]] = [
     (b"\xff\xd8\xff", 0, "JPEG"),
@@ -308,104 +307,4 @@ def open_image(
             fp.close()
 
 
-def list_images(root: str | os.PathLike) -> list[Path]:
-    """Lists candidate files under `root` recursively, sorted, skipping `_`/`.`-prefixed parts.
-
-    Args:
-        root: path. A folder.
-
-    Returns:
-        list of Path: every regular file below `root` whose path has no component starting
-        with `_` or `.` (stage reports, rejected files, hidden files). The extension is not
-        checked: content decides whether a file is an image.
-    """
-    root = Path(root)
-    out = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(("_", ".")))
-        for fn in sorted(filenames):
-            if not fn.startswith(("_", ".")):
-                out.append(Path(dirpath) / fn)
-    return out
-
-
-def class_folders(root: str | os.PathLike) -> list[str]:
-    """Returns the class names of an ImageFolder-style folder (`<root>/<class>/<file>`).
-
-    Args:
-        root: path. A stage folder.
-
-    Returns:
-        list of str: sorted names of the sub-folders of `root` that do not start with `_` or `.`.
-
-    Raises:
-        DataError: if `root` does not exist or is not a folder.
-    """
-    from imgclf.errors import DataError
-
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"folder not found: {root}", "check the path, or run the previous stage first")
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
-
-
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # never: truncated files must fail loudly
-
-
-def is_presplit(root: str | os.PathLike) -> bool:
-    """Tells whether `root` uses the pre-split layout `<root>/{train,val,test}/<class>/<file>`.
-
-    Args:
-        root: path. A stage folder.
-
-    Returns:
-        bool: True when every sub-folder of `root` not starting with `_` or `.` is one of
-        `SUBSETS` (`train`, `val`, `test`), there is at least one, and each of them holds
-        sub-folders (classes) rather than only files. A flat folder whose classes happen to be
-        called `train` and `test` (with images directly inside) is therefore not pre-split.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        return False
-    subs = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))]
-    if not subs or any(p.name not in SUBSETS for p in subs):
-        return False
-    return all(any(c.is_dir() and not c.name.startswith(("_", ".")) for c in p.iterdir()) for p in subs)
-
-
-def scan_image_folder(root: str | os.PathLike) -> list[tuple[Path, str, str | None]]:
-    """Lists the candidate image files of an ImageFolder tree with their class and subset.
-
-    Understands both layouts: flat `<root>/<class>/<file>` (subset None) and pre-split
-    `<root>/<subset>/<class>/<file>` with subset `"train"`, `"val"` or `"test"` (see
-    `is_presplit`). Files in sub-folders of a class folder belong to that class (as in
-    `keras.utils.image_dataset_from_directory`). Names starting with `_` or `.` are skipped at
-    every level. The extension is not checked: content decides what is an image
-    (`open_image`). Files that sit outside any class folder are not listed; compare with
-    `list_images(root)` to find them.
-
-    Args:
-        root: path. A stage folder.
-
-    Returns:
-        list of `(path, label, subset)` tuples sorted by path: `path` is a `Path` under
-        `root`, `label` the class folder name, `subset` one of `SUBSETS` or None.
-
-    Raises:
-        DataError: if `root` does not exist or is not a folder.
-    """
-    from imgclf.errors import DataError
-
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"folder not found: {root}", "check the path, or run the previous stage first")
-    out: list[tuple[Path, str, str | None]] = []
-    presplit = is_presplit(root)
-    for f in list_images(root):
-        parts = f.relative_to(root).parts
-        if presplit:
-            if len(parts) >= 3:
-                out.append((f, parts[1], parts[0]))
-        elif len(parts) >= 2:
-            out.append((f, parts[0], None))
-    return out

@@ -1,13 +1,15 @@
-"""`imgclf prepare`: every image to a square of `size` pixels, the AlexNet way.
+"""`imgclf prepare`: every image to a square of `size` pixels, through the one input function.
 
-The shortest side is resized to `size` (Lanczos when shrinking, bicubic when enlarging), then
-the center `size x size` square is cropped (Krizhevsky et al., 2012, "ImageNet Classification
-with Deep Convolutional Neural Networks", §2: "rescaled the image such that the shorter side was
-of length 256, and then cropped out the central 256x256 patch"). Images are opened with
-`imgclf.images.open_image`, so EXIF orientation is applied and every mode becomes RGB.
+Each image goes through `imgclf.inputs.load_image` with the `InputSpec` of the config: safe
+open (EXIF orientation, every mode to RGB), then the resize policy -- `center_crop` (default:
+the shortest side resized to `size`, then the center square, Krizhevsky et al., 2012,
+"ImageNet Classification with Deep Convolutional Neural Networks", §2: "rescaled the image such
+that the shorter side was of length 256, and then cropped out the central 256x256 patch"),
+`pad` (letterbox) or `squish` -- with Lanczos when shrinking and bicubic when enlarging by
+default.
 
-`predict` calls `resize_center_crop` with the size stored in the run directory, so a photo is
-prepared exactly as the training images were.
+The spec is recorded in `OUT/_reports/prepare.json`; `split` copies the record and `train`
+stores it in the run directory, so `predict` applies the same policy to a new photo.
 """
 
 from __future__ import annotations
@@ -19,61 +21,48 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 from imgclf.config import PrepareConfig
 from imgclf.errors import DataError, ImageError
 from imgclf.fsutil import atomic_write_bytes, atomic_write_text
-from imgclf.images import list_images, open_image
+from imgclf.inputs import InputSpec, list_images, load_image
 from imgclf.parallel import default_workers
 from imgclf.ui import progress, summary
 
 
-def resize_center_crop(img: Image.Image, size: int) -> Image.Image:
-    """Resizes the shortest side to `size`, then crops the center `size x size` square.
+#: Where `prepare` records how it made its images (read back by `split` and `train`).
+PREPARE_RECORD = "_reports/prepare.json"
+
+
+def prepare_spec(cfg: PrepareConfig) -> InputSpec:
+    """The `InputSpec` that `prepare` applies for `cfg` (size, resize policy, interpolation)."""
+    return InputSpec(size=cfg.size, resize=cfg.resize, interpolation=cfg.interpolation, pad_color=tuple(cfg.pad_color))
+
+
+def write_prepare_record(folder: str | os.PathLike, spec: InputSpec) -> Path:
+    """Writes `folder/_reports/prepare.json`: the `InputSpec` the images of `folder` were made with."""
+    import json
+
+    return atomic_write_text(Path(folder) / PREPARE_RECORD, json.dumps({"input_spec": spec.model_dump(mode="json")}, indent=2) + "\n")
+
+
+def read_prepare_record(folder: str | os.PathLike) -> InputSpec | None:
+    """The `InputSpec` recorded by `prepare` (or copied by `split`) in `folder`, or None.
 
     Args:
-        img: PIL.Image.Image. Any size; RGB expected (see `imgclf.images.open_image`).
-        size: int. Output side in pixels, >= 1.
+        folder: path. A `prepare` output, or a `split` output made from one.
 
     Returns:
-        PIL.Image.Image of shape `(size, size)`, same mode as `img`. When the side to crop
-        has an odd excess, the extra pixel is taken from the right / bottom.
-
-    Raises:
-        ValueError: if `size` < 1.
+        InputSpec, or None when the folder has no (readable) record.
     """
-    if size < 1:
-        raise ValueError(f"size must be >= 1 pixel, received size={size}")
-    w, h = img.size
-    scale = size / min(w, h)
-    new_w, new_h = max(size, round(w * scale)), max(size, round(h * scale))
-    if (new_w, new_h) != (w, h):
-        resample = Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BICUBIC
-        # reducing_gap: decode-time style box reduction first, much faster on big photos.
-        img = img.resize((new_w, new_h), resample=resample, reducing_gap=3.0 if scale < 0.5 else None)
-    left = (new_w - size) // 2
-    top = (new_h - size) // 2
-    return img.crop((left, top, left + size, top + size))
+    import json
 
-
-def load_for_model(source: str | os.PathLike | bytes, size: int, name: str | None = None) -> np.ndarray:
-    """Opens an image safely and prepares it as in training: RGB, shortest side + center crop.
-
-    Args:
-        source: path or encoded bytes.
-        size: int. Model input side in pixels (from the run directory).
-        name: str or None. Name used in errors when `source` is bytes (e.g. the URL).
-
-    Returns:
-        np.ndarray of shape `(size, size, 3)`, dtype uint8, values in [0, 255].
-
-    Raises:
-        ImageError: if the image cannot be opened (see `open_image`).
-    """
-    img = open_image(source, draft=(size, size), name=name)
-    return np.asarray(resize_center_crop(img, size), dtype=np.uint8)
+    path = Path(folder) / PREPARE_RECORD
+    try:
+        return InputSpec.model_validate(json.loads(path.read_text(encoding="utf-8"))["input_spec"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 @dataclass
@@ -144,12 +133,18 @@ def prepare_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: PrepareC
         raise DataError(f"input folder not found: {src}", "run `imgclf clean` first or check the path")
     if out.resolve() == src.resolve() or src.resolve() in out.resolve().parents:
         raise DataError(f"output folder {out} must not be the input folder {src} or inside it")
-    files = [f for f in list_images(src) if f.parent != src]
+    listing = list_images(src, layout="classes")
+    files = listing.paths
     if not files:
         raise DataError(f"no images found in class folders under {src}", "expected <folder>/<class>/<image>")
     ext = ".png" if cfg.format == "png" else ".jpg"
     result = PrepareSummary(out=out)
-    rejects: list[tuple[str, str, str]] = []
+    spec = prepare_spec(cfg)
+    rejects: list[tuple[str, str, str]] = [
+        (str(f), "not_in_class_folder", "file is not inside a class folder") for f in listing.strays
+    ]
+    if rejects:
+        result.rejected["not_in_class_folder"] = len(rejects)
 
     dests = _output_names(src, files, ext)
 
@@ -158,10 +153,10 @@ def prepare_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: PrepareC
         if dest.exists() and dest.stat().st_mtime >= path.stat().st_mtime:
             return path, "__exists__", ""
         try:
-            img = open_image(path, draft=(cfg.size, cfg.size))
+            img = Image.fromarray(load_image(path, spec))
         except ImageError as exc:
             return path, exc.reason, exc.detail
-        atomic_write_bytes(dest, _encode(resize_center_crop(img, cfg.size), cfg))
+        atomic_write_bytes(dest, _encode(img, cfg))
         return path, None, ""
 
     workers = cfg.workers or default_workers()
@@ -176,6 +171,7 @@ def prepare_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: PrepareC
                 result.rejected[reason] = result.rejected.get(reason, 0) + 1
                 rejects.append((str(path), reason, detail))
             advance(status=f"kept {result.kept}  set aside {len(rejects)}")
+    write_prepare_record(out, spec)
     if rejects:
         buf = io.StringIO()
         w = csv.writer(buf)
@@ -185,7 +181,7 @@ def prepare_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: PrepareC
     why = ", ".join(f"{n} {r}" for r, n in sorted(result.rejected.items())) or "none"
     reused = f" ({result.skipped_existing} already done)" if result.skipped_existing else ""
     summary(
-        f"prepare: {result.kept} images at {cfg.size}x{cfg.size}{reused}, "
+        f"prepare: {result.kept} images at {spec.describe()}{reused}, "
         f"{result.total_rejected} set aside ({why}) -> {out}"
     )
     return result

@@ -235,7 +235,7 @@ def write_html_report(
     ]
     sub = f"{metrics.get('n_images', '?')} images from {e(str(metrics.get('data_dir', '')))}"
     if info is not None:
-        sub += f" &middot; model {e(str(info.model))}, input {info.image_size}x{info.image_size} px ({e(info.resize)})"
+        sub += f" &middot; model {e(str(info.model))}, input {e(info.input_spec.describe())}"
     if metrics.get("tta", "none") != "none":
         sub += f" &middot; test-time augmentation: {e(str(metrics['tta']))} (mean with the mirror image)"
     parts.append(f"<p class='sub'>{sub}</p>")

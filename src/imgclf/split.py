@@ -31,6 +31,7 @@ import os
 import shutil
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,7 +40,8 @@ import numpy as np
 from imgclf.config import SplitConfig
 from imgclf.errors import ConfigError, DataError, ImageError
 from imgclf.fsutil import atomic_write_json, atomic_write_text, tmp_path_for
-from imgclf.images import SUBSETS, class_folders, is_presplit, open_image, scan_image_folder
+from imgclf.images import open_image
+from imgclf.inputs import SUBSETS, class_folders, is_presplit, list_images
 from imgclf.parallel import default_workers
 from imgclf.ui import progress, summary
 
@@ -95,6 +97,110 @@ def largest_remainder(n: int, ratios: tuple[float, ...]) -> list[int]:
                 out[donor] -= 1
                 out[k] += 1
     return out
+
+
+#: `assign_splits`' value for an image left out: in a group with a fixed image but not fixed itself.
+DROPPED = "dropped"
+
+
+def assign_splits(
+    labels: Sequence[str],
+    groups: Sequence[int] | np.ndarray,
+    ratios: Sequence[float],
+    seed: int = 42,
+    fixed: Sequence[str | None] | None = None,
+    *,
+    require_pool: bool = False,
+) -> np.ndarray:
+    """Assigns every image to train / val / test, stratified by class, never splitting a group.
+
+    A pure splitter in the style of scikit-learn's `StratifiedGroupKFold.split(X, y, groups)`:
+    arrays in, an assignment out, no I/O. Whole groups are assigned class by class (a group
+    counts for its majority label, ties to the smaller label): the groups of a class are
+    shuffled with `seed`, then taken largest first, each to the split that still has no image
+    of this class if any, else to the split furthest below its target count (targets: `ratios`
+    x class size, rounded by largest remainder). With singleton groups every class gets exactly
+    its rounded targets.
+
+    Invariants: images of one group share a split; an image with a `fixed` split keeps it; an
+    image grouped with a fixed one but not fixed itself is `DROPPED` (it would leak into that
+    split); the same inputs and seed give the same output.
+
+    Args:
+        labels: sequence of n str. Class of each image.
+        groups: sequence of n int. Group id of each image (e.g. duplicate or provenance groups;
+            `imgclf.clean.groups.duplicate_groups` gives one); unique ids = no groups. Groups are
+            ordered by their smallest index, members by index, so callers pass images in a
+            stable order (by path).
+        ratios: 3 floats >= 0 summing to 1: train, val, test.
+        seed: int, default 42. Shuffles the groups of each class.
+        fixed: sequence of n (str or None), or None. A split an image must take (e.g. "test" for
+            a published test set), or None to let the splitter choose.
+        require_pool: bool, default False. A class with no image left to assign is an error
+            (set for `keep_test`, where every class needs training images).
+
+    Returns:
+        np.ndarray of n str (dtype object): "train", "val", "test" or `DROPPED`.
+
+    Raises:
+        DataError: a class too small for the ratios (naming it and its count), or with no image
+            to assign when `require_pool`.
+        ValueError: if the lengths differ or `ratios` is not 3 numbers.
+    """
+    n = len(labels)
+    groups = np.asarray(groups)
+    if len(groups) != n or (fixed is not None and len(fixed) != n) or len(ratios) != 3:
+        raise ValueError(f"labels, groups and fixed must have one entry per image and ratios 3, received "
+                         f"{n}, {len(groups)}, {None if fixed is None else len(fixed)} and {len(ratios)}")
+    fixed = list(fixed) if fixed is not None else [None] * n
+    assign = np.array([f for f in fixed], dtype=object)
+    members: dict[int, list[int]] = defaultdict(list)
+    for k, g in enumerate(groups.tolist()):
+        members[g].append(k)
+    ordered_groups = sorted(members.values(), key=min)
+    for ks in ordered_groups:
+        if any(fixed[k] is not None for k in ks):
+            for k in ks:
+                if fixed[k] is None:
+                    assign[k] = DROPPED
+    pool_groups: dict[str, list[list[int]]] = defaultdict(list)
+    for ks in ordered_groups:
+        free = [k for k in ks if assign[k] is None]
+        if not free:
+            continue
+        counts = Counter(labels[k] for k in free)
+        major = sorted(counts, key=lambda lab: (-counts[lab], lab))[0]
+        pool_groups[major].append(free)
+    nonzero = [s for s, r in zip(SPLITS, ratios) if r > 0]
+    rng = np.random.default_rng(seed)
+    for cls in sorted(set(labels)):
+        cls_groups = pool_groups.get(cls, [])
+        size = sum(len(g) for g in cls_groups)
+        if require_pool and size == 0:
+            raise DataError(f"class {cls!r} has no train/val images to split (only test)", "add training images for it")
+        if size == 0:
+            continue
+        if size < len(nonzero) or len(cls_groups) < len(nonzero):
+            need = ", ".join(f"{s} {r:.2f}" for s, r in zip(SPLITS, ratios) if r > 0)
+            grp = f" in {len(cls_groups)} duplicate groups" if len(cls_groups) != size else ""
+            raise DataError(
+                f"class {cls!r} has {size} images{grp}; ratios ({need}) need at least {len(nonzero)} "
+                "so that every split gets one",
+                "add images to this class, remove it, or change --ratios",
+            )
+        targets = dict(zip(SPLITS, largest_remainder(size, tuple(ratios))))
+        perm = rng.permutation(len(cls_groups))
+        ordered = sorted((cls_groups[p] for p in perm), key=len, reverse=True)  # stable: ties keep shuffle
+        have = dict.fromkeys(SPLITS, 0)
+        for g in ordered:
+            best = max(
+                nonzero,
+                key=lambda s: (have[s] == 0 and targets[s] > 0, targets[s] - have[s], -SPLITS.index(s)),
+            )
+            have[best] += len(g)
+            for k in g:
+                assign[k] = best
+    return assign
 
 
 def _check_input(src: Path, presplit: bool) -> None:
@@ -190,6 +296,24 @@ def raise_on_leaks(leaks: list[tuple[str, str]], threshold: int) -> None:
         )
 
 
+def write_split_table(path: Path, rows: Sequence[tuple]) -> Path:
+    """Writes `split.csv`: one row `(file, class, split, group, dest)` per input image, atomically.
+
+    Args:
+        path: Path of the CSV.
+        rows: sequence of `(relative path, class, split or "dropped", group id or "", destination
+            relative to the output folder or "")`.
+
+    Returns:
+        Path: `path`.
+    """
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["file", "class", "split", "group", "dest"])
+    w.writerows(rows)
+    return atomic_write_text(path, buf.getvalue())
+
+
 def split_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: SplitConfig | None = None) -> SplitSummary:
     """Splits an ImageFolder tree into `out/{train,val,test}/<class>/`, never splitting a group.
 
@@ -212,14 +336,15 @@ def split_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: SplitConfi
             unreadable image, or a near-duplicate pair across splits (naming the files).
         ConfigError: `keep_test` with zero train + val ratios.
     """
+    from imgclf.clean.groups import duplicate_groups
     from imgclf.clean.hashing import get_hasher
-    from imgclf.clean.search import connected_components, hamming_pairs
+    from imgclf.clean.search import hamming_pairs
 
     cfg = cfg or SplitConfig()
     src, out = Path(src), Path(out)
     presplit = is_presplit(src)
     _check_input(src, presplit)
-    entries = scan_image_folder(src)
+    entries = [(e.path, e.label, e.subset) for e in list_images(src, layout="classes").entries]
     if cfg.keep_test:
         if not presplit or not (src / "test").is_dir():
             raise DataError(f"--keep-test needs a pre-split input with {src / 'test'}/<class>/",
@@ -235,68 +360,18 @@ def split_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: SplitConfi
 
     files = [e[0] for e in entries]
     labels = [e[1] for e in entries]
-    fixed_test = [cfg.keep_test and e[2] == "test" for e in entries]
+    fixed = ["test" if cfg.keep_test and e[2] == "test" else None for e in entries]
     rels = [f.relative_to(src).as_posix() for f in files]
     n = len(files)
 
     codes = _hash_all(files, src, hasher)
     pi, pj, pd = hamming_pairs(codes, threshold, bits=hasher.bits) if n > 1 else (np.zeros(0, int),) * 3
-    comp = connected_components(n, pi, pj)
-
-    members: dict[int, list[int]] = defaultdict(list)
-    for k, c in enumerate(comp):
-        members[int(c)].append(k)
-    n_groups = sum(1 for m in members.values() if len(m) > 1)
-
-    assign: list[str | None] = [None] * n
-    dropped: list[int] = []
-    for k in range(n):
-        if fixed_test[k]:
-            assign[k] = "test"
-    for c, ks in members.items():
-        if any(fixed_test[k] for k in ks):
-            for k in ks:
-                if not fixed_test[k]:
-                    dropped.append(k)
-                    assign[k] = "dropped"
-
-    # ------------------------------------------------------------- group assignment per class
-    pool_groups: dict[str, list[list[int]]] = defaultdict(list)
-    for c in sorted(members, key=lambda c: min(rels[k] for k in members[c])):
-        ks = [k for k in members[c] if assign[k] is None]
-        if not ks:
-            continue
-        counts = Counter(labels[k] for k in ks)
-        major = sorted(counts, key=lambda lab: (-counts[lab], lab))[0]
-        pool_groups[major].append(sorted(ks, key=lambda k: rels[k]))
+    comp, dup_groups = duplicate_groups(n, pi, pj)
+    n_groups = len(dup_groups)
+    assign = assign_splits(labels, comp, ratios, cfg.seed, fixed, require_pool=cfg.keep_test).tolist()
+    dropped = [k for k in range(n) if assign[k] == DROPPED]
     all_classes = sorted(set(labels))
-    nonzero = [s for s, r in zip(SPLITS, ratios) if r > 0]
-    rng = np.random.default_rng(cfg.seed)
-    for cls in all_classes:
-        groups = pool_groups.get(cls, [])
-        size = sum(len(g) for g in groups)
-        if cfg.keep_test and size == 0:
-            raise DataError(f"class {cls!r} has no train/val images to split (only test)", "add training images for it")
-        if size < len(nonzero) or len(groups) < len(nonzero):
-            need = ", ".join(f"{s} {r:.2f}" for s, r in zip(SPLITS, ratios) if r > 0)
-            grp = f" in {len(groups)} duplicate groups" if len(groups) != size else ""
-            raise DataError(
-                f"class {cls!r} has {size} images{grp}; ratios ({need}) need at least {len(nonzero)} "
-                "so that every split gets one",
-                "add images to this class, remove it, or change --ratios",
-            )
-        targets = dict(zip(SPLITS, largest_remainder(size, ratios)))
-        perm = rng.permutation(len(groups))
-        ordered = sorted((groups[p] for p in perm), key=len, reverse=True)  # stable: ties keep shuffle
-        have = dict.fromkeys(SPLITS, 0)
-        for g in ordered:
-            best = max(
-                nonzero,
-                key=lambda s: (have[s] == 0 and targets[s] > 0, targets[s] - have[s], -SPLITS.index(s)),
-            )
-            have[best] += len(g)
-            for k in g:
-                assign[k] = best
+    group_size = np.bincount(comp, minlength=n) if n else np.zeros(0, np.int64)
 
     # ------------------------------------------------------------- leak re-check
     leaks = cross_split_pairs(rels, assign, codes, threshold, hasher.bits)
@@ -331,14 +406,19 @@ def split_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: SplitConfi
     result.counts = counts
 
     rep = out / "_reports"
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["file", "class", "split", "group", "dest"])
-    for k in sorted(range(n), key=lambda k: rels[k]):
-        grp = int(comp[k]) if len(members[int(comp[k])]) > 1 else ""
-        dest = dests[k].relative_to(out).as_posix() if k in dests else ""
-        w.writerow([rels[k], labels[k], assign[k], grp, dest])
-    atomic_write_text(rep / "split.csv", buf.getvalue())
+    write_split_table(
+        rep / "split.csv",
+        [
+            (rels[k], labels[k], assign[k], int(comp[k]) if group_size[comp[k]] > 1 else "",
+             dests[k].relative_to(out).as_posix() if k in dests else "")
+            for k in sorted(range(n), key=lambda k: rels[k])
+        ],
+    )
+    from imgclf.prepare import read_prepare_record, write_prepare_record
+
+    prepared = read_prepare_record(src)
+    if prepared is not None:  # so `train` knows how these images were made
+        write_prepare_record(out, prepared)
     totals = {s: sum(counts[s].values()) for s in SPLITS}
     placed = sum(totals.values())
     atomic_write_json(rep / "split_report.json", {
@@ -356,7 +436,7 @@ def split_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: SplitConfi
         "counts": counts,
         "totals": totals,
         "duplicate_groups": n_groups,
-        "largest_group": max((len(m) for m in members.values()), default=0),
+        "largest_group": int(group_size.max()) if n else 0,
         "near_duplicate_pairs": int(len(pi)),
         "dropped_near_test": result.dropped,
         "cross_split_pairs": [list(p) for p in leaks],

@@ -33,12 +33,14 @@ smoothing), so callers that evaluate should compile it themselves or use `predic
 
 from __future__ import annotations
 
-import json
+import csv
+import io
 import math
 import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,28 +50,32 @@ import numpy as np
 from imgclf.config import TrainConfig
 from imgclf.errors import DataError, ModelError
 from imgclf.fsutil import atomic_write_text, tmp_path_for
+from imgclf.inputs import ImageListing, InputSpec, infer_image_size, list_images
 from imgclf.rundir import (
+    BACKUP_DIR,
     BEST_MODEL,
+    CURVES,
     HISTORY,
     LAST_MODEL,
+    LOG_DIR,
     RUN_FILE,
+    TRAIN_REJECTS,
     RunInfo,
+    TrainState,
+    best_epoch_row,
     history_columns,
     library_versions,
     load_run_info,
+    load_train_state,
     read_history,
     save_run_info,
+    save_train_state,
 )
 from imgclf.ui import progress, summary, warn
 
 if TYPE_CHECKING:
     import keras
     import tensorflow as tf
-
-CURVES = "training_curves.png"
-STATE_FILE = "train_state.json"
-BACKUP_DIR = "backup"
-LOG_DIR = "logs"
 
 
 # ------------------------------------------------------------------------------- helpers
@@ -149,20 +155,6 @@ def precision_policy(mixed: bool) -> Iterator[str]:
         yield name
     finally:
         keras.mixed_precision.set_global_policy(before)
-
-
-def _read_state(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / STATE_FILE
-    if path.is_file():
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            return {}
-    return {}
-
-
-def _write_state(run_dir: Path, state: dict[str, Any]) -> None:
-    atomic_write_text(run_dir / STATE_FILE, json.dumps(state, indent=2) + "\n")
 
 
 # ----------------------------------------------------------------------------- callbacks
@@ -322,7 +314,7 @@ def _new_run_dir(models_dir: Path, cfg: TrainConfig) -> Path:
     return Path(models_dir) / name
 
 
-def _check_resume(run_dir: Path, cfg: TrainConfig, class_names: list[str], image_size: int) -> RunInfo | None:
+def _check_resume(run_dir: Path, cfg: TrainConfig, class_names: list[str], spec: InputSpec) -> RunInfo | None:
     if not (run_dir / RUN_FILE).is_file():
         if run_dir.is_dir() and any(not p.name.startswith(".") for p in run_dir.iterdir()):
             raise ModelError(
@@ -336,8 +328,8 @@ def _check_resume(run_dir: Path, cfg: TrainConfig, class_names: list[str], image
         problems.append(f"model {info.model!r} (now {cfg.model!r})")
     if info.class_names != class_names:
         problems.append(f"classes {info.class_names} (now {class_names})")
-    if info.image_size != image_size:
-        problems.append(f"image size {info.image_size} (now {image_size})")
+    if info.input_spec != spec:
+        problems.append(f"input {info.input_spec.describe()} (now {spec.describe()})")
     if (info.config.get("model_options") or {}) != cfg.model_options:
         problems.append(f"model_options {info.config.get('model_options')} (now {cfg.model_options})")
     if problems:
@@ -346,6 +338,220 @@ def _check_resume(run_dir: Path, cfg: TrainConfig, class_names: list[str], image
             "resume it with the same model and data, or pass a new --run-dir / --run-name",
         )
     return info
+
+
+# --------------------------------------------------------------------------- pure cores
+@dataclass(frozen=True)
+class Phase:
+    """One `model.fit` of a training run.
+
+    Attributes:
+        number: int. 1 (the only phase, or the head of a pretrained model), or 2 (fine-tuning).
+        initial_epoch: int. Epochs already behind this phase (Keras' `initial_epoch`).
+        end_epoch: int. Epoch count when it ends (Keras' `epochs`).
+        learning_rate: float. Peak learning rate.
+        schedule: str. "plateau" (ReduceLROnPlateau) or "cosine".
+        frozen_backbone: bool. Phase 1 of a pretrained model: the backbone is frozen.
+    """
+
+    number: int
+    initial_epoch: int
+    end_epoch: int
+    learning_rate: float
+    schedule: str
+    frozen_backbone: bool = False
+
+
+def plan_phases(cfg: TrainConfig, pretrained: bool, state: TrainState, phase2_started: bool = False) -> list[Phase]:
+    """The phases a run still has to fit, from its config and what already finished.
+
+    A model trained from scratch has one phase of `cfg.epochs`. A pretrained backbone
+    (`pretrained` and `cfg.weights` not "none") trains in two, as in the Keras transfer-learning
+    guide: the head with the backbone frozen for `cfg.epochs`, then fine-tuning for
+    `cfg.fine_tune_epochs` (0 = as many) at `cfg.fine_tune_learning_rate` with ReduceLROnPlateau.
+    A phase that finished with at least its end epoch is left out; phase 1 is also left out once
+    phase 2 has started (it has a backup).
+
+    Args:
+        cfg: TrainConfig.
+        pretrained: bool. The registry model has an ImageNet-style backbone (`ModelSpec.pretrained`).
+        state: TrainState. What finished before (`train_state.json`).
+        phase2_started: bool, default False. Phase 2 has a `BackupAndRestore` folder.
+
+    Returns:
+        list of Phase, in order; empty when nothing is left to do.
+    """
+    two_phase = pretrained and cfg.weights.lower() != "none"
+    e1 = cfg.epochs
+    phases = []
+    if not state.finished(1, e1) and not (two_phase and phase2_started):
+        phases.append(Phase(1, 0, e1, cfg.learning_rate, cfg.schedule, frozen_backbone=two_phase))
+    if two_phase:
+        e2 = e1 + (cfg.fine_tune_epochs or cfg.epochs)
+        if not state.finished(2, e2):
+            phases.append(Phase(2, e1, e2, cfg.fine_tune_learning_rate, "plateau"))
+    return phases
+
+
+def resolve_input_spec(cfg: TrainConfig, data_dir: Path, train_listing: ImageListing) -> InputSpec:
+    """The run's `InputSpec`, resolved once: options, else what `prepare` recorded, else defaults.
+
+    Args:
+        cfg: TrainConfig. `image_size`, `resize`, `interpolation` (None = not given).
+        data_dir: Path. The split folder (its `_reports/prepare.json`, copied by `split`).
+        train_listing: ImageListing of the training split (its first image gives the size when
+            neither the options nor the record do).
+
+    Returns:
+        InputSpec.
+
+    Raises:
+        DataError: no size given or recorded and the first training image is not square.
+    """
+    from imgclf.prepare import read_prepare_record
+
+    prepared = read_prepare_record(data_dir)
+    size = cfg.image_size or (prepared.size if prepared else None)
+    if size is None:
+        size = infer_image_size(train_listing, "pass --image-size N (files are resized by --resize)")
+    resize = cfg.resize or (prepared.resize if prepared else "center_crop")
+    interpolation = cfg.interpolation or (prepared.interpolation if prepared else "auto")
+    pad = prepared.pad_color if prepared else (0, 0, 0)
+    if prepared and cfg.resize and cfg.resize != prepared.resize:
+        warn(
+            f"--resize {cfg.resize}: the training images were prepared with {prepared.resize}; "
+            f"new photos will be made input with {cfg.resize}, which the model never saw whole"
+        )
+    return InputSpec(size=size, resize=resize, interpolation=interpolation, pad_color=pad)
+
+
+def _write_rejects(run_dir: Path, rejects: dict[str, str]) -> None:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["file", "reason"])
+    w.writerows(sorted(rejects.items()))
+    atomic_write_text(run_dir / TRAIN_REJECTS, buf.getvalue())
+
+
+@dataclass
+class _Fit:
+    """What every phase of one run shares (built once in `train`)."""
+
+    run_dir: Path
+    cfg: TrainConfig
+    model: Any
+    strategy: Any
+    train_ds: Any
+    val_ds: Any
+    steps: int
+    class_weight: dict[int, float] | None
+    description: str
+    two_phase: bool
+
+
+def _fit_phase(fit: _Fit, phase: Phase) -> None:
+    """Runs one `Phase`: compile, callbacks, `model.fit`, then records it in `train_state.json`."""
+    import keras
+
+    AtomicModelCheckpoint, LearningRateLogger, RichProgress = _callbacks_module()
+    cfg, run_dir = fit.cfg, fit.run_dir
+    if fit.two_phase:
+        n = _set_trainable_for_phase(fit.model, phase.number, cfg.fine_tune_layers)
+        if phase.number == 2 and n == 0:
+            warn("fine_tune_layers unfroze no layer with weights: phase 2 trains the head only")
+    best_row = best_epoch_row(read_history(run_dir))
+    best_so_far = best_row["val_loss"] if best_row else None
+    lr = _learning_rate(cfg, phase.learning_rate, phase.end_epoch - phase.initial_epoch, fit.steps, phase.schedule)
+    with fit.strategy.scope():
+        _compile(fit.model, cfg, lr)
+    # Order matters: history.csv and the checkpoints are written before the backup of the
+    # epoch, so a kill between them repeats the epoch (read_history keeps the last row)
+    # instead of losing its row.
+    cbs: list[Any] = [
+        LearningRateLogger(),
+        keras.callbacks.CSVLogger(str(run_dir / HISTORY), append=True),
+        AtomicModelCheckpoint(
+            str(run_dir / BEST_MODEL), monitor="val_loss", save_best_only=True, initial_value_threshold=best_so_far
+        ),
+        AtomicModelCheckpoint(str(run_dir / LAST_MODEL), save_best_only=False),
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.early_stopping_patience, restore_best_weights=True),
+    ]
+    if phase.schedule == "plateau":
+        cbs.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss", factor=cfg.lr_factor, patience=cfg.lr_patience, min_lr=cfg.min_lr
+            )
+        )
+    cbs += [
+        keras.callbacks.TensorBoard(log_dir=str(run_dir / LOG_DIR), write_graph=False),
+        keras.callbacks.BackupAndRestore(
+            str(run_dir / BACKUP_DIR / f"phase{phase.number}"), double_checkpoint=True, delete_checkpoint=False
+        ),
+    ]
+    bar = RichProgress(fit.description + (f" phase {phase.number}" if fit.two_phase else ""), phase.end_epoch, fit.steps)
+    cbs.append(bar)
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            # The pipeline drops unreadable files, so its length is known only after the first
+            # epoch; Keras warns about that "running out of data", which here is expected.
+            warnings.filterwarnings("ignore", message="Your input ran out of data")
+            fit.model.fit(
+                fit.train_ds,
+                validation_data=fit.val_ds,
+                epochs=phase.end_epoch,
+                initial_epoch=phase.initial_epoch,
+                class_weight=fit.class_weight,
+                callbacks=cbs,
+                shuffle=False,  # the dataset reshuffles itself every epoch
+                verbose=0,
+            )
+    finally:
+        bar.close()
+    state = load_train_state(run_dir)
+    state.phases[str(phase.number)] = phase.end_epoch
+    save_train_state(run_dir, state)
+
+
+# -------------------------------------------------------------------------------- train
+def _listings(data_dir: Path) -> tuple[ImageListing, ImageListing]:
+    train_dir, val_dir = data_dir / "train", data_dir / "val"
+    for d in (train_dir, val_dir):
+        if not d.is_dir():
+            raise DataError(
+                f"{d} not found: training needs {data_dir}/train/<class>/ and {data_dir}/val/<class>/",
+                f"run `imgclf split <prepared folder> --out {data_dir}` first",
+            )
+    train_files = list_images(train_dir, layout="classes")
+    class_names = train_files.class_names
+    if len(class_names) < 2:
+        raise DataError(f"{train_dir} has {len(class_names)} class folder(s); a classifier needs at least 2")
+    counts = train_files.counts()
+    empty = [class_names[i] for i in np.flatnonzero(counts == 0)]
+    if empty:
+        raise DataError(f"class(es) {empty} have no images in {train_dir}", "add images or remove the folder")
+    val_files = list_images(val_dir, class_names=class_names, layout="classes")
+    if not len(val_files):
+        raise DataError(f"{val_dir} holds no images", "run `imgclf split` first, or check the path")
+    for listing in (train_files, val_files):
+        if listing.strays:
+            raise DataError(
+                f"{listing.root}: {len(listing.strays)} file(s) outside class folders, e.g. {listing.strays[0]}",
+                "move them into a class folder or delete them",
+            )
+    return train_files, val_files
+
+
+def _warn_imbalance(counts: np.ndarray, class_names: list[str], cfg: TrainConfig) -> None:
+    ratio = float(counts.max() / counts.min())
+    if ratio > cfg.imbalance_warn_ratio:
+        big, small = class_names[int(np.argmax(counts))], class_names[int(np.argmin(counts))]
+        warn(
+            f"classes are imbalanced: {big!r} has {int(counts.max())} training images, {small!r} "
+            f"{int(counts.min())} ({ratio:.1f}x > imbalance_warn_ratio {cfg.imbalance_warn_ratio:g}); "
+            + ("class weights are on" if cfg.class_weights else "class weights are OFF (class_weights: false)")
+        )
 
 
 def train(
@@ -362,7 +568,8 @@ def train(
 
     Args:
         data_dir: Path. A split folder with `train/<class>/` and `val/<class>/` (from
-            `imgclf split`); images square, as `imgclf prepare` writes them.
+            `imgclf split`). Images of any size: they become input through the run's
+            `InputSpec` (`resolve_input_spec`), the one function `evaluate` and `predict` use.
         cfg: TrainConfig. The resolved training configuration.
         models_dir: Path, default `models`. Parent of new run directories.
         run_dir: Path or None, default None (`models_dir / (cfg.run_name or
@@ -373,64 +580,43 @@ def train(
         `training_curves.png`, `logs/`).
 
     Raises:
-        DataError: missing split folders, a class without training images, fewer than 2 classes.
+        DataError: missing split folders, a class without training images, fewer than 2
+            classes, files outside class folders, no readable training image.
         ModelError: unknown model, unusable weights, or `run_dir` holding a different run.
         ConfigError: an augmentation this Keras cannot do.
     """
-    import keras
-    import tensorflow as tf
+    from imgclf.runtime import import_tensorflow_quietly
 
-    from imgclf.data import image_dataset, infer_image_size, list_split
+    tf = import_tensorflow_quietly()
+    import keras
+
+    from imgclf.data import image_dataset
     from imgclf.models import create_model, get_spec
 
     t_start = time.monotonic()
     data_dir = Path(data_dir)
-    spec = get_spec(cfg.model)
-    train_dir, val_dir = data_dir / "train", data_dir / "val"
-    for d in (train_dir, val_dir):
-        if not d.is_dir():
-            raise DataError(
-                f"{d} not found: training needs {data_dir}/train/<class>/ and {data_dir}/val/<class>/",
-                f"run `imgclf split <prepared folder> --out {data_dir}` first",
-            )
-    train_files = list_split(train_dir)
+    model_spec = get_spec(cfg.model)
+    train_files, val_files = _listings(data_dir)
     class_names = train_files.class_names
-    if len(class_names) < 2:
-        raise DataError(f"{train_dir} has {len(class_names)} class folder(s); a classifier needs at least 2")
-    counts = train_files.counts()
-    empty = [class_names[i] for i in np.flatnonzero(counts == 0)]
-    if empty:
-        raise DataError(f"class(es) {empty} have no images in {train_dir}", "add images or remove the folder")
-    val_files = list_split(val_dir, class_names)
-    image_size = cfg.image_size or infer_image_size(train_dir)
-    if image_size < spec.min_size:
+    spec = resolve_input_spec(cfg, data_dir, train_files)
+    if spec.size < model_spec.min_size:
         raise ModelError(
-            f"model {spec.name!r} needs images of at least {spec.min_size} pixels, the data is {image_size}",
-            f"pass --image-size {max(spec.min_size, spec.default_size)} (images are resized) or prepare larger images",
+            f"model {model_spec.name!r} needs images of at least {model_spec.min_size} pixels, the input is {spec.size}",
+            f"pass --image-size {max(model_spec.min_size, model_spec.default_size)} (images are resized) or prepare larger images",
         )
 
     run_dir = Path(run_dir) if run_dir is not None else _new_run_dir(models_dir, cfg)
-    previous = _check_resume(run_dir, cfg, class_names, image_size)
+    previous = _check_resume(run_dir, cfg, class_names, spec)
     run_dir.mkdir(parents=True, exist_ok=True)
-    state = _read_state(run_dir)
-
-    # Imbalance: warn, and weight the loss by default.
-    ratio = float(counts.max() / counts.min())
-    if ratio > cfg.imbalance_warn_ratio:
-        big, small = class_names[int(np.argmax(counts))], class_names[int(np.argmin(counts))]
-        warn(
-            f"classes are imbalanced: {big!r} has {int(counts.max())} training images, {small!r} "
-            f"{int(counts.min())} ({ratio:.1f}x > imbalance_warn_ratio {cfg.imbalance_warn_ratio:g}); "
-            + ("class weights are on" if cfg.class_weights else "class weights are OFF (class_weights: false)")
-        )
+    counts = train_files.counts()
+    _warn_imbalance(counts, class_names, cfg)
     class_weight = compute_class_weights(train_files.labels, len(class_names)) if cfg.class_weights else None
 
-    # Reproducibility.
     keras.utils.set_random_seed(cfg.seed)
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
 
-    info = previous or RunInfo(model=cfg.model, class_names=class_names, image_size=image_size)
+    info = previous or RunInfo(model=cfg.model, class_names=class_names, input_spec=spec)
     info.data_dir = str(data_dir)
     info.seed = cfg.seed
     info.config = cfg.model_dump(mode="json")
@@ -438,105 +624,52 @@ def train(
     info.status = "running"
     save_run_info(run_dir, info)
 
+    train_errors: dict[int, Any] = {}
+    val_errors: dict[int, Any] = {}
+    common = dict(cache=cfg.cache, seed=cfg.seed)
     train_ds = image_dataset(
-        train_files, class_names, image_size, cfg.batch_size, shuffle=True, augment=cfg.augment, cache=cfg.cache, seed=cfg.seed
+        train_files, spec, cfg.batch_size, shuffle=True, augment=cfg.augment, rejects=train_errors, **common
     )
-    val_ds = image_dataset(val_files, class_names, image_size, cfg.batch_size, shuffle=False, cache=cfg.cache, seed=cfg.seed)
+    val_ds = image_dataset(val_files, spec, cfg.batch_size, shuffle=False, rejects=val_errors, **common)
     if cfg.label_smoothing > 0:
         k = len(class_names)
         train_ds = train_ds.map(lambda x, y: (x, tf.one_hot(y, k)))
         val_ds = val_ds.map(lambda x, y: (x, tf.one_hot(y, k)))
-    steps = math.ceil(len(train_files) / cfg.batch_size)
 
     weights = None if cfg.weights.lower() == "none" else cfg.weights
-    two_phase = spec.pretrained and weights is not None
-    e1 = cfg.epochs
-    e2 = (cfg.fine_tune_epochs or cfg.epochs) if two_phase else 0
     backup = run_dir / BACKUP_DIR
     resumed = (backup / "phase1").exists()
-
-    AtomicModelCheckpoint, LearningRateLogger, RichProgress = _callbacks_module()
+    phases = plan_phases(cfg, model_spec.pretrained, load_train_state(run_dir), (backup / "phase2").exists())
     with precision_policy(cfg.mixed_precision) as policy:
         strategy = make_strategy(cfg.strategy)
         with strategy.scope():
             model = create_model(
                 cfg.model,
                 num_classes=len(class_names),
-                input_shape=(image_size, image_size, 3),
+                input_shape=spec.shape,
                 dropout=cfg.dropout,
                 # a resumed run gets every weight back from its backup / best.keras
                 weights=None if resumed else weights,
                 **cfg.model_options,
             )
+        fit = _Fit(
+            run_dir, cfg, model, strategy, train_ds, val_ds, math.ceil(len(train_files) / cfg.batch_size),
+            class_weight, f"train {cfg.model}", model_spec.pretrained and weights is not None,
+        )
+        for phase in phases:
+            if phase.number == 2 and (run_dir / BEST_MODEL).is_file():  # fine-tune from the best head
+                best = keras.models.load_model(run_dir / BEST_MODEL, compile=False)
+                model.set_weights(best.get_weights())
+                del best
+            _fit_phase(fit, phase)
+            if not len(train_files) - len(train_errors):
+                raise DataError(f"none of the {len(train_files)} training images could be read", f"see {run_dir / TRAIN_REJECTS}")
 
-        def fit_phase(phase: int, initial_epoch: int, end_epoch: int, lr: Any, schedule: str) -> None:
-            history = read_history(run_dir)
-            best_so_far = min((r["val_loss"] for r in history if "val_loss" in r), default=None)
-            with strategy.scope():
-                _compile(model, cfg, lr)
-            # Order matters: history.csv and the checkpoints are written before the backup of
-            # the epoch, so a kill between them repeats the epoch (read_history keeps the last
-            # row) instead of losing its row.
-            cbs: list[keras.callbacks.Callback] = [
-                LearningRateLogger(),
-                keras.callbacks.CSVLogger(str(run_dir / HISTORY), append=True),
-                AtomicModelCheckpoint(
-                    str(run_dir / BEST_MODEL), monitor="val_loss", save_best_only=True, initial_value_threshold=best_so_far
-                ),
-                AtomicModelCheckpoint(str(run_dir / LAST_MODEL), save_best_only=False),
-                keras.callbacks.EarlyStopping(
-                    monitor="val_loss", patience=cfg.early_stopping_patience, restore_best_weights=True
-                ),
-            ]
-            if schedule == "plateau":
-                cbs.append(
-                    keras.callbacks.ReduceLROnPlateau(
-                        monitor="val_loss", factor=cfg.lr_factor, patience=cfg.lr_patience, min_lr=cfg.min_lr
-                    )
-                )
-            cbs += [
-                keras.callbacks.TensorBoard(log_dir=str(run_dir / LOG_DIR), write_graph=False),
-                keras.callbacks.BackupAndRestore(str(backup / f"phase{phase}"), double_checkpoint=True, delete_checkpoint=False),
-            ]
-            desc = f"train {cfg.model}" + (f" phase {phase}" if two_phase else "")
-            bar = RichProgress(desc, end_epoch, steps)
-            cbs.append(bar)
-            try:
-                model.fit(
-                    train_ds,
-                    validation_data=val_ds,
-                    epochs=end_epoch,
-                    initial_epoch=initial_epoch,
-                    class_weight=class_weight,
-                    callbacks=cbs,
-                    shuffle=False,  # the dataset reshuffles itself every epoch
-                    verbose=0,
-                )
-            finally:
-                bar.close()
-            state[f"phase{phase}"] = {"done": True, "epochs": end_epoch}
-            _write_state(run_dir, state)
-
-        def phase_needed(phase: int, end_epoch: int) -> bool:
-            done = state.get(f"phase{phase}", {})
-            return not (done.get("done") and done.get("epochs", 0) >= end_epoch)
-
-        if two_phase:
-            _set_trainable_for_phase(model, 1, cfg.fine_tune_layers)
-        # Phase 1 (or the only phase). Skipped when it finished before with as many epochs,
-        # or when fine-tuning already started (phase 2 has a backup).
-        phase2_started = two_phase and (backup / "phase2").exists()
-        if phase_needed(1, e1) and not phase2_started:
-            fit_phase(1, 0, e1, _learning_rate(cfg, cfg.learning_rate, e1, steps, cfg.schedule), cfg.schedule)
-        if two_phase and phase_needed(2, e1 + e2):
-            best = keras.models.load_model(run_dir / BEST_MODEL, compile=False)
-            model.set_weights(best.get_weights())
-            del best
-            n = _set_trainable_for_phase(model, 2, cfg.fine_tune_layers)
-            if n == 0:
-                warn("fine_tune_layers unfroze no layer with weights: phase 2 trains the head only")
-            fit_phase(2, e1, e1 + e2, cfg.fine_tune_learning_rate, "plateau")
-
+    rejects = {f"train/{train_files.entries[i].rel}": f"{e.reason}: {e.detail}" for i, e in train_errors.items()}
+    rejects.update({f"val/{val_files.entries[i].rel}": f"{e.reason}: {e.detail}" for i, e in val_errors.items()})
+    if rejects:
+        _write_rejects(run_dir, rejects)
+        warn(f"{len(rejects)} file(s) could not be read and were left out of training; see {run_dir / TRAIN_REJECTS}")
     history = read_history(run_dir)
     if history:
         from imgclf.report import plot_training_curves
@@ -544,15 +677,16 @@ def train(
         plot_training_curves(history_columns(history), run_dir / CURVES)
     if not (run_dir / BEST_MODEL).is_file():
         raise ModelError(f"training finished without writing {run_dir / BEST_MODEL}", "check the log above")
-    best_row = min((r for r in history if "val_loss" in r), key=lambda r: r["val_loss"], default=None)
+    best_row = best_epoch_row(history)
     info.status = "finished"
-    setattr(info, "precision_policy", policy)
-    setattr(info, "epochs_done", len(history))
+    info.precision_policy = policy
+    info.epochs_done = len(history)
+    info.train_rejects = len(rejects)
     if best_row is not None:
-        setattr(info, "best_epoch", int(best_row["epoch"]) + 1)
-        setattr(info, "best_val_loss", best_row["val_loss"])
-        setattr(info, "best_val_accuracy", best_row.get("val_accuracy"))
-    setattr(info, "train_seconds", round(time.monotonic() - t_start, 1) + float(getattr(previous, "train_seconds", 0) or 0))
+        info.best_epoch = int(best_row["epoch"]) + 1
+        info.best_val_loss = best_row["val_loss"]
+        info.best_val_accuracy = best_row.get("val_accuracy")
+    info.train_seconds = round(time.monotonic() - t_start, 1) + (previous.train_seconds if previous else 0.0)
     save_run_info(run_dir, info)
     best_txt = (
         f"best epoch {int(best_row['epoch']) + 1}: val_loss {best_row['val_loss']:.4f}, val_accuracy {best_row.get('val_accuracy', math.nan):.4f}"
@@ -561,6 +695,7 @@ def train(
     )
     summary(
         f"train: {cfg.model} on {len(train_files)} train / {len(val_files)} val images, {len(class_names)} classes, "
-        f"{len(history)} epochs ({best_txt}) in {time.monotonic() - t_start:.0f}s -> {run_dir}/{BEST_MODEL}"
+        f"input {spec.describe()}, {len(history)} epochs ({best_txt}) in {time.monotonic() - t_start:.0f}s "
+        f"-> {run_dir}/{BEST_MODEL}"
     )
     return run_dir

@@ -27,12 +27,10 @@ every member is set aside.
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import shutil
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,13 +38,22 @@ from typing import Any
 
 import numpy as np
 
+from imgclf.clean.groups import (
+    KEEP_RULE,
+    STATUS_DUPLICATE,
+    STATUS_KEPT,
+    STATUS_LABEL_CONFLICT,
+    Member,
+    duplicate_groups,
+    resolve_groups,
+)
 from imgclf.clean.hashing import get_hasher
-from imgclf.clean.search import connected_components, hamming, hamming_pairs
+from imgclf.clean.search import hamming, hamming_pairs
 from imgclf.clean.verify import ImageRecord, inspect_file
 from imgclf.config import CleanConfig
 from imgclf.errors import DataError
 from imgclf.fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text
-from imgclf.images import class_folders, is_presplit, list_images, scan_image_folder
+from imgclf.inputs import class_folders, is_presplit, list_images
 from imgclf.parallel import default_workers
 from imgclf.ui import progress, summary, warn
 
@@ -56,10 +63,6 @@ REASON_BLURRY = "blurry"
 REASON_DUPLICATE = "duplicate"
 REASON_NEAR_DUPLICATE = "near_duplicate"
 REASON_LABEL_CONFLICT = "label_conflict"
-
-#: Priority of subsets when choosing the image to keep (lower wins).
-_SUBSET_RANK = {"test": 0, "val": 1, "train": 2, None: 3}
-
 
 @dataclass
 class CleanSummary:
@@ -109,10 +112,6 @@ def _prepare_out(src: Path, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def _keep_key(r: ImageRecord) -> tuple:
-    return (_SUBSET_RANK.get(r.subset, 3), -(r.width * r.height), -r.nbytes, r.rel)
-
-
 def clean_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: CleanConfig | None = None) -> CleanSummary:
     """Verifies, scores and de-duplicates an ImageFolder tree into `out` (see module docs).
 
@@ -138,10 +137,10 @@ def clean_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: CleanConfi
     hasher = get_hasher(cfg.hash, cfg.hash_size)
     threshold = cfg.threshold if cfg.threshold is not None else hasher.default_threshold()
     _prepare_out(src, out)
-    entries = scan_image_folder(src)
+    listing = list_images(src, layout="classes")
+    entries = [(e.path, e.label, e.subset) for e in listing.entries]
     layout_classes = sorted({e[1] for e in entries})
-    in_class = {e[0] for e in entries}
-    strays = [f for f in list_images(src) if f not in in_class]
+    strays = listing.strays
     if not entries and not strays:
         raise DataError(f"no files found under {src}", "expected <folder>/<class>/<image>")
     if not entries:
@@ -181,59 +180,33 @@ def clean_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: CleanConfi
     if cfg.dedupe and len(live) > 1:
         codes = np.stack([r.code for r in live])
         with progress("clean: near-duplicate search", total=None) as advance:
-            i, j, d = hamming_pairs(codes, threshold, bits=hasher.bits)
+            i, j, _ = hamming_pairs(codes, threshold, bits=hasher.bits)
             advance(status=f"{len(i)} pairs within {threshold} bits")
-        by_digest: dict[str, int] = {}
-        ei, ej = [i], [j]
-        for k, r in enumerate(live):  # exact duplicates always join, whatever the hash says
-            first = by_digest.setdefault(r.digest, k)
-            if first != k:
-                ei.append(np.array([first]))
-                ej.append(np.array([k]))
-        comp = connected_components(len(live), np.concatenate(ei), np.concatenate(ej))
-        members: dict[int, list[int]] = defaultdict(list)
-        for k, c in enumerate(comp):
-            members[int(c)].append(k)
-        gid = 0
-        for c in sorted(members):
-            idx = members[c]
-            if len(idx) < 2:
-                continue
-            gid += 1
-            for k in idx:
-                live[k].group = gid
-            labels = sorted({live[k].label for k in idx})
-            conflict = len(labels) > 1
-            kept_rels = []
-            if conflict and cfg.label_conflicts == "reject":
-                for k in idx:
-                    live[k].status = REASON_LABEL_CONFLICT
-                    live[k].detail = f"group {gid} mixes labels {labels}"
-            else:
-                by_label: dict[str, list[int]] = defaultdict(list)
-                for k in idx:
-                    by_label[live[k].label].append(k)
-                for lab, ks in by_label.items():
-                    ks = sorted(ks, key=lambda k: _keep_key(live[k]))
-                    keeper = live[ks[0]]
-                    kept_rels.append(keeper.rel)
-                    for k in ks[1:]:
-                        r = live[k]
-                        dist = int(hamming(r.code, keeper.code))
-                        r.status = REASON_DUPLICATE if r.digest == keeper.digest else REASON_NEAR_DUPLICATE
-                        r.detail = f"group {gid}: kept {keeper.rel} ({dist} bits apart)"
+        _, groups = duplicate_groups(len(live), i, j, [r.digest for r in live])
+        members = [Member(r.rel, r.label, r.subset, r.width, r.height, r.nbytes, r.digest) for r in live]
+        for d in resolve_groups(groups, members, cfg.label_conflicts):
+            for k in d.members:
+                live[k].group = d.group
+                status = d.status[k]
+                if status == STATUS_LABEL_CONFLICT:
+                    live[k].status, live[k].detail = status, f"group {d.group} mixes labels {d.labels}"
+                elif status != STATUS_KEPT:
+                    keeper = live[d.keeper[k]]
+                    dist = int(hamming(live[k].code, keeper.code))
+                    live[k].status = REASON_DUPLICATE if status == STATUS_DUPLICATE else REASON_NEAR_DUPLICATE
+                    live[k].detail = f"group {d.group}: kept {keeper.rel} ({dist} bits apart)"
             entry = {
-                "group": gid,
-                "labels": labels,
-                "kept": kept_rels,
+                "group": d.group,
+                "labels": d.labels,
+                "kept": [live[k].rel for k in d.kept],
                 "members": [
                     {"file": live[k].rel, "label": live[k].label, "status": live[k].status,
                      "width": live[k].width, "height": live[k].height, "bytes": live[k].nbytes}
-                    for k in sorted(idx, key=lambda k: _keep_key(live[k]))
+                    for k in d.members
                 ],
             }
             groups_out.append(entry)
-            if conflict:
+            if d.conflict:
                 conflicts_out.append(entry)
 
     # ------------------------------------------------------------------ write files
@@ -260,18 +233,10 @@ def clean_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: CleanConfi
 
     # ------------------------------------------------------------------ reports
     rep = out / "_reports"
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["file", "reason", "detail"])
-    w.writerows(sorted((rel, reason, detail) for rel, reason, detail, _ in rejects))
-    atomic_write_text(rep / "rejects.csv", buf.getvalue())
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["file", "class", "subset", "width", "height", "bytes", "format", cfg.hash, "blur", "std", "entropy", "group", "status"])
-    for r in sorted(records, key=lambda r: r.rel):
-        w.writerow([r.rel, r.label, r.subset or "", r.width, r.height, r.nbytes, r.format, r.hash_hex,
-                    f"{r.blur:.2f}", f"{r.std:.2f}", f"{r.entropy:.3f}", r.group or "", r.status])
-    atomic_write_text(rep / "images.csv", buf.getvalue())
+    from imgclf.clean.report import write_image_table, write_rejects
+
+    write_rejects(rep / "rejects.csv", [(rel, reason, detail) for rel, reason, detail, _ in rejects])
+    write_image_table(rep / "images.csv", records, cfg.hash)
 
     per_class: dict[str, dict[str, int]] = {c: {"kept": 0} for c in layout_classes}
     for r in kept:
@@ -292,7 +257,7 @@ def clean_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: CleanConfi
         "per_class": per_class,
         "empty_class_folders": empty,
         "settings": {**cfg.model_dump(), "threshold_used": threshold, "hash_bits": hasher.bits},
-        "keep_rule": "test > val > train, then highest resolution, then largest file, then path",
+        "keep_rule": KEEP_RULE,
         "duplicate_groups": len(groups_out),
         "images_in_groups": sum(len(g["members"]) for g in groups_out),
         "label_conflicts": conflicts_out,

@@ -1,4 +1,5 @@
-"""Contact sheets a person can check by eye: duplicate groups side by side, blurriest images.
+"""`clean`'s report writers: the CSV tables, and contact sheets a person can check by eye --
+duplicate groups side by side, blurriest images.
 
 Drawn with Pillow (`ImageDraw`, its default bitmap font): one row per duplicate group (kept
 image first, marked `KEEP`), or a grid of the images with the lowest blur score and their
@@ -17,6 +18,51 @@ from PIL import Image, ImageDraw
 from imgclf.errors import ImageError
 from imgclf.fsutil import atomic_write_bytes
 from imgclf.images import open_image
+
+def write_rejects(path: Path, rejects: Sequence[tuple[str, str, str]]) -> Path:
+    """Writes `rejects.csv`: one row `(file, reason, detail)` per file set aside, sorted.
+
+    Args:
+        path: Path of the CSV (written atomically).
+        rejects: sequence of `(relative path, reason, detail)`.
+
+    Returns:
+        Path: `path`.
+    """
+    import csv
+
+    from imgclf.fsutil import atomic_write_text
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["file", "reason", "detail"])
+    w.writerows(sorted(rejects))
+    return atomic_write_text(path, buf.getvalue())
+
+
+def write_image_table(path: Path, records: Sequence[Any], hash_name: str) -> Path:
+    """Writes `images.csv`: every readable image with size, hash, quality scores, group, status.
+
+    Args:
+        path: Path of the CSV (written atomically).
+        records: sequence of `imgclf.clean.verify.ImageRecord`.
+        hash_name: str. Name of the hash column (e.g. "phash").
+
+    Returns:
+        Path: `path`.
+    """
+    import csv
+
+    from imgclf.fsutil import atomic_write_text
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["file", "class", "subset", "width", "height", "bytes", "format", hash_name, "blur", "std", "entropy", "group", "status"])
+    for r in sorted(records, key=lambda r: r.rel):
+        w.writerow([r.rel, r.label, r.subset or "", r.width, r.height, r.nbytes, r.format, r.hash_hex,
+                    f"{r.blur:.2f}", f"{r.std:.2f}", f"{r.entropy:.3f}", r.group or "", r.status])
+    return atomic_write_text(path, buf.getvalue())
+
 
 #: Thumbnail side in pixels.
 THUMB = 112

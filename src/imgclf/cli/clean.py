@@ -6,31 +6,34 @@ from pathlib import Path
 
 import typer
 
+from imgclf.cli.options import opt, plain_opt
+from imgclf.config import CleanConfig
+
 
 def register(app: typer.Typer) -> None:
     """Adds `clean` to `app`."""
+    C = CleanConfig
 
     @app.command("clean")
     def clean(
         src: Path = typer.Argument(..., help="Input ImageFolder: SRC/<class>/<file> or SRC/{train,test}/<class>/<file>."),
         out: Path = typer.Option(..., "--out", "-o", help="Output folder (kept images, _rejected/, _reports/)."),
-        min_size: int | None = typer.Option(None, "--min-size", help="Smallest width/height in pixels \\[default: 0]."),
-        dedupe: bool | None = typer.Option(None, "--dedupe/--no-dedupe", help="Group and remove duplicates \\[default: on]."),
-        hash_name: str | None = typer.Option(None, "--hash", help="phash | dhash | ahash | whash \\[default: phash]."),
-        hash_size: int | None = typer.Option(None, "--hash-size", help="Hash grid side; bits = size^2 \\[default: 16]."),
-        threshold: int | None = typer.Option(None, "--threshold", help="Near-duplicate radius in bits \\[default: measured, 16 for phash-256]."),
-        label_conflicts: str | None = typer.Option(None, "--label-conflicts", help="keep | reject duplicates across classes \\[default: keep]."),
-        reject_blurry: bool | None = typer.Option(None, "--reject-blurry/--keep-blurry", help="Set aside blurry images \\[default: keep]."),
-        blur_threshold: float | None = typer.Option(None, "--blur-threshold", help="Variance of Laplacian below = blurry \\[default: 100]."),
-        reject_uniform: bool | None = typer.Option(None, "--reject-uniform/--keep-uniform", help="Set aside near-uniform images \\[default: reject]."),
-        uniform_std: float | None = typer.Option(None, "--uniform-std", help="Grayscale std below = near-uniform \\[default: 2]."),
-        workers: int | None = typer.Option(None, "--workers", help="Parallel workers."),
-        config: Path | None = typer.Option(None, "--config", help="Run config YAML; its clean: section is used."),
+        min_size: int | None = opt(C, "min_size", "--min-size", help="Smallest width/height in pixels."),
+        dedupe: bool | None = opt(C, "dedupe", "--dedupe/--no-dedupe", help="Group and remove duplicates."),
+        hash_name: str | None = opt(C, "hash", "--hash", help="phash | dhash | ahash | whash."),
+        hash_size: int | None = opt(C, "hash_size", "--hash-size", help="Hash grid side; bits = size^2."),
+        threshold: int | None = opt(C, "threshold", "--threshold", help="Near-duplicate radius in bits."),
+        label_conflicts: str | None = opt(C, "label_conflicts", "--label-conflicts", help="keep | reject duplicates across classes."),
+        reject_blurry: bool | None = opt(C, "reject_blurry", "--reject-blurry/--keep-blurry", help="Set aside blurry images."),
+        blur_threshold: float | None = opt(C, "blur_threshold", "--blur-threshold", help="Variance of the Laplacian below which an image is blurry."),
+        reject_uniform: bool | None = opt(C, "reject_uniform", "--reject-uniform/--keep-uniform", help="Set aside near-uniform images."),
+        uniform_std: float | None = opt(C, "uniform_std", "--uniform-std", help="Grayscale standard deviation below which an image is near-uniform."),
+        workers: int | None = opt(C, "workers", "--workers", help="Parallel workers."),
+        config: Path | None = plain_opt(None, "--config", help="Run config YAML; its clean: section is used."),
     ) -> None:
         """Verify every image, group exact and near duplicates, score blur; copy kept images to OUT."""
         from imgclf.clean import clean_folder
-        from imgclf.cli.common import stage_config
-        from imgclf.config import CleanConfig
+        from imgclf.config import stage_config
 
         cfg = stage_config(
             CleanConfig, "clean", config, min_size=min_size, dedupe=dedupe, hash=hash_name, hash_size=hash_size,

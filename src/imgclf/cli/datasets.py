@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from imgclf.cli.options import plain_opt
+
 
 def register(app: typer.Typer) -> None:
     """Adds `datasets` to `app`."""
@@ -17,8 +19,8 @@ def register(app: typer.Typer) -> None:
         official_split: bool = typer.Option(
             False, "--official-split", help="fashion-mnist: write train/ and test/ (the published split)."
         ),
-        limit_per_class: int | None = typer.Option(
-            None, "--limit-per-class", min=1, help="Keep at most N images per class (quick runs)."
+        limit_per_class: int | None = plain_opt(
+            None, "--limit-per-class", min=1, help="Keep at most N images per class (quick runs).", default_text="all"
         ),
     ) -> None:
         """Write a bundled dataset (no internet needed) as PNG files into OUT/<class>/."""

@@ -1,4 +1,4 @@
-"""`imgclf prepare SRC --out OUT --size N`: shortest-side resize + center crop."""
+"""`imgclf prepare SRC --out OUT --size N`: every image to an N x N square by the resize policy."""
 
 from __future__ import annotations
 
@@ -6,24 +6,32 @@ from pathlib import Path
 
 import typer
 
+from imgclf.cli.options import opt, plain_opt
+from imgclf.config import PrepareConfig
+
 
 def register(app: typer.Typer) -> None:
     """Adds `prepare` to `app`."""
+    P = PrepareConfig
 
     @app.command("prepare")
     def prepare(
         src: Path = typer.Argument(..., help="Input ImageFolder (usually the clean output)."),
         out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
-        size: int | None = typer.Option(None, "--size", help="Output side in pixels \\[default: 224]."),
-        fmt: str | None = typer.Option(None, "--format", help="png | jpeg \\[default: png]."),
-        quality: int | None = typer.Option(None, "--quality", help="JPEG quality 1-100 \\[default: 95]."),
-        workers: int | None = typer.Option(None, "--workers", help="Parallel workers."),
-        config: Path | None = typer.Option(None, "--config", help="Run config YAML; its prepare: section is used."),
+        size: int | None = opt(P, "size", "--size", help="Output side in pixels."),
+        resize: str | None = opt(P, "resize", "--resize", help="center_crop (shortest side, then the center) | pad (letterbox) | squish."),
+        interpolation: str | None = opt(P, "interpolation", "--interpolation", help="auto (Lanczos down, bicubic up) | lanczos | bicubic | bilinear | nearest."),
+        fmt: str | None = opt(P, "format", "--format", help="png | jpeg."),
+        quality: int | None = opt(P, "quality", "--quality", help="JPEG quality 1-100."),
+        workers: int | None = opt(P, "workers", "--workers", help="Parallel workers."),
+        config: Path | None = plain_opt(None, "--config", help="Run config YAML; its prepare: section is used."),
     ) -> None:
-        """Resize the shortest side to SIZE and center-crop to SIZE x SIZE, keeping the folders."""
-        from imgclf.cli.common import stage_config
-        from imgclf.config import PrepareConfig
+        """Make every image SIZE x SIZE (shortest side + center crop by default), keeping the folders."""
+        from imgclf.config import stage_config
         from imgclf.prepare import prepare_folder
 
-        cfg = stage_config(PrepareConfig, "prepare", config, size=size, format=fmt, quality=quality, workers=workers)
+        cfg = stage_config(
+            PrepareConfig, "prepare", config, size=size, resize=resize, interpolation=interpolation, format=fmt,
+            quality=quality, workers=workers,
+        )
         prepare_folder(src, out, cfg)

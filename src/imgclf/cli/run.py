@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from imgclf.cli.options import plain_opt
+
 
 def register(app: typer.Typer) -> None:
     """Adds `run` to `app`."""
@@ -16,18 +18,16 @@ def register(app: typer.Typer) -> None:
         set_: list[str] = typer.Option(
             [], "--set", "-s", help="Override any key: --set train.epochs=3 (repeatable; value parsed as YAML)."
         ),
-        stages: str | None = typer.Option(
-            None, "--stages", help="Comma-separated subset, e.g. train,evaluate,predict."
-        ),
-        model: str | None = typer.Option(None, "--model", help="Override train.model."),
-        epochs: int | None = typer.Option(None, "--epochs", help="Override train.epochs."),
-        data_dir: Path | None = typer.Option(None, "--data-dir", help="Override data_dir."),
-        models_dir: Path | None = typer.Option(None, "--models-dir", help="Override models_dir."),
-        seed: int | None = typer.Option(None, "--seed", help="Override the top-level seed."),
+        stages: str | None = plain_opt(None, "--stages", help="Comma-separated subset, e.g. train,evaluate,predict.", default_text="the config's stages"),
+        model: str | None = plain_opt(None, "--model", help="Override train.model.", default_text="the config's"),
+        epochs: int | None = plain_opt(None, "--epochs", help="Override train.epochs.", default_text="the config's"),
+        data_dir: Path | None = plain_opt(None, "--data-dir", help="Override data_dir.", default_text="the config's"),
+        models_dir: Path | None = plain_opt(None, "--models-dir", help="Override models_dir.", default_text="the config's"),
+        seed: int | None = plain_opt(None, "--seed", help="Override the top-level seed.", default_text="the config's"),
     ) -> None:
         """Run every stage of CONFIG in order: source -> clean -> prepare -> split -> train -> evaluate -> predict."""
+        from imgclf.cli.render import print_predictions
         from imgclf.config import drop_none, load_run_config, parse_override
-        from imgclf.pipeline import run_pipeline
 
         overrides = [parse_override(item) for item in set_]
         top = drop_none({"data_dir": data_dir and str(data_dir), "models_dir": models_dir and str(models_dir), "seed": seed})
@@ -37,4 +37,10 @@ def register(app: typer.Typer) -> None:
         if stages:
             top["stages"] = [s.strip() for s in stages.split(",") if s.strip()]
         cfg = load_run_config(config, overrides + ([top] if top else []))
-        run_pipeline(cfg)
+        if {"train", "evaluate", "predict"} & set(cfg.stages):
+            from imgclf.runtime import import_tensorflow_quietly
+
+            import_tensorflow_quietly()
+        from imgclf.run import run_pipeline
+
+        run_pipeline(cfg, on_predictions=lambda preds: print_predictions(preds, top_k=cfg.predict.top_k))

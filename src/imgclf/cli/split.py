@@ -6,6 +6,9 @@ from pathlib import Path
 
 import typer
 
+from imgclf.cli.options import opt, plain_opt
+from imgclf.config import SplitConfig
+
 
 def _ratios(value: str | None) -> list[float] | None:
     if value is None:
@@ -21,22 +24,22 @@ def _ratios(value: str | None) -> list[float] | None:
 
 def register(app: typer.Typer) -> None:
     """Adds `split` to `app`."""
+    S = SplitConfig
 
     @app.command("split")
     def split(
         src: Path = typer.Argument(..., help="Input ImageFolder (usually the prepare output)."),
         out: Path = typer.Option(..., "--out", "-o", help="Output folder: train/ val/ test/ _reports/."),
-        ratios: str | None = typer.Option(None, "--ratios", help="train,val,test fractions \\[default: 0.7,0.15,0.15]."),
-        seed: int | None = typer.Option(None, "--seed", help="Random seed; same seed = same split \\[default: 42]."),
-        keep_test: bool | None = typer.Option(None, "--keep-test/--no-keep-test", help="Keep SRC/test/ as the test split \\[default: off]."),
-        check_leaks: bool | None = typer.Option(None, "--check-leaks/--no-check-leaks", help="Fail on near-duplicates across splits \\[default: on]."),
-        link: str | None = typer.Option(None, "--link", help="hardlink | copy \\[default: hardlink, copy if impossible]."),
-        threshold: int | None = typer.Option(None, "--threshold", help="Duplicate-group radius in bits \\[default: as clean]."),
-        config: Path | None = typer.Option(None, "--config", help="Run config YAML; its split: section is used."),
+        ratios: str | None = opt(S, "ratios", "--ratios", help="train,val,test fractions."),
+        seed: int | None = opt(S, "seed", "--seed", help="Random seed; same seed = same split."),
+        keep_test: bool | None = opt(S, "keep_test", "--keep-test/--no-keep-test", help="Keep SRC/test/ as the test split."),
+        check_leaks: bool | None = opt(S, "check_leaks", "--check-leaks/--no-check-leaks", help="Fail on near duplicates across splits."),
+        link: str | None = opt(S, "link", "--link", help="hardlink | copy (a hard link falls back to a copy where impossible)."),
+        threshold: int | None = opt(S, "threshold", "--threshold", help="Duplicate-group radius in bits."),
+        config: Path | None = plain_opt(None, "--config", help="Run config YAML; its split: section is used."),
     ) -> None:
         """Split SRC into OUT/train, OUT/val, OUT/test, stratified by class; duplicate groups stay together."""
-        from imgclf.cli.common import stage_config
-        from imgclf.config import SplitConfig
+        from imgclf.config import stage_config
         from imgclf.split import split_folder
 
         cfg = stage_config(

@@ -28,10 +28,8 @@ An autoencoder run directory holds:
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +38,18 @@ import numpy as np
 from imgclf.errors import DataError, ModelError
 from imgclf.explore.loading import Reject, load_all, reasons, scan_folder
 from imgclf.explore.options import AutoencoderOptions
-from imgclf.fsutil import atomic_write_json, tmp_path_for
+from imgclf.fsutil import tmp_path_for
+from imgclf.inputs import InputSpec
+from imgclf.rundir import (
+    AUTOENCODER_INFO as INFO_FILE,
+    AUTOENCODER_MODEL as MODEL_FILE,
+    AutoencoderInfo,
+    is_autoencoder_run,
+    load_autoencoder_info,
+    save_autoencoder_info,
+)
 from imgclf.ui import progress, summary
 
-MODEL_FILE = "autoencoder.keras"
-INFO_FILE = "autoencoder.json"
 HISTORY_FILE = "history.csv"
 EMBEDDING_LAYER = "embedding"
 
@@ -99,12 +104,6 @@ def encoder_of(model):
     return keras.Model(model.inputs, model.get_layer(EMBEDDING_LAYER).output, name="encoder")
 
 
-def is_autoencoder_run(path: str | os.PathLike) -> bool:
-    """True if `path` is a folder holding `autoencoder.json` and `autoencoder.keras`."""
-    p = Path(path)
-    return (p / INFO_FILE).is_file() and (p / MODEL_FILE).is_file()
-
-
 def latest_autoencoder_run(models_dir: str | os.PathLike = "models") -> Path:
     """Returns the newest autoencoder run under `models_dir` (by `autoencoder.keras` mtime).
 
@@ -120,37 +119,23 @@ def latest_autoencoder_run(models_dir: str | os.PathLike = "models") -> Path:
     return max(runs, key=lambda p: (p / MODEL_FILE).stat().st_mtime)
 
 
-def load_autoencoder(run_dir: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
+def load_autoencoder(run_dir: str | os.PathLike) -> tuple[Any, AutoencoderInfo]:
     """Loads an autoencoder run.
 
     Args:
         run_dir: path. A folder written by `train_autoencoder`.
 
     Returns:
-        tuple `(model, info)`: the keras.Model and the parsed `autoencoder.json` (keys
-        `size`, `bottleneck`, ...).
+        tuple `(model, info)`: the keras.Model and its `AutoencoderInfo` (`imgclf.rundir`).
 
     Raises:
         ModelError: if the folder, its json or its model file is missing or unreadable.
     """
-    import keras
+    from imgclf.runtime import load_keras_model
 
     run_dir = Path(run_dir)
-    if not is_autoencoder_run(run_dir):
-        raise ModelError(
-            f"{run_dir} is not an autoencoder run (needs {INFO_FILE} and {MODEL_FILE})",
-            "train one with `imgclf autoencoder train DIR --out RUN_DIR`",
-        )
-    try:
-        info = json.loads((run_dir / INFO_FILE).read_text(encoding="utf-8"))
-        int(info["size"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ModelError(f"{run_dir / INFO_FILE} is invalid ({exc})", "retrain the autoencoder") from None
-    try:
-        model = keras.models.load_model(run_dir / MODEL_FILE, safe_mode=True, compile=False)
-    except Exception as exc:  # keras raises many types for a bad file
-        raise ModelError(f"cannot load {run_dir / MODEL_FILE}: {exc}", "retrain the autoencoder") from None
-    return model, info
+    info = load_autoencoder_info(run_dir)
+    return load_keras_model(run_dir / MODEL_FILE), info
 
 
 @dataclass
@@ -208,7 +193,7 @@ def train_autoencoder(
     opts = options or AutoencoderOptions()
     data_dir, run_dir = Path(data_dir), Path(run_dir)
     files, _ = scan_folder(data_dir)
-    x, _, rejects = load_all(files, opts.size, root=data_dir, description="autoencoder: loading")
+    x, _, rejects = load_all(files, InputSpec(size=opts.size), root=data_dir, description="autoencoder: loading")
     if len(x) < 2:
         raise DataError(
             f"need at least 2 readable images to train an autoencoder, found {len(x)} in {data_dir}",
@@ -249,23 +234,20 @@ def train_autoencoder(
 
     loss = float(hist.history["loss"][-1])
     val_loss = float(hist.history["val_loss"][-1]) if n_val else None
-    atomic_write_json(
-        run_dir / INFO_FILE,
-        {
-            "kind": "autoencoder",
-            "size": opts.size,
-            "bottleneck": opts.bottleneck,
-            "input": "raw RGB (size, size, 3) in [0, 255], shortest side resized + center crop",
-            "options": opts.model_dump(),
-            "data_dir": str(data_dir),
-            "images": int(len(train)),
-            "val_images": int(n_val),
-            "rejected": [r.__dict__ for r in rejects],
-            "loss": loss,
-            "val_loss": val_loss,
-            "versions": library_versions(),
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        },
+    save_autoencoder_info(
+        run_dir,
+        AutoencoderInfo(
+            input_spec=InputSpec(size=opts.size),
+            bottleneck=opts.bottleneck,
+            options=opts.model_dump(mode="json"),
+            data_dir=str(data_dir),
+            images=int(len(train)),
+            val_images=int(n_val),
+            rejected=[dict(r.__dict__) for r in rejects],
+            loss=loss,
+            val_loss=val_loss,
+            versions=library_versions(),
+        ),
     )
     shown_val = f", val_loss {val_loss:.4f}" if val_loss is not None else ""
     summary(
@@ -320,11 +302,10 @@ def reconstruct_folder(
 
     data_dir = Path(data_dir)
     model, info = load_autoencoder(run_dir)
-    size = int(info["size"])
     files, _ = scan_folder(data_dir)
     count = max(1, count)
     pick = sorted(set(np.linspace(0, len(files) - 1, num=min(count, len(files))).round().astype(int).tolist()))
-    x, _, rejects = load_all([files[i] for i in pick], size, root=data_dir, description="reconstruct: loading")
+    x, _, rejects = load_all([files[i] for i in pick], info.input_spec, root=data_dir, description="reconstruct: loading")
     if len(x) == 0:
         raise DataError(f"no readable image among the {len(pick)} files picked in {data_dir}", "check the folder")
     recon = np.asarray(model.predict(x, batch_size=64, verbose=0), dtype=np.float32)

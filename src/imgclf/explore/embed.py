@@ -12,8 +12,8 @@ Where the vectors come from (`EmbedOptions.model`):
   `imgclf.models.registry.create_model` with `--weights` (`imagenet`, `none` or a file), cut at
   `"embedding"`. With `none`, the vectors come from random weights: only useful for testing.
 
-Images are prepared as for training (`imgclf.prepare.load_for_model`: shortest-side resize +
-center crop) and streamed in batches through `tf.data` (`Dataset.from_generator` + `prefetch`,
+Images are loaded by the one loader (`imgclf.inputs.load_image`; a training run's own
+`InputSpec`, else shortest-side resize + center crop) and streamed in batches through `tf.data` (`Dataset.from_generator` + `prefetch`,
 so decoding the next batch overlaps the model working on this one). Unreadable files are
 skipped and recorded with their reason.
 
@@ -40,9 +40,10 @@ from typing import Any
 import numpy as np
 
 from imgclf.errors import DataError, ModelError, suggest
-from imgclf.explore.loading import Reject, iter_batches, probe_size, reasons, report_rejects, scan_folder
+from imgclf.explore.loading import Reject, load_batches, probe_size, reasons, report_rejects, scan_folder
 from imgclf.explore.options import EmbedOptions
 from imgclf.fsutil import atomic_write_bytes
+from imgclf.inputs import InputSpec
 from imgclf.ui import summary
 
 EMBEDDING_LAYER = "embedding"
@@ -135,12 +136,18 @@ class Embeddings:
 
 @dataclass
 class Encoder:
-    """A resolved `--model`: its display name, input side in pixels, and the Keras model
-    cut at the embedding layer (None for `raw`)."""
+    """A resolved `--model`: its display name, input side in pixels, the Keras model cut at the
+    embedding layer (None for `raw`), and how files become its input (a training run's own
+    `InputSpec`; a center crop at `size` otherwise)."""
 
     name: str
     size: int
     model: Any | None = None
+    spec: InputSpec | None = None
+
+    def __post_init__(self) -> None:
+        if self.spec is None:
+            self.spec = InputSpec(size=self.size)
 
 
 def _embedding_submodel(model: Any, source: str):
@@ -166,13 +173,9 @@ def _import_registry():
 
 
 def _load_keras_file(path: Path):
-    import keras
+    from imgclf.runtime import load_keras_model  # the one model runtime (safe_mode, imgclf's layers)
 
-    _import_registry()  # registers imgclf's custom layers, if any, before deserializing
-    try:
-        return keras.models.load_model(path, safe_mode=True, compile=False)
-    except Exception as exc:  # keras raises many types for a bad file
-        raise ModelError(f"cannot load {path}: {exc}", "give a .keras file saved by imgclf") from None
+    return load_keras_model(path)
 
 
 def _input_side(model: Any, source: str) -> int | None:
@@ -230,10 +233,10 @@ def resolve_encoder(
         run_path = Path(spec)
     if run_path is not None:
         model, info = ae.load_autoencoder(run_path)
-        fixed = int(info["size"])
+        fixed = info.size
         if size is not None and size != fixed:
             raise ConfigError(f"--size {size} differs from the autoencoder's input size {fixed} ({run_path})")
-        return Encoder(f"autoencoder:{run_path}", fixed, ae.encoder_of(model))
+        return Encoder(f"autoencoder:{run_path}", fixed, ae.encoder_of(model), info.input_spec)
 
     path = Path(spec)
     if path.is_dir():
@@ -245,7 +248,9 @@ def resolve_encoder(
         if size is not None and size != info.image_size:
             raise ConfigError(f"--size {size} differs from the run's image size {info.image_size} ({path})")
         model = _load_keras_file(path / BEST_MODEL)
-        return Encoder(f"run:{path}", info.image_size, _embedding_submodel(model, str(path / BEST_MODEL)))
+        return Encoder(
+            f"run:{path}", info.image_size, _embedding_submodel(model, str(path / BEST_MODEL)), info.input_spec
+        )
     if path.suffix == ".keras" or path.is_file():
         if not path.is_file():
             raise ModelError(f"model file not found: {path}")
@@ -283,7 +288,7 @@ def _encode(files: list[Path], enc: Encoder, batch_size: int, root: Path, reject
     kept: list[np.ndarray] = []
 
     def batches():
-        yield from iter_batches(files, enc.size, batch_size, rejects, root=root, description="embed")
+        yield from load_batches(files, enc.spec, batch_size, rejects, root=root, description="embed")
 
     if enc.model is None:
         for x, idx in batches():

@@ -1,8 +1,9 @@
-"""Listing a folder of images, reading ImageFolder labels, and loading images in batches.
+"""Explore's view of a folder: files and labels, batches of model input, and skipped files.
 
-Every image goes through `imgclf.prepare.load_for_model` (safe open, shortest side resized to
-`size`, center crop), so explore sees images exactly as training and predict do. Files that
-cannot be opened are skipped and recorded as `Reject(path, reason, detail)`.
+Built on `imgclf.inputs` (the one lister and the one loader): every image goes through
+`load_image` with an `InputSpec` (a run's own, or a center crop at a given size), so explore
+sees images exactly as training and predict do. Files that cannot be opened are skipped and
+recorded as `Reject(path, reason, detail)`.
 """
 
 from __future__ import annotations
@@ -18,9 +19,7 @@ import numpy as np
 
 from imgclf.errors import DataError, ImageError
 from imgclf.fsutil import atomic_write_text
-from imgclf.images import list_images, scan_image_folder
-from imgclf.parallel import threaded_batches
-from imgclf.prepare import load_for_model
+from imgclf.inputs import InputItem, InputSpec, iter_batches, list_images
 from imgclf.ui import progress, warn
 
 
@@ -37,43 +36,38 @@ class Reject:
 def scan_folder(root: str | os.PathLike) -> tuple[list[Path], list[str] | None]:
     """Lists the candidate image files of `root` and their class labels, if it has any.
 
-    Labels follow the ImageFolder convention: when every file is `root/<class>/<file>`, its
-    label is `<class>`; in a pre-split layout (`root/{train,val,test}/<class>/<file>`) it is the
-    second folder. Anything else (loose files, mixed depths) has no labels. Names starting with
-    `_` or `.` are skipped (`imgclf.images.list_images`).
+    Built on the one lister, `imgclf.inputs.list_images`: labels follow the ImageFolder
+    convention (`root/<class>/<file>`, or the second folder of `root/{train,val,test}/<class>/`)
+    when every file sits in a class folder; anything else (loose files, mixed depths) has no
+    labels and every file is listed. Names starting with `_` or `.` are skipped.
 
     Args:
         root: path. A folder of images.
 
     Returns:
-        tuple `(files, labels)`: sorted absolute-or-relative `Path`s as listed under `root`, and
-        a list of str of the same length, or None.
+        tuple `(files, labels)`: sorted `Path`s under `root`, and a list of str of the same
+        length, or None.
 
     Raises:
         DataError: if `root` is not a folder or holds no file.
     """
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"folder not found: {root}", "check the path")
-    files = list_images(root)
+    listing = list_images(root)
+    if listing.labelled:
+        return listing.paths, [e.label for e in listing.entries]
+    files = sorted(listing.paths + listing.strays)
     if not files:
         raise DataError(f"no images found in {root}", "put image files in the folder (or in class sub-folders)")
-    # Labelled when every file sits in a class folder (both layouts, see scan_image_folder).
-    labelled = scan_image_folder(root)
-    labels = [label for _, label, _ in labelled] if len(labelled) == len(files) else None
-    return files, labels
+    return files, None
 
 
-def _load_one(path: Path, size: int) -> tuple[np.ndarray | None, ImageError | None]:
-    try:
-        return load_for_model(path, size), None
-    except ImageError as exc:
-        return None, exc
+def as_spec(spec: InputSpec | int) -> InputSpec:
+    """`spec` itself, or a center-crop `InputSpec` of that many pixels."""
+    return spec if isinstance(spec, InputSpec) else InputSpec(size=int(spec))
 
 
-def iter_batches(
+def load_batches(
     files: Sequence[Path],
-    size: int,
+    spec: InputSpec | int,
     batch_size: int,
     rejects: list[Reject],
     *,
@@ -81,11 +75,12 @@ def iter_batches(
     description: str = "loading",
     workers: int | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yields batches of prepared images; a thread pool decodes one batch ahead.
+    """Yields batches of model input from `files`, through the one loader (`inputs.iter_batches`).
 
     Args:
         files: sequence of Path. The files to load, in order.
-        size: int. Side in pixels of the square images (shortest-side resize + center crop).
+        spec: InputSpec or int. How files become input (a run's spec), or a side in pixels
+            (center crop).
         batch_size: int. Files per batch (a batch can be smaller when files are rejected).
         rejects: list of Reject. Unreadable files are appended here (paths relative to `root`).
         root: Path. Folder the stored paths are relative to.
@@ -96,37 +91,36 @@ def iter_batches(
         tuple `(images, indices)`: uint8 array `(batch, size, size, 3)` with values in
         [0, 255], and int64 array `(batch,)` of the positions of those images in `files`.
     """
+    spec = as_spec(spec)
+    items = [InputItem(name=str(f), path=f) for f in files]
+    kept = 0
     with progress(description, total=len(files)) as advance:
-        for b, (chunk, loaded) in enumerate(threaded_batches(lambda p: _load_one(p, size), files, batch_size, workers)):
-            start = b * batch_size
-            arrays, idx = [], []
-            for i, (arr, err) in enumerate(loaded):
-                if err is None:
-                    arrays.append(arr)
-                    idx.append(start + i)
-                else:
-                    rejects.append(Reject(str(chunk[i].relative_to(root)), err.reason, err.detail))
-            advance(len(chunk), status=f"kept {start + len(chunk) - len(rejects)}  skipped {len(rejects)}")
-            if arrays:
-                yield np.stack(arrays), np.asarray(idx, dtype=np.int64)
+        for batch in iter_batches(items, spec, batch_size=batch_size, workers=workers):
+            for i, err in batch.errors.items():
+                rejects.append(Reject(str(files[batch.start + i].relative_to(root)), err.reason, err.detail))
+            kept += len(batch.ok)
+            advance(len(batch.items), status=f"kept {kept}  skipped {len(rejects)}")
+            if batch.ok:
+                yield batch.images, np.asarray([batch.start + i for i in batch.ok], dtype=np.int64)
 
 
 def load_all(
-    files: Sequence[Path], size: int, *, root: Path, batch_size: int = 256, description: str = "loading"
+    files: Sequence[Path], spec: InputSpec | int, *, root: Path, batch_size: int = 256, description: str = "loading"
 ) -> tuple[np.ndarray, np.ndarray, list[Reject]]:
-    """Loads every readable file into one array (see `iter_batches`).
+    """Loads every readable file into one array (see `load_batches`).
 
     Returns:
         tuple `(images, indices, rejects)`: uint8 `(n, size, size, 3)` in [0, 255], int64
         positions in `files`, and the skipped files.
     """
+    spec = as_spec(spec)
     rejects: list[Reject] = []
     arrays, idx = [], []
-    for x, i in iter_batches(files, size, batch_size, rejects, root=root, description=description):
+    for x, i in load_batches(files, spec, batch_size, rejects, root=root, description=description):
         arrays.append(x)
         idx.append(i)
     if not arrays:
-        return np.zeros((0, size, size, 3), np.uint8), np.zeros((0,), np.int64), rejects
+        return np.zeros((0, *spec.shape), np.uint8), np.zeros((0,), np.int64), rejects
     return np.concatenate(arrays), np.concatenate(idx), rejects
 
 

@@ -34,7 +34,7 @@ class EmbedOptions(_Options):
 
     model: str = "raw"
     weights: str | None = None
-    size: int | None = Field(default=None, ge=8, le=1024)
+    size: int | None = Field(default=None, ge=8, le=1024, json_schema_extra={"default_text": "the model's own"})
     batch_size: int = Field(default=64, ge=1, le=4096)
 
 

@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw
 from imgclf.errors import ImageError
 from imgclf.fsutil import atomic_write_bytes
 from imgclf.images import open_image
-from imgclf.prepare import resize_center_crop
+from imgclf.inputs import InputSpec, resize_image
 
 #: Background of sheets and grids, RGB in [0, 255].
 BACKGROUND = (255, 255, 255)
@@ -37,9 +37,9 @@ def _fit(img: Image.Image, cell: int) -> Image.Image:
     """Square thumbnail of side `cell`: center crop, nearest-neighbour when enlarging."""
     side = min(img.size)
     if side < cell:
-        img = resize_center_crop(img, side)
+        img = resize_image(img, InputSpec(size=side))
         return img.resize((cell, cell), Image.Resampling.NEAREST)
-    return resize_center_crop(img, cell)
+    return resize_image(img, InputSpec(size=cell))
 
 
 def contact_sheet(

@@ -15,6 +15,7 @@ stage resumes or rewrites deterministically, so rerunning the same config is saf
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,11 +71,13 @@ def sample_test_images(split_dir: Path, n: int = 3) -> list[str]:
     return picks
 
 
-def run_pipeline(cfg: RunConfig) -> PipelineResult:
+def run_pipeline(cfg: RunConfig, on_predictions: Callable[[list[Any]], None] | None = None) -> PipelineResult:
     """Runs the stages of `cfg.stages` in order.
 
     Args:
         cfg: RunConfig, validated (see `imgclf.config.load_run_config`).
+        on_predictions: callable or None. Called with the predict stage's `Prediction`s as soon
+            as they exist (the CLI prints them as a table).
 
     Returns:
         PipelineResult: stage folders, run directory, test metrics, predictions, and wall time
@@ -136,13 +139,14 @@ def run_pipeline(cfg: RunConfig) -> PipelineResult:
             images = list(cfg.predict.images) or sample_test_images(split)
             t = header(i, "predict", f"{len(images)} image(s) with {run_dir}")
             if images:
-                from imgclf.predict import predict_inputs, print_predictions
+                from imgclf.predict import predict_inputs
 
                 result.predictions = predict_inputs(
                     images, model=run_dir, top_k=cfg.predict.top_k, threshold=cfg.predict.threshold,
                     batch_size=cfg.predict.batch_size, tta=cfg.predict.tta,
                 )
-                print_predictions(result.predictions, top_k=cfg.predict.top_k)
+                if on_predictions is not None:
+                    on_predictions(result.predictions)
         else:  # pragma: no cover - guarded by the config's Literal
             continue
         result.seconds[stage] = time.perf_counter() - t
