@@ -1,6 +1,8 @@
 """Real HTTP servers on 127.0.0.1 for the scraper tests (no mocks): a web site with every
-failure the downloader must survive, a server that never answers, an imgur-like forward proxy,
-and a fake Reddit (OAuth token endpoint + listing JSON) that real praw talks to.
+failure the downloader must survive, a server that never answers (whole server, or one route),
+a server that drips its body, an imgur-like forward proxy, and fake Reddits (OAuth token
+endpoint + listing JSON, 429 storms, 5xx, shared URLs, and a pool of 3,000 posts served as
+1,000-post listings) that real praw talks to.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import random
 import socket
 import threading
 import time
@@ -42,6 +45,7 @@ Route = Callable[["Handler"], None]
 class Handler(BaseHTTPRequestHandler):
     server: "_HTTPServer"
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are two writes: without this, +40 ms per answer
 
     def log_message(self, *args: object) -> None:  # keep test output clean
         pass
@@ -71,13 +75,15 @@ class Handler(BaseHTTPRequestHandler):
     do_GET = _dispatch
     do_POST = _dispatch
 
-    def send_body(self, body: bytes, ctype: str, status: int = 200, headers: dict[str, str] | None = None,
-                  length: int | None = None) -> None:
+    def send_body(self, body: bytes, ctype: str, status: int = 200,
+                  headers: dict[str, str] | list[tuple[str, str]] | None = None, length: int | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body) if length is None else length))
-        for k, v in (headers or {}).items():
+        for k, v in (headers.items() if isinstance(headers, dict) else headers or []):
             self.send_header(k, v)
+        if self.close_connection:  # the client asked "Connection: close" (prawcore's token request does)
+            self.send_header("Connection", "close")  # say so, or it may reuse a socket we are closing
         self.end_headers()
         try:
             self.wfile.write(body)
@@ -111,6 +117,7 @@ class Server:
         self.hits: Counter[str] = Counter()
         self.times: dict[str, list[float]] = {}
         self.lock = threading.Lock()
+        self.release = threading.Event()  # set on exit: routes that hang or drip stop then
         self.httpd = _HTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.owner = self
         self.port = self.httpd.server_address[1]
@@ -128,8 +135,43 @@ class Server:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.release.set()
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def hang(h: Handler) -> None:
+    """A route that reads the request and never answers (until the server stops)."""
+    h.server.owner.release.wait(120)
+    h.close_connection = True
+
+
+def drip(body: bytes, every: float = 0.2) -> Route:
+    """A route that sends its headers at once, then one byte every `every` seconds."""
+
+    def route(h: Handler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", "image/png")
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.close_connection = True
+        try:
+            for i in range(len(body)):
+                h.wfile.write(body[i:i + 1])
+                h.wfile.flush()
+                if h.server.owner.release.wait(every):
+                    return
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    return route
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 where nothing listens (connections are refused)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def static(body: bytes, ctype: str = "image/png", status: int = 200, headers: dict[str, str] | None = None) -> Route:
@@ -311,15 +353,81 @@ def _post(pid: str, sub: str, **fields: object) -> dict:
     return d
 
 
-def reddit_server(client_id: str, client_secret: str, *, listing_429_first: bool = True, big: int = 1000) -> Server:
-    """A server that speaks Reddit's OAuth token endpoint and subreddit listing JSON.
+def _listing_json(children: list[dict], after: str | None) -> bytes:
+    return json.dumps({"kind": "Listing", "data": {"after": after, "before": None, "dist": len(children),
+                                                      "children": [{"kind": "t3", "data": c} for c in children]}}).encode()
 
-    `r/cars` has two pages: link posts, a gallery with one invalid item, a crosspost, a self
-    post, a removed post, an NSFW post, a video, a page link with a preview, an HTML link, a
-    link without extension whose content is an image. `r/huge` has `big` self posts in pages
-    of 100. `r/private` answers 403. Images are served by the same server under `/i/`.
+
+def _page_of(posts: list[dict], query: dict[str, list[str]], page: int = 100) -> bytes:
+    """One page of `posts` after the `after` fullname in `query`, `page` (or `limit`) posts long."""
+    size = min(page, int(query.get("limit", [page])[0] or page))
+    after = query.get("after", [None])[0]
+    start = 0
+    if after:
+        start = next((i + 1 for i, c in enumerate(posts) if f"t3_{c['id']}" == after), len(posts))
+    children = posts[start:start + size]
+    nxt = f"t3_{children[-1]['id']}" if children and start + size < len(posts) else None
+    return _listing_json(children, nxt)
+
+
+class RedditServer(Server):
+    """A fake Reddit: the OAuth token endpoint plus `/r/<sub>/<sort>` listings from `listing()`.
+
+    `listing(h, sub, sort, query)` answers one listing request; the default serves
+    `self.subs[sub]` (a list of post dicts) in pages of 100. Images live under `/i/`.
     """
-    srv = Server()
+
+    def __init__(self, client_id: str, client_secret: str) -> None:
+        super().__init__()
+        self.client_id, self.client_secret = client_id, client_secret
+        self.subs: dict[str, list[dict]] = {}
+        self.routes["/api/v1/access_token"] = self._token
+        self.prefix_routes["/r/"] = self._sub_listing
+        self.prefix_routes["/comments/"] = static(b"[]", "application/json")  # a lazy fetch would land here
+
+    def listing_requests(self, sub: str, sort: str | None = None) -> list[str]:
+        prefix = f"/r/{sub}/" + (sort or "")
+        return [p for p in self.paths() if p.startswith(prefix)]
+
+    def _token(self, h: Handler) -> None:
+        expected = "Basic " + base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
+        if h.headers.get("Authorization") != expected:
+            h.send_body(json.dumps({"message": "Unauthorized", "error": 401}).encode(), "application/json", status=401)
+            return
+        h.send_body(json.dumps({"access_token": TOKEN, "token_type": "bearer", "expires_in": 3600, "scope": "*"}).encode(),
+                    "application/json")
+
+    def _sub_listing(self, h: Handler) -> None:
+        parts = urlsplit(h.path)
+        bits = parts.path.split("/")
+        sub, sort = bits[2], (bits[3] if len(bits) > 3 else "")
+        if h.headers.get("Authorization") != f"bearer {TOKEN}":
+            h.send_body(b'{"error": 401}', "application/json", status=401)
+            return
+        self.listing(h, sub, sort, parse_qs(parts.query))
+
+    def listing(self, h: Handler, sub: str, sort: str, query: dict[str, list[str]]) -> None:
+        if sub not in self.subs:
+            h.send_body(b'{"message": "Not Found", "error": 404}', "application/json", status=404)
+            return
+        h.send_body(_page_of(self.subs[sub], query), "application/json")
+
+
+def reddit_server(client_id: str, client_secret: str, *, listing_429_first: bool = True, big: int = 1000) -> RedditServer:
+    """A fake Reddit with the subreddits the tests use.
+
+    - `r/cars` has two pages: link posts, a gallery with one invalid item, a crosspost, a self
+      post, a removed post, an NSFW post, a video, a page link with a preview, an HTML link, a
+      link without extension whose content is an image. With `listing_429_first` its first
+      listing request is answered 429 with `Retry-After: 1`.
+    - `r/huge` has `big` self posts.
+    - `r/shared`: posts that point at one image (removed, kept, repost, crosspost) and at one
+      HTML page (removed, the page, repost); append to `srv.subs["shared"]` between runs.
+    - `r/private` answers 403; `r/storm` always answers 429 (`Retry-After: 1`), `r/storm_reset`
+      too but with `x-ratelimit-reset: 1` only; `r/flaky` answers 503 to its first
+      `srv.flaky_failures` requests, then serves `r/cars`'s first page.
+    """
+    srv = RedditServer(client_id, client_secret)
     b = srv.base
     imgs = {
         "/i/a.jpg": jpeg((200, 0, 0)),
@@ -331,12 +439,14 @@ def reddit_server(client_id: str, client_secret: str, *, listing_429_first: bool
         "/i/photo": png((200, 0, 200)),
         "/i/removed.png": png((9, 9, 9)),
         "/i/nsfw.png": png((99, 99, 99)),
+        "/i/shared.jpg": jpeg((10, 100, 200)),
     }
     imgs["/i/a-copy.jpg"] = imgs["/i/a.jpg"]
     for path, data in imgs.items():
         srv.routes[path] = static(data, "image/png")
     srv.routes["/news/article.html"] = page("<html><body>an article</body></html>")
     srv.routes["/news/nopreview.html"] = page("<html><body>another article</body></html>")
+    srv.routes["/news/shared.html"] = page("<html><body>a page many posts link</body></html>")
 
     page1 = [
         _post("p1", "cars", url=f"{b}/i/a.jpg", domain="127.0.0.1"),
@@ -350,7 +460,7 @@ def reddit_server(client_id: str, client_secret: str, *, listing_429_first: bool
                   "g3": {"status": "valid", "e": "Image", "m": "image/png",
                          "s": {"u": f"{b}/i/g3.png", "x": 16, "y": 12}},
               }),
-        _post("p3", "cars", url="/r/othersub/comments/x1/orig/",
+        _post("p3", "cars", url="/r/othersub/comments/x1/orig/", crosspost_parent="t3_x1",
               crosspost_parent_list=[_post("x1", "othersub", url=f"{b}/i/cross.png")]),
         _post("p4", "cars", is_self=True, selftext="just text"),
         _post("p5", "cars", url=f"{b}/i/removed.png", removed_by_category="moderator"),
@@ -364,47 +474,105 @@ def reddit_server(client_id: str, client_secret: str, *, listing_429_first: bool
         _post("p10", "cars", url=f"{b}/news/nopreview.html"),
         _post("p11", "cars", url=f"{b}/i/photo"),
     ]
-    pages = {"cars": [page1, page2],
-             "huge": [[_post(f"h{i}", "huge", is_self=True) for i in range(k, min(k + 100, big))] for k in range(0, big, 100)]}
+    srv.cars_pages = [page1, page2]
+    srv.subs["cars"] = page1 + page2
+    srv.subs["huge"] = [_post(f"h{i}", "huge", is_self=True) for i in range(big)]
+    shared = f"{b}/i/shared.jpg"
+    s2 = _post("s2", "shared", url=shared)
+    srv.subs["shared"] = [
+        _post("s1", "shared", url=shared, removed_by_category="moderator"),
+        s2,
+        _post("s3", "shared", url=shared, title="repost of s2"),
+        _post("s4", "shared", url="/r/shared/comments/s2/", crosspost_parent="t3_s2", crosspost_parent_list=[dict(s2)]),
+        _post("s5", "shared", url=f"{b}/news/shared.html", removed_by_category="moderator"),
+        _post("s6", "shared", url=f"{b}/news/shared.html"),
+        _post("s7", "shared", url=f"{b}/news/shared.html", title="repost of s6"),
+    ]
+    srv.flaky_failures = 2
+    base_listing = srv.listing
 
-    def listing(children: list[dict], after: str | None) -> bytes:
-        return json.dumps({"kind": "Listing", "data": {"after": after, "before": None, "dist": len(children),
-                                                          "children": [{"kind": "t3", "data": c} for c in children]}}).encode()
-
-    def token(h: Handler) -> None:
-        expected = "Basic " + base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()
-        if h.headers.get("Authorization") != expected:
-            h.send_body(json.dumps({"message": "Unauthorized", "error": 401}).encode(), "application/json", status=401)
-            return
-        h.send_body(json.dumps({"access_token": TOKEN, "token_type": "bearer", "expires_in": 3600, "scope": "*"}).encode(),
-                    "application/json")
-
-    def sub_listing(h: Handler) -> None:
-        parts = urlsplit(h.path)
-        _, _, sub, sort = parts.path.split("/")[:4]
-        if h.headers.get("Authorization") != f"bearer {TOKEN}":
-            h.send_body(b'{"error": 401}', "application/json", status=401)
-            return
+    def listing(h: Handler, sub: str, sort: str, query: dict[str, list[str]]) -> None:
         if sub == "private":
             h.send_body(b'{"reason": "private", "error": 403}', "application/json", status=403)
-            return
-        if sub == "cars" and listing_429_first and srv.hits[parts.path] == 1 and "after" not in parts.query:
+        elif sub == "storm":
             h.send_body(b'{"error": 429}', "application/json", status=429, headers={"Retry-After": "1"})
-            return
-        q = parse_qs(parts.query)
-        chunks = pages.get(sub, [])
-        after = q.get("after", [None])[0]
-        idx = 0
-        if after:
-            idx = next((i + 1 for i, c in enumerate(chunks) if c and f"t3_{c[-1]['id']}" == after), len(chunks))
-        children = chunks[idx] if idx < len(chunks) else []
-        nxt = f"t3_{children[-1]['id']}" if children and idx + 1 < len(chunks) else None
-        h.send_body(listing(children, nxt), "application/json")
+        elif sub == "storm_reset":
+            h.send_body(b'{"error": 429}', "application/json", status=429, headers={"x-ratelimit-reset": "1"})
+        elif sub == "flaky":
+            if srv.hits[urlsplit(h.path).path] <= srv.flaky_failures:
+                h.send_body(b'{"error": 503}', "application/json", status=503)
+            else:
+                h.send_body(_listing_json(page1, None), "application/json")
+        elif sub == "cars":
+            path = urlsplit(h.path).path
+            if listing_429_first and srv.hits[path] == 1 and "after" not in query:
+                h.send_body(b'{"error": 429}', "application/json", status=429, headers={"Retry-After": "1"})
+                return
+            i = 1 if query.get("after") == ["t3_p7"] else 0
+            h.send_body(_listing_json(srv.cars_pages[i], "t3_p7" if i == 0 else None), "application/json")
+        else:
+            base_listing(h, sub, sort, query)
 
-    srv.routes["/api/v1/access_token"] = token
-    srv.prefix_routes["/r/"] = sub_listing
-    srv.prefix_routes["/comments/"] = static(b"[]", "application/json")  # a lazy fetch would land here
+    srv.listing = listing
     return srv
+
+
+class PoolReddit(RedditServer):
+    """A fake Reddit whose `r/pool` has `pool` posts and serves `per_listing` of them per listing.
+
+    Every listing (`top` per `t`, `new`, `rising`, `search` per `q` and `t`) is its own seeded
+    random sample of the pool in its own order, as Reddit's are overlapping but different; `hot`
+    is the same as `top` with `t=all` (a listing that brings nothing new). `new` lists the newest
+    `per_listing` posts, newest first, after `srv.fresh` (posts added later, newest first).
+    Every 10th post links an image (`/i/pool/<n>.png`, distinct content), the others are self posts.
+
+    Attributes:
+        served: dict listing key -> list of post ids it serves (to compute the expected union).
+    """
+
+    def __init__(self, client_id: str, client_secret: str, pool: int = 3000, per_listing: int = 1000):
+        super().__init__(client_id, client_secret)
+        self.pool = [self._pool_post(n) for n in range(pool)]
+        self.per_listing = per_listing
+        self.fresh: list[dict] = []
+        self.served: dict[str, list[str]] = {}
+        self.prefix_routes["/i/pool/"] = self._image
+
+    def _pool_post(self, n: int) -> dict:
+        if n % 10 == 0:
+            return _post(f"q{n}", "pool", url=f"{self.base}/i/pool/{n}.png", created_utc=1.6e9 + n)
+        return _post(f"q{n}", "pool", is_self=True, created_utc=1.6e9 + n)
+
+    def _image(self, h: Handler) -> None:
+        n = int(urlsplit(h.path).path.rsplit("/", 1)[1].split(".")[0])
+        h.send_body(png((n % 256, (n // 256) % 256, 77), (8, 8)), "image/png")
+
+    def posts_for(self, sort: str, query: dict[str, list[str]]) -> tuple[str, list[dict]]:
+        t = query.get("t", ["all"])[0]
+        if sort == "hot":
+            sort, t = "top", "all"
+        if sort == "new":
+            newest = sorted(self.pool, key=lambda d: -d["created_utc"])[: self.per_listing]
+            return "new", self.fresh + newest
+        key = f"{sort}/{t}" + (f"/{query.get('q', [''])[0]}" if sort == "search" else "")
+        order = random.Random(key).sample(self.pool, self.per_listing)
+        return key, order
+
+    def listing(self, h: Handler, sub: str, sort: str, query: dict[str, list[str]]) -> None:
+        if sub != "pool":
+            super().listing(h, sub, sort, query)
+            return
+        key, posts = self.posts_for(sort, query)
+        self.served[key] = [p["id"] for p in posts]
+        h.send_body(_page_of(posts, query), "application/json")
+
+
+def add_fresh(srv: PoolReddit, n: int) -> list[str]:
+    """Adds `n` new self posts at the head of `r/pool/new`; returns their ids."""
+    start = len(srv.fresh)
+    new = [_post(f"f{start + i}", "pool", is_self=True, created_utc=2e9 + start + i) for i in range(n)]
+    srv.fresh[:0] = list(reversed(new))
+    return [p["id"] for p in new]
 
 
 def praw_ini(path, base: str, client_id: str, client_secret: str, section: str = "DEFAULT") -> None:

@@ -12,7 +12,7 @@ from PIL import Image
 
 from imgclf.errors import ImageError
 from imgclf.scrape.download import fetch_image, redact, retry_wait
-from scrape_servers import HangServer, Server, png, static, web_site
+from scrape_servers import HangServer, Server, drip, hang, page, png, static, web_site
 
 FAST = dict(connect_timeout=2.0, read_timeout=2.0, backoff=0.05)
 
@@ -154,3 +154,83 @@ def test_retry_wait_reads_headers():
     for attempt in range(4):  # equal jitter: between d/2 and d
         w = retry_wait(None, attempt, 1.0)
         assert 2**attempt / 2 <= w <= 2**attempt
+
+
+# ------------------------------------------------------------------- the time budget per URL
+def test_budget_spans_every_retry_of_a_never_answering_server():
+    """30 s read timeout x 5 retries used to cost ~187 s; the budget caps the whole URL."""
+    with HangServer() as hang:
+        t0 = time.monotonic()
+        with pytest.raises(ImageError) as ei:
+            fetch_image(hang.base + "/x.jpg", connect_timeout=1, read_timeout=0.6, retries=50, backoff=0.01,
+                        total_timeout=1.5)
+        spent = time.monotonic() - t0
+    assert ei.value.reason == "timeout" and "time budget per URL: 1.5 s" in ei.value.detail
+    assert len(hang._conns) >= 2  # it did retry, within the budget
+    assert spent < 6
+
+
+def test_budget_cuts_a_dripping_body():
+    body = png((1, 2, 3), (64, 64)) + b"\0" * 2000
+    with Server({"/drip.png": drip(body, every=0.1)}) as s:
+        t0 = time.monotonic()
+        with pytest.raises(ImageError) as ei:
+            fetch_image(s.url("/drip.png"), connect_timeout=1, read_timeout=5, retries=0, total_timeout=1.5)
+        assert time.monotonic() - t0 < 5  # a byte every 0.1 s never trips the 5 s read timeout
+    assert ei.value.reason == "timeout" and "budget" in ei.value.detail
+
+
+def test_retry_after_beyond_the_budget_gives_up_at_once():
+    with Server({"/slow.png": static(b"wait", "text/plain", status=503, headers={"Retry-After": "30"})}) as s:
+        t0 = time.monotonic()
+        assert _reason(s.url("/slow.png"), retries=3, total_timeout=5) == "http_503"
+        assert time.monotonic() - t0 < 3 and s.hits["/slow.png"] == 1
+
+
+def test_default_budget_is_120_s():
+    import inspect
+
+    from imgclf.config import ScrapeConfig
+    from imgclf.scrape.download import DEFAULT_URL_BUDGET
+
+    assert ScrapeConfig().url_budget == DEFAULT_URL_BUDGET == 120
+    assert inspect.signature(fetch_image).parameters["total_timeout"].default is None  # None = the default budget
+
+
+def test_page_of_twenty_with_one_hanging_image_keeps_the_rest(tmp_path):
+    """The issue's case: one URL that never answers in a gallery of twenty."""
+    from imgclf.config import ScrapeConfig, WebSource
+    from imgclf.scrape.web import scrape_web
+
+    routes = {f"/img/{i}.png": static(png((i * 10, 3, 7))) for i in range(19)}
+    routes["/img/hang.png"] = hang
+    routes["/robots.txt"] = static(b"", "text/plain")
+    imgs = "".join(f'<img src="/img/{i}.png">' for i in range(10)) + '<img src="/img/hang.png">' + \
+        "".join(f'<img src="/img/{i}.png">' for i in range(10, 19))
+    routes["/gallery.html"] = page(f"<html><body>{imgs}</body></html>")
+    cfg = ScrapeConfig(workers=4, delay=0, retries=5, backoff=0.05, connect_timeout=1, read_timeout=1, url_budget=1.5)
+    with Server(routes) as s:
+        t0 = time.monotonic()
+        got = scrape_web(WebSource(urls=[s.url("/gallery.html")], label="car"), tmp_path, cfg)
+        assert time.monotonic() - t0 < 15
+    assert got.kept == 19 and got.failed == {"timeout": 1}, got
+
+
+# ----------------------------------------------------------------------------- X-Robots-Tag
+def test_robots_directives_parsing():
+    from imgclf.scrape.download import product_token, robots_directives
+
+    assert product_token("imgclf/0.1 (image-classification dataset builder)") == "imgclf"
+    assert robots_directives(["noai, NoImageAI"]) == {"noai", "noimageai"}
+    assert robots_directives(["otherbot: noai"], "imgclf") == set()
+    assert robots_directives(["imgclf: noai", "noindex"], "imgclf") == {"noai", "noindex"}
+    assert robots_directives(["unavailable_after: 25 Jun 2010 15:00:00 PST"]) == {"unavailable_after"}
+
+
+def test_x_robots_tag_noai_on_an_image():
+    img = png((4, 4, 4))
+    with Server({"/a.png": static(img, headers={"X-Robots-Tag": "noai"}),
+                 "/b.png": static(img, headers={"X-Robots-Tag": "googlebot: noimageai"})}) as s:
+        assert _reason(s.url("/a.png"), respect_noai=True) == "noai"
+        assert fetch_image(s.url("/a.png"), **FAST).format == "PNG"  # off by default (predict)
+        assert fetch_image(s.url("/b.png"), respect_noai=True, **FAST).format == "PNG"  # another crawler's

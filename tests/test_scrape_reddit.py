@@ -1,5 +1,6 @@
 """`scrape reddit` with REAL praw talking to a fake Reddit (OAuth token + listing JSON) on 127.0.0.1,
-configured through a praw.ini in the test's working directory."""
+configured through a praw.ini in the test's working directory: posts and their images, every post
+in the manifest (shared URLs, reposts, crossposts), prawcore's retries (429 storms, Retry-After, 5xx)."""
 
 from __future__ import annotations
 
@@ -40,11 +41,11 @@ def fake_reddit(clean_praw_env):
         yield srv
 
 
-def manifest_rows(out):
+def manifest_rows(out, table="attempts"):
     db = sqlite3.connect(out / "_manifest.sqlite")
     db.row_factory = sqlite3.Row
     try:
-        return [dict(r) for r in db.execute("SELECT * FROM attempts")]
+        return [dict(r) for r in db.execute(f"SELECT * FROM {table}")]
     finally:
         db.close()
 
@@ -56,6 +57,11 @@ def test_post_images_rules():
     assert post_images({"url": "https://i.imgur.com/x.gifv"}).skip == "video"
     assert post_images({"url": "https://www.reddit.com/r/x/", "selftext": "[deleted]", "author": None}).skip == "removed"
     assert post_images({"url": "https://i.imgur.com/abc"}).urls == ["https://i.imgur.com/abc"]  # direct host
+    # A skipped NSFW / removed post still names its image (recorded as provenance, not downloaded).
+    removed = post_images({"url": "https://i.redd.it/a.jpg", "removed_by_category": "moderator"})
+    assert removed.skip == "removed" and removed.urls == ["https://i.redd.it/a.jpg"]
+    cross = post_images({"url": "/r/x/comments/1/", "crosspost_parent_list": [{"id": "o1", "url": "https://i.redd.it/o.png"}]})
+    assert cross.urls == ["https://i.redd.it/o.png"] and cross.parent["id"] == "o1" and cross.skip is None
     got = post_images({"url": "https://example.org/story",
                        "preview": {"images": [{"source": {"url": "https://preview.redd.it/p.jpg?a=1&amp;b=2"}}]}})
     assert got.urls == ["https://preview.redd.it/p.jpg?a=1&b=2"] and got.via == "preview"
@@ -87,7 +93,11 @@ def test_scrape_reddit_with_real_praw(fake_reddit, clean_praw_env):
     assert rows[srv.url("/i/g1.png?w=16&s=abc")]["status"] == "kept"  # &amp; unescaped
     assert rows[srv.url("/i/cross.png")]["post_id"] == "p3"
     assert rows[srv.url("/news/nopreview.html")]["reason"] == "html"
-    assert rows["https://v.redd.it/abc123"]["reason"] == "video"
+    posts = {r["post_id"]: r for r in manifest_rows(out, "posts")}
+    assert (posts["p7"]["status"], posts["p7"]["reason"]) == ("skipped", "video")
+    assert posts["p3"]["crosspost_parent"] == "x1" and posts["x1"]["subreddit"] == "othersub"
+    assert posts["x1"]["listing"] == "crosspost parent of p3" and posts["p1"]["listing"] == "top/all"
+    assert len(posts) == 12  # 11 listed + the crossposted parent
 
     # Secrets never land in the manifest.
     blob = (out / "_manifest.sqlite").read_bytes()
@@ -110,9 +120,88 @@ def test_cli_reddit_no_secrets_in_output(fake_reddit, clean_praw_env):
 
 def test_listing_cap_is_reported(fake_reddit, clean_praw_env):
     s = scrape_reddit(RedditSource(subreddits=["huge"], label="x", limit=1200), clean_praw_env / "raw", CFG)
-    assert s.skipped == {"self_post": 1000}
+    assert s.skipped == {"self_post": 1000} and s.posts == 1000
     notes = " ".join(s.notes)
-    assert "at most ~1000" in notes and "listing ended after 1000 posts" in notes
+    assert "at most ~1000" in notes and "--sort all" in notes and "listing ended after ~1000 posts" in notes
+    assert s.listings == [{"subreddit": "huge", "listing": "top/all", "listed": 1000, "new": 1000,
+                           "stopped": "end of listing"}]
+
+
+def test_posts_sharing_a_url_are_all_recorded_and_never_refetched(fake_reddit, clean_praw_env):
+    """Removed + kept + repost + crosspost of one image, and removed + page + repost of one HTML
+    link: every post is recorded with its URL, the URL's status is the download's, and three runs
+    make one request per URL (the issue's replay gave 1 -> 2 -> 3)."""
+    srv = fake_reddit
+    out = clean_praw_env / "raw"
+    src = RedditSource(subreddits=["shared"], label="car")
+    img, html_page = srv.url("/i/shared.jpg"), srv.url("/news/shared.html")
+    for run in range(3):
+        s = scrape_reddit(src, out, CFG)
+        if run == 0:
+            assert s.kept == 1 and s.failed == {"html": 1} and s.skipped == {"removed": 2}, s
+        else:
+            assert s.kept == 0 and s.failed == {} and s.skipped == {"removed": 2, "already_done": 2}, s
+        assert srv.hits["/i/shared.jpg"] == 1 and srv.hits["/news/shared.html"] == 1
+    urls = {r["url"]: r for r in manifest_rows(out, "urls")}
+    assert (urls[img]["status"], urls[img]["reason"]) == ("kept", "")  # not overwritten by s1's removal
+    assert (urls[html_page]["status"], urls[html_page]["reason"]) == ("failed", "html")
+    links = manifest_rows(out, "post_urls")
+    assert sorted(r["post_id"] for r in links if r["url"] == img) == ["s1", "s2", "s3", "s4"]
+    assert sorted(r["post_id"] for r in links if r["url"] == html_page) == ["s5", "s6", "s7"]
+    posts = {r["post_id"]: r for r in manifest_rows(out, "posts")}
+    assert (posts["s1"]["status"], posts["s1"]["reason"]) == ("skipped", "removed")
+    assert posts["s4"]["crosspost_parent"] == "s2" and posts["s3"]["title"] == "repost of s2"
+    assert posts["s2"]["permalink"] == "https://www.reddit.com/r/shared/comments/s2/post_s2/"
+    assert all(p["author"] == f"user_{pid}" and p["subreddit"] == "shared" for pid, p in posts.items())
+
+    # A new post pointing at the settled image: recorded, no request.
+    from scrape_servers import _post
+
+    srv.subs["shared"].append(_post("s8", "shared", url=img, title="third repost"))
+    s = scrape_reddit(src, out, CFG)
+    assert srv.hits["/i/shared.jpg"] == 1 and s.kept == 0
+    assert "s8" in {r["post_id"] for r in manifest_rows(out, "post_urls") if r["url"] == img}
+
+    # The reader of the manifest: one file, every post that pointed at it.
+    from imgclf.scrape.manifest import file_provenance
+
+    prov = file_provenance(out)
+    assert len(prov) == 1
+    (fp,) = prov.values()
+    assert fp.urls == [img] and sorted(p["post_id"] for p in fp.posts) == ["s1", "s2", "s3", "s4", "s8"]
+
+
+@pytest.mark.parametrize("sub,header", [("storm", "Retry-After"), ("storm_reset", "x-ratelimit-reset")])
+def test_429_storm_prawcore_retries_once_then_one_clear_message(fake_reddit, clean_praw_env, sub, header):
+    srv = fake_reddit
+    cfg = CFG.model_copy(update={"retries": 2})
+    with pytest.raises(ScrapeError) as ei:
+        scrape_reddit(RedditSource(subreddits=[sub], label="car"), clean_praw_env / "raw", cfg)
+    msg = str(ei.value)
+    assert "429 Too Many Requests 3 times" in msg and "run the same command again" in msg
+    times = srv.times[f"/r/{sub}/top"]
+    assert len(times) == 3  # prawcore's loop only: 1 try + 2 retries, no loop of ours around it
+    assert min(b - a for a, b in zip(times, times[1:])) >= 0.9  # the server's wait (1 s) was honoured
+
+
+def test_429_storm_in_the_cli_is_one_line_not_a_traceback(fake_reddit, clean_praw_env):
+    res = CliRunner().invoke(app, ["scrape", "reddit", "storm", "--label", "car", "--out", "raw", "--retries", "1"])
+    assert res.exit_code == 1
+    assert "error:" in res.output and "429" in res.output and "Traceback" not in res.output
+    assert len(fake_reddit.listing_requests("storm")) == 2
+
+
+def test_5xx_retried_by_prawcore_as_configured(fake_reddit, clean_praw_env):
+    srv = fake_reddit
+    srv.flaky_failures = 2
+    s = scrape_reddit(RedditSource(subreddits=["flaky"], label="car"), clean_praw_env / "a", CFG)  # retries=2
+    assert len(srv.listing_requests("flaky")) == 3 and s.posts == 7
+    srv.flaky_failures = 10**6
+    s = scrape_reddit(RedditSource(subreddits=["flaky", "cars"], label="car"), clean_praw_env / "b",
+                      CFG.model_copy(update={"retries": 1}))
+    assert len(srv.listing_requests("flaky")) == 3 + 2  # 1 try + 1 retry, nothing nested
+    assert s.failed.get("listing_http_503") == 1 and s.kept == 6  # r/cars still scraped
+    assert any("r/flaky top/all: HTTP 503 after 2 tries" in n for n in s.notes)
 
 
 def test_no_credentials_one_clear_message(clean_praw_env):

@@ -19,7 +19,7 @@ from imgclf.errors import ConfigError, suggest
 class StrictModel(BaseModel):
     """Base of all config models: unknown keys are errors, values are validated on assignment."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, defer_build=True)  # schema built on first use: fast --help
 
 
 # ---------------------------------------------------------------------------------- sources
@@ -32,15 +32,54 @@ class DatasetSource(StrictModel):
 
 
 class RedditSource(StrictModel):
-    """Subreddits scraped into one label (`imgclf scrape reddit`)."""
+    """Subreddits scraped into one label (`imgclf scrape reddit`).
+
+    `sort` and `time_filter` take one value, a comma-separated string or a list. `sort: all`
+    means every listing order (top, new, hot, rising) and, unless `time_filter` is given, `top`
+    for each of all, year, month, week and day. Every listing of a subreddit is walked in turn
+    and posts are deduplicated by id, which gets past Reddit's ~1,000 posts per listing
+    (see `imgclf.scrape.reddit` and docs/scraping.md).
+    """
 
     subreddits: list[str]
     label: str
-    limit: int = Field(default=1000, ge=1)
-    sort: Literal["top", "hot", "new", "rising"] = "top"
-    time_filter: Literal["hour", "day", "week", "month", "year", "all"] = "all"
+    limit: int = Field(default=1000, ge=1)  # unique posts per subreddit, over all its listings
+    sort: list[Literal["top", "hot", "new", "rising"]] = Field(default_factory=lambda: ["top"], min_length=1)
+    time_filter: list[Literal["hour", "day", "week", "month", "year", "all"]] = Field(
+        default_factory=lambda: ["all"], min_length=1)  # for `top` and `search` listings
+    search: list[str] = Field(default_factory=list, json_schema_extra={"default_text": "none"})  # one listing per query and time filter
+    new_only: bool = False  # walk `new` only, stopping at the first post an earlier run recorded
     nsfw: bool = False
-    praw_site: str | None = None
+    praw_site: str | None = Field(default=None, json_schema_extra={"default_text": "praw's DEFAULT section"})
+
+    @field_validator("sort", "time_filter", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any, info: Any) -> Any:
+        # "top,new" -> ["top", "new"]; sort "all" -> every listing order.
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, (list, tuple)):
+            value = [v.strip() if isinstance(v, str) else v for v in value]
+            value = [v for v in value if v != ""]
+            if info.field_name == "sort" and "all" in value:
+                value = list(dict.fromkeys([v for v in value if v != "all"] + ["top", "new", "hot", "rising"]))
+        return value
+
+    @field_validator("search", mode="before")
+    @classmethod
+    def _one_query(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sort_all_time_filters(cls, data: Any) -> Any:
+        # `sort: all` without a time filter walks `top` for each of five time filters.
+        if isinstance(data, dict) and data.get("time_filter") is None:
+            sort = data.get("sort")
+            parts = sort.split(",") if isinstance(sort, str) else sort if isinstance(sort, (list, tuple)) else []
+            if "all" in [p.strip() if isinstance(p, str) else p for p in parts]:
+                data = {**data, "time_filter": ["all", "year", "month", "week", "day"]}
+        return data
 
 
 class WebSource(StrictModel):
@@ -50,7 +89,7 @@ class WebSource(StrictModel):
     urls_file: Path | None = None
     label: str
     depth: int = Field(default=0, ge=0)  # link levels followed on the same site; 0 = the given pages only
-    limit: int | None = Field(default=None, ge=1)  # image URLs attempted at most (earlier runs count)
+    limit: int | None = Field(default=None, ge=1, json_schema_extra={"default_text": "no limit"})  # image URLs attempted at most (earlier runs count)
     max_pages: int = Field(default=200, ge=1)  # pages fetched at most
 
 
@@ -65,7 +104,10 @@ class SourceConfig(StrictModel):
 
 # ----------------------------------------------------------------------------------- stages
 class ScrapeConfig(StrictModel):
-    """Shared downloader settings."""
+    """Shared downloader settings (`imgclf.scrape.download`), for Reddit and web scrapes.
+
+    `retries` also sets prawcore's retries of Reddit API requests (see `imgclf.scrape.reddit`).
+    """
 
     max_bytes: int = Field(default=20_000_000, ge=1024)  # bytes per download, hard cap
     workers: int = Field(default=8, ge=1, le=64)  # concurrent downloads
@@ -74,6 +116,8 @@ class ScrapeConfig(StrictModel):
     retries: int = Field(default=5, ge=0)  # extra tries after a timeout, connection error, 429 or 5xx
     backoff: float = Field(default=1.0, ge=0)  # seconds, base of the exponential backoff (with jitter)
     delay: float = Field(default=1.0, ge=0)  # seconds between requests to one host (web)
+    url_budget: float = Field(default=120.0, gt=0)  # seconds one URL may take in all: every try, redirect and wait
+    respect_noai: bool = True  # honour X-Robots-Tag / <meta name="robots"> noai and noimageai
     user_agent: str = "imgclf/0.1 (image-classification dataset builder)"  # web requests; praw's comes from praw.ini
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-from enum import Enum
 from pathlib import Path
 from typing import Optional
 
 import typer
+
+from imgclf.cli.options import opt, plain_opt
+from imgclf.config import RedditSource, ScrapeConfig, WebSource
 
 scrape_app = typer.Typer(
     name="scrape",
@@ -15,22 +17,6 @@ scrape_app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
-
-
-class Sort(str, Enum):
-    top = "top"
-    hot = "hot"
-    new = "new"
-    rising = "rising"
-
-
-class TimeFilter(str, Enum):
-    hour = "hour"
-    day = "day"
-    week = "week"
-    month = "month"
-    year = "year"
-    all = "all"
 
 
 _OUT_HELP = "Output folder: images go to OUT/<label>/, the manifest to OUT/_manifest.sqlite."
@@ -45,77 +31,110 @@ def _scrape_cfg(**values: object):
 @scrape_app.command("reddit")
 def reddit_cmd(
     subreddits: list[str] = typer.Argument(..., help="Subreddit names, e.g. carporn or r/carporn."),
-    label: str = typer.Option(..., "--label", "-l", help="Class folder the images go to, e.g. car."),
-    out: Path = typer.Option(Path("data/raw"), "--out", "-o", help=_OUT_HELP),
-    limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Posts listed per subreddit (Reddit caps a listing at ~1000). [default: 1000]"),
-    sort: Optional[Sort] = typer.Option(None, "--sort", help="Listing order. [default: top]"),
-    time_filter: Optional[TimeFilter] = typer.Option(None, "--time-filter", help="Period for --sort top. [default: all]"),
-    nsfw: Optional[bool] = typer.Option(None, "--nsfw/--no-nsfw", help="Keep posts marked NSFW. [default: no]"),
-    praw_site: Optional[str] = typer.Option(None, "--praw-site", help="praw.ini section with the credentials. [default: praw's DEFAULT]"),
-    workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Concurrent downloads. [default: 8]"),
-    max_bytes: Optional[int] = typer.Option(None, "--max-bytes", help="Hard cap per download, in bytes. [default: 20000000]"),
-    retries: Optional[int] = typer.Option(None, "--retries", help="Extra tries after a timeout, 429 or 5xx. [default: 5]"),
-    connect_timeout: Optional[float] = typer.Option(None, "--connect-timeout", help="Seconds. [default: 10]"),
-    read_timeout: Optional[float] = typer.Option(None, "--read-timeout", help="Seconds. [default: 30]"),
+    label: str = plain_opt(..., "--label", "-l", help="Class folder the images go to, e.g. car."),
+    out: Path = plain_opt(Path("data/raw"), "--out", "-o", help=_OUT_HELP),
+    limit: Optional[int] = opt(RedditSource, "limit", "--limit", "-n",
+                               help="Unique posts per subreddit, over all its listings (one listing gives at most ~1000)."),
+    sort: Optional[str] = opt(RedditSource, "sort", "--sort",
+                              help="Listings to walk: top, new, hot, rising, a comma list (top,new) or all "
+                                   "(every order and, by default, top for all,year,month,week,day)."),
+    time_filter: Optional[str] = opt(RedditSource, "time_filter", "--time-filter",
+                                     help="Periods for top and --search: hour, day, week, month, year, all, or a comma list."),
+    search: Optional[list[str]] = opt(RedditSource, "search", "--search", metavar="QUERY",
+                                      help="Also walk the subreddit's search results for QUERY (repeat for more queries), "
+                                           "one listing per --time-filter value."),
+    new_only: Optional[bool] = opt(RedditSource, "new_only", "--new-only/--no-new-only",
+                                   help="Walk only the new listing and stop at the first post an earlier run recorded "
+                                        "(fetches what was posted since)."),
+    nsfw: Optional[bool] = opt(RedditSource, "nsfw", "--nsfw/--no-nsfw", help="Keep posts marked NSFW."),
+    praw_site: Optional[str] = opt(RedditSource, "praw_site", "--praw-site", help="praw.ini section with the credentials."),
+    workers: Optional[int] = opt(ScrapeConfig, "workers", "--workers", "-w", help="Concurrent downloads."),
+    max_bytes: Optional[int] = opt(ScrapeConfig, "max_bytes", "--max-bytes", help="Hard cap per download, in bytes."),
+    retries: Optional[int] = opt(ScrapeConfig, "retries", "--retries",
+                                 help="Extra tries after a timeout, connection error, 429 or 5xx (downloads, and "
+                                      "prawcore's for Reddit's API)."),
+    connect_timeout: Optional[float] = opt(ScrapeConfig, "connect_timeout", "--connect-timeout",
+                                           help="Seconds to establish a connection."),
+    read_timeout: Optional[float] = opt(ScrapeConfig, "read_timeout", "--read-timeout",
+                                        help="Seconds to wait for each piece of an answer."),
+    url_budget: Optional[float] = opt(ScrapeConfig, "url_budget", "--url-budget",
+                                      help="Seconds one image URL may take in all: every try, redirect and wait."),
+    respect_noai: Optional[bool] = opt(ScrapeConfig, "respect_noai", "--respect-noai/--ignore-noai",
+                                       help="Skip images whose server sends X-Robots-Tag noai or noimageai (the site "
+                                            "asks that they not be used for AI training); --ignore-noai takes them anyway."),
 ) -> None:
     """Download the images of subreddit posts (links, galleries, previews, crossposts) with praw.
 
     Credentials come from praw.ini (--praw-site section) or praw_client_id / praw_client_secret /
     praw_user_agent environment variables. Rerunning skips what is already done.
 
-    Example: imgclf scrape reddit carporn --label car --out data/raw --limit 500
+    Example: imgclf scrape reddit carporn --label car --out data/raw --limit 3000 --sort all
     """
-    from imgclf.config import RedditSource, drop_none, validate
+    from imgclf.config import drop_none, validate
     from imgclf.scrape.reddit import scrape_reddit
 
     source = validate(RedditSource, drop_none(dict(
-        subreddits=subreddits, label=label, limit=limit, sort=sort.value if sort else None,
-        time_filter=time_filter.value if time_filter else None, nsfw=nsfw, praw_site=praw_site,
+        subreddits=subreddits, label=label, limit=limit, sort=sort, time_filter=time_filter,
+        search=search or None, new_only=new_only, nsfw=nsfw, praw_site=praw_site,
     )), origin="command line")
     cfg = _scrape_cfg(workers=workers, max_bytes=max_bytes, retries=retries, connect_timeout=connect_timeout,
-                      read_timeout=read_timeout)
+                      read_timeout=read_timeout, url_budget=url_budget, respect_noai=respect_noai)
     scrape_reddit(source, out, cfg)
 
 
 @scrape_app.command("web")
 def web_cmd(
     urls: Optional[list[str]] = typer.Argument(None, help="Page or image URLs."),
-    label: str = typer.Option(..., "--label", "-l", help="Class folder the images go to, e.g. car."),
-    out: Path = typer.Option(Path("data/raw"), "--out", "-o", help=_OUT_HELP),
-    urls_file: Optional[Path] = typer.Option(None, "--urls-file", help="Text file with one page or image URL per line."),
-    depth: Optional[int] = typer.Option(None, "--depth", "-d", help="Link levels followed on the same site. [default: 0]"),
-    limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Image URLs attempted at most (earlier runs count)."),
-    max_pages: Optional[int] = typer.Option(None, "--max-pages", help="Pages fetched at most. [default: 200]"),
-    delay: Optional[float] = typer.Option(None, "--delay", help="Seconds between requests to one host. [default: 1]"),
-    user_agent: Optional[str] = typer.Option(None, "--user-agent", help="User-Agent sent, and matched in robots.txt."),
-    workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Concurrent downloads. [default: 8]"),
-    max_bytes: Optional[int] = typer.Option(None, "--max-bytes", help="Hard cap per download, in bytes. [default: 20000000]"),
-    retries: Optional[int] = typer.Option(None, "--retries", help="Extra tries after a timeout, 429 or 5xx. [default: 5]"),
-    connect_timeout: Optional[float] = typer.Option(None, "--connect-timeout", help="Seconds. [default: 10]"),
-    read_timeout: Optional[float] = typer.Option(None, "--read-timeout", help="Seconds. [default: 30]"),
+    label: str = plain_opt(..., "--label", "-l", help="Class folder the images go to, e.g. car."),
+    out: Path = plain_opt(Path("data/raw"), "--out", "-o", help=_OUT_HELP),
+    urls_file: Optional[Path] = opt(WebSource, "urls_file", "--urls-file",
+                                    help="Text file with one page or image URL per line."),
+    depth: Optional[int] = opt(WebSource, "depth", "--depth", "-d", help="Link levels followed on the same site."),
+    limit: Optional[int] = opt(WebSource, "limit", "--limit", "-n", help="Image URLs attempted at most (earlier runs count)."),
+    max_pages: Optional[int] = opt(WebSource, "max_pages", "--max-pages", help="Pages fetched at most."),
+    delay: Optional[float] = opt(ScrapeConfig, "delay", "--delay", help="Seconds between requests to one host."),
+    user_agent: Optional[str] = opt(ScrapeConfig, "user_agent", "--user-agent",
+                                    help="User-Agent sent; its first word is matched in robots.txt."),
+    workers: Optional[int] = opt(ScrapeConfig, "workers", "--workers", "-w", help="Concurrent downloads."),
+    max_bytes: Optional[int] = opt(ScrapeConfig, "max_bytes", "--max-bytes", help="Hard cap per download, in bytes."),
+    retries: Optional[int] = opt(ScrapeConfig, "retries", "--retries",
+                                 help="Extra tries after a timeout, connection error, 429 or 5xx."),
+    connect_timeout: Optional[float] = opt(ScrapeConfig, "connect_timeout", "--connect-timeout",
+                                           help="Seconds to establish a connection."),
+    read_timeout: Optional[float] = opt(ScrapeConfig, "read_timeout", "--read-timeout",
+                                        help="Seconds to wait for each piece of an answer."),
+    url_budget: Optional[float] = opt(ScrapeConfig, "url_budget", "--url-budget",
+                                      help="Seconds one URL (page, image, robots.txt) may take in all: every try, "
+                                           "redirect and wait."),
+    respect_noai: Optional[bool] = opt(ScrapeConfig, "respect_noai", "--respect-noai/--ignore-noai",
+                                       help="Skip images the site marks noai or noimageai (X-Robots-Tag, or "
+                                            "<meta name=robots> on the page): it asks that they not be used for AI "
+                                            "training; --ignore-noai takes them anyway."),
 ) -> None:
     """Download the images of web pages (img, srcset, data-src, links to images, og:image).
 
-    Follows links on the same site up to --depth, obeys robots.txt, waits --delay seconds
-    between requests to one host. Rerunning skips what is already done.
+    Follows links on the same site up to --depth, obeys robots.txt (RFC 9309: an unreachable
+    robots.txt keeps the whole site out for the run), waits --delay seconds between requests
+    to one host. Rerunning skips what is already done.
 
     Example: imgclf scrape web https://example.org/gallery --label car --out data/raw --depth 1
     """
-    from imgclf.config import WebSource, drop_none, validate
+    from imgclf.config import drop_none, validate
     from imgclf.scrape.web import scrape_web
 
     source = validate(WebSource, drop_none(dict(
         urls=urls or None, urls_file=urls_file, label=label, depth=depth, limit=limit, max_pages=max_pages,
     )), origin="command line")
     cfg = _scrape_cfg(workers=workers, max_bytes=max_bytes, retries=retries, connect_timeout=connect_timeout,
-                      read_timeout=read_timeout, delay=delay, user_agent=user_agent)
+                      read_timeout=read_timeout, delay=delay, user_agent=user_agent, url_budget=url_budget,
+                      respect_noai=respect_noai)
     scrape_web(source, out, cfg)
 
 
 @scrape_app.command("status")
 def status_cmd(
     folder: Path = typer.Argument(..., metavar="DIR", help="An --out folder of `imgclf scrape`."),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+    as_json: bool = plain_opt(False, "--json", help="Print the summary as JSON on stdout."),
 ) -> None:
     """Summarize a scrape manifest by label, source and reason.
 
@@ -156,6 +175,9 @@ def status_cmd(
             t.add_row(s, r or "-", str(n))
         console.print(t)
     kept = sum(c.get("kept", 0) for c in st.by_label.values())
+    posts = sum(st.posts.values())
+    if posts:
+        console.print(f"{posts} Reddit posts recorded; {st.shared_urls} URLs pointed at by more than one post")
     console.print(f"{st.total} rows in {st.path}; {kept} images kept; last update {st.last_time or '-'}")
 
 

@@ -4,13 +4,21 @@ What "safe" means here:
 
 - Only `http` and `https` URLs, on the first request and on every redirect; at most
   `MAX_REDIRECTS` (5) redirects, followed by hand so each hop is checked.
-- Connect and read timeouts on every request, plus a total time budget per download.
-- The body is streamed and counted as bytes arrive; the download stops at `max_bytes`
-  whatever `Content-Length` says (a lying or missing header cannot blow memory).
+- Connect and read timeouts on every request, and one **time budget per URL** (`total_timeout`,
+  default `DEFAULT_URL_BUDGET` = 120 s) across all its tries, redirects, backoff waits and the
+  body: a server that accepts the connection and never answers costs at most that, however
+  many retries are allowed. The clock starts when the first request is sent (a wait for the
+  per-host politeness slot before it does not count). Each read waits at most the smaller of
+  `read_timeout` and the budget left, so a server that drips one byte at a time is cut off too.
+- The body is streamed and counted as bytes arrive (after decoding any `Content-Encoding`);
+  the download stops at `max_bytes` whatever `Content-Length` says.
 - Connection errors, timeouts, HTTP 429 and 5xx are retried with exponential backoff and
   "equal jitter" (Marc Brooker, "Exponential Backoff And Jitter", AWS Architecture Blog, 2015),
   honouring `Retry-After` (seconds or an HTTP date, RFC 9110 §10.2.3) and Reddit's
-  `x-ratelimit-reset` (seconds until the rate-limit window resets).
+  `x-ratelimit-reset` (seconds until the rate-limit window resets), as long as the budget lasts.
+- `X-Robots-Tag` directives are read from every response (`RawResponse.robots_tags`); with
+  `respect_noai=True` an image whose response says `noai` or `noimageai` (the convention
+  img2dataset honours) is refused before its body is read (reason `"noai"`).
 - The content decides, never the URL or the `Content-Type` header: magic bytes first
   (`imgclf.images.sniff_format`), then a full decode with Pillow (`imgclf.images.open_image`),
   so HTML pages served as `image/jpeg`, truncated files, decompression bombs and unknown
@@ -45,8 +53,15 @@ MAX_REDIRECTS: int = 5
 #: Longest wait honoured from a `Retry-After` / `x-ratelimit-reset` header, in seconds.
 MAX_RETRY_WAIT: float = 120.0
 
-#: Size of a streamed chunk, in bytes.
+#: Default time budget of one URL across all its tries, redirects and waits, in seconds.
+DEFAULT_URL_BUDGET: float = 120.0
+
+#: Largest piece read at once from a body, in bytes.
 CHUNK_BYTES: int = 64 * 1024
+
+#: `X-Robots-Tag` / `<meta name="robots">` directives that ask for no use in AI training
+#: (the "noai" convention, honoured by img2dataset). Checked when `respect_noai` is on.
+NOAI_DIRECTIVES: frozenset[str] = frozenset({"noai", "noimageai"})
 
 #: User-Agent sent with every request (Reddit and many sites refuse the python-requests default).
 DEFAULT_USER_AGENT: str = "imgclf/0.1 (image-classification dataset builder)"
@@ -62,11 +77,11 @@ TRANSIENT_REASONS: frozenset[str] = frozenset({"timeout", "connection_error", "h
 
 
 class DownloadError(ImageError):
-    """A URL could not be downloaded (network, HTTP status, redirects, size cap).
+    """A URL could not be downloaded (network, HTTP status, redirects, size cap, noai).
 
     Same arguments as `ImageError`: `path` is the URL, `reason` one of `"unsupported_scheme"`,
     `"too_many_redirects"`, `"timeout"`, `"connection_error"`, `"http_<status>"`,
-    `"too_large"`, `"empty"`.
+    `"too_large"`, `"empty"`, `"noai"`.
     """
 
 
@@ -135,16 +150,35 @@ class DownloadResult:
 
 @dataclass
 class RawResponse:
-    """A body fetched by `fetch_bytes` (not yet checked as an image)."""
+    """A body fetched by `fetch_bytes` (not yet checked as an image).
+
+    Attributes:
+        url: str. The URL asked for (credentials removed).
+        final_url: str. The URL after redirects (credentials removed).
+        data: bytes. The body (decoded from any `Content-Encoding`).
+        content_type: str. The server's `Content-Type` (informative only).
+        status: int. The final HTTP status (2xx).
+        robots_tags: frozenset of str. `X-Robots-Tag` directives that apply to us (lower case,
+            see `robots_directives`), e.g. `{"noai", "noindex"}`.
+        truncated: bool. True if the body was cut at `max_bytes` (`keep_prefix=True` only).
+    """
 
     url: str
     final_url: str
     data: bytes
     content_type: str
+    status: int = 200
+    robots_tags: frozenset[str] = frozenset()
+    truncated: bool = False
 
 
 class HostThrottle:
     """Spaces requests to the same host by at least `delay` seconds (politeness), thread-safe.
+
+    A caller takes a turn with `wait` before a request and calls `sent` when the request has
+    gone out (its answer's headers arrived, or it failed); the next turn for that host starts
+    `delay` seconds after the later of the two, so a thread that was slow to send after its
+    turn never shortens the gap before the next request.
 
     Args:
         delay: float. Seconds between two requests to one host; 0 disables the throttle.
@@ -166,17 +200,28 @@ class HostThrottle:
             self._delays[self._host(url)] = max(self.delay, float(delay))
 
     def wait(self, url: str) -> None:
-        """Blocks until a request to `url`'s host may be sent."""
+        """Blocks until a request to `url`'s host may be sent, and takes that turn."""
+        host = self._host(url)
+        delay = self._delays.get(host, self.delay)
+        if delay <= 0:
+            return
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                pause = self._next.get(host, 0.0) - now
+                if pause <= 0:
+                    self._next[host] = now + delay
+                    return
+            time.sleep(pause)
+
+    def sent(self, url: str) -> None:
+        """Notes that a request to `url`'s host went out: the next turn is `delay` seconds from now at the earliest."""
         host = self._host(url)
         delay = self._delays.get(host, self.delay)
         if delay <= 0:
             return
         with self._lock:
-            now = time.monotonic()
-            slot = max(now, self._next.get(host, now))
-            self._next[host] = slot + delay
-        if slot > now:
-            time.sleep(slot - now)
+            self._next[host] = max(self._next.get(host, 0.0), time.monotonic() + delay)
 
 
 def new_session(user_agent: str = DEFAULT_USER_AGENT, pool: int = 16) -> Any:
@@ -202,6 +247,74 @@ def _check_scheme(url: str, original: str) -> None:
         raise DownloadError(clean_url(original), "unsupported_scheme", f"only http and https URLs are fetched, got {scheme or 'none'!r}")
 
 
+def product_token(user_agent: str) -> str:
+    """Returns the product token of a User-Agent, e.g. `"imgclf"` for `"imgclf/0.1 (...)"`.
+
+    robots.txt groups (RFC 9309 §2.2.1), `X-Robots-Tag: <token>: ...` and
+    `<meta name="<token>">` are matched against this token, case-insensitively.
+
+    Args:
+        user_agent: str. The full User-Agent header.
+
+    Returns:
+        str: the leading run of letters, digits, `_` and `-` (RFC 9309 §2.2.1), lower case;
+        `"*"` if there is none.
+    """
+    m = re.match(r"[A-Za-z0-9_-]+", user_agent.strip())
+    return m.group(0).lower() if m else "*"
+
+
+#: Directives whose value follows a colon (Google's list), so `name:` is not a user agent.
+_VALUED_DIRECTIVES = frozenset({"unavailable_after", "max-snippet", "max-image-preview", "max-video-preview"})
+_UA_PREFIX = re.compile(r"^\s*([A-Za-z0-9_.-]+)\s*:\s*(.*)$", re.S)
+
+
+def robots_directives(values: list[str] | tuple[str, ...], token: str | None = None) -> frozenset[str]:
+    """Parses `X-Robots-Tag` header values (or a robots `<meta>` content) into directives.
+
+    A value may start with a user-agent token (`"otherbot: noai"`); it then applies only if
+    that token is ours. Several directives are separated by commas. This follows Google's
+    documented `X-Robots-Tag` syntax, which the "noai" convention reuses.
+
+    Args:
+        values: list of str. One entry per header line (or the meta tag's `content`).
+        token: str or None, default None. Our product token (see `product_token`); None
+            treats every user-agent-prefixed value as not ours.
+
+    Returns:
+        frozenset of str: the directives that apply to us, lower case, without values
+        (`"unavailable_after: ..."` gives `"unavailable_after"`).
+    """
+    out: set[str] = set()
+    for value in values:
+        if not value:
+            continue
+        text = str(value)
+        m = _UA_PREFIX.match(text)
+        if m and m.group(1).lower() not in _VALUED_DIRECTIVES:
+            if token is None or m.group(1).lower() != token.lower():
+                continue
+            text = m.group(2)
+        for part in text.split(","):
+            name = part.split(":", 1)[0].strip().lower()
+            if name:
+                out.add(name)
+    return frozenset(out)
+
+
+def _header_lines(resp: Any, name: str) -> list[str]:
+    """Every line of header `name` (urllib3 keeps repeated headers apart; requests joins them)."""
+    raw_headers = getattr(getattr(resp, "raw", None), "headers", None)
+    getlist = getattr(raw_headers, "getlist", None)
+    if callable(getlist):
+        try:
+            return [str(v) for v in getlist(name)]
+        except Exception:  # an unusual headers object: fall back to the joined value
+            pass
+    v = resp.headers.get(name)
+    return [v] if v else []
+
+
 def retry_wait(headers: Any, attempt: int, backoff: float) -> float:
     """Seconds to wait before retry number `attempt` (0-based).
 
@@ -211,9 +324,10 @@ def retry_wait(headers: Any, attempt: int, backoff: float) -> float:
         backoff: float. Base delay in seconds; the exponential part is `backoff * 2**attempt`.
 
     Returns:
-        float: the server's `Retry-After` (seconds or HTTP date) or `x-ratelimit-reset`
-        (seconds) when given, capped at `MAX_RETRY_WAIT`; otherwise exponential backoff with
-        equal jitter, `d/2 + uniform(0, d/2)` where `d = backoff * 2**attempt`.
+        float: the server's `Retry-After` (seconds or HTTP date, RFC 9110 §10.2.3) or
+        `x-ratelimit-reset` (seconds) when given, capped at `MAX_RETRY_WAIT`; otherwise
+        exponential backoff with equal jitter, `d/2 + uniform(0, d/2)` where
+        `d = backoff * 2**attempt`.
     """
     if headers is not None:
         for key in ("Retry-After", "x-ratelimit-reset"):
@@ -238,59 +352,130 @@ def retry_wait(headers: Any, attempt: int, backoff: float) -> float:
     return min(d / 2 + random.uniform(0, d / 2), MAX_RETRY_WAIT)
 
 
+class _Budget:
+    """The time budget of one URL; the clock starts with the first request sent."""
+
+    def __init__(self, seconds: float):
+        self.seconds = float(seconds)
+        self.deadline: float | None = None
+        self.started = 0.0
+        self.tries = 0
+
+    def start(self) -> None:
+        if self.deadline is None:
+            self.started = time.monotonic()
+            self.deadline = self.started + self.seconds
+
+    def remaining(self) -> float:
+        return float("inf") if self.deadline is None else self.deadline - time.monotonic()
+
+    def note(self) -> str:
+        spent = time.monotonic() - self.started if self.deadline is not None else 0.0
+        return (f"gave up after {self.tries} {'try' if self.tries == 1 else 'tries'} in {spent:.1f} s "
+                f"(time budget per URL: {self.seconds:g} s)")
+
+
 def _request(session: Any, url: str, original: str, *, timeout: tuple[float, float], retries: int,
-             backoff: float, throttle: HostThrottle | None) -> Any:
-    """One hop (no redirect following) with retries; returns a streaming response."""
+             backoff: float, throttle: HostThrottle | None, budget: _Budget) -> Any:
+    """One hop (no redirect following) with retries inside the budget; returns a streaming response."""
     import requests
 
     last_reason, last_detail = "connection_error", ""
+    out_of_time = False
     for attempt in range(retries + 1):
         if throttle is not None:
             throttle.wait(url)
+        budget.start()
+        left = budget.remaining()
+        if left <= 0:
+            out_of_time = True
+            break
+        t = (min(timeout[0], left), min(timeout[1], left))
         headers = None
+        budget.tries += 1
         try:
-            resp = session.get(url, stream=True, allow_redirects=False, timeout=timeout)
+            try:
+                resp = session.get(url, stream=True, allow_redirects=False, timeout=t)
+            finally:
+                if throttle is not None:
+                    throttle.sent(url)
         except requests.exceptions.Timeout as exc:
-            last_reason, last_detail = "timeout", f"no answer within {timeout[0]:g}s connect / {timeout[1]:g}s read ({type(exc).__name__})"
+            last_reason, last_detail = "timeout", f"no answer within {t[0]:g} s connect / {t[1]:g} s read ({type(exc).__name__})"
         except requests.exceptions.RequestException as exc:
             last_reason, last_detail = "connection_error", type(exc).__name__
         else:
             if resp.status_code == 429 or 500 <= resp.status_code < 600:
                 headers = resp.headers
-                last_reason, last_detail = f"http_{resp.status_code}", f"HTTP {resp.status_code} after {attempt + 1} tries"
+                last_reason, last_detail = f"http_{resp.status_code}", f"HTTP {resp.status_code}"
                 resp.close()
             else:
                 return resp
         if attempt < retries:
-            time.sleep(retry_wait(headers, attempt, backoff))
-    raise DownloadError(clean_url(original), last_reason, last_detail)
+            wait = retry_wait(headers, attempt, backoff)
+            if wait >= budget.remaining():
+                out_of_time = True
+                last_detail += f"; the next try (in {wait:.1f} s) would pass the budget"
+                break
+            time.sleep(wait)
+    detail = f"{last_detail}; {budget.note()}" if out_of_time else f"{last_detail} after {budget.tries} {'try' if budget.tries == 1 else 'tries'}"
+    raise DownloadError(clean_url(original), last_reason, detail)
 
 
-def _read_capped(resp: Any, original: str, max_bytes: int, deadline: float) -> bytes:
-    """Reads a streaming body, stopping at `max_bytes` and at the `deadline` (monotonic)."""
+def _read_capped(resp: Any, original: str, max_bytes: int, budget: _Budget, read_timeout: float,
+                 keep_prefix: bool = False) -> tuple[bytes, bool]:
+    """Reads a streaming body, stopping at `max_bytes` and when the budget runs out.
+
+    Reads with `read1` (whatever has arrived, at most `CHUNK_BYTES`) and sets the socket's
+    timeout before each read to the smaller of `read_timeout` and the budget left, so neither
+    a silent nor a dripping server can hold the download past its budget.
+
+    Returns:
+        tuple `(data, truncated)`; `truncated` is True if `keep_prefix` cut the body at `max_bytes`.
+    """
     import requests
+    import urllib3.exceptions
 
     declared = resp.headers.get("Content-Length")
-    if declared and declared.isdigit() and int(declared) > max_bytes:
+    if declared and declared.isdigit() and int(declared) > max_bytes and not keep_prefix:
         resp.close()
         raise DownloadError(clean_url(original), "too_large", f"Content-Length {int(declared):,} > cap {max_bytes:,} bytes")
+    raw = resp.raw
+    read1 = getattr(raw, "read1", None)
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
     buf = bytearray()
+    truncated = False
     try:
-        for chunk in resp.iter_content(CHUNK_BYTES):
+        while True:
+            left = budget.remaining()
+            if left <= 0:
+                raise DownloadError(clean_url(original), "timeout",
+                                    f"the body was still arriving ({len(buf):,} bytes) when the budget ran out; {budget.note()}")
+            if sock is not None:
+                try:
+                    sock.settimeout(max(0.001, min(read_timeout, left)))
+                except OSError:
+                    sock = None
+            chunk = read1(CHUNK_BYTES, decode_content=True) if read1 is not None else raw.read(8192, decode_content=True)
+            if not chunk:
+                break
             buf += chunk
             if len(buf) > max_bytes:
+                if keep_prefix:
+                    del buf[max_bytes:]
+                    truncated = True
+                    break
                 raise DownloadError(clean_url(original), "too_large", f"more than the cap of {max_bytes:,} bytes")
-            if time.monotonic() > deadline:
-                raise DownloadError(clean_url(original), "timeout", "download took longer than its time budget")
-    except requests.exceptions.Timeout:
-        raise DownloadError(clean_url(original), "timeout", "the server stopped sending") from None
-    except requests.exceptions.RequestException as exc:
+    except (TimeoutError, urllib3.exceptions.ReadTimeoutError, requests.exceptions.Timeout):
+        detail = f"the server stopped sending after {len(buf):,} bytes"
+        raise DownloadError(clean_url(original), "timeout",
+                            f"{detail}; {budget.note()}" if budget.remaining() <= 0.01 else detail) from None
+    except (OSError, urllib3.exceptions.HTTPError, requests.exceptions.RequestException) as exc:
         # The connection broke mid-body (e.g. an IncompleteRead): the network's fault, worth a later try.
         raise DownloadError(clean_url(original), "connection_error",
                             f"connection broke after {len(buf):,} bytes ({type(exc).__name__})") from None
     finally:
         resp.close()
-    return bytes(buf)
+    return bytes(buf), truncated
 
 
 def fetch_bytes(
@@ -304,38 +489,64 @@ def fetch_bytes(
     total_timeout: float | None = None,
     session: Any = None,
     throttle: HostThrottle | None = None,
+    reject_directives: frozenset[str] | set[str] = frozenset(),
+    robots_token: str | None = None,
+    keep_prefix: bool = False,
 ) -> RawResponse:
-    """Downloads a URL safely (scheme check, redirects, timeouts, retries, byte cap); no content check.
+    """Downloads a URL safely (scheme check, redirects, timeouts, retries, budget, byte cap); no content check.
 
-    Args: as `fetch_image`.
+    Args:
+        url: str. An `http` or `https` URL.
+        max_bytes, connect_timeout, read_timeout, retries, backoff, session, throttle: as
+            `fetch_image`.
+        total_timeout: float or None, default None. Time budget of this URL across every try,
+            redirect, backoff wait and the body, in seconds; None means `DEFAULT_URL_BUDGET` (120).
+        reject_directives: set of str, default empty. `X-Robots-Tag` directives (lower case)
+            that make the download fail with reason `"noai"` before the body is read, e.g.
+            `NOAI_DIRECTIVES`.
+        robots_token: str or None, default None. Our product token, for `X-Robots-Tag:
+            <token>: ...` lines; None derives it from the session's User-Agent.
+        keep_prefix: bool, default False. Keep the first `max_bytes` of a longer body
+            (`RawResponse.truncated` is then True) instead of failing with `"too_large"`
+            (robots.txt, RFC 9309 §2.5).
 
     Returns:
-        RawResponse: `url`, `final_url`, `data` (bytes) and the server's `content_type`.
+        RawResponse: `url`, `final_url`, `data`, `content_type`, `status` (any 2xx) and
+        `robots_tags`.
 
     Raises:
-        DownloadError: reason `"unsupported_scheme"`, `"too_many_redirects"`, `"timeout"`,
-            `"connection_error"`, `"http_<status>"` (after retries for 429 / 5xx), `"too_large"`.
+        DownloadError: reason `"unsupported_scheme"`, `"too_many_redirects"`, `"timeout"`
+            (also when the budget runs out), `"connection_error"`, `"http_<status>"` (after
+            retries for 429 / 5xx), `"too_large"`, `"noai"`.
     """
     own = session is None
     session = session or new_session()
-    deadline = time.monotonic() + (total_timeout if total_timeout is not None else max(120.0, 4 * read_timeout))
+    budget = _Budget(total_timeout if total_timeout is not None else DEFAULT_URL_BUDGET)
+    token = robots_token or product_token(str(session.headers.get("User-Agent", DEFAULT_USER_AGENT)))
     try:
         _check_scheme(url, url)
         current = url
         for hop in range(MAX_REDIRECTS + 1):
             resp = _request(session, current, url, timeout=(connect_timeout, read_timeout), retries=retries,
-                            backoff=backoff, throttle=throttle)
+                            backoff=backoff, throttle=throttle, budget=budget)
             if resp.status_code in _REDIRECT_CODES and resp.headers.get("Location"):
                 nxt = urljoin(current, resp.headers["Location"])
                 resp.close()
                 _check_scheme(nxt, url)
                 current = nxt
                 continue
-            if resp.status_code != 200:
+            if not 200 <= resp.status_code < 300:
                 resp.close()
                 raise DownloadError(clean_url(url), f"http_{resp.status_code}", f"HTTP {resp.status_code} from {clean_url(current)}")
-            data = _read_capped(resp, url, max_bytes, deadline)
-            return RawResponse(clean_url(url), clean_url(current), data, resp.headers.get("Content-Type", ""))
+            tags = robots_directives(_header_lines(resp, "X-Robots-Tag"), token)
+            hits = sorted(tags & set(reject_directives))
+            if hits:
+                resp.close()
+                raise DownloadError(clean_url(url), "noai",
+                                    f"X-Robots-Tag: {', '.join(hits)} (the site asks that it not be used for AI training)")
+            data, truncated = _read_capped(resp, url, max_bytes, budget, read_timeout, keep_prefix)
+            return RawResponse(clean_url(url), clean_url(current), data, resp.headers.get("Content-Type", ""),
+                               status=resp.status_code, robots_tags=tags, truncated=truncated)
         raise DownloadError(clean_url(url), "too_many_redirects", f"more than {MAX_REDIRECTS} redirects")
     finally:
         if own:
@@ -402,6 +613,8 @@ def fetch_image(
     backoff: float = 1.0,
     total_timeout: float | None = None,
     throttle: HostThrottle | None = None,
+    respect_noai: bool = False,
+    robots_token: str | None = None,
 ) -> DownloadResult:
     """Downloads one image URL safely and verifies it is a whole, real image.
 
@@ -414,15 +627,20 @@ def fetch_image(
         retries: int, default 3. Extra tries after a connection error, timeout, HTTP 429 or 5xx.
         session: `requests.Session` or None. Reused for connection pooling; None makes one.
         backoff: float, default 1.0. Base of the exponential backoff, in seconds.
-        total_timeout: float or None. Time budget for the whole body, in seconds; None means
-            `max(120, 4 * read_timeout)`.
+        total_timeout: float or None, default None. Time budget of this URL in seconds, across
+            every try, redirect, wait and the body; None means `DEFAULT_URL_BUDGET` (120 s).
         throttle: HostThrottle or None. Spaces requests per host (web scraping politeness).
+        respect_noai: bool, default False. Refuse an image whose response carries
+            `X-Robots-Tag: noai` or `noimageai` (reason `"noai"`). The scrapers turn it on
+            (`ScrapeConfig.respect_noai`); `predict` does not collect data and leaves it off.
+        robots_token: str or None. Our product token for `X-Robots-Tag: <token>: ...`; None
+            derives it from the session's User-Agent.
 
     Returns:
         DownloadResult: bytes, final URL, detected format and extension, sha256, width, height.
 
     Raises:
-        DownloadError (an `ImageError`): network failures, see `fetch_bytes`.
+        DownloadError (an `ImageError`): network failures and `"noai"`, see `fetch_bytes`.
         ImageError: content rejects, see `check_image` (`"html"`, `"truncated"`,
             `"decompression_bomb"`, `"unsupported_format"`, `"placeholder"`, ...).
 
@@ -432,7 +650,8 @@ def fetch_image(
     """
     raw = fetch_bytes(url, max_bytes=max_bytes, connect_timeout=connect_timeout, read_timeout=read_timeout,
                       retries=retries, backoff=backoff, total_timeout=total_timeout, session=session,
-                      throttle=throttle)
+                      throttle=throttle, reject_directives=NOAI_DIRECTIVES if respect_noai else frozenset(),
+                      robots_token=robots_token)
     return check_image(raw)
 
 

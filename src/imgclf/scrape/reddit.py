@@ -8,7 +8,8 @@ A read-only "script" app is enough: https://www.reddit.com/prefs/apps.
 Which images a post gives (`post_images`), reading only the listing's own JSON (never an
 attribute the listing may lack, which would make praw fetch the post again, one request each):
 
-- crosspost: the first entry of `crosspost_parent_list` is used instead of the post;
+- crosspost: the first entry of `crosspost_parent_list` is used instead of the post (both
+  posts are recorded, the crosspost with its `crosspost_parent`);
 - gallery: `gallery_data.items` in order, each looked up in `media_metadata`; items whose
   `status` is not `"valid"` are skipped and counted (`gallery_item_invalid`);
 - a direct image link (`i.redd.it`, `i.imgur.com`, `preview.redd.it`, or a path ending in an
@@ -18,15 +19,35 @@ attribute the listing may lack, which would make praw fetch the post again, one 
   content turns out to be an image.
 
 Self posts, videos, removed or deleted posts and NSFW posts (unless `nsfw=True`) are skipped
-and counted. Reddit lists at most about 1,000 posts per listing (`LISTING_CAP`); when a listing
-ends there, a note says so.
+and counted; every post is recorded in the manifest with the URLs it points at
+(`imgclf.scrape.manifest`), skipped or not.
+
+**Several listings.** Reddit lists at most about 1,000 posts per listing (`LISTING_CAP`).
+`RedditSource.sort`, `time_filter` and `search` name several listings of one subreddit
+(`listings_for`): `top` once per time filter, `new`, `hot`, `rising`, and one search per query
+and time filter. They are walked in turn; posts are deduplicated by id; a listing stops when
+one page of it (`LISTING_PAGE`, 100 posts) in a row adds nothing new, when it ends, or when
+`limit` unique posts are reached. With `new_only`, only `new` is walked and it stops at the
+first post an earlier run recorded. The summary reports how many unique posts each listing
+added.
+
+**Rate limits and retries are prawcore's, configured once** (`make_reddit`): prawcore paces
+requests from Reddit's `x-ratelimit-*` headers and retries connection errors and 5xx; we set
+how many times (`ScrapeConfig.retries`), its backoff (exponential with equal jitter, base
+`ScrapeConfig.backoff`) and add 429 to the statuses it retries. prawcore has no wait for
+`Retry-After`, nor for `x-ratelimit-reset` on a 429 without `x-ratelimit-remaining`: our
+requestor (praw's documented `requestor_class` hook) holds the next request until the time
+such an answer gave. There is no retry loop of our own. When prawcore's retries are used up on
+429s, the scrape stops with one message (`ScrapeError`) after keeping what it has.
 """
 
 from __future__ import annotations
 
 import html
 import re
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,11 +56,16 @@ from urllib.parse import urlsplit
 from imgclf.config import RedditSource, ScrapeConfig
 from imgclf.errors import ScrapeError
 from imgclf.images import IMAGE_EXTENSIONS
-from imgclf.scrape.download import redact, retry_wait
+from imgclf.scrape.download import MAX_RETRY_WAIT, redact, retry_wait
+from imgclf.scrape.manifest import PostRecord
 from imgclf.scrape.runner import Runner, ScrapeSummary, Task, check_label
 
 #: Reddit returns at most about this many posts for one listing (sort + time filter).
 LISTING_CAP: int = 1000
+
+#: Posts in one page of a listing (Reddit's largest page). A listing stops after this many
+#: posts in a row that an earlier listing of the run already gave.
+LISTING_PAGE: int = 100
 
 #: Hosts whose links are images themselves.
 DIRECT_IMAGE_HOSTS: frozenset[str] = frozenset({"i.redd.it", "i.imgur.com", "preview.redd.it", "i.reddituploads.com"})
@@ -61,12 +87,23 @@ CREDENTIALS_HINT = (
 
 @dataclass
 class PostImages:
-    """What one post gives: image URLs, or the reason it is skipped."""
+    """What one post gives: image URLs, and the reason it is skipped if it is.
+
+    Attributes:
+        urls: list of str. The image URLs the post points at (also for a skipped NSFW or
+            removed post, so the manifest records them; they are not downloaded then).
+        skip: str or None. Post-level skip reason: `"nsfw"`, `"removed"`, `"self_post"`,
+            `"video"`, `"no_image"`.
+        invalid_items: list of str. Gallery media ids whose status is not `valid`.
+        via: str. `"link"`, `"gallery"`, `"preview"`, `"page"`, `"crosspost+..."`.
+        parent: dict or None. The crossposted post's JSON (`crosspost_parent_list[0]`).
+    """
 
     urls: list[str] = field(default_factory=list)
     skip: str | None = None
-    invalid_items: list[str] = field(default_factory=list)  # gallery media ids with status != valid
-    via: str = ""  # "link", "gallery", "preview", "page", "crosspost+..."
+    invalid_items: list[str] = field(default_factory=list)
+    via: str = ""
+    parent: dict[str, Any] | None = None
 
 
 def normalize_subreddit(name: str) -> str:
@@ -128,43 +165,168 @@ def post_images(d: dict[str, Any], nsfw: bool = False) -> PostImages:
         nsfw: bool, default False. Keep posts marked over 18.
 
     Returns:
-        PostImages: `urls` to download, or `skip` one of `"nsfw"`, `"removed"`, `"self_post"`,
-        `"video"`, `"no_image"`; `invalid_items` lists gallery items that are not valid.
+        PostImages: `urls` the post points at and, if it is not to be downloaded, `skip`, one
+        of `"nsfw"`, `"removed"`, `"self_post"`, `"video"`, `"no_image"` (NSFW and removed
+        first, also when a crossposted parent is); `invalid_items` lists gallery items that
+        are not valid; `parent` the crossposted post.
     """
-    if d.get("over_18") and not nsfw:
-        return PostImages(skip="nsfw")
-    if _is_removed(d):
-        return PostImages(skip="removed")
+    skip = "nsfw" if d.get("over_18") and not nsfw else "removed" if _is_removed(d) else None
     parents = d.get("crosspost_parent_list") or []
     if parents and isinstance(parents[0], dict):
         inner = post_images(parents[0], nsfw)
         inner.via = "crosspost+" + inner.via
+        inner.parent = parents[0]
+        inner.skip = skip or inner.skip
         return inner
     if d.get("is_self"):
-        return PostImages(skip="self_post")
+        return PostImages(skip=skip or "self_post")
     if d.get("is_gallery") or d.get("gallery_data"):
-        return _gallery(d)
+        out = _gallery(d)
+        out.skip = skip or out.skip
+        return out
     url = html.unescape(str(d.get("url_overridden_by_dest") or d.get("url") or ""))
     if (d.get("is_video") or str(d.get("post_hint", "")).endswith("video") or _host(url) in VIDEO_HOSTS
             or _ext(url) in VIDEO_EXTENSIONS):
-        return PostImages(skip="video")
+        return PostImages(skip=skip or "video")
     if url and is_direct_image(url):
-        return PostImages(urls=[url], via="link")
+        return PostImages(urls=[url], via="link", skip=skip)
     images = ((d.get("preview") or {}).get("images")) or []
     preview = ((images[0] or {}).get("source") or {}).get("url") if images else None
     if preview:
-        return PostImages(urls=[html.unescape(preview)], via="preview")
+        return PostImages(urls=[html.unescape(preview)], via="preview", skip=skip)
     if url.startswith(("http://", "https://")):
-        return PostImages(urls=[url], via="page")
-    return PostImages(skip="no_image")
+        return PostImages(urls=[url], via="page", skip=skip)
+    return PostImages(skip=skip or "no_image")
 
 
-def make_reddit(praw_site: str | None = None) -> Any:
+# ------------------------------------------------------------------------- praw / prawcore
+class RetryAfterGate:
+    """Holds the next Reddit request until the time a 429 / 5xx answer asked for.
+
+    prawcore paces requests from `x-ratelimit-remaining` / `x-ratelimit-reset` on normal
+    answers, but ignores `Retry-After` (RFC 9110 §10.2.3) and a 429's `x-ratelimit-reset`
+    without `x-ratelimit-remaining`. The gate reads them (`imgclf.scrape.download.retry_wait`,
+    capped at `MAX_RETRY_WAIT` seconds) and sleeps before the next request, so prawcore's own
+    retry of that request waits as long as Reddit asked. Thread-safe.
+
+    Args:
+        on_wait: callable(str) or None. Told once per wait, e.g. to print a warning.
+    """
+
+    def __init__(self, on_wait: Callable[[str], None] | None = None):
+        self.on_wait = on_wait
+        self._lock = threading.Lock()
+        self._not_before = 0.0
+        self.last_status: int | None = None
+        self.last_wait: float = 0.0
+
+    def before(self) -> None:
+        """Sleeps until a request may be sent."""
+        with self._lock:
+            delay = self._not_before - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
+    def after(self, response: Any) -> None:
+        """Reads a response's `Retry-After` / `x-ratelimit-reset` when it is a 429 or 5xx."""
+        status = getattr(response, "status_code", 200)
+        self.last_status = status
+        if status != 429 and status < 500:
+            return
+        headers = response.headers
+        if headers.get("Retry-After") is None and headers.get("x-ratelimit-reset") is None:
+            return
+        wait = retry_wait(headers, 0, 0.0)
+        self.last_wait = wait
+        with self._lock:
+            self._not_before = max(self._not_before, time.monotonic() + wait)
+        if self.on_wait is not None and wait > 0:
+            self.on_wait(f"Reddit answered HTTP {status}; the next request waits {wait:.1f} s as it asked"
+                         + (f" (capped at {MAX_RETRY_WAIT:g} s)" if wait >= MAX_RETRY_WAIT else ""))
+
+
+def _requestor_class() -> type:
+    import prawcore
+
+    class GatedRequestor(prawcore.Requestor):
+        """prawcore's Requestor with a `RetryAfterGate` around every request."""
+
+        def __init__(self, *args: Any, gate: RetryAfterGate | None = None, **kwargs: Any):
+            super().__init__(*args, **kwargs)
+            self.gate = gate or RetryAfterGate()
+
+        def request(self, *args: Any, **kwargs: Any) -> Any:
+            self.gate.before()
+            response = super().request(*args, **kwargs)
+            self.gate.after(response)
+            return response
+
+    return GatedRequestor
+
+
+def _retry_strategy(retries: int, backoff: float) -> type:
+    """A prawcore `RetryStrategy` class: `retries` retries, equal-jitter exponential backoff."""
+    from prawcore.sessions import RetryStrategy
+
+    @dataclass(frozen=True)
+    class ImgclfRetries(RetryStrategy):
+        left: int = retries
+
+        def _sleep_seconds(self) -> float | None:
+            used = retries - self.left
+            return None if used <= 0 else retry_wait(None, used - 1, backoff)
+
+        def consume_available_retry(self) -> ImgclfRetries:
+            return type(self)(left=self.left - 1)
+
+        def should_retry_on_failure(self) -> bool:
+            return self.left > 0
+
+    return ImgclfRetries
+
+
+def configure_retries(reddit: Any, retries: int, backoff: float = 1.0) -> bool:
+    """Sets prawcore's retries of every session of `reddit`: count, backoff, and 429 retried.
+
+    prawcore (2.4 to 4.0) has no public setting for either: its `Session` keeps the retry
+    strategy class in `_retry_strategy_class` and the statuses it retries in
+    `RETRY_STATUSES`; both are set on the instances.
+
+    Args:
+        reddit: praw.Reddit.
+        retries: int. Extra tries after a connection error, 429 or 5xx (0 = none).
+        backoff: float, default 1.0. Base of the exponential backoff, in seconds.
+
+    Returns:
+        bool: False if this prawcore lacks those attributes (its defaults then apply:
+        2 retries, 429 not retried).
+    """
+    from prawcore.sessions import Session
+
+    strategy = _retry_strategy(retries, backoff)
+    cores = [getattr(reddit, n, None) for n in ("_core", "_read_only_core", "_authorized_core")]
+    done = False
+    for core in {id(c): c for c in cores if isinstance(c, Session)}.values():
+        if not hasattr(core, "_retry_strategy_class"):
+            continue
+        core._retry_strategy_class = strategy
+        core.RETRY_STATUSES = frozenset(Session.RETRY_STATUSES) | {429}
+        done = True
+    return done
+
+
+def make_reddit(praw_site: str | None = None, *, retries: int = 2, backoff: float = 1.0,
+                gate: RetryAfterGate | None = None) -> Any:
     """Creates a read-only `praw.Reddit` from praw.ini / `praw_*` environment variables.
+
+    Rate limiting and retries are prawcore's, configured here once (see the module docstring).
 
     Args:
         praw_site: str or None. praw.ini section; None lets praw choose (`praw_site`
             environment variable, else `DEFAULT`).
+        retries: int, default 2. prawcore's retries after a connection error, 429 or 5xx.
+        backoff: float, default 1.0. Base of their exponential backoff, in seconds.
+        gate: RetryAfterGate or None. Honours `Retry-After`; None makes one.
 
     Returns:
         praw.Reddit.
@@ -179,7 +341,8 @@ def make_reddit(praw_site: str | None = None) -> Any:
     from praw.exceptions import MissingRequiredAttributeException
 
     try:
-        reddit = praw.Reddit(site_name=praw_site, check_for_updates=False, check_for_async=False)
+        reddit = praw.Reddit(site_name=praw_site, check_for_updates=False, check_for_async=False,
+                             requestor_class=_requestor_class(), requestor_kwargs={"gate": gate or RetryAfterGate()})
     except configparser.NoSectionError:
         raise ScrapeError(f"praw.ini has no section named {praw_site!r} (from --praw-site)", CREDENTIALS_HINT) from None
     except MissingRequiredAttributeException as exc:
@@ -187,6 +350,7 @@ def make_reddit(praw_site: str | None = None) -> Any:
         what = m.group(1) if m else "client_id / client_secret / user_agent"
         raise ScrapeError(f"Reddit credentials not found: {what} is not set", CREDENTIALS_HINT) from None
     reddit.read_only = True
+    configure_retries(reddit, retries, backoff)
     return reddit
 
 
@@ -204,121 +368,255 @@ def _token(reddit: Any) -> str | None:
         return None
 
 
-def _listing(reddit: Any, sub: str, source: RedditSource) -> Any:
-    s = reddit.subreddit(sub)
-    if source.sort == "top":
-        return s.top(time_filter=source.time_filter, limit=source.limit)
-    return getattr(s, source.sort)(limit=source.limit)
+# ------------------------------------------------------------------------------- listings
+@dataclass(frozen=True)
+class Listing:
+    """One listing of a subreddit.
+
+    Attributes:
+        name: str. As reported, e.g. `"top/all"`, `"new"`, `"search 'red car'/year"`.
+        sort: str. `"top"`, `"new"`, `"hot"`, `"rising"` or `"search"`.
+        time_filter: str or None. For `top` and `search`.
+        query: str or None. For `search`.
+    """
+
+    name: str
+    sort: str
+    time_filter: str | None = None
+    query: str | None = None
 
 
-def _next_post(it: Any, runner: Runner, sub: str, cfg: ScrapeConfig, reddit: Any) -> Any:
-    """Next post of a listing; retries 429 / 5xx / connection errors; None at the end.
+def listings_for(source: RedditSource) -> list[Listing]:
+    """The listings `source` walks for each subreddit, in order, without repeats.
+
+    Args:
+        source: RedditSource. `sort` (each of top, new, hot, rising), `time_filter` (each
+            value gives one `top` listing and one listing per search query), `search`
+            (queries, searched with Reddit's relevance order), `new_only`.
+
+    Returns:
+        list of Listing. With `new_only`: only `new`.
 
     Raises:
-        ScrapeError: credentials refused (401 / OAuth error).
-        _ListingFailed: the listing cannot go on (not found, forbidden, retries used up).
+        ScrapeError: `new_only` together with an explicit `sort` other than `new` or a `search`.
     """
-    import prawcore
+    if source.new_only:
+        if ("sort" in source.model_fields_set and source.sort != ["new"]) or source.search:
+            raise ScrapeError("--new-only walks the 'new' listing only and cannot be combined with other --sort "
+                              "values or --search", "drop --sort / --search, or run without --new-only")
+        return [Listing("new", "new")]
+    out: list[Listing] = []
+    for sort in source.sort:
+        if sort == "top":
+            out += [Listing(f"top/{tf}", "top", tf) for tf in source.time_filter]
+        else:
+            out.append(Listing(sort, sort))
+    for q in source.search:
+        out += [Listing(f"search {q!r}/{tf}", "search", tf, q) for tf in source.time_filter]
+    return list(dict.fromkeys(out))
 
-    for attempt in range(cfg.retries + 1):
-        try:
-            return next(it)
-        except StopIteration:
-            return None
-        except (prawcore.OAuthException, prawcore.InvalidToken) as exc:
-            raise ScrapeError(
-                f"Reddit refused the credentials ({type(exc).__name__})", CREDENTIALS_HINT
-            ) from None
-        except prawcore.ResponseException as exc:
-            status = exc.response.status_code
-            if status == 401:
-                raise ScrapeError(f"Reddit refused the credentials (HTTP 401 from {_host(exc.response.url)})",
-                                  CREDENTIALS_HINT) from None
-            if status in (403, 404) or isinstance(exc, (prawcore.Redirect, prawcore.NotFound, prawcore.Forbidden)):
-                reason = "subreddit_forbidden" if status == 403 else "subreddit_not_found"
-                raise _ListingFailed(reason, f"r/{sub}: HTTP {status} (private, banned or no such subreddit)") from None
-            if status == 302:
-                raise _ListingFailed("subreddit_not_found", f"r/{sub}: no such subreddit") from None
-            retryable = status == 429 or status >= 500
-            if not retryable or attempt == cfg.retries:
-                raise _ListingFailed(f"listing_http_{status}", f"r/{sub}: HTTP {status} after {attempt + 1} tries") from None
-            wait = retry_wait(exc.response.headers, attempt, cfg.backoff)
-            runner.note(f"r/{sub}: HTTP {status} from Reddit, retrying in {wait:.1f}s ({attempt + 1}/{cfg.retries})")
-            time.sleep(wait)
-        except prawcore.RequestException as exc:
-            if attempt == cfg.retries:
-                raise _ListingFailed("listing_connection_error",
-                                     f"r/{sub}: {type(exc.original_exception).__name__} after {attempt + 1} tries") from None
-            time.sleep(retry_wait(None, attempt, cfg.backoff))
-    return None
+
+def _generator(reddit: Any, sub: str, listing: Listing) -> Any:
+    s = reddit.subreddit(sub)
+    if listing.sort == "top":
+        return s.top(time_filter=listing.time_filter, limit=None)
+    if listing.sort == "search":
+        return s.search(listing.query, sort="relevance", time_filter=listing.time_filter, limit=None)
+    return getattr(s, listing.sort)(limit=None)
 
 
 class _ListingFailed(Exception):
-    def __init__(self, reason: str, detail: str):
+    def __init__(self, reason: str, detail: str, whole_subreddit: bool = False):
         super().__init__(detail)
-        self.reason, self.detail = reason, detail
+        self.reason, self.detail, self.whole_subreddit = reason, detail, whole_subreddit
 
 
-def _provenance(post: Any, d: dict[str, Any], sub: str, label: str) -> dict[str, Any]:
+class _RateLimited(Exception):
+    def __init__(self, detail: str):
+        super().__init__(detail)
+        self.detail = detail
+
+
+def _next_post(it: Any, sub: str, listing: Listing, tries: int) -> Any:
+    """Next post of a listing (prawcore retries inside), None at the end; errors classified.
+
+    Raises:
+        ScrapeError: credentials refused (401 / OAuth error).
+        _RateLimited: 429 after prawcore's retries (also from the token endpoint).
+        _ListingFailed: the listing (or the whole subreddit) cannot go on.
+    """
+    import prawcore
+
+    try:
+        return next(it)
+    except StopIteration:
+        return None
+    except (prawcore.OAuthException, prawcore.InvalidToken) as exc:
+        raise ScrapeError(f"Reddit refused the credentials ({type(exc).__name__})", CREDENTIALS_HINT) from None
+    except prawcore.ResponseException as exc:
+        status = exc.response.status_code
+        if status == 429:
+            after = exc.response.headers.get("Retry-After") or exc.response.headers.get("x-ratelimit-reset")
+            raise _RateLimited(f"r/{sub} {listing.name}: Reddit answered HTTP 429 Too Many Requests {tries} times "
+                               "in a row" + (f" (it asked to wait {after} s)" if after else "")) from None
+        if status == 401:
+            raise ScrapeError(f"Reddit refused the credentials (HTTP 401 from {_host(exc.response.url)})",
+                              CREDENTIALS_HINT) from None
+        if status == 403 or isinstance(exc, prawcore.Forbidden):
+            raise _ListingFailed("subreddit_forbidden", f"r/{sub}: HTTP 403 (private or banned subreddit)", True) from None
+        if status in (404, 302) or isinstance(exc, (prawcore.Redirect, prawcore.NotFound)):
+            raise _ListingFailed("subreddit_not_found", f"r/{sub}: no such subreddit (HTTP {status})", True) from None
+        raise _ListingFailed(f"listing_http_{status}",
+                             f"r/{sub} {listing.name}: HTTP {status} after {tries} tries; the other listings go on") from None
+    except prawcore.RequestException as exc:
+        raise _ListingFailed("listing_connection_error",
+                             f"r/{sub} {listing.name}: {type(exc.original_exception).__name__} after {tries} tries") from None
+
+
+def _post_record(d: dict[str, Any], sub: str, label: str, listing: str, skip: str | None,
+                 crosspost_parent: str | None = None) -> PostRecord:
     author = d.get("author")
     permalink = d.get("permalink")
-    return dict(
-        label=label, source=f"r/{sub}", post_id=d.get("id"), title=d.get("title"),
-        author=None if author is None else str(author),
-        permalink=f"https://www.reddit.com{permalink}" if permalink else None,
+    created = d.get("created_utc")
+    return PostRecord(
+        post_id=str(d.get("id")), label=label, subreddit=str(d.get("subreddit") or sub),
+        permalink=f"https://www.reddit.com{permalink}" if permalink else None, title=d.get("title"),
+        author=None if author is None else str(author), crosspost_parent=crosspost_parent,
+        created_utc=float(created) if isinstance(created, (int, float)) else None, listing=listing,
+        status="skipped" if skip else "taken", reason=skip,
     )
 
 
+def _handle_post(post: Any, sub: str, label: str, nsfw: bool, runner: Runner, listing: str) -> None:
+    d = vars(post)  # the listing's data only: reading a missing attribute would make praw fetch the post
+    found = post_images(d, nsfw)
+    pid = str(d.get("id"))
+    permalink = f"https://www.reddit.com{d['permalink']}" if d.get("permalink") else f"reddit:{pid}"
+    invalid = [f"{permalink}#{mid}" for mid in found.invalid_items]
+    urls = [redact(u, runner.secrets) for u in found.urls] + invalid
+    parent_id = None
+    if found.parent is not None:
+        parent_id = str(d.get("crosspost_parent") or "").removeprefix("t3_") or str(found.parent.get("id"))
+    runner.manifest.record_post(_post_record(d, sub, label, listing, found.skip, parent_id), urls)
+    if found.parent is not None:  # the crossposted post points at the same images
+        runner.manifest.record_post(
+            _post_record(found.parent, sub, label, f"crosspost parent of {pid}", found.skip), urls)
+    if found.skip:
+        runner.skip_post(found.skip)
+        return
+    for url in invalid:
+        if runner.mark_seen(url, label):
+            runner.skip(Task(url=url, label=label, source=f"r/{sub}"), "gallery_item_invalid",
+                        "gallery item whose media_metadata status is not 'valid'")
+    for url in found.urls:
+        runner.submit(Task(url=url, label=label, source=f"r/{sub}"))
+
+
 def scrape_reddit(source: RedditSource, out: Path, cfg: ScrapeConfig, *, reddit: Any = None) -> ScrapeSummary:
-    """Downloads the images of subreddit listings into `out/<label>/`, recording each attempt.
+    """Downloads the images of subreddit listings into `out/<label>/`, recording every post and URL.
 
     Args:
-        source: RedditSource. `subreddits`, `label`, `limit` (posts per subreddit), `sort`
-            (`top`, `hot`, `new`, `rising`), `time_filter` (for `top`), `nsfw`, `praw_site`.
+        source: RedditSource. `subreddits`, `label`, `limit` (unique posts per subreddit, over
+            all its listings), `sort` (`top`, `hot`, `new`, `rising`; several allowed),
+            `time_filter` (for `top` and `search`; several allowed), `search` (queries),
+            `new_only`, `nsfw`, `praw_site`. See `listings_for` and the module docstring.
         out: Path. Output folder; images land in `out/<label>/<sha256[:16]><ext>`, the manifest
             in `out/_manifest.sqlite`.
-        cfg: ScrapeConfig. Downloader settings (`workers`, `max_bytes`, timeouts, retries...).
-        reddit: praw.Reddit or None. An existing instance; None builds one with `make_reddit`.
+        cfg: ScrapeConfig. Downloader settings (`workers`, `max_bytes`, timeouts, `url_budget`,
+            `respect_noai`...); `retries` and `backoff` also configure prawcore's retries.
+        reddit: praw.Reddit or None. An instance from `make_reddit`; None builds one.
 
     Returns:
-        ScrapeSummary: kept, skipped and failed counts by reason; notes (listing cap...).
+        ScrapeSummary: kept, skipped and failed counts by reason; `listings` (unique posts each
+        listing added), `posts`; notes (listing cap, failed listings...).
 
     Raises:
-        ScrapeError: no or refused credentials, an invalid subreddit name or label, or another
-            scrape writing to `out`.
+        ScrapeError: no or refused credentials, an invalid subreddit name or label, `new_only`
+            with other listings, another scrape writing to `out`, or Reddit still answering 429
+            after prawcore's retries (what was collected until then is kept and recorded).
     """
     label = check_label(source.label)
     subs = [normalize_subreddit(s) for s in source.subreddits]
     if not subs:
         raise ScrapeError("no subreddit given", "e.g. imgclf scrape reddit carporn --label car")
-    reddit = reddit if reddit is not None else make_reddit(source.praw_site)
+    listings = listings_for(source)
+    gate = RetryAfterGate()
+    if reddit is None:
+        reddit = make_reddit(source.praw_site, retries=cfg.retries, backoff=cfg.backoff, gate=gate)
+    configured = configure_retries(reddit, cfg.retries, cfg.backoff)
     secrets = _secrets(reddit)
     runner = Runner(Path(out), cfg, f"scrape r/{'+r/'.join(subs)}", total=None, secrets=secrets)
+    gate.on_wait = runner.note
+    if not configured:
+        runner.note("this prawcore version has no retry settings imgclf knows: prawcore's defaults apply "
+                    "(2 retries, HTTP 429 not retried); --retries affects downloads only")
+    rate_limited: str | None = None
     try:
+        known = runner.manifest.known_posts(label) if source.new_only else set()
+        seen: set[str] = set()
         for sub in subs:
-            if source.limit > LISTING_CAP:
+            if rate_limited:
+                break
+            if source.limit > LISTING_CAP and len(listings) == 1:
                 runner.note(f"r/{sub}: Reddit lists at most ~{LISTING_CAP} posts per listing; --limit {source.limit} "
-                            f"cannot be reached with one sort (try other --sort / --time-filter values)")
-            it = iter(_listing(reddit, sub, source))
-            n = 0
-            while True:
-                try:
-                    post = _next_post(it, runner, sub, cfg, reddit)
-                except _ListingFailed as exc:
-                    runner.summary.failed[exc.reason] = runner.summary.failed.get(exc.reason, 0) + 1
-                    runner.note(exc.detail)
+                            f"needs several listings: --sort all, or lists of --sort / --time-filter / --search")
+            unique = 0
+            capped = False
+            for listing in listings:
+                if unique >= source.limit:
                     break
-                except ScrapeError as exc:
-                    raise ScrapeError(redact(exc.message, secrets + [t for t in [_token(reddit)] if t]),
-                                      exc.hint) from None
-                if post is None:
+                report: dict[str, Any] = {"subreddit": sub, "listing": listing.name, "listed": 0, "new": 0, "stopped": ""}
+                runner.summary.listings.append(report)
+                it = iter(_generator(reddit, sub, listing))
+                streak = 0
+                failed_sub = False
+                while True:
+                    try:
+                        post = _next_post(it, sub, listing, cfg.retries + 1)
+                    except _RateLimited as exc:
+                        report["stopped"] = "HTTP 429"
+                        rate_limited = exc.detail
+                        break
+                    except _ListingFailed as exc:
+                        runner.summary.failed[exc.reason] = runner.summary.failed.get(exc.reason, 0) + 1
+                        runner.note(exc.detail)
+                        report["stopped"] = exc.reason
+                        failed_sub = exc.whole_subreddit
+                        break
+                    except ScrapeError as exc:
+                        raise ScrapeError(redact(exc.message, secrets + [t for t in [_token(reddit)] if t]),
+                                          exc.hint) from None
+                    if post is None:
+                        report["stopped"] = "end of listing"
+                        capped = capped or report["listed"] >= LISTING_CAP - LISTING_PAGE
+                        break
+                    report["listed"] += 1
+                    pid = str(vars(post).get("id"))
+                    if source.new_only and pid in known:
+                        report["stopped"] = f"reached post {pid}, recorded by an earlier run"
+                        break
+                    if pid in seen:
+                        streak += 1
+                        if streak >= LISTING_PAGE:
+                            report["stopped"] = f"{LISTING_PAGE} posts in a row already seen"
+                            break
+                        continue
+                    streak = 0
+                    seen.add(pid)
+                    report["new"] += 1
+                    unique += 1
+                    _handle_post(post, sub, label, source.nsfw, runner, listing.name)
+                    runner.poll()
+                    if unique >= source.limit:
+                        report["stopped"] = f"limit of {source.limit} posts reached"
+                        break
+                if rate_limited or failed_sub:
                     break
-                n += 1
-                _handle_post(post, sub, label, source.nsfw, runner)
-                runner.poll()
-            if n < source.limit and n >= LISTING_CAP - 100:
-                runner.note(f"r/{sub}: the listing ended after {n} posts: Reddit's ~{LISTING_CAP}-post listing cap "
-                            f"(sort={source.sort}). Scrape again with other --sort / --time-filter values for more; "
+            runner.summary.posts += unique
+            if capped and unique < source.limit and not rate_limited:
+                runner.note(f"r/{sub}: a listing ended after ~{LISTING_CAP} posts (Reddit's listing cap); "
+                            f"{unique} unique posts from {sum(1 for r in runner.summary.listings if r['subreddit'] == sub)} "
+                            f"listings. For more, add listings (--sort all, --time-filter, --search) and run again: "
                             f"the manifest skips what you already have")
         summary = runner.close()
     except BaseException:
@@ -326,20 +624,12 @@ def scrape_reddit(source: RedditSource, out: Path, cfg: ScrapeConfig, *, reddit:
         raise
     from imgclf.ui import summary as print_summary
 
+    for r in summary.listings:
+        print_summary(f"  r/{r['subreddit']} {r['listing']}: {r['listed']} posts listed, {r['new']} new ({r['stopped']})")
     print_summary(summary.line("scrape reddit"))
+    if rate_limited:
+        raise ScrapeError(
+            f"{rate_limited}; stopped after {summary.posts} unique posts ({summary.kept} images kept, all recorded)",
+            "wait for Reddit's rate-limit window to pass (a few minutes), then run the same command again: "
+            "the manifest skips what is done")
     return summary
-
-
-def _handle_post(post: Any, sub: str, label: str, nsfw: bool, runner: Runner) -> None:
-    d = vars(post)  # the listing's data only: reading a missing attribute would make praw fetch the post
-    prov = _provenance(post, d, sub, label)
-    found = post_images(d, nsfw)
-    post_url = str(d.get("url") or prov["permalink"] or f"reddit:{d.get('id')}")
-    if found.skip:
-        runner.skip(Task(url=post_url, kind="post", **prov), found.skip)
-        return
-    for mid in found.invalid_items:
-        runner.skip(Task(url=f"{prov['permalink']}#{mid}", **prov), "gallery_item_invalid",
-                    "gallery item whose media_metadata status is not 'valid'")
-    for url in found.urls:
-        runner.submit(Task(url=url, **prov))

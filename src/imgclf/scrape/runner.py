@@ -28,7 +28,7 @@ from imgclf.scrape.download import (
     new_session,
     redact,
 )
-from imgclf.scrape.manifest import Manifest
+from imgclf.scrape.manifest import POLICY_SKIPS, Manifest
 
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,99}$")
 
@@ -52,16 +52,21 @@ def check_label(label: str) -> str:
 
 @dataclass
 class Task:
-    """One URL to download, with its provenance."""
+    """One URL to download or record.
+
+    Attributes:
+        url: str. The URL.
+        label: str. Class folder.
+        source: str. `r/<subreddit>` or the page the URL was found on.
+        kind: str, default `"image"`. `"image"` or `"page"`.
+
+    Which posts pointed at the URL is recorded separately (`Manifest.record_post`).
+    """
 
     url: str
     label: str
     source: str
     kind: str = "image"
-    post_id: str | None = None
-    title: str | None = None
-    author: str | None = None
-    permalink: str | None = None
 
 
 @dataclass
@@ -76,6 +81,10 @@ class ScrapeSummary:
         failed: dict reason -> count. Download or content failures (`html`, `truncated`,
             `too_large`, `timeout`, `http_404`, `placeholder`, ...).
         notes: list of str. Things the user should know (e.g. Reddit's listing cap reached).
+        listings: list of dict. Reddit only: one entry per listing walked, with `subreddit`,
+            `listing` (e.g. `"top/all"`), `listed` (posts it gave), `new` (unique posts it
+            added) and `stopped` (why the walk of it ended).
+        posts: int. Reddit only: unique posts seen in this run.
     """
 
     out: Path
@@ -83,6 +92,8 @@ class ScrapeSummary:
     skipped: dict[str, int] = field(default_factory=dict)
     failed: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    listings: list[dict[str, Any]] = field(default_factory=list)
+    posts: int = 0
 
     @property
     def total_skipped(self) -> int:
@@ -98,6 +109,8 @@ class ScrapeSummary:
         self.skipped = dict(Counter(self.skipped) + Counter(other.skipped))
         self.failed = dict(Counter(self.failed) + Counter(other.failed))
         self.notes += other.notes
+        self.listings += other.listings
+        self.posts += other.posts
         return self
 
     def line(self, what: str) -> str:
@@ -117,7 +130,8 @@ class Runner:
 
     Args:
         out: Path. Output folder.
-        cfg: ScrapeConfig. `workers`, `max_bytes`, timeouts, `retries`, `backoff`, `delay`.
+        cfg: ScrapeConfig. `workers`, `max_bytes`, timeouts, `retries`, `backoff`, `delay`,
+            `url_budget` (seconds per URL across its tries), `respect_noai`.
         description: str. Progress bar title.
         total: int or None. Progress total if known.
         throttle: bool, default False. Space requests per host by `cfg.delay` seconds.
@@ -153,32 +167,34 @@ class Runner:
         self._advance(status=f"kept {s.kept}  skipped {s.total_skipped}  failed {s.total_failed}")
 
     def _provenance(self, task: Task) -> dict[str, Any]:
-        return {
-            "url": redact(task.url, self.secrets), "label": task.label, "kind": task.kind,
-            "source": task.source, "post_id": task.post_id, "title": task.title, "author": task.author,
-            "permalink": task.permalink,
-        }
+        return {"url": redact(task.url, self.secrets), "label": task.label, "kind": task.kind, "source": task.source}
 
     def skip(self, task: Task, reason: str, detail: str = "", record: bool = True) -> None:
-        """Counts `task` as skipped for `reason` (and records it in the manifest if `record`)."""
+        """Counts URL `task` as skipped for `reason` (and records it in the manifest if `record`)."""
         if record:
-            self.manifest.record(**self._provenance(task), status="skipped", reason=reason,
-                                 detail=redact(detail, self.secrets))
+            self.manifest.record_url(**self._provenance(task), status="skipped", reason=reason,
+                                     detail=redact(detail, self.secrets))
+        self._count("skipped", reason)
+
+    def skip_post(self, reason: str) -> None:
+        """Counts a post-level skip (the post itself is recorded by `Manifest.record_post`)."""
         self._count("skipped", reason)
 
     def fail(self, task: Task, reason: str, detail: str = "") -> None:
-        """Counts and records `task` as failed for `reason`."""
-        self.manifest.record(**self._provenance(task), status="failed", reason=reason,
-                             detail=redact(detail, self.secrets))
+        """Counts and records URL `task` as failed for `reason`."""
+        self.manifest.record_url(**self._provenance(task), status="failed", reason=reason,
+                                 detail=redact(detail, self.secrets))
         self._count("failed", reason)
 
     def note(self, text: str) -> None:
         """Adds a note for the final summary and prints it as a warning now."""
+        from rich.markup import escape
+
         from imgclf.ui import warn
 
         text = redact(text, self.secrets)
         self.summary.notes.append(text)
-        warn(text)
+        warn(escape(text))
 
     # ------------------------------------------------------------------ downloads
     def _session(self) -> Any:
@@ -194,15 +210,16 @@ class Runner:
         try:
             return fetch_image(task.url, max_bytes=c.max_bytes, connect_timeout=c.connect_timeout,
                                read_timeout=c.read_timeout, retries=c.retries, backoff=c.backoff,
-                               session=self._session(), throttle=self.throttle)
+                               total_timeout=c.url_budget, session=self._session(), throttle=self.throttle,
+                               respect_noai=c.respect_noai)
         except ImageError as exc:
             return exc
         except Exception as exc:  # one bad URL never kills the run; recorded with its type
             return ImageError(clean_url(task.url), "error", f"{type(exc).__name__}: {exc}")
 
     def is_done(self, url: str, label: str) -> bool:
-        """True if the manifest already has `url` done for `label` (see `Manifest.is_done`)."""
-        return self.manifest.is_done(redact(url, self.secrets), label)
+        """True if the manifest has `url` settled for `label` (see `Manifest.is_settled`)."""
+        return self.manifest.is_settled(redact(url, self.secrets), label, respect_noai=self.cfg.respect_noai)
 
     def submit(self, task: Task) -> str:
         """Queues `task` unless already done or queued; blocks while `2 * workers` are in flight.
@@ -215,7 +232,7 @@ class Runner:
         if key in self._queued:
             return "repeat"
         self._queued.add(key)
-        if self.manifest.is_done(*key):
+        if self.manifest.is_settled(*key, respect_noai=self.cfg.respect_noai):
             self.skip(task, "already_done", record=False)
             return "done"
         self._inflight[self._pool.submit(self._download, task)] = task
@@ -245,22 +262,25 @@ class Runner:
 
     def _store(self, task: Task, res: DownloadResult | ImageError) -> None:
         if isinstance(res, ImageError):
-            self.fail(task, res.reason, res.detail)
+            if res.reason in POLICY_SKIPS:  # the site's wish, not a failure
+                self.skip(task, res.reason, res.detail)
+            else:
+                self.fail(task, res.reason, res.detail)
             return
         prov = self._provenance(task)
         facts = dict(final_url=redact(res.final_url, self.secrets), bytes=res.bytes, sha256=res.sha256,
                      width=res.width, height=res.height)
         existing = self.manifest.stored_path(res.sha256)
         if existing is not None:
-            self.manifest.record(**prov, **facts, status="skipped", reason="duplicate_content",
-                                 detail=f"same content already stored as {existing}", path=existing)
+            self.manifest.record_url(**prov, **facts, status="skipped", reason="duplicate_content",
+                                     detail=f"same content already stored as {existing}", path=existing)
             self._count("skipped", "duplicate_content")
             return
         rel = Path(task.label) / f"{res.sha256[:HASH_PREFIX]}{res.ext}"
         dest = self.out / rel
         if not dest.is_file():  # a file already there is the same content (a run killed before its row)
             atomic_write_bytes(dest, res.data)
-        self.manifest.record(**prov, **facts, status="kept", reason="", path=rel.as_posix())
+        self.manifest.record_url(**prov, **facts, status="kept", reason="", path=rel.as_posix())
         self._count("kept", "")
 
     def poll(self) -> None:
