@@ -23,9 +23,9 @@ _OUT_HELP = "Output folder: images go to OUT/<label>/, the manifest to OUT/_mani
 
 
 def _scrape_cfg(**values: object):
-    from imgclf.config import ScrapeConfig, drop_none, validate
+    from imgclf.config import ScrapeConfig, stage_config
 
-    return validate(ScrapeConfig, drop_none(values), origin="command line")
+    return stage_config(ScrapeConfig, "scrape", None, **values)
 
 
 @scrape_app.command("reddit")
@@ -70,13 +70,13 @@ def reddit_cmd(
 
     Example: imgclf scrape reddit carporn --label car --out data/raw --limit 3000 --sort all
     """
-    from imgclf.config import drop_none, validate
+    from imgclf.config import stage_config
     from imgclf.scrape.reddit import scrape_reddit
 
-    source = validate(RedditSource, drop_none(dict(
-        subreddits=subreddits, label=label, limit=limit, sort=sort, time_filter=time_filter,
-        search=search or None, new_only=new_only, nsfw=nsfw, praw_site=praw_site,
-    )), origin="command line")
+    source = stage_config(
+        RedditSource, "source.reddit", None, subreddits=subreddits, label=label, limit=limit, sort=sort,
+        time_filter=time_filter, search=search or None, new_only=new_only, nsfw=nsfw, praw_site=praw_site,
+    )
     cfg = _scrape_cfg(workers=workers, max_bytes=max_bytes, retries=retries, connect_timeout=connect_timeout,
                       read_timeout=read_timeout, url_budget=url_budget, respect_noai=respect_noai)
     scrape_reddit(source, out, cfg)
@@ -119,12 +119,13 @@ def web_cmd(
 
     Example: imgclf scrape web https://example.org/gallery --label car --out data/raw --depth 1
     """
-    from imgclf.config import drop_none, validate
+    from imgclf.config import stage_config
     from imgclf.scrape.web import scrape_web
 
-    source = validate(WebSource, drop_none(dict(
-        urls=urls or None, urls_file=urls_file, label=label, depth=depth, limit=limit, max_pages=max_pages,
-    )), origin="command line")
+    source = stage_config(
+        WebSource, "source.web", None, urls=urls or None, urls_file=urls_file, label=label, depth=depth,
+        limit=limit, max_pages=max_pages,
+    )
     cfg = _scrape_cfg(workers=workers, max_bytes=max_bytes, retries=retries, connect_timeout=connect_timeout,
                       read_timeout=read_timeout, delay=delay, user_agent=user_agent, url_budget=url_budget,
                       respect_noai=respect_noai)
