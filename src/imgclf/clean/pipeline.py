@@ -8,12 +8,20 @@ and writes:
   `imgclf.images.OPEN_REASONS` (unreadable, not_an_image, unsupported_format,
   decompression_bomb, truncated, corrupt, too_small), `not_in_class_folder`, `near_uniform`,
   `blurry`, `duplicate` (same decoded pixels as the kept image), `near_duplicate` (perceptual
-  hash within the threshold), `label_conflict` (only with `label_conflicts="reject"`);
+  hash within the threshold), `label_conflict` (only with `label_conflicts="reject"`), `manual`
+  (rejected by a person in `imgclf review`);
 - `out/_reports/rejects.csv` (file, reason, detail), `out/_reports/images.csv` (every file
   with size, hash, blur, std, entropy, group and status), `out/_reports/clean_report.json`,
   and contact sheets `duplicate_groups.png`, `blurriest.png`, `label_conflicts.png`.
 
 The input folder is never modified.
+
+Review decisions: `out/_reports/decisions.sqlite` (written by `imgclf review out`) is read
+before anything is removed, never deleted, and replayed on every run, idempotently, by the pure
+rule of `imgclf.review.decisions.plan_replay`: an image rejected in review goes to
+`out/_rejected/manual/`, a relabelled one into its new class folder (before duplicate grouping,
+so groups and label conflicts see the corrected label), an undone decision is not applied.
+`clean_report.json` lists them under `decisions` (counts and files); the summary line says so.
 
 Duplicate groups are the connected components of the graph whose edges join images with the
 same decoded pixels or with perceptual hashes within `threshold` bits. The image kept in a
@@ -55,6 +63,15 @@ from imgclf.errors import DataError
 from imgclf.fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text
 from imgclf.inputs import class_folders, is_presplit, list_images
 from imgclf.parallel import default_workers
+from imgclf.review.decisions import (
+    DB_FILES,
+    REASON_MANUAL,
+    ReplayItem,
+    database_path,
+    file_sha256,
+    plan_replay,
+    read_decisions,
+)
 from imgclf.ui import progress, summary, warn
 
 REASON_NOT_IN_CLASS = "not_in_class_folder"
@@ -72,10 +89,12 @@ class CleanSummary:
         out: Path. The output folder.
         total: int. Files examined.
         kept: int. Images written to `out`.
-        rejected: dict reason -> count of files set aside.
+        rejected: dict reason -> count of files set aside (`"manual"`: rejected in review).
         groups: int. Duplicate groups (2+ images).
         label_conflicts: int. Groups whose members carry different labels.
         threshold: int. Near-duplicate radius used, in bits.
+        decisions: dict. Review decisions replayed (`ReplayPlan.counts()`: rows, rejected,
+            relabelled, kept, undone, not_found, invalid); empty without a decisions database.
         seconds: float. Wall time.
     """
 
@@ -86,6 +105,7 @@ class CleanSummary:
     groups: int = 0
     label_conflicts: int = 0
     threshold: int = 0
+    decisions: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
     @property
@@ -102,14 +122,31 @@ def _prepare_out(src: Path, out: Path) -> None:
     if out.exists():
         if not out.is_dir():
             raise DataError(f"output {out} exists and is not a folder")
-        if any(out.iterdir()):
-            if not (out / "_reports" / "clean_report.json").is_file():
+        reports = out / "_reports"
+        keep = {reports / n for n in DB_FILES}  # review decisions: never deleted
+        present = [p for p in out.iterdir() if p != reports] + (list(reports.iterdir()) if reports.is_dir() else [])
+        others = [p for p in present if p not in keep]
+        if others:
+            if not (reports / "clean_report.json").is_file():
                 raise DataError(
                     f"output folder {out} is not empty and is not a previous clean output",
                     "choose a new --out folder or empty it",
                 )
-            shutil.rmtree(out)  # a previous clean output: rewrite it from scratch
+            # A previous clean output: rewrite it from scratch, except the decisions database;
+            # its clean_report.json goes last, so an interrupted removal is still recognised.
+            for p in sorted(others, key=lambda p: p.name == "clean_report.json"):
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p)
+                else:
+                    p.unlink()
     out.mkdir(parents=True, exist_ok=True)
+
+
+def _sha256_or_empty(path: Path) -> str:
+    try:
+        return file_sha256(path)
+    except OSError:  # vanished since it was read: matched by path only
+        return ""
 
 
 def clean_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: CleanConfig | None = None) -> CleanSummary:
@@ -136,6 +173,7 @@ def clean_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: CleanConfi
     src, out = Path(src), Path(out)
     hasher = get_hasher(cfg.hash, cfg.hash_size)
     threshold = cfg.threshold if cfg.threshold is not None else hasher.default_threshold()
+    decisions = read_decisions(database_path(out)) if out.is_dir() else []  # before anything is removed
     _prepare_out(src, out)
     listing = list_images(src, layout="classes")
     entries = [(e.path, e.label, e.subset) for e in listing.entries]
@@ -173,6 +211,23 @@ def clean_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: CleanConfi
             else:
                 rejects.append((rel, res[0], res[1], label))
             advance(status=f"read {len(records)}  unreadable {len(rejects)}")
+
+    # ------------------------------------------------------------------ review decisions
+    replay = None
+    dest: dict[str, str] = {}  # rel -> output path of a relabelled image
+    if decisions:
+        with ThreadPoolExecutor(workers) as pool:
+            shas = list(pool.map(lambda r: _sha256_or_empty(src / r.rel), records))
+        replay = plan_replay(decisions, [ReplayItem(r.rel, h, r.label, r.subset) for r, h in zip(records, shas)])
+        for r in records:
+            act = replay.actions.get(r.rel)
+            if act is None or act.action == "keep":
+                continue
+            if act.action == "reject":
+                r.status, r.detail = REASON_MANUAL, act.detail
+            else:  # relabel: a member of the new class from here on (groups, conflicts, folders)
+                r.label = str(act.new_label)
+                dest[r.rel] = act.dest
 
     groups_out: list[dict[str, Any]] = []
     conflicts_out: list[dict[str, Any]] = []
@@ -219,7 +274,8 @@ def clean_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: CleanConfi
     result.rejected = dict(Counter(x[1] for x in rejects))
     result.groups = len(groups_out)
     result.label_conflicts = len(conflicts_out)
-    jobs2 = [(src / r.rel, out / r.rel) for r in kept] + [(src / rel, out / "_rejected" / reason / rel) for rel, reason, _, _ in rejects]
+    result.decisions = replay.counts() if replay else {}
+    jobs2 = [(src / r.rel, out / dest.get(r.rel, r.rel)) for r in kept] + [(src / rel, out / "_rejected" / reason / rel) for rel, reason, _, _ in rejects]
     with progress("clean: write", total=len(jobs2)) as advance, ThreadPoolExecutor(workers) as pool:
         def copy(job):
             s, d = job
@@ -240,7 +296,7 @@ def clean_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: CleanConfi
 
     per_class: dict[str, dict[str, int]] = {c: {"kept": 0} for c in layout_classes}
     for r in kept:
-        per_class[r.label]["kept"] += 1
+        per_class.setdefault(r.label, {"kept": 0})["kept"] += 1
     for _, reason, _, label in rejects:
         if label:
             per_class.setdefault(label, {"kept": 0})
@@ -268,6 +324,8 @@ def clean_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: CleanConfi
             "near_uniform": sum(r.std < cfg.uniform_std for r in records),
             "below_blur_threshold": int((blur < cfg.blur_threshold).sum()),
         },
+        "decisions": {"database": str(database_path(out).relative_to(out)), **replay.report()} if replay
+        else {"database": None, "rows": 0},
         "seconds": round(result.seconds, 2),
     }
     atomic_write_json(rep / "clean_report.json", report)
@@ -280,9 +338,17 @@ def clean_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: CleanConfi
     for e in empty:
         warn(f"empty class folder: {src / e}")
     why = ", ".join(f"{n} {r}" for r, n in sorted(result.rejected.items())) or "none"
+    said = ""
+    if replay:
+        c = replay.counts()
+        said = (
+            f"; review decisions replayed: {c['rejected']} rejected (_rejected/{REASON_MANUAL}/), {c['relabelled']} relabelled, "
+            f"{c['kept']} kept, {c['undone']} undone, {c['not_found']} not found"
+            + (f", {c['invalid']} invalid" if c["invalid"] else "")
+        )
     summary(
         f"clean: kept {result.kept} of {result.total}, set aside {result.total_rejected} ({why}); "
         f"{result.groups} duplicate groups, {result.label_conflicts} label conflicts "
-        f"({cfg.hash} {hasher.bits} bits, threshold {threshold}) -> {out} (reports in {rep})"
+        f"({cfg.hash} {hasher.bits} bits, threshold {threshold}){said} -> {out} (reports in {rep})"
     )
     return result

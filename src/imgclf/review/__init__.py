@@ -1,0 +1,18 @@
+"""`imgclf review`: a local web page where a person looks at a dataset and decides.
+
+- `imgclf.review.decisions`: the decisions database (`DIR/_reports/decisions.sqlite`): schema,
+  writer, reader and the pure replay rule that `imgclf clean` applies.
+- `imgclf.review.data`: what each page shows (class grids, label issues, duplicate groups,
+  label conflicts, a run's confident errors, the blurriest images, decisions), read from the
+  folder and the reports of `clean`, `audit` and `evaluate`; and the safe path check.
+- `imgclf.review.app`: the Starlette application (token, Host and Origin checks, routes).
+- `imgclf.review.server`: binds the socket and runs it with uvicorn.
+
+Importing this package imports nothing heavy: `clean` reads decisions through it.
+"""
+
+#: Address `imgclf review` binds by default (loopback only).
+DEFAULT_HOST = "127.0.0.1"
+
+#: Port `imgclf review` listens on by default (0 = any free port).
+DEFAULT_PORT = 8765
