@@ -455,3 +455,32 @@ def test_cv_train_scores_every_image_with_a_model_trained_without_its_fold(noisy
     with (tmp_path / "cv" / "label_issues.csv").open(newline="") as f:
         flagged = {r["path"] for r in csv.DictReader(f)}
     assert len(flagged & flipped) > len(flagged) / 2  # most flags are real flips
+
+
+def test_audit_shows_what_review_already_decided(noisy_digits, tmp_path):
+    """Issue 13 point 5: `audit` shows the decisions a person already made in `imgclf review`."""
+    from imgclf.audit.run import audit_folder
+    from imgclf.review.decisions import DecisionLog, database_path, file_sha256
+
+    import shutil
+
+    root = tmp_path / "digits"
+    shutil.copytree(noisy_digits[0], root)  # the shared fixture must not get a decisions database
+    first = audit_folder(root, tmp_path / "a1", AuditConfig(seed=1))
+    with (tmp_path / "a1" / "label_issues.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and all(r["decided"] == "" for r in rows) and first.report["counts"]["already_decided"] == 0
+    a, b = rows[0], rows[1]
+    log = DecisionLog(database_path(root))
+    log.append("relabel", a["path"], label=a["given_label"], new_label=a["suggested_label"], view="issues",
+               sha256=file_sha256(root / a["path"]))
+    log.append("reject", b["path"], label=b["given_label"], view="issues", sha256=file_sha256(root / b["path"]))
+    log.append("undo", b["path"], label=b["given_label"], view="issues")  # taken back: not shown
+    log.close()
+    second = audit_folder(root, tmp_path / "a2", AuditConfig(seed=1))
+    with (tmp_path / "a2" / "label_issues.csv").open(newline="") as f:
+        decided = {r["path"]: r["decided"] for r in csv.DictReader(f)}
+    assert decided[a["path"]] == f"relabel:{a['suggested_label']}"
+    assert decided[b["path"]] == ""
+    assert second.report["counts"]["already_decided"] == 1
+    assert "already decided: relabel:" in (tmp_path / "a2" / "audit.html").read_text()

@@ -54,6 +54,11 @@ def test_run_digits_end_to_end(tmp_path):
     # images (2026-12-01); a floor well below that still catches a broken pipeline (chance: 0.1)
     assert metrics["accuracy"] >= 0.85, metrics["accuracy"]
     assert metrics["n_images"] == 40 and metrics["set_aside"]["count"] == 0
+    # the fair-test record: which 40 files, and how far the accuracy could move on another 40
+    assert len(metrics["fingerprint"]["sha256"]) == 64 and metrics["fingerprint"]["n_files"] == 40
+    ci = metrics["confidence_intervals"]["metrics"]["accuracy"]
+    assert ci["low"] <= metrics["accuracy"] <= ci["high"]
+    assert len((run / "predictions.csv").read_text().splitlines()) == 1 + 40
     info = json.loads((run / "run.json").read_text())
     assert info["class_names"] == [str(i) for i in range(10)] and info["image_size"] == 16
     assert list(run.glob("*.png")), "plots written"

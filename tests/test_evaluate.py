@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from imgclf.cli.main import app
 from imgclf.evaluate import compute_metrics, evaluate_run, expected_calibration_error
+from imgclf.rundir import load_predictions
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -95,6 +96,9 @@ def test_evaluate_run_writes_metrics_plots_and_self_contained_report(tmp_path):
     assert on_disk["set_aside"]["count"] == 1
     assert on_disk["set_aside"]["files"][0][0].endswith("broken.png")
     assert np.sum(on_disk["confusion_matrix"]) == on_disk["n_images"]
+    # the unreadable file is part of the split's fingerprint, not of the per-image predictions
+    assert on_disk["fingerprint"]["n_files"] == 6 * len(CLASSES) + 1
+    assert len(load_predictions(run)) == 6 * len(CLASSES)
     assert on_disk["accuracy"] >= 0.8  # solid colours are easy; the tiny model learned them
     for name in (
         "confusion_matrix.png", "confusion_matrix_normalized.png", "training_curves.png",
@@ -109,11 +113,47 @@ def test_evaluate_run_writes_metrics_plots_and_self_contained_report(tmp_path):
     assert "ECE" in html and "blue" in html
 
 
+def test_evaluate_records_fingerprint_intervals_and_per_image_predictions(tmp_path):
+    import hashlib
+
+    run = make_run(tmp_path)
+    m = evaluate_run(run, top_k=2)
+    test = tmp_path / "data" / "test"
+    # the fingerprint by hand: sha256 over the sorted "<relative path>\t<label>\t<file sha256>\n" lines
+    lines = sorted(
+        f"{p.relative_to(test).as_posix()}\t{p.parent.name}\t{hashlib.sha256(p.read_bytes()).hexdigest()}\n"
+        for p in test.rglob("*.png")
+    )
+    assert m["fingerprint"]["sha256"] == hashlib.sha256("".join(lines).encode()).hexdigest()
+    assert m["fingerprint"]["n_files"] == 6 * len(CLASSES)
+    # per-image predictions: one row per scored image, the same accuracy as metrics.json
+    preds = load_predictions(run)
+    assert len(preds) == m["n_images"] and preds.class_names == list(CLASSES)
+    assert set(preds.paths) == {p.relative_to(test).as_posix() for p in test.rglob("*.png")}
+    assert preds.correct.mean() == pytest.approx(m["accuracy"])
+    np.testing.assert_allclose(preds.probs.sum(axis=1), 1.0, atol=1e-5)
+    assert (run / "predictions.csv").read_text().splitlines()[0] == "path,sha256,label,predicted,correct,p:blue,p:green,p:red"
+    # a 95 % bootstrap interval around every metric
+    ci = m["confidence_intervals"]
+    assert ci["level"] == 0.95 and ci["n_resamples"] == 2000 and ci["n_images"] == m["n_images"]
+    for key in ("accuracy", "loss", "precision_macro", "recall_macro", "f1_macro", "top_k_accuracy", "ece"):
+        iv = ci["metrics"][key]
+        assert iv["low"] <= m[key] <= iv["high"], key
+        assert iv["value"] == pytest.approx(m[key], abs=1e-6), key
+    assert m["parameters"] > 0 and m["predict_ms_per_image"] > 0 and m["files"]["predictions"] == "predictions.csv"
+    assert "bootstrap confidence intervals" in (run / "report.html").read_text()
+    # the fingerprint follows the data: one image moved to another class folder changes it
+    moved = sorted((test / "red").glob("*.png"))[0]
+    moved.rename(test / "blue" / moved.name)
+    assert evaluate_run(run)["fingerprint"]["sha256"] != m["fingerprint"]["sha256"]
+
+
 def test_evaluate_other_split_does_not_overwrite_test_metrics(tmp_path):
     run = make_run(tmp_path)
     evaluate_run(run, split="val")
     assert (run / "metrics_val.json").is_file() and (run / "report_val.html").is_file()
-    assert not (run / "metrics.json").exists()
+    assert (run / "predictions_val.csv").is_file()
+    assert not (run / "metrics.json").exists() and not (run / "predictions.csv").exists()
 
 
 def test_cli_evaluate_json_and_errors(tmp_path):

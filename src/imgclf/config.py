@@ -190,6 +190,44 @@ class AugmentConfig(StrictModel):
     fill_mode: Literal["reflect", "constant", "nearest", "wrap"] = "reflect"  # geometric layers
 
 
+class ModelEntry(StrictModel):
+    """One model of `train.models` (several models in one `imgclf run`).
+
+    Written as a registry name (`cnn`) or a mapping with the model, an optional name and any
+    `train` keys for this model only: `{model: cnn, name: cnn-wide, model_options: {width: 32},
+    epochs: 30}` (the keys other than `model` and `name` are gathered into `overrides`).
+    """
+
+    model: str  # registry name (`imgclf models`)
+    name: str | None = None  # label of its runs and in the leaderboard; None = the model name
+    overrides: dict[str, Any] = Field(default_factory=dict)  # train keys for this model only
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_forms(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"model": data}
+        if isinstance(data, dict):
+            own = {k: v for k, v in data.items() if k in ("model", "name", "overrides")}
+            rest = {k: v for k, v in data.items() if k not in own}
+            if rest:
+                own["overrides"] = {**(own.get("overrides") or {}), **rest}
+            return own
+        return data
+
+    @field_validator("name")
+    @classmethod
+    def _folder_safe(cls, v: str | None) -> str | None:
+        if v is not None and (not v.strip() or "/" in v or "\\" in v or v.startswith((".", "_"))):
+            raise ValueError(f"name must be a folder-safe word (no '/', not starting with '.' or '_'), got {v!r}")
+        return v
+
+    @property
+    def label(self) -> str:
+        """`name`, else the registry name."""
+        return self.name or self.model
+
+
 class TrainConfig(StrictModel):
     """`imgclf train`."""
 
@@ -232,6 +270,53 @@ class TrainConfig(StrictModel):
     jit: bool = False
     strategy: Literal["default", "mirrored", "multiworker"] = "default"
     run_name: str | None = None  # folder name under models_dir; None = <model>-<timestamp>
+    models: list[ModelEntry] = Field(
+        default_factory=list, json_schema_extra={"default_text": "none: train.model alone"}
+    )  # `imgclf run` only: several models on the same split, each its own run, then compared
+    repeats: int = Field(default=1, ge=1)  # `imgclf run` only: seeds per model (seed, seed + 1, ...), split fixed
+
+    @model_validator(mode="after")
+    def _check_models(self) -> TrainConfig:
+        labels = [e.label for e in self.models]
+        twice = sorted({x for x in labels if labels.count(x) > 1})
+        if twice:
+            raise ValueError(f"models: {twice} named more than once; give each a distinct `name`")
+        self.model_configs()  # every entry's merged configuration must be valid
+        return self
+
+    def model_configs(self) -> list[tuple[str, TrainConfig]]:
+        """The configuration of every model `imgclf run` trains, with its label.
+
+        Without `models`: `[(model, self)]`. With `models`: one `(label, config)` per entry,
+        the config being this section with the entry's `model` and `overrides` on top.
+        `model_options` (builder options) are inherited only by entries of the same model as
+        `train.model` (another architecture's builder does not take them). The returned
+        configs have no `models` and `repeats` 1.
+
+        Returns:
+            list of (str, TrainConfig).
+
+        Raises:
+            ValueError: an entry whose merged configuration is invalid (naming the entry, key
+                and value).
+        """
+        if not self.models:
+            return [(self.model, self)]
+        base = self.model_dump(exclude={"models", "repeats"})
+        out = []
+        for i, entry in enumerate(self.models):
+            nested = sorted({"models", "repeats"} & set(entry.overrides))
+            if nested:
+                raise ValueError(f"models[{i}] ({entry.label}): {', '.join(nested)} can only be set for the whole train section")
+            values = dict(base)
+            if entry.model != self.model:
+                values["model_options"] = {}
+            values = deep_merge(values, {**entry.overrides, "model": entry.model})
+            try:
+                out.append((entry.label, TrainConfig.model_validate(values)))
+            except ValidationError as exc:
+                raise ValueError(format_validation_error(exc, TrainConfig, f"models[{i}] ({entry.label})")) from None
+        return out
 
 
 class EvaluateConfig(StrictModel):
@@ -241,6 +326,20 @@ class EvaluateConfig(StrictModel):
     top_k: int = Field(default=3, ge=1)
     batch_size: int = Field(default=64, ge=1)
     tta: Literal["none", "flip"] = "none"  # test-time augmentation: average with the mirror image
+    bootstrap_resamples: int = Field(default=2000, ge=1)  # percentile-bootstrap resamples of the confidence intervals (imgclf.stats)
+    ci_level: float = Field(default=0.95, gt=0, lt=1)  # confidence level of the intervals
+    bootstrap_seed: int = 0  # seed of the bootstrap resampling (same seed, same intervals)
+
+
+class CompareConfig(StrictModel):
+    """`imgclf compare` (in `run`: the comparison written after training several models)."""
+
+    split: Literal["train", "val", "test"] = "test"  # whose metrics / predictions files are compared
+    bootstrap_resamples: int = Field(default=2000, ge=1)  # percentile-bootstrap resamples (imgclf.stats)
+    ci_level: float = Field(default=0.95, gt=0, lt=1)
+    bootstrap_seed: int = 0
+    alpha: float = Field(default=0.05, gt=0, lt=1)  # significance level of the McNemar test against the best
+    force: bool = False  # rank runs evaluated on different test splits anyway (with a warning)
 
 
 class PredictConfig(StrictModel):
@@ -273,6 +372,7 @@ class RunConfig(StrictModel):
     split: SplitConfig = Field(default_factory=SplitConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    compare: CompareConfig = Field(default_factory=CompareConfig)  # used when train.models or train.repeats > 1
     predict: PredictConfig = Field(default_factory=PredictConfig)
 
     @model_validator(mode="after")

@@ -11,6 +11,15 @@ of the chosen split (test by default) in batches, and writes into the run direct
     confident_errors.png             the most confidently wrong images, true and predicted label
     reliability_diagram.png          calibration: accuracy vs confidence per bin
     report.html                      all of the above in one self-contained page
+    predictions.csv                  one row per scored image: path, sha256, label, predicted,
+                                     probabilities (`imgclf.rundir.ImagePredictions`), for
+                                     `imgclf compare`'s paired test
+
+`metrics.json` also records which images it was computed on -- the split's `fingerprint`,
+sha256 over the sorted (relative path, label, file sha256) list (`imgclf.rundir.split_fingerprint`)
+-- and a 95 % percentile-bootstrap confidence interval of every metric over the test images
+(`imgclf.stats.bootstrap_metrics`: 2,000 resamples, seed 0 by default; Efron & Tibshirani 1993),
+the model's parameter count and its predict time per image.
 
 For a split other than `test` every name gets a `_<split>` suffix (`metrics_val.json`), so
 evaluating the validation split never overwrites the test report.
@@ -24,6 +33,7 @@ Networks" (ICML), eq. 3.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,13 +42,21 @@ import numpy as np
 
 from imgclf.config import EvaluateConfig, validate
 from imgclf.errors import DataError
-from imgclf.fsutil import atomic_write_json
 from imgclf.inputs import ImageListing, class_folders, iter_batches, list_images, load_image
-from imgclf.rundir import history_columns, load_run_info, metrics_file, read_history
+from imgclf.rundir import (
+    FINGERPRINT_METHOD,
+    ImagePredictions,
+    history_columns,
+    load_run_info,
+    metrics_file,
+    predictions_file,
+    read_history,
+    save_metrics,
+    save_predictions,
+    split_fingerprint,
+)
+from imgclf.stats import ECE_BINS  # 15 equal-width confidence bins (Guo et al., 2017), shared with imgclf.stats
 from imgclf.ui import progress, summary
-
-#: Number of equal-width confidence bins for the ECE and the reliability diagram (Guo et al., 2017).
-ECE_BINS = 15
 
 #: How many confidently wrong images the gallery shows at most.
 GALLERY_SIZE = 16
@@ -108,12 +126,28 @@ class SplitPredictions:
         labels: np.ndarray `(n,)` int64, true labels.
         paths: list of Path, one per row.
         rejected: list of (path, reason, detail) for files that could not be read.
+        model_seconds: list of float. Wall time of each batch's model call (decoding excluded).
+        batch_images: list of int. Images in each of those batches.
     """
 
     probs: np.ndarray
     labels: np.ndarray
     paths: list[Path]
     rejected: list[tuple[str, str, str]] = field(default_factory=list)
+    model_seconds: list[float] = field(default_factory=list)
+    batch_images: list[int] = field(default_factory=list)
+
+    def ms_per_image(self) -> float | None:
+        """Model milliseconds per image; the first batch (warm-up) left out when there are more.
+
+        Returns:
+            float, or None when no image was predicted.
+        """
+        pairs = [(t, n) for t, n in zip(self.model_seconds, self.batch_images) if n]
+        if len(pairs) > 1:
+            pairs = pairs[1:]
+        images = sum(n for _, n in pairs)
+        return 1000.0 * sum(t for t, _ in pairs) / images if images else None
 
 
 def predict_listing(
@@ -135,16 +169,52 @@ def predict_listing(
     labels: list[np.ndarray] = []
     paths: list[Path] = []
     rejected: list[tuple[str, str, str]] = []
+    seconds: list[float] = []
+    sizes: list[int] = []
     backend = "tf" if predictor.uses_tensorflow else "threads"
     with progress(description, total=len(listing)) as advance:
         for batch in iter_batches(listing.items(), predictor.spec, batch_size=batch_size, backend=backend):
+            t = time.perf_counter()
             parts.append(predictor.predict_batch(batch.images, tta))
+            seconds.append(time.perf_counter() - t)
+            sizes.append(len(batch.ok))
             labels.append(batch.labels)
             paths.extend(batch.items[i].path for i in batch.ok)
             rejected.extend((str(batch.items[i].path), e.reason, e.detail) for i, e in batch.errors.items())
             advance(len(batch.items), status=f"set aside {len(rejected)}" if rejected else "")
     probs = np.concatenate(parts) if parts else np.zeros((0, len(listing.class_names)), np.float32)
-    return SplitPredictions(probs, np.concatenate(labels) if labels else np.zeros(0, np.int64), paths, rejected)
+    return SplitPredictions(
+        probs, np.concatenate(labels) if labels else np.zeros(0, np.int64), paths, rejected, seconds, sizes
+    )
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes (`hashlib.file_digest`)."""
+    import hashlib
+
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def listing_hashes(listing: ImageListing) -> dict[Path, str]:
+    """sha256 of every file of `listing` (unreadable images included), read by a thread pool.
+
+    Returns:
+        dict path -> hex sha256.
+
+    Raises:
+        DataError: if a listed file cannot be read at all (e.g. removed meanwhile).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(p: Path) -> str:
+        try:
+            return file_sha256(p)
+        except OSError as exc:
+            raise DataError(f"cannot read {p} to fingerprint the split: {exc.strerror or exc}") from None
+
+    with ThreadPoolExecutor(4) as pool:
+        return dict(zip(listing.paths, pool.map(one, listing.paths)))
 
 
 # --------------------------------------------------------------------------------- metrics
@@ -265,6 +335,9 @@ def evaluate_run(
     top_k: int = 3,
     batch_size: int = 64,
     tta: str = "none",
+    bootstrap_resamples: int = 2000,
+    ci_level: float = 0.95,
+    bootstrap_seed: int = 0,
 ) -> dict[str, Any]:
     """Evaluates a trained run on one split and writes metrics, plots and an HTML report.
 
@@ -278,23 +351,39 @@ def evaluate_run(
         tta: str, default "none". Test-time augmentation: "none", or "flip" = the mean of the
             probabilities of each image and its mirror image (see
             `imgclf.predict.Predictor.predict_batch`). Recorded in `metrics.json` as `tta`.
+        bootstrap_resamples: int >= 1, default 2000. Resamples of the percentile bootstrap
+            (`imgclf.stats.bootstrap_metrics`; Efron & Tibshirani 1993, ch. 13).
+        ci_level: float in (0, 1), default 0.95. Confidence level of the intervals.
+        bootstrap_seed: int, default 0. Seed of the resampling.
 
     Returns:
         dict: the content of `metrics.json` — top-level `accuracy`, `loss`, `precision_macro`,
         `recall_macro`, `f1_macro`, `top_k`, `top_k_accuracy`, `ece`, `per_class`,
-        `confusion_matrix`, plus `split`, `tta`, `run`, `model`, `set_aside`, `confident_errors` and
-        `files` (kind -> file name inside `run_dir`).
+        `confusion_matrix`, plus `split`, `tta`, `run`, `model`, `set_aside`, `confident_errors`,
+        `fingerprint` (`imgclf.rundir.SplitFingerprint`: sha256, n_files, method),
+        `confidence_intervals` (`imgclf.stats.BootstrapResult.as_dict`: level, method,
+        n_resamples, seed, and `metrics` -> {value, low, high} per metric), `parameters`,
+        `predict_ms_per_image`, `predict_batch_size` and `files` (kind -> file name inside
+        `run_dir`, `predictions` included). `imgclf.rundir.MetricsRecord` is the part later
+        commands read back.
 
     Raises:
-        ConfigError: if `split`, `top_k`, `batch_size` or `tta` is invalid.
+        ConfigError: if `split`, `top_k`, `batch_size`, `tta` or a bootstrap setting is invalid.
         ModelError: if the run directory or its model cannot be loaded.
         DataError: if the split folder is missing, empty or has classes the model lacks.
     """
     from imgclf import report
     from imgclf.runtime import load_model
 
+    from imgclf import stats
+
     cfg = validate(
-        EvaluateConfig, {"split": split, "top_k": top_k, "batch_size": batch_size, "tta": tta}, origin="evaluate"
+        EvaluateConfig,
+        {
+            "split": split, "top_k": top_k, "batch_size": batch_size, "tta": tta,
+            "bootstrap_resamples": bootstrap_resamples, "ci_level": ci_level, "bootstrap_seed": bootstrap_seed,
+        },
+        origin="evaluate",
     )
     run_dir = Path(run_dir)
     info = load_run_info(run_dir)
@@ -308,6 +397,17 @@ def evaluate_run(
     probs, labels, paths, rejected = result.probs, result.labels, result.paths, result.rejected
     n = len(labels)
     metrics = compute_metrics(probs, labels, info.class_names, cfg.top_k)
+    hashes = listing_hashes(listing)
+    fingerprint = split_fingerprint((e.rel, e.label, hashes[e.path]) for e in listing.entries)
+    scored = ImagePredictions(
+        info.class_names, [p.relative_to(split_dir).as_posix() for p in paths], [hashes[p] for p in paths],
+        labels.astype(np.int64), probs.astype(np.float32),
+    )
+    ci = stats.bootstrap_metrics(
+        stats.score_images(probs, labels, metrics["top_k"]),
+        n_resamples=cfg.bootstrap_resamples, level=cfg.ci_level, seed=cfg.bootstrap_seed,
+    )
+    keras_model = getattr(predictor, "keras_model", None)
     reasons: dict[str, int] = {}
     for _, reason, _ in rejected:
         reasons[reason] = reasons.get(reason, 0) + 1
@@ -320,12 +420,18 @@ def evaluate_run(
             "model": info.model,
             "input_spec": info.input_spec.model_dump(mode="json"),
             "set_aside": {"count": len(rejected), "reasons": reasons, "files": [list(r) for r in rejected]},
+            "fingerprint": {"sha256": fingerprint, "n_files": len(listing), "method": FINGERPRINT_METHOD},
+            "confidence_intervals": ci.as_dict(),
+            "parameters": int(keras_model.count_params()) if keras_model is not None else None,
+            "predict_ms_per_image": result.ms_per_image(),
+            "predict_batch_size": cfg.batch_size,
         }
     )
 
     s = cfg.split
     files = {
         "metrics": run_dir / metrics_file(s),
+        "predictions": run_dir / predictions_file(s),
         "confusion_matrix": run_dir / _name("confusion_matrix", s, ".png"),
         "confusion_matrix_normalized": run_dir / _name("confusion_matrix_normalized", s, ".png"),
         "reliability_diagram": run_dir / _name("reliability_diagram", s, ".png"),
@@ -358,11 +464,13 @@ def evaluate_run(
     else:
         del files["training_curves"]
     metrics["files"] = {k: v.name for k, v in files.items()}
-    atomic_write_json(files["metrics"], metrics)
+    save_predictions(run_dir, s, scored)
+    save_metrics(run_dir, s, metrics)
     report.write_html_report(files["report"], metrics, {k: v for k, v in files.items() if v.suffix == ".png"}, info)
     aside = f", {len(rejected)} set aside ({', '.join(f'{c} {r}' for r, c in reasons.items())})" if reasons else ""
     summary(
-        f"evaluate: {n} {cfg.split} images{aside}{' (flip TTA)' if cfg.tta == 'flip' else ''}: accuracy {metrics['accuracy']:.4f}, "
+        f"evaluate: {n} {cfg.split} images{aside}{' (flip TTA)' if cfg.tta == 'flip' else ''}: accuracy {metrics['accuracy']:.4f} "
+        f"[{ci.intervals['accuracy'].low:.4f}, {ci.intervals['accuracy'].high:.4f}] ({cfg.ci_level:.0%} CI), "
         f"macro F1 {metrics['f1_macro']:.4f}, top-{metrics['top_k']} {metrics['top_k_accuracy']:.4f}, "
         f"ECE {metrics['ece']:.4f} -> {files['metrics']}, {files['report']}"
     )

@@ -244,8 +244,23 @@ def write_html_report(
         reasons = ", ".join(f"{e(str(r))}: {c}" for r, c in aside.get("reasons", {}).items())
         parts.append(f"<p class='warn'>{aside['count']} unreadable file(s) set aside and not scored ({reasons}).</p>")
     parts.append("<div class='cards'>")
-    parts.extend(f"<div class='card'>{e(k)}<b>{v:.4f}</b></div>" for k, v in cards)
+    ci = (metrics.get("confidence_intervals") or {}).get("metrics") or {}
+    keys = ["accuracy", "top_k_accuracy", "f1_macro", "precision_macro", "recall_macro", "loss", "ece"]
+    for (k, v), key in zip(cards, keys):
+        iv = ci.get(key)
+        bounds = f"<small>[{iv['low']:.4f}, {iv['high']:.4f}]</small>" if iv else ""
+        parts.append(f"<div class='card'>{e(k)}<b>{v:.4f}</b>{bounds}</div>")
     parts.append("</div>")
+    if ci:
+        c = metrics["confidence_intervals"]
+        parts.append(
+            f"<p class='sub'>Brackets: {c.get('level', 0.95):.0%} percentile-bootstrap confidence intervals over the "
+            f"{c.get('n_images', '')} images ({c.get('n_resamples', '')} resamples, seed {c.get('seed', '')}; "
+            "Efron &amp; Tibshirani 1993, ch. 13).</p>"
+        )
+    fp = metrics.get("fingerprint") or {}
+    if fp.get("sha256"):
+        parts.append(f"<p class='sub'>Split fingerprint <code>{e(fp['sha256'][:16])}…</code> ({fp.get('n_files', '?')} files).</p>")
 
     parts.append("<h2>Per class</h2><table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>")
     for c, row in metrics["per_class"].items():
@@ -276,5 +291,123 @@ def write_html_report(
             for r in errors
         )
         parts.append("</table>")
+    parts.append("</body></html>\n")
+    return atomic_write_text(path, "\n".join(parts))
+
+
+# ------------------------------------------------------------------------ imgclf compare
+def plot_leaderboard(
+    bars: Sequence[Mapping[str, Any]],
+    path: str | os.PathLike,
+    *,
+    metrics: Sequence[str] = ("accuracy", "precision_macro", "recall_macro", "f1_macro"),
+    titles: Mapping[str, str] | None = None,
+    level: float = 0.95,
+    subtitle: str = "",
+) -> Path:
+    """Draws one horizontal bar chart per metric, a bar per model, its confidence interval as
+    whiskers and each seed's value as a dot.
+
+    Args:
+        bars: sequence of dicts, best model first, each with `label` (str) and, per metric
+            name, `values[m]` (float, the bar), `low[m]` / `high[m]` (floats, the interval) and
+            optionally `per_run[m]` (list of float, one dot per run; drawn when there are 2+).
+        path: PNG file to write.
+        metrics: sequence of str, default accuracy and macro precision / recall / F1. Metrics
+            in [0, 1] where higher is better.
+        titles: mapping metric -> panel title, or None (the metric names).
+        level: float, default 0.95. Confidence level, for the axis label.
+        subtitle: str. Line under the figure title.
+
+    Returns:
+        Path written. The value axis starts near the lowest interval bound (not at 0) so that
+        differences of a point are visible; the axis label says where it starts.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    titles = dict(titles or {})
+    n = len(bars)
+    cols = min(len(metrics), 2)
+    rows = -(-len(metrics) // cols)
+    height = max(1.6, 0.45 * n + 1.2)
+    fig = _figure(6.2 * cols, height * rows + 0.8)
+    colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+    y = np.arange(n)[::-1]
+    for j, m in enumerate(metrics):
+        ax = fig.add_subplot(rows, cols, j + 1)
+        vals = np.array([b["values"][m] for b in bars], dtype=float)
+        low = np.array([b["low"][m] for b in bars], dtype=float)
+        high = np.array([b["high"][m] for b in bars], dtype=float)
+        lo_axis = max(0.0, float(np.floor((low.min() - 0.02) * 50) / 50))
+        span = max(float(high.max()) - lo_axis, 1e-3)
+        hi_axis = float(high.max()) + 0.04 * span  # room for a whisker or dot at 1.0
+        ax.barh(y, vals - lo_axis, left=lo_axis, color=[colors[i % len(colors)] for i in range(n)], alpha=0.75, height=0.6)
+        ax.errorbar(vals, y, xerr=[vals - low, high - vals], fmt="none", ecolor="black", capsize=4, lw=1.2)
+        for i, b in enumerate(bars):
+            runs = list((b.get("per_run") or {}).get(m) or [])
+            if len(runs) > 1:
+                ax.plot(runs, np.full(len(runs), y[i]), "o", color="white", mec="black", ms=4, zorder=3)
+            ax.text(hi_axis, y[i], f" {vals[i]:.4f}", va="center", ha="left", fontsize=8)
+        ax.set_yticks(y, labels=[str(b["label"]) for b in bars])
+        ax.set_xlim(lo_axis, hi_axis)
+        ax.xaxis.set_major_locator(MaxNLocator(5))
+        ax.set_title(titles.get(m, m))
+        ax.set_xlabel(f"{titles.get(m, m)} ({level:.0%} CI; axis from {lo_axis:g})", fontsize=8)
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle("Model comparison" + (f"\n{subtitle}" if subtitle else ""), fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def write_compare_html(
+    path: str | os.PathLike,
+    *,
+    title: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    run_columns: Sequence[str],
+    run_rows: Sequence[Sequence[str]],
+    chart: str | os.PathLike | None,
+    notes: Sequence[str],
+    warning: str | None = None,
+) -> Path:
+    """Writes the self-contained page of `imgclf compare` (chart embedded, no external file).
+
+    Args:
+        path: HTML file to write.
+        title: str. Page title and heading.
+        columns, rows: the leaderboard's headers and cells (already formatted text).
+        run_columns, run_rows: the per-run table.
+        chart: PNG path of `plot_leaderboard`, or None.
+        notes: sequence of str. Method notes (Markdown backticks are shown as code).
+        warning: str or None. Shown above the table (e.g. different test sets under --force).
+
+    Returns:
+        Path written.
+    """
+    import re
+
+    e = html.escape
+
+    def code(text: str) -> str:
+        return re.sub(r"`([^`]*)`", r"<code>\1</code>", e(text))
+
+    def table(cols: Sequence[str], body: Sequence[Sequence[str]]) -> str:
+        head = "".join(f"<th>{e(c)}</th>" for c in cols)
+        lines = "".join("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in r) + "</tr>" for r in body)
+        return f"<table><tr>{head}</tr>{lines}</table>"
+
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>{e(title)}</title><style>{_CSS}td{{white-space:nowrap}}</style></head><body>",
+        f"<h1>{e(title)}</h1>",
+    ]
+    if warning:
+        parts.append(f"<p class='warn'>{code(warning)}</p>")
+    parts.append("<h2>Leaderboard</h2>" + table(columns, rows))
+    if chart is not None and Path(chart).is_file():
+        parts.append(_img_tag(Path(chart), "bar chart with confidence intervals"))
+    parts.append("<h2>Runs</h2>" + table(run_columns, run_rows))
+    parts.append("<h2>Method</h2><ul>" + "".join(f"<li>{code(n)}</li>" for n in notes) + "</ul>")
     parts.append("</body></html>\n")
     return atomic_write_text(path, "\n".join(parts))

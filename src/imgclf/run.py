@@ -5,8 +5,19 @@
     prepare  <data_dir>/clean      -> <data_dir>/processed
     split    <data_dir>/processed  -> <data_dir>/split
     train    <data_dir>/split      -> <models_dir>/<run>
-    evaluate <models_dir>/<run>    -> metrics.json, plots, report.html
+    evaluate <models_dir>/<run>    -> metrics.json, predictions.csv, plots, report.html
     predict  a few test images (or `predict.images`) with the trained model
+
+Several models (`train.models: [mlp, cnn, ...]`, or `imgclf run CONFIG --models mlp,cnn`) and
+several seeds (`train.repeats: N`, `--repeats N`) make one run directory per model and seed,
+all trained on the same split (the split's seed does not change), model `m` with seed
+`train.seed + r` for r = 0..N-1:
+
+    <models_dir>/<base>-<label>[-s<seed>]   one run each (`-s<seed>` only when N > 1)
+    <models_dir>/<base>-compare/            the comparison (`imgclf.compare`), also printed
+
+where `<base>` is `train.run_name` or `name` and `<label>` the entry's `name` or model. Each is
+evaluated, then compared; the predict stage uses the best model's best run.
 
 Stages left out of `stages:` are skipped; their output folder must then already exist. Every
 stage resumes or rewrites deterministically, so rerunning the same config is safe.
@@ -20,20 +31,87 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from imgclf.config import RunConfig
+from imgclf.config import RunConfig, TrainConfig
 from imgclf.errors import DataError
 from imgclf.ui import console
 
 
 @dataclass
 class PipelineResult:
-    """What `run_pipeline` produced: folders, the run directory, metrics, timings (seconds)."""
+    """What `run_pipeline` produced: folders, run directories, metrics, timings (seconds).
+
+    Attributes:
+        folders: dict stage -> folder (`raw`, `clean`, `processed`, `split`).
+        run_dir: Path or None. The run directory (several models: the best model's best run).
+        metrics: dict or None. `metrics.json` of `run_dir`.
+        predictions: list of `imgclf.predict.Prediction` of the predict stage.
+        seconds: dict stage -> wall time in seconds.
+        run_dirs: list of Path. Every run directory trained or evaluated, in plan order.
+        comparison: `imgclf.compare.Comparison` or None (several models or seeds only).
+    """
 
     folders: dict[str, Path] = field(default_factory=dict)
     run_dir: Path | None = None
     metrics: dict[str, Any] | None = None
     predictions: list[Any] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    run_dirs: list[Path] = field(default_factory=list)
+    comparison: Any = None
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One training run of `imgclf run`: which configuration, with which seed, into which folder.
+
+    Attributes:
+        label: str. The model's name in the comparison (`train.models` entry name, else model).
+        config: TrainConfig. Its resolved training configuration (seed and run name set).
+        run_dir: Path. Its run directory.
+        named: bool. The label was given by the entry's `name` (recorded in `run.json`).
+    """
+
+    label: str
+    config: TrainConfig
+    run_dir: Path
+    named: bool = False
+
+
+def is_multi(cfg: RunConfig) -> bool:
+    """True when the config trains several models or several seeds (and so compares them)."""
+    return bool(cfg.train.models) or cfg.train.repeats > 1
+
+
+def plan_runs(cfg: RunConfig) -> list[PlannedRun]:
+    """Every training run `cfg` asks for, in order: each model, then each seed.
+
+    One model, one seed: `<models_dir>/<train.run_name or name>`, the configuration as given.
+    Otherwise, for each `(label, config)` of `cfg.train.model_configs()` and r in
+    `range(train.repeats)`: seed `config.seed + r`, folder `<base>-<label>` plus `-s<seed>` when
+    `repeats > 1`. A pure function: no folder is touched.
+
+    Args:
+        cfg: RunConfig.
+
+    Returns:
+        list of PlannedRun.
+    """
+    base = cfg.train.run_name or cfg.name
+    if not is_multi(cfg):
+        return [PlannedRun(cfg.train.model, cfg.train, cfg.models_dir / base)]
+    out = []
+    names = {e.label for e in cfg.train.models if e.name}
+    for label, tc in cfg.train.model_configs():
+        for r in range(cfg.train.repeats):
+            seed = tc.seed + r
+            run_name = f"{base}-{label}" + (f"-s{seed}" if cfg.train.repeats > 1 else "")
+            values = {**tc.model_dump(), "seed": seed, "run_name": run_name}
+            out.append(PlannedRun(label, TrainConfig.model_validate(values), cfg.models_dir / run_name, label in names))
+    return out
+
+
+def comparison_dir(cfg: RunConfig) -> Path:
+    """Folder of the comparison `run` writes: `<models_dir>/<train.run_name or name>-compare`."""
+    return cfg.models_dir / f"{cfg.train.run_name or cfg.name}-compare"
 
 
 def _acquire(cfg: RunConfig, raw: Path) -> None:
@@ -71,27 +149,42 @@ def sample_test_images(split_dir: Path, n: int = 3) -> list[str]:
     return picks
 
 
-def run_pipeline(cfg: RunConfig, on_predictions: Callable[[list[Any]], None] | None = None) -> PipelineResult:
+def run_pipeline(
+    cfg: RunConfig,
+    on_predictions: Callable[[list[Any]], None] | None = None,
+    on_comparison: Callable[[Any], None] | None = None,
+) -> PipelineResult:
     """Runs the stages of `cfg.stages` in order.
 
     Args:
         cfg: RunConfig, validated (see `imgclf.config.load_run_config`).
         on_predictions: callable or None. Called with the predict stage's `Prediction`s as soon
             as they exist (the CLI prints them as a table).
+        on_comparison: callable or None. Called with the `imgclf.compare.Comparison` as soon as
+            it is written (several models or seeds, with the evaluate stage).
 
     Returns:
-        PipelineResult: stage folders, run directory, test metrics, predictions, and wall time
-        per stage in seconds.
+        PipelineResult: stage folders, run directories, test metrics, the comparison,
+        predictions, and wall time per stage in seconds.
 
     Raises:
-        ImgclfError: from any stage (missing folder, empty class, bad model name, ...).
+        ImgclfError: from any stage (missing folder, empty class, bad model name, ...). Model
+            names are checked before the first stage when training.
     """
     result = PipelineResult()
     stages = list(cfg.stages)
     raw = Path(cfg.source.folder) if cfg.source.folder is not None else cfg.stage_dir("raw")
     clean, processed, split = cfg.stage_dir("clean"), cfg.stage_dir("processed"), cfg.stage_dir("split")
     result.folders = {"raw": raw, "clean": clean, "processed": processed, "split": split}
-    run_dir = cfg.models_dir / (cfg.train.run_name or cfg.name)
+    planned = plan_runs(cfg)
+    multi = is_multi(cfg)
+    result.run_dirs = [p.run_dir for p in planned]
+    run_dir = planned[0].run_dir
+    if "train" in stages and multi:  # an unknown name fails now, not after the first models trained
+        from imgclf.models import get_spec
+
+        for p in planned:
+            get_spec(p.config.model)
     total = len(stages)
 
     def header(i: int, name: str, detail: str) -> float:
@@ -123,18 +216,40 @@ def run_pipeline(cfg: RunConfig, on_predictions: Callable[[list[Any]], None] | N
 
             split_folder(processed, split, cfg.split)
         elif stage == "train":
-            t = header(i, "train", f"{cfg.train.model} on {split} -> {run_dir}")
+            what = cfg.train.model if not multi else f"{len(planned)} runs ({', '.join(dict.fromkeys(p.label for p in planned))})"
+            t = header(i, "train", f"{what} on {split} -> {run_dir if not multi else cfg.models_dir}")
             from imgclf.train import train
 
-            result.run_dir = train(split, cfg.train, models_dir=cfg.models_dir, run_dir=run_dir)
+            for j, p in enumerate(planned, start=1):
+                if multi:
+                    console.rule(f"[bold]train {j}/{len(planned)}[/] {p.label}, seed {p.config.seed} -> {p.run_dir}", align="left", characters="·")
+                result.run_dir = train(split, p.config, models_dir=cfg.models_dir, run_dir=p.run_dir)
+                if p.named:
+                    from imgclf.rundir import load_run_info, save_run_info
+
+                    info = load_run_info(p.run_dir)
+                    info.label = p.label
+                    save_run_info(p.run_dir, info)
         elif stage == "evaluate":
-            t = header(i, "evaluate", f"{run_dir} on {cfg.evaluate.split}")
+            t = header(i, "evaluate", f"{run_dir if not multi else f'{len(planned)} runs'} on {cfg.evaluate.split}")
             from imgclf.evaluate import evaluate_run
 
-            result.metrics = evaluate_run(
-                run_dir, split=cfg.evaluate.split, data_dir=split, top_k=cfg.evaluate.top_k,
-                batch_size=cfg.evaluate.batch_size, tta=cfg.evaluate.tta,
-            )
+            e = cfg.evaluate
+            by_run: dict[Path, dict[str, Any]] = {}
+            for p in planned:
+                result.metrics = by_run[p.run_dir] = evaluate_run(
+                    p.run_dir, split=e.split, data_dir=split, top_k=e.top_k, batch_size=e.batch_size, tta=e.tta,
+                    bootstrap_resamples=e.bootstrap_resamples, ci_level=e.ci_level, bootstrap_seed=e.bootstrap_seed,
+                )
+            if multi:
+                from imgclf.compare import compare_runs
+
+                compare_cfg = cfg.compare.model_copy(update={"split": e.split})
+                result.comparison = compare_runs([p.run_dir for p in planned], comparison_dir(cfg), compare_cfg)
+                run_dir = result.run_dir = result.comparison.best_run
+                result.metrics = by_run[run_dir]
+                if on_comparison is not None:
+                    on_comparison(result.comparison)
         elif stage == "predict":
             images = list(cfg.predict.images) or sample_test_images(split)
             t = header(i, "predict", f"{len(images)} image(s) with {run_dir}")
@@ -153,7 +268,13 @@ def run_pipeline(cfg: RunConfig, on_predictions: Callable[[list[Any]], None] | N
     timing = ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
     console.rule("[bold]done[/]", align="left")
     tail = f"; test accuracy {result.metrics['accuracy']:.4f}" if result.metrics and "accuracy" in result.metrics else ""
+    if result.comparison is not None:
+        tail = f"; best {result.comparison.best.label}, test accuracy {result.metrics['accuracy']:.4f}"
     console.print(f"run: {cfg.name}: {timing}; total {sum(result.seconds.values()):.1f}s{tail}", soft_wrap=True)
-    if result.run_dir is not None or "train" in stages:
+    if multi and ("train" in stages or "evaluate" in stages):
+        console.print(f"run directories: {', '.join(str(p.run_dir) for p in planned)}", soft_wrap=True)
+        if result.comparison is not None:
+            console.print(f"comparison: {result.comparison.out}", soft_wrap=True)
+    elif result.run_dir is not None or "train" in stages:
         console.print(f"run directory: {run_dir}", soft_wrap=True)
     return result

@@ -17,7 +17,12 @@ A training run directory (`train` writes it; `evaluate`, `predict`, `serve`, `ex
       train_rejects.csv files of the split that could not be read (path, reason), if any
       backup/phaseN/    Keras BackupAndRestore (resume after a crash)
       logs/             TensorBoard
-      metrics.json      written by `evaluate` (metrics_<split>.json for other splits)
+      metrics.json      written by `evaluate` (metrics_<split>.json for other splits); the part
+                        later commands read is `MetricsRecord` (fingerprint of the test split,
+                        confidence intervals, parameters, predict latency)
+      predictions.csv   written by `evaluate` (predictions_<split>.csv): one row per scored test
+                        image -- path, sha256, label, predicted, correct, probabilities
+                        (`ImagePredictions`); `compare` pairs runs image by image with it
       export/model.onnx | model.tflite | saved_model/ (+ <file>.json: ExportMeta)
 
 An exported model's sidecar `<file>.json` (`ExportMeta`) carries the class names and the input
@@ -30,10 +35,12 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, model_validator
 
 from imgclf.errors import ModelError
@@ -45,6 +52,7 @@ BEST_MODEL = "best.keras"
 LAST_MODEL = "last.keras"
 HISTORY = "history.csv"
 METRICS = "metrics.json"
+PREDICTIONS = "predictions.csv"
 CURVES = "training_curves.png"
 STATE_FILE = "train_state.json"
 TRAIN_REJECTS = "train_rejects.csv"
@@ -92,6 +100,8 @@ class RunInfo(BaseModel):
         best_val_loss, best_val_accuracy: float or None. That epoch's validation figures.
         train_seconds: float. Wall time of training, summed over resumed sessions.
         train_rejects: int. Files of the train / val splits that could not be read.
+        label: str or None. Name of the run's model configuration in comparisons: the `name`
+            of its `train.models` entry, set by `imgclf run`; None = the model name.
     """
 
     model_config = ConfigDict(extra="ignore", validate_assignment=True)
@@ -112,6 +122,7 @@ class RunInfo(BaseModel):
     best_val_accuracy: float | None = None
     train_seconds: float = 0.0
     train_rejects: int = 0
+    label: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -180,6 +191,259 @@ def latest_run(models_dir: str | os.PathLike = "models") -> Path:
 def metrics_file(split: str = "test") -> str:
     """Name of `evaluate`'s metrics file for `split`: `metrics.json`, `metrics_val.json`..."""
     return METRICS if split == "test" else f"metrics_{split}.json"
+
+
+def predictions_file(split: str = "test") -> str:
+    """Name of `evaluate`'s per-image file for `split`: `predictions.csv`, `predictions_val.csv`..."""
+    return PREDICTIONS if split == "test" else f"predictions_{split}.csv"
+
+
+# ---------------------------------------------------------------- metrics.json (evaluate)
+#: How `split_fingerprint` hashes a split; stored next to every fingerprint.
+FINGERPRINT_METHOD = (
+    "sha256 over the sorted lines '<relative path>\\t<label>\\t<file sha256>\\n' (UTF-8) of every file "
+    "listed in the split folder, readable or not"
+)
+
+
+def split_fingerprint(rows: Any) -> str:
+    """Fingerprint of a labelled split: sha256 over its sorted (relative path, label, file sha256).
+
+    Two evaluations have the same fingerprint exactly when they listed the same files, under
+    the same class folders, with the same bytes. Each triple becomes the UTF-8 line
+    `f"{rel}\\t{label}\\t{sha256}\\n"`; the lines are sorted (so listing order does not
+    matter) and hashed together (`FINGERPRINT_METHOD`).
+
+    Args:
+        rows: iterable of (str, str, str): path relative to the split folder ("/"-separated),
+            class name, hex sha256 of the file's bytes.
+
+    Returns:
+        str: 64 hex characters.
+    """
+    import hashlib
+
+    h = hashlib.sha256()
+    for line in sorted(f"{rel}\t{label}\t{sha}\n" for rel, label, sha in rows):
+        h.update(line.encode("utf-8"))
+    return h.hexdigest()
+
+
+class SplitFingerprint(BaseModel):
+    """Which images a metric was computed on (`metrics.json` -> `fingerprint`).
+
+    Attributes:
+        sha256: str. `split_fingerprint` of the split's files.
+        n_files: int. Files listed (scored and set aside).
+        method: str. How the hash is made (`FINGERPRINT_METHOD`).
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    sha256: str
+    n_files: int
+    method: str = FINGERPRINT_METHOD
+
+    @property
+    def short(self) -> str:
+        """First 12 hex characters, for messages."""
+        return self.sha256[:12]
+
+
+class MetricsRecord(BaseModel):
+    """The part of `metrics.json` that later commands (`compare`) read back.
+
+    `evaluate` writes more (per-class table, confusion matrix, calibration bins, errors...);
+    those keys are kept in the file and ignored here.
+
+    Attributes:
+        accuracy, loss, precision_macro, recall_macro, f1_macro, top_k_accuracy, ece: float.
+            See `imgclf.evaluate.compute_metrics`.
+        top_k: int. k of `top_k_accuracy`.
+        n_images: int. Images scored.
+        class_names: list of str.
+        split: str. `"train"`, `"val"` or `"test"`.
+        tta: str. `"none"` or `"flip"`.
+        fingerprint: SplitFingerprint or None (files written before fingerprints existed).
+        confidence_intervals: dict or None. `imgclf.stats.BootstrapResult.as_dict()`.
+        parameters: int or None. Model parameters (trainable and not).
+        predict_ms_per_image: float or None. Milliseconds of model time per image, in batches
+            of `predict_batch_size`, decoding excluded, first batch (warm-up) excluded when
+            there are several.
+        predict_batch_size: int or None.
+        files: dict kind -> file name in the run directory.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    accuracy: float
+    loss: float
+    precision_macro: float
+    recall_macro: float
+    f1_macro: float
+    top_k: int
+    top_k_accuracy: float
+    ece: float
+    n_images: int
+    class_names: list[str]
+    split: str = "test"
+    tta: str = "none"
+    fingerprint: SplitFingerprint | None = None
+    confidence_intervals: dict[str, Any] | None = None
+    parameters: int | None = None
+    predict_ms_per_image: float | None = None
+    predict_batch_size: int | None = None
+    files: dict[str, str] = Field(default_factory=dict)
+
+
+def save_metrics(run_dir: str | os.PathLike, split: str, metrics: dict[str, Any]) -> Path:
+    """Writes `metrics.json` (`metrics_<split>.json`) atomically, after checking `MetricsRecord`.
+
+    Args:
+        run_dir: path. The run directory.
+        split: str. The split evaluated (names the file, `metrics_file`).
+        metrics: dict. Everything `evaluate` computed; must satisfy `MetricsRecord`.
+
+    Returns:
+        Path written.
+
+    Raises:
+        ValueError: if `metrics` lacks a field of `MetricsRecord` (a programming error).
+    """
+    from imgclf.fsutil import atomic_write_json
+
+    MetricsRecord.model_validate(metrics)
+    return atomic_write_json(Path(run_dir) / metrics_file(split), metrics)
+
+
+def load_metrics(run_dir: str | os.PathLike, split: str = "test") -> MetricsRecord:
+    """Reads `metrics.json` (`metrics_<split>.json`) of a run.
+
+    Raises:
+        ModelError: if the file is missing (the run was not evaluated) or invalid.
+    """
+    path = Path(run_dir) / metrics_file(split)
+    if not path.is_file():
+        raise ModelError(f"{run_dir} has no {path.name}", f"evaluate it first: imgclf evaluate {run_dir}" + ("" if split == "test" else f" --split {split}"))
+    try:
+        return MetricsRecord.model_validate_json(path.read_text(encoding="utf-8"))
+    except (ValidationError, ValueError) as exc:
+        raise ModelError(f"{path} is invalid ({_first_error(exc)})", f"re-evaluate: imgclf evaluate {run_dir}") from None
+
+
+def _first_error(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        err = exc.errors()[0]
+        return f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg')}"
+    return str(exc).splitlines()[0]
+
+
+# ------------------------------------------------------------- predictions.csv (evaluate)
+#: Fixed leading columns of `predictions.csv`; one `p:<class>` column per class follows.
+PREDICTION_COLUMNS: tuple[str, ...] = ("path", "sha256", "label", "predicted", "correct")
+
+#: Prefix of the probability columns of `predictions.csv`.
+PROB_PREFIX = "p:"
+
+
+@dataclass
+class ImagePredictions:
+    """A model's probabilities on each scored image of a split (`predictions.csv`).
+
+    Attributes:
+        class_names: list of str. Column j of `probs` is `class_names[j]`.
+        paths: list of str. Path of each image relative to the split folder ("/"-separated,
+            `<class>/<file>`), the key that pairs two runs' rows.
+        sha256: list of str. Hex sha256 of each file's bytes.
+        labels: np.ndarray `(n,)` int64, true class index.
+        probs: np.ndarray `(n, num_classes)` float32, rows summing to 1 (to ~1e-6: stored with
+            7 significant digits).
+    """
+
+    class_names: list[str]
+    paths: list[str]
+    sha256: list[str]
+    labels: np.ndarray
+    probs: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def predicted(self) -> np.ndarray:
+        """`(n,)` int64: argmax class index."""
+        return self.probs.argmax(axis=1) if len(self) else np.zeros(0, np.int64)
+
+    @property
+    def correct(self) -> np.ndarray:
+        """`(n,)` bool: top-1 prediction equals the label."""
+        return self.predicted == self.labels
+
+    def keys(self) -> list[tuple[str, str]]:
+        """(path, sha256) of each row: equal keys are the same image."""
+        return list(zip(self.paths, self.sha256))
+
+
+def save_predictions(run_dir: str | os.PathLike, split: str, preds: ImagePredictions) -> Path:
+    """Writes `predictions.csv` (`predictions_<split>.csv`) atomically.
+
+    Columns: `path, sha256, label, predicted, correct` (labels as class names, correct 0/1),
+    then `p:<class>` for every class, probabilities with 7 significant digits.
+
+    Returns:
+        Path written.
+    """
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow([*PREDICTION_COLUMNS, *(PROB_PREFIX + c for c in preds.class_names)])
+    names = preds.class_names
+    for i, (rel, sha) in enumerate(zip(preds.paths, preds.sha256)):
+        y, p = int(preds.labels[i]), int(preds.predicted[i])
+        w.writerow([rel, sha, names[y], names[p], int(y == p), *(f"{v:.7g}" for v in preds.probs[i])])
+    return atomic_write_text(Path(run_dir) / predictions_file(split), buf.getvalue())
+
+
+def load_predictions(run_dir: str | os.PathLike, split: str = "test") -> ImagePredictions:
+    """Reads `predictions.csv` (`predictions_<split>.csv`) of a run.
+
+    Raises:
+        ModelError: if the file is missing (evaluated before per-image predictions were kept,
+            or never evaluated) or malformed.
+    """
+    import csv
+
+    path = Path(run_dir) / predictions_file(split)
+    if not path.is_file():
+        raise ModelError(
+            f"{run_dir} has no {path.name} (per-image predictions)",
+            f"(re-)evaluate it: imgclf evaluate {run_dir}" + ("" if split == "test" else f" --split {split}"),
+        )
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        header = next(reader, [])
+        n_fixed = len(PREDICTION_COLUMNS)
+        if tuple(header[:n_fixed]) != PREDICTION_COLUMNS or not all(h.startswith(PROB_PREFIX) for h in header[n_fixed:]):
+            raise ModelError(f"{path}: not a predictions file (header {header[:n_fixed + 1]})", f"re-evaluate: imgclf evaluate {run_dir}")
+        names = [h[len(PROB_PREFIX):] for h in header[n_fixed:]]
+        index = {c: i for i, c in enumerate(names)}
+        paths, shas, labels, probs = [], [], [], []
+        for line_no, row in enumerate(reader, start=2):
+            try:
+                paths.append(row[0])
+                shas.append(row[1])
+                labels.append(index[row[2]])
+                probs.append([float(v) for v in row[n_fixed:]])
+                if len(probs[-1]) != len(names):
+                    raise ValueError("wrong number of columns")
+            except (IndexError, KeyError, ValueError) as exc:
+                raise ModelError(f"{path}, line {line_no}: malformed row ({exc})", f"re-evaluate: imgclf evaluate {run_dir}") from None
+    return ImagePredictions(
+        names, paths, shas, np.asarray(labels, np.int64),
+        np.asarray(probs, np.float32).reshape(len(paths), len(names)),
+    )
 
 
 # ------------------------------------------------------------------------ train_state.json

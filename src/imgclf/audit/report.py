@@ -29,7 +29,7 @@ import base64
 import csv
 import io
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,7 @@ OOF_NPZ = "oof.npz"
 
 #: Columns of `label_issues.csv`, in order (the first four are the documented contract).
 ISSUE_COLUMNS: tuple[str, ...] = (
-    "path", "given_label", "suggested_label", "label_quality", "suggested_probability", "split", "sources",
+    "path", "given_label", "suggested_label", "label_quality", "suggested_probability", "split", "sources", "decided",
 )
 #: Columns of `outliers.csv`, in order.
 OUTLIER_COLUMNS: tuple[str, ...] = ("path", "score", "given_label", "split")
@@ -83,10 +83,12 @@ class AuditTable:
         idx = np.flatnonzero(self.is_outlier)
         return idx[np.argsort(-self.outlier[idx], kind="stable")]
 
+    decided: dict[int, str] = field(default_factory=dict)  # image index -> a decision made in `imgclf review`
+
     def issue_row(self, i: int) -> list[Any]:
         return [
             self.rels[i], self.given[i], self.suggested[i], f"{self.label_quality[i]:.6f}",
-            f"{self.suggested_probability[i]:.6f}", self.subsets[i], "; ".join(self.sources[i]),
+            f"{self.suggested_probability[i]:.6f}", self.subsets[i], "; ".join(self.sources[i]), self.decided.get(i, ""),
         ]
 
 
@@ -285,7 +287,7 @@ th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
 </table>{% elif r.sources.manifest is none %}<p class="sub">No scrape manifest found: no noise per source.</p>{% endif %}
 <h2>Label issues, worst first{% if issues|length < r.counts.label_issues %} (the first {{ issues|length }} of {{ r.counts.label_issues }}; all in label_issues.csv){% endif %}</h2>
 <div class="grid">{% for t in issues %}<div class="tile" data-path="{{ t.path }}">{% if t.src %}<img src="{{ t.src }}" alt="{{ t.path }}">{% else %}<i>unreadable</i>{% endif %}
-<div class="given">given: {{ t.given }}</div><div class="sugg">suggested: {{ t.suggested }} ({{ "%.2f"|format(t.prob) }})</div><div>quality {{ "%.3f"|format(t.quality) }}</div><div class="p">{{ t.path }}</div></div>{% endfor %}</div>
+<div class="given">given: {{ t.given }}</div><div class="sugg">suggested: {{ t.suggested }} ({{ "%.2f"|format(t.prob) }})</div><div>quality {{ "%.3f"|format(t.quality) }}</div>{% if t.decided %}<div class="sugg">already decided: {{ t.decided }}</div>{% endif %}<div class="p">{{ t.path }}</div></div>{% endfor %}</div>
 <h2>Outliers{% if outliers|length < r.counts.outliers %} (the first {{ outliers|length }} of {{ r.counts.outliers }}){% endif %}</h2>
 <p>Images far from every class: mean distance to their nearest neighbours in embedding space, relative to the median image (1.0).</p>
 <div class="grid">{% for t in outliers %}<div class="tile" data-path="{{ t.path }}">{% if t.src %}<img src="{{ t.src }}" alt="{{ t.path }}">{% else %}<i>unreadable</i>{% endif %}
@@ -312,6 +314,42 @@ def render_html(report: dict[str, Any], issues: list[dict[str, Any]], outliers: 
     return env.from_string(_TEMPLATE).render(r=report, issues=issues, outliers=outliers, thumb=THUMB)
 
 
+def decided_in_review(data_dir: Path, rels: list[str], indices: Any) -> dict[int, str]:
+    """What `imgclf review` already decided for some images of the audited folder.
+
+    Reads `data_dir/_reports/decisions.sqlite` (`imgclf.review.decisions`, the writer's own
+    reader) and matches each image by sha256 first, then by path, as `clean` replays them.
+
+    Args:
+        data_dir: Path. The audited folder.
+        rels: list of str. Paths relative to it, by image index.
+        indices: iterable of int. The images to look up (e.g. the flagged ones).
+
+    Returns:
+        dict image index -> `"reject"`, `"keep"` or `"relabel:<class>"`; images without an
+        effective decision are absent (also when there is no database).
+    """
+    from imgclf.review.decisions import DecisionIndex, database_path, file_sha256, read_decisions
+
+    db = database_path(data_dir)
+    if not db.is_file():
+        return {}
+    index = DecisionIndex(read_decisions(db))
+    if not index.stacks:
+        return {}
+    out: dict[int, str] = {}
+    for i in indices:
+        i = int(i)
+        try:
+            sha = file_sha256(data_dir / rels[i])
+        except OSError:
+            sha = ""
+        d = index.lookup(sha, rels[i])
+        if d is not None:
+            out[i] = f"relabel:{d.new_label}" if d.action == "relabel" else d.action
+    return out
+
+
 def write_outputs(
     out: Path,
     data_dir: Path,
@@ -329,6 +367,8 @@ def write_outputs(
     out = Path(out)
     files: dict[str, Path] = {}
     order = table.issue_order()
+    table.decided = decided_in_review(Path(data_dir), table.rels, np.flatnonzero(table.issue | table.is_outlier))
+    report.setdefault("counts", {})["already_decided"] = len(table.decided)
     files["label_issues"] = atomic_write_text(out / LABEL_ISSUES, _csv([table.issue_row(i) for i in order], ISSUE_COLUMNS))
     o_order = table.outlier_order()
     files["outliers"] = atomic_write_text(
@@ -355,7 +395,7 @@ def write_outputs(
     issues = [
         {"path": table.rels[i], "given": table.given[i], "suggested": table.suggested[i],
          "prob": float(table.suggested_probability[i]), "quality": float(table.label_quality[i]),
-         "src": _thumb_uri(data_dir / table.rels[i])}
+         "src": _thumb_uri(data_dir / table.rels[i]), "decided": table.decided.get(int(i), "")}
         for i in order[: cfg.html_issues]
     ]
     outliers = [

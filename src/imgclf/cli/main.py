@@ -36,6 +36,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cluster",
     "autoencoder",
     "run",
+    "compare",
     "audit",
     "serve",
     "review",
