@@ -140,3 +140,10 @@ def test_no_help_text_loses_its_default_to_rich_markup(argv):
 
     assert not re.search(r" \.(\s|$)", text), text  # "[default: x]." read as a rich tag leaves " ."
     assert "[default: ]" not in text
+
+
+def test_train_refuses_a_config_with_several_models(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("train: {models: [mlp, cnn]}\n")
+    res = runner.invoke(app, ["train", "--config", str(cfg), "--data", str(tmp_path)])
+    _one_line_error(res, "train.models", "imgclf run")

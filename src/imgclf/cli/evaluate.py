@@ -22,6 +22,8 @@ def register(app: typer.Typer) -> None:
         top_k: int | None = opt(E, "top_k", "--top-k", help="k of the top-k accuracy."),
         batch_size: int | None = opt(E, "batch_size", "--batch-size", help="Images per model call."),
         tta: str | None = opt(E, "tta", "--tta", help="Test-time augmentation: none | flip (mean with the mirror image)."),
+        resamples: int | None = opt(E, "bootstrap_resamples", "--resamples", help="Bootstrap resamples of the confidence intervals."),
+        level: float | None = opt(E, "ci_level", "--level", help="Confidence level of the intervals, in (0, 1)."),
         models_dir: Path = plain_opt(Path("models"), "--models-dir", help="Where runs live (to find the most recent)."),
         as_json: bool = typer.Option(False, "--json", help="Print metrics.json to stdout."),
         config: Path | None = plain_opt(None, "--config", help="Run config YAML; its evaluate: section is used."),
@@ -32,11 +34,17 @@ def register(app: typer.Typer) -> None:
         from imgclf.config import stage_config
         from imgclf.runtime import import_tensorflow_quietly, resolve_model_path
 
-        cfg = stage_config(EvaluateConfig, "evaluate", config, split=split, top_k=top_k, batch_size=batch_size, tta=tta)
+        cfg = stage_config(
+            EvaluateConfig, "evaluate", config, split=split, top_k=top_k, batch_size=batch_size, tta=tta,
+            bootstrap_resamples=resamples, ci_level=level,
+        )
         run_dir = resolve_model_path(run, models_dir)
         import_tensorflow_quietly()
         from imgclf.evaluate import evaluate_run
 
-        metrics = evaluate_run(run_dir, split=cfg.split, data_dir=data, top_k=cfg.top_k, batch_size=cfg.batch_size, tta=cfg.tta)
+        metrics = evaluate_run(
+            run_dir, split=cfg.split, data_dir=data, top_k=cfg.top_k, batch_size=cfg.batch_size, tta=cfg.tta,
+            bootstrap_resamples=cfg.bootstrap_resamples, ci_level=cfg.ci_level, bootstrap_seed=cfg.bootstrap_seed,
+        )
         if as_json:
             typer.echo(json.dumps(metrics, indent=2))

@@ -75,6 +75,13 @@ def register(app: typer.Typer) -> None:
             deterministic=deterministic, mixed_precision=mixed_precision, jit=jit, strategy=strategy, cache=cache,
             run_name=run_name,
         )
+        if cfg.models or cfg.repeats > 1:
+            from imgclf.errors import ConfigError
+
+            raise ConfigError(
+                f"{config}: train.models / train.repeats train several runs, which `imgclf train` does not do",
+                f"use `imgclf run {config}` (it trains each model, evaluates it and writes the comparison)",
+            )
         import_tensorflow_quietly()
         out = train(data, cfg, models_dir=models_dir, run_dir=run_dir)
         typer.echo(str(out))
