@@ -475,7 +475,7 @@ def test_audit_shows_what_review_already_decided(noisy_digits, tmp_path):
     log.append("relabel", a["path"], label=a["given_label"], new_label=a["suggested_label"], view="issues",
                sha256=file_sha256(root / a["path"]))
     log.append("reject", b["path"], label=b["given_label"], view="issues", sha256=file_sha256(root / b["path"]))
-    log.append("undo", b["path"], label=b["given_label"], view="issues")  # taken back: not shown
+    log.undo_last(view="issues")  # the reject is taken back: not shown
     log.close()
     second = audit_folder(root, tmp_path / "a2", AuditConfig(seed=1))
     with (tmp_path / "a2" / "label_issues.csv").open(newline="") as f:
