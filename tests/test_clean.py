@@ -197,7 +197,7 @@ def test_missing_and_empty_input(tmp_path):
 def test_cli_clean(raw, tmp_path):
     from imgclf.cli.main import app
 
-    r = CliRunner().invoke(app, ["clean", str(raw), "--out", str(tmp_path / "o"), "--threshold", "0", "--workers", "1"])
+    r = CliRunner().invoke(app, ["clean", str(raw), "--out", str(tmp_path / "o"), "--max-residual", "0", "--workers", "1"])
     assert r.exit_code == 0, r.output
     assert "clean: kept" in r.output
     assert (tmp_path / "o" / "_reports" / "clean_report.json").is_file()
@@ -232,3 +232,72 @@ def test_keeper_policy_test_first_then_resolution_and_label_conflicts():
     assert d.kept == [0] and d.status[2] == "duplicate"  # same digest as its keeper
     [d] = resolve_groups([[0, 1, 2, 3]], members, label_conflicts="reject")
     assert d.kept == [] and set(d.status.values()) == {"label_conflict"}
+
+
+def _gradient(w: int = 320, h: int = 200, dark: bool = False) -> Image.Image:
+    """A low-structure flat design (a two-colour gradient, a soft disc, a bar): where a DCT hash
+    alone is unstable."""
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    t = (x / w) * 0.7 + (y / h) * 0.3
+    rgb = np.array([70, 130, 200]) * (1 - t[..., None]) + np.array([230, 190, 120]) * t[..., None]
+    disc = np.exp(-(((x - 0.3 * w) / (0.12 * w)) ** 2 + ((y - 0.4 * h) / (0.18 * h)) ** 2))
+    rgb = rgb * (1 - 0.35 * disc[..., None]) + 255 * 0.35 * disc[..., None]
+    rgb[int(0.7 * h) : int(0.78 * h), int(0.55 * w) : int(0.9 * w)] *= 0.6
+    return Image.fromarray(np.clip(rgb * (0.35 if dark else 1.0), 0, 255).astype(np.uint8))
+
+
+def test_low_structure_copy_grouped_hard_negative_and_mirror_kept(tmp_path):
+    src = tmp_path / "raw"
+    (src / "a").mkdir(parents=True)
+    orig = _gradient()
+    orig.save(src / "a" / "design.png")
+    orig.resize((160, 100), Image.Resampling.LANCZOS).save(src / "a" / "design_half_q60.jpg", quality=60)
+    _gradient(dark=True).save(src / "a" / "design_dark.png")  # the dark variant: another picture
+    photo = _crop("china.jpg", 0, 0, size=128)
+    photo.save(src / "a" / "photo.png")
+    photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(src / "a" / "photo_mirror.png")
+    s = clean_folder(src, tmp_path / "out", CleanConfig(workers=1))
+    rej = _rejects(tmp_path / "out")
+    assert rej == {"a/design_half_q60.jpg": "near_duplicate"}
+    assert s.pairs == {"near": 1}
+    report = json.loads((tmp_path / "out" / "_reports" / "clean_report.json").read_text())
+    (group,) = report["groups"]
+    assert group["kept"] == ["a/design.png"] and group["pairs"][0][:3] == ["a/design.png", "a/design_half_q60.jpg", "near"]
+    assert report["flip_pairs"] == [] and report["provenance"] == {"source": None, "groups": []}
+    # with flips on, the mirrored copy is found, listed separately and grouped
+    s = clean_folder(src, tmp_path / "out2", CleanConfig(workers=1, flips=True))
+    report = json.loads((tmp_path / "out2" / "_reports" / "clean_report.json").read_text())
+    assert [p["files"] for p in report["flip_pairs"]] == [["a/photo.png", "a/photo_mirror.png"]]
+    rej2 = _rejects(tmp_path / "out2")
+    assert len(rej2) == 2 and rej2["a/design_half_q60.jpg"] == "near_duplicate"
+    (one_of_the_two,) = {"a/photo.png", "a/photo_mirror.png"} & set(rej2)
+    assert rej2[one_of_the_two] == "near_duplicate"
+    assert not (tmp_path / "out" / "_reports" / "provenance.csv").exists()
+
+
+def test_provenance_from_the_manifest_reported_and_recorded(tmp_path):
+    from imgclf.clean.provenance import read_provenance
+    from imgclf.scrape.manifest import Manifest, PostRecord
+
+    raw = tmp_path / "raw"
+    (raw / "cat").mkdir(parents=True)
+    pics = [_crop("china.jpg", x, y) for x, y in [(0, 0), (200, 0), (400, 200)]]
+    base = "https://img.example"
+    with Manifest(raw) as m:
+        for k, im in enumerate(pics):
+            im.save(raw / "cat" / f"c{k}.png")
+            m.record_url(url=f"{base}/{k}.png", label="cat", kind="image", status="kept", path=f"cat/c{k}.png")
+        shutil.copyfile(raw / "cat" / "c0.png", raw / "cat" / "c0_again.png")  # same picture, another file
+        m.record_url(url=f"{base}/again.png", label="cat", kind="image", status="kept", path="cat/c0_again.png")
+        m.record_post(PostRecord(post_id="p1", label="cat"), [f"{base}/0.png", f"{base}/1.png", f"{base}/again.png"])
+        m.record_post(PostRecord(post_id="p2", label="cat"), [f"{base}/2.png"])
+    s = clean_folder(raw, tmp_path / "out", CleanConfig(workers=1))
+    report = json.loads((tmp_path / "out" / "_reports" / "clean_report.json").read_text())
+    assert report["provenance"]["source"] == "_manifest.sqlite" and s.provenance_groups == 1
+    (g,) = report["provenance"]["groups"]
+    assert {f["file"]: f["status"] for f in g["files"]} == {
+        "cat/c0.png": "kept", "cat/c0_again.png": "duplicate", "cat/c1.png": "kept"}
+    assert g["links"] == ["post:p1"]
+    rec = read_provenance(tmp_path / "out")
+    assert set(rec) == {"cat/c0.png", "cat/c1.png", "cat/c2.png"}  # kept files only, under their output paths
+    assert rec["cat/c0.png"].group == rec["cat/c1.png"].group != rec["cat/c2.png"].group

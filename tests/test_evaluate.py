@@ -156,6 +156,29 @@ def test_evaluate_other_split_does_not_overwrite_test_metrics(tmp_path):
     assert not (run / "metrics.json").exists() and not (run / "predictions.csv").exists()
 
 
+def test_evaluate_counts_test_images_with_a_near_copy_in_train(tmp_path):
+    run = make_run(tmp_path)
+    clean = evaluate_run(run)["leaks"]
+    assert clean["checked"] and clean["compared_with"] == ["train", "val"]
+    assert clean["test_images"] == 6 * len(CLASSES) and clean["test_images_with_copy"] == 0 and clean["pairs"] == 0
+    assert clean["radius"] == 8 and clean["max_residual"] == 5.0 and "verified" in clean["method"]
+    # a user's own split that leaks: a test image re-saved as a slightly brighter JPEG in train
+    victim = sorted((tmp_path / "data" / "test" / "green").glob("*.png"))[2]
+    arr = np.asarray(Image.open(victim).resize((64, 64), Image.Resampling.BICUBIC), np.float64)
+    Image.fromarray(np.clip(arr * 1.05 + 4, 0, 255).astype(np.uint8)).save(
+        tmp_path / "data" / "train" / "green" / "copy.jpg", quality=92)
+    leaks = evaluate_run(run)["leaks"]
+    assert leaks["test_images_with_copy"] == 1 and leaks["by_kind"] == {"near": 1}
+    assert leaks["copies"][0]["test"] == f"test/green/{victim.name}" and leaks["copies"][0]["other"] == "train/green/copy.jpg"
+    assert json.loads((run / "metrics.json").read_text())["leaks"]["test_images_with_copy"] == 1
+    html = (run / "report.html").read_text()
+    assert "Leak audit: <b>1</b> of 18 test images" in html and "train/green/copy.jpg" in html
+    # the validation split is compared with train only; the training split with nothing
+    assert evaluate_run(run, split="val")["leaks"]["compared_with"] == ["train"]
+    assert evaluate_run(run, split="train")["leaks"] == {"checked": False, "reason": "the training split itself"}
+    assert evaluate_run(run, leak_audit=False)["leaks"]["checked"] is False
+
+
 def test_cli_evaluate_json_and_errors(tmp_path):
     run = make_run(tmp_path)
     res = CliRunner().invoke(app, ["evaluate", str(run), "--json", "--top-k", "2"])

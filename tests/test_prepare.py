@@ -64,3 +64,28 @@ def test_same_stem_different_extension_do_not_overwrite(tmp_path):
     assert res.kept == 2
     names = sorted(p.name for p in (tmp_path / "out" / "c").iterdir())
     assert names == ["a_jpg.png", "a_png.png"]
+
+
+def test_provenance_record_is_carried_over_under_the_new_names(tmp_path):
+    from imgclf.clean.provenance import ProvenanceEntry, read_provenance, write_provenance
+
+    src = tmp_path / "clean"
+    (src / "a").mkdir(parents=True)
+    _stripes(60, 40).save(src / "a" / "x.jpg", quality=95)
+    _stripes(40, 60).save(src / "a" / "y.png")
+    _stripes(50, 50).save(src / "a" / "z.png")
+    write_provenance(src, [ProvenanceEntry("a/x.jpg", "post:p1", ("post:p1",)),
+                           ProvenanceEntry("a/y.png", "post:p1", ("post:p1", "url:https://e.x/y.png")),
+                           ProvenanceEntry("a/gone.png", "post:p9", ("post:p9",))])  # not in the folder any more
+    prepare_folder(src, tmp_path / "out", PrepareConfig(size=32, format="png"))
+    rec = read_provenance(tmp_path / "out")
+    assert set(rec) == {"a/x.png", "a/y.png"}
+    assert rec["a/x.png"].group == rec["a/y.png"].group == "post:p1"
+    assert rec["a/y.png"].links == ("post:p1", "url:https://e.x/y.png")
+    prepare_folder(tmp_path / "out", tmp_path / "again", PrepareConfig(size=16))  # and on from there
+    assert set(read_provenance(tmp_path / "again")) == {"a/x.png", "a/y.png"}
+    plain = tmp_path / "plain"
+    (plain / "a").mkdir(parents=True)
+    _stripes(30, 30).save(plain / "a" / "p.png")
+    prepare_folder(plain, tmp_path / "plain_out", PrepareConfig(size=16))
+    assert read_provenance(tmp_path / "plain_out") is None  # no record when the input had none

@@ -135,21 +135,28 @@ def test_empty_and_missing_folders(tmp_path):
 
 
 def test_leak_recheck_names_files():
-    from imgclf.clean.hashing import get_hasher
+    import io
+
+    from imgclf.clean.similarity import signature, stack
     from imgclf.split import cross_split_pairs, raise_on_leaks
 
-    h = get_hasher("phash", 16)
     imgs = [im for _, im, _ in _digit_images(6)]
-    codes = np.stack([h.hash_image(im) for im in imgs] + [h.hash_image(imgs[0])])
+    buf = io.BytesIO()
+    imgs[0].convert("RGB").save(buf, format="JPEG", quality=90)  # f6: a re-encoded copy of f0
+    copy = Image.open(buf).convert("RGB")
+    sigs = stack([signature(im) for im in imgs] + [signature(copy)])
     names = [f"f{k}.png" for k in range(7)]
     ok = ["train", "train", "val", "test", "val", "train", "train"]  # f6 (copy of f0) with f0
-    assert cross_split_pairs(names, ok, codes, 16, h.bits) == []
+    assert cross_split_pairs(names, ok, sigs) == []
     bad = ok[:6] + ["test"]
-    leaks = cross_split_pairs(names, bad, codes, 16, h.bits)
-    assert leaks == [("f0.png", "f6.png")]
+    leaks = cross_split_pairs(names, bad, sigs)
+    assert leaks == [("f0.png", "f6.png", "near")]
     with pytest.raises(DataError, match=r"f0.png <-> f6.png"):
-        raise_on_leaks(leaks, 16)
-    assert cross_split_pairs(names, ok[:6] + ["dropped"], codes, 16, h.bits) == []
+        raise_on_leaks(leaks)
+    assert cross_split_pairs(names, ok[:6] + ["dropped"], sigs) == []
+    # provenance: f1 and f2 come from one post; in two splits they leak even though they differ
+    prov = np.array([0, 1, 1, 2, 3, 4, 5])
+    assert cross_split_pairs(names, ok, sigs, provenance=prov) == [("f1.png", "f2.png", "provenance")]
 
 
 def test_presplit_without_keep_test_pools_everything(tmp_path):
@@ -218,3 +225,104 @@ def test_assign_splits_names_a_class_too_small():
 
     with pytest.raises(DataError, match="class 'b' has 2 images"):
         assign_splits(["a"] * 10 + ["b"] * 2, np.arange(12), (0.7, 0.15, 0.15))
+
+
+# ------------------------------------------------------------------ provenance groups
+def _scrape_folder(root: Path) -> dict[str, list[str]]:
+    """A scrape output folder written with the real manifest API: 2 classes x 16 distinct
+    64 x 64 crops of scikit-learn's sample photos, with a 3-picture gallery post, a crosspost of
+    it, and two URLs that redirect to one final URL. Returns group name -> stored files."""
+    from sklearn.datasets import load_sample_image
+
+    from imgclf.scrape.manifest import Manifest, PostRecord
+
+    base = "https://img.example"
+    groups: dict[str, list[str]] = {"gallery": [], "redirect": []}
+    with Manifest(root) as m:
+        for label, photo in (("cat", "china.jpg"), ("dog", "flower.jpg")):
+            arr = load_sample_image(photo)
+            (root / label).mkdir(parents=True, exist_ok=True)
+            for k in range(16):
+                y, x = 40 * (k // 4), 90 * (k % 4) + 20
+                rel = f"{label}/{label}{k:02d}.png"
+                Image.fromarray(arr[y : y + 120, x : x + 120]).resize((64, 64), Image.Resampling.LANCZOS).save(root / rel)
+                url = f"{base}/{label}/{k}.png"
+                final = f"{base}/final/{label}.png" if label == "dog" and k in (3, 9) else url
+                m.record_url(url=url, label=label, kind="image", status="kept", path=rel, final_url=final,
+                             width=64, height=64)
+                if label == "dog" and k in (3, 9):
+                    groups["redirect"].append(rel)
+                if label == "cat" and k in (1, 6, 11, 14):
+                    groups["gallery"].append(rel)
+            if label == "cat":  # post g1: a gallery of three; post x2 crossposts it with one more picture
+                m.record_post(PostRecord(post_id="g1", label="cat", subreddit="cats",
+                                         permalink="https://www.reddit.com/r/cats/comments/g1/x/"),
+                              [f"{base}/cat/1.png", f"{base}/cat/6.png", f"{base}/cat/11.png"])
+                m.record_post(PostRecord(post_id="x2", label="cat", subreddit="cats", crosspost_parent="g1"),
+                              [f"{base}/cat/14.png"])
+            for k in range(16):
+                if not (label == "cat" and k in (1, 6, 11, 14)):
+                    m.record_post(PostRecord(post_id=f"{label}{k}", label=label, subreddit=f"{label}s"),
+                                  [f"{base}/{label}/{k}.png"])
+    return groups
+
+
+def test_provenance_groups_never_straddle_splits_through_clean_prepare_split(tmp_path):
+    from imgclf.clean import clean_folder
+    from imgclf.clean.provenance import read_provenance
+    from imgclf.config import CleanConfig, PrepareConfig
+    from imgclf.prepare import prepare_folder
+
+    raw = tmp_path / "raw"
+    groups = _scrape_folder(raw)
+    clean_folder(raw, tmp_path / "clean", CleanConfig(workers=2))
+    rep = json.loads((tmp_path / "clean" / "_reports" / "clean_report.json").read_text())
+    listed = {tuple(f["file"] for f in g["files"]) for g in rep["provenance"]["groups"]}
+    assert listed == {tuple(sorted(groups["gallery"])), tuple(sorted(groups["redirect"]))}
+    assert rep["kept"] == 32  # reported, and kept: different pictures of one post are not duplicates
+    prepare_folder(tmp_path / "clean", tmp_path / "prep", PrepareConfig(size=48, format="jpeg"))
+    rec = read_provenance(tmp_path / "prep")
+    gallery = [Path(f).with_suffix(".jpg").as_posix() for f in groups["gallery"]]
+    assert len({rec[f].group for f in gallery}) == 1 and all((tmp_path / "prep" / f).is_file() for f in gallery)
+    for seed in range(5):
+        out = tmp_path / f"split{seed}"
+        s = split_folder(tmp_path / "prep", out, SplitConfig(seed=seed))
+        assign = _read_split(out)
+        for members in (gallery, [Path(f).with_suffix(".jpg").as_posix() for f in groups["redirect"]]):
+            assert len({assign[m] for m in members}) == 1, (seed, members, [assign[m] for m in members])
+        assert s.provenance_groups == 2 and not s.leaks
+    report = json.loads((out / "_reports" / "split_report.json").read_text())
+    assert report["provenance"] == {"enabled": True, "source": "_reports/provenance.csv", "groups": 2}
+    # without provenance the four gallery pictures are free to land apart (and do, for some seed)
+    spread = 0
+    for seed in range(5):
+        out = tmp_path / f"free{seed}"
+        split_folder(tmp_path / "prep", out, SplitConfig(seed=seed, provenance=False))
+        assign = _read_split(out)
+        spread += len({assign[m] for m in gallery}) > 1
+    assert spread > 0
+
+
+def test_keep_test_reports_train_copies_of_test_images(tmp_path):
+    src = tmp_path / "pre"
+    imgs = list(_digit_images(120))
+    for k, im, y in imgs:
+        sub = "test" if k % 4 == 0 else "train"
+        p = src / sub / str(y) / f"{k:04d}.png"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        im.save(p)
+    for k in (0, 4):  # train copies of two official test images
+        k_, im, y = imgs[k]
+        im.save(src / "train" / str(y) / f"copy_of_{k:04d}.jpg", quality=95)
+    out = tmp_path / "out"
+    s = split_folder(src, out, SplitConfig(keep_test=True, ratios=(0.8, 0.2, 0.0)))
+    assert sorted(c["file"] for c in s.test_copies) == sorted(
+        f"train/{imgs[k][2]}/copy_of_{k:04d}.jpg" for k in (0, 4))
+    by_file = {c["file"]: c for c in s.test_copies}
+    assert by_file[f"train/{imgs[0][2]}/copy_of_0000.jpg"]["test"] == f"test/{imgs[0][2]}/0000.png"
+    assert all(c["link"] == "near" and c["residual"] <= 5.0 for c in s.test_copies)
+    report = json.loads((out / "_reports" / "split_report.json").read_text())
+    assert report["train_copies_of_test"]["count"] == 2
+    with open(out / "_reports" / "split.csv", newline="") as f:
+        notes = {r["file"]: r["note"] for r in csv.DictReader(f) if r["split"] == "dropped"}
+    assert notes[f"train/{imgs[4][2]}/copy_of_0004.jpg"].startswith(f"linked to test image test/{imgs[4][2]}/0004.png")

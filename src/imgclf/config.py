@@ -127,9 +127,9 @@ class CleanConfig(StrictModel):
     min_size: int = Field(default=0, ge=0)  # pixels, smallest allowed width/height
     max_pixels: int = Field(default=89_478_485, ge=1)  # larger images are decompression bombs
     dedupe: bool = True
-    hash: Literal["phash", "dhash", "ahash", "whash"] = "phash"
-    hash_size: int = Field(default=16, ge=4, le=32)  # bits = hash_size**2; 16 measured best
-    threshold: int | None = Field(default=None, ge=0)  # bits; None = the measured default
+    radius: int = Field(default=8, ge=0, le=32)  # bits of each 64-bit phash: candidate radius (imgclf.clean.similarity)
+    max_residual: float = Field(default=5.0, ge=0)  # grey levels [0, 255]: largest residual of a verified near duplicate
+    flips: bool = False  # also find mirrored copies (reported as kind flip, grouped only when on)
     label_conflicts: Literal["keep", "reject"] = "keep"  # duplicates across classes
     reject_blurry: bool = False
     blur_threshold: float = Field(default=100.0, ge=0)  # variance of the Laplacian
@@ -162,11 +162,12 @@ class SplitConfig(StrictModel):
     ratios: tuple[float, float, float] = (0.70, 0.15, 0.15)
     seed: int = 42
     keep_test: bool = False  # if the input already has train/ and test/, keep its test/
-    check_leaks: bool = True  # fail if a near-duplicate pair crosses splits
+    check_leaks: bool = True  # fail if a near-duplicate pair or a provenance group crosses splits
     link: Literal["copy", "hardlink"] = "hardlink"
-    hash: Literal["phash", "dhash", "ahash", "whash"] = "phash"  # duplicate groups (as clean)
-    hash_size: int = Field(default=16, ge=4, le=32)
-    threshold: int | None = Field(default=None, ge=0)  # bits; None = the measured default
+    radius: int = Field(default=8, ge=0, le=32)  # duplicate groups: the verified detector, as clean
+    max_residual: float = Field(default=5.0, ge=0)  # grey levels [0, 255]
+    flips: bool = False  # mirrored copies join duplicate groups
+    provenance: bool = True  # keep each scrape provenance group (post, gallery, crosspost, URL) in one split
 
     @field_validator("ratios")
     @classmethod
@@ -329,6 +330,7 @@ class EvaluateConfig(StrictModel):
     bootstrap_resamples: int = Field(default=2000, ge=1)  # percentile-bootstrap resamples of the confidence intervals (imgclf.stats)
     ci_level: float = Field(default=0.95, gt=0, lt=1)  # confidence level of the intervals
     bootstrap_seed: int = 0  # seed of the bootstrap resampling (same seed, same intervals)
+    leak_audit: bool = True  # count evaluated images with a verified near copy in train / val (imgclf.leaks)
 
 
 class CompareConfig(StrictModel):

@@ -19,7 +19,9 @@ of the chosen split (test by default) in batches, and writes into the run direct
 sha256 over the sorted (relative path, label, file sha256) list (`imgclf.rundir.split_fingerprint`)
 -- and a 95 % percentile-bootstrap confidence interval of every metric over the test images
 (`imgclf.stats.bootstrap_metrics`: 2,000 resamples, seed 0 by default; Efron & Tibshirani 1993),
-the model's parameter count and its predict time per image.
+the model's parameter count, its predict time per image, and a leak audit (`leaks`): how many
+of the evaluated images have a verified near copy in `train` or `val` (`imgclf.leaks`; 0
+expected), with the method and thresholds used.
 
 For a split other than `test` every name gets a `_<split>` suffix (`metrics_val.json`), so
 evaluating the validation split never overwrites the test report.
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -323,6 +326,59 @@ def compute_metrics(probs: np.ndarray, labels: np.ndarray, class_names: list[str
 
 
 # ------------------------------------------------------------------------------------ main
+def leak_audit_section(listing: ImageListing, split: str, class_names: list[str]) -> dict[str, Any]:
+    """The `leaks` section of `metrics.json`: evaluated images with a near copy the model saw.
+
+    The evaluated listing is compared with the sibling subsets the model learned from or was
+    tuned on: `train` and `val` beside `listing.root` (for `split="val"`, `train` only; for
+    `split="train"`, none), by `imgclf.leaks.near_copies` -- the verified detector of `clean` and
+    `split` (docs/dedupe.md).
+
+    Args:
+        listing: ImageListing. The evaluated images (`<split folder>/<split>/<class>/...`).
+        split: str. "train", "val" or "test" (which siblings count, see above).
+        class_names: list of str. The run's classes (passed to `list_images`).
+
+    Returns:
+        dict: `checked` (bool), and when checked the keys of `imgclf.leaks.leak_summary`
+        (`test_images`, `test_images_with_copy` -- 0 expected, `pairs`, `by_kind`, `copies`,
+        `not_checked`, `method`, `radius`, `max_residual`, `flips`) plus `compared_with`; when not,
+        `reason`.
+    """
+    from imgclf.leaks import leak_summary, near_copies
+
+    base = listing.root.parent
+    used = [s for s in ("train", "val")[: ("train", "val", "test").index(split)] if (base / s).is_dir()]
+    if not used:
+        why = "the training split itself" if split == "train" else f"no train/ or val/ beside {listing.root}"
+        return {"checked": False, "reason": why}
+    others = [list_images(base / s, class_names=class_names, layout="classes") for s in used]
+    bad: list[tuple[str, str]] = []
+    copies = near_copies(listing, others, unreadable=bad)
+    return {"checked": True, **leak_summary(listing, copies, unreadable=bad), "compared_with": used}
+
+
+_LEAK_CACHE: dict[tuple, dict[str, Any]] = {}
+
+
+def _cached_leak_audit(listing: ImageListing, split: str, class_names: list[str], fingerprint: str) -> dict[str, Any]:
+    """`leak_audit_section`, once per unchanged split folder in a process (`imgclf run` evaluates
+    several models on one split): keyed by the evaluated split's fingerprint and the path, size
+    and modification time of every file beside it."""
+    base = listing.root.parent
+    stamp = []
+    for s in ("train", "val"):
+        if (base / s).is_dir():
+            for p in sorted((base / s).rglob("*")):
+                st = p.stat()
+                stamp.append((p.as_posix(), st.st_size, st.st_mtime_ns))
+    key = (str(listing.root.resolve()), split, tuple(class_names), fingerprint, tuple(stamp))
+    if key not in _LEAK_CACHE:
+        _LEAK_CACHE.clear()
+        _LEAK_CACHE[key] = leak_audit_section(listing, split, class_names)
+    return _LEAK_CACHE[key]
+
+
 def _name(stem: str, split: str, ext: str) -> str:
     return f"{stem}{'' if split == 'test' else '_' + split}{ext}"
 
@@ -338,6 +394,7 @@ def evaluate_run(
     bootstrap_resamples: int = 2000,
     ci_level: float = 0.95,
     bootstrap_seed: int = 0,
+    leak_audit: bool = True,
 ) -> dict[str, Any]:
     """Evaluates a trained run on one split and writes metrics, plots and an HTML report.
 
@@ -355,6 +412,10 @@ def evaluate_run(
             (`imgclf.stats.bootstrap_metrics`; Efron & Tibshirani 1993, ch. 13).
         ci_level: float in (0, 1), default 0.95. Confidence level of the intervals.
         bootstrap_seed: int, default 0. Seed of the resampling.
+        leak_audit: bool, default True. Count the evaluated images that have a verified near
+            copy among the subsets the model learned from or was tuned on (`train` and `val`
+            beside the evaluated one; `imgclf.leaks.near_copies`, the detector of `clean` and
+            `split`), recorded as `leaks` in `metrics.json` and shown in the report.
 
     Returns:
         dict: the content of `metrics.json` — top-level `accuracy`, `loss`, `precision_macro`,
@@ -363,7 +424,7 @@ def evaluate_run(
         `fingerprint` (`imgclf.rundir.SplitFingerprint`: sha256, n_files, method),
         `confidence_intervals` (`imgclf.stats.BootstrapResult.as_dict`: level, method,
         n_resamples, seed, and `metrics` -> {value, low, high} per metric), `parameters`,
-        `predict_ms_per_image`, `predict_batch_size` and `files` (kind -> file name inside
+        `predict_ms_per_image`, `predict_batch_size`, `leaks` (`leak_audit_section`) and `files` (kind -> file name inside
         `run_dir`, `predictions` included). `imgclf.rundir.MetricsRecord` is the part later
         commands read back.
 
@@ -382,6 +443,7 @@ def evaluate_run(
         {
             "split": split, "top_k": top_k, "batch_size": batch_size, "tta": tta,
             "bootstrap_resamples": bootstrap_resamples, "ci_level": ci_level, "bootstrap_seed": bootstrap_seed,
+            "leak_audit": leak_audit,
         },
         origin="evaluate",
     )
@@ -425,6 +487,8 @@ def evaluate_run(
             "parameters": int(keras_model.count_params()) if keras_model is not None else None,
             "predict_ms_per_image": result.ms_per_image(),
             "predict_batch_size": cfg.batch_size,
+            "leaks": _cached_leak_audit(listing, cfg.split, info.class_names, fingerprint) if cfg.leak_audit
+            else {"checked": False, "reason": "--no-leak-audit"},
         }
     )
 
@@ -472,6 +536,13 @@ def evaluate_run(
         f"evaluate: {n} {cfg.split} images{aside}{' (flip TTA)' if cfg.tta == 'flip' else ''}: accuracy {metrics['accuracy']:.4f} "
         f"[{ci.intervals['accuracy'].low:.4f}, {ci.intervals['accuracy'].high:.4f}] ({cfg.ci_level:.0%} CI), "
         f"macro F1 {metrics['f1_macro']:.4f}, top-{metrics['top_k']} {metrics['top_k_accuracy']:.4f}, "
-        f"ECE {metrics['ece']:.4f} -> {files['metrics']}, {files['report']}"
+        f"ECE {metrics['ece']:.4f}{_leak_line(metrics['leaks'])} -> {files['metrics']}, {files['report']}"
     )
     return metrics
+
+
+def _leak_line(leaks: Mapping[str, Any]) -> str:
+    if not leaks.get("checked"):
+        return ""
+    return (f"; {leaks['test_images_with_copy']} of {leaks['test_images']} with a near copy in "
+            f"{' or '.join(leaks['compared_with'])}")

@@ -10,6 +10,10 @@ default.
 
 The spec is recorded in `OUT/_reports/prepare.json`; `split` copies the record and `train`
 stores it in the run directory, so `predict` applies the same policy to a new photo.
+
+A provenance record of the input (`_reports/provenance.csv`, written by `clean` from a scrape
+manifest; `imgclf.clean.provenance`) is carried over to `OUT` under the new file names, so that
+`split` keeps images of one post, gallery, crosspost family or URL together.
 """
 
 from __future__ import annotations
@@ -107,6 +111,19 @@ def _output_names(src: Path, files: list[Path], ext: str) -> dict[Path, Path]:
     return out
 
 
+def _carry_provenance(src: Path, out: Path, dests: dict[Path, Path]) -> None:
+    """Writes `out`'s provenance record from `src`'s (record or scrape manifest), renamed by `dests`."""
+    from imgclf.clean.provenance import ProvenanceEntry, stage_provenance, write_provenance
+
+    found = stage_provenance(src)
+    if found is None:
+        return
+    entries, _ = found
+    renamed = {f.relative_to(src).as_posix(): d.as_posix() for f, d in dests.items()}
+    write_provenance(out, [ProvenanceEntry(renamed[e.file], e.group, e.links) for e in entries.values()
+                           if e.file in renamed and (out / renamed[e.file]).is_file()])
+
+
 def prepare_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: PrepareConfig | None = None) -> PrepareSummary:
     """Writes every image of `src` resized + center-cropped to `out`, keeping relative paths.
 
@@ -172,6 +189,7 @@ def prepare_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: PrepareC
                 rejects.append((str(path), reason, detail))
             advance(status=f"kept {result.kept}  set aside {len(rejects)}")
     write_prepare_record(out, spec)
+    _carry_provenance(src, out, dests)
     if rejects:
         buf = io.StringIO()
         w = csv.writer(buf)

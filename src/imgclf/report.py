@@ -198,6 +198,29 @@ th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
 """
 
 
+def _leak_section(leaks: Mapping[str, Any], split: str) -> list[str]:
+    """HTML of the leak audit (`metrics.json` `leaks`): a line, and the pairs when any leak."""
+    e = html.escape
+    if not leaks.get("checked"):
+        why = leaks.get("reason")
+        return [f"<p class='sub'>Leak audit not run{': ' + e(str(why)) if why else ''}.</p>"] if why else []
+    n, total = leaks.get("test_images_with_copy", 0), leaks.get("test_images", 0)
+    where = " or ".join(leaks.get("compared_with", []))
+    how = (f"verified near-duplicate detector, radius {leaks.get('radius')} bits, residual &le; "
+           f"{leaks.get('max_residual')} grey levels{', flips' if leaks.get('flips') else ''}; docs/dedupe.md")
+    cls = "warn" if n else "sub"
+    out = [f"<p class='{cls}' id='leaks'>Leak audit: <b>{n}</b> of {total} {e(split)} images have a near copy in "
+           f"{e(where)} ({leaks.get('pairs', 0)} pair(s); {how}).</p>"]
+    if leaks.get("not_checked"):
+        out.append(f"<p class='warn'>{len(leaks['not_checked'])} file(s) could not be decoded and were not checked.</p>")
+    if n:
+        out.append("<table><tr><th>test image</th><th>copy</th><th>kind</th><th>residual</th></tr>")
+        for c in leaks.get("copies", []):
+            out.append(f"<tr><td>{e(c['test'])}</td><td>{e(c['other'])}</td><td>{e(c['kind'])}</td><td>{c['residual']}</td></tr>")
+        out.append("</table>")
+    return out
+
+
 def write_html_report(
     path: str | os.PathLike,
     metrics: Mapping[str, Any],
@@ -261,6 +284,7 @@ def write_html_report(
     fp = metrics.get("fingerprint") or {}
     if fp.get("sha256"):
         parts.append(f"<p class='sub'>Split fingerprint <code>{e(fp['sha256'][:16])}…</code> ({fp.get('n_files', '?')} files).</p>")
+    parts.extend(_leak_section(metrics.get("leaks") or {}, split))
 
     parts.append("<h2>Per class</h2><table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>")
     for c, row in metrics["per_class"].items():

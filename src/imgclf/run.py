@@ -240,6 +240,7 @@ def run_pipeline(
                 result.metrics = by_run[p.run_dir] = evaluate_run(
                     p.run_dir, split=e.split, data_dir=split, top_k=e.top_k, batch_size=e.batch_size, tta=e.tta,
                     bootstrap_resamples=e.bootstrap_resamples, ci_level=e.ci_level, bootstrap_seed=e.bootstrap_seed,
+                    leak_audit=e.leak_audit,
                 )
             if multi:
                 from imgclf.compare import compare_runs

@@ -1,9 +1,14 @@
-"""`imgclf split`: stratified train / val / test folders in which no duplicate group is split.
+"""`imgclf split`: stratified train / val / test folders in which no duplicate or provenance group is split.
 
-1. Every file is hashed (perceptual hash, `imgclf.clean.hashing`, the same defaults as
-   `clean`); images within `threshold` bits are joined into duplicate groups (connected
-   components). `split` computes the groups itself because its input is usually the
-   `prepare` output (resized, re-encoded), not the `clean` output.
+1. Every file is decoded once and fingerprinted (`imgclf.clean.similarity.signature`); exact
+   and verified near duplicates (`find_duplicate_pairs`, the same detector and defaults as
+   `clean`) are joined into duplicate groups. `split` computes them itself because its input is
+   usually the `prepare` output (resized, re-encoded), not the `clean` output. With
+   `provenance` (default), images of one scrape provenance group -- the same post, gallery,
+   crosspost parent or (final) URL, read from the input's `_reports/provenance.csv` that
+   `clean` and `prepare` carry forward, or from a scrape manifest in the input itself
+   (`imgclf.clean.provenance`) -- are joined too, even when their pixels differ. The groups are
+   the connected components of both kinds of links.
 2. Whole groups are assigned, class by class (a group counts for its majority label): the
    groups of a class are shuffled with `seed`, then taken largest first, each to the split
    that still has no image of this class if any, else to the split furthest below its target
@@ -13,10 +18,13 @@
 3. With `keep_test=True` on a pre-split input (`src/train`, `src/test`, optional `src/val`),
    `test/` is the test split as it is; train and val images are pooled and split with the
    train/val ratios renormalized to sum to 1. Pool images in a group with a test image are
-   set aside (`split.csv` status `dropped`), since they would leak into test.
-4. Before anything is written, every near-duplicate pair is checked again: a pair whose two
-   images landed in different splits is a leak, and (with `check_leaks`, the default) the split
-   fails with a `DataError` naming the files.
+   set aside (`split.csv` split `dropped`, with the test image they copy in `note`), since they
+   would leak into test; their count and files are in `split_report.json`
+   (`train_copies_of_test`) and in the summary line.
+4. Before anything is written, the placed images are checked again: the detector runs once
+   more on them alone, and a duplicate pair or a provenance group whose images landed in
+   different splits is a leak; with `check_leaks` (the default) the split fails with a
+   `DataError` naming the files.
 5. Files are hard-linked into `out/<split>/<class>/` (falling back to a copy when the file
    system refuses, e.g. across devices), or copied with `link="copy"`.
 
@@ -40,7 +48,7 @@ import numpy as np
 from imgclf.config import SplitConfig
 from imgclf.errors import ConfigError, DataError, ImageError
 from imgclf.fsutil import atomic_write_json, atomic_write_text, tmp_path_for
-from imgclf.images import open_image
+from imgclf.images import ORIGINAL_SIZE_KEY, open_image
 from imgclf.inputs import SUBSETS, class_folders, is_presplit, list_images
 from imgclf.parallel import default_workers
 from imgclf.ui import progress, summary
@@ -55,17 +63,26 @@ class SplitSummary:
     Attributes:
         out: Path. Output folder.
         counts: dict split -> class -> number of images.
-        groups: int. Duplicate groups of 2+ images (kept whole).
-        dropped: list of str. Pool images set aside as near-duplicates of a kept test image.
-        leaks: list of (file, file) pairs crossing splits (empty unless `check_leaks=False`).
+        groups: int. Groups of 2+ images (duplicate and provenance links; kept whole).
+        duplicate_groups: int. Groups of 2+ images joined by duplicate pairs alone.
+        provenance_groups: int. Provenance groups of 2+ images (0 without provenance).
+        dropped: list of str. Pool images set aside as copies of (or of one source with) a kept
+            test image (`keep_test`).
+        test_copies: list of dict. One per dropped image: `file`, `test` (the test image it is
+            linked to), `link` (`exact`, `near`, `flip`, `provenance`, or `group` when linked
+            only through other members) and `residual` (grey levels, or None).
+        leaks: list of (file, file, kind) crossing splits (empty unless `check_leaks=False`).
         linked: int. Files hard-linked; the others were copied.
     """
 
     out: Path
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     groups: int = 0
+    duplicate_groups: int = 0
+    provenance_groups: int = 0
     dropped: list[str] = field(default_factory=list)
-    leaks: list[tuple[str, str]] = field(default_factory=list)
+    test_copies: list[dict] = field(default_factory=list)
+    leaks: list[tuple[str, str, str]] = field(default_factory=list)
     linked: int = 0
 
     def total(self, split: str) -> int:
@@ -227,19 +244,23 @@ def _prepare_out(src: Path, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def _hash_all(files: list[Path], src: Path, hasher) -> np.ndarray:
-    def one(p: Path) -> np.ndarray:
+def _signatures(files: list[Path]):
+    """Decodes every file once (JPEG draft at 256 px) and computes its detector signature."""
+    from imgclf.clean.similarity import WORK_SIDE, signature, stack
+
+    def one(p: Path):
         try:
-            return hasher.hash_image(open_image(p, draft=hasher.draft_size))
+            img = open_image(p, draft=WORK_SIDE)
         except ImageError as exc:
             raise DataError(f"cannot read {p}: {exc.reason} ({exc.detail})", "run `imgclf clean` on the raw data first") from None
+        return signature(img, size=img.info.get(ORIGINAL_SIZE_KEY))
 
-    codes = []
-    with progress("split: hashing", total=len(files)) as advance, ThreadPoolExecutor(default_workers()) as pool:
-        for c in pool.map(one, files):
-            codes.append(c)
+    sigs = []
+    with progress("split: fingerprint", total=len(files)) as advance, ThreadPoolExecutor(default_workers()) as pool:
+        for sig in pool.map(one, files):
+            sigs.append(sig)
             advance()
-    return np.stack(codes) if codes else np.zeros((0, 1), dtype=np.uint64)
+    return stack(sigs)
 
 
 def _place(src_file: Path, dest: Path, link: str) -> bool:
@@ -257,61 +278,109 @@ def _place(src_file: Path, dest: Path, link: str) -> bool:
 
 
 def cross_split_pairs(
-    names: list[str], splits: list[str | None], codes: np.ndarray, threshold: int, bits: int
-) -> list[tuple[str, str]]:
-    """Finds near-duplicate pairs whose two images are in different splits.
+    names: Sequence[str],
+    splits: Sequence[str | None],
+    signatures,
+    *,
+    radius: int | None = None,
+    max_residual: float | None = None,
+    flips: bool = False,
+    provenance: Sequence[int] | np.ndarray | None = None,
+) -> list[tuple[str, str, str]]:
+    """Finds duplicate pairs and provenance links whose two images are in different splits.
 
-    An independent re-check of an assignment: the pairs are searched again (exact Hamming
-    search, `imgclf.clean.search.hamming_pairs`) among the placed images only.
+    An independent re-check of an assignment: the verified detector
+    (`imgclf.clean.similarity.find_duplicate_pairs`) runs again on the placed images only, and
+    every provenance group is checked for members in two splits.
 
     Args:
-        names: list of str. One name per image (reported in the result).
-        splits: list of str or None. `"train"`, `"val"`, `"test"`, or anything else for an
+        names: sequence of n str. One name per image (reported in the result).
+        splits: sequence of n str or None. `"train"`, `"val"`, `"test"`, or anything else for an
             image that is not placed (ignored).
-        codes: np.ndarray of uint64, shape `(n, W)`. Packed perceptual hashes.
-        threshold: int. Radius in bits.
-        bits: int. Hash length in bits.
+        signatures: `imgclf.clean.similarity.Signatures` of the n images.
+        radius, max_residual: int / float or None (the detector's defaults). See
+            `find_duplicate_pairs`.
+        flips: bool, default False. Mirrored copies count as duplicates.
+        provenance: sequence of n int or None. Provenance group id of each image
+            (`imgclf.clean.provenance.group_ids`); None = no provenance.
 
     Returns:
-        list of `(name, name)` pairs, sorted; empty when nothing leaks.
+        list of `(name, name, kind)` sorted, `kind` one of `exact`, `near`, `flip`,
+        `provenance`; empty when nothing leaks.
     """
-    from imgclf.clean.search import hamming_pairs
+    from imgclf.clean import similarity as sim
 
     placed = np.array([k for k, s in enumerate(splits) if s in SPLITS], dtype=np.int64)
     if len(placed) < 2:
         return []
-    i, j, _ = hamming_pairs(codes[placed], threshold, bits=bits)
-    out = [(names[placed[a]], names[placed[b]]) for a, b in zip(i.tolist(), j.tolist())
-           if splits[placed[a]] != splits[placed[b]]]
+    kw = {"flips": flips}
+    if radius is not None:
+        kw["radius"] = radius
+    if max_residual is not None:
+        kw["max_residual"] = max_residual
+    found = sim.find_duplicate_pairs(signatures.take(placed), **kw)
+    out = {(names[placed[a]], names[placed[b]], str(k)) for a, b, k in zip(found.i.tolist(), found.j.tolist(), found.kind.tolist())
+           if splits[placed[a]] != splits[placed[b]]}
+    if provenance is not None:
+        first: dict[int, int] = {}
+        for k in placed.tolist():
+            f = first.setdefault(int(provenance[k]), k)
+            if f != k and splits[f] != splits[k]:
+                out.add((names[f], names[k], "provenance"))
     return sorted(out)
 
 
-def raise_on_leaks(leaks: list[tuple[str, str]], threshold: int) -> None:
+def raise_on_leaks(leaks: Sequence[tuple[str, str, str]]) -> None:
     """Raises `DataError` naming up to 5 cross-split pairs (see `cross_split_pairs`)."""
     if leaks:
-        shown = "; ".join(f"{a} <-> {b}" for a, b in leaks[:5])
+        shown = "; ".join(f"{a} <-> {b} ({k})" for a, b, k in leaks[:5])
         raise DataError(
-            f"{len(leaks)} near-duplicate pair(s) would cross splits (within {threshold} bits): {shown}",
+            f"{len(leaks)} duplicate pair(s) or provenance link(s) would cross splits: {shown}",
             "run `imgclf clean` first, or pass --no-check-leaks to accept them",
         )
 
 
 def write_split_table(path: Path, rows: Sequence[tuple]) -> Path:
-    """Writes `split.csv`: one row `(file, class, split, group, dest)` per input image, atomically.
+    """Writes `split.csv`: one row `(file, class, split, group, dest, note)` per input image, atomically.
 
     Args:
         path: Path of the CSV.
         rows: sequence of `(relative path, class, split or "dropped", group id or "", destination
-            relative to the output folder or "")`.
+            relative to the output folder or "", note)`; the note says why an image was dropped
+            (`copy of test/...`), else "".
 
     Returns:
         Path: `path`.
     """
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["file", "class", "split", "group", "dest"])
+    w.writerow(["file", "class", "split", "group", "dest", "note"])
     w.writerows(rows)
     return atomic_write_text(path, buf.getvalue())
+
+
+def _test_links(comp: np.ndarray, dropped: list[int], fixed: list[str | None], pairs, prov: np.ndarray | None,
+                rels: list[str]) -> list[dict]:
+    """For each dropped pool image, the test image it is linked to and how (for the report)."""
+    direct: dict[int, list[tuple[int, str, float]]] = defaultdict(list)
+    for a, b, k, r in zip(pairs.i.tolist(), pairs.j.tolist(), pairs.kind.tolist(), pairs.residual.tolist()):
+        direct[a].append((b, k, r))
+        direct[b].append((a, k, r))
+    tests_of: dict[int, list[int]] = defaultdict(list)
+    for k, f in enumerate(fixed):
+        if f is not None:
+            tests_of[int(comp[k])].append(k)
+    out = []
+    for k in dropped:
+        hit = sorted(((r, t, kind) for t, kind, r in direct[k] if fixed[t] is not None), key=lambda x: x[0])
+        if hit:
+            r, t, kind = hit[0]
+            out.append({"file": rels[k], "test": rels[t], "link": kind, "residual": round(float(r), 2)})
+            continue
+        same = [t for t in tests_of[int(comp[k])] if prov is not None and prov[t] == prov[k]]
+        t = (same or tests_of[int(comp[k])])[0]
+        out.append({"file": rels[k], "test": rels[t], "link": "provenance" if same else "group", "residual": None})
+    return out
 
 
 def split_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: SplitConfig | None = None) -> SplitSummary:
@@ -322,10 +391,10 @@ def split_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: SplitConfi
             `src/{train,val,test}/<class>/<file>`. Not modified.
         out: path. Created; a previous split output there is replaced, any other non-empty
             folder refused. Gets `train/`, `val/`, `test/` and `_reports/split.csv`
-            (file, class, split, group, dest) and `_reports/split_report.json`.
+            (file, class, split, group, dest, note) and `_reports/split_report.json`.
         cfg: SplitConfig or None. `ratios` (train, val, test; sum 1), `seed`, `keep_test`,
-            `check_leaks`, `link` ("hardlink" | "copy"), `hash`, `hash_size`, `threshold`
-            (bits; None = the measured default of `clean`).
+            `check_leaks`, `link` ("hardlink" | "copy"), `radius`, `max_residual`, `flips`
+            (the verified detector, as `clean`), `provenance`.
 
     Returns:
         SplitSummary.
@@ -333,12 +402,13 @@ def split_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: SplitConfi
     Raises:
         DataError: missing input folder, no class / empty class folder, a class too small for
             the ratios (naming the class and its count), `keep_test` without `src/test/`, an
-            unreadable image, or a near-duplicate pair across splits (naming the files).
+            unreadable image or provenance record, or a duplicate pair / provenance group
+            across splits (naming the files).
         ConfigError: `keep_test` with zero train + val ratios.
     """
     from imgclf.clean.groups import duplicate_groups
-    from imgclf.clean.hashing import get_hasher
-    from imgclf.clean.search import hamming_pairs
+    from imgclf.clean.provenance import group_ids, stage_provenance
+    from imgclf.clean.similarity import find_duplicate_pairs
 
     cfg = cfg or SplitConfig()
     src, out = Path(src), Path(out)
@@ -355,8 +425,6 @@ def split_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: SplitConfi
         ratios = (cfg.ratios[0] / tv, cfg.ratios[1] / tv, 0.0)
     else:
         ratios = tuple(cfg.ratios)
-    hasher = get_hasher(cfg.hash, cfg.hash_size)
-    threshold = cfg.threshold if cfg.threshold is not None else hasher.default_threshold()
 
     files = [e[0] for e in entries]
     labels = [e[1] for e in entries]
@@ -364,19 +432,37 @@ def split_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: SplitConfi
     rels = [f.relative_to(src).as_posix() for f in files]
     n = len(files)
 
-    codes = _hash_all(files, src, hasher)
-    pi, pj, pd = hamming_pairs(codes, threshold, bits=hasher.bits) if n > 1 else (np.zeros(0, int),) * 3
-    comp, dup_groups = duplicate_groups(n, pi, pj)
-    n_groups = len(dup_groups)
+    sigs = _signatures(files)
+    with progress("split: near-duplicate search", total=None) as advance:
+        pairs = find_duplicate_pairs(sigs, radius=cfg.radius, max_residual=cfg.max_residual, flips=cfg.flips)
+        advance(status=f"{len(pairs)} pairs")
+    _, dup_groups = duplicate_groups(n, pairs.i, pairs.j)
+    prov = stage_provenance(src) if cfg.provenance else None
+    prov_ids = group_ids(rels, prov[0]) if prov is not None else None
+    ei, ej = [pairs.i], [pairs.j]
+    n_prov = 0
+    if prov_ids is not None:
+        first: dict[int, int] = {}
+        sizes = Counter(prov_ids.tolist())
+        n_prov = sum(1 for c in sizes.values() if c > 1)
+        for k, g in enumerate(prov_ids.tolist()):
+            f = first.setdefault(g, k)
+            if f != k:
+                ei.append(np.array([f]))
+                ej.append(np.array([k]))
+    comp, all_groups = duplicate_groups(n, np.concatenate(ei), np.concatenate(ej))
     assign = assign_splits(labels, comp, ratios, cfg.seed, fixed, require_pool=cfg.keep_test).tolist()
     dropped = [k for k in range(n) if assign[k] == DROPPED]
+    test_copies = _test_links(comp, dropped, fixed, pairs, prov_ids, rels)
+    note = {c["file"]: f"linked to test image {c['test']} ({c['link']})" for c in test_copies}
     all_classes = sorted(set(labels))
     group_size = np.bincount(comp, minlength=n) if n else np.zeros(0, np.int64)
 
     # ------------------------------------------------------------- leak re-check
-    leaks = cross_split_pairs(rels, assign, codes, threshold, hasher.bits)
+    leaks = cross_split_pairs(rels, assign, sigs, radius=cfg.radius, max_residual=cfg.max_residual, flips=cfg.flips,
+                              provenance=prov_ids)
     if leaks and cfg.check_leaks:
-        raise_on_leaks(leaks, threshold)
+        raise_on_leaks(leaks)
 
     # ------------------------------------------------------------- write
     _prepare_out(src, out)
@@ -393,7 +479,8 @@ def split_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: SplitConfi
             dest = out / s / labels[k] / f"{stem}__{name}"
         taken.add(dest)
         dests[k] = dest
-    result = SplitSummary(out=out, groups=n_groups, dropped=[rels[k] for k in dropped], leaks=leaks)
+    result = SplitSummary(out=out, groups=len(all_groups), duplicate_groups=len(dup_groups), provenance_groups=n_prov,
+                          dropped=[rels[k] for k in dropped], test_copies=test_copies, leaks=leaks)
     with progress("split: write", total=len(dests)) as advance:
         for k, dest in dests.items():
             result.linked += _place(files[k], dest, cfg.link)
@@ -410,7 +497,7 @@ def split_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: SplitConfi
         rep / "split.csv",
         [
             (rels[k], labels[k], assign[k], int(comp[k]) if group_size[comp[k]] > 1 else "",
-             dests[k].relative_to(out).as_posix() if k in dests else "")
+             dests[k].relative_to(out).as_posix() if k in dests else "", note.get(rels[k], ""))
             for k in sorted(range(n), key=lambda k: rels[k])
         ],
     )
@@ -421,6 +508,7 @@ def split_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: SplitConfi
         write_prepare_record(out, prepared)
     totals = {s: sum(counts[s].values()) for s in SPLITS}
     placed = sum(totals.values())
+    kinds = Counter(pairs.kind.tolist())
     atomic_write_json(rep / "split_report.json", {
         "src": str(src),
         "out": str(out),
@@ -430,22 +518,27 @@ def split_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: SplitConfi
         "ratios_used": list(ratios),
         "ratios_actual": {s: round(totals[s] / placed, 4) if placed else 0.0 for s in SPLITS},
         "seed": cfg.seed,
-        "hash": cfg.hash,
-        "hash_bits": hasher.bits,
-        "threshold": threshold,
+        "detector": {"method": "imgclf.clean.similarity.find_duplicate_pairs (docs/dedupe.md)", "radius": cfg.radius,
+                     "max_residual": cfg.max_residual, "flips": cfg.flips},
         "counts": counts,
         "totals": totals,
-        "duplicate_groups": n_groups,
+        "groups": len(all_groups),
+        "duplicate_groups": len(dup_groups),
+        "duplicate_pairs": dict(sorted(kinds.items())),
         "largest_group": int(group_size.max()) if n else 0,
-        "near_duplicate_pairs": int(len(pi)),
+        "provenance": {"enabled": cfg.provenance, "source": prov[1] if prov is not None else None,
+                       "groups": n_prov},
+        "train_copies_of_test": {"count": len(test_copies), "files": test_copies},
         "dropped_near_test": result.dropped,
         "cross_split_pairs": [list(p) for p in leaks],
         "link": cfg.link,
         "hardlinked": result.linked,
     })
-    drop = f", {len(dropped)} set aside as near-duplicates of test images" if dropped else ""
+    drop = (f", {len(dropped)} train/val images set aside as copies of test images (listed in "
+            f"{rep / 'split_report.json'}: train_copies_of_test)") if dropped else ""
+    provs = f", {n_prov} provenance groups" if prov is not None else ""
     summary(
         f"split: train {totals['train']}, val {totals['val']}, test {totals['test']} "
-        f"({len(all_classes)} classes, {n_groups} duplicate groups kept whole, {len(leaks)} cross-split pairs{drop}) -> {out}"
+        f"({len(all_classes)} classes, {len(all_groups)} groups kept whole{provs}, {len(leaks)} cross-split pairs{drop}) -> {out}"
     )
     return result

@@ -7,12 +7,16 @@ and writes:
 - `out/_rejected/<reason>/<same relative path>`: every file set aside, with `reason` one of
   `imgclf.images.OPEN_REASONS` (unreadable, not_an_image, unsupported_format,
   decompression_bomb, truncated, corrupt, too_small), `not_in_class_folder`, `near_uniform`,
-  `blurry`, `duplicate` (same decoded pixels as the kept image), `near_duplicate` (perceptual
-  hash within the threshold), `label_conflict` (only with `label_conflicts="reject"`), `manual`
-  (rejected by a person in `imgclf review`);
+  `blurry`, `duplicate` (same decoded pixels as the kept image), `near_duplicate` (a verified
+  near duplicate, `imgclf.clean.similarity`), `label_conflict` (only with
+  `label_conflicts="reject"`), `manual` (rejected by a person in `imgclf review`);
 - `out/_reports/rejects.csv` (file, reason, detail), `out/_reports/images.csv` (every file
-  with size, hash, blur, std, entropy, group and status), `out/_reports/clean_report.json`,
-  and contact sheets `duplicate_groups.png`, `blurriest.png`, `label_conflicts.png`.
+  with size, 64-bit phash, blur, std, entropy, group and status), `out/_reports/clean_report.json`,
+  and contact sheets `duplicate_groups.png`, `blurriest.png`, `label_conflicts.png`;
+- `out/_reports/provenance.csv` (`imgclf.clean.provenance`) when the input has a scrape
+  manifest (or a provenance record of its own): the provenance group of every kept image, under
+  its output path, for `prepare` and `split`. `clean_report.json` lists the provenance groups of
+  two or more files (`provenance`); they are reported and kept, unless they are duplicates.
 
 The input folder is never modified.
 
@@ -24,7 +28,10 @@ so groups and label conflicts see the corrected label), an undone decision is no
 `clean_report.json` lists them under `decisions` (counts and files); the summary line says so.
 
 Duplicate groups are the connected components of the graph whose edges join images with the
-same decoded pixels or with perceptual hashes within `threshold` bits. The image kept in a
+same decoded pixels or verified near duplicates: one `find_duplicate_pairs` call on the
+signatures `inspect_file` computed while decoding (exact candidates from a Hamming search, each
+verified pixel by pixel; `docs/dedupe.md`). Mirrored copies are searched, reported as
+`flip_pairs` and grouped only with `flips=True`. The image kept in a
 group is chosen by this rule, in order: in a pre-split input, one in `test/` (then `val/`) --
 so a published test set stays whole and its copies leave train; then the highest resolution
 (width x height); then the largest file; then the first path in sort order. A group whose
@@ -55,8 +62,8 @@ from imgclf.clean.groups import (
     duplicate_groups,
     resolve_groups,
 )
-from imgclf.clean.hashing import get_hasher
-from imgclf.clean.search import hamming, hamming_pairs
+from imgclf.clean.provenance import ProvenanceEntry, groups_report, stage_provenance, write_provenance
+from imgclf.clean.similarity import KIND_FLIP, find_duplicate_pairs, stack
 from imgclf.clean.verify import ImageRecord, inspect_file
 from imgclf.config import CleanConfig
 from imgclf.errors import DataError
@@ -81,6 +88,12 @@ REASON_DUPLICATE = "duplicate"
 REASON_NEAR_DUPLICATE = "near_duplicate"
 REASON_LABEL_CONFLICT = "label_conflict"
 
+#: How duplicates are found, in words (clean_report.json `detector`).
+DETECTOR_METHOD = ("exact pixel digest + verified near duplicates (imgclf.clean.similarity: 64-bit phash "
+                   "candidates within `radius` bits, crop windows and layouts; verified by a censored "
+                   "brightness/contrast fit of 32x32 thumbnails within `max_residual` grey levels, "
+                   "a colour check and, for crops, an ECC alignment); docs/dedupe.md")
+
 @dataclass
 class CleanSummary:
     """What `clean_folder` did.
@@ -92,7 +105,8 @@ class CleanSummary:
         rejected: dict reason -> count of files set aside (`"manual"`: rejected in review).
         groups: int. Duplicate groups (2+ images).
         label_conflicts: int. Groups whose members carry different labels.
-        threshold: int. Near-duplicate radius used, in bits.
+        pairs: dict kind -> count of duplicate pairs found (`exact`, `near`, `flip`).
+        provenance_groups: int. Provenance groups of 2+ images (0 without a scrape manifest).
         decisions: dict. Review decisions replayed (`ReplayPlan.counts()`: rows, rejected,
             relabelled, kept, undone, not_found, invalid); empty without a decisions database.
         seconds: float. Wall time.
@@ -104,7 +118,8 @@ class CleanSummary:
     rejected: dict[str, int] = field(default_factory=dict)
     groups: int = 0
     label_conflicts: int = 0
-    threshold: int = 0
+    pairs: dict[str, int] = field(default_factory=dict)
+    provenance_groups: int = 0
     decisions: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -157,22 +172,20 @@ def clean_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: CleanConfi
         out: path. Output folder: created; a previous clean output there is replaced; any
             other non-empty folder is refused. Must not be inside `src` or contain it.
         cfg: CleanConfig or None (defaults). `min_size` (pixels), `max_pixels`, `dedupe`,
-            `hash` (phash | dhash | ahash | whash), `hash_size`, `threshold` (bits; None =
-            measured default, `Hasher.default_threshold`), `label_conflicts` (keep | reject),
+            `radius` (candidate bits), `max_residual` (grey levels), `flips` (see
+            `imgclf.clean.similarity.find_duplicate_pairs`), `label_conflicts` (keep | reject),
             `reject_blurry` + `blur_threshold`, `reject_uniform` + `uniform_std`, `workers`.
 
     Returns:
         CleanSummary.
 
     Raises:
-        DataError: `src` missing or without class folders / files; `out` not usable.
-        ConfigError: invalid hash settings.
+        DataError: `src` missing or without class folders / files; `out` not usable; an
+            unreadable scrape manifest or provenance record.
     """
     t0 = time.perf_counter()
     cfg = cfg or CleanConfig()
     src, out = Path(src), Path(out)
-    hasher = get_hasher(cfg.hash, cfg.hash_size)
-    threshold = cfg.threshold if cfg.threshold is not None else hasher.default_threshold()
     decisions = read_decisions(database_path(out)) if out.is_dir() else []  # before anything is removed
     _prepare_out(src, out)
     listing = list_images(src, layout="classes")
@@ -196,10 +209,10 @@ def clean_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: CleanConfi
 
     records: list[ImageRecord] = []
     workers = cfg.workers or default_workers()
-    with progress("clean: verify + hash", total=len(entries)) as advance, ThreadPoolExecutor(workers) as pool:
+    with progress("clean: verify + fingerprint", total=len(entries)) as advance, ThreadPoolExecutor(workers) as pool:
         jobs = ((p, p.relative_to(src).as_posix(), label, subset) for p, label, subset in entries)
         results = pool.map(
-            lambda a: (a[1], a[2], inspect_file(a[0], hasher, cfg, rel=a[1], label=a[2], subset=a[3])), jobs
+            lambda a: (a[1], a[2], inspect_file(a[0], cfg, rel=a[1], label=a[2], subset=a[3])), jobs
         )
         for rel, label, res in results:
             if isinstance(res, ImageRecord):
@@ -231,13 +244,21 @@ def clean_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: CleanConfi
 
     groups_out: list[dict[str, Any]] = []
     conflicts_out: list[dict[str, Any]] = []
+    flips_out: list[dict[str, Any]] = []
+    pair_counts: dict[str, int] = {}
     live = [r for r in records if r.status == "kept"]
     if cfg.dedupe and len(live) > 1:
-        codes = np.stack([r.code for r in live])
         with progress("clean: near-duplicate search", total=None) as advance:
-            i, j, _ = hamming_pairs(codes, threshold, bits=hasher.bits)
-            advance(status=f"{len(i)} pairs within {threshold} bits")
-        _, groups = duplicate_groups(len(live), i, j, [r.digest for r in live])
+            found = find_duplicate_pairs(
+                stack([r.signature for r in live]), radius=cfg.radius, max_residual=cfg.max_residual, flips=cfg.flips
+            )
+            pair_counts = dict(Counter(found.kind.tolist()))
+            advance(status=", ".join(f"{n} {k}" for k, n in sorted(pair_counts.items())) or "no pairs")
+        link = {(int(a), int(b)): (str(k), float(r)) for a, b, k, r in zip(found.i, found.j, found.kind, found.residual)}
+        for (a, b), (k, r) in link.items():
+            if k == KIND_FLIP:
+                flips_out.append({"files": [live[a].rel, live[b].rel], "residual": round(r, 2)})
+        _, groups = duplicate_groups(len(live), found.i, found.j, [r.digest for r in live])
         members = [Member(r.rel, r.label, r.subset, r.width, r.height, r.nbytes, r.digest) for r in live]
         for d in resolve_groups(groups, members, cfg.label_conflicts):
             for k in d.members:
@@ -246,10 +267,13 @@ def clean_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: CleanConfi
                 if status == STATUS_LABEL_CONFLICT:
                     live[k].status, live[k].detail = status, f"group {d.group} mixes labels {d.labels}"
                 elif status != STATUS_KEPT:
-                    keeper = live[d.keeper[k]]
-                    dist = int(hamming(live[k].code, keeper.code))
+                    keeper = d.keeper[k]
+                    how = link.get((min(k, keeper), max(k, keeper)))
+                    why = (f"{how[0]}, residual {how[1]:.1f}" if how and how[0] != "exact" else "same pixels") if how \
+                        else "joined through other members"
                     live[k].status = REASON_DUPLICATE if status == STATUS_DUPLICATE else REASON_NEAR_DUPLICATE
-                    live[k].detail = f"group {d.group}: kept {keeper.rel} ({dist} bits apart)"
+                    live[k].detail = f"group {d.group}: kept {live[keeper].rel} ({why})"
+            index = set(d.members)
             entry = {
                 "group": d.group,
                 "labels": d.labels,
@@ -259,16 +283,26 @@ def clean_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: CleanConfi
                      "width": live[k].width, "height": live[k].height, "bytes": live[k].nbytes}
                     for k in d.members
                 ],
+                "pairs": [[live[a].rel, live[b].rel, kd, round(r, 2)] for (a, b), (kd, r) in sorted(link.items())
+                          if a in index and b in index],
             }
             groups_out.append(entry)
             if d.conflict:
                 conflicts_out.append(entry)
 
+    # ------------------------------------------------------------------ provenance
+    prov = stage_provenance(src)
+    prov_groups: list[dict[str, Any]] = []
+    if prov is not None:
+        entries_by_file, prov_origin = prov
+        status_of = {r.rel: r.status for r in records} | {rel: reason for rel, reason, _, _ in rejects}
+        prov_groups = groups_report(sorted(status_of), entries_by_file, status_of)
+
     # ------------------------------------------------------------------ write files
     for r in records:
         if r.status != "kept":
             rejects.append((r.rel, r.status, r.detail, r.label))
-    result = CleanSummary(out=out, total=len(entries) + len(strays), threshold=threshold)
+    result = CleanSummary(out=out, total=len(entries) + len(strays), pairs=pair_counts, provenance_groups=len(prov_groups))
     kept = [r for r in records if r.status == "kept"]
     result.kept = len(kept)
     result.rejected = dict(Counter(x[1] for x in rejects))
@@ -292,7 +326,13 @@ def clean_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: CleanConfi
     from imgclf.clean.report import write_image_table, write_rejects
 
     write_rejects(rep / "rejects.csv", [(rel, reason, detail) for rel, reason, detail, _ in rejects])
-    write_image_table(rep / "images.csv", records, cfg.hash)
+    write_image_table(rep / "images.csv", records, "phash64")
+    if prov is not None:
+        entries_by_file = prov[0]
+        write_provenance(out, [
+            ProvenanceEntry((dest.get(r.rel, r.rel)), entries_by_file[r.rel].group, entries_by_file[r.rel].links)
+            for r in kept if r.rel in entries_by_file
+        ])
 
     per_class: dict[str, dict[str, int]] = {c: {"kept": 0} for c in layout_classes}
     for r in kept:
@@ -312,12 +352,16 @@ def clean_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: CleanConfi
         "rejected": dict(sorted(result.rejected.items())),
         "per_class": per_class,
         "empty_class_folders": empty,
-        "settings": {**cfg.model_dump(), "threshold_used": threshold, "hash_bits": hasher.bits},
+        "settings": cfg.model_dump(),
+        "detector": DETECTOR_METHOD,
         "keep_rule": KEEP_RULE,
+        "duplicate_pairs": dict(sorted(pair_counts.items())),
         "duplicate_groups": len(groups_out),
         "images_in_groups": sum(len(g["members"]) for g in groups_out),
         "label_conflicts": conflicts_out,
         "groups": groups_out,
+        "flip_pairs": flips_out,
+        "provenance": {"source": prov[1] if prov is not None else None, "groups": prov_groups},
         "quality": {
             "blur_percentiles": dict(zip(("p1", "p10", "p50", "p90"), np.percentile(blur, [1, 10, 50, 90]).round(2).tolist()))
             if len(blur) else {},
@@ -346,9 +390,11 @@ def clean_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: CleanConfi
             f"{c['kept']} kept, {c['undone']} undone, {c['not_found']} not found"
             + (f", {c['invalid']} invalid" if c["invalid"] else "")
         )
+    flips = f", {len(flips_out)} mirrored pairs" if cfg.flips else ""
+    provs = f", {len(prov_groups)} provenance groups (kept)" if prov is not None else ""
     summary(
         f"clean: kept {result.kept} of {result.total}, set aside {result.total_rejected} ({why}); "
-        f"{result.groups} duplicate groups, {result.label_conflicts} label conflicts "
-        f"({cfg.hash} {hasher.bits} bits, threshold {threshold}){said} -> {out} (reports in {rep})"
+        f"{result.groups} duplicate groups, {result.label_conflicts} label conflicts{flips}{provs} "
+        f"(verified detector: radius {cfg.radius} bits, residual <= {cfg.max_residual:g}){said} -> {out} (reports in {rep})"
     )
     return result

@@ -332,3 +332,77 @@ def connected_components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     rank = np.empty_like(first)
     rank[np.argsort(first, kind="stable")] = np.arange(len(first))
     return rank[labels].astype(np.int64)
+
+
+def hamming_cross_pairs(
+    a: np.ndarray, b: np.ndarray, radius: int, *, bits: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every pair `(a[i], b[j])` within Hamming distance `radius` (exact, multi-index hashing).
+
+    The bipartite form of `hamming_pairs`: the codes of `b` are bucketed chunk by chunk (same
+    chunking and generalized pigeonhole radii as `plan_chunks`), and every code of `a` probes the
+    buckets within its chunk radius; each candidate is verified with the full distance. Nothing is
+    approximate: the result is exactly the set of pairs brute force over `a x b` returns.
+
+    Args:
+        a: np.ndarray of uint64, shape `(n_a, W)` or `(n_a,)`. Packed codes (`pack_bits`).
+        b: np.ndarray of uint64, shape `(n_b, W)` or `(n_b,)`, same `W`.
+        radius: int >= 0. Largest distance in bits (inclusive).
+        bits: int or None, default None (= 64 * W). Number of meaningful bits.
+
+    Returns:
+        tuple `(i, j, d)` of int64 arrays sorted by `(i, j)`: `i` indexes `a`, `j` indexes `b`,
+        `d` is their distance in bits.
+
+    Raises:
+        ValueError: if `radius` < 0 or the code widths differ.
+    """
+    if radius < 0:
+        raise ValueError(f"radius must be >= 0 bits, received radius={radius}")
+    a, b = _as_codes(a), _as_codes(b)
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"codes of a and b must have the same width, received {a.shape[1]} and {b.shape[1]} words")
+    na, nb = len(a), len(b)
+    words = a.shape[1]
+    nbits = bits or words * 64
+    if na == 0 or nb == 0:
+        return _empty()
+    try:
+        plan = plan_chunks(max(na, nb), nbits, radius)
+    except ValueError:
+        plan = None
+    if plan is None or na * nb <= 4096:
+        d = np.bitwise_count(a[:, None, :] ^ b[None, :, :]).sum(axis=-1, dtype=np.int64)
+        i, j = np.nonzero(d <= radius)
+        return i.astype(np.int64), j.astype(np.int64), d[i, j]
+    bits_a = np.unpackbits(a.astype(">u8").view(np.uint8), axis=1)[:, :nbits].astype(bool)
+    bits_b = np.unpackbits(b.astype(">u8").view(np.uint8), axis=1)[:, :nbits].astype(bool)
+    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for (b0, b1), t in zip(plan.bounds, plan.radii):
+        if t < 0:
+            continue
+        ka = _chunk_values(bits_a, b0, b1)
+        kb = _chunk_values(bits_b, b0, b1)
+        order = np.argsort(kb, kind="stable")
+        uniq, starts, counts = np.unique(kb[order], return_index=True, return_counts=True)
+        for mask in _flip_masks(b1 - b0, t):
+            partner = ka ^ np.uint64(mask)
+            idx = np.minimum(np.searchsorted(uniq, partner), len(uniq) - 1)
+            ok = np.flatnonzero(uniq[idx] == partner)
+            if len(ok) == 0:
+                continue
+            cnt = counts[idx[ok]]
+            qi = np.repeat(ok, cnt)
+            local = np.arange(int(cnt.sum()), dtype=np.int64) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+            bj = order[np.repeat(starts[idx[ok]], cnt) + local]
+            d = np.bitwise_count(a[qi] ^ b[bj]).sum(axis=1, dtype=np.int64)
+            keep = d <= radius
+            if keep.any():
+                found.append((qi[keep].astype(np.int64), bj[keep].astype(np.int64), d[keep]))
+    if not found:
+        return _empty()
+    i = np.concatenate([f[0] for f in found])
+    j = np.concatenate([f[1] for f in found])
+    d = np.concatenate([f[2] for f in found])
+    key, first = np.unique(i * nb + j, return_index=True)
+    return i[first], j[first], d[first]

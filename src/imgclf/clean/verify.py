@@ -1,11 +1,12 @@
 """Verification of one file: everything `clean` needs from a single read and decode.
 
 `inspect_file` reads the bytes once, decodes them with `imgclf.images.open_image` (allow-listed
-formats, bomb check, full decode, EXIF orientation, RGB), then computes the perceptual hash,
-the exact-pixel digest and the quality scores. JPEGs are decoded in draft mode at the smallest
-DCT scale whose longest side is still `max(hasher.draft_size, QUALITY_SIDE)` pixels, which is
-about 3x faster on large photos (see docs/benchmarks.md) and still reads every byte, so
-truncated files are caught.
+formats, bomb check, full decode, EXIF orientation, RGB), then computes, from that one decoded
+image, the near-duplicate signature (`imgclf.clean.similarity.signature`), the exact-pixel
+digest and the quality scores. JPEGs are decoded in draft mode at the smallest DCT scale whose
+longest side is still `max(similarity.WORK_SIDE, QUALITY_SIDE)` = 256 pixels, which is about 3x
+faster on large photos (see docs/benchmarks.md) and still reads every byte, so truncated files
+are caught.
 """
 
 from __future__ import annotations
@@ -13,11 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from imgclf.clean.hashing import Hasher, pixel_digest
+from imgclf.clean.hashing import pixel_digest
 from imgclf.clean.quality import QUALITY_SIDE, quality_scores
-from imgclf.clean.search import pack_bits
+from imgclf.clean.similarity import WORK_SIDE, Signature, signature
 from imgclf.config import CleanConfig
 from imgclf.errors import ImageError
 from imgclf.images import FORMAT_KEY, ORIGINAL_SIZE_KEY, REASON_UNREADABLE, open_image
@@ -35,8 +34,8 @@ class ImageRecord:
         nbytes: int. File size in bytes.
         format: str. Detected format ("JPEG", "PNG", ...).
         digest: str. Exact-duplicate key (decoded pixels + full size).
-        code: np.ndarray of uint64. Packed perceptual hash.
-        hash_hex: str. The hash as hex (for reports).
+        signature: Signature. What the near-duplicate detector keeps (`imgclf.clean.similarity`).
+        hash_hex: str. The whole-picture 64-bit phash of the signature as hex (for reports).
         blur, std, entropy: float. See `imgclf.clean.quality.Quality`.
         group: int or None. Duplicate group id, set by `clean_folder`.
         status: str. "kept" or the reason it was set aside.
@@ -51,7 +50,7 @@ class ImageRecord:
     nbytes: int
     format: str
     digest: str
-    code: np.ndarray
+    signature: Signature
     hash_hex: str
     blur: float
     std: float
@@ -62,14 +61,13 @@ class ImageRecord:
 
 
 def inspect_file(
-    path: str | Path, hasher: Hasher, cfg: CleanConfig | None = None, *, rel: str | None = None, label: str = "",
+    path: str | Path, cfg: CleanConfig | None = None, *, rel: str | None = None, label: str = "",
     subset: str | None = None,
 ) -> ImageRecord | tuple[str, str]:
-    """Reads, verifies, hashes and scores one file.
+    """Reads, verifies, fingerprints and scores one file (one read, one decode).
 
     Args:
         path: path of the file.
-        hasher: Hasher (`imgclf.clean.hashing.get_hasher`).
         cfg: CleanConfig or None (defaults). Uses `min_size` (pixels) and `max_pixels`.
         rel: str or None. Name used in the record and in errors (default: `path`).
         label: str, default "". Class label recorded.
@@ -88,15 +86,15 @@ def inspect_file(
         return (REASON_UNREADABLE, exc.strerror or str(exc))
     try:
         img = open_image(
-            data, min_size=cfg.min_size, max_pixels=cfg.max_pixels, draft=max(hasher.draft_size, QUALITY_SIDE), name=rel
+            data, min_size=cfg.min_size, max_pixels=cfg.max_pixels, draft=max(WORK_SIDE, QUALITY_SIDE), name=rel
         )
     except ImageError as exc:
         return (exc.reason, exc.detail)
     q = quality_scores(img)
     w, h = img.info[ORIGINAL_SIZE_KEY]
-    bits = hasher.hash_bits(img)
+    sig = signature(img, size=(w, h))
     return ImageRecord(
         rel=rel, label=label, subset=subset, width=w, height=h, nbytes=len(data), format=img.info[FORMAT_KEY],
-        digest=pixel_digest(img) + f"-{w}x{h}", code=pack_bits(bits)[0], hash_hex=np.packbits(bits).tobytes().hex(),
+        digest=pixel_digest(img) + f"-{w}x{h}", signature=sig, hash_hex=f"{int(sig.codes[0]):016x}",
         blur=q.blur, std=q.std, entropy=q.entropy,
     )

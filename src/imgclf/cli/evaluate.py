@@ -24,6 +24,7 @@ def register(app: typer.Typer) -> None:
         tta: str | None = opt(E, "tta", "--tta", help="Test-time augmentation: none | flip (mean with the mirror image)."),
         resamples: int | None = opt(E, "bootstrap_resamples", "--resamples", help="Bootstrap resamples of the confidence intervals."),
         level: float | None = opt(E, "ci_level", "--level", help="Confidence level of the intervals, in (0, 1)."),
+        leak_audit: bool | None = opt(E, "leak_audit", "--leak-audit/--no-leak-audit", help="Count evaluated images with a verified near copy in train / val."),
         models_dir: Path = plain_opt(Path("models"), "--models-dir", help="Where runs live (to find the most recent)."),
         as_json: bool = typer.Option(False, "--json", help="Print metrics.json to stdout."),
         config: Path | None = plain_opt(None, "--config", help="Run config YAML; its evaluate: section is used."),
@@ -36,7 +37,7 @@ def register(app: typer.Typer) -> None:
 
         cfg = stage_config(
             EvaluateConfig, "evaluate", config, split=split, top_k=top_k, batch_size=batch_size, tta=tta,
-            bootstrap_resamples=resamples, ci_level=level,
+            bootstrap_resamples=resamples, ci_level=level, leak_audit=leak_audit,
         )
         run_dir = resolve_model_path(run, models_dir)
         import_tensorflow_quietly()
@@ -45,6 +46,7 @@ def register(app: typer.Typer) -> None:
         metrics = evaluate_run(
             run_dir, split=cfg.split, data_dir=data, top_k=cfg.top_k, batch_size=cfg.batch_size, tta=cfg.tta,
             bootstrap_resamples=cfg.bootstrap_resamples, ci_level=cfg.ci_level, bootstrap_seed=cfg.bootstrap_seed,
+            leak_audit=cfg.leak_audit,
         )
         if as_json:
             typer.echo(json.dumps(metrics, indent=2))

@@ -29,17 +29,17 @@ COMMAND_MODULES: tuple[str, ...] = (
     "models",
     "augment_preview",
     "evaluate",
+    "compare",
     "predict",
+    "serve",
     "export",
     "explain",
     "embed",
     "cluster",
     "autoencoder",
-    "run",
-    "compare",
     "audit",
-    "serve",
     "review",
+    "run",
 )
 
 

@@ -1,0 +1,233 @@
+"""Leak audit: test images with a near copy in the training (or validation) data.
+
+A test number can only be trusted when no test image has a copy the model saw in training.
+`split` keeps duplicate and provenance groups on one side, but a user who brings their own split
+(or an official one, like Fashion-MNIST's) learns here whether it leaks. `near_copies` runs the
+verified detector of `clean` and `split` (`imgclf.clean.similarity.find_cross_pairs`: exact
+pixel digests, 64-bit phash candidates, a pixel test after the best brightness / contrast fit,
+crop alignment; `docs/dedupe.md`) between the test images and every other listing, searching
+only pairs with one image on each side. `leak_summary` turns the result into the JSON section
+`evaluate` writes to `metrics.json` and the HTML report: how many test images have a near copy,
+with the method and thresholds used.
+
+Example:
+
+```python
+from imgclf.inputs import list_images
+from imgclf.leaks import leak_summary, near_copies
+
+test = list_images("data/split/test")
+others = [list_images("data/split/train"), list_images("data/split/val")]
+copies = near_copies(test, others)
+print(leak_summary(test, copies)["test_images_with_copy"])   # 0 expected
+```
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from imgclf.clean import similarity as sim
+from imgclf.errors import ImageError
+from imgclf.images import ORIGINAL_SIZE_KEY, open_image
+from imgclf.inputs import ImageListing
+from imgclf.parallel import default_workers
+from imgclf.ui import progress
+
+#: How the audit decides, in words (recorded with every summary).
+METHOD = ("verified near-duplicate detector (imgclf.clean.similarity.find_cross_pairs): exact pixel digest, "
+          "64-bit phash candidates within `radius` bits (+ crop windows, layouts), verified by a censored "
+          "brightness/contrast fit of 32x32 thumbnails within `max_residual` grey levels, a colour check and, "
+          "for crops, an ECC alignment; docs/dedupe.md")
+#: At most this many pairs are listed in a summary (the count is always complete).
+MAX_LISTED = 100
+
+
+@dataclass(frozen=True)
+class NearCopy:
+    """A test image and an image of another listing that is a copy of it.
+
+    Attributes:
+        test: str. The test image, relative to the parent of the test listing's root
+            (e.g. `test/cat/0001.png`).
+        other: str. The other image, relative to the same folder when it is inside it (e.g.
+            `train/cat/0042.png`), else its full path.
+        kind: str. `"exact"` (same decoded pixels), `"near"` or `"flip"` (see
+            `imgclf.clean.similarity.DuplicatePairs`).
+        residual: float. Residual in grey levels [0, 255] of the verified comparison (0 exact).
+    """
+
+    test: str
+    other: str
+    kind: str
+    residual: float
+
+
+@dataclass
+class _Fingerprints:
+    names: list[str] = field(default_factory=list)
+    signatures: list[sim.Signature] = field(default_factory=list)
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _name(path: Path, base: Path) -> str:
+    try:
+        return path.resolve().relative_to(base.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _fingerprint(listing: ImageListing, base: Path, workers: int, what: str) -> _Fingerprints:
+    def one(path: Path):
+        try:
+            img = open_image(path, draft=sim.WORK_SIDE)
+        except ImageError as exc:
+            return exc
+        return sim.signature(img, size=img.info.get(ORIGINAL_SIZE_KEY))
+
+    out = _Fingerprints()
+    with progress(f"leak audit: fingerprint {what}", total=len(listing)) as advance, ThreadPoolExecutor(workers) as pool:
+        for e, res in zip(listing.entries, pool.map(one, listing.paths)):
+            name = _name(e.path, base)
+            if isinstance(res, ImageError):
+                out.unreadable.append((name, res.reason))
+            else:
+                out.names.append(name)
+                out.signatures.append(res)
+            advance()
+    return out
+
+
+def near_copies(
+    test: ImageListing,
+    others: Sequence[ImageListing],
+    *,
+    radius: int = sim.DEFAULT_RADIUS,
+    max_residual: float = sim.DEFAULT_MAX_RESIDUAL,
+    flips: bool = False,
+    workers: int | None = None,
+    unreadable: list[tuple[str, str]] | None = None,
+) -> list[NearCopy]:
+    """Every (test image, other image) pair the verified detector calls a duplicate.
+
+    Args:
+        test: ImageListing (`imgclf.inputs.list_images`). The test images.
+        others: sequence of ImageListing. The images the model learned from or was tuned on
+            (train, val); a listing may be empty.
+        radius: int in [0, 32], default 8. Candidate radius in bits (`find_duplicate_pairs`).
+        max_residual: float >= 0, default 5.0. Largest residual, in grey levels, of a near copy.
+        flips: bool, default False. Also count mirrored copies (kind `"flip"`).
+        workers: int or None (default: `imgclf.parallel.default_workers()`). Decoding threads.
+        unreadable: list or None. If given, `(file, reason)` of every file that could not be
+            decoded (and so was not checked) is appended to it.
+
+    Returns:
+        list of NearCopy, sorted by `(test, other)`; empty when nothing leaks.
+
+    Raises:
+        ValueError: `radius` or `max_residual` out of range (from the detector).
+    """
+    base = test.root.parent
+    workers = workers or default_workers()
+    t = _fingerprint(test, base, workers, "test")
+    o = _Fingerprints()
+    for listing in others:
+        f = _fingerprint(listing, base, workers, listing.root.name)
+        o.names += f.names
+        o.signatures += f.signatures
+        o.unreadable += f.unreadable
+    if unreadable is not None:
+        unreadable.extend(t.unreadable + o.unreadable)
+    if not t.signatures or not o.signatures:
+        return []
+    found = sim.find_cross_pairs(sim.stack(t.signatures), sim.stack(o.signatures), radius=radius,
+                                 max_residual=max_residual, flips=flips)
+    out = [NearCopy(t.names[a], o.names[b], str(k), round(float(r), 3))
+           for a, b, k, r in zip(found.i.tolist(), found.j.tolist(), found.kind.tolist(), found.residual.tolist())]
+    return sorted(out, key=lambda c: (c.test, c.other))
+
+
+def leak_summary(
+    test: ImageListing,
+    copies: Sequence[NearCopy],
+    *,
+    radius: int = sim.DEFAULT_RADIUS,
+    max_residual: float = sim.DEFAULT_MAX_RESIDUAL,
+    flips: bool = False,
+    unreadable: Sequence[tuple[str, str]] = (),
+) -> dict[str, Any]:
+    """The JSON section of a leak audit (for `metrics.json` and the HTML report).
+
+    Args:
+        test: ImageListing. The test images audited.
+        copies: sequence of NearCopy (from `near_copies`).
+        radius, max_residual, flips: the settings `near_copies` ran with.
+        unreadable: sequence of `(file, reason)` not checked.
+
+    Returns:
+        dict: `test_images` (int), `test_images_with_copy` (int; 0 expected), `pairs` (int),
+        `by_kind` (dict kind -> pairs), `copies` (up to `MAX_LISTED` pairs as dicts, most
+        similar first), `not_checked` (files that could not be decoded), `method`, `radius`,
+        `max_residual` (grey levels), `flips`.
+    """
+    by_kind: dict[str, int] = {}
+    for c in copies:
+        by_kind[c.kind] = by_kind.get(c.kind, 0) + 1
+    listed = sorted(copies, key=lambda c: (c.residual, c.test, c.other))[:MAX_LISTED]
+    return {
+        "test_images": len(test),
+        "test_images_with_copy": len({c.test for c in copies}),
+        "pairs": len(copies),
+        "by_kind": dict(sorted(by_kind.items())),
+        "copies": [{"test": c.test, "other": c.other, "kind": c.kind, "residual": c.residual} for c in listed],
+        "not_checked": [{"file": f, "reason": r} for f, r in unreadable],
+        "method": METHOD,
+        "radius": radius,
+        "max_residual": max_residual,
+        "flips": flips,
+    }
+
+
+def audit_split(
+    split_dir: str | os.PathLike,
+    test: str = "test",
+    others: Sequence[str] = ("train", "val"),
+    *,
+    class_names: Sequence[str] | None = None,
+    radius: int = sim.DEFAULT_RADIUS,
+    max_residual: float = sim.DEFAULT_MAX_RESIDUAL,
+    flips: bool = False,
+    workers: int | None = None,
+) -> dict[str, Any]:
+    """Leak audit of a split folder (`<split_dir>/{train,val,test}/<class>/`): `leak_summary`
+    of `near_copies` of `split_dir/test` against the other subsets present.
+
+    Args:
+        split_dir: path. A folder written by `imgclf split` (or of the same layout).
+        test: str, default "test". The audited subset.
+        others: sequence of str, default ("train", "val"). Subsets it is compared with (a
+            missing one is skipped).
+        class_names: sequence of str or None. Passed to `imgclf.inputs.list_images`.
+        radius, max_residual, flips, workers: see `near_copies`.
+
+    Returns:
+        dict, as `leak_summary`, plus `compared_with` (list of the subsets used).
+
+    Raises:
+        DataError: `split_dir/test` missing (from `imgclf.inputs.list_images`).
+    """
+    from imgclf.inputs import list_images
+
+    root = Path(split_dir)
+    t = list_images(root / test, class_names=class_names, layout="classes")
+    used = [s for s in others if (root / s).is_dir()]
+    lists = [list_images(root / s, class_names=class_names, layout="classes") for s in used]
+    bad: list[tuple[str, str]] = []
+    copies = near_copies(t, lists, radius=radius, max_residual=max_residual, flips=flips, workers=workers, unreadable=bad)
+    return {**leak_summary(t, copies, radius=radius, max_residual=max_residual, flips=flips, unreadable=bad),
+            "compared_with": used}
