@@ -155,6 +155,19 @@ def test_small_look_alikes_are_not_paired():
     assert len(found) == 0
 
 
+def test_pictures_of_faint_noise_are_not_paired_but_their_copies_are():
+    # 12 x 12 noisy solid colours (std about 8 grey levels): any two are within 5 grey levels
+    # after a gain/offset fit, so only a residual small against the picture's own variation counts
+    rng = np.random.default_rng(0)
+    base = np.array([30, 40, 220], np.float64)
+    imgs = [Image.fromarray(np.clip(base + rng.normal(0, 25, (24, 24, 3)), 0, 255).astype(np.uint8)).resize(
+        (12, 12), Image.Resampling.LANCZOS) for _ in range(12)]
+    assert len(sim.find_duplicate_pairs([sim.signature(im) for im in imgs])) == 0
+    copy = Image.fromarray(np.clip(np.asarray(imgs[3], np.float64) * 1.05 + 3, 0, 255).astype(np.uint8))
+    found = _pairs(imgs + [copy.resize((24, 24), Image.Resampling.NEAREST)])
+    assert list(found) == [(3, 12)] and found[(3, 12)][0] == "near"
+
+
 def test_cross_pairs_are_the_cross_part_of_the_pairs():
     photo, flower = _photo(), _photo("flower.jpg")
     a = [photo, _design(), flower]
