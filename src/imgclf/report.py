@@ -214,9 +214,11 @@ def _leak_section(leaks: Mapping[str, Any], split: str) -> list[str]:
     if leaks.get("not_checked"):
         out.append(f"<p class='warn'>{len(leaks['not_checked'])} file(s) could not be decoded and were not checked.</p>")
     if n:
-        out.append("<table><tr><th>test image</th><th>copy</th><th>kind</th><th>residual</th></tr>")
+        left = " style='text-align:left'"
+        out.append(f"<table><tr><th>test image</th><th{left}>copy</th><th{left}>kind</th><th>residual (grey levels)</th></tr>")
         for c in leaks.get("copies", []):
-            out.append(f"<tr><td>{e(c['test'])}</td><td>{e(c['other'])}</td><td>{e(c['kind'])}</td><td>{c['residual']}</td></tr>")
+            out.append(f"<tr><td>{e(c['test'])}</td><td{left}>{e(c['other'])}</td><td{left}>{e(c['kind'])}</td>"
+                       f"<td>{c['residual']}</td></tr>")
         out.append("</table>")
     return out
 
