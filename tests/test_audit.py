@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from imgclf.audit.config import AuditConfig
+from imgclf.config import AuditConfig
 from imgclf.audit.confident import (
     METHODS,
     calibrate_confident_joint,

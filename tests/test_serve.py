@@ -179,7 +179,7 @@ def expected(env):
 
 @pytest.fixture(scope="module")
 def keras_server(env):
-    from imgclf.serve.config import ServeConfig
+    from imgclf.config import ServeConfig
     from imgclf.serve.server import Server, load_served_model
 
     cfg = ServeConfig(port=0, max_bytes=MAX_BYTES, max_images=MAX_IMAGES, max_batch=16, max_delay_ms=50, allow_urls=True)

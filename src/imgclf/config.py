@@ -354,6 +354,115 @@ class PredictConfig(StrictModel):
     tta: Literal["none", "flip"] = "none"  # test-time augmentation: average with the mirror image
 
 
+class AuditConfig(StrictModel):
+    """How `imgclf audit` finds wrong labels and outliers.
+
+    Attributes:
+        model: str, default `"raw"`. What makes the embeddings of the default (linear probe)
+            method: `raw` (pixels), `autoencoder[:RUN_DIR]`, a training run folder, a `.keras`
+            file, or a registry name (see `imgclf.explore.embed.resolve_encoder`). With
+            `cv_train`: a run folder (its model and training config are retrained per fold) or
+            a registry name (trained with the audit's recipe); `raw` = the audit's recipe
+            (`imgclf.audit.cvtrain.DEFAULT_RECIPE`).
+        weights: str or None, default None. Registry names only: `none`, `imagenet` or a
+            weights file.
+        size: int or None, default None. Input side in pixels; None = the model's own (a run's
+            input spec; for `raw`, the first image's shorter side clipped to [8, 64]; for the
+            cv-train recipe, the first image's side).
+        batch_size: int, default 64. Images per batch when embedding.
+        folds: int, default 5. Cross-validation folds (K), >= 2.
+        seed: int, default 42. Folds, PCA, training.
+        method: str, default `"prune_by_noise_rate"`. Confident-learning rule
+            (`imgclf.audit.confident.METHODS`).
+        groups: bool, default True. Keep duplicate / provenance groups in one fold.
+        classifier_c: float, default 0.01. Inverse L2 strength of the logistic regression.
+        pca: int or None, default 256. Embeddings longer than this are reduced to this many
+            whitened PCA components before the logistic regression (None = never).
+        cv_train: bool, default False. Train the real model once per fold instead of the
+            linear probe.
+        cv_epochs: int or None, default None. Epochs per fold with `cv_train`; None = the
+            config's own (the run's, `train_config`'s, or the recipe's 3, more for small folders:
+            `imgclf.audit.cvtrain.fit_recipe_to_data`).
+        train_config: str or None, default None. A run YAML whose `train:` section is the model
+            `cv_train` trains (instead of a run folder or the recipe).
+        outlier_k: int, default 10. Neighbours averaged by the outlier score.
+        outlier_threshold: float, default 2.0. Images with an outlier score above this are
+            flagged (`is_outlier`): twice the median image's distance to its neighbours.
+        html_issues: int, default 200. Label issues shown with thumbnails in `audit.html`.
+        html_outliers: int, default 50. Outliers shown with thumbnails in `audit.html`.
+        manifest: str or None, default None. A scrape folder whose manifest gives the sources;
+            None = found from the folder's stage reports.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, defer_build=True, protected_namespaces=())
+
+    model: str = "raw"
+    weights: str | None = None
+    size: int | None = Field(default=None, ge=8, le=1024, json_schema_extra={"default_text": "the model's own"})
+    batch_size: int = Field(default=64, ge=1, le=4096)
+    folds: int = Field(default=5, ge=2, le=50)
+    seed: int = 42
+    method: Literal["prune_by_noise_rate", "prune_by_class", "both", "confident_joint", "predicted_neq_given"] = (
+        "prune_by_noise_rate"
+    )
+    groups: bool = True
+    classifier_c: float = Field(default=0.01, gt=0)
+    pca: int | None = Field(default=256, ge=2)
+    cv_train: bool = False
+    cv_epochs: int | None = Field(default=None, ge=1, json_schema_extra={"default_text": "the training config's"})
+    train_config: str | None = None
+    outlier_k: int = Field(default=10, ge=1, le=1000)
+    outlier_threshold: float = Field(default=2.0, gt=0)
+    html_issues: int = Field(default=200, ge=0, le=10000)
+    html_outliers: int = Field(default=50, ge=0, le=10000)
+    manifest: str | None = Field(default=None, json_schema_extra={"default_text": "found from DIR's stage reports"})
+
+
+class ServeConfig(StrictModel):
+    """`imgclf serve`: the HTTP prediction server.
+
+    Attributes:
+        host: str, default "127.0.0.1". Address to bind; "0.0.0.0" listens on every interface
+            (then anyone who can reach the machine can use the model).
+        port: int in [0, 65535], default 8000. TCP port; 0 = a free port chosen by the system
+            (the URL printed on start says which).
+        max_batch: int >= 1, default 32. Most images per model call (micro-batching); 1 turns
+            micro-batching off.
+        max_delay_ms: float >= 0, default 10. Longest time, in milliseconds, an image waits for
+            its batch to fill before the batch is run anyway.
+        max_bytes: int >= 1, default 20,000,000. Largest request body, in bytes (files, URLs
+            and multipart overhead together); larger requests get HTTP 413 without being read.
+        max_images: int >= 1, default 64. Most images (file and url fields) in one request;
+            more get HTTP 413.
+        allow_urls: bool, default False. Accept `url` fields, downloaded by the scraper's safe
+            downloader.
+        allow_private_urls: bool, default False. Also fetch URLs whose host resolves to a
+            loopback, private, link-local, multicast or reserved address (off: refused, HTTP
+            403, as server-side request forgery protection).
+        prefer_export: bool, default False. For a run folder, serve its ONNX (else TFLite)
+            export from `RUN/export/` when there is one: no TensorFlow is imported.
+        workers: int >= 1 or None, default None (`imgclf.parallel.default_workers()`). Threads
+            decoding uploaded images, and as many downloading URLs.
+        url_timeout: float > 0, default 20. Time budget of one URL download in seconds, all
+            tries and redirects included.
+        graceful_timeout: float > 0, default 30. On SIGTERM / Ctrl+C, seconds to wait for
+            requests in flight to finish before they are cancelled.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    max_batch: int = Field(default=32, ge=1, le=4096)
+    max_delay_ms: float = Field(default=10.0, ge=0, le=60_000)
+    max_bytes: int = Field(default=20_000_000, ge=1)
+    max_images: int = Field(default=64, ge=1, le=10_000)
+    allow_urls: bool = False
+    allow_private_urls: bool = False
+    prefer_export: bool = False
+    workers: int | None = Field(default=None, ge=1, le=256, json_schema_extra={"default_text": "min(8, 2 x CPUs)"})
+    url_timeout: float = Field(default=20.0, gt=0, le=600)
+    graceful_timeout: float = Field(default=30.0, gt=0, le=3600)
+
+
 STAGES: tuple[str, ...] = ("scrape", "clean", "prepare", "split", "train", "evaluate", "predict")
 
 
@@ -376,6 +485,8 @@ class RunConfig(StrictModel):
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     compare: CompareConfig = Field(default_factory=CompareConfig)  # used when train.models or train.repeats > 1
     predict: PredictConfig = Field(default_factory=PredictConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)  # read by `imgclf audit --config`; `run` does not audit
+    serve: ServeConfig = Field(default_factory=ServeConfig)  # read by `imgclf serve --config`; `run` does not serve
 
     @model_validator(mode="after")
     def _one_source(self) -> RunConfig:

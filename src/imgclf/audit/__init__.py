@@ -8,7 +8,7 @@
 - `imgclf.audit.sources`: scrape sources and fold groups (duplicates, posts).
 - `imgclf.audit.report`: the output files and their columns.
 - `imgclf.audit.run`: `audit_folder`, the stage.
-- `imgclf.audit.config`: `AuditConfig`.
+- `imgclf.config.AuditConfig`: the options (with the other stage configs).
 
 Importing this package imports neither TensorFlow nor scikit-learn.
 """

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from imgclf.audit.config import AuditConfig
+from imgclf.config import AuditConfig
 from imgclf.errors import ConfigError, DataError
 
 #: Fewest images a class needs to be cross-validated.

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from imgclf.audit.config import AuditConfig
+from imgclf.config import AuditConfig
 from imgclf.cli.options import opt, plain_opt
 
 MODEL_HELP = (

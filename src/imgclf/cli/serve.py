@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 
 from imgclf.cli.options import opt, plain_opt
-from imgclf.serve.config import ServeConfig
+from imgclf.config import ServeConfig
 
 
 def register(app: typer.Typer) -> None:
@@ -43,6 +43,7 @@ def register(app: typer.Typer) -> None:
         graceful_timeout: float | None = opt(
             S, "graceful_timeout", "--graceful-timeout", help="On SIGTERM / Ctrl+C, seconds to let requests in flight finish."
         ),
+        config: Path | None = plain_opt(None, "--config", help="Run config YAML; its serve: section is used."),
     ) -> None:
         """Serve a model over HTTP: POST /v1/predict with image files, answers like `predict --json`.
 
@@ -59,7 +60,7 @@ def register(app: typer.Typer) -> None:
         from imgclf.ui import summary
 
         cfg = stage_config(
-            ServeConfig, "serve", None,
+            ServeConfig, "serve", config,
             host=host, port=port, max_batch=max_batch, max_delay_ms=max_delay_ms, max_bytes=max_bytes,
             max_images=max_images, allow_urls=allow_urls, allow_private_urls=allow_private_urls,
             prefer_export=prefer_export, workers=workers, url_timeout=url_timeout, graceful_timeout=graceful_timeout,

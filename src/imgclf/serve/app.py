@@ -66,7 +66,7 @@ from imgclf.parallel import default_workers
 from imgclf.predict import error_prediction, prediction_of
 from imgclf.runtime import Predictor
 from imgclf.serve.batcher import BatcherClosed, MicroBatcher
-from imgclf.serve.config import ServeConfig
+from imgclf.config import ServeConfig
 from imgclf.serve.metrics import CONTENT_TYPE, ServeMetrics
 
 log = logging.getLogger("imgclf.serve")

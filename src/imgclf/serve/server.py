@@ -21,7 +21,7 @@ import numpy as np
 
 from imgclf.errors import ConfigError
 from imgclf.runtime import Predictor
-from imgclf.serve.config import ServeConfig
+from imgclf.config import ServeConfig
 
 #: Export formats `prefer_export` looks for in `RUN/export/`, in order (neither imports TensorFlow).
 PREFERRED_EXPORTS: tuple[str, ...] = ("onnx", "tflite")
