@@ -86,14 +86,20 @@ def test_copy_mode_and_rerun(processed, tmp_path):
     assert not (out / "train" / "0" / "stale.png").exists()
 
 
-def test_keep_test_presplit_drops_train_copies_of_test(tmp_path):
-    src = tmp_path / "pre"
-    imgs = list(_digit_images(120))
+def _presplit_digits(src, n: int = 120):
+    """Writes `src/{train,test}/<digit>/<k>.png` (every fourth image in test); returns the images."""
+    imgs = list(_digit_images(n))
     for k, im, y in imgs:
         sub = "test" if k % 4 == 0 else "train"
         p = src / sub / str(y) / f"{k:04d}.png"
         p.parent.mkdir(parents=True, exist_ok=True)
         im.save(p)
+    return imgs
+
+
+def test_keep_test_presplit_drops_train_copies_of_test(tmp_path):
+    src = tmp_path / "pre"
+    imgs = _presplit_digits(src)
     k, im, y = imgs[0]  # k=0 is in test; put a copy into train
     im.save(src / "train" / str(y) / "leak.jpg", quality=98)
     out = tmp_path / "out"
@@ -137,26 +143,26 @@ def test_empty_and_missing_folders(tmp_path):
 def test_leak_recheck_names_files():
     import io
 
-    from imgclf.clean.similarity import signature, stack
+    from imgclf.clean.similarity import find_duplicate_pairs, signature, stack
     from imgclf.split import cross_split_pairs, raise_on_leaks
 
     imgs = [im for _, im, _ in _digit_images(6)]
     buf = io.BytesIO()
     imgs[0].convert("RGB").save(buf, format="JPEG", quality=90)  # f6: a re-encoded copy of f0
     copy = Image.open(buf).convert("RGB")
-    sigs = stack([signature(im) for im in imgs] + [signature(copy)])
+    pairs = find_duplicate_pairs(stack([signature(im) for im in imgs] + [signature(copy)]))
     names = [f"f{k}.png" for k in range(7)]
     ok = ["train", "train", "val", "test", "val", "train", "train"]  # f6 (copy of f0) with f0
-    assert cross_split_pairs(names, ok, sigs) == []
+    assert cross_split_pairs(names, ok, pairs) == []
     bad = ok[:6] + ["test"]
-    leaks = cross_split_pairs(names, bad, sigs)
+    leaks = cross_split_pairs(names, bad, pairs)
     assert leaks == [("f0.png", "f6.png", "near")]
     with pytest.raises(DataError, match=r"f0.png <-> f6.png"):
         raise_on_leaks(leaks)
-    assert cross_split_pairs(names, ok[:6] + ["dropped"], sigs) == []
+    assert cross_split_pairs(names, ok[:6] + ["dropped"], pairs) == []
     # provenance: f1 and f2 come from one post; in two splits they leak even though they differ
     prov = np.array([0, 1, 1, 2, 3, 4, 5])
-    assert cross_split_pairs(names, ok, sigs, provenance=prov) == [("f1.png", "f2.png", "provenance")]
+    assert cross_split_pairs(names, ok, pairs, provenance=prov) == [("f1.png", "f2.png", "provenance")]
 
 
 def test_presplit_without_keep_test_pools_everything(tmp_path):
@@ -305,12 +311,7 @@ def test_provenance_groups_never_straddle_splits_through_clean_prepare_split(tmp
 
 def test_keep_test_reports_train_copies_of_test_images(tmp_path):
     src = tmp_path / "pre"
-    imgs = list(_digit_images(120))
-    for k, im, y in imgs:
-        sub = "test" if k % 4 == 0 else "train"
-        p = src / sub / str(y) / f"{k:04d}.png"
-        p.parent.mkdir(parents=True, exist_ok=True)
-        im.save(p)
+    imgs = _presplit_digits(src)
     for k in (0, 4):  # train copies of two official test images
         k_, im, y = imgs[k]
         im.save(src / "train" / str(y) / f"copy_of_{k:04d}.jpg", quality=95)

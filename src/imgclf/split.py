@@ -21,10 +21,10 @@
    set aside (`split.csv` split `dropped`, with the test image they copy in `note`), since they
    would leak into test; their count and files are in `split_report.json`
    (`train_copies_of_test`) and in the summary line.
-4. Before anything is written, the placed images are checked again: the detector runs once
-   more on them alone, and a duplicate pair or a provenance group whose images landed in
-   different splits is a leak; with `check_leaks` (the default) the split fails with a
-   `DataError` naming the files.
+4. Before anything is written, the assignment is checked again against every verified pair
+   and provenance group (not against the groups it was built from): a pair or a provenance
+   group whose images landed in different splits is a leak; with `check_leaks` (the
+   default) the split fails with a `DataError` naming the files.
 5. Files are hard-linked into `out/<split>/<class>/` (falling back to a copy when the file
    system refuses, e.g. across devices), or copied with `link="copy"`.
 
@@ -280,27 +280,23 @@ def _place(src_file: Path, dest: Path, link: str) -> bool:
 def cross_split_pairs(
     names: Sequence[str],
     splits: Sequence[str | None],
-    signatures,
+    pairs,
     *,
-    radius: int | None = None,
-    max_residual: float | None = None,
-    flips: bool = False,
     provenance: Sequence[int] | np.ndarray | None = None,
 ) -> list[tuple[str, str, str]]:
     """Finds duplicate pairs and provenance links whose two images are in different splits.
 
-    An independent re-check of an assignment: the verified detector
-    (`imgclf.clean.similarity.find_duplicate_pairs`) runs again on the placed images only, and
-    every provenance group is checked for members in two splits.
+    An independent re-check of an assignment against the evidence it was built from: every
+    verified pair (`imgclf.clean.similarity.find_duplicate_pairs` on all the images; the
+    detector's decisions are per pair, so running it again on the placed images alone would
+    find a subset of the same pairs) and every provenance group is checked for members in two
+    splits. It does not trust the grouping or `assign_splits`.
 
     Args:
         names: sequence of n str. One name per image (reported in the result).
         splits: sequence of n str or None. `"train"`, `"val"`, `"test"`, or anything else for an
             image that is not placed (ignored).
-        signatures: `imgclf.clean.similarity.Signatures` of the n images.
-        radius, max_residual: int / float or None (the detector's defaults). See
-            `find_duplicate_pairs`.
-        flips: bool, default False. Mirrored copies count as duplicates.
+        pairs: `imgclf.clean.similarity.DuplicatePairs` among the n images.
         provenance: sequence of n int or None. Provenance group id of each image
             (`imgclf.clean.provenance.group_ids`); None = no provenance.
 
@@ -308,24 +304,15 @@ def cross_split_pairs(
         list of `(name, name, kind)` sorted, `kind` one of `exact`, `near`, `flip`,
         `provenance`; empty when nothing leaks.
     """
-    from imgclf.clean import similarity as sim
-
-    placed = np.array([k for k, s in enumerate(splits) if s in SPLITS], dtype=np.int64)
-    if len(placed) < 2:
-        return []
-    kw = {"flips": flips}
-    if radius is not None:
-        kw["radius"] = radius
-    if max_residual is not None:
-        kw["max_residual"] = max_residual
-    found = sim.find_duplicate_pairs(signatures.take(placed), **kw)
-    out = {(names[placed[a]], names[placed[b]], str(k)) for a, b, k in zip(found.i.tolist(), found.j.tolist(), found.kind.tolist())
-           if splits[placed[a]] != splits[placed[b]]}
+    out = {(names[a], names[b], str(k)) for a, b, k in zip(pairs.i.tolist(), pairs.j.tolist(), pairs.kind.tolist())
+           if splits[a] in SPLITS and splits[b] in SPLITS and splits[a] != splits[b]}
     if provenance is not None:
         first: dict[int, int] = {}
-        for k in placed.tolist():
+        for k, s in enumerate(splits):
+            if s not in SPLITS:
+                continue
             f = first.setdefault(int(provenance[k]), k)
-            if f != k and splits[f] != splits[k]:
+            if f != k and splits[f] != s:
                 out.add((names[f], names[k], "provenance"))
     return sorted(out)
 
@@ -459,8 +446,7 @@ def split_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: SplitConfi
     group_size = np.bincount(comp, minlength=n) if n else np.zeros(0, np.int64)
 
     # ------------------------------------------------------------- leak re-check
-    leaks = cross_split_pairs(rels, assign, sigs, radius=cfg.radius, max_residual=cfg.max_residual, flips=cfg.flips,
-                              provenance=prov_ids)
+    leaks = cross_split_pairs(rels, assign, pairs, provenance=prov_ids)
     if leaks and cfg.check_leaks:
         raise_on_leaks(leaks)
 

@@ -251,6 +251,12 @@ class DuplicatePairs:
     def __len__(self) -> int:
         return len(self.i)
 
+    @classmethod
+    def empty(cls) -> DuplicatePairs:
+        """No pairs (arrays of length 0 with the documented dtypes)."""
+        z = np.zeros(0, np.int64)
+        return cls(z, z.copy(), np.zeros(0, "<U5"), np.zeros(0), np.zeros(0, bool))
+
 
 def _cv2():
     import cv2
@@ -1028,8 +1034,7 @@ def find_duplicate_pairs(
     sig = _as_signatures(signatures)
     n = len(sig)
     if n < 2:
-        z = np.zeros(0, np.int64)
-        return DuplicatePairs(z, z.copy(), np.zeros(0, "<U5"), np.zeros(0), np.zeros(0, bool))
+        return DuplicatePairs.empty()
     # exact duplicates: every member of a run of equal digests joins the run's first image
     order = np.argsort(sig.digests, kind="stable")
     d = sig.digests[order]
@@ -1092,9 +1097,8 @@ def find_cross_pairs(
     o = _check(radius, max_residual, max_crop, max_colour_residual, max_luminance_ratio, align_floor)
     sa, sb = _as_signatures(a), _as_signatures(b)
     na, nb = len(sa), len(sb)
-    z = np.zeros(0, np.int64)
     if na == 0 or nb == 0:
-        return DuplicatePairs(z, z.copy(), np.zeros(0, "<U5"), np.zeros(0), np.zeros(0, bool))
+        return DuplicatePairs.empty()
     index_b: dict[bytes, list[int]] = {}
     for k, d in enumerate(sb.digests.tolist()):
         index_b.setdefault(d, []).append(k)
