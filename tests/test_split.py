@@ -165,6 +165,23 @@ def test_leak_recheck_names_files():
     assert cross_split_pairs(names, ok, pairs, provenance=prov) == [("f1.png", "f2.png", "provenance")]
 
 
+def test_leak_recheck_follows_links_through_images_set_aside():
+    from imgclf.clean.similarity import DuplicatePairs, find_duplicate_pairs, signature, stack
+    from imgclf.split import cross_split_pairs
+
+    imgs = [im for _, im, _ in _digit_images(4)]
+    # three exact copies of image 0: the detector pairs all three, and exact runs are a star
+    # around the first copy (f0); keep only the star, as when the other pair was not verified
+    found = find_duplicate_pairs(stack([signature(im) for im in imgs + [imgs[0], imgs[0]]]))
+    star = np.flatnonzero(found.kind == "exact")
+    assert [(found.i[k], found.j[k]) for k in star] == [(0, 4), (0, 5)]
+    pairs = DuplicatePairs(found.i[star], found.j[star], found.kind[star], found.residual[star], found.aligned[star])
+    names = [f"f{k}.png" for k in range(6)]
+    assert cross_split_pairs(names, ["dropped", "train", "val", "test", "train", "train"], pairs) == []
+    assert cross_split_pairs(names, ["dropped", "train", "val", "test", "train", "val"], pairs) == [
+        ("f4.png", "f5.png", "group")]
+
+
 def test_presplit_without_keep_test_pools_everything(tmp_path):
     src = tmp_path / "pre"
     for k, im, y in _digit_images(60):

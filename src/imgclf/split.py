@@ -284,13 +284,15 @@ def cross_split_pairs(
     *,
     provenance: Sequence[int] | np.ndarray | None = None,
 ) -> list[tuple[str, str, str]]:
-    """Finds duplicate pairs and provenance links whose two images are in different splits.
+    """Finds images linked by duplicate pairs or provenance that sit in different splits.
 
-    An independent re-check of an assignment against the evidence it was built from: every
-    verified pair (`imgclf.clean.similarity.find_duplicate_pairs` on all the images; the
-    detector's decisions are per pair, so running it again on the placed images alone would
-    find a subset of the same pairs) and every provenance group is checked for members in two
-    splits. It does not trust the grouping or `assign_splits`.
+    An independent re-check of an assignment against the evidence it was built from, not
+    against the groups `assign_splits` received: the connected components of every verified
+    pair (`imgclf.clean.similarity.find_duplicate_pairs` on all the images) and every provenance
+    link are formed again, through unplaced images too (exact duplicates are stored as a star
+    around the first copy, which may be the one set aside), and a component whose placed images
+    are in two splits is a leak. The detector's decisions are per pair, so running it again on
+    the placed images alone would only find a subset of the same pairs.
 
     Args:
         names: sequence of n str. One name per image (reported in the result).
@@ -301,19 +303,34 @@ def cross_split_pairs(
             (`imgclf.clean.provenance.group_ids`); None = no provenance.
 
     Returns:
-        list of `(name, name, kind)` sorted, `kind` one of `exact`, `near`, `flip`,
-        `provenance`; empty when nothing leaks.
+        list of `(name, name, kind)` sorted: the first placed image of a component and one in
+        another split, `kind` the link between them (`exact`, `near`, `flip`, `provenance`) or
+        `group` when they are linked only through other images; empty when nothing leaks.
     """
-    out = {(names[a], names[b], str(k)) for a, b, k in zip(pairs.i.tolist(), pairs.j.tolist(), pairs.kind.tolist())
-           if splits[a] in SPLITS and splits[b] in SPLITS and splits[a] != splits[b]}
+    from imgclf.clean.groups import duplicate_groups
+
+    n = len(names)
+    link: dict[tuple[int, int], str] = {}
+    for a, b, k in zip(pairs.i.tolist(), pairs.j.tolist(), pairs.kind.tolist()):
+        link.setdefault((min(a, b), max(a, b)), str(k))
+    ei, ej = [pairs.i.astype(np.int64)], [pairs.j.astype(np.int64)]
     if provenance is not None:
-        first: dict[int, int] = {}
-        for k, s in enumerate(splits):
-            if s not in SPLITS:
-                continue
-            f = first.setdefault(int(provenance[k]), k)
-            if f != k and splits[f] != s:
-                out.add((names[f], names[k], "provenance"))
+        first_of: dict[int, int] = {}
+        for k in range(n):
+            f = first_of.setdefault(int(provenance[k]), k)
+            if f != k:
+                link.setdefault((f, k), "provenance")
+                ei.append(np.array([f]))
+                ej.append(np.array([k]))
+    comp, _ = duplicate_groups(n, np.concatenate(ei), np.concatenate(ej))
+    first: dict[int, int] = {}
+    out = set()
+    for k, s in enumerate(splits):
+        if s not in SPLITS:
+            continue
+        f = first.setdefault(int(comp[k]), k)
+        if f != k and splits[f] != s:
+            out.add((names[f], names[k], link.get((f, k), "group")))
     return sorted(out)
 
 
