@@ -145,8 +145,10 @@ def near_copies(
         unreadable.extend(t.unreadable + o.unreadable)
     if not t.signatures or not o.signatures:
         return []
-    found = sim.find_cross_pairs(sim.stack(t.signatures), sim.stack(o.signatures), radius=radius,
-                                 max_residual=max_residual, flips=flips)
+    with progress("leak audit: near-copy search", total=None) as advance:
+        found = sim.find_cross_pairs(sim.stack(t.signatures), sim.stack(o.signatures), radius=radius,
+                                     max_residual=max_residual, flips=flips)
+        advance(status=f"{len(found)} pairs")
     out = [NearCopy(t.names[a], o.names[b], str(k), round(float(r), 3))
            for a, b, k, r in zip(found.i.tolist(), found.j.tolist(), found.kind.tolist(), found.residual.tolist())]
     return sorted(out, key=lambda c: (c.test, c.other))
