@@ -403,6 +403,9 @@ def test_cli_writes_the_four_files_with_their_columns(small_split, tmp_path):
     page = (out / "audit.html").read_text()
     assert page.count('class="tile"') >= min(len(issues), 1) and "data:image/png;base64," in page
     assert f'data-path="{issues[0]["path"]}"' in page
+    # the page says how the probabilities were made and which rule flagged the images
+    assert report["method"]["confident_learning"] == "both"
+    assert "a linear probe on the raw pixels" in page and "confident-learning rule: both (flagged by" in page
 
 
 def _one_line_error(res, *needles):
@@ -469,6 +472,7 @@ def test_cv_train_scores_every_image_with_a_model_trained_without_its_fold(noisy
     with (tmp_path / "cv" / "label_issues.csv").open(newline="") as f:
         flagged = {r["path"] for r in csv.DictReader(f)}
     assert len(flagged & flipped) > len(flagged) / 2  # most flags are real flips
+    assert "a model trained once per fold (registry model mlp)" in (tmp_path / "cv" / "audit.html").read_text()
 
 
 def test_audit_shows_what_review_already_decided(noisy_digits, tmp_path):

@@ -263,8 +263,8 @@ th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
 </style></head><body>
 <h1>Label audit</h1>
 <p class="sub">{{ r.counts.images_audited }} images in {{ r.classes|length }} classes from {{ r.data_dir }}
-&middot; {{ r.method.probabilities|replace("_", " ") }} ({{ r.method.embedding }}, {{ r.method.image_size }} px)
-&middot; {{ r.folds }} folds, seed {{ r.seed }} &middot; confident learning: {{ r.method.confident_learning|replace("_", " ") }}</p>
+&middot; {% if r.method.probabilities == "cv_train" %}{{ r.method.embedding|replace("cv-train", "a model trained once per fold") }}{% elif r.method.embedding == "raw" %}a linear probe on the raw pixels{% else %}a linear probe on {{ r.method.embedding }} embeddings{% endif %}, {{ r.method.image_size }} px
+&middot; {{ r.folds }} folds, seed {{ r.seed }} &middot; confident-learning rule: {{ r.method.confident_learning|replace("_", " ") }}{% if r.method.confident_learning == "both" %} (flagged by prune by noise rate and by prune by class){% endif %}</p>
 {% if r.counts.unreadable or r.counts.not_in_class_folder %}<p class="warn">Not audited: {{ r.counts.unreadable }} unreadable file(s),
 {{ r.counts.not_in_class_folder }} outside class folders ({% for k, v in r.counts.not_audited_reasons.items() %}{{ k }}: {{ v }}{% if not loop.last %}, {% endif %}{% endfor %}); listed in audit.json.</p>{% endif %}
 {% for note in r.sources.notes %}<p class="warn">{{ note }}</p>{% endfor %}
