@@ -29,8 +29,9 @@ The steps (section 3.1, "Count"):
 
 Finding the label issues (section 3.2, "Rank and Prune"), `method`:
 
-- `"prune_by_noise_rate"` (PBNR, the paper's and cleanlab's default): for every off-diagonal entry `(i, j)`, flag
-  the `n * Q̂[i][j]` examples labelled `i` with the largest margin `p̂(j; x) - p̂(i; x)`.
+- `"prune_by_noise_rate"` (PBNR, the paper's and cleanlab's default): for every off-diagonal
+  entry `(i, j)`, flag the `n * Q̂[i][j]` examples labelled `i` with the largest margin
+  `p̂(j; x) - p̂(i; x)`.
 - `"prune_by_class"` (PBC): in every class `i`, flag the `n * sum_{j != i} Q̂[i][j]` examples
   labelled `i` with the lowest self-confidence `p̂(i; x)`.
 - `"both"` (C+NR, imgclf's default, `DEFAULT_METHOD`): examples flagged by both PBC and PBNR.
