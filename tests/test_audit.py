@@ -406,6 +406,7 @@ def test_cli_writes_the_four_files_with_their_columns(small_split, tmp_path):
     # the page says how the probabilities were made and which rule flagged the images
     assert report["method"]["confident_learning"] == "both"
     assert "a linear probe on the raw pixels" in page and "confident-learning rule: both (flagged by" in page
+    assert "only when both pruning rules flag it" in page
 
 
 def _one_line_error(res, *needles):

@@ -276,7 +276,7 @@ th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
 {% for s, k in r.counts.label_issues_per_split.items() %}<div class="card">issues in {{ s }}<b>{{ k }}</b></div>{% endfor %}
 </div>
 <h2>Noise per class</h2>
-<p>Estimated share of each folder's images whose true class is another one (1 - p(true = class | label = class), from the calibrated confident joint).</p>
+<p>Estimated share of each folder's images whose true class is another one (1 - p(true = class | label = class), from the calibrated confident joint).{% if r.method.confident_learning == "both" %} An image is a label issue only when both pruning rules flag it, so a class can show some estimated noise and fewer (or no) label issues; every image's <code>label_quality</code> is in scores.csv.{% endif %}</p>
 <table><tr><th>class</th><th>images</th><th>label issues</th><th>estimated noise rate</th><th>out-of-fold accuracy</th><th>threshold t<sub>j</sub></th><th>outliers</th></tr>
 {% for c, row in r.per_class.items() %}<tr><td>{{ c }}</td><td>{{ row.images }}</td><td>{{ row.label_issues }}</td><td>{{ "%.3f"|format(row.estimated_noise_rate) }}</td>
 <td>{{ "%.3f"|format(row.out_of_fold_accuracy) }}</td><td>{{ "%.3f"|format(row.threshold) }}</td><td>{{ row.outliers }}</td></tr>{% endfor %}
