@@ -81,7 +81,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import lru_cache
 
 import numpy as np
@@ -217,14 +217,12 @@ class Signatures:
     @property
     def nbytes(self) -> int:
         """int: bytes of the stacked arrays."""
-        return sum(a.nbytes for a in (self.digests, self.large, self.codes, self.flip_codes, self.window_codes,
-                                      self.gray, self.colour))
+        return sum(getattr(self, f.name).nbytes for f in fields(self))
 
     def take(self, index: np.ndarray | Sequence[int]) -> Signatures:
         """The signatures at `index` (int array), in that order."""
         k = np.asarray(index, dtype=np.int64)
-        return Signatures(self.digests[k], self.large[k], self.codes[k], self.flip_codes[k], self.window_codes[k],
-                          self.gray[k], self.colour[k])
+        return Signatures(*(getattr(self, f.name)[k] for f in fields(self)))
 
 
 @dataclass(frozen=True)
