@@ -34,7 +34,6 @@ from typing import Any
 
 from imgclf.clean import similarity as sim
 from imgclf.errors import ImageError
-from imgclf.images import ORIGINAL_SIZE_KEY, open_image
 from imgclf.inputs import ImageListing
 from imgclf.parallel import default_workers
 from imgclf.ui import progress
@@ -85,10 +84,9 @@ def _name(path: Path, base: Path) -> str:
 def _fingerprint(listing: ImageListing, base: Path, workers: int, what: str) -> _Fingerprints:
     def one(path: Path):
         try:
-            img = open_image(path, draft=sim.WORK_SIDE)
+            return sim.file_signature(path)
         except ImageError as exc:
             return exc
-        return sim.signature(img, size=img.info.get(ORIGINAL_SIZE_KEY))
 
     out = _Fingerprints()
     with progress(f"leak audit: fingerprint {what}", total=len(listing)) as advance, ThreadPoolExecutor(workers) as pool:

@@ -48,7 +48,6 @@ import numpy as np
 from imgclf.config import SplitConfig
 from imgclf.errors import ConfigError, DataError, ImageError
 from imgclf.fsutil import atomic_write_json, atomic_write_text, tmp_path_for
-from imgclf.images import ORIGINAL_SIZE_KEY, open_image
 from imgclf.inputs import SUBSETS, class_folders, is_presplit, list_images
 from imgclf.parallel import default_workers
 from imgclf.ui import progress, summary
@@ -246,14 +245,13 @@ def _prepare_out(src: Path, out: Path) -> None:
 
 def _signatures(files: list[Path]):
     """Decodes every file once (JPEG draft at 256 px) and computes its detector signature."""
-    from imgclf.clean.similarity import WORK_SIDE, signature, stack
+    from imgclf.clean.similarity import file_signature, stack
 
     def one(p: Path):
         try:
-            img = open_image(p, draft=WORK_SIDE)
+            return file_signature(p)
         except ImageError as exc:
             raise DataError(f"cannot read {p}: {exc.reason} ({exc.detail})", "run `imgclf clean` on the raw data first") from None
-        return signature(img, size=img.info.get(ORIGINAL_SIZE_KEY))
 
     sigs = []
     with progress("split: fingerprint", total=len(files)) as advance, ThreadPoolExecutor(default_workers()) as pool:

@@ -432,6 +432,28 @@ def signature(img: Image.Image, size: tuple[int, int] | None = None) -> Signatur
     )
 
 
+def file_signature(path) -> Signature:
+    """Decodes one image file the way the detector expects and computes its signature.
+
+    `imgclf.images.open_image` with a JPEG draft decode at `WORK_SIDE` (256) pixels, then
+    `signature` with the picture's full size. Used by `split` and the evaluation's leak audit
+    (`clean` computes signatures inside its own verification, `imgclf.clean.verify`).
+
+    Args:
+        path: str or Path. An image file.
+
+    Returns:
+        Signature.
+
+    Raises:
+        imgclf.errors.ImageError: the file cannot be decoded (its `reason` says why).
+    """
+    from imgclf.images import ORIGINAL_SIZE_KEY, open_image
+
+    img = open_image(path, draft=WORK_SIDE)
+    return signature(img, size=img.info.get(ORIGINAL_SIZE_KEY))
+
+
 def stack(signatures: Sequence[Signature]) -> Signatures:
     """Stacks per-image signatures into arrays.
 
