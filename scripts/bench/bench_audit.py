@@ -49,6 +49,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 # cleanlab filter_by value for each imgclf method.
 CLEANLAB_RULES = {
+    "low_self_confidence": "low_self_confidence",
     "prune_by_noise_rate": "prune_by_noise_rate",
     "prune_by_class": "prune_by_class",
     "both": "both",

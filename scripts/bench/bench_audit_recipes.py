@@ -49,7 +49,7 @@ RECIPES: dict[str, tuple[dict, int | None]] = {
     "k2-epochs10": ({"epochs": 10}, 30000),              # one of 2 folds
 }
 
-RULES = ("prune_by_noise_rate", "both", "prune_by_class")
+RULES = ("low_self_confidence", "prune_by_noise_rate", "both", "prune_by_class")
 
 
 def f1(mask: np.ndarray, flipped: np.ndarray) -> float:

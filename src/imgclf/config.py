@@ -372,9 +372,10 @@ class AuditConfig(StrictModel):
         batch_size: int, default 64. Images per batch when embedding.
         folds: int, default 5. Cross-validation folds (K), >= 2.
         seed: int, default 42. Folds, PCA, training.
-        method: str, default `"both"`. Confident-learning rule
-            (`imgclf.audit.confident.METHODS`; `both` = C+NR, the examples flagged by prune by
-            noise rate and by prune by class, see `imgclf.audit.confident.DEFAULT_METHOD`).
+        method: str, default `"low_self_confidence"`. Confident-learning rule
+            (`imgclf.audit.confident.METHODS`; `low_self_confidence` = as many images as the
+            confident joint counts under another class, those of lowest self-confidence; see
+            `imgclf.audit.confident.DEFAULT_METHOD`).
         groups: bool, default True. Keep duplicate / provenance groups in one fold.
         classifier_c: float, default 0.01. Inverse L2 strength of the logistic regression.
         pca: int or None, default 256. Embeddings longer than this are reduced to this many
@@ -403,7 +404,9 @@ class AuditConfig(StrictModel):
     batch_size: int = Field(default=64, ge=1, le=4096)
     folds: int = Field(default=5, ge=2, le=50)
     seed: int = 42
-    method: Literal["prune_by_noise_rate", "prune_by_class", "both", "confident_joint", "predicted_neq_given"] = "both"
+    method: Literal[
+        "low_self_confidence", "prune_by_noise_rate", "prune_by_class", "both", "confident_joint", "predicted_neq_given"
+    ] = "low_self_confidence"
     groups: bool = True
     classifier_c: float = Field(default=0.01, gt=0)
     pca: int | None = Field(default=256, ge=2)

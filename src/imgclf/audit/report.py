@@ -264,7 +264,7 @@ th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
 <h1>Label audit</h1>
 <p class="sub">{{ r.counts.images_audited }} images in {{ r.classes|length }} classes from {{ r.data_dir }}
 &middot; {% if r.method.probabilities == "cv_train" %}{{ r.method.embedding|replace("cv-train", "a model trained once per fold") }}{% elif r.method.embedding == "raw" %}a linear probe on the raw pixels{% else %}a linear probe on {{ r.method.embedding }} embeddings{% endif %}, {{ r.method.image_size }} px
-&middot; {{ r.folds }} folds, seed {{ r.seed }} &middot; confident-learning rule: {{ r.method.confident_learning|replace("_", " ") }}{% if r.method.confident_learning == "both" %} (flagged by prune by noise rate and by prune by class){% endif %}</p>
+&middot; {{ r.folds }} folds, seed {{ r.seed }} &middot; confident-learning rule: {{ r.method.confident_learning|replace("_", " ") }}{% if r.method.confident_learning == "both" %} (flagged by prune by noise rate and by prune by class){% elif r.method.confident_learning == "low_self_confidence" %} (the images of lowest self-confidence, as many as the confident joint counts under another class){% endif %}</p>
 {% if r.counts.unreadable or r.counts.not_in_class_folder %}<p class="warn">Not audited: {{ r.counts.unreadable }} unreadable file(s),
 {{ r.counts.not_in_class_folder }} outside class folders ({% for k, v in r.counts.not_audited_reasons.items() %}{{ k }}: {{ v }}{% if not loop.last %}, {% endif %}{% endfor %}); listed in audit.json.</p>{% endif %}
 {% for note in r.sources.notes %}<p class="warn">{{ note }}</p>{% endfor %}
@@ -276,7 +276,7 @@ th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
 {% for s, k in r.counts.label_issues_per_split.items() %}<div class="card">issues in {{ s }}<b>{{ k }}</b></div>{% endfor %}
 </div>
 <h2>Noise per class</h2>
-<p>Estimated share of each folder's images whose true class is another one (1 - p(true = class | label = class), from the calibrated confident joint).{% if r.method.confident_learning == "both" %} An image is a label issue only when both pruning rules flag it, so a class can show some estimated noise and fewer (or no) label issues; every image's <code>label_quality</code> is in scores.csv.{% endif %}</p>
+<p>Estimated share of each folder's images whose true class is another one (1 - p(true = class | label = class), from the calibrated confident joint).{% if r.method.confident_learning == "both" %} An image is a label issue only when both pruning rules flag it, so a class can show some estimated noise and fewer (or no) label issues; every image's <code>label_quality</code> is in scores.csv.{% elif r.method.confident_learning == "low_self_confidence" %} The label issues are the images of lowest <code>label_quality</code> over all classes, as many as the confident joint counts under another class (uncalibrated), so a class the model is unsure about overall can show estimated noise and fewer label issues; every image's <code>label_quality</code> is in scores.csv.{% endif %}</p>
 <table><tr><th>class</th><th>images</th><th>label issues</th><th>estimated noise rate</th><th>out-of-fold accuracy</th><th>threshold t<sub>j</sub></th><th>outliers</th></tr>
 {% for c, row in r.per_class.items() %}<tr><td>{{ c }}</td><td>{{ row.images }}</td><td>{{ row.label_issues }}</td><td>{{ "%.3f"|format(row.estimated_noise_rate) }}</td>
 <td>{{ "%.3f"|format(row.out_of_fold_accuracy) }}</td><td>{{ "%.3f"|format(row.threshold) }}</td><td>{{ row.outliers }}</td></tr>{% endfor %}

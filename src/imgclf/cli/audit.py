@@ -30,7 +30,7 @@ def register(app: typer.Typer) -> None:
         cv_epochs: int | None = opt(A, "cv_epochs", "--cv-epochs", help="Epochs per fold with --cv-train."),
         train_config: Path | None = opt(A, "train_config", "--train-config", help="With --cv-train: a run YAML whose train: section is the model to retrain."),
         seed: int | None = opt(A, "seed", "--seed", help="Random seed (folds, PCA, training)."),
-        method: str | None = opt(A, "method", "--method", help="Confident-learning rule: both (C+NR: flagged by prune by noise rate and by prune by class), prune_by_noise_rate, prune_by_class, confident_joint, predicted_neq_given."),
+        method: str | None = opt(A, "method", "--method", help="Confident-learning rule: low_self_confidence (as many images as the confident joint counts under another class, lowest self-confidence first), prune_by_noise_rate, prune_by_class, both (C+NR), confident_joint, predicted_neq_given."),
         weights: str | None = opt(A, "weights", "--weights", help="Registry names only: imagenet, none, or a weights file."),
         size: int | None = opt(A, "size", "--size", help="Input side in pixels."),
         batch_size: int | None = opt(A, "batch_size", "--batch-size", help="Images per batch when embedding."),
