@@ -66,7 +66,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: Values accepted by `find_label_issues(method=...)`, the paper's section 3.2 rules.
+#: Values accepted by `find_label_issues(method=...)`: the paper's section 3.2 rules and the
+#: count-then-rank rule `low_self_confidence` (the default).
 METHODS: tuple[str, ...] = (
     "low_self_confidence",
     "prune_by_noise_rate",

@@ -67,10 +67,11 @@ def default_recipe(**overrides: Any) -> TrainConfig:
     `DEFAULT_RECIPE`: the residual `cnn` with width 16 and 5 stages (the Fashion-MNIST recipe's
     architecture, configs/fashion_mnist.yaml), AdamW (lr 3e-3, weight decay 0.05), cosine decay
     with 1 warmup epoch, batch 256, horizontal flips, 3 epochs: 5 folds of 60,000 Fashion-MNIST
-    images in 13 minutes on 2 idle CPU cores (scripts/bench/bench_audit.py). Five epochs found
-    the flipped labels of one fold with F1 0.787 (rule both) where three gave 0.775, for 1.6 times the time;
-    label smoothing 0.1 gave 0.778; fewer folds trained longer scored lower (more of the wrong
-    labels learnt): scripts/bench/bench_audit_recipes.py, docs/benchmarks.md.
+    images in 13-16 minutes on 2 idle CPU cores (scripts/bench/bench_audit.py). Scored with rule
+    `both`, five epochs found the flipped labels of one fold with F1 0.787 where three gave
+    0.775, for 1.6 times the time; label smoothing 0.1 gave 0.778; fewer folds trained longer
+    scored lower (more of the wrong labels learnt): scripts/bench/bench_audit_recipes.py,
+    docs/benchmarks.md.
     `fit_recipe_to_data` adapts batch size and epochs to small folders.
 
     Args:
