@@ -249,3 +249,30 @@ def test_strategies_mixed_precision_jit_and_determinism_on_two_logical_cpus(tmp_
     assert all(res[k]["status"] == "finished" for k in ("mirrored", "multiworker", "det1"))
     assert all(np.isfinite(res[k]["loss"]).all() for k in ("mirrored", "multiworker", "det1"))
     assert res["det1"]["loss"] == res["det2"]["loss"]  # --deterministic (+ --jit) + same seed: same numbers
+
+
+def test_ema_checkpoints_hold_the_moving_average_that_was_validated(tmp_path):
+    """With `ema_momentum` the saved models are the weights' moving average, not the last step's
+    weights, and the val_loss logged is that of the saved model."""
+    data = make_split(tmp_path / "split")
+    plain = train(data, tiny_cfg(epochs=2, learning_rate=0.05, deterministic=True), run_dir=tmp_path / "plain")
+    ema = train(
+        data, tiny_cfg(epochs=2, learning_rate=0.05, deterministic=True, ema_momentum=0.9), run_dir=tmp_path / "ema"
+    )
+    assert load_run_info(ema).config["ema_momentum"] == 0.9
+    a = keras.models.load_model(plain / "last.keras", compile=False)
+    b = keras.models.load_model(ema / "last.keras", compile=False)
+    # Same seed, data and steps: the trained weights follow the same path, so only the averaging
+    # can make the EMA run's saved kernels differ from the plain run's.
+    diff = max(float(np.max(np.abs(x - y))) for x, y in zip(a.get_weights(), b.get_weights()))
+    assert diff > 1e-3
+
+    from imgclf.data import image_dataset
+    from imgclf.inputs import list_images
+
+    info = load_run_info(ema)
+    hist = read_history(ema)
+    best = keras.models.load_model(ema / "best.keras", compile=False)
+    best.compile(loss="sparse_categorical_crossentropy")
+    val = image_dataset(list_images(data / "val", class_names=info.class_names), info.input_spec, 8, shuffle=False)
+    assert best.evaluate(val, verbose=0) == pytest.approx(hist[info.best_epoch - 1]["val_loss"], rel=1e-4)

@@ -253,6 +253,9 @@ class TrainConfig(StrictModel):
     dropout: float | None = Field(default=None, ge=0, lt=1)  # None = the model's own default
     model_options: dict[str, Any] = Field(default_factory=dict)  # builder options, e.g. {width: 48, depth: [2, 2, 2]}
     label_smoothing: float = Field(default=0.0, ge=0, lt=1)
+    ema_momentum: float | None = Field(
+        default=None, gt=0, lt=1, json_schema_extra={"default_text": "off"}
+    )  # Polyak averaging: validate, checkpoint and save the weights' exponential moving average (e.g. 0.999)
     class_weights: bool = True
     imbalance_warn_ratio: float = Field(default=3.0, ge=1)
     early_stopping_patience: int = Field(default=5, ge=1)

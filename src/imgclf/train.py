@@ -17,6 +17,10 @@ What a run does, in order:
    (`best.keras`, lowest `val_loss`) and last (`last.keras`), both written atomically,
    `EarlyStopping(restore_best_weights=True)` and (schedule "plateau") `ReduceLROnPlateau` on
    `val_loss`, `CSVLogger` (`history.csv`), `TensorBoard` (`logs/`), and a rich progress bar.
+   With `ema_momentum`, the optimizer keeps the weights' exponential moving average (Polyak
+   averaging) and `SwapEMAWeights` puts it in the model for validation and for the callbacks
+   above, so the checkpoints hold the average; the trained weights are swapped back before
+   `BackupAndRestore` saves the epoch.
 5. Pretrained backbones (`weights` imagenet or a file, models with `pretrained=True`) train in
    two phases, as in the Keras transfer-learning guide: phase 1 trains the head with the
    backbone frozen; phase 2 starts from `best.keras`, unfreezes the top `fine_tune_layers`
@@ -236,7 +240,23 @@ def _callbacks_module():
                 cm, self._cm, self._advance = self._cm, None, None
                 cm.__exit__(None, None, None)
 
-    return AtomicModelCheckpoint, LearningRateLogger, RichProgress
+    class SwapEMAWeightsBack(keras.callbacks.Callback):
+        """Puts the trained weights back in the model at the end of an epoch, after the callbacks
+        that must see the moving average (validation, checkpoints, early stopping) and before
+        `BackupAndRestore`, so a resumed run continues from the trained weights with the average
+        in the optimizer. Partner of `keras.callbacks.SwapEMAWeights(swap_on_epoch=True)`, which
+        swaps the average in at the end of an epoch and back only at the next epoch's start."""
+
+        def __init__(self, swap: keras.callbacks.SwapEMAWeights):
+            super().__init__()
+            self.swap = swap
+
+        def on_epoch_end(self, epoch, logs=None):
+            if self.swap._ema_weights_in_model:
+                self.swap._swap_variables()
+                self.swap._ema_weights_in_model = False
+
+    return AtomicModelCheckpoint, LearningRateLogger, RichProgress, SwapEMAWeightsBack
 
 
 # --------------------------------------------------------------------------------- train
@@ -266,11 +286,13 @@ def _set_trainable_for_phase(model: keras.Model, phase: int, fine_tune_layers: i
 def _optimizer(cfg: TrainConfig, learning_rate: Any):
     import keras
 
+    # Polyak averaging (Polyak & Juditsky, 1992): Keras keeps avg = m * avg + (1 - m) * w per step.
+    ema = {"use_ema": True, "ema_momentum": cfg.ema_momentum} if cfg.ema_momentum is not None else {}
     if cfg.optimizer == "adam":
-        return keras.optimizers.Adam(learning_rate)
+        return keras.optimizers.Adam(learning_rate, **ema)
     if cfg.optimizer == "adamw":
-        return keras.optimizers.AdamW(learning_rate, weight_decay=cfg.weight_decay)
-    return keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True)
+        return keras.optimizers.AdamW(learning_rate, weight_decay=cfg.weight_decay, **ema)
+    return keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True, **ema)
 
 
 def _learning_rate(cfg: TrainConfig, base: float, epochs: int, steps: int, schedule: str):
@@ -453,7 +475,7 @@ def _fit_phase(fit: _Fit, phase: Phase) -> None:
     """Runs one `Phase`: compile, callbacks, `model.fit`, then records it in `train_state.json`."""
     import keras
 
-    AtomicModelCheckpoint, LearningRateLogger, RichProgress = _callbacks_module()
+    AtomicModelCheckpoint, LearningRateLogger, RichProgress, SwapEMAWeightsBack = _callbacks_module()
     cfg, run_dir = fit.cfg, fit.run_dir
     if fit.two_phase:
         n = _set_trainable_for_phase(fit.model, phase.number, cfg.fine_tune_layers)
@@ -476,6 +498,10 @@ def _fit_phase(fit: _Fit, phase: Phase) -> None:
         AtomicModelCheckpoint(str(run_dir / LAST_MODEL), save_best_only=False),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.early_stopping_patience, restore_best_weights=True),
     ]
+    if cfg.ema_momentum is not None:
+        # The moving average is what validation, history.csv, both checkpoints and early stopping see.
+        swap = keras.callbacks.SwapEMAWeights(swap_on_epoch=True)
+        cbs = [swap, *cbs, SwapEMAWeightsBack(swap)]
     if phase.schedule == "plateau":
         cbs.append(
             keras.callbacks.ReduceLROnPlateau(
