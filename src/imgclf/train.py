@@ -245,7 +245,10 @@ def _callbacks_module():
         that must see the moving average (validation, checkpoints, early stopping) and before
         `BackupAndRestore`, so a resumed run continues from the trained weights with the average
         in the optimizer. Partner of `keras.callbacks.SwapEMAWeights(swap_on_epoch=True)`, which
-        swaps the average in at the end of an epoch and back only at the next epoch's start."""
+        swaps the average in at the end of an epoch and back only at the next epoch's start.
+        Uses that callback's own swap (`_swap_variables`, `_ema_weights_in_model`: Keras 3
+        internals, exercised by tests/test_train.py) so the two never disagree on where the
+        average is."""
 
         def __init__(self, swap: keras.callbacks.SwapEMAWeights):
             super().__init__()
