@@ -20,11 +20,11 @@ import numpy as np
 from imgclf.fsutil import atomic_write_bytes, atomic_write_text
 
 
-def _figure(width: float, height: float) -> Any:
+def _figure(width: float, height: float, layout: str | None = None) -> Any:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), dpi=100)
+    fig = Figure(figsize=(width, height), dpi=100, layout=layout)
     FigureCanvasAgg(fig)
     return fig
 
@@ -168,7 +168,7 @@ def plot_gallery(images: np.ndarray, captions: Sequence[Mapping[str, Any]], path
         return _save(fig, path)
     cols = min(columns, n)
     rows = -(-n // cols)
-    fig = _figure(3 * cols, 3.3 * rows)
+    fig = _figure(3 * cols, 3.3 * rows, layout="constrained")  # keeps the suptitle above the captions
     for i in range(n):
         ax = fig.add_subplot(rows, cols, i + 1)
         ax.imshow(images[i], interpolation="nearest" if images[i].shape[0] < 96 else "antialiased")
