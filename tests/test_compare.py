@@ -134,6 +134,32 @@ def test_compare_two_models_writes_leaderboard_with_intervals_and_mcnemar(tmp_pa
     assert out_json["groups"][0]["runs"] == [str(a)]
 
 
+def test_compare_page_fits_a_laptop_window(browser, tmp_path):
+    """The leaderboard (value and interval per cell) wraps inside a 1,280 px window instead of
+    scrolling sideways, and never inside an interval."""
+    a = _evaluated(tmp_path / "a")
+    b = _evaluated(tmp_path / "b")
+    info = load_run_info(b)
+    info.label = "cnn-with-a-long-name"
+    save_run_info(b, info)
+    out = tmp_path / "cmp"
+    res = runner.invoke(app, ["compare", str(a), str(b), "--out", str(out)], terminal_width=400)
+    assert res.exit_code == 0, res.output
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    try:
+        page.goto((out / "compare.html").as_uri())
+        sizes = page.evaluate("""() => ({
+            page: [document.documentElement.scrollWidth, document.documentElement.clientWidth],
+            boxes: [...document.querySelectorAll('.scroll')].map(d => [d.scrollWidth, d.clientWidth]),
+            cell: document.querySelector('table tr:nth-child(2) td:nth-child(2)').innerText,
+        })""")
+    finally:
+        page.close()
+    assert sizes["page"][0] <= sizes["page"][1], sizes
+    assert sizes["boxes"] and all(w <= c for w, c in sizes["boxes"]), sizes  # no table scrolls in its box
+    assert "[" in sizes["cell"] and "\n" not in sizes["cell"].split("[", 1)[1], sizes  # the interval stays whole
+
+
 def test_plan_runs_gives_each_model_and_seed_its_own_folder(tmp_path):
     from imgclf.run import comparison_dir, plan_runs
 

@@ -37,9 +37,6 @@ from imgclf.review.decisions import (
     read_decisions,
 )
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 URL_LINE = re.compile(r"review: (http://127\.0\.0\.1:(\d+)/\?token=([A-Za-z0-9_-]{20,}))\n")
 WAIT_MS = 30_000  # upper bound for the page to react; never an assertion on speed
 
@@ -160,17 +157,6 @@ def reports(cleaned, tmp_path) -> dict[str, Path]:
                    "probability": 0.9})
     (run / "metrics.json").write_text(json.dumps({"accuracy": 0.5, "confident_errors": errors}))
     return {"audit": audit, "run": run, "issues": [p for p, *_ in issues]}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.skip("browser tests need Debian's chromium at /usr/bin/chromium (installed by .ci/system-packages)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[test]' installs playwright")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 # -------------------------------------------------------------------------- pure replay

@@ -19,7 +19,7 @@ keras = pytest.importorskip("keras")
 from imgclf.config import TrainConfig  # noqa: E402
 from imgclf.rundir import load_run_info  # noqa: E402
 from imgclf.rundir import read_history  # noqa: E402
-from imgclf.train import compute_class_weights, train  # noqa: E402
+from imgclf.train import build_optimizer, compute_class_weights, train  # noqa: E402
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -53,6 +53,21 @@ def test_compute_class_weights_balanced():
     assert w == pytest.approx({0: 60 / (3 * 30), 1: 60 / (3 * 10), 2: 60 / (3 * 20)})
     # weighted counts are equal: every class weighs the same in the loss
     assert 30 * w[0] == pytest.approx(10 * w[1]) == pytest.approx(20 * w[2])
+
+
+@pytest.mark.parametrize(("optimizer", "weight_decay", "expected"), [
+    ("sgd", 0.5, 1 - 0.1 * 0.5),  # SGDW: w -= lr * wd * w, whatever the gradient
+    ("sgd", 0.0, 1.0),
+    ("adamw", 0.5, 1 - 0.1 * 0.5),
+    ("adam", 0.5, 1.0),  # Adam takes no weight decay
+])
+def test_build_optimizer_applies_decoupled_weight_decay(optimizer, weight_decay, expected):
+    opt = build_optimizer(tiny_cfg(optimizer=optimizer, weight_decay=weight_decay), 0.1)
+    w = keras.Variable(np.ones(4, dtype="float32"))
+    opt.apply_gradients([(keras.ops.zeros(4), w)])  # a zero gradient: only weight decay moves w
+    assert keras.ops.convert_to_numpy(w) == pytest.approx(np.full(4, expected))
+    if optimizer == "sgd":
+        assert opt.nesterov and opt.momentum == 0.9
 
 
 def test_train_writes_the_run_and_best_keras_is_the_best_epoch(tmp_path, capsys):

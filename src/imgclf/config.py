@@ -247,7 +247,7 @@ class TrainConfig(StrictModel):
     batch_size: int = Field(default=32, ge=1)
     learning_rate: float = Field(default=1e-3, gt=0)
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    weight_decay: float = Field(default=1e-4, ge=0)  # adamw only (decoupled weight decay)
+    weight_decay: float = Field(default=1e-4, ge=0)  # adamw and sgd (decoupled: w -= lr * wd * w per step); adam: none
     schedule: Literal["plateau", "cosine"] = "plateau"  # plateau: ReduceLROnPlateau; cosine: warmup + cosine decay per step
     warmup_epochs: int = Field(default=1, ge=0)  # cosine: linear warmup from learning_rate / 10
     dropout: float | None = Field(default=None, ge=0, lt=1)  # None = the model's own default

@@ -5,8 +5,9 @@ model input, used by every command -- inside `tf.data` (`tf.numpy_function`, par
 deterministic order). `image_dataset` builds `train`'s pipeline on it, in the order the
 TensorFlow "Better performance with the tf.data API" guide recommends: indices -> parallel
 load -> `cache()` in memory when it fits -> shuffle -> batch -> augment (Keras preprocessing
-layers, on the CPU, in the pipeline, on whole batches) -> `prefetch(AUTOTUNE)`. So validation
-during training sees exactly the pixels `imgclf evaluate --split val` sees.
+layers, on the CPU, in the pipeline, on whole batches) -> `prefetch`, with tf.data's autotuner
+off (`static_options`). So validation during training sees exactly the pixels `imgclf evaluate
+--split val` sees.
 
 Images come out as float32 raw RGB in `[0, 255]`, shape `(batch, image_size, image_size, 3)`;
 models do their own preprocessing inside (see `imgclf.models.registry`).
@@ -181,7 +182,8 @@ class TFImages:
     @property
     def dataset(self) -> tf.data.Dataset:
         """`(image, ok, index)` for every input, in input order (parallel, deterministic map)."""
-        return self.indices().map(self.map_fn, num_parallel_calls=self.workers, deterministic=True)
+        ds = self.indices().map(self.map_fn, num_parallel_calls=self.workers, deterministic=True)
+        return ds.with_options(static_options())
 
     def raise_bugs(self) -> None:
         """Raises the first bug seen while loading, if any."""
@@ -282,7 +284,27 @@ def image_dataset(
         ds = ds.map(lambda x, y: (augment(tf.cast(x, tf.float32), training=True), y), num_parallel_calls=autotune)
     else:
         ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=autotune)
-    return ds.prefetch(autotune)
+    return ds.prefetch(autotune).with_options(static_options())
+
+
+def static_options() -> tf.data.Options:
+    """`tf.data.Options` with tf.data's autotuner off, for every imgclf pipeline.
+
+    `AUTOTUNE` parallelism then resolves to the number of CPU cores and `prefetch(AUTOTUNE)`
+    to tf.data's default buffer, fixed for the whole run. The autotuner's own background work
+    competes with training on a small CPU: measured on 2 cores (docs/benchmarks.md, "tf.data's
+    autotuner and the slow epochs"), with it on about half of the epochs of `imgclf train` on
+    Fashion-MNIST took 1.6-1.9x as long as the others, whichever epoch; with it off every
+    epoch ran at the fast speed.
+
+    Returns:
+        tf.data.Options: `autotune.enabled = False`; apply with `Dataset.with_options`.
+    """
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return options
 
 
 def augment_preview(

@@ -384,6 +384,10 @@ def plot_leaderboard(
     fig.tight_layout()
     return _save(fig, path)
 
+#: The compare page: wider than the report, run names kept on one line, the table scrolling
+#: inside its own box (never the page) when even two-line cells do not fit.
+_COMPARE_CSS = "body{max-width:1400px}td:first-child{white-space:nowrap}.scroll{overflow-x:auto}"
+
 
 def write_compare_html(
     path: str | os.PathLike,
@@ -418,14 +422,19 @@ def write_compare_html(
     def code(text: str) -> str:
         return re.sub(r"`([^`]*)`", r"<code>\1</code>", e(text))
 
+    def cell(text: str) -> str:
+        # A value and its interval, "0.9452 [0.9409, 0.9493]", may wrap only before the
+        # bracket, so a wide leaderboard breaks into two lines per cell instead of scrolling.
+        return re.sub(r"\[[^\]]*\]", lambda m: m.group(0).replace(" ", "&nbsp;"), e(text))
+
     def table(cols: Sequence[str], body: Sequence[Sequence[str]]) -> str:
         head = "".join(f"<th>{e(c)}</th>" for c in cols)
-        lines = "".join("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in r) + "</tr>" for r in body)
-        return f"<table><tr>{head}</tr>{lines}</table>"
+        lines = "".join("<tr>" + "".join(f"<td>{cell(str(c))}</td>" for c in r) + "</tr>" for r in body)
+        return f"<div class='scroll'><table><tr>{head}</tr>{lines}</table></div>"
 
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>{e(title)}</title><style>{_CSS}td{{white-space:nowrap}}</style></head><body>",
+        f"<title>{e(title)}</title><style>{_CSS}{_COMPARE_CSS}</style></head><body>",
         f"<h1>{e(title)}</h1>",
     ]
     if warning:

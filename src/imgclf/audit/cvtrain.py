@@ -12,7 +12,7 @@ run's `run.json` config, a run YAML's `train:` section, or `default_recipe()`):
 
 - `model`, `weights`, `model_options`, `dropout`: the architecture (`create_model`);
 - `epochs`, `batch_size`, `learning_rate`, `optimizer` (`adam`, `adamw` with `weight_decay`,
-  `sgd` with Nesterov momentum 0.9), `warmup_epochs`: a per-step cosine decay with linear warmup
+  `sgd` with Nesterov momentum 0.9 and `weight_decay`; `imgclf.train.build_optimizer`), `warmup_epochs`: a per-step cosine decay with linear warmup
   from `learning_rate / 10` (Loshchilov & Hutter, 2017; Goyal et al., 2017). `schedule:
   plateau` has no validation loss to watch here, so it is replaced by the same cosine decay;
 - `label_smoothing`, `class_weights` (scikit-learn `compute_class_weight("balanced")` on the
@@ -137,16 +137,6 @@ def _learning_rate(cfg: TrainConfig, epochs: int, steps: int):
     )
 
 
-def _optimizer(cfg: TrainConfig, lr: Any):
-    import keras
-
-    if cfg.optimizer == "adamw":
-        return keras.optimizers.AdamW(lr, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "sgd":
-        return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True)
-    return keras.optimizers.Adam(lr)
-
-
 def _freeze_backbone(model: Any) -> None:
     import keras
 
@@ -225,6 +215,7 @@ def _train_folds(x: np.ndarray, y: np.ndarray, fold_ids: np.ndarray, num_classes
 
     from imgclf.data import build_augmenter
     from imgclf.models import create_model, get_spec
+    from imgclf.train import build_optimizer
     from imgclf.ui import progress
 
     spec = get_spec(cfg.model)
@@ -259,7 +250,7 @@ def _train_folds(x: np.ndarray, y: np.ndarray, fold_ids: np.ndarray, num_classes
                 if smoothing > 0
                 else keras.losses.SparseCategoricalCrossentropy()
             )
-            model.compile(optimizer=_optimizer(cfg, _learning_rate(cfg, epochs, steps)), loss=loss)
+            model.compile(optimizer=build_optimizer(cfg, _learning_rate(cfg, epochs, steps), ema=False), loss=loss)
             augmenter = build_augmenter(cfg.augment, seed=cfg.seed + int(k))
             ds = tf.data.Dataset.from_tensor_slices((x[train], y[train]))
             ds = ds.shuffle(len(train), seed=cfg.seed + int(k), reshuffle_each_iteration=True).batch(cfg.batch_size)
