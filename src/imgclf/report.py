@@ -424,7 +424,8 @@ def write_compare_html(
 
     def cell(text: str) -> str:
         # A value and its interval, "0.9452 [0.9409, 0.9493]", may wrap only before the
-        # bracket, so a wide leaderboard breaks into two lines per cell instead of scrolling.
+        # bracket: a wide leaderboard breaks into two lines per cell, and what still does not
+        # fit scrolls inside its box (`.scroll`), never the page.
         return re.sub(r"\[[^\]]*\]", lambda m: m.group(0).replace(" ", "&nbsp;"), e(text))
 
     def table(cols: Sequence[str], body: Sequence[Sequence[str]]) -> str:
