@@ -384,9 +384,10 @@ def plot_leaderboard(
     fig.tight_layout()
     return _save(fig, path)
 
-#: The compare page: wider than the report, run names kept on one line, the table scrolling
-#: inside its own box (never the page) when even two-line cells do not fit.
-_COMPARE_CSS = "body{max-width:1400px}td:first-child{white-space:nowrap}.scroll{overflow-x:auto}"
+
+#: The compare page: wider than the report, each table scrolling inside its own box (never
+#: the page) when even two-line cells do not fit.
+_COMPARE_CSS = "body{max-width:1400px}.scroll{overflow-x:auto}"
 
 
 def write_compare_html(

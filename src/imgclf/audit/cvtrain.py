@@ -12,9 +12,10 @@ run's `run.json` config, a run YAML's `train:` section, or `default_recipe()`):
 
 - `model`, `weights`, `model_options`, `dropout`: the architecture (`create_model`);
 - `epochs`, `batch_size`, `learning_rate`, `optimizer` (`adam`, `adamw` with `weight_decay`,
-  `sgd` with Nesterov momentum 0.9 and `weight_decay`; `imgclf.train.build_optimizer`), `warmup_epochs`: a per-step cosine decay with linear warmup
-  from `learning_rate / 10` (Loshchilov & Hutter, 2017; Goyal et al., 2017). `schedule:
-  plateau` has no validation loss to watch here, so it is replaced by the same cosine decay;
+  `sgd` with Nesterov momentum 0.9 and `weight_decay`; `imgclf.train.build_optimizer`),
+  `warmup_epochs`: a per-step cosine decay with linear warmup from `learning_rate / 10`
+  (Loshchilov & Hutter, 2017; Goyal et al., 2017). `schedule: plateau` has no validation loss
+  to watch here, so it is replaced by the same cosine decay;
 - `label_smoothing`, `class_weights` (scikit-learn `compute_class_weight("balanced")` on the
   fold's training labels), `augment` (`imgclf.data.build_augmenter`), `seed` (fold k uses
   `seed + k`);
