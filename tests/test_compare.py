@@ -153,12 +153,20 @@ def test_compare_page_never_scrolls_sideways(browser, tmp_path):
             page: [document.documentElement.scrollWidth, document.documentElement.clientWidth],
             boxes: [...document.querySelectorAll('.scroll')].map(d => [d.scrollWidth, d.clientWidth]),
             cell: document.querySelector('table tr:nth-child(2) td:nth-child(4)').innerText,
+            align: [...document.querySelector('table').rows[1].cells].map(
+                (c, k) => [document.querySelector('table').rows[0].cells[k].innerText, c.innerText,
+                           getComputedStyle(c).textAlign]),
         })""")
     finally:
         page.close()
     assert sizes["page"][0] <= sizes["page"][1], sizes
     assert len(sizes["boxes"]) == 2 and all(c <= sizes["page"][1] for _, c in sizes["boxes"]), sizes
     assert "[" in sizes["cell"] and "\n" not in sizes["cell"].split("[", 1)[1], sizes  # the interval stays whole
+    # names read from the left, figures line up on the right
+    align = {head: (text, how) for head, text, how in sizes["align"]}
+    assert align["model"][1] == "left", sizes["align"]
+    assert [how for head, text, how in sizes["align"] if text[:1].isdigit() and head != "#"] and all(
+        how == "right" for head, text, how in sizes["align"] if text[:1].isdigit() and head != "#"), sizes["align"]
 
 
 def test_plan_runs_gives_each_model_and_seed_its_own_folder(tmp_path):

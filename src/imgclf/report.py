@@ -387,7 +387,7 @@ def plot_leaderboard(
 
 #: The compare page: wider than the report, each table scrolling inside its own box (never
 #: the page) when even two-line cells do not fit.
-_COMPARE_CSS = "body{max-width:1400px}.scroll{overflow-x:auto}"
+_COMPARE_CSS = "body{max-width:1400px}.scroll{overflow-x:auto}td.t,th.t{text-align:left}"
 
 
 def write_compare_html(
@@ -429,9 +429,16 @@ def write_compare_html(
         # fit scrolls inside its box (`.scroll`), never the page.
         return re.sub(r"\[[^\]]*\]", lambda m: m.group(0).replace(" ", "&nbsp;"), e(text))
 
+    def numeric(text: str) -> bool:
+        return re.match(r"\s*([-+]?\.?\d|[-\u2013\u2014]?\s*$)", text) is not None
+
     def table(cols: Sequence[str], body: Sequence[Sequence[str]]) -> str:
-        head = "".join(f"<th>{e(c)}</th>" for c in cols)
-        lines = "".join("<tr>" + "".join(f"<td>{cell(str(c))}</td>" for c in r) + "</tr>" for r in body)
+        # numbers right-aligned (the default), a column of names (models, runs, paths) left
+        text = [any(not numeric(str(r[k])) for r in body if k < len(r)) for k in range(len(cols))]
+        attr = [" class='t'" if t else "" for t in text]
+        head = "".join(f"<th{attr[k]}>{e(c)}</th>" for k, c in enumerate(cols))
+        lines = "".join("<tr>" + "".join(f"<td{attr[k] if k < len(attr) else ''}>{cell(str(c))}</td>"
+                                         for k, c in enumerate(r)) + "</tr>" for r in body)
         return f"<div class='scroll'><table><tr>{head}</tr>{lines}</table></div>"
 
     parts = [
