@@ -344,3 +344,100 @@ def test_keep_test_reports_train_copies_of_test_images(tmp_path):
     with open(out / "_reports" / "split.csv", newline="") as f:
         notes = {r["file"]: r["note"] for r in csv.DictReader(f) if r["split"] == "dropped"}
     assert notes[f"train/{imgs[4][2]}/copy_of_0004.jpg"].startswith(f"linked to test image test/{imgs[4][2]}/0004.png")
+
+
+def _letterbox(img: Image.Image) -> Image.Image:
+    side = max(img.size)
+    out = Image.new("RGB", (side, side), (0, 0, 0))
+    out.paste(img, ((side - img.width) // 2, (side - img.height) // 2))
+    return out
+
+
+def _photos_and_letterboxed_copies(root: Path, layout=("photo", "photo")) -> None:
+    """Two real 640 x 427 photos and their letterboxed square copies (JPEG q90) under
+    `root/<layout[0]>/` (originals) and `root/<layout[1]>/` (copies), plus 12 digits per class
+    of two classes."""
+    from sklearn.datasets import load_sample_image
+
+    for name in ("china", "flower"):
+        img = Image.fromarray(load_sample_image(f"{name}.jpg"))
+        for folder, im, stem in ((layout[0], img, name), (layout[1], _letterbox(img), f"{name}_pad")):
+            (root / folder).mkdir(parents=True, exist_ok=True)
+            im.save(root / folder / f"{stem}.jpg", quality=90)
+    for k, im, y in _digit_images(24, offset=100):
+        folder = root / layout[0].replace("photo", "photo" if k % 2 else "other")
+        folder.mkdir(parents=True, exist_ok=True)
+        im.save(folder / f"d{k}.png")
+
+
+def test_a_photo_and_its_letterboxed_copy_stay_together_after_the_center_crop(tmp_path):
+    # center-cropped to 32 px, a 640 x 427 photo keeps its middle 427 px and its letterboxed copy
+    # the whole photo with black bars: two different squares, one picture before the crop
+    from imgclf.clean import similarity as sim
+    from imgclf.config import PrepareConfig
+    from imgclf.prepare import prepare_folder
+
+    raw, prep = tmp_path / "raw", tmp_path / "prep"
+    _photos_and_letterboxed_copies(raw)
+    prepare_folder(raw, prep, PrepareConfig(size=32))
+    record = sim.read_source_record(prep)
+    assert set(record) == {"photo/china.png", "photo/china_pad.png", "photo/flower.png", "photo/flower_pad.png"}
+    pairs = [("photo/china.png", "photo/china_pad.png"), ("photo/flower.png", "photo/flower_pad.png")]
+    for seed in range(5):
+        out = tmp_path / f"split{seed}"
+        s = split_folder(prep, out, SplitConfig(seed=seed))
+        assign = _read_split(out)
+        assert all(assign[a] == assign[b] for a, b in pairs), (seed, assign)
+        assert not s.leaks
+    report = json.loads((out / "_reports" / "split_report.json").read_text())
+    assert report["detector"]["source_signatures"] == {"files": 4, "more_pairs": 2}
+    carried = sim.read_source_record(out)  # under the split's paths, for the leak audit
+    assert sorted(Path(k).name for k in carried) == ["china.png", "china_pad.png", "flower.png", "flower_pad.png"]
+    assert all(k.split("/")[0] == assign[f"photo/{Path(k).name}"] for k in carried)
+    # the cropped files alone are not duplicates: without the record the copies land apart
+    (prep / sim.SOURCE_RECORD).unlink()
+    apart = 0
+    for seed in range(5):
+        out = tmp_path / f"free{seed}"
+        split_folder(prep, out, SplitConfig(seed=seed))
+        assign = _read_split(out)
+        apart += sum(assign[a] != assign[b] for a, b in pairs)
+        assert not (out / sim.SOURCE_RECORD).exists()
+    assert apart > 0
+
+
+def test_source_record_is_ignored_for_a_file_changed_after_prepare(tmp_path):
+    from imgclf.clean import similarity as sim
+    from imgclf.config import PrepareConfig
+    from imgclf.prepare import prepare_folder
+
+    raw, prep = tmp_path / "raw", tmp_path / "prep"
+    _photos_and_letterboxed_copies(raw)
+    prepare_folder(raw, prep, PrepareConfig(size=32))
+    Image.new("RGB", (32, 32), (9, 9, 9)).save(prep / "photo" / "china_pad.png")  # replaced by hand
+    assert "photo/china_pad.png" not in sim.read_source_record(prep)
+    assert "photo/china.png" in sim.read_source_record(prep)
+    # a rerun of prepare keeps the record of the files it does not redo
+    prepare_folder(raw, prep, PrepareConfig(size=32))
+    assert "photo/china.png" in sim.read_source_record(prep)
+
+
+def test_leak_audit_finds_a_letterboxed_copy_across_a_users_own_split(tmp_path):
+    # a user's own train/test folders, prepared: the test photo's letterboxed copy is in train
+    from imgclf.clean import similarity as sim
+    from imgclf.config import PrepareConfig
+    from imgclf.leaks import audit_split
+    from imgclf.prepare import prepare_folder
+
+    raw, prep = tmp_path / "raw", tmp_path / "prep"
+    _photos_and_letterboxed_copies(raw, layout=("test/photo", "train/photo"))
+    for k, im, y in _digit_images(12, offset=300):
+        (raw / "train" / "other").mkdir(parents=True, exist_ok=True)
+        im.save(raw / "train" / "other" / f"t{k}.png")
+    prepare_folder(raw, prep, PrepareConfig(size=32))
+    found = audit_split(prep)
+    assert found["test_images_with_copy"] == 2, found
+    assert {(c["test"], c["other"]) for c in found["copies"]} == {
+        ("test/photo/china.png", "train/photo/china_pad.png"), ("test/photo/flower.png", "train/photo/flower_pad.png")}
+    (prep / sim.SOURCE_RECORD).unlink()
+    assert audit_split(prep)["test_images_with_copy"] == 0  # the cropped files alone do not show it

@@ -181,9 +181,35 @@ def load_image(
         ImageError: if the image cannot be opened safely; `reason` is one of
             `imgclf.images.OPEN_REASONS`.
     """
-    draft = (spec.size, spec.size) if spec.jpeg_draft else None
-    img = open_image(source, draft=draft, name=name, background=tuple(spec.background), max_pixels=max_pixels)
+    img = open_for_spec(source, spec, name=name, max_pixels=max_pixels)
     return np.asarray(resize_image(img, spec), dtype=np.uint8)
+
+
+def open_for_spec(
+    source: str | os.PathLike | bytes,
+    spec: InputSpec,
+    *,
+    name: str | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Image.Image:
+    """The decode step of `load_image` alone: `load_image` is `resize_image(open_for_spec(...))`.
+
+    For a caller that needs the decoded picture too (`prepare` signs the source picture for
+    near-duplicate search from the same decode).
+
+    Args:
+        source, spec, name, max_pixels: as `load_image`.
+
+    Returns:
+        PIL.Image.Image, RGB, EXIF-oriented, transparency composited onto `spec.background`; a
+        JPEG may be a draft decode of at least `spec.size` px (`spec.jpeg_draft`), with the full
+        `(width, height)` in `img.info[imgclf.images.ORIGINAL_SIZE_KEY]`.
+
+    Raises:
+        ImageError: as `load_image`.
+    """
+    draft = (spec.size, spec.size) if spec.jpeg_draft else None
+    return open_image(source, draft=draft, name=name, background=tuple(spec.background), max_pixels=max_pixels)
 
 
 # ------------------------------------------------------------------------------- the lister

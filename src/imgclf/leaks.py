@@ -6,7 +6,9 @@ A test number can only be trusted when no test image has a copy the model saw in
 verified detector of `clean` and `split` (`imgclf.clean.similarity.find_cross_pairs`: exact
 pixel digests, 64-bit phash candidates, a pixel test after the best brightness / contrast fit,
 crop alignment; `docs/dedupe.md`) between the test images and every other listing, searching
-only pairs with one image on each side. `leak_summary` turns the result into the JSON section
+only pairs with one image on each side -- and, where `split` recorded them
+(`imgclf.clean.similarity.read_source_record`), also between the pictures as they were before
+`prepare` cropped and reduced them. `leak_summary` turns the result into the JSON section
 `evaluate` writes to `metrics.json` and the HTML report: how many test images have a near copy,
 with the method and thresholds used.
 
@@ -143,9 +145,15 @@ def near_copies(
         unreadable.extend(t.unreadable + o.unreadable)
     if not t.signatures or not o.signatures:
         return []
+    ts, os_ = sim.stack(t.signatures), sim.stack(o.signatures)
     with progress("leak audit: near-copy search", total=None) as advance:
-        found = sim.find_cross_pairs(sim.stack(t.signatures), sim.stack(o.signatures), radius=radius,
-                                     max_residual=max_residual, flips=flips)
+        found = sim.find_cross_pairs(ts, os_, radius=radius, max_residual=max_residual, flips=flips)
+        # and the pictures before `prepare`'s center crop, where `split` recorded them
+        record = sim.read_source_record(base)
+        tv, ov = sim.source_view(t.names, ts, record), sim.source_view(o.names, os_, record)
+        if tv is not None or ov is not None:
+            found = sim.union_pairs(found, sim.find_cross_pairs(ts if tv is None else tv, os_ if ov is None else ov,
+                                                                radius=radius, max_residual=max_residual, flips=flips))
         advance(status=f"{len(found)} pairs")
     out = [NearCopy(t.names[a], o.names[b], str(k), round(float(r), 3))
            for a, b, k, r in zip(found.i.tolist(), found.j.tolist(), found.kind.tolist(), found.residual.tolist())]

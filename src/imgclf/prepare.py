@@ -14,6 +14,14 @@ stores it in the run directory, so `predict` applies the same policy to a new ph
 A provenance record of the input (`_reports/provenance.csv`, written by `clean` from a scrape
 manifest; `imgclf.clean.provenance`) is carried over to `OUT` under the new file names, so that
 `split` keeps images of one post, gallery, crosspost family or URL together.
+
+A source that the center crop cuts (longer side more than
+`imgclf.clean.similarity.SOURCE_MIN_ASPECT` times the shorter) or that is reduced to less than
+half its resolution (shorter side at least `SOURCE_MIN_SCALE` x `size`) also gets the
+near-duplicate signature of the whole source picture, in `OUT/_reports/source_signatures.npz`:
+the crop of a 16:9 photo and the crop of its letterboxed copy are different squares, and a
+3 % border or a watermark is a few pixels at 64 px, so `split` and the leak audit compare the
+sources too (docs/dedupe.md, "Duplicates after the center crop").
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from PIL import Image
 from imgclf.config import PrepareConfig
 from imgclf.errors import DataError, ImageError
 from imgclf.fsutil import atomic_write_bytes, atomic_write_text
-from imgclf.inputs import InputSpec, list_images, load_image
+from imgclf.inputs import InputSpec, list_images, open_for_spec, resize_image
 from imgclf.parallel import default_workers
 from imgclf.ui import progress, summary
 
@@ -124,6 +132,28 @@ def _carry_provenance(src: Path, out: Path, dests: dict[Path, Path]) -> None:
                            if e.file in renamed and (out / renamed[e.file]).is_file()])
 
 
+def _source_signature(img: Image.Image, path: Path, spec: InputSpec, carried=None):
+    """The detector's signature of the whole source picture `img` (decoded by `open_for_spec`),
+    or None when the prepared file shows the detector the same
+    (`imgclf.clean.similarity.needs_source_signature`). `carried` (the input's own record of
+    it, from `clean`) is used as it is; else a JPEG drafted below the detector's 256 px is
+    decoded again at 256."""
+    from imgclf.clean import similarity as sim
+    from imgclf.images import ORIGINAL_SIZE_KEY
+
+    full = tuple(img.info.get(ORIGINAL_SIZE_KEY, img.size))
+    if not sim.needs_source_signature(full[0], full[1], spec.size, spec.resize == "center_crop"):
+        return None
+    if carried is not None:
+        return carried
+    if img.size == full or max(img.size) >= sim.WORK_SIDE:
+        return sim.signature(img, size=full)
+    try:
+        return sim.file_signature(path)
+    except ImageError:
+        return None
+
+
 def prepare_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: PrepareConfig | None = None) -> PrepareSummary:
     """Writes every image of `src` resized + center-cropped to `out`, keeping relative paths.
 
@@ -131,7 +161,11 @@ def prepare_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: PrepareC
     with `_` or `.` are skipped. The extension becomes `.png` or `.jpg` per `cfg.format`.
     Images that cannot be opened are not written; they are counted by reason and listed in
     `out/_reports/prepare_rejects.csv`. Existing outputs newer than their input are kept
-    (a rerun resumes). Every file is written atomically.
+    (a rerun resumes). Every file is written atomically. Sources that the center crop cuts or
+    that lose more than half their resolution also get their near-duplicate signature -- from
+    the input's own record (`clean` writes one) or from the same decode -- in
+    `out/_reports/source_signatures.npz` (for `split` and the leak audit; a rerun
+    keeps those of the files it keeps).
 
     Args:
         src: path. An ImageFolder tree (`src/<class>/<file>`), usually the `clean` output.
@@ -164,16 +198,28 @@ def prepare_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: PrepareC
         result.rejected["not_in_class_folder"] = len(rejects)
 
     dests = _output_names(src, files, ext)
+    from imgclf.clean.similarity import read_source_record, write_source_record
+
+    known = read_source_record(out)  # a rerun keeps the source signatures of the files it keeps
+    given = read_source_record(src)  # `clean`'s, computed from the same pictures
+    sources: dict[str, object] = {}
 
     def work(path: Path) -> tuple[Path, str | None, str]:
         dest = out / dests[path]
+        rel = dests[path].as_posix()
         if dest.exists() and dest.stat().st_mtime >= path.stat().st_mtime:
+            if rel in known:  # (a file kept from before source signatures existed keeps none)
+                sources[rel] = known[rel]
             return path, "__exists__", ""
         try:
-            img = Image.fromarray(load_image(path, spec))
+            decoded = open_for_spec(path, spec)  # the decode of `load_image`, kept for the signature
         except ImageError as exc:
             return path, exc.reason, exc.detail
+        img = resize_image(decoded, spec)
+        sig = _source_signature(decoded, path, spec, given.get(path.relative_to(src).as_posix()))
         atomic_write_bytes(dest, _encode(img, cfg))
+        if sig is not None:
+            sources[rel] = sig
         return path, None, ""
 
     workers = cfg.workers or default_workers()
@@ -189,6 +235,7 @@ def prepare_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: PrepareC
                 rejects.append((str(path), reason, detail))
             advance(status=f"kept {result.kept}  set aside {len(rejects)}")
     write_prepare_record(out, spec)
+    write_source_record(out, sources)
     _carry_provenance(src, out, dests)
     if rejects:
         buf = io.StringIO()

@@ -8,7 +8,12 @@
    crosspost parent or (final) URL, read from the input's `_reports/provenance.csv` that
    `clean` and `prepare` carry forward, or from a scrape manifest in the input itself
    (`imgclf.clean.provenance`) -- are joined too, even when their pixels differ. The groups are
-   the connected components of both kinds of links.
+   the connected components of both kinds of links. When the input holds source signatures
+   (`_reports/source_signatures.npz`, written by `prepare` for sources its center crop cut),
+   the search runs a second time with those in place of the cropped files' own, and its pairs
+   join the groups too: a photo and its letterboxed or bordered copy crop to different squares
+   but are one picture before the crop. They are carried to `out/_reports` under the new paths
+   for the evaluation's leak audit (`imgclf.leaks`).
 2. Whole groups are assigned, class by class (a group counts for its majority label): the
    groups of a class are shuffled with `seed`, then taken largest first, each to the split
    that still has no image of this class if any, else to the split furthest below its target
@@ -410,7 +415,7 @@ def split_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: SplitConfi
     """
     from imgclf.clean.groups import duplicate_groups
     from imgclf.clean.provenance import group_ids, stage_provenance
-    from imgclf.clean.similarity import find_duplicate_pairs
+    from imgclf.clean.similarity import find_duplicate_pairs, read_source_record, source_view, union_pairs, write_source_record
 
     cfg = cfg or SplitConfig()
     src, out = Path(src), Path(out)
@@ -438,6 +443,18 @@ def split_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: SplitConfi
     with progress("split: near-duplicate search", total=None) as advance:
         pairs = find_duplicate_pairs(sigs, radius=cfg.radius, max_residual=cfg.max_residual, flips=cfg.flips)
         advance(status=f"{len(pairs)} pairs")
+    # the pictures before `prepare`'s center crop (its source signatures): a photo and its
+    # letterboxed copy are one picture there, two different squares here
+    record = read_source_record(src)
+    view = source_view(rels, sigs, record)
+    source_pairs = 0
+    if view is not None:
+        with progress("split: near-duplicate search before the crop", total=None) as advance:
+            n_here = len(pairs)
+            pairs = union_pairs(pairs, find_duplicate_pairs(view, radius=cfg.radius, max_residual=cfg.max_residual,
+                                                            flips=cfg.flips))
+            source_pairs = len(pairs) - n_here
+            advance(status=f"{source_pairs} more pairs")
     _, dup_groups = duplicate_groups(n, pairs.i, pairs.j)
     prov = stage_provenance(src) if cfg.provenance else None
     prov_ids = group_ids(rels, prov[0]) if prov is not None else None
@@ -488,6 +505,8 @@ def split_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: SplitConfi
             advance()
     for s in SPLITS:
         (out / s).mkdir(exist_ok=True)
+    # carried forward under the new paths, for the evaluation's leak audit
+    write_source_record(out, {dests[k].relative_to(out).as_posix(): record[rels[k]] for k in dests if rels[k] in record})
     counts = {s: {c: 0 for c in all_classes} for s in SPLITS}
     for k in dests:
         counts[assign[k]][labels[k]] += 1
@@ -520,7 +539,8 @@ def split_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: SplitConfi
         "ratios_actual": {s: round(totals[s] / placed, 4) if placed else 0.0 for s in SPLITS},
         "seed": cfg.seed,
         "detector": {"method": "imgclf.clean.similarity.find_duplicate_pairs (docs/dedupe.md)", "radius": cfg.radius,
-                     "max_residual": cfg.max_residual, "flips": cfg.flips},
+                     "max_residual": cfg.max_residual, "flips": cfg.flips,
+                     "source_signatures": {"files": sum(1 for r in rels if r in record), "more_pairs": source_pairs}},
         "counts": counts,
         "totals": totals,
         "groups": len(all_groups),

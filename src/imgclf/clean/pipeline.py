@@ -128,6 +128,11 @@ class CleanSummary:
         return sum(self.rejected.values())
 
 
+#: `clean` keeps the signatures of the pictures a `prepare` to this size (pixels) or larger
+#: would crop or reduce below half (`imgclf.clean.similarity.needs_source_signature`).
+CLEAN_SOURCE_SIZE = 32
+
+
 def _prepare_out(src: Path, out: Path) -> None:
     if not src.is_dir():
         raise DataError(f"input folder not found: {src}", "check the path, or run `imgclf datasets` / `imgclf scrape` first")
@@ -334,6 +339,11 @@ def clean_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: CleanConfi
             for r in kept if r.rel in entries_by_file
         ])
 
+    from imgclf.clean.similarity import needs_source_signature, write_source_record
+
+    # the signatures of the pictures as they are, for `prepare` to carry past its center crop
+    write_source_record(out, {Path(dest.get(r.rel, r.rel)).as_posix(): r.signature for r in kept
+                              if r.signature is not None and needs_source_signature(r.width, r.height, CLEAN_SOURCE_SIZE)})
     per_class: dict[str, dict[str, int]] = {c: {"kept": 0} for c in layout_classes}
     for r in kept:
         per_class.setdefault(r.label, {"kept": 0})["kept"] += 1

@@ -80,9 +80,11 @@ codes and verified against the mirrored thumbnails; such pairs have kind `"flip"
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -1142,3 +1144,151 @@ def find_cross_pairs(
         fok, fres, fal = _verify_chunked(sa, sb, fi, fj, True, o)
         parts.append((fi[fok], fj[fok], KIND_FLIP, fres[fok], fal[fok]))
     return _result(parts)
+
+
+# ------------------------------------------------------------------ source signatures on disk
+#: Where `prepare` (and then `split`) keep the signatures of the pictures *before* the center
+#: crop, keyed by each output file's path relative to the folder.
+SOURCE_RECORD = "_reports/source_signatures.npz"
+
+#: A source whose longer side is more than this times its shorter side gets a source signature
+#: in `prepare`: its center crop cuts more than about 2.4 % per side (a square-ish source's crop
+#: is within what the verifier's alignment already bridges).
+SOURCE_MIN_ASPECT = 1.05
+
+#: ... or whose shorter side is at least this times the prepared size (the prepared file keeps
+#: less than half the source's resolution; the detector itself works at up to `WORK_SIDE`).
+SOURCE_MIN_SCALE = 2.0
+
+
+def needs_source_signature(width: int, height: int, size: int, center_crop: bool = True) -> bool:
+    """Whether a `size`-px prepared version of a `width x height` picture shows the detector
+    less than the picture: the center crop cuts it (`SOURCE_MIN_ASPECT`) or it keeps less than
+    half the resolution (`SOURCE_MIN_SCALE`).
+
+    Args:
+        width, height: int. The source's full size in pixels.
+        size: int. The prepared side in pixels (`prepare --size`; `clean` asks for 32, the
+            smallest size it expects, and `prepare` takes what its own size needs).
+        center_crop: bool, default True. The resize policy is `center_crop` (`pad` and
+            `squish` keep the whole picture).
+
+    Returns:
+        bool.
+    """
+    cut = center_crop and max(width, height) > SOURCE_MIN_ASPECT * min(width, height)
+    return cut or min(width, height) >= SOURCE_MIN_SCALE * size
+
+
+def _stamp(path) -> tuple[int, int]:
+    st = os.stat(path)
+    return int(st.st_size), int(st.st_mtime_ns)
+
+
+def write_source_record(folder, entries: Mapping[str, Signature | Signatures]) -> Path | None:
+    """Writes `folder/_reports/source_signatures.npz`: each file's *source* picture's signature.
+
+    `clean` writes it for the pictures it keeps (from the signatures it computed anyway;
+    `needs_source_signature` with size 32), `prepare` carries it under its new names and
+    adds what its own size needs, `split` carries it under the split's paths.
+    `prepare` center-crops a 16:9 photo to its middle square, and a letterboxed or bordered
+    copy of that photo to a different square; the two prepared files are then not the same
+    picture any more, while their sources are. The record keeps the source's signature for
+    each output file, stamped with the output file's size and modification time when written,
+    so `split` and the evaluation's leak audit compare what the pictures were
+    (`source_view`). Written atomically; with no entries, an old record is removed.
+
+    Args:
+        folder: path. The folder the keys are relative to (a `prepare` or `split` output).
+        entries: mapping of relative POSIX path (e.g. `"cat/a.png"`, `"train/cat/a.png"`) ->
+            Signature of that file's source picture, or a one-row Signatures (from
+            `read_source_record`). Every key must be a file in `folder`.
+
+    Returns:
+        Path written, or None when `entries` is empty.
+
+    Raises:
+        OSError: a key is not a file in `folder`, or the record cannot be written.
+    """
+    import io
+
+    from imgclf.fsutil import atomic_write_bytes
+
+    folder = Path(folder)
+    path = folder / SOURCE_RECORD
+    if not entries:
+        path.unlink(missing_ok=True)
+        return None
+    names = sorted(entries)
+    rows = [entries[n] if isinstance(entries[n], Signatures) else stack([entries[n]]) for n in names]
+    sigs = Signatures(*(np.concatenate([getattr(r, f.name) for r in rows]) for f in fields(Signatures)))
+    buf = io.BytesIO()
+    np.savez_compressed(buf, names=np.array(names), stamps=np.array([_stamp(folder / n) for n in names], np.int64),
+                        **{f.name: getattr(sigs, f.name) for f in fields(sigs)})
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def read_source_record(folder) -> dict[str, Signatures]:
+    """The source signatures of `folder` whose file is unchanged since the record was written.
+
+    Args:
+        folder: path. A folder with `_reports/source_signatures.npz` (`write_source_record`).
+
+    Returns:
+        dict of relative POSIX path -> Signatures of length 1 (use `source_view`). Empty when
+        there is no record, it cannot be read, or every stamped file changed or is gone (a
+        changed file is then compared as it is now, never by a stale source).
+    """
+    path = Path(folder) / SOURCE_RECORD
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            names = [str(n) for n in z["names"]]
+            stamps = z["stamps"]
+            sigs = Signatures(*(z[f.name] for f in fields(Signatures)))
+    except (OSError, ValueError, KeyError):
+        return {}
+    out = {}
+    for k, name in enumerate(names):
+        try:
+            ok = _stamp(Path(folder) / name) == (int(stamps[k, 0]), int(stamps[k, 1]))
+        except OSError:
+            ok = False
+        if ok:
+            out[name] = sigs.take([k])
+    return out
+
+
+def source_view(names: Sequence[str], sigs: Signatures, record: Mapping[str, Signatures]) -> Signatures | None:
+    """`sigs` with each row whose name has a source signature in `record` replaced by it.
+
+    Args:
+        names: sequence of n str. The relative path of each row of `sigs`.
+        sigs: Signatures of length n (of the files as they are).
+        record: from `read_source_record`.
+
+    Returns:
+        Signatures of length n, or None when no name is in `record` (nothing to compare again).
+    """
+    rows = [k for k, n in enumerate(names) if n in record]
+    if not rows:
+        return None
+    arrays = {f.name: getattr(sigs, f.name).copy() for f in fields(sigs)}
+    for k in rows:
+        rec = record[names[k]]
+        for f in fields(sigs):
+            arrays[f.name][k] = getattr(rec, f.name)[0]
+    return Signatures(**arrays)
+
+
+def union_pairs(a: DuplicatePairs, b: DuplicatePairs | None) -> DuplicatePairs:
+    """The pairs of `a` and `b` (`a`'s decision first where both have a pair), sorted by `(i, j)`."""
+    if b is None or not len(b):
+        return a
+    n = int(max(a.i.max(initial=0), a.j.max(initial=0), b.i.max(initial=0), b.j.max(initial=0))) + 1
+    ka, kb = a.i * n + a.j, b.i * n + b.j
+    extra = ~np.isin(kb, ka)
+    parts = [(a.i, a.j, a.kind, a.residual, a.aligned),
+             (b.i[extra], b.j[extra], b.kind[extra], b.residual[extra], b.aligned[extra])]
+    i, j, kind, res, al = (np.concatenate([p[x] for p in parts]) for x in range(5))
+    order = np.lexsort((j, i))
+    return DuplicatePairs(i[order], j[order], kind[order].astype("<U5"), res[order], al[order])
