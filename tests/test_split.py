@@ -441,3 +441,23 @@ def test_leak_audit_finds_a_letterboxed_copy_across_a_users_own_split(tmp_path):
         ("test/photo/china.png", "train/photo/china_pad.png"), ("test/photo/flower.png", "train/photo/flower_pad.png")}
     (prep / sim.SOURCE_RECORD).unlink()
     assert audit_split(prep)["test_images_with_copy"] == 0  # the cropped files alone do not show it
+
+
+def test_clean_records_source_signatures_and_prepare_records_the_same(tmp_path):
+    # `clean` records the signatures it computed; `prepare` records the same ones under its names
+    from imgclf.clean import clean_folder
+    from imgclf.clean import similarity as sim
+    from imgclf.config import CleanConfig, PrepareConfig
+    from imgclf.prepare import prepare_folder
+
+    raw = tmp_path / "raw"
+    _photos_and_letterboxed_copies(raw)
+    clean_folder(raw, tmp_path / "clean", CleanConfig(workers=2, dedupe=False))
+    given = sim.read_source_record(tmp_path / "clean")
+    assert set(given) == {"photo/china.jpg", "photo/china_pad.jpg", "photo/flower.jpg", "photo/flower_pad.jpg"}
+    prepare_folder(tmp_path / "clean", tmp_path / "prep", PrepareConfig(size=32))
+    carried = sim.read_source_record(tmp_path / "prep")
+    assert set(carried) == {k.replace(".jpg", ".png") for k in given}
+    for k, v in given.items():
+        assert carried[k.replace(".jpg", ".png")].digests[0] == v.digests[0]
+        assert np.array_equal(carried[k.replace(".jpg", ".png")].gray, v.gray)
