@@ -5,12 +5,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.imgclf-installed
 
-.PHONY: install demo smoke test test-fast fashion-data bench clean-venv
+.PHONY: install demo smoke test test-fast lint fashion-data bench clean-venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,bench]'
+	$(BIN)/python -m pip install -q -e '.[test,bench,lint]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -31,6 +31,15 @@ test: $(STAMP)
 ## Everything but the tests marked slow
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q -m "not slow"
+
+## The checks that keep the code's shape: ruff (lint + format), mypy, import-linter's layer contracts,
+## no function over 80 lines in src/
+lint: $(STAMP)
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/python scripts/lint/function_length.py src
 
 ## Debian's Fashion-MNIST idx files (/usr/share/datasets/fashion-mnist); needs root + apt
 fashion-data:

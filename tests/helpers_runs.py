@@ -52,8 +52,15 @@ def train_config(**overrides):
     from imgclf.config import TrainConfig
 
     values = dict(
-        model="cnn", model_options={"width": 8, "depth": [1, 1]}, epochs=4, batch_size=16, learning_rate=0.01,
-        augment={"flip": "horizontal"}, seed=0, early_stopping_patience=10, class_weights=False,
+        model="cnn",
+        model_options={"width": 8, "depth": [1, 1]},
+        epochs=4,
+        batch_size=16,
+        learning_rate=0.01,
+        augment={"flip": "horizontal"},
+        seed=0,
+        early_stopping_patience=10,
+        class_weights=False,
     )
     values.update(overrides)
     return TrainConfig.model_validate(values)
@@ -73,7 +80,7 @@ def make_run(dest: str | Path) -> Path:
 
     `run.json`'s `data_dir` is rewritten to point at `dest/data`.
     """
-    from imgclf.rundir import load_run_info, save_run_info
+    from imgclf.records.run import load_run_info, save_run_info
 
     dest = Path(dest)
     if "root" not in _CACHE:

@@ -15,8 +15,8 @@ import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
 from urllib.parse import parse_qs, urlsplit
 
 from PIL import Image
@@ -43,7 +43,7 @@ Route = Callable[["Handler"], None]
 
 
 class Handler(BaseHTTPRequestHandler):
-    server: "_HTTPServer"
+    server: _HTTPServer
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body are two writes: without this, +40 ms per answer
 
@@ -75,12 +75,18 @@ class Handler(BaseHTTPRequestHandler):
     do_GET = _dispatch
     do_POST = _dispatch
 
-    def send_body(self, body: bytes, ctype: str, status: int = 200,
-                  headers: dict[str, str] | list[tuple[str, str]] | None = None, length: int | None = None) -> None:
+    def send_body(
+        self,
+        body: bytes,
+        ctype: str,
+        status: int = 200,
+        headers: dict[str, str] | list[tuple[str, str]] | None = None,
+        length: int | None = None,
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body) if length is None else length))
-        for k, v in (headers.items() if isinstance(headers, dict) else headers or []):
+        for k, v in headers.items() if isinstance(headers, dict) else headers or []:
             self.send_header(k, v)
         if self.close_connection:  # the client asked "Connection: close" (prawcore's token request does)
             self.send_header("Connection", "close")  # say so, or it may reuse a socket we are closing
@@ -96,7 +102,7 @@ class Handler(BaseHTTPRequestHandler):
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
-    owner: "Server"
+    owner: Server
 
     def handle_error(self, request, client_address) -> None:  # clients hang up on purpose (caps, timeouts)
         pass
@@ -130,7 +136,7 @@ class Server:
     def paths(self) -> list[str]:
         return [p for _, p, _ in self.requests]
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         self.thread.start()
         return self
 
@@ -157,7 +163,7 @@ def drip(body: bytes, every: float = 0.2) -> Route:
         h.close_connection = True
         try:
             for i in range(len(body)):
-                h.wfile.write(body[i:i + 1])
+                h.wfile.write(body[i : i + 1])
                 h.wfile.flush()
                 if h.server.owner.release.wait(every):
                     return
@@ -204,7 +210,7 @@ class HangServer:
             except (TimeoutError, OSError):
                 continue
 
-    def __enter__(self) -> "HangServer":
+    def __enter__(self) -> HangServer:
         self.thread.start()
         return self
 
@@ -334,8 +340,10 @@ def slow_site(n: int, delay: float) -> Server:
         time.sleep(delay)
         h.send_body(png((i, 255 - i, (i * 7) % 256), (8 + i % 5, 8)), "image/png")
 
-    return Server({"/gallery.html": page(f"<html><body>{imgs}</body></html>"),
-                   "/robots.txt": static(b"", "text/plain")}, {"/slow/": slow})
+    return Server(
+        {"/gallery.html": page(f"<html><body>{imgs}</body></html>"), "/robots.txt": static(b"", "text/plain")},
+        {"/slow/": slow},
+    )
 
 
 # ------------------------------------------------------------------------------ fake Reddit
@@ -344,18 +352,38 @@ TOKEN = "TOKEN-do-not-leak-7f3a9"
 
 def _post(pid: str, sub: str, **fields: object) -> dict:
     d = {
-        "id": pid, "name": f"t3_{pid}", "subreddit": sub, "title": f"post {pid}", "author": f"user_{pid}",
-        "permalink": f"/r/{sub}/comments/{pid}/post_{pid}/", "is_self": False, "over_18": False,
-        "is_video": False, "removed_by_category": None, "selftext": "", "created_utc": 1700000000.0,
-        "score": 10, "num_comments": 0, "url": f"https://www.reddit.com/r/{sub}/comments/{pid}/",
+        "id": pid,
+        "name": f"t3_{pid}",
+        "subreddit": sub,
+        "title": f"post {pid}",
+        "author": f"user_{pid}",
+        "permalink": f"/r/{sub}/comments/{pid}/post_{pid}/",
+        "is_self": False,
+        "over_18": False,
+        "is_video": False,
+        "removed_by_category": None,
+        "selftext": "",
+        "created_utc": 1700000000.0,
+        "score": 10,
+        "num_comments": 0,
+        "url": f"https://www.reddit.com/r/{sub}/comments/{pid}/",
     }
     d.update(fields)
     return d
 
 
 def _listing_json(children: list[dict], after: str | None) -> bytes:
-    return json.dumps({"kind": "Listing", "data": {"after": after, "before": None, "dist": len(children),
-                                                      "children": [{"kind": "t3", "data": c} for c in children]}}).encode()
+    return json.dumps(
+        {
+            "kind": "Listing",
+            "data": {
+                "after": after,
+                "before": None,
+                "dist": len(children),
+                "children": [{"kind": "t3", "data": c} for c in children],
+            },
+        }
+    ).encode()
 
 
 def _page_of(posts: list[dict], query: dict[str, list[str]], page: int = 100) -> bytes:
@@ -365,7 +393,7 @@ def _page_of(posts: list[dict], query: dict[str, list[str]], page: int = 100) ->
     start = 0
     if after:
         start = next((i + 1 for i, c in enumerate(posts) if f"t3_{c['id']}" == after), len(posts))
-    children = posts[start:start + size]
+    children = posts[start : start + size]
     nxt = f"t3_{children[-1]['id']}" if children and start + size < len(posts) else None
     return _listing_json(children, nxt)
 
@@ -394,8 +422,10 @@ class RedditServer(Server):
         if h.headers.get("Authorization") != expected:
             h.send_body(json.dumps({"message": "Unauthorized", "error": 401}).encode(), "application/json", status=401)
             return
-        h.send_body(json.dumps({"access_token": TOKEN, "token_type": "bearer", "expires_in": 3600, "scope": "*"}).encode(),
-                    "application/json")
+        h.send_body(
+            json.dumps({"access_token": TOKEN, "token_type": "bearer", "expires_in": 3600, "scope": "*"}).encode(),
+            "application/json",
+        )
 
     def _sub_listing(self, h: Handler) -> None:
         parts = urlsplit(h.path)
@@ -413,7 +443,9 @@ class RedditServer(Server):
         h.send_body(_page_of(self.subs[sub], query), "application/json")
 
 
-def reddit_server(client_id: str, client_secret: str, *, listing_429_first: bool = True, big: int = 1000) -> RedditServer:
+def reddit_server(
+    client_id: str, client_secret: str, *, listing_429_first: bool = True, big: int = 1000
+) -> RedditServer:
     """A fake Reddit with the subreddits the tests use.
 
     - `r/cars` has two pages: link posts, a gallery with one invalid item, a crosspost, a self
@@ -450,26 +482,52 @@ def reddit_server(client_id: str, client_secret: str, *, listing_429_first: bool
 
     page1 = [
         _post("p1", "cars", url=f"{b}/i/a.jpg", domain="127.0.0.1"),
-        _post("p2", "cars", is_gallery=True, url="https://www.reddit.com/gallery/p2",
-              gallery_data={"items": [{"media_id": "g1", "id": 1}, {"media_id": "g2", "id": 2},
-                                      {"media_id": "g3", "id": 3}]},
-              media_metadata={
-                  "g1": {"status": "valid", "e": "Image", "m": "image/png",
-                         "s": {"u": f"{b}/i/g1.png?w=16&amp;s=abc", "x": 16, "y": 12}},
-                  "g2": {"status": "failed"},
-                  "g3": {"status": "valid", "e": "Image", "m": "image/png",
-                         "s": {"u": f"{b}/i/g3.png", "x": 16, "y": 12}},
-              }),
-        _post("p3", "cars", url="/r/othersub/comments/x1/orig/", crosspost_parent="t3_x1",
-              crosspost_parent_list=[_post("x1", "othersub", url=f"{b}/i/cross.png")]),
+        _post(
+            "p2",
+            "cars",
+            is_gallery=True,
+            url="https://www.reddit.com/gallery/p2",
+            gallery_data={
+                "items": [{"media_id": "g1", "id": 1}, {"media_id": "g2", "id": 2}, {"media_id": "g3", "id": 3}]
+            },
+            media_metadata={
+                "g1": {
+                    "status": "valid",
+                    "e": "Image",
+                    "m": "image/png",
+                    "s": {"u": f"{b}/i/g1.png?w=16&amp;s=abc", "x": 16, "y": 12},
+                },
+                "g2": {"status": "failed"},
+                "g3": {
+                    "status": "valid",
+                    "e": "Image",
+                    "m": "image/png",
+                    "s": {"u": f"{b}/i/g3.png", "x": 16, "y": 12},
+                },
+            },
+        ),
+        _post(
+            "p3",
+            "cars",
+            url="/r/othersub/comments/x1/orig/",
+            crosspost_parent="t3_x1",
+            crosspost_parent_list=[_post("x1", "othersub", url=f"{b}/i/cross.png")],
+        ),
         _post("p4", "cars", is_self=True, selftext="just text"),
         _post("p5", "cars", url=f"{b}/i/removed.png", removed_by_category="moderator"),
         _post("p6", "cars", url=f"{b}/i/nsfw.png", over_18=True),
         _post("p7", "cars", url="https://v.redd.it/abc123", is_video=True, post_hint="hosted:video"),
     ]
     page2 = [
-        _post("p8", "cars", url=f"{b}/news/article.html", post_hint="link",
-              preview={"images": [{"source": {"url": f"{b}/i/preview.png?width=16&amp;auto=webp", "width": 16, "height": 12}}]}),
+        _post(
+            "p8",
+            "cars",
+            url=f"{b}/news/article.html",
+            post_hint="link",
+            preview={
+                "images": [{"source": {"url": f"{b}/i/preview.png?width=16&amp;auto=webp", "width": 16, "height": 12}}]
+            },
+        ),
         _post("p9", "cars", url=f"{b}/i/a-copy.jpg"),
         _post("p10", "cars", url=f"{b}/news/nopreview.html"),
         _post("p11", "cars", url=f"{b}/i/photo"),

@@ -13,7 +13,6 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from imgclf.config import AuditConfig
 from imgclf.audit.confident import (
     DEFAULT_METHOD,
     METHODS,
@@ -28,6 +27,7 @@ from imgclf.audit.confident import (
 )
 from imgclf.audit.oof import assign_folds, cross_validated_probabilities, outlier_scores
 from imgclf.cli.main import app
+from imgclf.config import AuditConfig
 from imgclf.errors import DataError
 
 runner = CliRunner()
@@ -36,17 +36,19 @@ runner = CliRunner()
 # 3 classes, 3 examples each. Example 2 (labelled 0) looks like a 1, example 5 (labelled 1) like
 # a 2, example 8 (labelled 2) is unsure of everything.
 HAND_LABELS = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2])
-HAND_PROBS = np.array([
-    [0.8, 0.1, 0.1],
-    [0.6, 0.3, 0.1],
-    [0.1, 0.8, 0.1],
-    [0.1, 0.7, 0.2],
-    [0.2, 0.6, 0.2],
-    [0.1, 0.2, 0.7],
-    [0.1, 0.1, 0.8],
-    [0.2, 0.2, 0.6],
-    [0.3, 0.3, 0.4],
-])
+HAND_PROBS = np.array(
+    [
+        [0.8, 0.1, 0.1],
+        [0.6, 0.3, 0.1],
+        [0.1, 0.8, 0.1],
+        [0.1, 0.7, 0.2],
+        [0.2, 0.6, 0.2],
+        [0.1, 0.2, 0.7],
+        [0.1, 0.1, 0.8],
+        [0.2, 0.2, 0.6],
+        [0.3, 0.3, 0.4],
+    ]
+)
 
 
 def test_thresholds_are_the_mean_self_confidence_of_each_class():
@@ -100,11 +102,20 @@ def test_prune_by_noise_rate_ranks_by_margin_prune_by_class_by_self_confidence()
     # Labelled 0: c looks like a 1 (margin p1 - p0 = 0.75), d like a 2 but with the lowest
     # self-confidence (0.05) and a margin p1 - p0 of only 0.10.
     labels = np.array([0, 0, 0, 0, 1, 1, 1, 2, 2, 2])
-    probs = np.array([
-        [0.90, 0.05, 0.05], [0.80, 0.10, 0.10], [0.10, 0.85, 0.05], [0.05, 0.15, 0.80],
-        [0.05, 0.90, 0.05], [0.10, 0.80, 0.10], [0.05, 0.85, 0.10],
-        [0.05, 0.05, 0.90], [0.10, 0.10, 0.80], [0.10, 0.05, 0.85],
-    ])
+    probs = np.array(
+        [
+            [0.90, 0.05, 0.05],
+            [0.80, 0.10, 0.10],
+            [0.10, 0.85, 0.05],
+            [0.05, 0.15, 0.80],
+            [0.05, 0.90, 0.05],
+            [0.10, 0.80, 0.10],
+            [0.05, 0.85, 0.10],
+            [0.05, 0.05, 0.90],
+            [0.10, 0.10, 0.80],
+            [0.10, 0.05, 0.85],
+        ]
+    )
     cl = confident_learning(labels, probs)
     # t = [1.85 / 4, 0.85, 0.85]; d reaches no threshold (0.80 < 0.85), so it is not counted
     np.testing.assert_allclose(cl.thresholds, [0.4625, 0.85, 0.85])
@@ -316,7 +327,9 @@ def test_outlier_scores_rank_foreign_pictures_near_the_top():
 
     digits, labels, _ = load_digits_arrays()
     sets, _ = load_fashion_mnist_arrays()
-    small = np.stack([np.asarray(Image.fromarray(a).resize((8, 8), Image.Resampling.LANCZOS)) for a in sets["test"][0][:20]])
+    small = np.stack(
+        [np.asarray(Image.fromarray(a).resize((8, 8), Image.Resampling.LANCZOS)) for a in sets["test"][0][:20]]
+    )
     feats = np.repeat(np.vstack([digits.reshape(len(digits), -1), small.reshape(20, -1)]) / 255.0, 3, axis=1)
     fold = assign_folds(np.r_[labels, np.zeros(20, int)], 5, seed=0)
     s = outlier_scores(feats, fold)
@@ -502,10 +515,10 @@ def test_cv_train_scores_every_image_with_a_model_trained_without_its_fold(noisy
 
 def test_audit_shows_what_review_already_decided(noisy_digits, tmp_path):
     """Issue 13 point 5: `audit` shows the decisions a person already made in `imgclf review`."""
+    import shutil
+
     from imgclf.audit.run import audit_folder
     from imgclf.review.decisions import DecisionLog, database_path, file_sha256
-
-    import shutil
 
     root = tmp_path / "digits"
     shutil.copytree(noisy_digits[0], root)  # the shared fixture must not get a decisions database
@@ -515,8 +528,14 @@ def test_audit_shows_what_review_already_decided(noisy_digits, tmp_path):
     assert rows and all(r["decided"] == "" for r in rows) and first.report["counts"]["already_decided"] == 0
     a, b = rows[0], rows[1]
     log = DecisionLog(database_path(root))
-    log.append("relabel", a["path"], label=a["given_label"], new_label=a["suggested_label"], view="issues",
-               sha256=file_sha256(root / a["path"]))
+    log.append(
+        "relabel",
+        a["path"],
+        label=a["given_label"],
+        new_label=a["suggested_label"],
+        view="issues",
+        sha256=file_sha256(root / a["path"]),
+    )
     log.append("reject", b["path"], label=b["given_label"], view="issues", sha256=file_sha256(root / b["path"]))
     log.undo_last(view="issues")  # the reject is taken back: not shown
     log.close()

@@ -28,8 +28,11 @@ def _crop(name: str, x: int, y: int, size: int = 64) -> Image.Image:
 
 
 def _snapshot(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() + str(p.stat().st_mtime_ns)
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() + str(p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +101,12 @@ def test_copies_grouped_and_best_kept(cleaned):
     report = json.loads((out / "_reports" / "clean_report.json").read_text())
     group = next(g for g in report["groups"] if "cat/p0.png" in g["kept"])
     assert {m["file"] for m in group["members"]} == {
-        "cat/p0.png", "cat/p0_copy.png", "cat/p0_small.png", "cat/p0_q60.jpg", "cat/p0_exif.jpg"}
+        "cat/p0.png",
+        "cat/p0_copy.png",
+        "cat/p0_small.png",
+        "cat/p0_q60.jpg",
+        "cat/p0_exif.jpg",
+    }
 
 
 def test_distinct_images_not_grouped(cleaned):
@@ -197,7 +205,9 @@ def test_missing_and_empty_input(tmp_path):
 def test_cli_clean(raw, tmp_path):
     from imgclf.cli.main import app
 
-    r = CliRunner().invoke(app, ["clean", str(raw), "--out", str(tmp_path / "o"), "--max-residual", "0", "--workers", "1"])
+    r = CliRunner().invoke(
+        app, ["clean", str(raw), "--out", str(tmp_path / "o"), "--max-residual", "0", "--workers", "1"]
+    )
     assert r.exit_code == 0, r.output
     assert "clean: kept" in r.output
     assert (tmp_path / "o" / "_reports" / "clean_report.json").is_file()
@@ -262,7 +272,11 @@ def test_low_structure_copy_grouped_hard_negative_and_mirror_kept(tmp_path):
     assert s.pairs == {"near": 1}
     report = json.loads((tmp_path / "out" / "_reports" / "clean_report.json").read_text())
     (group,) = report["groups"]
-    assert group["kept"] == ["a/design.png"] and group["pairs"][0][:3] == ["a/design.png", "a/design_half_q60.jpg", "near"]
+    assert group["kept"] == ["a/design.png"] and group["pairs"][0][:3] == [
+        "a/design.png",
+        "a/design_half_q60.jpg",
+        "near",
+    ]
     assert report["flip_pairs"] == [] and report["provenance"] == {"source": None, "groups": []}
     # with flips on, the mirrored copy is found, listed separately and grouped
     s = clean_folder(src, tmp_path / "out2", CleanConfig(workers=1, flips=True))
@@ -296,7 +310,10 @@ def test_provenance_from_the_manifest_reported_and_recorded(tmp_path):
     assert report["provenance"]["source"] == "_manifest.sqlite" and s.provenance_groups == 1
     (g,) = report["provenance"]["groups"]
     assert {f["file"]: f["status"] for f in g["files"]} == {
-        "cat/c0.png": "kept", "cat/c0_again.png": "duplicate", "cat/c1.png": "kept"}
+        "cat/c0.png": "kept",
+        "cat/c0_again.png": "duplicate",
+        "cat/c1.png": "kept",
+    }
     assert g["links"] == ["post:p1"]
     rec = read_provenance(tmp_path / "out")
     assert set(rec) == {"cat/c0.png", "cat/c1.png", "cat/c2.png"}  # kept files only, under their output paths

@@ -20,7 +20,16 @@ def _codes(n: int, bits: int, seed: int, copies: float = 0.3, flip: float = 0.06
 
 @pytest.mark.parametrize(
     "n, bits, radius",
-    [(2000, 64, 10), (2000, 64, 0), (1500, 64, 3), (1500, 256, 16), (1200, 256, 40), (1500, 16, 4), (800, 144, 12), (3000, 64, 20)],
+    [
+        (2000, 64, 10),
+        (2000, 64, 0),
+        (1500, 64, 3),
+        (1500, 256, 16),
+        (1200, 256, 40),
+        (1500, 16, 4),
+        (800, 144, 12),
+        (3000, 64, 20),
+    ],
 )
 def test_mih_equals_brute_force(n, bits, radius):
     codes = _codes(n, bits, seed=n + bits + radius)

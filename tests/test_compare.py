@@ -9,13 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers_runs import make_run
 from typer.testing import CliRunner
 
+from helpers_runs import make_run
 from imgclf.cli.main import app
 from imgclf.config import RunConfig, TrainConfig
 from imgclf.errors import ConfigError
-from imgclf.rundir import load_predictions, load_run_info, save_run_info
+from imgclf.records.run import load_predictions, load_run_info, save_run_info
 
 runner = CliRunner()
 
@@ -72,7 +72,7 @@ def test_compare_needs_evaluated_runs(tmp_path):
 
 
 def test_fingerprint_follows_the_files_and_labels_not_the_listing_order(tmp_path):
-    from imgclf.rundir import split_fingerprint
+    from imgclf.records.run import split_fingerprint
 
     rows = [("a/1.png", "a", "00"), ("b/2.png", "b", "11")]
     assert split_fingerprint(rows) == split_fingerprint(rows[::-1])
@@ -94,9 +94,10 @@ def test_compare_two_models_writes_leaderboard_with_intervals_and_mcnemar(tmp_pa
     info.seed = 1
     save_run_info(c, info)
     for r in (a, b, c):  # every run scored the same test images: the data folders are copies
-        assert json.loads((r / "metrics.json").read_text())["fingerprint"]["sha256"] == json.loads(
-            (a / "metrics.json").read_text()
-        )["fingerprint"]["sha256"]
+        assert (
+            json.loads((r / "metrics.json").read_text())["fingerprint"]["sha256"]
+            == json.loads((a / "metrics.json").read_text())["fingerprint"]["sha256"]
+        )
     out = tmp_path / "cmp"
     res = runner.invoke(app, ["compare", str(a), str(b), str(c), "--out", str(out)], terminal_width=400)
     assert res.exit_code == 0, res.output
@@ -128,7 +129,9 @@ def test_compare_two_models_writes_leaderboard_with_intervals_and_mcnemar(tmp_pa
     # the table is printed too
     assert "cnn-copy" in res.stdout and "accuracy" in res.stdout and "leaderboard.md" in res.stdout
     # the seeds of one configuration: a folder holding runs stands for the runs in it
-    res = runner.invoke(app, ["compare", str(tmp_path / "a"), "--out", str(tmp_path / "cmp2"), "--json"], terminal_width=400)
+    res = runner.invoke(
+        app, ["compare", str(tmp_path / "a"), "--out", str(tmp_path / "cmp2"), "--json"], terminal_width=400
+    )
     assert res.exit_code == 0, res.output
     out_json = json.loads(res.stdout)
     assert out_json["groups"][0]["runs"] == [str(a)]
@@ -166,7 +169,8 @@ def test_compare_page_never_scrolls_sideways(browser, tmp_path):
     align = {head: (text, how) for head, text, how in sizes["align"]}
     assert align["model"][1] == "left", sizes["align"]
     assert [how for head, text, how in sizes["align"] if text[:1].isdigit() and head != "#"] and all(
-        how == "right" for head, text, how in sizes["align"] if text[:1].isdigit() and head != "#"), sizes["align"]
+        how == "right" for head, text, how in sizes["align"] if text[:1].isdigit() and head != "#"
+    ), sizes["align"]
 
 
 def test_plan_runs_gives_each_model_and_seed_its_own_folder(tmp_path):
@@ -174,16 +178,27 @@ def test_plan_runs_gives_each_model_and_seed_its_own_folder(tmp_path):
 
     cfg = RunConfig.model_validate(
         {
-            "name": "exp", "models_dir": str(tmp_path), "source": {"dataset": {"name": "digits"}},
+            "name": "exp",
+            "models_dir": str(tmp_path),
+            "source": {"dataset": {"name": "digits"}},
             "train": {
-                "model": "cnn", "model_options": {"width": 16}, "seed": 7, "repeats": 2, "epochs": 3,
+                "model": "cnn",
+                "model_options": {"width": 16},
+                "seed": 7,
+                "repeats": 2,
+                "epochs": 3,
                 "models": ["mlp", "cnn", {"model": "cnn", "name": "wide", "model_options": {"width": 32}, "epochs": 5}],
             },
         }
     )
     plan = plan_runs(cfg)
     assert [p.run_dir.name for p in plan] == [
-        "exp-mlp-s7", "exp-mlp-s8", "exp-cnn-s7", "exp-cnn-s8", "exp-wide-s7", "exp-wide-s8",
+        "exp-mlp-s7",
+        "exp-mlp-s8",
+        "exp-cnn-s7",
+        "exp-cnn-s8",
+        "exp-wide-s7",
+        "exp-wide-s8",
     ]
     assert [p.config.seed for p in plan] == [7, 8] * 3
     assert plan[0].config.model_options == {}  # cnn's builder options are not mlp's
@@ -192,7 +207,9 @@ def test_plan_runs_gives_each_model_and_seed_its_own_folder(tmp_path):
     assert all(p.config.models == [] and p.config.repeats == 1 for p in plan)
     assert comparison_dir(cfg) == tmp_path / "exp-compare"
     # one model, one seed: the folder and configuration are as before
-    single = RunConfig.model_validate({"name": "exp", "models_dir": str(tmp_path), "source": {"dataset": {"name": "digits"}}})
+    single = RunConfig.model_validate(
+        {"name": "exp", "models_dir": str(tmp_path), "source": {"dataset": {"name": "digits"}}}
+    )
     [p] = plan_runs(single)
     assert p.run_dir == tmp_path / "exp" and p.config == single.train
 
@@ -227,8 +244,8 @@ def test_run_two_models_on_a_digits_subset_writes_both_runs_and_the_leaderboard(
     cfg.write_text(
         f"""
 name: two
-data_dir: {tmp_path / 'data'}
-models_dir: {tmp_path / 'models'}
+data_dir: {tmp_path / "data"}
+models_dir: {tmp_path / "models"}
 seed: 3
 source: {{dataset: {{name: digits, limit_per_class: 12}}}}
 prepare: {{size: 8}}
@@ -264,7 +281,9 @@ predict: {{images: []}}
     for r in rows:
         assert r["runs"] == "2" and r["accuracy_std"] != ""  # two seeds: mean ± std
         assert float(r["accuracy_ci_low"]) <= float(r["accuracy"]) <= float(r["accuracy_ci_high"])
-    assert (out / "leaderboard.md").is_file() and (out / "leaderboard.png").is_file() and (out / "compare.html").is_file()
+    assert (
+        (out / "leaderboard.md").is_file() and (out / "leaderboard.png").is_file() and (out / "compare.html").is_file()
+    )
     assert "McNemar" in res.stdout and "mlp" in res.stdout  # the leaderboard is printed
     comp = json.loads((out / "compare.json").read_text())
     assert comp["best_run"].startswith(str(models / f"two-{comp['best']}-s"))

@@ -4,13 +4,13 @@ from pathlib import Path
 
 import pytest
 
-from imgclf.config import stage_config
 from imgclf.config import (
     PrepareConfig,
     RunConfig,
     SplitConfig,
     load_run_config,
     parse_override,
+    stage_config,
 )
 from imgclf.errors import ConfigError
 

@@ -24,7 +24,9 @@ def write_digits(root: Path, per_class: int = 6, size: int = 16, classes=(0, 1, 
     for c in classes:
         (root / str(c)).mkdir(parents=True, exist_ok=True)
         for i in np.flatnonzero(d.target == c)[:per_class]:
-            Image.fromarray(images[i]).convert("RGB").resize((size, size), Image.Resampling.NEAREST).save(root / str(c) / f"{i}.png")
+            Image.fromarray(images[i]).convert("RGB").resize((size, size), Image.Resampling.NEAREST).save(
+                root / str(c) / f"{i}.png"
+            )
     return root
 
 
@@ -94,7 +96,14 @@ def test_build_augmenter_layers_follow_the_config():
     assert build_augmenter(AugmentConfig(flip="none")) is None
     aug = build_augmenter(
         AugmentConfig(
-            flip="horizontal", rotation=0.1, zoom=0.1, translation=0.1, shear=0.2, contrast=0.2, brightness=0.1, erasing=0.5
+            flip="horizontal",
+            rotation=0.1,
+            zoom=0.1,
+            translation=0.1,
+            shear=0.2,
+            contrast=0.2,
+            brightness=0.1,
+            erasing=0.5,
         )
     )
     names = ["flip", "rotation", "zoom", "translation", "shear", "contrast", "brightness", "erasing"]
@@ -138,7 +147,21 @@ def test_augment_preview_cli_writes_a_grid(tmp_path):
     root = write_digits(tmp_path / "train", per_class=2)
     out = tmp_path / "grid.png"
     res = CliRunner().invoke(
-        app, ["augment-preview", str(root), "--out", str(out), "--rotation", "0.1", "--shear", "0.2", "--images", "3", "--variants", "4"]
+        app,
+        [
+            "augment-preview",
+            str(root),
+            "--out",
+            str(out),
+            "--rotation",
+            "0.1",
+            "--shear",
+            "0.2",
+            "--images",
+            "3",
+            "--variants",
+            "4",
+        ],
     )
     assert res.exit_code == 0, res.output
     with Image.open(out) as im:

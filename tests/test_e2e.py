@@ -11,15 +11,23 @@ runner = CliRunner()
 
 
 def _config(tmp_path, **train):
-    recipe = {"model": "cnn", "model_options": "{width: 16}", "epochs": 8, "batch_size": 16, "optimizer": "adamw",
-              "learning_rate": 0.003, "schedule": "cosine", **train}
+    recipe = {
+        "model": "cnn",
+        "model_options": "{width: 16}",
+        "epochs": 8,
+        "batch_size": 16,
+        "optimizer": "adamw",
+        "learning_rate": 0.003,
+        "schedule": "cosine",
+        **train,
+    }
     train_yaml = "\n".join(f"  {k}: {v}" for k, v in recipe.items())
     cfg = tmp_path / "e2e.yaml"
     cfg.write_text(
         f"""
 name: e2e
-data_dir: {tmp_path / 'data'}
-models_dir: {tmp_path / 'models'}
+data_dir: {tmp_path / "data"}
+models_dir: {tmp_path / "models"}
 seed: 1
 source:
   dataset: {{name: digits, limit_per_class: 30}}
@@ -82,8 +90,8 @@ def test_run_with_too_few_images_per_class_is_a_clear_error(tmp_path):
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text(
         f"""
-data_dir: {tmp_path / 'data'}
-models_dir: {tmp_path / 'models'}
+data_dir: {tmp_path / "data"}
+models_dir: {tmp_path / "models"}
 source: {{dataset: {{name: digits, limit_per_class: 1}}}}
 prepare: {{size: 8}}
 stages: [scrape, clean, prepare, split]

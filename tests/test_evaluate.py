@@ -7,13 +7,13 @@ import re
 
 import numpy as np
 import pytest
-from helpers_runs import CLASSES, make_run
 from PIL import Image
 from typer.testing import CliRunner
 
+from helpers_runs import CLASSES, make_run
 from imgclf.cli.main import app
 from imgclf.evaluate import compute_metrics, evaluate_run, expected_calibration_error
-from imgclf.rundir import load_predictions
+from imgclf.records.run import load_predictions
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -88,7 +88,16 @@ def test_evaluate_run_writes_metrics_plots_and_self_contained_report(tmp_path):
     (tmp_path / "data" / "test" / "red" / "broken.png").write_bytes(PNG_MAGIC + b"garbage")
     metrics = evaluate_run(run, top_k=2)
     on_disk = json.loads((run / "metrics.json").read_text())
-    for key in ("accuracy", "loss", "precision_macro", "recall_macro", "f1_macro", "top_k_accuracy", "ece", "per_class"):
+    for key in (
+        "accuracy",
+        "loss",
+        "precision_macro",
+        "recall_macro",
+        "f1_macro",
+        "top_k_accuracy",
+        "ece",
+        "per_class",
+    ):
         assert key in on_disk, key
     assert on_disk["accuracy"] == pytest.approx(metrics["accuracy"])
     assert set(on_disk["per_class"]) == set(CLASSES)
@@ -101,8 +110,11 @@ def test_evaluate_run_writes_metrics_plots_and_self_contained_report(tmp_path):
     assert len(load_predictions(run)) == 6 * len(CLASSES)
     assert on_disk["accuracy"] >= 0.8  # solid colours are easy; the tiny model learned them
     for name in (
-        "confusion_matrix.png", "confusion_matrix_normalized.png", "training_curves.png",
-        "confident_errors.png", "reliability_diagram.png",
+        "confusion_matrix.png",
+        "confusion_matrix_normalized.png",
+        "training_curves.png",
+        "confident_errors.png",
+        "reliability_diagram.png",
     ):
         data = (run / name).read_bytes()
         assert data.startswith(PNG_MAGIC), name
@@ -132,7 +144,9 @@ def test_evaluate_records_fingerprint_intervals_and_per_image_predictions(tmp_pa
     assert set(preds.paths) == {p.relative_to(test).as_posix() for p in test.rglob("*.png")}
     assert preds.correct.mean() == pytest.approx(m["accuracy"])
     np.testing.assert_allclose(preds.probs.sum(axis=1), 1.0, atol=1e-5)
-    assert (run / "predictions.csv").read_text().splitlines()[0] == "path,sha256,label,predicted,correct,p:blue,p:green,p:red"
+    assert (run / "predictions.csv").read_text().splitlines()[
+        0
+    ] == "path,sha256,label,predicted,correct,p:blue,p:green,p:red"
     # a 95 % bootstrap interval around every metric
     ci = m["confidence_intervals"]
     assert ci["level"] == 0.95 and ci["n_resamples"] == 2000 and ci["n_images"] == m["n_images"]
@@ -166,10 +180,14 @@ def test_evaluate_counts_test_images_with_a_near_copy_in_train(tmp_path):
     victim = sorted((tmp_path / "data" / "test" / "green").glob("*.png"))[2]
     arr = np.asarray(Image.open(victim).resize((64, 64), Image.Resampling.BICUBIC), np.float64)
     Image.fromarray(np.clip(arr * 1.05 + 4, 0, 255).astype(np.uint8)).save(
-        tmp_path / "data" / "train" / "green" / "copy.jpg", quality=92)
+        tmp_path / "data" / "train" / "green" / "copy.jpg", quality=92
+    )
     leaks = evaluate_run(run)["leaks"]
     assert leaks["test_images_with_copy"] == 1 and leaks["by_kind"] == {"near": 1}
-    assert leaks["copies"][0]["test"] == f"test/green/{victim.name}" and leaks["copies"][0]["other"] == "train/green/copy.jpg"
+    assert (
+        leaks["copies"][0]["test"] == f"test/green/{victim.name}"
+        and leaks["copies"][0]["other"] == "train/green/copy.jpg"
+    )
     assert json.loads((run / "metrics.json").read_text())["leaks"]["test_images_with_copy"] == 1
     html = (run / "report.html").read_text()
     assert "Leak audit: <b>1</b> of 18 test images" in html and "train/green/copy.jpg" in html
@@ -215,7 +233,7 @@ def test_cli_evaluate_flip_tta_averages_with_the_mirror_image(tmp_path):
     assert out["accuracy"] == pytest.approx(float(np.mean(((plain + mirrored) / 2).argmax(1) == labels)))
     assert "trained without horizontal flips" not in res.stderr  # the tiny run trains with flips
     # a run trained without flips (digits): flip TTA still runs, with a warning saying why it may hurt
-    from imgclf.rundir import load_run_info, save_run_info
+    from imgclf.records.run import load_run_info, save_run_info
 
     info = load_run_info(run)
     info.config.setdefault("augment", {})["flip"] = "none"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers_runs import SIZE, colour_image, make_run
 from PIL import Image
 from typer.testing import CliRunner
 
+from helpers_runs import SIZE, colour_image, make_run
 from imgclf.cli.main import app
 from imgclf.errors import ModelError
 from imgclf.explain import explain_image, find_target_layer, grad_cam
@@ -29,7 +29,7 @@ def test_gradcam_overlay_has_input_size_non_square(run, tmp_path):
         arr = np.asarray(out)
     assert result.label == "red" and result.layer == "last_conv"
     assert result.heatmap.shape == (SIZE // 2, SIZE // 2)  # last_conv is after one 2x pooling
-    assert 0.0 <= result.heatmap.min() and result.heatmap.max() <= 1.0
+    assert result.heatmap.min() >= 0.0 and result.heatmap.max() <= 1.0
     # margins outside the center square the model saw stay as they were
     assert np.array_equal(arr[:, :26], img[:, :26])
     assert not np.array_equal(arr[:, 26:63], img[:, 26:63])
@@ -85,7 +85,7 @@ def _registry_conv_models():
 def test_gradcam_on_every_registry_model(name, tmp_path):
     """Driven by the model list: conv nets get an overlay of the input size; the MLP is refused."""
     from imgclf.models.registry import create_model, get_spec
-    from imgclf.rundir import RunInfo, save_run_info
+    from imgclf.records.run import RunInfo, save_run_info
 
     spec = get_spec(name)
     size = max(32, spec.min_size)

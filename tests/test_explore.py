@@ -93,7 +93,7 @@ def test_embed_raw_keeps_paths_labels_and_lists_unreadable_files(tmp_path):
     (root / "3" / "broken.png").write_bytes(b"<html>not an image</html>")
     emb = embed_folder(root, EmbedOptions(model="raw"))
     assert emb.embeddings.shape == (8, 8 * 8 * 3) and emb.embeddings.dtype == np.float32
-    assert 0.0 <= emb.embeddings.min() and emb.embeddings.max() <= 1.0
+    assert emb.embeddings.min() >= 0.0 and emb.embeddings.max() <= 1.0
     assert emb.paths[0].startswith("3/") and all("/" in p for p in emb.paths)
     assert emb.labels == ["3"] * 4 + ["4"] * 4
     assert [(r.path, r.reason) for r in emb.rejects] == [("3/broken.png", "not_an_image")]
@@ -208,7 +208,9 @@ def test_cluster_empty_or_single_image_folder_is_one_clear_line(tmp_path):
         runner.invoke(app, ["cluster", str(single), "--k", "2", "--out", str(tmp_path / "o")]),
         "need at least 2 images",
     )
-    _one_line_error(runner.invoke(app, ["cluster", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]), "not found")
+    _one_line_error(
+        runner.invoke(app, ["cluster", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]), "not found"
+    )
     _one_line_error(runner.invoke(app, ["cluster", str(single), "--k", "1", "--out", str(tmp_path / "o")]), "k must be")
 
 
@@ -234,7 +236,8 @@ def test_cluster_refuses_an_output_inside_the_input(digits):
 def test_autoencoder_trains_reconstructs_and_embeds(digits, tmp_path):
     run = tmp_path / "ae"
     res = runner.invoke(
-        app, ["autoencoder", "train", str(digits), "--out", str(run), "--epochs", "1", "--size", "8", "--bottleneck", "6"]
+        app,
+        ["autoencoder", "train", str(digits), "--out", str(run), "--epochs", "1", "--size", "8", "--bottleneck", "6"],
     )
     assert res.exit_code == 0, res.output
     info = json.loads((run / "autoencoder.json").read_text())
@@ -242,7 +245,9 @@ def test_autoencoder_trains_reconstructs_and_embeds(digits, tmp_path):
     assert (run / "autoencoder.keras").is_file() and len((run / "history.csv").read_text().splitlines()) == 2
 
     grid = tmp_path / "grid.png"
-    res = runner.invoke(app, ["autoencoder", "reconstruct", str(digits), "--model", str(run), "--out", str(grid), "-n", "6"])
+    res = runner.invoke(
+        app, ["autoencoder", "reconstruct", str(digits), "--model", str(run), "--out", str(grid), "-n", "6"]
+    )
     assert res.exit_code == 0, res.output
     img = Image.open(grid)
     assert img.size[0] > 6 * 64 and img.size[1] >= 2 * 64  # a row of inputs above a row of outputs
@@ -265,7 +270,9 @@ def test_autoencoder_options_are_validated():
 
 def test_autoencoder_reconstruct_needs_an_autoencoder_run(digits, tmp_path):
     _one_line_error(
-        runner.invoke(app, ["autoencoder", "reconstruct", str(digits), "--model", str(tmp_path), "--out", str(tmp_path / "g.png")]),
+        runner.invoke(
+            app, ["autoencoder", "reconstruct", str(digits), "--model", str(tmp_path), "--out", str(tmp_path / "g.png")]
+        ),
         "is not an autoencoder run",
     )
 

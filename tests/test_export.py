@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers_runs import make_run
 from typer.testing import CliRunner
 
+from helpers_runs import make_run
 from imgclf.cli.main import app
 from imgclf.errors import ModelError
 from imgclf.export import MIN_AGREEMENT, export_run

@@ -21,8 +21,24 @@ DATA = Path(__file__).parent / "data"
 
 
 @pytest.mark.parametrize(
-    "name", ["rgb.jpg", "rgb.png", "gray.png", "rgba.png", "la.png", "palette.gif", "gray16.png", "gray16.tif",
-             "cmyk.jpg", "cmyk.tif", "exif_rotated.jpg", "animated.gif", "animated.webp", "rgb.bmp", "rgb.webp"],
+    "name",
+    [
+        "rgb.jpg",
+        "rgb.png",
+        "gray.png",
+        "rgba.png",
+        "la.png",
+        "palette.gif",
+        "gray16.png",
+        "gray16.tif",
+        "cmyk.jpg",
+        "cmyk.tif",
+        "exif_rotated.jpg",
+        "animated.gif",
+        "animated.webp",
+        "rgb.bmp",
+        "rgb.webp",
+    ],
 )
 def test_every_allowed_kind_opens_as_8bit_rgb(name):
     img = open_image(DATA / name)

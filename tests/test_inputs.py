@@ -99,12 +99,22 @@ def _touch(p: Path) -> None:
 
 def test_list_images_class_tree_presplit_and_hidden_names(tmp_path):
     flat = tmp_path / "flat"
-    for rel in ("cat/a.png", "cat/sub/b.png", "dog/c.png", "_rejected/x/d.png", ".hidden/e.png", "loose.png", "cat/_x.png"):
+    for rel in (
+        "cat/a.png",
+        "cat/sub/b.png",
+        "dog/c.png",
+        "_rejected/x/d.png",
+        ".hidden/e.png",
+        "loose.png",
+        "cat/_x.png",
+    ):
         _touch(flat / rel)
     lst = list_images(flat)
     assert lst.layout == "classes" and lst.class_names == ["cat", "dog"]
     assert [(e.rel, e.label, e.subset) for e in lst.entries] == [
-        ("cat/a.png", "cat", None), ("cat/sub/b.png", "cat", None), ("dog/c.png", "dog", None)
+        ("cat/a.png", "cat", None),
+        ("cat/sub/b.png", "cat", None),
+        ("dog/c.png", "dog", None),
     ]
     assert lst.labels.tolist() == [0, 0, 1] and lst.counts().tolist() == [2, 1]
     assert [p.name for p in lst.strays] == ["loose.png"] and not lst.labelled
@@ -115,7 +125,9 @@ def test_list_images_class_tree_presplit_and_hidden_names(tmp_path):
     lst = list_images(pre)
     assert lst.layout == "presplit" and lst.labelled
     assert {(e.rel, e.label, e.subset) for e in lst.entries} == {
-        ("train/cat/a.png", "cat", "train"), ("test/cat/b.png", "cat", "test"), ("val/dog/c.png", "dog", "val")
+        ("train/cat/a.png", "cat", "train"),
+        ("test/cat/b.png", "cat", "test"),
+        ("val/dog/c.png", "dog", "val"),
     }
 
 
@@ -205,10 +217,9 @@ def test_evaluate_val_equals_the_best_epoch_of_training(tmp_path, layout):
     """Issue "one path": `evaluate --split val` gives exactly the best epoch's val_accuracy and a
     loss within 1 % of its val_loss, with --image-size different from the files' size."""
     from helpers_runs import train_config
-
     from imgclf.config import PrepareConfig, SplitConfig
     from imgclf.evaluate import evaluate_run
-    from imgclf.rundir import best_epoch_row, load_run_info, read_history
+    from imgclf.records.run import best_epoch_row, load_run_info, read_history
     from imgclf.train import train
 
     if layout == "prepared":  # digits prepared at 32 px, trained at 20 px
@@ -237,11 +248,10 @@ def test_evaluate_val_equals_the_best_epoch_of_training(tmp_path, layout):
 def test_prepare_policy_is_recorded_and_used_by_train_and_predict(tmp_path):
     """`prepare --resize pad` is recorded, carried by split, stored by train, applied by predict."""
     from helpers_runs import train_config, write_split
-
     from imgclf.config import PrepareConfig, SplitConfig
     from imgclf.predict import predict_inputs
     from imgclf.prepare import prepare_folder, read_prepare_record
-    from imgclf.rundir import load_run_info
+    from imgclf.records.run import load_run_info
     from imgclf.split import split_folder
     from imgclf.train import train
 

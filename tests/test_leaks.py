@@ -47,7 +47,9 @@ def test_planted_test_train_pair_is_counted_and_named(tmp_path):
     test = list_images(root / "test")
     copies = near_copies(test, [list_images(root / "train"), list_images(root / "val")])
     assert [(c.test, c.other, c.kind) for c in copies] == [
-        (rel, f"train/{label}/planted.jpg", "near"), (rel, f"val/{label}/exact.png", "exact")]
+        (rel, f"train/{label}/planted.jpg", "near"),
+        (rel, f"val/{label}/exact.png", "exact"),
+    ]
     summary = leak_summary(test, copies)
     assert summary["test_images_with_copy"] == 1 and summary["pairs"] == 2
     assert summary["by_kind"] == {"exact": 1, "near": 1}

@@ -86,7 +86,7 @@ def test_model_builds_saves_loads_and_trains(name, tmp_path):
     assert len(names) == len(set(names))
     auto = re.compile(r"(conv2d|batch_normalization|add|activation|zero_padding2d|dense|dropout|concatenate)(_\d+)?")
     assert not [n for n in names if auto.fullmatch(n)], "every layer gets a stable name"
-    assert HEAD_LAYERS <= set(names)
+    assert set(names) >= HEAD_LAYERS
     assert len(model.get_layer("embedding").output.shape) == 2  # (batch, features)
     if spec.last_conv_layer is not None:
         assert len(model.get_layer(spec.last_conv_layer).output.shape) == 4  # Grad-CAM map
@@ -123,7 +123,9 @@ def test_backbone_loads_a_local_weights_file(tmp_path):
         for a, b in zip(model.get_layer(layer_name).get_weights(), ref.get_layer(layer_name).get_weights()):
             np.testing.assert_array_equal(a, b)
     fresh = create_model("xception", num_classes=2, input_shape=(71, 71, 3))
-    assert not np.array_equal(fresh.get_layer("block1_conv1").get_weights()[0], ref.get_layer("block1_conv1").get_weights()[0])
+    assert not np.array_equal(
+        fresh.get_layer("block1_conv1").get_weights()[0], ref.get_layer("block1_conv1").get_weights()[0]
+    )
 
     bad = tmp_path / "notes.txt"
     bad.write_text("not weights")
@@ -179,7 +181,9 @@ def test_fused_batch_norm_matches_keras_batch_norm():
     np.testing.assert_array_equal(fused.moving_mean, before)
     # 2-D inputs (the mlp) fall back to the Keras computation
     flat = tf.reshape(x, (8, -1))[:, :4]
-    np.testing.assert_allclose(FusedBatchNormalization()(flat, training=False), keras.layers.BatchNormalization()(flat, training=False))
+    np.testing.assert_allclose(
+        FusedBatchNormalization()(flat, training=False), keras.layers.BatchNormalization()(flat, training=False)
+    )
 
 
 def test_a_saved_cnn_loads_in_a_fresh_process_through_predict(tmp_path):

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers_runs import CLASSES, SIZE, colour_image, make_run
 from PIL import Image
 from typer.testing import CliRunner
 
+from helpers_runs import CLASSES, SIZE, colour_image, make_run
 from imgclf.cli.main import app
 from imgclf.errors import ModelError
 from imgclf.inputs import InputSpec, collect_inputs, iter_batches
@@ -39,7 +39,7 @@ def server():
     red = _png(colour_image("red", np.random.default_rng(5), size=40))
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             if self.path == "/red.png":
                 body, ctype = red, "image/png"
             elif self.path == "/page.html":
@@ -173,7 +173,9 @@ def test_corrupt_file_among_good_ones_is_reported_and_others_go_on(run, tmp_path
     for i, c in enumerate(CLASSES):
         Image.fromarray(colour_image(c, rng)).save(folder / f"{i}_{c}.png")
     (folder / "1_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
-    res = CliRunner().invoke(app, ["predict", str(folder), str(tmp_path / "missing.png"), "--model", str(run), "--json"])
+    res = CliRunner().invoke(
+        app, ["predict", str(folder), str(tmp_path / "missing.png"), "--model", str(run), "--json"]
+    )
     assert res.exit_code == 0, res.output
     out = {Path(r["input"]).name: r for r in json.loads(res.stdout)}
     assert len(out) == 5
@@ -194,7 +196,8 @@ def test_all_inputs_failing_exits_1(run, tmp_path):
 
 def test_predict_url_from_local_server(run, server):
     res = CliRunner().invoke(
-        app, ["predict", f"{server}/red.png", f"{server}/page.html", f"{server}/missing.png", "--model", str(run), "--json"]
+        app,
+        ["predict", f"{server}/red.png", f"{server}/page.html", f"{server}/missing.png", "--model", str(run), "--json"],
     )
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
@@ -211,7 +214,9 @@ def test_csv_output_and_low_confidence_flag(run, tmp_path):
     prob = json.loads(res.stdout)[0]["probability"]
     dest = tmp_path / "out" / "preds.csv"
     above = min(1.0, prob + 0.01)
-    res = CliRunner().invoke(app, ["predict", str(img), "--model", str(run), "--csv", str(dest), "--threshold", str(above)])
+    res = CliRunner().invoke(
+        app, ["predict", str(img), "--model", str(run), "--csv", str(dest), "--threshold", str(above)]
+    )
     assert res.exit_code == 0, res.output
     rows = list(csv.DictReader(dest.open()))
     assert rows[0]["label"] in CLASSES

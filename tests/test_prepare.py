@@ -6,7 +6,7 @@ from PIL import Image
 
 from imgclf.config import PrepareConfig
 from imgclf.errors import DataError
-from imgclf.prepare import prepare_folder, read_prepare_record
+from imgclf.prepare import prepare_folder
 
 
 def _stripes(w, h):
@@ -74,9 +74,14 @@ def test_provenance_record_is_carried_over_under_the_new_names(tmp_path):
     _stripes(60, 40).save(src / "a" / "x.jpg", quality=95)
     _stripes(40, 60).save(src / "a" / "y.png")
     _stripes(50, 50).save(src / "a" / "z.png")
-    write_provenance(src, [ProvenanceEntry("a/x.jpg", "post:p1", ("post:p1",)),
-                           ProvenanceEntry("a/y.png", "post:p1", ("post:p1", "url:https://e.x/y.png")),
-                           ProvenanceEntry("a/gone.png", "post:p9", ("post:p9",))])  # not in the folder any more
+    write_provenance(
+        src,
+        [
+            ProvenanceEntry("a/x.jpg", "post:p1", ("post:p1",)),
+            ProvenanceEntry("a/y.png", "post:p1", ("post:p1", "url:https://e.x/y.png")),
+            ProvenanceEntry("a/gone.png", "post:p9", ("post:p9",)),
+        ],
+    )  # not in the folder any more
     prepare_folder(src, tmp_path / "out", PrepareConfig(size=32, format="png"))
     rec = read_provenance(tmp_path / "out")
     assert set(rec) == {"a/x.png", "a/y.png"}

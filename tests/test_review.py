@@ -61,8 +61,11 @@ def _clean(raw: Path, out: Path) -> str:
 def _tree(root: Path) -> dict[str, object]:
     """Every file (relative path -> sha256; the report without its wall time) except the
     database, for idempotence checks."""
-    out: dict[str, object] = {p.relative_to(root).as_posix(): _sha(p) for p in sorted(root.rglob("*"))
-                              if p.is_file() and not p.name.startswith("decisions.sqlite")}
+    out: dict[str, object] = {
+        p.relative_to(root).as_posix(): _sha(p)
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.name.startswith("decisions.sqlite")
+    }
     report = json.loads((root / "_reports" / "clean_report.json").read_text())
     report.pop("seconds")
     out["_reports/clean_report.json"] = report
@@ -75,8 +78,9 @@ class Server:
     def __init__(self, root: Path, *args: str, log: Path):
         self.err = open(log, "ab")
         cmd = [sys.executable, "-m", "imgclf", "review", str(root), *args, "--no-browser", "--port", "0"]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.err, text=True,
-                                     env={**os.environ, "IMGCLF_QUIET": "1"})
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=self.err, text=True, env={**os.environ, "IMGCLF_QUIET": "1"}
+        )
         box: list[str] = []
         reader = threading.Thread(target=lambda: box.append(self.proc.stdout.readline()), daemon=True)
         reader.start()
@@ -99,8 +103,15 @@ class Server:
         return rest
 
 
-def _http(port: int, method: str, path: str, *, headers: dict[str, str] | None = None, body: bytes | None = None,
-          host: str | None = None) -> tuple[int, dict[str, str], bytes]:
+def _http(
+    port: int,
+    method: str,
+    path: str,
+    *,
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+    host: str | None = None,
+) -> tuple[int, dict[str, str], bytes]:
     """One raw request (the path is sent exactly as given, `..` and all)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     try:
@@ -151,10 +162,18 @@ def reports(cleaned, tmp_path) -> dict[str, Path]:
     (audit / "audit.json").write_text(json.dumps({"counts": {"label_issues": 3}}))
     run = tmp_path / "run"
     run.mkdir()
-    errors = [{"file": str(tmp_path / "split" / "test" / f.split("/")[0] / Path(f).name), "true": f.split("/")[0],
-               "predicted": "9", "probability": 0.97} for f in (files[8], files[16])]
-    errors.append({"file": str(tmp_path / "split" / "test" / "4" / "gone.png"), "true": "4", "predicted": "9",
-                   "probability": 0.9})
+    errors = [
+        {
+            "file": str(tmp_path / "split" / "test" / f.split("/")[0] / Path(f).name),
+            "true": f.split("/")[0],
+            "predicted": "9",
+            "probability": 0.97,
+        }
+        for f in (files[8], files[16])
+    ]
+    errors.append(
+        {"file": str(tmp_path / "split" / "test" / "4" / "gone.png"), "true": "4", "predicted": "9", "probability": 0.9}
+    )
     (run / "metrics.json").write_text(json.dumps({"accuracy": 0.5, "confident_errors": errors}))
     return {"audit": audit, "run": run, "issues": [p for p, *_ in issues]}
 
@@ -165,19 +184,25 @@ def _d(i: int, action: str, path: str, sha: str, new_label: str | None = None, l
 
 
 def test_replay_rule_undo_stack_rename_and_path_fallback():
-    items = [ReplayItem("cat/a.png", "A", "cat"), ReplayItem("cat/b.png", "B", "cat"),
-             ReplayItem("cat/c.png", "C", "cat"), ReplayItem("dog/c.png", "D", "dog"),
-             ReplayItem("cat/moved.png", "E", "cat"), ReplayItem("cat/edited.png", "F2", "cat"),
-             ReplayItem("dog/a_copy.png", "A", "dog"),  # the bytes of cat/a.png, filed under dog
-             ReplayItem("cat/h1.png", "H", "cat"), ReplayItem("cat/h2.png", "H", "cat")]
+    items = [
+        ReplayItem("cat/a.png", "A", "cat"),
+        ReplayItem("cat/b.png", "B", "cat"),
+        ReplayItem("cat/c.png", "C", "cat"),
+        ReplayItem("dog/c.png", "D", "dog"),
+        ReplayItem("cat/moved.png", "E", "cat"),
+        ReplayItem("cat/edited.png", "F2", "cat"),
+        ReplayItem("dog/a_copy.png", "A", "dog"),  # the bytes of cat/a.png, filed under dog
+        ReplayItem("cat/h1.png", "H", "cat"),
+        ReplayItem("cat/h2.png", "H", "cat"),
+    ]
     ds = [
         _d(1, "reject", "cat/a.png", "A"),
         _d(2, "relabel", "cat/b.png", "B", "dog"),
         _d(3, "keep", "cat/b.png", "B"),
-        _d(4, "undo", "cat/b.png", "B"),            # takes back the keep: the relabel is effective again
+        _d(4, "undo", "cat/b.png", "B"),  # takes back the keep: the relabel is effective again
         _d(5, "relabel", "cat/c.png", "C", "dog"),  # dog/c.png exists: renamed on the way
-        _d(6, "reject", "cat/old_name.png", "E"),   # renamed since: found by sha256
-        _d(7, "reject", "cat/edited.png", "F1"),    # bytes changed since: found by path
+        _d(6, "reject", "cat/old_name.png", "E"),  # renamed since: found by sha256
+        _d(7, "reject", "cat/edited.png", "F1"),  # bytes changed since: found by path
         _d(8, "relabel", "_rejected/near_duplicate/cat/gone.png", "G", "dog"),  # not in the input any more
         _d(9, "relabel", "cat/a.png", "A", "_bad"),  # not a class name
         _d(10, "undo", "cat/a.png", "A"),
@@ -195,8 +220,15 @@ def test_replay_rule_undo_stack_rename_and_path_fallback():
         "cat/h2.png": ("keep", "cat/h2.png", "sha256"),
     }  # dog/a_copy.png has the bytes of cat/a.png, but the decision was taken on cat/a.png
     assert [d.id for d in plan.not_found] == [8]
-    assert plan.counts() == {"rows": 11, "rejected": 3, "relabelled": 2, "kept": 2, "undone": 2, "not_found": 1,
-                             "invalid": 0}
+    assert plan.counts() == {
+        "rows": 11,
+        "rejected": 3,
+        "relabelled": 2,
+        "kept": 2,
+        "undone": 2,
+        "not_found": 1,
+        "invalid": 0,
+    }
     assert plan_replay(list(reversed(ds)), list(reversed(items))).report() == plan.report()  # order-free, deterministic
     # `u` takes back the latest decision still in force, walking back in time.
     index = DecisionIndex(ds)
@@ -204,8 +236,13 @@ def test_replay_rule_undo_stack_rename_and_path_fallback():
     assert index.lookup("A", "dog/a_copy.png", lambda p, h: p) is None  # the decided copy is still at its path
     assert index.lookup("A", "cat/a.png", lambda p, h: p).id == 1
     assert index.lookup("E", "cat/moved.png", lambda p, h: None).id == 6  # renamed: the decided file is gone
-    assert DecisionIndex(ds + [_d(12, "undo", "x", "H"), _d(13, "undo", "x", "G"), _d(14, "undo", "x", "F1")]).last().id == 6
-    split = plan_replay([_d(1, "relabel", "train/cat/x.png", "X", "dog")], [ReplayItem("train/cat/x.png", "X", "cat", "train")])
+    assert (
+        DecisionIndex(ds + [_d(12, "undo", "x", "H"), _d(13, "undo", "x", "G"), _d(14, "undo", "x", "F1")]).last().id
+        == 6
+    )
+    split = plan_replay(
+        [_d(1, "relabel", "train/cat/x.png", "X", "dog")], [ReplayItem("train/cat/x.png", "X", "cat", "train")]
+    )
     assert split.actions["train/cat/x.png"].dest == "train/dog/x.png"  # pre-split: the class part, not the subset
     bad = plan_replay(ds[:9], items)
     assert [(d.id, why) for d, why in bad.invalid] == [(9, "new label '_bad' starts with '_' or '.' (never a class)")]
@@ -250,20 +287,32 @@ def test_clean_keeps_the_database_and_replays_it_idempotently(raw, cleaned):
         log.append("relabel", conflict, label="1", new_label="7", view="test", sha256=_sha(cleaned / conflict))
     before = _rows(cleaned)
     out = _clean(raw, cleaned)
-    assert "review decisions replayed: 1 rejected (_rejected/manual/), 2 relabelled, 0 kept, 1 undone, 0 not found" in out
+    assert (
+        "review decisions replayed: 1 rejected (_rejected/manual/), 2 relabelled, 0 kept, 1 undone, 0 not found" in out
+    )
     assert (cleaned / "_rejected" / "manual" / rejected).is_file() and not (cleaned / rejected).exists()
     assert (cleaned / "5" / Path(relabelled).name).is_file() and not (cleaned / relabelled).exists()
     assert (cleaned / undone).is_file() and not (cleaned / "6" / Path(undone).name).exists()
     # The copy relabelled to 7 now joins its twin's class: one kept, one set aside as a duplicate.
     report = json.loads((cleaned / "_reports" / "clean_report.json").read_text())
     assert report["label_conflicts"] == []
-    assert (cleaned / "_rejected" / "duplicate" / conflict).is_file() != (cleaned / "7" / "copy_of_a_seven.png").is_file()
+    assert (cleaned / "_rejected" / "duplicate" / conflict).is_file() != (
+        cleaned / "7" / "copy_of_a_seven.png"
+    ).is_file()
     dec = report["decisions"]
-    assert {k: dec[k] for k in ("rows", "rejected", "relabelled", "kept", "undone", "not_found")} == \
-        {"rows": 5, "rejected": 1, "relabelled": 2, "kept": 0, "undone": 1, "not_found": 0}
+    assert {k: dec[k] for k in ("rows", "rejected", "relabelled", "kept", "undone", "not_found")} == {
+        "rows": 5,
+        "rejected": 1,
+        "relabelled": 2,
+        "kept": 0,
+        "undone": 1,
+        "not_found": 0,
+    }
     assert {(f["file"], f["action"], f["to"]) for f in dec["files"]} == {
-        (rejected, "reject", f"_rejected/manual/{rejected}"), (relabelled, "relabel", f"5/{Path(relabelled).name}"),
-        (conflict, "relabel", "7/copy_of_a_seven.png")}  # not `seven`, though it has the same bytes
+        (rejected, "reject", f"_rejected/manual/{rejected}"),
+        (relabelled, "relabel", f"5/{Path(relabelled).name}"),
+        (conflict, "relabel", "7/copy_of_a_seven.png"),
+    }  # not `seven`, though it has the same bytes
     rejects = (cleaned / "_reports" / "rejects.csv").read_text()
     assert f"{rejected},manual,rejected in imgclf review" in rejects
     assert _rows(cleaned) == before  # read, kept, never rewritten
@@ -289,8 +338,12 @@ def test_clean_accepts_a_folder_holding_only_decisions(raw, tmp_path):
 
 # ------------------------------------------------------------------------- the command line
 def test_help_is_fast_to_import():
-    r = subprocess.run([sys.executable, "-X", "importtime", "-m", "imgclf", "review", "--help"],
-                       capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+    r = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "imgclf", "review", "--help"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
     assert r.returncode == 0, r.stderr
     assert "--no-browser" in r.stdout and "[default: 8765]" in r.stdout and "[default: 127.0.0.1]" in r.stdout
     imported = {line.split("|")[-1].strip().split(".")[0] for line in r.stderr.splitlines() if "|" in line}
@@ -298,11 +351,18 @@ def test_help_is_fast_to_import():
 
 
 def test_start_refuses_bad_input_in_one_line(tmp_path, cleaned):
-    for args, msg in [([str(tmp_path / "nope")], "folder not found"),
-                      ([str(cleaned), "--audit", str(tmp_path)], "has no label_issues.csv"),
-                      ([str(cleaned), "--run", str(tmp_path)], "has no metrics.json")]:
-        r = subprocess.run([sys.executable, "-m", "imgclf", "review", *args, "--no-browser", "--port", "0"],
-                           capture_output=True, text=True, env={**os.environ, "IMGCLF_QUIET": "1"}, timeout=120)
+    for args, msg in [
+        ([str(tmp_path / "nope")], "folder not found"),
+        ([str(cleaned), "--audit", str(tmp_path)], "has no label_issues.csv"),
+        ([str(cleaned), "--run", str(tmp_path)], "has no metrics.json"),
+    ]:
+        r = subprocess.run(
+            [sys.executable, "-m", "imgclf", "review", *args, "--no-browser", "--port", "0"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "IMGCLF_QUIET": "1"},
+            timeout=120,
+        )
         assert r.returncode == 1 and msg in r.stderr and "Traceback" not in r.stderr, r.stderr
         assert r.stdout == ""
 
@@ -340,7 +400,10 @@ def test_token_host_origin_and_paths(cleaned, tmp_path):
         assert status == 303 and headers["location"] == "/evil.example/"  # never a redirect to another host
         status, headers, page = req("GET", "/", headers=cookie)
         assert status == 200 and headers["content-type"].startswith("text/html")
-        assert f'data-path="{good}"'.encode() in page and b"script-src 'nonce-" in headers["content-security-policy"].encode()
+        assert (
+            f'data-path="{good}"'.encode() in page
+            and b"script-src 'nonce-" in headers["content-security-policy"].encode()
+        )
         assert b'data-path="0/link_out.png"' in page  # listed (it is in a class folder) ...
         assert req("GET", "/", headers=cookie, host=f"localhost:{port}")[0] == 200
         # Host: DNS rebinding
@@ -348,11 +411,19 @@ def test_token_host_origin_and_paths(cleaned, tmp_path):
         assert req("GET", "/", headers=T, host=f"127.0.0.1:{port + 1}")[0] == 403
         # POST: token header AND same-origin Origin, JSON; nothing saved by a refused request
         assert req("POST", "/api/decide", headers={**T, **json_ct}, body=body)[0] == 403
-        assert req("POST", "/api/decide", headers={**T, **json_ct, "Origin": "http://evil.example"}, body=body)[0] == 403
+        assert (
+            req("POST", "/api/decide", headers={**T, **json_ct, "Origin": "http://evil.example"}, body=body)[0] == 403
+        )
         assert req("POST", "/api/decide", headers={**T, **json_ct, "Origin": "null"}, body=body)[0] == 403
         assert req("POST", "/api/decide", headers={**cookie, **origin, **json_ct}, body=body)[0] == 403
-        assert req("POST", "/api/decide", headers={**T, **origin, **json_ct}, body=body, host=f"evil.example:{port}")[0] == 403
-        assert req("POST", "/api/undo", headers={**T, **json_ct, "Origin": f"http://evil.example:{port}"}, body=b"{}")[0] == 403
+        assert (
+            req("POST", "/api/decide", headers={**T, **origin, **json_ct}, body=body, host=f"evil.example:{port}")[0]
+            == 403
+        )
+        assert (
+            req("POST", "/api/undo", headers={**T, **json_ct, "Origin": f"http://evil.example:{port}"}, body=b"{}")[0]
+            == 403
+        )
         assert not database_path(cleaned).exists() or _rows(cleaned) == []
         assert req("GET", "/api/decide", headers=T)[0] == 405
         assert req("PUT", "/api/decide", headers={**T, **origin, **json_ct}, body=body)[0] == 405
@@ -360,24 +431,46 @@ def test_token_host_origin_and_paths(cleaned, tmp_path):
         P = {**T, **origin}
         assert req("POST", "/api/decide", headers={**P, "Content-Type": "text/plain"}, body=body)[0] == 415
         assert req("POST", "/api/decide", headers={**P, **json_ct}, body=b"{not json")[0] == 400
-        status, _, msg = req("POST", "/api/decide", headers={**P, **json_ct},
-                             body=json.dumps({"path": good, "action": "delete"}).encode())
+        status, _, msg = req(
+            "POST",
+            "/api/decide",
+            headers={**P, **json_ct},
+            body=json.dumps({"path": good, "action": "delete"}).encode(),
+        )
         assert status == 400 and b"action" in msg
-        status, _, msg = req("POST", "/api/decide", headers={**P, **json_ct},
-                             body=json.dumps({"path": good, "action": "relabel", "new_label": "cat"}).encode())
+        status, _, msg = req(
+            "POST",
+            "/api/decide",
+            headers={**P, **json_ct},
+            body=json.dumps({"path": good, "action": "relabel", "new_label": "cat"}).encode(),
+        )
         assert status == 400 and b"unknown class 'cat'" in msg
         assert req("POST", "/api/decide", headers={**P, **json_ct}, body=b"x" * 70_000)[0] in (400, 413)
         assert req("GET", "/issues?page=abc", headers=T)[0] == 400
         assert req("GET", "/class/nope", headers=T)[0] == 404
         # paths: outside the folder, absolute, symlink out, not an image -> 404
         rel_out = os.path.relpath(outside, cleaned)
-        for path in (f"/image/{rel_out}", f"/image/%2e%2e/{outside.name}", f"/image/{outside}", f"/image//{outside}",
-                     "/image/0/link_out.png", "/image/0/notes.png", "/image/_reports/clean_report.json",
-                     f"/thumb/{rel_out}", "/thumb/0/link_out.png", "/image/0/missing.png", "/image/"):
+        for path in (
+            f"/image/{rel_out}",
+            f"/image/%2e%2e/{outside.name}",
+            f"/image/{outside}",
+            f"/image//{outside}",
+            "/image/0/link_out.png",
+            "/image/0/notes.png",
+            "/image/_reports/clean_report.json",
+            f"/thumb/{rel_out}",
+            "/thumb/0/link_out.png",
+            "/image/0/missing.png",
+            "/image/",
+        ):
             assert req("GET", path, headers=T)[0] == 404, path
         for bad in (rel_out, str(outside), "0/link_out.png", "0/notes.png"):
-            status, _, _ = req("POST", "/api/decide", headers={**P, **json_ct},
-                               body=json.dumps({"path": bad, "action": "reject"}).encode())
+            status, _, _ = req(
+                "POST",
+                "/api/decide",
+                headers={**P, **json_ct},
+                body=json.dumps({"path": bad, "action": "reject"}).encode(),
+            )
             assert status == 404, bad
         assert not database_path(cleaned).exists() or _rows(cleaned) == []
         status, headers, data = req("GET", f"/image/{good}", headers=T)
@@ -470,7 +563,9 @@ def test_keyboard_flow_is_saved_shown_after_restart_and_applied_by_clean(browser
 
     rows = _rows(cleaned)
     out = _clean(raw, cleaned)
-    assert "review decisions replayed: 1 rejected (_rejected/manual/), 1 relabelled, 0 kept, 1 undone, 0 not found" in out
+    assert (
+        "review decisions replayed: 1 rejected (_rejected/manual/), 1 relabelled, 0 kept, 1 undone, 0 not found" in out
+    )
     assert (cleaned / "_rejected" / "manual" / paths[1]).is_file() and not (cleaned / paths[1]).exists()
     moved = cleaned / "2" / Path(paths[3]).name
     assert moved.is_file() and not (cleaned / paths[3]).exists()
@@ -497,8 +592,15 @@ def test_keyboard_flow_is_saved_shown_after_restart_and_applied_by_clean(browser
 
 
 VIEWS = {
-    "classes": "/", "class": "/class/7", "issues": "/issues", "outliers": "/outliers", "duplicates": "/duplicates",
-    "conflicts": "/conflicts", "errors": "/errors", "blurry": "/blurry", "decisions": "/decisions",
+    "classes": "/",
+    "class": "/class/7",
+    "issues": "/issues",
+    "outliers": "/outliers",
+    "duplicates": "/duplicates",
+    "conflicts": "/conflicts",
+    "errors": "/errors",
+    "blurry": "/blurry",
+    "decisions": "/decisions",
 }
 
 
@@ -527,7 +629,10 @@ def test_every_view_in_the_browser_and_the_mouse(browser, cleaned, reports, tmp_
         page.locator('#legend button[data-class="8"]').click()
         expect(page.locator("body")).to_have_attribute("data-saved-count", "2")
         expect(tile).to_have_attribute("data-new-label", "8")
-        assert [r[:4] for r in _rows(cleaned)] == [("reject", issues_first, "3", None), ("relabel", issues_first, "3", "8")]
+        assert [r[:4] for r in _rows(cleaned)] == [
+            ("reject", issues_first, "3", None),
+            ("relabel", issues_first, "3", "8"),
+        ]
         assert {r[4] for r in _rows(cleaned)} == {"issues"}
         page.locator("#undo").click()
         expect(page.locator("body")).to_have_attribute("data-saved-count", "3")

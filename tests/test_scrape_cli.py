@@ -16,10 +16,15 @@ from imgclf.config import RedditSource, ScrapeConfig, WebSource
 #: option -> (config model, field) for the options that fill a config field.
 FIELDS = {
     "--limit": None,  # differs per command, checked below
-    "--sort": (RedditSource, "sort"), "--time-filter": (RedditSource, "time_filter"),
-    "--search": (RedditSource, "search"), "--new-only": (RedditSource, "new_only"), "--nsfw": (RedditSource, "nsfw"),
-    "--praw-site": (RedditSource, "praw_site"), "--urls-file": (WebSource, "urls_file"),
-    "--depth": (WebSource, "depth"), "--max-pages": (WebSource, "max_pages"),
+    "--sort": (RedditSource, "sort"),
+    "--time-filter": (RedditSource, "time_filter"),
+    "--search": (RedditSource, "search"),
+    "--new-only": (RedditSource, "new_only"),
+    "--nsfw": (RedditSource, "nsfw"),
+    "--praw-site": (RedditSource, "praw_site"),
+    "--urls-file": (WebSource, "urls_file"),
+    "--depth": (WebSource, "depth"),
+    "--max-pages": (WebSource, "max_pages"),
     **{f"--{f.replace('_', '-')}": (ScrapeConfig, f) for f in ScrapeConfig.model_fields if f != "backoff"},
     "--respect-noai": (ScrapeConfig, "respect_noai"),
 }
@@ -52,8 +57,16 @@ def test_every_option_states_its_default_from_the_config(name):
 def test_help_renders_the_defaults():
     out = CliRunner().invoke(app, ["scrape", "reddit", "--help"], env={"COLUMNS": "250"}).output
     flat = " ".join(out.split())
-    for text in ("[default: 120]", "[default: 1000]", "[default: top]", "[default: on]", "[default: 5]",
-                 "--ignore-noai", "--new-only", "--search"):
+    for text in (
+        "[default: 120]",
+        "[default: 1000]",
+        "[default: top]",
+        "[default: on]",
+        "[default: 5]",
+        "--ignore-noai",
+        "--new-only",
+        "--search",
+    ):
         assert text in flat, text
     out = CliRunner().invoke(app, ["scrape", "web", "--help"], env={"COLUMNS": "250"}).output
     assert "[default: no limit]" in " ".join(out.split())

@@ -120,12 +120,14 @@ def test_imgur_removed_placeholder_rejected_through_a_proxy():
     """imgur redirects removed images to i.imgur.com/removed.png (161x81). A local forward proxy
     answers for the real host name, so the detection runs on the real URLs."""
     placeholder = png((200, 200, 200), (161, 81))
-    proxy = Server({
-        "http://i.imgur.com/gone.jpg": lambda h: h.redirect("http://i.imgur.com/removed.png"),
-        "http://i.imgur.com/removed.png": static(placeholder),
-        "http://i.imgur.com/same-size.png": static(placeholder),
-        "http://i.imgur.com/fine.png": static(png((5, 5, 5), (160, 81))),
-    })
+    proxy = Server(
+        {
+            "http://i.imgur.com/gone.jpg": lambda h: h.redirect("http://i.imgur.com/removed.png"),
+            "http://i.imgur.com/removed.png": static(placeholder),
+            "http://i.imgur.com/same-size.png": static(placeholder),
+            "http://i.imgur.com/fine.png": static(png((5, 5, 5), (160, 81))),
+        }
+    )
     with proxy:
         sess = requests.Session()
         sess.trust_env = False
@@ -162,8 +164,9 @@ def test_budget_spans_every_retry_of_a_never_answering_server():
     with HangServer() as hang:
         t0 = time.monotonic()
         with pytest.raises(ImageError) as ei:
-            fetch_image(hang.base + "/x.jpg", connect_timeout=1, read_timeout=0.6, retries=50, backoff=0.01,
-                        total_timeout=1.5)
+            fetch_image(
+                hang.base + "/x.jpg", connect_timeout=1, read_timeout=0.6, retries=50, backoff=0.01, total_timeout=1.5
+            )
         spent = time.monotonic() - t0
     assert ei.value.reason == "timeout" and "time budget per URL: 1.5 s" in ei.value.detail
     assert len(hang._conns) >= 2  # it did retry, within the budget
@@ -205,8 +208,11 @@ def test_page_of_twenty_with_one_hanging_image_keeps_the_rest(tmp_path):
     routes = {f"/img/{i}.png": static(png((i * 10, 3, 7))) for i in range(19)}
     routes["/img/hang.png"] = hang
     routes["/robots.txt"] = static(b"", "text/plain")
-    imgs = "".join(f'<img src="/img/{i}.png">' for i in range(10)) + '<img src="/img/hang.png">' + \
-        "".join(f'<img src="/img/{i}.png">' for i in range(10, 19))
+    imgs = (
+        "".join(f'<img src="/img/{i}.png">' for i in range(10))
+        + '<img src="/img/hang.png">'
+        + "".join(f'<img src="/img/{i}.png">' for i in range(10, 19))
+    )
     routes["/gallery.html"] = page(f"<html><body>{imgs}</body></html>")
     cfg = ScrapeConfig(workers=4, delay=0, retries=5, backoff=0.05, connect_timeout=1, read_timeout=1, url_budget=1.5)
     with Server(routes) as s:
@@ -229,8 +235,12 @@ def test_robots_directives_parsing():
 
 def test_x_robots_tag_noai_on_an_image():
     img = png((4, 4, 4))
-    with Server({"/a.png": static(img, headers={"X-Robots-Tag": "noai"}),
-                 "/b.png": static(img, headers={"X-Robots-Tag": "googlebot: noimageai"})}) as s:
+    with Server(
+        {
+            "/a.png": static(img, headers={"X-Robots-Tag": "noai"}),
+            "/b.png": static(img, headers={"X-Robots-Tag": "googlebot: noimageai"}),
+        }
+    ) as s:
         assert _reason(s.url("/a.png"), respect_noai=True) == "noai"
         assert fetch_image(s.url("/a.png"), **FAST).format == "PNG"  # off by default (predict)
         assert fetch_image(s.url("/b.png"), respect_noai=True, **FAST).format == "PNG"  # another crawler's

@@ -24,8 +24,26 @@ CREATE TABLE IF NOT EXISTS attempts (
     time TEXT NOT NULL, UNIQUE (url, label));
 CREATE INDEX IF NOT EXISTS attempts_sha256 ON attempts (sha256);
 """
-COLS = ("url", "label", "kind", "source", "post_id", "title", "author", "permalink", "final_url", "status",
-        "reason", "detail", "bytes", "sha256", "width", "height", "path", "time")
+COLS = (
+    "url",
+    "label",
+    "kind",
+    "source",
+    "post_id",
+    "title",
+    "author",
+    "permalink",
+    "final_url",
+    "status",
+    "reason",
+    "detail",
+    "bytes",
+    "sha256",
+    "width",
+    "height",
+    "path",
+    "time",
+)
 
 
 def write_v1(out, rows: list[dict]) -> None:
@@ -34,8 +52,9 @@ def write_v1(out, rows: list[dict]) -> None:
     db.execute("PRAGMA journal_mode=WAL")
     db.executescript(V1_SCHEMA)
     for r in rows:
-        db.execute(f"INSERT INTO attempts ({', '.join(COLS)}) VALUES ({', '.join('?' * len(COLS))})",
-                   [r.get(c) for c in COLS])
+        db.execute(
+            f"INSERT INTO attempts ({', '.join(COLS)}) VALUES ({', '.join('?' * len(COLS))})", [r.get(c) for c in COLS]
+        )
     db.commit()
     db.close()
 
@@ -44,19 +63,81 @@ def v1_rows(base: str) -> list[dict]:
     t = "2025-01-01T00:00:00+00:00"
     perm = "https://www.reddit.com/r/cars/comments/{}/x/"
     return [
-        dict(url=f"{base}/a.png", label="car", kind="image", source="r/cars", post_id="p1", title="a car",
-             author="alice", permalink=perm.format("p1"), final_url=f"{base}/a.png", status="kept", reason="",
-             bytes=70, sha256="ab" * 32, width=16, height=12, path="car/abababababababab.png", time=t),
-        dict(url=f"{base}/page.html", label="car", kind="image", source="r/cars", post_id="p2", title="html",
-             author="bob", permalink=perm.format("p2"), status="failed", reason="html", time=t),
-        dict(url=f"{base}/nsfw.png", label="car", kind="post", source="r/cars", post_id="p3", title="nsfw",
-             author="carol", permalink=perm.format("p3"), status="skipped", reason="nsfw", time=t),
-        dict(url=perm.format("p4"), label="car", kind="post", source="r/cars", post_id="p4", title="self",
-             permalink=perm.format("p4"), status="skipped", reason="self_post", time=t),
-        dict(url=f"{base}/flaky.png", label="car", kind="image", source=f"{base}/index.html", status="failed",
-             reason="timeout", time=t),
-        dict(url=f"{base}/index.html", label="car", kind="page", source=f"{base}/index.html", status="crawled",
-             reason="", time=t),
+        dict(
+            url=f"{base}/a.png",
+            label="car",
+            kind="image",
+            source="r/cars",
+            post_id="p1",
+            title="a car",
+            author="alice",
+            permalink=perm.format("p1"),
+            final_url=f"{base}/a.png",
+            status="kept",
+            reason="",
+            bytes=70,
+            sha256="ab" * 32,
+            width=16,
+            height=12,
+            path="car/abababababababab.png",
+            time=t,
+        ),
+        dict(
+            url=f"{base}/page.html",
+            label="car",
+            kind="image",
+            source="r/cars",
+            post_id="p2",
+            title="html",
+            author="bob",
+            permalink=perm.format("p2"),
+            status="failed",
+            reason="html",
+            time=t,
+        ),
+        dict(
+            url=f"{base}/nsfw.png",
+            label="car",
+            kind="post",
+            source="r/cars",
+            post_id="p3",
+            title="nsfw",
+            author="carol",
+            permalink=perm.format("p3"),
+            status="skipped",
+            reason="nsfw",
+            time=t,
+        ),
+        dict(
+            url=perm.format("p4"),
+            label="car",
+            kind="post",
+            source="r/cars",
+            post_id="p4",
+            title="self",
+            permalink=perm.format("p4"),
+            status="skipped",
+            reason="self_post",
+            time=t,
+        ),
+        dict(
+            url=f"{base}/flaky.png",
+            label="car",
+            kind="image",
+            source=f"{base}/index.html",
+            status="failed",
+            reason="timeout",
+            time=t,
+        ),
+        dict(
+            url=f"{base}/index.html",
+            label="car",
+            kind="page",
+            source=f"{base}/index.html",
+            status="crawled",
+            reason="",
+            time=t,
+        ),
     ]
 
 
@@ -75,11 +156,17 @@ def test_v1_manifest_is_migrated_in_place_with_a_backup(tmp_path):
         assert (posts["p1"]["status"], posts["p1"]["subreddit"], posts["p1"]["author"]) == ("taken", "cars", "alice")
         assert (posts["p3"]["status"], posts["p3"]["reason"]) == ("skipped", "nsfw")
         assert [r["post_id"] for r in m.posts_for_url(f"{base}/nsfw.png", "car")] == ["p3"]  # the post's link kept
-        assert m.posts_for_url(perm := "https://www.reddit.com/r/cars/comments/p4/x/", "car") == []  # not its own permalink
+        assert (
+            m.posts_for_url(perm := "https://www.reddit.com/r/cars/comments/p4/x/", "car") == []
+        )  # not its own permalink
         assert m.get(perm, "car") is None  # a post-level skip is no URL row
         kinds = dict(m.db.execute("SELECT url, kind FROM urls").fetchall())
-        assert kinds == {f"{base}/a.png": "image", f"{base}/page.html": "image", f"{base}/flaky.png": "image",
-                         f"{base}/index.html": "page"}
+        assert kinds == {
+            f"{base}/a.png": "image",
+            f"{base}/page.html": "image",
+            f"{base}/flaky.png": "image",
+            f"{base}/index.html": "page",
+        }
         old_query = m.db.execute("SELECT label, author, permalink FROM attempts WHERE status='kept'").fetchall()
         assert [tuple(r) for r in old_query] == [("car", "alice", "https://www.reddit.com/r/cars/comments/p1/x/")]
 
@@ -101,8 +188,14 @@ def test_status_of_a_v1_manifest_migrates_it(tmp_path):
 
 
 def test_rerun_on_a_migrated_manifest_requests_only_what_was_not_settled(tmp_path):
-    with Server({"/robots.txt": static(b"", "text/plain"), "/a.png": static(png((1, 1, 1))),
-                 "/flaky.png": static(png((2, 2, 2))), "/page.html": static(b"<html></html>", "text/html")}) as s:
+    with Server(
+        {
+            "/robots.txt": static(b"", "text/plain"),
+            "/a.png": static(png((1, 1, 1))),
+            "/flaky.png": static(png((2, 2, 2))),
+            "/page.html": static(b"<html></html>", "text/html"),
+        }
+    ) as s:
         write_v1(tmp_path, v1_rows(s.base))
         (tmp_path / "car").mkdir()
         (tmp_path / "car" / "abababababababab.png").write_bytes(png((1, 1, 1)))

@@ -25,8 +25,15 @@ CFG = ScrapeConfig(workers=3, delay=0, retries=2, backoff=0.05, connect_timeout=
 def clean_praw_env(tmp_path, monkeypatch):
     """A working directory of our own, no praw_* variables, no user praw.ini, praw's ini cache reset."""
     monkeypatch.chdir(tmp_path)
-    for var in ("praw_client_id", "praw_client_secret", "praw_user_agent", "praw_site", "praw_password",
-                "praw_username", "praw_refresh_token"):
+    for var in (
+        "praw_client_id",
+        "praw_client_secret",
+        "praw_user_agent",
+        "praw_site",
+        "praw_password",
+        "praw_username",
+        "praw_refresh_token",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     monkeypatch.setenv("PRAW_ALLOW_ENDPOINT_OVERRIDE", "1")
@@ -53,17 +60,27 @@ def manifest_rows(out, table="attempts"):
 def test_post_images_rules():
     assert post_images({"is_self": True}).skip == "self_post"
     assert post_images({"over_18": True, "url": "https://i.redd.it/a.jpg"}).skip == "nsfw"
-    assert post_images({"over_18": True, "url": "https://i.redd.it/a.jpg"}, nsfw=True).urls == ["https://i.redd.it/a.jpg"]
+    assert post_images({"over_18": True, "url": "https://i.redd.it/a.jpg"}, nsfw=True).urls == [
+        "https://i.redd.it/a.jpg"
+    ]
     assert post_images({"url": "https://i.imgur.com/x.gifv"}).skip == "video"
-    assert post_images({"url": "https://www.reddit.com/r/x/", "selftext": "[deleted]", "author": None}).skip == "removed"
+    assert (
+        post_images({"url": "https://www.reddit.com/r/x/", "selftext": "[deleted]", "author": None}).skip == "removed"
+    )
     assert post_images({"url": "https://i.imgur.com/abc"}).urls == ["https://i.imgur.com/abc"]  # direct host
     # A skipped NSFW / removed post still names its image (recorded as provenance, not downloaded).
     removed = post_images({"url": "https://i.redd.it/a.jpg", "removed_by_category": "moderator"})
     assert removed.skip == "removed" and removed.urls == ["https://i.redd.it/a.jpg"]
-    cross = post_images({"url": "/r/x/comments/1/", "crosspost_parent_list": [{"id": "o1", "url": "https://i.redd.it/o.png"}]})
+    cross = post_images(
+        {"url": "/r/x/comments/1/", "crosspost_parent_list": [{"id": "o1", "url": "https://i.redd.it/o.png"}]}
+    )
     assert cross.urls == ["https://i.redd.it/o.png"] and cross.parent["id"] == "o1" and cross.skip is None
-    got = post_images({"url": "https://example.org/story",
-                       "preview": {"images": [{"source": {"url": "https://preview.redd.it/p.jpg?a=1&amp;b=2"}}]}})
+    got = post_images(
+        {
+            "url": "https://example.org/story",
+            "preview": {"images": [{"source": {"url": "https://preview.redd.it/p.jpg?a=1&amp;b=2"}}]},
+        }
+    )
     assert got.urls == ["https://preview.redd.it/p.jpg?a=1&b=2"] and got.via == "preview"
 
 
@@ -74,8 +91,14 @@ def test_scrape_reddit_with_real_praw(fake_reddit, clean_praw_env):
     s = scrape_reddit(src, out, CFG)
 
     assert s.kept == 6, s  # a.jpg, 2 gallery items, crosspost, preview, extension-less image
-    assert s.skipped == {"gallery_item_invalid": 1, "self_post": 1, "removed": 1, "nsfw": 1, "video": 1,
-                         "duplicate_content": 1}, s.skipped
+    assert s.skipped == {
+        "gallery_item_invalid": 1,
+        "self_post": 1,
+        "removed": 1,
+        "nsfw": 1,
+        "video": 1,
+        "duplicate_content": 1,
+    }, s.skipped
     assert s.failed == {"html": 1}, s.failed
     paths = srv.paths()
     assert sum(p.startswith("/api/v1/access_token") for p in paths) == 1
@@ -117,8 +140,25 @@ def test_scrape_reddit_with_real_praw(fake_reddit, clean_praw_env):
 
 
 def test_cli_reddit_no_secrets_in_output(fake_reddit, clean_praw_env):
-    res = CliRunner().invoke(app, ["scrape", "reddit", "cars", "private", "--label", "car", "--out", "raw",
-                                   "--limit", "20", "--retries", "2", "--workers", "2"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "scrape",
+            "reddit",
+            "cars",
+            "private",
+            "--label",
+            "car",
+            "--out",
+            "raw",
+            "--limit",
+            "20",
+            "--retries",
+            "2",
+            "--workers",
+            "2",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "6 kept" in res.output and "subreddit_forbidden" in res.output
     assert SECRET not in res.output and TOKEN not in res.output
@@ -129,8 +169,9 @@ def test_listing_cap_is_reported(fake_reddit, clean_praw_env):
     assert s.skipped == {"self_post": 1000} and s.posts == 1000
     notes = " ".join(s.notes)
     assert "at most ~1000" in notes and "--sort all" in notes and "listing ended after ~1000 posts" in notes
-    assert s.listings == [{"subreddit": "huge", "listing": "top/all", "listed": 1000, "new": 1000,
-                           "stopped": "end of listing"}]
+    assert s.listings == [
+        {"subreddit": "huge", "listing": "top/all", "listed": 1000, "new": 1000, "stopped": "end of listing"}
+    ]
 
 
 def test_posts_sharing_a_url_are_all_recorded_and_never_refetched(fake_reddit, clean_praw_env):
@@ -203,8 +244,11 @@ def test_5xx_retried_by_prawcore_as_configured(fake_reddit, clean_praw_env):
     s = scrape_reddit(RedditSource(subreddits=["flaky"], label="car"), clean_praw_env / "a", CFG)  # retries=2
     assert len(srv.listing_requests("flaky")) == 3 and s.posts == 7
     srv.flaky_failures = 10**6
-    s = scrape_reddit(RedditSource(subreddits=["flaky", "cars"], label="car"), clean_praw_env / "b",
-                      CFG.model_copy(update={"retries": 1}))
+    s = scrape_reddit(
+        RedditSource(subreddits=["flaky", "cars"], label="car"),
+        clean_praw_env / "b",
+        CFG.model_copy(update={"retries": 1}),
+    )
     assert len(srv.listing_requests("flaky")) == 3 + 2  # 1 try + 1 retry, nothing nested
     assert s.failed.get("listing_http_503") == 1 and s.kept == 6  # r/cars still scraped
     assert any("r/flaky top/all: HTTP 503 after 2 tries" in n for n in s.notes)
@@ -213,7 +257,12 @@ def test_5xx_retried_by_prawcore_as_configured(fake_reddit, clean_praw_env):
 def test_no_credentials_one_clear_message(clean_praw_env):
     res = CliRunner().invoke(app, ["scrape", "reddit", "carporn", "--label", "car", "--out", "raw"])
     assert res.exit_code == 1
-    assert "Reddit credentials not found" in res.output and "praw_client_id" in res.output and "DEFAULT section" in res.output and "praw.ini" in res.output
+    assert (
+        "Reddit credentials not found" in res.output
+        and "praw_client_id" in res.output
+        and "DEFAULT section" in res.output
+        and "praw.ini" in res.output
+    )
     assert "Traceback" not in res.output
     res = CliRunner().invoke(app, ["scrape", "reddit", "carporn", "--label", "car", "--praw-site", "nosuch"])
     assert res.exit_code == 1 and "'nosuch'" in res.output

@@ -46,8 +46,13 @@ def test_listings_for_expands_sort_all_and_lists():
     names = [x.name for x in listings_for(RedditSource(subreddits=["a"], label="x", sort="all"))]
     assert names == ["top/all", "top/year", "top/month", "top/week", "top/day", "new", "hot", "rising"]
     src = RedditSource(subreddits=["a"], label="x", sort="top,new", time_filter="all,week", search=["red car"])
-    assert [x.name for x in listings_for(src)] == ["top/all", "top/week", "new", "search 'red car'/all",
-                                                   "search 'red car'/week"]
+    assert [x.name for x in listings_for(src)] == [
+        "top/all",
+        "top/week",
+        "new",
+        "search 'red car'/all",
+        "search 'red car'/week",
+    ]
     assert [x.name for x in listings_for(RedditSource(subreddits=["a"], label="x", new_only=True))] == ["new"]
     with pytest.raises(ScrapeError, match="new-only"):
         listings_for(RedditSource(subreddits=["a"], label="x", new_only=True, sort="top"))
@@ -66,8 +71,13 @@ def test_sort_all_collects_more_than_1000_unique_posts(pool, tmp_path):
     assert by_name["top/all"]["new"] == 1000 and by_name["top/all"]["stopped"] == "end of listing"
     assert sum(r["new"] for r in s.listings) == s.posts
     # hot lists exactly what top/all did: it stops after one page instead of walking all ten.
-    assert by_name["hot"] == {"subreddit": "pool", "listing": "hot", "listed": LISTING_PAGE, "new": 0,
-                              "stopped": f"{LISTING_PAGE} posts in a row already seen"}
+    assert by_name["hot"] == {
+        "subreddit": "pool",
+        "listing": "hot",
+        "listed": LISTING_PAGE,
+        "new": 0,
+        "stopped": f"{LISTING_PAGE} posts in a row already seen",
+    }
     assert len(pool.listing_requests("pool", "hot")) == 1
     assert len(pool.listing_requests("pool", "top")) == 5 * 10
     images = sum(1 for i in served if int(i[1:]) % 10 == 0)
@@ -96,9 +106,28 @@ def test_new_only_stops_at_the_first_known_post(pool, tmp_path):
 
 
 def test_cli_lists_of_sorts_and_time_filters(pool, tmp_path):
-    res = CliRunner().invoke(app, ["scrape", "reddit", "pool", "--label", "x", "--out", str(tmp_path / "raw"),
-                                   "--sort", "top,rising", "--time-filter", "all,year", "--limit", "1200",
-                                   "--workers", "4", "--retries", "1"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "scrape",
+            "reddit",
+            "pool",
+            "--label",
+            "x",
+            "--out",
+            str(tmp_path / "raw"),
+            "--sort",
+            "top,rising",
+            "--time-filter",
+            "all,year",
+            "--limit",
+            "1200",
+            "--workers",
+            "4",
+            "--retries",
+            "1",
+        ],
+    )
     assert res.exit_code == 0, res.output
     for name in ("top/all", "top/year"):
         assert f"r/pool {name}: " in res.output

@@ -16,8 +16,26 @@ N = 12
 
 
 def _run(url: str, out, wait_for_files: int | None = None) -> subprocess.CompletedProcess | None:
-    cmd = [sys.executable, "-m", "imgclf", "scrape", "web", url, "--label", "car", "--out", str(out),
-           "--workers", "2", "--delay", "0", "--retries", "0", "--read-timeout", "10"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "imgclf",
+        "scrape",
+        "web",
+        url,
+        "--label",
+        "car",
+        "--out",
+        str(out),
+        "--workers",
+        "2",
+        "--delay",
+        "0",
+        "--retries",
+        "0",
+        "--read-timeout",
+        "10",
+    ]
     env = {**os.environ, "IMGCLF_QUIET": "1"}
     if wait_for_files is None:
         return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)

@@ -34,9 +34,13 @@ def robots_notes(summary) -> list[str]:
 
 
 def site(robots_route, **extra) -> Server:
-    routes = {"/robots.txt": robots_route, "/index.html": page('<img src="/a.png"><a href="/private/p.html">p</a>'),
-              "/a.png": static(png((1, 2, 3))), "/private/p.html": page('<img src="/private/x.png">'),
-              "/private/x.png": static(png((3, 2, 1)))}
+    routes = {
+        "/robots.txt": robots_route,
+        "/index.html": page('<img src="/a.png"><a href="/private/p.html">p</a>'),
+        "/a.png": static(png((1, 2, 3))),
+        "/private/p.html": page('<img src="/private/x.png">'),
+        "/private/x.png": static(png((3, 2, 1))),
+    }
     routes.update(extra)
     return Server(routes)
 
@@ -87,16 +91,20 @@ def test_refused_connection_disallows_the_origin_with_one_line(tmp_path):
 def test_never_answering_robots_txt_disallows_within_the_budget(tmp_path):
     with HangServer() as hang:
         t0 = time.monotonic()
-        got = scrape_web(WebSource(urls=[hang.base + "/a.png"], label="car"), tmp_path,
-                         CFG.model_copy(update={"url_budget": 1.0}))
+        got = scrape_web(
+            WebSource(urls=[hang.base + "/a.png"], label="car"), tmp_path, CFG.model_copy(update={"url_budget": 1.0})
+        )
         assert time.monotonic() - t0 < 10  # the budget (1 s here) holds for robots.txt too
     assert got.skipped == {"robots_unreachable": 1}
     assert "timeout" in robots_notes(got)[0]
 
 
 def test_robots_txt_redirect_loop_disallows(tmp_path):
-    routes = {"/robots.txt": lambda h: h.redirect("/r1"), "/r1": lambda h: h.redirect("/robots.txt"),
-              "/a.png": static(png((1, 1, 1)))}
+    routes = {
+        "/robots.txt": lambda h: h.redirect("/r1"),
+        "/r1": lambda h: h.redirect("/robots.txt"),
+        "/a.png": static(png((1, 1, 1))),
+    }
     with Server(routes) as s:
         got = scrape_web(WebSource(urls=[s.url("/a.png")], label="car"), tmp_path, CFG)
         assert got.skipped == {"robots_unreachable": 1} and s.hits["/a.png"] == 0
@@ -106,9 +114,10 @@ def test_robots_txt_redirect_loop_disallows(tmp_path):
 def test_rfc9309_matching_is_protegos(tmp_path):
     """Our product token's group wins over `*`; the longest match wins; `*` and `$` work;
     a robots.txt over 512 KiB is read up to 512 KiB instead of being treated as unreachable."""
-    body = (b"User-agent: *\nDisallow: /\n\n"
-            b"User-agent: imgclf\nDisallow: /img/\nAllow: /img/ok*.png$\nDisallow: /*.gif$\n"
-            + b"# padding\n" * 60_000)
+    body = (
+        b"User-agent: *\nDisallow: /\n\n"
+        b"User-agent: imgclf\nDisallow: /img/\nAllow: /img/ok*.png$\nDisallow: /*.gif$\n" + b"# padding\n" * 60_000
+    )
     with Server({"/robots.txt": static(body, "text/plain")}) as s:
         from imgclf.scrape.download import new_session
 
@@ -125,18 +134,25 @@ def test_rfc9309_matching_is_protegos(tmp_path):
 
 # ---------------------------------------------------------------------------------- noai
 def noai_site() -> Server:
-    return Server({
-        "/robots.txt": static(b"", "text/plain"),
-        "/page.html": page('<img src="/a.png"><img src="/b.png"><img src="/c.png"><img src="/e.png">'
-                           '<a href="/meta.html">m</a>'),
-        "/a.png": static(png((10, 0, 0)), headers={"X-Robots-Tag": "noai"}),
-        "/b.png": static(png((0, 10, 0))),
-        "/c.png": static(png((0, 0, 10)), headers={"X-Robots-Tag": "otherbot: noimageai"}),  # not for us
-        "/e.png": static(png((5, 5, 0)), headers=[("X-Robots-Tag", "noindex"), ("X-Robots-Tag", "imgclf: noimageai")]),
-        "/meta.html": page('<html><head><meta name="robots" content="noai, noimageai"></head>'
-                           '<body><img src="/d.png"></body></html>'),
-        "/d.png": static(png((0, 5, 5))),
-    })
+    return Server(
+        {
+            "/robots.txt": static(b"", "text/plain"),
+            "/page.html": page(
+                '<img src="/a.png"><img src="/b.png"><img src="/c.png"><img src="/e.png"><a href="/meta.html">m</a>'
+            ),
+            "/a.png": static(png((10, 0, 0)), headers={"X-Robots-Tag": "noai"}),
+            "/b.png": static(png((0, 10, 0))),
+            "/c.png": static(png((0, 0, 10)), headers={"X-Robots-Tag": "otherbot: noimageai"}),  # not for us
+            "/e.png": static(
+                png((5, 5, 0)), headers=[("X-Robots-Tag", "noindex"), ("X-Robots-Tag", "imgclf: noimageai")]
+            ),
+            "/meta.html": page(
+                '<html><head><meta name="robots" content="noai, noimageai"></head>'
+                '<body><img src="/d.png"></body></html>'
+            ),
+            "/d.png": static(png((0, 5, 5))),
+        }
+    )
 
 
 def test_noai_honoured_by_default_and_settled(tmp_path):
@@ -151,12 +167,31 @@ def test_noai_honoured_by_default_and_settled(tmp_path):
         again = scrape_web(src, tmp_path, CFG)  # the site's wish stands: no request again
         assert s.hits["/a.png"] == 1 and s.hits["/e.png"] == 1 and again.kept == 0
         seed = scrape_web(WebSource(urls=[s.url("/meta.html")], label="car"), tmp_path, CFG)
-        assert s.hits["/meta.html"] == 3 and seed.skipped == {"already_done": 1}  # a noai page is read again, not an image
+        assert s.hits["/meta.html"] == 3 and seed.skipped == {
+            "already_done": 1
+        }  # a noai page is read again, not an image
 
 
 def test_ignore_noai_takes_them(tmp_path):
     with noai_site() as s:
-        res = CliRunner().invoke(app, ["scrape", "web", s.url("/page.html"), "--label", "car", "--out", str(tmp_path),
-                                       "--depth", "1", "--delay", "0", "--retries", "0", "--ignore-noai"])
+        res = CliRunner().invoke(
+            app,
+            [
+                "scrape",
+                "web",
+                s.url("/page.html"),
+                "--label",
+                "car",
+                "--out",
+                str(tmp_path),
+                "--depth",
+                "1",
+                "--delay",
+                "0",
+                "--retries",
+                "0",
+                "--ignore-noai",
+            ],
+        )
         assert res.exit_code == 0, res.output
         assert "5 kept" in res.output and s.hits["/d.png"] == 1

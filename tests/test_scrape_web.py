@@ -38,8 +38,13 @@ def test_largest_srcset_and_extract():
     <body><img src="a.png"><img srcset="s.png 1x, l.png 3x" src="fallback.png"><span data-src="lazy.png"></span>
     <a href="big.JPG">x</a><a href="next.html#top">n</a><img src="data:image/png;base64,xx"></body></html>"""
     images, links = extract(html, "http://h.test/dir/page.html")
-    assert images == ["http://h.test/base/og.png", "http://h.test/base/a.png", "http://h.test/base/l.png",
-                      "http://h.test/base/lazy.png", "http://h.test/base/big.JPG"]
+    assert images == [
+        "http://h.test/base/og.png",
+        "http://h.test/base/a.png",
+        "http://h.test/base/l.png",
+        "http://h.test/base/lazy.png",
+        "http://h.test/base/big.JPG",
+    ]
     assert links == ["http://h.test/base/next.html"]
 
 
@@ -51,8 +56,14 @@ def test_scrape_web_site_depth_robots_and_every_failure(tmp_path):
 
         assert s.kept == 10, s
         assert s.skipped == {"robots": 2, "duplicate_content": 1}, s.skipped
-        assert s.failed == {"unsupported_scheme": 1, "too_many_redirects": 1, "http_404": 1, "html": 1,
-                            "truncated": 1, "too_large": 2}, s.failed
+        assert s.failed == {
+            "unsupported_scheme": 1,
+            "too_many_redirects": 1,
+            "http_404": 1,
+            "html": 1,
+            "truncated": 1,
+            "too_large": 2,
+        }, s.failed
         paths = site.paths()
         # largest srcset candidate only; depth 1 reached sub/page.html but not sub/deeper.html;
         # robots.txt kept us out of /private/; the other site was never contacted.
@@ -67,9 +78,19 @@ def test_scrape_web_site_depth_robots_and_every_failure(tmp_path):
         for f in files:
             assert f.name.startswith(hashlib.sha256(f.read_bytes()).hexdigest()[:16])
         stored = {hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
-        expected = {hashlib.sha256(IMAGES[p]).hexdigest() for p in
-                    ["/img/small.png", "/img/big.png", "/img/lazy.png", "/img/picture.webp", "/img/linked.jpg",
-                     "/img/og.png", "/img/redirected.png", "/img/nested.png"]}
+        expected = {
+            hashlib.sha256(IMAGES[p]).hexdigest()
+            for p in [
+                "/img/small.png",
+                "/img/big.png",
+                "/img/lazy.png",
+                "/img/picture.webp",
+                "/img/linked.jpg",
+                "/img/og.png",
+                "/img/redirected.png",
+                "/img/nested.png",
+            ]
+        }
         assert expected <= stored
 
         by_url = {r["url"]: r for r in rows(out)}
@@ -77,7 +98,9 @@ def test_scrape_web_site_depth_robots_and_every_failure(tmp_path):
         assert red["status"] == "kept" and red["final_url"] == site.url("/img/redirected.png")
         assert red["source"] == site.url("/index.html") and red["label"] == "car"
         assert (red["width"], red["height"]) == (16, 12) and red["bytes"] == len(IMAGES["/img/redirected.png"])
-        assert (out / red["path"]).is_file() and red["sha256"] == hashlib.sha256(IMAGES["/img/redirected.png"]).hexdigest()
+        assert (out / red["path"]).is_file() and red["sha256"] == hashlib.sha256(
+            IMAGES["/img/redirected.png"]
+        ).hexdigest()
         assert by_url[site.url("/fake.jpg")]["reason"] == "html"
         assert by_url[site.url("/private/hidden.png")]["reason"] == "robots"
         assert by_url[site.url("/sub/page.html")]["kind"] == "page"
@@ -99,7 +122,9 @@ def test_transient_failures_are_retried_on_rerun(tmp_path):
         else:
             h.send_body(b"down", "text/plain", status=503)
 
-    with Server({"/robots.txt": static(b"", "text/plain"), "/x.png": sometimes, "/gone.png": static(b"", status=404)}) as s:
+    with Server(
+        {"/robots.txt": static(b"", "text/plain"), "/x.png": sometimes, "/gone.png": static(b"", status=404)}
+    ) as s:
         src = WebSource(urls=[s.url("/x.png"), s.url("/gone.png")], label="tank")
         first = scrape_web(src, tmp_path, CFG.model_copy(update={"retries": 0}))
         assert first.failed == {"http_503": 1, "http_404": 1}
@@ -111,14 +136,18 @@ def test_transient_failures_are_retried_on_rerun(tmp_path):
 def test_urls_file_page_or_image_limit_and_politeness(tmp_path):
     with web_site() as site:
         f = tmp_path / "urls.txt"
-        f.write_text(f"# my list\n\n{site.url('/redirect/img')}\n{site.url('/img/og.png')}\n"
-                     f"{site.url('/img/lazy.png')}\n{site.url('/img/big.png')}\n", encoding="utf-8")
+        f.write_text(
+            f"# my list\n\n{site.url('/redirect/img')}\n{site.url('/img/og.png')}\n"
+            f"{site.url('/img/lazy.png')}\n{site.url('/img/big.png')}\n",
+            encoding="utf-8",
+        )
         cfg = CFG.model_copy(update={"delay": 0.25})
         s = scrape_web(WebSource(urls_file=f, label="car", limit=3), tmp_path / "o", cfg)
         assert s.kept == 3  # /redirect/img has no image extension: fetched as a page, kept as an image
         assert "/img/big.png" not in site.paths()  # --limit 3
-        times = sorted(t for p in ("/redirect/img", "/img/redirected.png", "/img/og.png", "/img/lazy.png")
-                       for t in site.times[p])
+        times = sorted(
+            t for p in ("/redirect/img", "/img/redirected.png", "/img/og.png", "/img/lazy.png") for t in site.times[p]
+        )
         gaps = [b - a for a, b in zip(times, times[1:])]
         assert min(gaps) >= 0.2, gaps  # 0.25 s between requests to one host
 
@@ -136,8 +165,25 @@ def test_cli_web_and_status(tmp_path):
     runner = CliRunner()
     with web_site() as site:
         out = tmp_path / "raw"
-        res = runner.invoke(app, ["scrape", "web", site.url("/sub/page.html"), site.url("/missing.jpg"), "--label", "tank",
-                                  "--out", str(out), "--delay", "0", "--retries", "0", "--workers", "2"])
+        res = runner.invoke(
+            app,
+            [
+                "scrape",
+                "web",
+                site.url("/sub/page.html"),
+                site.url("/missing.jpg"),
+                "--label",
+                "tank",
+                "--out",
+                str(out),
+                "--delay",
+                "0",
+                "--retries",
+                "0",
+                "--workers",
+                "2",
+            ],
+        )
         assert res.exit_code == 0, res.output
         assert "1 kept" in res.output and "http_404" in res.output
     res = runner.invoke(app, ["scrape", "status", str(out)])
@@ -153,9 +199,8 @@ def test_cli_web_and_status(tmp_path):
 def test_second_scraper_on_same_folder_is_refused(tmp_path):
     from imgclf.scrape.manifest import Manifest
 
-    with Manifest(tmp_path):
-        with pytest.raises(ScrapeError, match="another scrape"):
-            Manifest(tmp_path)
+    with Manifest(tmp_path), pytest.raises(ScrapeError, match="another scrape"):
+        Manifest(tmp_path)
     with Manifest(tmp_path):  # released on close
         pass
 
@@ -173,8 +218,14 @@ def test_stale_temp_files_removed_when_a_run_starts(tmp_path):
 
 def test_robots_crawl_delay(tmp_path):
     robots = b"User-agent: *\nCrawl-delay: 1\nDisallow: /no/\n"
-    with Server({"/robots.txt": static(robots, "text/plain"), "/a.png": static(png((1, 2, 3))),
-                 "/b.png": static(png((3, 2, 1))), "/no/c.png": static(png((9, 9, 9)))}) as s:
+    with Server(
+        {
+            "/robots.txt": static(robots, "text/plain"),
+            "/a.png": static(png((1, 2, 3))),
+            "/b.png": static(png((3, 2, 1))),
+            "/no/c.png": static(png((9, 9, 9))),
+        }
+    ) as s:
         src = WebSource(urls=[s.url("/a.png"), s.url("/b.png"), s.url("/no/c.png")], label="car")
         got = scrape_web(src, tmp_path, CFG)  # CFG.delay is 0: the site's Crawl-delay wins
         assert got.kept == 2 and got.skipped == {"robots": 1}

@@ -99,9 +99,13 @@ def read_http_response(sock: socket.socket) -> tuple[int, bytes]:
 
 def multipart(name: str, data: bytes, boundary: str = "imgclfboundary") -> tuple[bytes, str]:
     body = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
-        "Content-Type: image/png\r\n\r\n"
-    ).encode() + data + f"\r\n--{boundary}--\r\n".encode()
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+            "Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     return body, f"multipart/form-data; boundary={boundary}"
 
 
@@ -128,7 +132,10 @@ def start_cli_server(*args: str, cwd: Path) -> tuple[subprocess.Popen, str, Path
     err = cwd / f"serve-{time.monotonic_ns()}.err"
     proc = subprocess.Popen(
         [sys.executable, "-m", "imgclf", "serve", *args, "--port", "0"],
-        stdout=subprocess.PIPE, stderr=err.open("wb"), cwd=cwd, text=True,
+        stdout=subprocess.PIPE,
+        stderr=err.open("wb"),
+        cwd=cwd,
+        text=True,
     )
     deadline = time.monotonic() + 120
     line = ""
@@ -182,7 +189,9 @@ def keras_server(env):
     from imgclf.config import ServeConfig
     from imgclf.serve.server import Server, load_served_model
 
-    cfg = ServeConfig(port=0, max_bytes=MAX_BYTES, max_images=MAX_IMAGES, max_batch=16, max_delay_ms=50, allow_urls=True)
+    cfg = ServeConfig(
+        port=0, max_bytes=MAX_BYTES, max_images=MAX_IMAGES, max_batch=16, max_delay_ms=50, allow_urls=True
+    )
     server = Server(load_served_model(env["run"]), cfg).start_in_thread()
     yield server.url
     server.stop()
@@ -192,7 +201,7 @@ class _ImageHandler(BaseHTTPRequestHandler):
     files: dict[str, bytes] = {}
     hits: list[str] = []
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         self.hits.append(self.path)
         if self.path == "/redirect":
             self.send_response(302)
@@ -214,7 +223,9 @@ class _ImageHandler(BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def image_server(env):
     """A plain HTTP server on 127.0.0.1 serving one test image per class (`/<class>.png`)."""
-    _ImageHandler.files = {f"{c}.png": next(f for f in env["files"] if f.parent.name == c).read_bytes() for c in CLASSES}
+    _ImageHandler.files = {
+        f"{c}.png": next(f for f in env["files"] if f.parent.name == c).read_bytes() for c in CLASSES
+    }
     _ImageHandler.hits = []
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _ImageHandler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
@@ -231,7 +242,9 @@ def onnx_export(env):
 
 @pytest.fixture(scope="module")
 def onnx_server(env, onnx_export):
-    proc, url, err = start_cli_server(str(env["run"]), "--prefer-export", "--allow-urls", "--allow-private-urls", cwd=env["root"])
+    proc, url, err = start_cli_server(
+        str(env["run"]), "--prefer-export", "--allow-urls", "--allow-private-urls", cwd=env["root"]
+    )
     yield proc, url
     stop_process(proc)
 
@@ -328,11 +341,14 @@ def test_body_over_max_bytes_refused_on_content_length_without_reading(keras_ser
 def test_streamed_body_over_max_bytes_refused_before_its_end(keras_server):
     port = int(keras_server.rsplit(":", 1)[1])
     part = b"x" * 16_384
-    preamble = (b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.png\"\r\n"
-                b"Content-Type: image/png\r\n\r\n")
+    preamble = (
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="big.png"\r\nContent-Type: image/png\r\n\r\n'
+    )
     with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
-        s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                  b"Content-Type: multipart/form-data; boundary=b\r\nTransfer-Encoding: chunked\r\n\r\n")
+        s.sendall(
+            b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: multipart/form-data; boundary=b\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
         s.sendall(b"%x\r\n%s\r\n" % (len(preamble), preamble))
         sent = len(preamble)
         while sent <= MAX_BYTES:  # just past the limit; no Content-Length, and the body never ends
@@ -353,7 +369,9 @@ def test_too_many_images(keras_server, env):
 
 
 def test_missing_file_field(keras_server, env):
-    res = httpx.post(f"{keras_server}/v1/predict", files=[("image", ("a.png", env["files"][0].read_bytes(), "image/png"))])
+    res = httpx.post(
+        f"{keras_server}/v1/predict", files=[("image", ("a.png", env["files"][0].read_bytes(), "image/png"))]
+    )
     assert res.status_code == 422
     body = res.json()
     assert body["reason"] == "missing_field"
@@ -419,11 +437,23 @@ def test_guarded_session_checks_every_redirect_hop(image_server):
 
 @pytest.mark.parametrize(
     "ip, problem",
-    [("127.0.0.1", "loopback"), ("::1", "loopback"), ("::ffff:127.0.0.1", "loopback"), ("10.1.2.3", "private"),
-     ("192.168.0.1", "private"), ("172.16.5.4", "private"), ("169.254.169.254", "link-local"), ("fe80::1", "link-local"),
-     ("224.0.0.251", "multicast"), ("0.0.0.0", "unspecified"), ("100.64.0.1", "not globally routable"),
-     ("2002:7f00:1::1", "loopback"), ("2002:a00:1::1", "private"),  # 6to4 carrying 127.0.0.1 / 10.0.0.1
-     ("8.8.8.8", None), ("2606:4700:4700::1111", None)],
+    [
+        ("127.0.0.1", "loopback"),
+        ("::1", "loopback"),
+        ("::ffff:127.0.0.1", "loopback"),
+        ("10.1.2.3", "private"),
+        ("192.168.0.1", "private"),
+        ("172.16.5.4", "private"),
+        ("169.254.169.254", "link-local"),
+        ("fe80::1", "link-local"),
+        ("224.0.0.251", "multicast"),
+        ("0.0.0.0", "unspecified"),
+        ("100.64.0.1", "not globally routable"),
+        ("2002:7f00:1::1", "loopback"),
+        ("2002:a00:1::1", "private"),  # 6to4 carrying 127.0.0.1 / 10.0.0.1
+        ("8.8.8.8", None),
+        ("2606:4700:4700::1111", None),
+    ],
 )
 def test_address_problem(ip, problem):
     from imgclf.netsafe import address_problem
@@ -489,8 +519,10 @@ def test_sigterm_answers_the_request_in_flight_then_exits(env, onnx_export):
         body, ctype = multipart(f.name, f.read_bytes())
         port = int(url.rsplit(":", 1)[1])
         with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
-            s.sendall(f"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {ctype}\r\n"
-                      f"Content-Length: {len(body)}\r\n\r\n".encode())
+            s.sendall(
+                f"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {ctype}\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n".encode()
+            )
             s.sendall(body[:100])  # the request is in flight: most of its body still to come
             # A round trip on another connection: once it is answered, the server's event loop
             # has read the bytes sent before it (the request has started).
@@ -532,6 +564,7 @@ def test_schemathesis_finds_no_server_error(api_schema, keras_server):
     `Function._nodeid`).
     """
     from hypothesis import HealthCheck, Phase, given, settings
+    from prometheus_client.parser import text_string_to_metric_families
     from schemathesis.checks import (
         content_type_conformance,
         not_a_server_error,
@@ -539,12 +572,15 @@ def test_schemathesis_finds_no_server_error(api_schema, keras_server):
         status_code_conformance,
     )
 
-    from prometheus_client.parser import text_string_to_metric_families
-
     def predict_requests() -> float:
         families = text_string_to_metric_families(httpx.get(f"{keras_server}/v1/metrics").text)
-        return sum(s.value for f in families if f.name == "imgclf_requests" for s in f.samples
-                   if s.name == "imgclf_requests_total" and s.labels["endpoint"] == "/v1/predict")
+        return sum(
+            s.value
+            for f in families
+            if f.name == "imgclf_requests"
+            for s in f.samples
+            if s.name == "imgclf_requests_total" and s.labels["endpoint"] == "/v1/predict"
+        )
 
     before = predict_requests()
     checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -553,8 +589,14 @@ def test_schemathesis_finds_no_server_error(api_schema, keras_server):
         operation = result.ok()
         labels.append(operation.label)
 
-        @settings(max_examples=30, deadline=None, database=None, derandomize=True,
-                  phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=30,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            phases=[Phase.explicit, Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
         @given(case=operation.as_strategy())
         def run(case):
             case.call_and_validate(base_url=keras_server, timeout=30, checks=checks)

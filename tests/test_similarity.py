@@ -44,7 +44,10 @@ def _jpeg(img: Image.Image, quality: int) -> Image.Image:
 
 def _pairs(images, **kw):
     p = sim.find_duplicate_pairs([sim.signature(im) for im in images], **kw)
-    return {(int(a), int(b)): (str(k), float(r), bool(al)) for a, b, k, r, al in zip(p.i, p.j, p.kind, p.residual, p.aligned)}
+    return {
+        (int(a), int(b)): (str(k), float(r), bool(al))
+        for a, b, k, r, al in zip(p.i, p.j, p.kind, p.residual, p.aligned)
+    }
 
 
 def test_resized_reencoded_low_structure_copy_is_paired():
@@ -71,8 +74,14 @@ def test_crop_watermark_and_brightened_copies_of_a_photo_are_paired():
     crop = _jpeg(photo.crop((int(0.03 * w), int(0.06 * h), w - int(0.05 * w), h - int(0.02 * h))), 90)
     marked = photo.convert("RGBA")  # a 60 % opaque text watermark in a corner
     layer = Image.new("RGBA", marked.size, (0, 0, 0, 0))
-    ImageDraw.Draw(layer).text((w - 230, h - 50), "© imgclf", font=ImageFont.load_default(size=32),
-                               fill=(255, 255, 255, 153), stroke_width=2, stroke_fill=(0, 0, 0, 153))
+    ImageDraw.Draw(layer).text(
+        (w - 230, h - 50),
+        "© imgclf",
+        font=ImageFont.load_default(size=32),
+        fill=(255, 255, 255, 153),
+        stroke_width=2,
+        stroke_fill=(0, 0, 0, 153),
+    )
     marked = Image.alpha_composite(marked, layer).convert("RGB")
     bright = _jpeg(ImageEnhance.Brightness(photo).enhance(1.2), 90)  # highlights clip at 255
     pairs = _pairs([photo, crop, _jpeg(marked, 90), bright])
@@ -116,14 +125,16 @@ def test_different_pictures_are_not_paired():
         d = ImageDraw.Draw(im)
         for _ in range(5):
             x0, y0 = (int(v) for v in rng.integers(0, 80, 2))
-            d.ellipse((x0, y0, x0 + int(rng.integers(8, 40)), y0 + int(rng.integers(8, 40))),
-                      fill=tuple(int(c) for c in rng.integers(0, 256, 3)))
+            d.ellipse(
+                (x0, y0, x0 + int(rng.integers(8, 40)), y0 + int(rng.integers(8, 40))),
+                fill=tuple(int(c) for c in rng.integers(0, 256, 3)),
+            )
         imgs.append(im)
     assert _pairs(imgs) == {}
 
 
 def _fashion():
-    from imgclf.datasets import FASHION_MNIST_DIRS, _IDX_FILES, read_idx
+    from imgclf.datasets import _IDX_FILES, FASHION_MNIST_DIRS, read_idx
 
     for folder in FASHION_MNIST_DIRS:
         if all((folder / n).is_file() for n in _IDX_FILES["train"] + _IDX_FILES["test"]):
@@ -160,8 +171,12 @@ def test_pictures_of_faint_noise_are_not_paired_but_their_copies_are():
     # after a gain/offset fit, so only a residual small against the picture's own variation counts
     rng = np.random.default_rng(0)
     base = np.array([30, 40, 220], np.float64)
-    imgs = [Image.fromarray(np.clip(base + rng.normal(0, 25, (24, 24, 3)), 0, 255).astype(np.uint8)).resize(
-        (12, 12), Image.Resampling.LANCZOS) for _ in range(12)]
+    imgs = [
+        Image.fromarray(np.clip(base + rng.normal(0, 25, (24, 24, 3)), 0, 255).astype(np.uint8)).resize(
+            (12, 12), Image.Resampling.LANCZOS
+        )
+        for _ in range(12)
+    ]
     assert len(sim.find_duplicate_pairs([sim.signature(im) for im in imgs])) == 0
     copy = Image.fromarray(np.clip(np.asarray(imgs[3], np.float64) * 1.05 + 3, 0, 255).astype(np.uint8))
     found = _pairs(imgs + [copy.resize((24, 24), Image.Resampling.NEAREST)])

@@ -35,7 +35,9 @@ def processed(tmp_path_factory) -> Path:
         im.save(p)
         if k < 12:  # near copies that must stay together
             im.save(root / str(y) / f"{k:04d}_copy.jpg", quality=98)
-            Image.fromarray(np.clip(np.asarray(im, dtype=int) + 3, 0, 255).astype(np.uint8)).save(root / str(y) / f"{k:04d}_bright.png")
+            Image.fromarray(np.clip(np.asarray(im, dtype=int) + 3, 0, 255).astype(np.uint8)).save(
+                root / str(y) / f"{k:04d}_bright.png"
+            )
     return root
 
 
@@ -72,7 +74,9 @@ def test_same_seed_same_output_other_seed_differs(processed, tmp_path):
     a, b, c = (_read_split(tmp_path / x) for x in "abc")
     assert a == b
     assert a != c
-    listing = lambda root: sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and "_reports" not in p.parts)
+    listing = lambda root: sorted(
+        p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and "_reports" not in p.parts
+    )
     assert listing(tmp_path / "a") == listing(tmp_path / "b")
 
 
@@ -179,7 +183,8 @@ def test_leak_recheck_follows_links_through_images_set_aside():
     names = [f"f{k}.png" for k in range(6)]
     assert cross_split_pairs(names, ["dropped", "train", "val", "test", "train", "train"], pairs) == []
     assert cross_split_pairs(names, ["dropped", "train", "val", "test", "train", "val"], pairs) == [
-        ("f4.png", "f5.png", "group")]
+        ("f4.png", "f5.png", "group")
+    ]
 
 
 def test_presplit_without_keep_test_pools_everything(tmp_path):
@@ -203,7 +208,9 @@ def test_largest_remainder():
 def test_cli_split(processed, tmp_path):
     from imgclf.cli.main import app
 
-    r = CliRunner().invoke(app, ["split", str(processed), "--out", str(tmp_path / "o"), "--ratios", "0.6,0.2,0.2", "--seed", "1"])
+    r = CliRunner().invoke(
+        app, ["split", str(processed), "--out", str(tmp_path / "o"), "--ratios", "0.6,0.2,0.2", "--seed", "1"]
+    )
     assert r.exit_code == 0, r.output
     rep = json.loads((tmp_path / "o" / "_reports" / "split_report.json").read_text())
     assert rep["ratios_requested"] == [0.6, 0.2, 0.2] and rep["seed"] == 1
@@ -268,25 +275,38 @@ def _scrape_folder(root: Path) -> dict[str, list[str]]:
             for k in range(16):
                 y, x = 40 * (k // 4), 90 * (k % 4) + 20
                 rel = f"{label}/{label}{k:02d}.png"
-                Image.fromarray(arr[y : y + 120, x : x + 120]).resize((64, 64), Image.Resampling.LANCZOS).save(root / rel)
+                Image.fromarray(arr[y : y + 120, x : x + 120]).resize((64, 64), Image.Resampling.LANCZOS).save(
+                    root / rel
+                )
                 url = f"{base}/{label}/{k}.png"
                 final = f"{base}/final/{label}.png" if label == "dog" and k in (3, 9) else url
-                m.record_url(url=url, label=label, kind="image", status="kept", path=rel, final_url=final,
-                             width=64, height=64)
+                m.record_url(
+                    url=url, label=label, kind="image", status="kept", path=rel, final_url=final, width=64, height=64
+                )
                 if label == "dog" and k in (3, 9):
                     groups["redirect"].append(rel)
                 if label == "cat" and k in (1, 6, 11, 14):
                     groups["gallery"].append(rel)
             if label == "cat":  # post g1: a gallery of three; post x2 crossposts it with one more picture
-                m.record_post(PostRecord(post_id="g1", label="cat", subreddit="cats",
-                                         permalink="https://www.reddit.com/r/cats/comments/g1/x/"),
-                              [f"{base}/cat/1.png", f"{base}/cat/6.png", f"{base}/cat/11.png"])
-                m.record_post(PostRecord(post_id="x2", label="cat", subreddit="cats", crosspost_parent="g1"),
-                              [f"{base}/cat/14.png"])
+                m.record_post(
+                    PostRecord(
+                        post_id="g1",
+                        label="cat",
+                        subreddit="cats",
+                        permalink="https://www.reddit.com/r/cats/comments/g1/x/",
+                    ),
+                    [f"{base}/cat/1.png", f"{base}/cat/6.png", f"{base}/cat/11.png"],
+                )
+                m.record_post(
+                    PostRecord(post_id="x2", label="cat", subreddit="cats", crosspost_parent="g1"),
+                    [f"{base}/cat/14.png"],
+                )
             for k in range(16):
                 if not (label == "cat" and k in (1, 6, 11, 14)):
-                    m.record_post(PostRecord(post_id=f"{label}{k}", label=label, subreddit=f"{label}s"),
-                                  [f"{base}/{label}/{k}.png"])
+                    m.record_post(
+                        PostRecord(post_id=f"{label}{k}", label=label, subreddit=f"{label}s"),
+                        [f"{base}/{label}/{k}.png"],
+                    )
     return groups
 
 
@@ -334,8 +354,7 @@ def test_keep_test_reports_train_copies_of_test_images(tmp_path):
         im.save(src / "train" / str(y) / f"copy_of_{k:04d}.jpg", quality=95)
     out = tmp_path / "out"
     s = split_folder(src, out, SplitConfig(keep_test=True, ratios=(0.8, 0.2, 0.0)))
-    assert sorted(c["file"] for c in s.test_copies) == sorted(
-        f"train/{imgs[k][2]}/copy_of_{k:04d}.jpg" for k in (0, 4))
+    assert sorted(c["file"] for c in s.test_copies) == sorted(f"train/{imgs[k][2]}/copy_of_{k:04d}.jpg" for k in (0, 4))
     by_file = {c["file"]: c for c in s.test_copies}
     assert by_file[f"train/{imgs[0][2]}/copy_of_0000.jpg"]["test"] == f"test/{imgs[0][2]}/0000.png"
     assert all(c["link"] == "near" and c["residual"] <= 5.0 for c in s.test_copies)
@@ -438,7 +457,9 @@ def test_leak_audit_finds_a_letterboxed_copy_across_a_users_own_split(tmp_path):
     found = audit_split(prep)
     assert found["test_images_with_copy"] == 2, found
     assert {(c["test"], c["other"]) for c in found["copies"]} == {
-        ("test/photo/china.png", "train/photo/china_pad.png"), ("test/photo/flower.png", "train/photo/flower_pad.png")}
+        ("test/photo/china.png", "train/photo/china_pad.png"),
+        ("test/photo/flower.png", "train/photo/flower_pad.png"),
+    }
     (prep / sim.SOURCE_RECORD).unlink()
     assert audit_split(prep)["test_images_with_copy"] == 0  # the cropped files alone do not show it
 

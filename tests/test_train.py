@@ -17,8 +17,10 @@ from PIL import Image
 keras = pytest.importorskip("keras")
 
 from imgclf.config import TrainConfig  # noqa: E402
-from imgclf.rundir import load_run_info  # noqa: E402
-from imgclf.rundir import read_history  # noqa: E402
+from imgclf.records.run import (
+    load_run_info,
+    read_history,
+)
 from imgclf.train import build_optimizer, compute_class_weights, train  # noqa: E402
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -55,12 +57,15 @@ def test_compute_class_weights_balanced():
     assert 30 * w[0] == pytest.approx(10 * w[1]) == pytest.approx(20 * w[2])
 
 
-@pytest.mark.parametrize(("optimizer", "weight_decay", "expected"), [
-    ("sgd", 0.5, 1 - 0.1 * 0.5),  # SGDW: w -= lr * wd * w, whatever the gradient
-    ("sgd", 0.0, 1.0),
-    ("adamw", 0.5, 1 - 0.1 * 0.5),
-    ("adam", 0.5, 1.0),  # Adam takes no weight decay
-])
+@pytest.mark.parametrize(
+    ("optimizer", "weight_decay", "expected"),
+    [
+        ("sgd", 0.5, 1 - 0.1 * 0.5),  # SGDW: w -= lr * wd * w, whatever the gradient
+        ("sgd", 0.0, 1.0),
+        ("adamw", 0.5, 1 - 0.1 * 0.5),
+        ("adam", 0.5, 1.0),  # Adam takes no weight decay
+    ],
+)
 def test_build_optimizer_applies_decoupled_weight_decay(optimizer, weight_decay, expected):
     opt = build_optimizer(tiny_cfg(optimizer=optimizer, weight_decay=weight_decay), 0.1)
     w = keras.Variable(np.ones(4, dtype="float32"))
@@ -171,8 +176,21 @@ def test_models_command_lists_every_model():
 def test_kill_9_then_rerun_resumes_where_it_stopped(tmp_path):
     data = make_split(tmp_path / "split")
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "imgclf", "train", "--data", str(data), "--run-dir", str(run), "--epochs", "40",
-           "--batch-size", "8", "--no-class-weights"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "imgclf",
+        "train",
+        "--data",
+        str(data),
+        "--run-dir",
+        str(run),
+        "--epochs",
+        "40",
+        "--batch-size",
+        "8",
+        "--no-class-weights",
+    ]
     env = {**os.environ, "PYTHONPATH": SRC, "IMGCLF_QUIET": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     meta = run / "backup" / "phase1" / "training_metadata.json"
@@ -191,8 +209,11 @@ def test_kill_9_then_rerun_resumes_where_it_stopped(tmp_path):
     saved = json.loads(meta.read_text())["epoch"]
     assert load_run_info(run).status == "running"
     # rerun with the same run dir: starts at the saved epoch, not at 0
-    train(data, tiny_cfg(epochs=saved + 1, model_options={}, batch_size=8, class_weights=False,
-                         augment={"flip": "horizontal"}), run_dir=run)
+    train(
+        data,
+        tiny_cfg(epochs=saved + 1, model_options={}, batch_size=8, class_weights=False, augment={"flip": "horizontal"}),
+        run_dir=run,
+    )
     epochs = [int(r["epoch"]) for r in read_history(run)]
     assert epochs == list(range(saved + 1))
     assert load_run_info(run).status == "finished"
@@ -204,8 +225,15 @@ def test_pretrained_two_phase_fine_tuning_from_a_local_weights_file(tmp_path):
     ref = keras.applications.Xception(include_top=False, weights=None, input_shape=(71, 71, 3))
     wfile = tmp_path / "xception_notop.weights.h5"
     ref.save_weights(wfile)
-    cfg = tiny_cfg(model="xception", model_options={}, weights=str(wfile), epochs=1, fine_tune_epochs=1,
-                   fine_tune_layers=12, batch_size=4)
+    cfg = tiny_cfg(
+        model="xception",
+        model_options={},
+        weights=str(wfile),
+        epochs=1,
+        fine_tune_epochs=1,
+        fine_tune_layers=12,
+        batch_size=4,
+    )
     run = train(data, cfg, run_dir=tmp_path / "run")
     assert [int(r["epoch"]) for r in read_history(run)] == [0, 1]
     state = json.loads((run / "train_state.json").read_text())
@@ -216,7 +244,9 @@ def test_pretrained_two_phase_fine_tuning_from_a_local_weights_file(tmp_path):
     assert "block1_conv1" not in trainable  # below the top 12 layers: still frozen
     assert not any(isinstance(layer, keras.layers.BatchNormalization) and layer.trainable for layer in last.layers)
     # the frozen early layers still hold the weights of the local file
-    np.testing.assert_array_equal(last.get_layer("block1_conv1").get_weights()[0], ref.get_layer("block1_conv1").get_weights()[0])
+    np.testing.assert_array_equal(
+        last.get_layer("block1_conv1").get_weights()[0], ref.get_layer("block1_conv1").get_weights()[0]
+    )
     bn = last.get_layer("block14_sepconv2_bn").get_weights()
     for a, b in zip(bn, ref.get_layer("block14_sepconv2_bn").get_weights()):
         np.testing.assert_array_equal(a, b)  # BatchNorm kept in inference mode: statistics untouched
@@ -228,9 +258,9 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from imgclf.config import TrainConfig
-from imgclf.rundir import read_history
+from imgclf.records.run import read_history
 from imgclf.train import make_strategy, train
-from imgclf.rundir import load_run_info
+from imgclf.records.run import load_run_info
 data, out = sys.argv[1], sys.argv[2]
 res = {"replicas": make_strategy("mirrored").num_replicas_in_sync}
 base = dict(model="cnn", model_options={"width": 8}, epochs=1, batch_size=8, augment={"flip": "none"})
@@ -255,8 +285,13 @@ def test_strategies_mixed_precision_jit_and_determinism_on_two_logical_cpus(tmp_
     # corruption ("free(): invalid next size") on some hosts (Xeon family 6 model 207, with or
     # without imgclf's fused batch norm); Eigen's kernels run the same code path cleanly.
     env["TF_ENABLE_ONEDNN_OPTS"] = "0"
-    out = subprocess.run([sys.executable, "-c", _SCALE_OUT, str(data), str(tmp_path)], env=env,
-                         capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-c", _SCALE_OUT, str(data), str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     res = json.loads(out.stdout.split("RESULT", 1)[1])
     assert res["replicas"] == 2

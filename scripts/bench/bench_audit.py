@@ -89,7 +89,11 @@ def write_noisy_folder(name: str, work: Path, noise: float, seed: int) -> tuple[
     width = len(str(len(images)))
     rels = [f"{classes[noisy[i]]}/img_{i:0{width}d}.png" for i in range(len(images))]
     truth = {rel: bool(mask[i]) for i, rel in enumerate(rels)}
-    if truth_file.is_file() and json.loads(truth_file.read_text()) == truth and all((data / r).is_file() for r in rels[:50]):
+    if (
+        truth_file.is_file()
+        and json.loads(truth_file.read_text()) == truth
+        and all((data / r).is_file() for r in rels[:50])
+    ):
         print(f"[{name}] reusing {data}")
         return data, truth
     if data.exists():
@@ -99,8 +103,10 @@ def write_noisy_folder(name: str, work: Path, noise: float, seed: int) -> tuple[
     t0 = time.monotonic()
     write_image_folder(data, np.asarray(images), noisy, classes, "img")
     truth_file.write_text(json.dumps(truth))
-    print(f"[{name}] wrote {len(images)} images, {int(mask.sum())} flipped ({noise:.0%}, seed {seed}) "
-          f"-> {data} in {time.monotonic() - t0:.0f}s")
+    print(
+        f"[{name}] wrote {len(images)} images, {int(mask.sum())} flipped ({noise:.0%}, seed {seed}) "
+        f"-> {data} in {time.monotonic() - t0:.0f}s"
+    )
     return data, truth
 
 
@@ -126,8 +132,12 @@ def score(out: Path, truth: dict[str, bool]) -> dict[str, float]:
     f1 = 2 * p * r / (p + r) if p + r else 0.0
     report = json.loads((out / "audit.json").read_text())
     return {
-        "flagged": len(flagged), "flipped": len(flipped), "true_positives": tp,
-        "precision": round(p, 4), "recall": round(r, 4), "f1": round(f1, 4),
+        "flagged": len(flagged),
+        "flipped": len(flipped),
+        "true_positives": tp,
+        "precision": round(p, 4),
+        "recall": round(r, 4),
+        "f1": round(f1, 4),
         "out_of_fold_accuracy": report["out_of_fold_accuracy"],
         "estimated_noise_rate": report["estimated_noise_rate"],
     }
@@ -146,8 +156,12 @@ def rule_scores(out: Path, truth: dict[str, bool]) -> dict[str, dict[str, float]
         tp = int((flagged & flipped).sum())
         p = tp / flagged.sum() if flagged.sum() else 0.0
         r = tp / flipped.sum()
-        res[rule] = {"flagged": int(flagged.sum()), "precision": round(p, 4), "recall": round(r, 4),
-                     "f1": round(2 * p * r / (p + r) if p + r else 0.0, 4)}
+        res[rule] = {
+            "flagged": int(flagged.sum()),
+            "precision": round(p, 4),
+            "recall": round(r, 4),
+            "f1": round(2 * p * r / (p + r) if p + r else 0.0, 4),
+        }
     # Diagnostic, not a method: the ranking alone, told the true number of flips. It separates
     # how well label_quality ranks the images from how well confident learning counts them.
     quality = probs[np.arange(len(labels)), labels] / probs.sum(axis=1)
@@ -155,7 +169,9 @@ def rule_scores(out: Path, truth: dict[str, bool]) -> dict[str, dict[str, float]
     top[np.argsort(quality, kind="stable")[: int(flipped.sum())]] = True
     tp = int((top & flipped).sum())
     res["oracle count: lowest label_quality, k = flipped"] = {
-        "flagged": int(top.sum()), "precision": round(tp / top.sum(), 4), "recall": round(tp / flipped.sum(), 4),
+        "flagged": int(top.sum()),
+        "precision": round(tp / top.sum(), 4),
+        "recall": round(tp / flipped.sum(), 4),
         "f1": round(tp / flipped.sum(), 4),
     }
     return res
@@ -170,8 +186,10 @@ def cross_check(out: Path) -> dict[str, object]:
         from cleanlab.count import compute_confident_joint
         from cleanlab.filter import find_label_issues as cleanlab_find
     except ImportError:
-        msg = ("cleanlab is not installed: cross-check skipped (install it into the benchmark environment only, "
-               "`.venv/bin/pip install cleanlab`; it is AGPL-3.0 and never an imgclf dependency)")
+        msg = (
+            "cleanlab is not installed: cross-check skipped (install it into the benchmark environment only, "
+            "`.venv/bin/pip install cleanlab`; it is AGPL-3.0 and never an imgclf dependency)"
+        )
         print(msg)
         return {"skipped": msg}
     with np.load(out / "oof.npz") as d:
@@ -188,7 +206,9 @@ def cross_check(out: Path) -> dict[str, object]:
             union = int((mine | theirs_mask).sum())
             jac = float((mine & theirs_mask).sum() / union) if union else 1.0
             res[f"{ours}{'' if exclude else ' (exclude_agreeing=False)'}"] = {
-                "jaccard": round(jac, 4), "imgclf": int(mine.sum()), "cleanlab": int(theirs_mask.sum()),
+                "jaccard": round(jac, 4),
+                "imgclf": int(mine.sum()),
+                "cleanlab": int(theirs_mask.sum()),
                 "both": int((mine & theirs_mask).sum()),
             }
         if ours in ("prune_by_noise_rate", "both"):
@@ -196,7 +216,9 @@ def cross_check(out: Path) -> dict[str, object]:
             union = int((same | theirs_mask).sum())
             res[f"{ours} (cleanlab's integer counts)"] = {
                 "jaccard": round(float((same & theirs_mask).sum() / union) if union else 1.0, 4),
-                "imgclf": int(same.sum()), "cleanlab": int(theirs_mask.sum()), "both": int((same & theirs_mask).sum()),
+                "imgclf": int(same.sum()),
+                "cleanlab": int(theirs_mask.sum()),
+                "both": int((same & theirs_mask).sum()),
             }
     return res
 
@@ -205,8 +227,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--datasets", default="digits", help="comma-separated: digits, fashion")
     ap.add_argument("--methods", default="default,cv-train", help="comma-separated: default, cv-train")
-    ap.add_argument("--embeddings", action="store_true",
-                    help="also audit with an autoencoder trained on the folder, and (digits) with a trained run's embedding")
+    ap.add_argument(
+        "--embeddings",
+        action="store_true",
+        help="also audit with an autoencoder trained on the folder, and (digits) with a trained run's embedding",
+    )
     ap.add_argument("--noise", type=float, default=0.05)
     ap.add_argument("--seed", type=int, default=0, help="seed of the label flips")
     ap.add_argument("--work", type=Path, default=Path("/tmp/imgclf-bench-audit"))
@@ -237,9 +262,21 @@ def main() -> None:
                         import shutil
 
                         shutil.rmtree(d)
-                extra_seconds = run([imgclf, "split", str(data), "--out", str(split), "--seed", "0", "--no-check-leaks"])
-                extra_seconds += run([imgclf, "train", "--data", str(split), "--config", str(ROOT / "configs" / "digits.yaml"),
-                                      "--run-dir", str(run_dir)])
+                extra_seconds = run(
+                    [imgclf, "split", str(data), "--out", str(split), "--seed", "0", "--no-check-leaks"]
+                )
+                extra_seconds += run(
+                    [
+                        imgclf,
+                        "train",
+                        "--data",
+                        str(split),
+                        "--config",
+                        str(ROOT / "configs" / "digits.yaml"),
+                        "--run-dir",
+                        str(run_dir),
+                    ]
+                )
                 cmd += ["--model", str(run_dir)]
             elif method != "default":
                 raise SystemExit(f"unknown method {method!r}")
@@ -254,11 +291,15 @@ def main() -> None:
             results[f"{name} / {method}"] = row
             print(json.dumps({f"{name} / {method}": row}, indent=2), flush=True)
     (args.work / "bench_audit.json").write_text(json.dumps(results, indent=2))
-    print("\n| data / method | flagged | flipped | precision | recall | F1 | OOF accuracy | est. noise | wall time (s) |")
+    print(
+        "\n| data / method | flagged | flipped | precision | recall | F1 | OOF accuracy | est. noise | wall time (s) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for key, r in results.items():
-        print(f"| {key} | {r['flagged']} | {r['flipped']} | {r['precision']:.4f} | {r['recall']:.4f} | **{r['f1']:.4f}** | "
-              f"{r['out_of_fold_accuracy']:.4f} | {r['estimated_noise_rate']:.4f} | {r['wall_seconds']} |")
+        print(
+            f"| {key} | {r['flagged']} | {r['flipped']} | {r['precision']:.4f} | {r['recall']:.4f} | **{r['f1']:.4f}** | "
+            f"{r['out_of_fold_accuracy']:.4f} | {r['estimated_noise_rate']:.4f} | {r['wall_seconds']} |"
+        )
     print("\n| data / method | rule | flagged | precision | recall | F1 |")
     print("|---|---|---|---|---|---|")
     for key, r in results.items():

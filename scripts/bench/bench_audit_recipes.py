@@ -42,11 +42,11 @@ sys.path.insert(0, str(ROOT.parent / "src"))
 
 #: name -> (TrainConfig overrides of the audit recipe, training images or None = the fold's 48,000)
 RECIPES: dict[str, tuple[dict, int | None]] = {
-    "base": ({}, None),                                  # the audit's recipe: 3 epochs
+    "base": ({}, None),  # the audit's recipe: 3 epochs
     "epochs5": ({"epochs": 5}, None),
     "smoothing0.1": ({"label_smoothing": 0.1}, None),
-    "k3-epochs8": ({"epochs": 8}, 40000),                # what one of 3 folds would train on
-    "k2-epochs10": ({"epochs": 10}, 30000),              # one of 2 folds
+    "k3-epochs8": ({"epochs": 8}, 40000),  # what one of 3 folds would train on
+    "k2-epochs10": ({"epochs": 10}, 30000),  # one of 2 folds
 }
 
 RULES = ("low_self_confidence", "prune_by_noise_rate", "both", "prune_by_class")
@@ -74,12 +74,16 @@ def run_recipe(name: str, overrides: dict, n_train: int | None, x, noisy, truth,
     train = np.flatnonzero(fold != 0)[:n_train]
     t0 = time.monotonic()
     keras.utils.set_random_seed(cfg.seed)
-    model = create_model(cfg.model, num_classes=10, input_shape=x.shape[1:], dropout=cfg.dropout,
-                         weights=None, **cfg.model_options)
+    model = create_model(
+        cfg.model, num_classes=10, input_shape=x.shape[1:], dropout=cfg.dropout, weights=None, **cfg.model_options
+    )
     steps = math.ceil(len(train) / cfg.batch_size)
     sm = cfg.label_smoothing
-    loss = (keras.losses.CategoricalCrossentropy(label_smoothing=sm) if sm > 0
-            else keras.losses.SparseCategoricalCrossentropy())
+    loss = (
+        keras.losses.CategoricalCrossentropy(label_smoothing=sm)
+        if sm > 0
+        else keras.losses.SparseCategoricalCrossentropy()
+    )
     model.compile(optimizer=_optimizer(cfg, _learning_rate(cfg, cfg.epochs, steps)), loss=loss)
     aug = build_augmenter(cfg.augment, seed=cfg.seed)
     ds = tf.data.Dataset.from_tensor_slices((x[train], noisy[train])).shuffle(len(train), seed=cfg.seed)
@@ -95,8 +99,13 @@ def run_recipe(name: str, overrides: dict, n_train: int | None, x, noisy, truth,
     p = p.astype(np.float64)
     p /= p.sum(axis=1, keepdims=True)
     y, fl = noisy[test], flipped[test]
-    row = {"recipe": name, "overrides": overrides, "train_images": len(train), "seconds": round(seconds, 1),
-           "accuracy_true": round(float((p.argmax(1) == truth[test]).mean()), 4)}
+    row = {
+        "recipe": name,
+        "overrides": overrides,
+        "train_images": len(train),
+        "seconds": round(seconds, 1),
+        "accuracy_true": round(float((p.argmax(1) == truth[test]).mean()), 4),
+    }
     for rule in RULES:
         mask = find_label_issues(y, p, rule)
         row[rule] = {"flagged": int(mask.sum()), "f1": round(f1(mask, fl), 3)}
@@ -111,8 +120,13 @@ def run_recipe(name: str, overrides: dict, n_train: int | None, x, noisy, truth,
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--recipes", default=",".join(RECIPES), help=f"comma-separated, of {', '.join(RECIPES)}")
-    ap.add_argument("--recipe", action="append", default=[], metavar='NAME=JSON',
-                    help="an extra recipe: name=JSON overrides of the audit recipe")
+    ap.add_argument(
+        "--recipe",
+        action="append",
+        default=[],
+        metavar="NAME=JSON",
+        help="an extra recipe: name=JSON overrides of the audit recipe",
+    )
     ap.add_argument("--out", type=Path, default=Path("/tmp/bench_audit_recipes.json"))
     args = ap.parse_args()
 
@@ -138,13 +152,18 @@ def main() -> None:
         rows.append(run_recipe(name, overrides, n_train, x, noisy, truth, flipped, fold))
         print(json.dumps(rows[-1]), flush=True)
         args.out.write_text(json.dumps(rows, indent=1))
-    print("\n| recipe | training images | seconds | accuracy (true labels) | "
-          + " | ".join(f"F1 {r}" for r in RULES) + " | ranked F1 |")
+    print(
+        "\n| recipe | training images | seconds | accuracy (true labels) | "
+        + " | ".join(f"F1 {r}" for r in RULES)
+        + " | ranked F1 |"
+    )
     print("|---|---|---|---|" + "---|" * len(RULES) + "---|")
     for r in rows:
-        print(f"| {r['recipe']} | {r['train_images']:,} | {r['seconds']:.0f} | {r['accuracy_true']:.4f} | "
-              + " | ".join(f"{r[rule]['f1']:.3f} ({r[rule]['flagged']})" for rule in RULES)
-              + f" | {r['ranked_f1']:.3f} |")
+        print(
+            f"| {r['recipe']} | {r['train_images']:,} | {r['seconds']:.0f} | {r['accuracy_true']:.4f} | "
+            + " | ".join(f"{r[rule]['f1']:.3f} ({r[rule]['flagged']})" for rule in RULES)
+            + f" | {r['ranked_f1']:.3f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -36,7 +36,18 @@ import numpy as np
 from PIL import Image
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
-FASHION_CLASSES = ("T-shirt_top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle_boot")
+FASHION_CLASSES = (
+    "T-shirt_top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle_boot",
+)
 
 
 def cpu_seconds() -> float:
@@ -115,7 +126,7 @@ def train_classifier(split_dir: Path, size: int, epochs: int, seed: int, out: Pa
         )
         try:
             run = Path(imgclf_train(split_dir, cfg, models_dir=out.parent))
-        except Exception as exc:  # noqa: BLE001 - a trainer still being built must not stop the bench
+        except Exception as exc:
             failed = f"imgclf.train.train failed ({type(exc).__name__}: {str(exc)[:120]}); "
         else:
             hist = (run / "history.csv").read_text().splitlines()
@@ -179,7 +190,10 @@ def bench(name: str, split_dir: Path, test_dir: Path, size: int, args, work: Pat
     from imgclf.explore.options import AutoencoderOptions, EmbedOptions
 
     train_dir = split_dir / "train"
-    out: dict = {"train_images": sum(1 for _ in train_dir.rglob("*.png")), "test_images": sum(1 for _ in test_dir.rglob("*.png"))}
+    out: dict = {
+        "train_images": sum(1 for _ in train_dir.rglob("*.png")),
+        "test_images": sum(1 for _ in test_dir.rglob("*.png")),
+    }
     emb = embed_folder(test_dir, EmbedOptions(model="raw", size=size))
     out["raw"] = score(emb, args.seed)
 
@@ -187,20 +201,30 @@ def bench(name: str, split_dir: Path, test_dir: Path, size: int, args, work: Pat
     t, c = time.perf_counter(), cpu_seconds()
     ae_run = work / name / "ae"
     ae = train_autoencoder(
-        train_dir, ae_run, AutoencoderOptions(size=ae_size, bottleneck=args.bottleneck, epochs=args.ae_epochs, seed=args.seed)
+        train_dir,
+        ae_run,
+        AutoencoderOptions(size=ae_size, bottleneck=args.bottleneck, epochs=args.ae_epochs, seed=args.seed),
     )
     out["autoencoder_train"] = {
-        "epochs": args.ae_epochs, "bottleneck": args.bottleneck, "size": ae_size, "loss": round(ae.loss, 5),
+        "epochs": args.ae_epochs,
+        "bottleneck": args.bottleneck,
+        "size": ae_size,
+        "loss": round(ae.loss, 5),
         "val_loss": None if ae.val_loss is None else round(ae.val_loss, 5),
-        "wall_s": round(time.perf_counter() - t, 1), "cpu_s": round(cpu_seconds() - c, 1),
+        "wall_s": round(time.perf_counter() - t, 1),
+        "cpu_s": round(cpu_seconds() - c, 1),
     }
     emb = embed_folder(test_dir, EmbedOptions(model=f"autoencoder:{ae_run}"))
     out["autoencoder"] = score(emb, args.seed)
 
     t, c = time.perf_counter(), cpu_seconds()
     clf_path, how = train_classifier(split_dir, size, args.clf_epochs, args.seed, work / name / "clf", args.flip)
-    out["classifier_train"] = {"how": how, "epochs": args.clf_epochs, "wall_s": round(time.perf_counter() - t, 1),
-                               "cpu_s": round(cpu_seconds() - c, 1)}
+    out["classifier_train"] = {
+        "how": how,
+        "epochs": args.clf_epochs,
+        "wall_s": round(time.perf_counter() - t, 1),
+        "cpu_s": round(cpu_seconds() - c, 1),
+    }
     emb = embed_folder(test_dir, EmbedOptions(model=str(clf_path)))
     out["classifier"] = score(emb, args.seed)
     return out
@@ -236,11 +260,19 @@ def main() -> None:
     print("\n| data | embedding | dims | purity | ARI | ratio ARI vs raw |\n|---|---|---|---|---|---|")
     for name in args.datasets:
         r = results[name]
-        for key, label in (("raw", "raw pixels"), ("autoencoder", "autoencoder bottleneck"), ("classifier", "classifier embedding")):
+        for key, label in (
+            ("raw", "raw pixels"),
+            ("autoencoder", "autoencoder bottleneck"),
+            ("classifier", "classifier embedding"),
+        ):
             s = r[key]
-            print(f"| {name} ({s['images']} test images) | {label} | {s['dims']} | {s['purity']:.3f} | {s['ari']:.3f} | "
-                  f"{s['ari'] / r['raw']['ari']:.2f}x |")
-    print(f"\ntotal: {results['total_wall_s']} s wall, {results['total_cpu_s']} s CPU; details in {work / 'results.json'}")
+            print(
+                f"| {name} ({s['images']} test images) | {label} | {s['dims']} | {s['purity']:.3f} | {s['ari']:.3f} | "
+                f"{s['ari'] / r['raw']['ari']:.2f}x |"
+            )
+    print(
+        f"\ntotal: {results['total_wall_s']} s wall, {results['total_cpu_s']} s CPU; details in {work / 'results.json'}"
+    )
 
 
 if __name__ == "__main__":

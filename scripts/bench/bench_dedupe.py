@@ -53,18 +53,33 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from dedupe_set import ICON_SIZES, build  # noqa: E402
+from dedupe_set import ICON_SIZES, build
 
-from imgclf.clean import similarity as sim  # noqa: E402
-from imgclf.clean.hashing import get_hasher, pixel_digest  # noqa: E402
-from imgclf.clean.search import connected_components, hamming_pairs, pack_bits  # noqa: E402
-from imgclf.images import ORIGINAL_SIZE_KEY, open_image  # noqa: E402
+from imgclf.clean import similarity as sim
+from imgclf.clean.hashing import get_hasher, pixel_digest
+from imgclf.clean.search import connected_components, hamming_pairs, pack_bits
+from imgclf.images import ORIGINAL_SIZE_KEY, open_image
 
 #: (radius, max_residual) settings of `--grid`.
 GRID = ((8, 4.0), (8, 4.5), (8, 5.0), (8, 5.5), (8, 6.0), (6, 5.0), (10, 5.0))
 
-GOAL_KINDS = ("resize", "jpeg_q60", "crop", "pad", "border", "watermark", "bright+20", "bright-20",
-              "contrast+20", "contrast-20", "package", "icon_32", "icon_48", "icon_64", "icon_128")
+GOAL_KINDS = (
+    "resize",
+    "jpeg_q60",
+    "crop",
+    "pad",
+    "border",
+    "watermark",
+    "bright+20",
+    "bright-20",
+    "contrast+20",
+    "contrast-20",
+    "package",
+    "icon_32",
+    "icon_48",
+    "icon_64",
+    "icon_128",
+)
 SHOW_KINDS = GOAL_KINDS + ("icon_22", "icon_16", "package_aspect")
 
 IMAGEDEDUP_SCRIPT = r"""
@@ -186,9 +201,18 @@ def evaluate(items, i, j):
 
 
 def print_table(rows):
-    cols = [("pairs", "pairs", "{:d}"), ("P", "P", "{:.3f}"), ("R", "R", "{:.3f}"), ("P_goal", "P goal", "{:.3f}"),
-            ("R_goal", "R goal", "{:.3f}"), ("split", "split", "{:.3f}"), ("split_goal", "split goal", "{:.3f}"),
-            ("fp", "false pairs", "{:d}"), ("fp_hard", "of them hard neg.", "{:d}"), ("merged_groups", "merging groups", "{:d}")]
+    cols = [
+        ("pairs", "pairs", "{:d}"),
+        ("P", "P", "{:.3f}"),
+        ("R", "R", "{:.3f}"),
+        ("P_goal", "P goal", "{:.3f}"),
+        ("R_goal", "R goal", "{:.3f}"),
+        ("split", "split", "{:.3f}"),
+        ("split_goal", "split goal", "{:.3f}"),
+        ("fp", "false pairs", "{:d}"),
+        ("fp_hard", "of them hard neg.", "{:d}"),
+        ("merged_groups", "merging groups", "{:d}"),
+    ]
     print("| method | " + " | ".join(c[1] for c in cols) + " |")
     print("|---" * (len(cols) + 1) + "|")
     for name, r in rows:
@@ -207,8 +231,11 @@ def bench_set(args) -> None:
     items = build(work, log=lambda m: print(m, flush=True))
     img_dir = work / "images"
     kinds = Counter(it.kind for it in items)
-    print(f"benchmark: {len(items)} files, {len({it.set for it in items})} duplicate sets "
-          f"({time.perf_counter() - t:.0f} s to build or load); kinds: {dict(sorted(kinds.items()))}", flush=True)
+    print(
+        f"benchmark: {len(items)} files, {len({it.set for it in items})} duplicate sets "
+        f"({time.perf_counter() - t:.0f} s to build or load); kinds: {dict(sorted(kinds.items()))}",
+        flush=True,
+    )
     t = time.perf_counter()
     imgs = [open_image(img_dir / it.file, draft=256) for it in items]
     print(f"decoded in {time.perf_counter() - t:.1f} s", flush=True)
@@ -237,8 +264,9 @@ def bench_set(args) -> None:
             script = Path(tmp) / "run.py"
             script.write_text(IMAGEDEDUP_SCRIPT)
             out = Path(tmp) / "out.json"
-            subprocess.run([py, str(script), str(img_dir), str(out)], check=True,
-                           env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+            subprocess.run(
+                [py, str(script), str(img_dir), str(out)], check=True, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+            )
             res = json.loads(out.read_text())
         print(f"imagededup ran in {time.perf_counter() - t:.0f} s", flush=True)
         import importlib.metadata  # noqa: F401
@@ -248,23 +276,34 @@ def bench_set(args) -> None:
             rows.append((f"imagededup {name} (<= 10)", evaluate(items, *found[:2])))
             tuned.append((f"imagededup {name}", found))
     else:
-        print(f"imagededup skipped: no interpreter at --imagededup-python={py!r} "
-              "(python3 -m venv /tmp/dedupe-venv && /tmp/dedupe-venv/bin/pip install imagededup)")
+        print(
+            f"imagededup skipped: no interpreter at --imagededup-python={py!r} "
+            "(python3 -m venv /tmp/dedupe-venv && /tmp/dedupe-venv/bin/pip install imagededup)"
+        )
     if args.grid:
         print("\nSettings around the defaults (same signatures; P / R over the goal kinds):\n")
-        print("| radius | max_residual | pairs | P goal | R goal | false pairs | crop | border | watermark | bright+20 | icon_64 | icon_128 |")
+        print(
+            "| radius | max_residual | pairs | P goal | R goal | false pairs | crop | border | watermark | bright+20 | icon_64 | icon_128 |"
+        )
         print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for radius, res in GRID:
             g = sim.find_duplicate_pairs(sigs, radius=radius, max_residual=res)
             e = evaluate(items, g.i, g.j)
-            print(f"| {radius} | {res:g} | {e['pairs']} | {e['P_goal']:.3f} | {e['R_goal']:.3f} | {e['fp']} | {e['crop']:.2f} | "
-                  f"{e['border']:.2f} | {e['watermark']:.2f} | {e['bright+20']:.2f} | {e['icon_64']:.2f} | {e['icon_128']:.2f} |", flush=True)
-    print(f"\nimgclf verified: signatures {t_sig:.1f} s ({t_sig / len(items) * 1e3:.1f} ms per image, "
-          f"{sigs.nbytes / len(items):.0f} bytes each), find_duplicate_pairs {t_find:.1f} s; "
-          f"imgclf hash-only hash + search {t_cur:.1f} s\n")
+            print(
+                f"| {radius} | {res:g} | {e['pairs']} | {e['P_goal']:.3f} | {e['R_goal']:.3f} | {e['fp']} | {e['crop']:.2f} | "
+                f"{e['border']:.2f} | {e['watermark']:.2f} | {e['bright+20']:.2f} | {e['icon_64']:.2f} | {e['icon_128']:.2f} |",
+                flush=True,
+            )
+    print(
+        f"\nimgclf verified: signatures {t_sig:.1f} s ({t_sig / len(items) * 1e3:.1f} ms per image, "
+        f"{sigs.nbytes / len(items):.0f} bytes each), find_duplicate_pairs {t_find:.1f} s; "
+        f"imgclf hash-only hash + search {t_cur:.1f} s\n"
+    )
     print_table(rows)
-    print("\nThe hash peers at the goal's precision: each one's threshold (<= 10 bits) with the most goal "
-          "recall at P goal >= 0.99, chosen on the answers:\n")
+    print(
+        "\nThe hash peers at the goal's precision: each one's threshold (<= 10 bits) with the most goal "
+        "recall at P goal >= 0.99, chosen on the answers:\n"
+    )
     peer_rows = []
     for name, (i, j, d) in tuned:
         t, e = at_precision(items, i, j, d)
@@ -315,15 +354,18 @@ def bench_fashion(args) -> None:
     ci, _ = sim._candidates(stacked, None, sim.DEFAULT_RADIUS)
     old = t_old + t_old_search
     new = t_new + t_new_search
-    print(f"| step | today (phash-256 <= 16) | verified detector |\n|---|---|---|\n"
-          f"| decode (open_image, shared) | {t_dec:.1f} s | {t_dec:.1f} s |\n"
-          f"| per-image hash / signature | {t_old:.1f} s | {t_new:.1f} s |\n"
-          f"| search (+ verify) | {t_old_search:.1f} s ({len(i)} pairs) | {t_new_search:.1f} s "
-          f"({len(ci)} candidates, {int((p.kind == 'near').sum())} near + {int((p.kind == 'exact').sum())} exact pairs) |\n"
-          f"| dedupe total | {old:.1f} s | {new:.1f} s ({new / old:.2f}x) |\n"
-          f"| decode + dedupe | {t_dec + old:.1f} s | {t_dec + new:.1f} s ({(t_dec + new) / (t_dec + old):.2f}x) |\n"
-          f"memory: {stacked.nbytes / n:.0f} bytes per signature ({stacked.nbytes / 1e6:.1f} MB for {n}) vs "
-          f"{np.stack(codes).nbytes / n:.0f} bytes per phash-256 code", flush=True)
+    print(
+        f"| step | today (phash-256 <= 16) | verified detector |\n|---|---|---|\n"
+        f"| decode (open_image, shared) | {t_dec:.1f} s | {t_dec:.1f} s |\n"
+        f"| per-image hash / signature | {t_old:.1f} s | {t_new:.1f} s |\n"
+        f"| search (+ verify) | {t_old_search:.1f} s ({len(i)} pairs) | {t_new_search:.1f} s "
+        f"({len(ci)} candidates, {int((p.kind == 'near').sum())} near + {int((p.kind == 'exact').sum())} exact pairs) |\n"
+        f"| dedupe total | {old:.1f} s | {new:.1f} s ({new / old:.2f}x) |\n"
+        f"| decode + dedupe | {t_dec + old:.1f} s | {t_dec + new:.1f} s ({(t_dec + new) / (t_dec + old):.2f}x) |\n"
+        f"memory: {stacked.nbytes / n:.0f} bytes per signature ({stacked.nbytes / 1e6:.1f} MB for {n}) vs "
+        f"{np.stack(codes).nbytes / n:.0f} bytes per phash-256 code",
+        flush=True,
+    )
     if args.sheet:
         pair_sheet(files, p, Path(args.sheet))
     if args.old_src:
@@ -370,8 +412,11 @@ def _run_clean(src: Path, out: Path, pythonpath: str | None, workers: int | None
 def clean_cost(root: Path, old_src: Path, workers: int | None, repeats: int = 1) -> None:
     """Times `imgclf clean` of `old_src` and of this tree on `root`, alternating old, new, old,
     new ... (`repeats` times each), so that a change of load on a shared machine hits both."""
-    print(f"\n`imgclf clean` on {root}: {old_src} (PYTHONPATH) vs this tree, alternating, {repeats} run(s) each; "
-          f"load average before: {os.getloadavg()[0]:.1f}", flush=True)
+    print(
+        f"\n`imgclf clean` on {root}: {old_src} (PYTHONPATH) vs this tree, alternating, {repeats} run(s) each; "
+        f"load average before: {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
     rows = []
     with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
         for r in range(repeats):
@@ -379,29 +424,41 @@ def clean_cost(root: Path, old_src: Path, workers: int | None, repeats: int = 1)
                 t, rep = _run_clean(root, Path(tmp) / f"{name}{r}", path, workers)
                 rows.append((name, r, t, rep, os.getloadavg()[0]))
                 shutil.rmtree(Path(tmp) / f"{name}{r}")
-    print("| clean | run | wall time | load average after | kept | set aside as duplicates | groups |\n|---|---|---|---|---|---|---|")
+    print(
+        "| clean | run | wall time | load average after | kept | set aside as duplicates | groups |\n|---|---|---|---|---|---|---|"
+    )
     for name, r, t, rep, load in rows:
         dup = sum(v for k, v in rep["rejected"].items() if k in ("duplicate", "near_duplicate"))
         label = f"old ({old_src})" if name == "old" else "new (verified detector)"
         print(f"| {label} | {r + 1} | {t:.1f} s | {load:.1f} | {rep['kept']} | {dup} | {rep['duplicate_groups']} |")
     old = [t for name, _, t, _, _ in rows if name == "old"]
     new = [t for name, _, t, _, _ in rows if name == "new"]
-    print(f"ratio new / old: {sum(new) / sum(old):.2f}x (total of the runs); per pair of runs: "
-          + ", ".join(f"{n / o:.2f}x" for o, n in zip(old, new)), flush=True)
+    print(
+        f"ratio new / old: {sum(new) / sum(old):.2f}x (total of the runs); per pair of runs: "
+        + ", ".join(f"{n / o:.2f}x" for o, n in zip(old, new)),
+        flush=True,
+    )
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", default="/tmp/dedupe-bench", help="folder the benchmark is built in (reused)")
-    ap.add_argument("--imagededup-python", default="/tmp/dedupe-venv/bin/python",
-                    help="python of a venv with imagededup installed; missing = skip imagededup")
+    ap.add_argument(
+        "--imagededup-python",
+        default="/tmp/dedupe-venv/bin/python",
+        help="python of a venv with imagededup installed; missing = skip imagededup",
+    )
     ap.add_argument("--fashion", default=None, help="Fashion-MNIST PNG folder for the cost part (created if empty)")
     ap.add_argument("--fashion-n", type=int, default=70_000)
     ap.add_argument("--skip-set", action="store_true", help="only the Fashion-MNIST cost part")
     ap.add_argument("--grid", action="store_true", help="also evaluate the settings of GRID around the defaults")
     ap.add_argument("--sheet", default=None, help="PNG path: contact sheet of 60 random Fashion-MNIST pairs found")
-    ap.add_argument("--old-src", default=None, help="src/ of a previous imgclf (PYTHONPATH) whose `imgclf clean` "
-                    "is timed against this tree's on the --fashion folder")
+    ap.add_argument(
+        "--old-src",
+        default=None,
+        help="src/ of a previous imgclf (PYTHONPATH) whose `imgclf clean` "
+        "is timed against this tree's on the --fashion folder",
+    )
     ap.add_argument("--clean-workers", type=int, default=None, help="--workers for both `imgclf clean` runs")
     ap.add_argument("--clean-repeats", type=int, default=1, help="alternating runs of each `imgclf clean`")
     args = ap.parse_args()

@@ -74,8 +74,12 @@ def svc_on_split(split_dir: Path) -> dict:
     pred = clf.predict(d.data[test_idx])
     correct = pred == y_test
     return {
-        "accuracy": float(correct.mean()), "correct": int(correct.sum()), "n": int(len(y_test)),
-        "fit_images": int(len(fit_idx)), "fit_seconds": fit_s, "per_image": dict(zip(rel, correct.tolist())),
+        "accuracy": float(correct.mean()),
+        "correct": int(correct.sum()),
+        "n": int(len(y_test)),
+        "fit_images": int(len(fit_idx)),
+        "fit_seconds": fit_s,
+        "per_image": dict(zip(rel, correct.tolist())),
         "errors": sorted(r for r, c in zip(rel, correct) if not c),
     }
 
@@ -91,9 +95,19 @@ def train_demo(config: Path, work: Path, seed: int, first: bool) -> tuple[Path, 
     name = f"digits-s{seed}"
     stages = "scrape,clean,prepare,split,train,evaluate" if first else "train,evaluate"
     cmd = [
-        str(ROOT / ".venv" / "bin" / "imgclf"), "run", str(config), "--data-dir", str(work / "data"),
-        "--models-dir", str(work / "models"), "--stages", stages,
-        "--set", f"train.seed={seed}", "--set", f"train.run_name={name}",
+        str(ROOT / ".venv" / "bin" / "imgclf"),
+        "run",
+        str(config),
+        "--data-dir",
+        str(work / "data"),
+        "--models-dir",
+        str(work / "models"),
+        "--stages",
+        stages,
+        "--set",
+        f"train.seed={seed}",
+        "--set",
+        f"train.run_name={name}",
     ]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
@@ -115,7 +129,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
 
-    from imgclf.rundir import load_metrics, load_predictions, load_run_info
+    from imgclf.records.run import load_metrics, load_predictions, load_run_info
     from imgclf.stats import mcnemar_exact
 
     load_start = os.getloadavg()
@@ -142,41 +156,65 @@ def main() -> None:
         common = [k for k in p.paths if k in svc["per_image"]]
         test = mcnemar_exact([mine[k] for k in common], [svc["per_image"][k] for k in common])
         ci = (m.confidence_intervals or {}).get("metrics", {}).get("accuracy", {})
-        rows.append({
-            "run": str(r), "seed": info.seed, "accuracy": m.accuracy, "correct": int(round(m.accuracy * m.n_images)),
-            "n": m.n_images, "ci": [ci.get("low"), ci.get("high")], "train_seconds": info.train_seconds,
-            "epochs": info.epochs_done, "wall_seconds": walls.get(r), "cpu_seconds": cpus.get(r), "tta": m.tta,
-            "mcnemar_vs_svc": {"b": test.b, "c": test.c, "p": test.p_value},
-            "errors": sorted(k for k in p.paths if not mine[k]),
-        })
+        rows.append(
+            {
+                "run": str(r),
+                "seed": info.seed,
+                "accuracy": m.accuracy,
+                "correct": int(round(m.accuracy * m.n_images)),
+                "n": m.n_images,
+                "ci": [ci.get("low"), ci.get("high")],
+                "train_seconds": info.train_seconds,
+                "epochs": info.epochs_done,
+                "wall_seconds": walls.get(r),
+                "cpu_seconds": cpus.get(r),
+                "tta": m.tta,
+                "mcnemar_vs_svc": {"b": test.b, "c": test.c, "p": test.p_value},
+                "errors": sorted(k for k in p.paths if not mine[k]),
+            }
+        )
     load_end = os.getloadavg()
 
     print(f"\nsplit: {split_dir} (test {svc['n']} images; SVC fitted on {svc['fit_images']} train + val originals)")
-    print(f"load average (1, 5, 15 min): start {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f}, "
-          f"end {load_end[0]:.2f} {load_end[1]:.2f} {load_end[2]:.2f} on {os.cpu_count()} CPUs")
-    print(f"\n{'run':<22} {'seed':>5} {'test accuracy':>15} {'95% CI':>17} {'train s':>8} {'epochs':>6} {'wall s':>7} {'CPU s':>6}  vs SVC (b/c, McNemar p)")
+    print(
+        f"load average (1, 5, 15 min): start {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f}, "
+        f"end {load_end[0]:.2f} {load_end[1]:.2f} {load_end[2]:.2f} on {os.cpu_count()} CPUs"
+    )
+    print(
+        f"\n{'run':<22} {'seed':>5} {'test accuracy':>15} {'95% CI':>17} {'train s':>8} {'epochs':>6} {'wall s':>7} {'CPU s':>6}  vs SVC (b/c, McNemar p)"
+    )
     for row in rows:
         wall = f"{row['wall_seconds']:.1f}" if row["wall_seconds"] is not None else "–"
         cpu = f"{row['cpu_seconds']:.1f}" if row["cpu_seconds"] is not None else "–"
         lo, hi = row["ci"]
         ci = f"[{lo:.4f}, {hi:.4f}]" if lo is not None else "–"
         t = row["mcnemar_vs_svc"]
-        print(f"{Path(row['run']).name:<22} {row['seed']!s:>5} {row['accuracy']:>8.4f} ({row['correct']}/{row['n']}) {ci:>17} "
-              f"{row['train_seconds']:>8.1f} {row['epochs']:>6} {wall:>7} {cpu:>6}  {t['b']}/{t['c']}, p {t['p']:.4f}")
-    print(f"{'SVC(gamma=0.001), 8x8':<22} {'':>5} {svc['accuracy']:>8.4f} ({svc['correct']}/{svc['n']}) {'':>17} "
-          f"{svc['fit_seconds']:>8.2f}")
+        print(
+            f"{Path(row['run']).name:<22} {row['seed']!s:>5} {row['accuracy']:>8.4f} ({row['correct']}/{row['n']}) {ci:>17} "
+            f"{row['train_seconds']:>8.1f} {row['epochs']:>6} {wall:>7} {cpu:>6}  {t['b']}/{t['c']}, p {t['p']:.4f}"
+        )
+    print(
+        f"{'SVC(gamma=0.001), 8x8':<22} {'':>5} {svc['accuracy']:>8.4f} ({svc['correct']}/{svc['n']}) {'':>17} "
+        f"{svc['fit_seconds']:>8.2f}"
+    )
     acc = np.array([r["accuracy"] for r in rows])
     secs = np.array([r["train_seconds"] for r in rows])
-    print(f"\ndemo: accuracy mean {acc.mean():.4f}, min {acc.min():.4f}, max {acc.max():.4f} over {len(rows)} run(s); "
-          f"training {secs.mean():.1f} s mean, {secs.max():.1f} s max; SVC {svc['accuracy']:.4f}; "
-          f"every run >= 0.99: {bool((acc >= 0.99).all())}; every run above SVC: {bool((acc > svc['accuracy']).all())}")
+    print(
+        f"\ndemo: accuracy mean {acc.mean():.4f}, min {acc.min():.4f}, max {acc.max():.4f} over {len(rows)} run(s); "
+        f"training {secs.mean():.1f} s mean, {secs.max():.1f} s max; SVC {svc['accuracy']:.4f}; "
+        f"every run >= 0.99: {bool((acc >= 0.99).all())}; every run above SVC: {bool((acc > svc['accuracy']).all())}"
+    )
     print(f"SVC errors: {', '.join(svc['errors'])}")
     for row in rows:
         print(f"{Path(row['run']).name} errors: {', '.join(row['errors']) or 'none'}")
     if args.json:
         svc_out = {k: v for k, v in svc.items() if k != "per_image"}
-        args.json.write_text(json.dumps({"split": str(split_dir), "svc": svc_out, "runs": rows,
-                                         "load_start": load_start, "load_end": load_end}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {"split": str(split_dir), "svc": svc_out, "runs": rows, "load_start": load_start, "load_end": load_end},
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -87,8 +87,17 @@ def main() -> None:
         results: dict[str, list[int]] = {"on": [], "off": []}
         for i in range(args.pairs):
             for mode in ("on", "off"):
-                cmd = [sys.executable, __file__, "--config", args.config,
-                       "--child", str(data), str(Path(tmp) / f"run-{mode}-{i}"), mode, str(args.epochs)]
+                cmd = [
+                    sys.executable,
+                    __file__,
+                    "--config",
+                    args.config,
+                    "--child",
+                    str(data),
+                    str(Path(tmp) / f"run-{mode}-{i}"),
+                    mode,
+                    str(args.epochs),
+                ]
                 out = subprocess.run(cmd, capture_output=True, text=True)
                 if out.returncode:
                     sys.exit(f"{mode}: training failed:\n{out.stderr[-2000:]}")
@@ -98,8 +107,10 @@ def main() -> None:
         for mode, later in results.items():
             fast = min(later)
             slow = sum(t > SLOW * fast for t in later)
-            print(f"autotuner {mode:3}: epochs 2+ median {statistics.median(later):.1f} s, mean "
-                  f"{statistics.mean(later):.1f} s, slow (> {SLOW}x {fast} s) {slow} of {len(later)}")
+            print(
+                f"autotuner {mode:3}: epochs 2+ median {statistics.median(later):.1f} s, mean "
+                f"{statistics.mean(later):.1f} s, slow (> {SLOW}x {fast} s) {slow} of {len(later)}"
+            )
         print(f"mean epoch time, on / off: {statistics.mean(results['on']) / statistics.mean(results['off']):.2f}x")
 
 

@@ -75,7 +75,10 @@ def digits() -> list[Image.Image]:
     from sklearn.datasets import load_digits
 
     imgs = load_digits().images  # (1797, 8, 8) in [0, 16]
-    return [Image.fromarray((im * 255 / 16).astype(np.uint8)).convert("RGB").resize((32, 32), Image.Resampling.BICUBIC) for im in imgs]
+    return [
+        Image.fromarray((im * 255 / 16).astype(np.uint8)).convert("RGB").resize((32, 32), Image.Resampling.BICUBIC)
+        for im in imgs
+    ]
 
 
 def fashion(n: int) -> list[Image.Image]:
@@ -143,21 +146,31 @@ def throughput(n: int, size: tuple[int, int]) -> None:
         gy, gx = np.mgrid[0:h, 0:w]
         for k in range(n):
             if k % 2 == 0:  # noise + gradient (no structure: the worst case for phash agreement)
-                base = np.stack([(gx * 255 // w + 40 * k) % 256, (gy * 255 // h) % 256,
-                                 ((gx + gy) * 128 // (w + h) + 17 * k) % 256], -1)
+                base = np.stack(
+                    [
+                        (gx * 255 // w + 40 * k) % 256,
+                        (gy * 255 // h) % 256,
+                        ((gx + gy) * 128 // (w + h) + 17 * k) % 256,
+                    ],
+                    -1,
+                )
                 arr = np.clip(base + rng.integers(-30, 30, size=(h, w, 3)), 0, 255).astype(np.uint8)
             else:  # a sample photo crop upscaled to full size, with sensor-like noise
                 src = photos_[(k // 2) % 2]
                 y0, x0 = rng.integers(0, 100), rng.integers(0, 200)
                 crop = Image.fromarray(src[y0 : y0 + 320, x0 : x0 + 440]).resize((w, h), Image.Resampling.BICUBIC)
-                arr = np.clip(np.asarray(crop, dtype=np.int16) + rng.integers(-8, 8, size=(h, w, 3)), 0, 255).astype(np.uint8)
+                arr = np.clip(np.asarray(crop, dtype=np.int16) + rng.integers(-8, 8, size=(h, w, 3)), 0, 255).astype(
+                    np.uint8
+                )
             p = Path(tmp) / f"big{k}.jpg"
             Image.fromarray(arr).save(p, quality=90)
             files.append(p)
         for hash_size in (8, 16):
             hasher = get_hasher("phash", hash_size)
-            print(f"\n## throughput: {n} JPEGs {w}x{h} q90 ({sum(f.stat().st_size for f in files) / n / 1e6:.1f} MB each), "
-                  f"phash {hasher.bits}-bit, 1 thread")
+            print(
+                f"\n## throughput: {n} JPEGs {w}x{h} q90 ({sum(f.stat().st_size for f in files) / n / 1e6:.1f} MB each), "
+                f"phash {hasher.bits}-bit, 1 thread"
+            )
             t = time.perf_counter()
             full = [imagehash.phash(Image.open(f).convert("RGB"), hash_size=hash_size) for f in files]
             t_full = time.perf_counter() - t
@@ -165,9 +178,14 @@ def throughput(n: int, size: tuple[int, int]) -> None:
                 t = time.perf_counter()
                 got = [hasher.hash_image(open_image(f, draft=draft)) for f in files]
                 t_draft = time.perf_counter() - t
-                dist = [int(np.bitwise_count(pack_bits(np.asarray(a.hash).reshape(-1))[0] ^ b).sum()) for a, b in zip(full, got)]
-                print(f"  open_image(draft={draft:<3d}) + phash : {n / t_draft:6.2f} images/s  ({t_full / t_draft:.1f}x the baseline)  "
-                      f"hash vs full decode: photos max {max(dist[1::2])} bits, noise max {max(dist[0::2])} bits")
+                dist = [
+                    int(np.bitwise_count(pack_bits(np.asarray(a.hash).reshape(-1))[0] ^ b).sum())
+                    for a, b in zip(full, got)
+                ]
+                print(
+                    f"  open_image(draft={draft:<3d}) + phash : {n / t_draft:6.2f} images/s  ({t_full / t_draft:.1f}x the baseline)  "
+                    f"hash vs full decode: photos max {max(dist[1::2])} bits, noise max {max(dist[0::2])} bits"
+                )
             print(f"  baseline Image.open + imagehash.phash (full decode): {n / t_full:6.2f} images/s")
 
 
@@ -180,8 +198,11 @@ def main() -> int:
     args = ap.parse_args()
     assert set(ALGOS) == set(HASHERS)
     if args.part in ("distances", "all"):
-        sets = [("photos", photos()), ("digits (8x8 -> 32x32)", digits()),
-                (f"fashion-mnist (first {args.fashion} train)", fashion(args.fashion))]
+        sets = [
+            ("photos", photos()),
+            ("digits (8x8 -> 32x32)", digits()),
+            (f"fashion-mnist (first {args.fashion} train)", fashion(args.fashion)),
+        ]
         for hash_size in args.hash_sizes:
             for kind, imgs in sets:
                 measure(kind, imgs, hash_size)

@@ -34,7 +34,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dedupe_set import OXYGEN, _icons  # noqa: E402
+from dedupe_set import OXYGEN, _icons
 
 SIZES = (32, 48, 64, 128)
 ANCHOR = 256
@@ -62,7 +62,7 @@ def rgb_rms(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """RMS difference of (n, r, r, 3) against (m, r, r, 3): (n, m)."""
     xf = x.reshape(len(x), -1)
     yf = y.reshape(len(y), -1)
-    d2 = (xf ** 2).sum(1)[:, None] + (yf ** 2).sum(1)[None, :] - 2 * xf @ yf.T
+    d2 = (xf**2).sum(1)[:, None] + (yf**2).sum(1)[None, :] - 2 * xf @ yf.T
     return np.sqrt(np.maximum(d2, 0) / xf.shape[1])
 
 
@@ -72,10 +72,10 @@ def gray_residual(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     gy = y.mean(-1).reshape(len(y), -1)
     gx = gx - gx.mean(1, keepdims=True)
     gy = gy - gy.mean(1, keepdims=True)
-    vx = (gx ** 2).sum(1)[:, None]
+    vx = (gx**2).sum(1)[:, None]
     cov = gx @ gy.T
-    vy = (gy ** 2).sum(1)[None, :]
-    return np.sqrt(np.maximum(vy - cov ** 2 / np.maximum(vx, 1e-9), 0) / gx.shape[1])
+    vy = (gy**2).sum(1)[None, :]
+    return np.sqrt(np.maximum(vy - cov**2 / np.maximum(vx, 1e-9), 0) / gx.shape[1])
 
 
 def oracle_recall(d: np.ndarray, own: np.ndarray, min_precision: float = 0.99) -> float:
@@ -103,8 +103,10 @@ def sheet(icons, path: str, cell: int = 64, rows: int = 10) -> None:
             bg.alpha_composite(im)
             out.paste(bg.convert("RGB"), (c * cell, r * cell))
     out.quantize(256).save(path, optimize=True)
-    print(f"sheet: {path} (columns {', '.join(map(str, SIZES + (ANCHOR,)))} px, each shown at {cell} px; "
-          f"rows: {', '.join(rel.rsplit('/', 1)[-1].removesuffix('.png') for rel, _ in sel)})")
+    print(
+        f"sheet: {path} (columns {', '.join(map(str, SIZES + (ANCHOR,)))} px, each shown at {cell} px; "
+        f"rows: {', '.join(rel.rsplit('/', 1)[-1].removesuffix('.png') for rel, _ in sel)})"
+    )
 
 
 def main() -> None:
@@ -115,9 +117,13 @@ def main() -> None:
     icons = _icons()
     names = [rel for rel, _ in icons]
     anchors = [load(rel, ANCHOR) for rel in names]
-    print(f"{len(names)} oxygen icons of the dedupe benchmark (anchors {ANCHOR} px), "
-          f"opaque box alpha > {ALPHA_FLOOR}, composited onto white\n")
-    print("| size | distance | own pairs | own: median | own: 90th pct | nearest other icon: min | rank-1 own | oracle recall at P >= 0.99 |")
+    print(
+        f"{len(names)} oxygen icons of the dedupe benchmark (anchors {ANCHOR} px), "
+        f"opaque box alpha > {ALPHA_FLOOR}, composited onto white\n"
+    )
+    print(
+        "| size | distance | own pairs | own: median | own: 90th pct | nearest other icon: min | rank-1 own | oracle recall at P >= 0.99 |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for s in SIZES:
         small = [(k, load(rel, s)) for k, rel in enumerate(names)]
@@ -132,9 +138,12 @@ def main() -> None:
                 own[np.arange(len(rows)), rows] = True
                 dn = np.where(own, np.inf, d)
                 rank1 = float((d.argmin(1) == rows).mean())
-                print(f"| {s} | {label} {r}x{r} | {len(rows)} | {np.median(d[own]):.1f} | "
-                      f"{np.percentile(d[own], 90):.1f} | {dn.min():.1f} | {rank1:.2f} | "
-                      f"{oracle_recall(d, own):.2f} |", flush=True)
+                print(
+                    f"| {s} | {label} {r}x{r} | {len(rows)} | {np.median(d[own]):.1f} | "
+                    f"{np.percentile(d[own], 90):.1f} | {dn.min():.1f} | {rank1:.2f} | "
+                    f"{oracle_recall(d, own):.2f} |",
+                    flush=True,
+                )
     if args.sheet:
         sheet(icons, args.sheet)
     print(f"\n{time.perf_counter() - t0:.1f} s")

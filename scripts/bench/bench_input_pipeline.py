@@ -43,13 +43,17 @@ def export_subset(out: Path, per_class: int) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, help="A split folder of class sub-folders (e.g. data/fashion_mnist/split/train).")
+    ap.add_argument(
+        "--data", type=Path, help="A split folder of class sub-folders (e.g. data/fashion_mnist/split/train)."
+    )
     ap.add_argument("--per-class", type=int, default=1000, help="Images per class exported when --data is not given.")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--model", default="cnn")
     ap.add_argument("--rounds", type=int, default=2, help="Alternating memory/disk rounds (median taken).")
-    ap.add_argument("--cache", choices=["auto", "off"], default="auto", help="Disk pipeline cache (auto = in memory when it fits).")
+    ap.add_argument(
+        "--cache", choices=["auto", "off"], default="auto", help="Disk pipeline cache (auto = in memory when it fits)."
+    )
     args = ap.parse_args()
 
     import keras
@@ -72,9 +76,11 @@ def main() -> None:
     size = infer_image_size(files)
     aug_cfg = AugmentConfig(flip="horizontal", translation=0.08)
     n = len(files)
-    print(f"{n} images of {size}x{size} px, {len(files.class_names)} classes, model {args.model}, "
-          f"batch {args.batch_size}, {args.epochs} epochs, augment flip+translation, tf {tf.__version__}, "
-          f"{os.cpu_count()} CPUs")
+    print(
+        f"{n} images of {size}x{size} px, {len(files.class_names)} classes, model {args.model}, "
+        f"batch {args.batch_size}, {args.epochs} epochs, augment flip+translation, tf {tf.__version__}, "
+        f"{os.cpu_count()} CPUs"
+    )
 
     # In-memory baseline: decode everything first (not timed), then the same shuffle/batch/augment.
     from PIL import Image
@@ -90,8 +96,15 @@ def main() -> None:
         return ds.prefetch(tf.data.AUTOTUNE)
 
     def disk_ds():
-        return image_dataset(files, InputSpec(size=size), args.batch_size, shuffle=True, augment=aug_cfg,
-                             cache=None if args.cache == "auto" else False, seed=0)
+        return image_dataset(
+            files,
+            InputSpec(size=size),
+            args.batch_size,
+            shuffle=True,
+            augment=aug_cfg,
+            cache=None if args.cache == "auto" else False,
+            seed=0,
+        )
 
     class Timer(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -121,12 +134,18 @@ def main() -> None:
     mem = [statistics.median(ts) for ts in zip(*runs["memory"])]
     disk = [statistics.median(ts) for ts in zip(*runs["disk"])]
     for name, ts in (("memory", mem), ("disk", disk)):
-        print(f"{name:>6} (median over rounds): " + ", ".join(f"{t:.1f}s" for t in ts) + f"  (mean {statistics.mean(ts):.1f}s/epoch)")
+        print(
+            f"{name:>6} (median over rounds): "
+            + ", ".join(f"{t:.1f}s" for t in ts)
+            + f"  (mean {statistics.mean(ts):.1f}s/epoch)"
+        )
     first = disk[0] / mem[0]
     mean = statistics.mean(disk) / statistics.mean(mem)
     later = statistics.mean(disk[1:]) / statistics.mean(mem[1:]) if len(disk) > 1 else float("nan")
-    print(f"ratio disk/memory: first epoch {first:.3f}, later epochs {later:.3f}, mean over {args.epochs} epochs {mean:.3f} "
-          f"(goal <= 1.15: {'met' if mean <= 1.15 else 'NOT met'})")
+    print(
+        f"ratio disk/memory: first epoch {first:.3f}, later epochs {later:.3f}, mean over {args.epochs} epochs {mean:.3f} "
+        f"(goal <= 1.15: {'met' if mean <= 1.15 else 'NOT met'})"
+    )
     if tmp is not None:
         tmp.cleanup()
 

@@ -58,7 +58,9 @@ def main() -> int:
     args = ap.parse_args()
     import faiss
 
-    print(f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads; numpy {np.__version__}; radius {args.radius}")
+    print(
+        f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads; numpy {np.__version__}; radius {args.radius}"
+    )
     print(f"{'n':>9} {'imgclf MIH s':>13} {'pairs':>7} {'faiss all-pairs s':>22} {'speed-up':>9}  plan")
     for n in args.sizes:
         codes = make_codes(n)
@@ -88,8 +90,11 @@ def main() -> int:
             label = f"{t_faiss:10.0f} extrapolated ({len(sample)} queries)"
             check = "faiss on a sample only"
         radii = ",".join(map(str, plan.radii))
-        print(f"{n:>9} {t_mih:13.2f} {len(i):>7} {label:>22} {t_faiss / t_mih:8.1f}x  "
-              f"{len(plan.bounds)} chunks, radii {radii}; {check}", flush=True)
+        print(
+            f"{n:>9} {t_mih:13.2f} {len(i):>7} {label:>22} {t_faiss / t_mih:8.1f}x  "
+            f"{len(plan.bounds)} chunks, radii {radii}; {check}",
+            flush=True,
+        )
     return 0
 
 

@@ -36,16 +36,23 @@ def build_run(root: Path, model_name: str, size: int) -> Path:
     import numpy as np
     from PIL import Image
 
-    from imgclf.models.registry import create_model
     from imgclf.inputs import InputSpec
-    from imgclf.rundir import RunInfo, save_run_info
+    from imgclf.models.registry import create_model
+    from imgclf.records.run import RunInfo, save_run_info
 
     run = root / "run"
     run.mkdir(parents=True)
     model = create_model(model_name, num_classes=10, input_shape=(size, size, 3))
     model.save(run / "best.keras")
-    save_run_info(run, RunInfo(model=model_name, class_names=[f"class_{i}" for i in range(10)], input_spec=InputSpec(size=size),
-                               status="finished"))
+    save_run_info(
+        run,
+        RunInfo(
+            model=model_name,
+            class_names=[f"class_{i}" for i in range(10)],
+            input_spec=InputSpec(size=size),
+            status="finished",
+        ),
+    )
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[0:480, 0:640]
     photo = np.stack([xx % 256, yy % 256, (xx + yy) % 256], -1) + rng.integers(0, 30, (480, 640, 3))
@@ -96,14 +103,21 @@ def main() -> None:
         for r in range(args.repeats):
             for name, cmd in commands.items():
                 times[name].append(timed(cmd, env))
-            print(f"  repeat {r + 1}/{args.repeats}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items()), flush=True)
+            print(
+                f"  repeat {r + 1}/{args.repeats}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items()),
+                flush=True,
+            )
         base = statistics.median(times["import tensorflow"])
         print(f"\ncold start, median of {args.repeats} runs (model {args.model} {args.size}px, photo 640x480 JPEG):")
         for name, vals in times.items():
             med = statistics.median(vals)
-            print(f"  {name:<24} {med:6.2f} s   min {min(vals):5.2f}  max {max(vals):5.2f}   ratio to import tensorflow {med / base:4.2f}")
+            print(
+                f"  {name:<24} {med:6.2f} s   min {min(vals):5.2f}  max {max(vals):5.2f}   ratio to import tensorflow {med / base:4.2f}"
+            )
         ratio = statistics.median(times["predict (best.keras)"]) / base
-        print(f"\nkeras predict / import tensorflow = {ratio:.2f} (goal <= 1.6: {'met' if ratio <= 1.6 else 'NOT met'})")
+        print(
+            f"\nkeras predict / import tensorflow = {ratio:.2f} (goal <= 1.6: {'met' if ratio <= 1.6 else 'NOT met'})"
+        )
         for name in ("predict (model.onnx)", "predict (model.tflite)"):
             print(f"{name} / import tensorflow = {statistics.median(times[name]) / base:.2f} (goal: clearly below 1)")
     finally:

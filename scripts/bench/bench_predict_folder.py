@@ -50,9 +50,9 @@ def main() -> None:
 
     import numpy as np
 
+    from imgclf.inputs import InputSpec, collect_inputs, iter_batches, load_image
     from imgclf.models.registry import create_model
     from imgclf.parallel import default_workers
-    from imgclf.inputs import InputSpec, collect_inputs, iter_batches, load_image
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "photos"
@@ -69,8 +69,11 @@ def main() -> None:
             for it in items:
                 model.predict(load_image(it.path, spec)[None].astype(np.float32), verbose=0)
 
-        variants = {"per image (baseline)": per_image, "thread pool": lambda: through("threads"),
-                    "tf.data": lambda: through("tf")}
+        variants = {
+            "per image (baseline)": per_image,
+            "thread pool": lambda: through("threads"),
+            "tf.data": lambda: through("tf"),
+        }
         times: dict[str, list[float]] = {k: [] for k in variants}
         for name, f in variants.items():  # warm-up: tf.function tracing, file cache
             f()
@@ -79,8 +82,10 @@ def main() -> None:
                 t = time.perf_counter()
                 f()
                 times[name].append(time.perf_counter() - t)
-        print(f"{args.images} JPEGs 640x480 -> cnn at {args.size}x{args.size}, batch {args.batch_size}, "
-              f"{workers} workers, {os.cpu_count()} CPUs, median of {args.repeats}")
+        print(
+            f"{args.images} JPEGs 640x480 -> cnn at {args.size}x{args.size}, batch {args.batch_size}, "
+            f"{workers} workers, {os.cpu_count()} CPUs, median of {args.repeats}"
+        )
         base = statistics.median(times["per image (baseline)"])
         for name, ts in times.items():
             m = statistics.median(ts)

@@ -56,8 +56,11 @@ def main() -> None:
             b, _, size = run(src, args.size, True)
             tot[0] += a
             tot[1] += b
-            print(f"| {src} | {r + 1} | {a:.1f} s | {b:.1f} s | {b / a:.2f}x | {n} | {size / 1e6:.2f} MB "
-                  f"({size / max(n, 1):.0f} bytes per image) |", flush=True)
+            print(
+                f"| {src} | {r + 1} | {a:.1f} s | {b:.1f} s | {b / a:.2f}x | {n} | {size / 1e6:.2f} MB "
+                f"({size / max(n, 1):.0f} bytes per image) |",
+                flush=True,
+            )
         print(f"| {src} | total | {tot[0]:.1f} s | {tot[1]:.1f} s | **{tot[1] / tot[0]:.2f}x** | | |", flush=True)
 
 

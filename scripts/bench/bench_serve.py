@@ -53,7 +53,7 @@ def run_baseline_server(run: Path, host: str) -> None:
     from fastapi import FastAPI, File, UploadFile
 
     from imgclf.inputs import load_image
-    from imgclf.rundir import load_run_info
+    from imgclf.records.run import load_run_info
     from imgclf.runtime import load_keras_model
     from imgclf.serve.server import bind_socket
 
@@ -81,14 +81,21 @@ def build_run(root: Path, model_name: str, size: int) -> Path:
     import_tensorflow_quietly()  # before Keras: TensorFlow's start-up chatter hidden
     from imgclf.inputs import InputSpec
     from imgclf.models.registry import create_model
-    from imgclf.rundir import RunInfo, save_run_info
+    from imgclf.records.run import RunInfo, save_run_info
 
     run = root / "run"
     run.mkdir(parents=True)
     model = create_model(model_name, num_classes=10, input_shape=(size, size, 3))
     model.save(run / "best.keras")
-    save_run_info(run, RunInfo(model=model_name, class_names=[f"class_{i}" for i in range(10)],
-                               input_spec=InputSpec(size=size), status="finished"))
+    save_run_info(
+        run,
+        RunInfo(
+            model=model_name,
+            class_names=[f"class_{i}" for i in range(10)],
+            input_spec=InputSpec(size=size),
+            status="finished",
+        ),
+    )
     return run
 
 
@@ -156,6 +163,7 @@ async def load(endpoint: str, image: bytes, requests: int, concurrency: int, war
     failures = 0
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(limits=limits, timeout=120) as client:
+
         async def one(measure: bool) -> None:
             nonlocal failures
             t = time.perf_counter()
@@ -223,7 +231,10 @@ def main() -> None:
     try:
         run = args.run or build_run(work, args.model, args.size)
         what = f"{args.model} at {args.size}x{args.size} px, random weights" if args.run is None else str(run)
-        print(f"run: {what}; {os.cpu_count()} CPUs; load average {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}", flush=True)
+        print(
+            f"run: {what}; {os.cpu_count()} CPUs; load average {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}",
+            flush=True,
+        )
         servers = {
             "batching": (imgclf + ["serve", str(run), "--port", "0"], "/v1/predict"),
             "no-batch": (imgclf + ["serve", str(run), "--port", "0", "--max-batch", "1"], "/v1/predict"),
@@ -246,30 +257,41 @@ def main() -> None:
                     calls = after[1] - before[1]
                     r["batch"] = (after[0] - before[0]) / calls if calls else float("nan")
                 results[(name, c)] = r
-                print(f"  c={c:<3} {name:<9} {r['images_s']:8.1f} images/s  p50 {r['p50']:8.1f} ms  p99 {r['p99']:8.1f} ms"
-                      + (f"  mean batch {r['batch']:.1f}" if "batch" in r else "") + (f"  FAILURES {r['failures']}" if r["failures"] else ""),
-                      flush=True)
+                print(
+                    f"  c={c:<3} {name:<9} {r['images_s']:8.1f} images/s  p50 {r['p50']:8.1f} ms  p99 {r['p99']:8.1f} ms"
+                    + (f"  mean batch {r['batch']:.1f}" if "batch" in r else "")
+                    + (f"  FAILURES {r['failures']}" if r["failures"] else ""),
+                    flush=True,
+                )
         load_after = os.getloadavg()
         print()
-        print(f"| server | concurrency | images/s | p50 latency (ms) | p99 latency (ms) | mean batch | x baseline images/s | p99 / baseline p99 |")
+        print(
+            "| server | concurrency | images/s | p50 latency (ms) | p99 latency (ms) | mean batch | x baseline images/s | p99 / baseline p99 |"
+        )
         print("|---|---:|---:|---:|---:|---:|---:|---:|")
         for c in concurrencies:
             base = results[("baseline", c)]
             for name in servers:
                 r = results[(name, c)]
                 batch = f"{r['batch']:.1f}" if "batch" in r else "-"
-                print(f"| {name} | {c} | {r['images_s']:.1f} | {r['p50']:.1f} | {r['p99']:.1f} | {batch} | "
-                      f"{r['images_s'] / base['images_s']:.2f} | {r['p99'] / base['p99']:.2f} |")
+                print(
+                    f"| {name} | {c} | {r['images_s']:.1f} | {r['p50']:.1f} | {r['p99']:.1f} | {batch} | "
+                    f"{r['images_s'] / base['images_s']:.2f} | {r['p99'] / base['p99']:.2f} |"
+                )
         print()
-        print(f"{args.requests} measured requests per cell (one 640x480 JPEG each), after {args.warmup or '2 x concurrency'} "
-              f"warm-up requests; load average before {load_before[0]:.2f}, after {load_after[0]:.2f} "
-              f"(1-minute; {os.cpu_count()} CPUs, shared)")
+        print(
+            f"{args.requests} measured requests per cell (one 640x480 JPEG each), after {args.warmup or '2 x concurrency'} "
+            f"warm-up requests; load average before {load_before[0]:.2f}, after {load_after[0]:.2f} "
+            f"(1-minute; {os.cpu_count()} CPUs, shared)"
+        )
         if 32 in concurrencies:
             b, base = results[("batching", 32)], results[("baseline", 32)]
             ratio, p99 = b["images_s"] / base["images_s"], b["p99"] / base["p99"]
             ok = ratio >= 3 and p99 <= 1
-            print(f"goal at concurrency 32 (>= 3x the baseline's images/s, p99 no worse): {ratio:.2f}x, "
-                  f"p99 {b['p99']:.1f} ms vs {base['p99']:.1f} ms -> {'met' if ok else 'NOT met'}")
+            print(
+                f"goal at concurrency 32 (>= 3x the baseline's images/s, p99 no worse): {ratio:.2f}x, "
+                f"p99 {b['p99']:.1f} ms vs {base['p99']:.1f} ms -> {'met' if ok else 'NOT met'}"
+            )
         if any(r["failures"] for r in results.values()):
             print("some requests failed: see the FAILURES lines above")
     finally:

@@ -25,12 +25,12 @@ from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dedupe_set import build  # noqa: E402
+from dedupe_set import build
 
-from imgclf.clean.similarity import SOURCE_RECORD  # noqa: E402
-from imgclf.config import PrepareConfig, SplitConfig  # noqa: E402
-from imgclf.prepare import prepare_folder  # noqa: E402
-from imgclf.split import split_folder  # noqa: E402
+from imgclf.clean.similarity import SOURCE_RECORD
+from imgclf.config import PrepareConfig, SplitConfig
+from imgclf.prepare import prepare_folder
+from imgclf.split import split_folder
 
 
 def spread(out: Path, info: dict[str, tuple[str, str]]) -> tuple[int, int]:
@@ -49,8 +49,9 @@ def main() -> None:
     ap.add_argument("--sizes", default="64,224")
     ap.add_argument("--seeds", default="7")
     args = ap.parse_args()
-    items = [it for it in build(Path(args.work), log=lambda m: None)
-             if not it.set.startswith("icon-") and it.kind != "flip"]
+    items = [
+        it for it in build(Path(args.work), log=lambda m: None) if not it.set.startswith("icon-") and it.kind != "flip"
+    ]
     info = {Path(it.file).stem: (it.set, it.kind) for it in items}
     tmp = Path(tempfile.mkdtemp(prefix="bench-crop-"))
     try:
@@ -60,7 +61,9 @@ def main() -> None:
             (raw / label).mkdir(parents=True, exist_ok=True)
             (raw / label / it.file).symlink_to(Path(args.work) / "images" / it.file)
         print(f"{len(items)} files of {len({it.set for it in items})} wallpaper duplicate sets, 3 classes\n")
-        print("| prepare size | split seed | sets across splits: files only (before) | with source signatures | split time before / with |")
+        print(
+            "| prepare size | split seed | sets across splits: files only (before) | with source signatures | split time before / with |"
+        )
         print("|---|---|---|---|---|")
         for size in map(int, args.sizes.split(",")):
             prep = tmp / f"prep{size}"

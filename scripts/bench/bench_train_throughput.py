@@ -57,7 +57,10 @@ def child(
     keras.mixed_precision.set_global_policy(precision)
     model = create_model("cnn", num_classes=10, input_shape=(size, size, 3), width=width, depth=depth)
     model.compile(
-        optimizer=keras.optimizers.AdamW(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=jit
+        optimizer=keras.optimizers.AdamW(1e-3),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        jit_compile=jit,
     )
     rng = np.random.default_rng(0)
     n = batch_size * batches
@@ -72,7 +75,9 @@ def child(
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS, help='"WIDTH DEPTH PRECISION JIT [BN]" per variant')
+    ap.add_argument(
+        "--variants", nargs="+", default=DEFAULT_VARIANTS, help='"WIDTH DEPTH PRECISION JIT [BN]" per variant'
+    )
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--batches", type=int, default=40, help="timed batches per variant")
     ap.add_argument("--size", type=int, default=28, help="image height and width, pixels (the config trains at 32)")
@@ -81,20 +86,46 @@ def main() -> None:
     if args.child:
         width, depth, precision, jit, bn = args.child
         ips = child(
-            int(width), [int(d) for d in depth.split(",")], precision, jit == "1", bn, args.batch_size, args.batches, args.size
+            int(width),
+            [int(d) for d in depth.split(",")],
+            precision,
+            jit == "1",
+            bn,
+            args.batch_size,
+            args.batches,
+            args.size,
         )
         print(f"{ips:.1f}")
         return
-    print(f"cnn at {args.size}x{args.size}x3, batch {args.batch_size}, {args.batches} timed batches, {os.cpu_count()} CPUs", flush=True)
+    print(
+        f"cnn at {args.size}x{args.size}x3, batch {args.batch_size}, {args.batches} timed batches, {os.cpu_count()} CPUs",
+        flush=True,
+    )
     base = None
     for v in args.variants:
         width, depth, precision, jit, bn = (v.split() + ["fused"])[:5]
         if bn not in ("fused", "keras"):
             ap.error(f"batch norm must be fused or keras, received {bn!r} in variant {v!r}")
         out = subprocess.run(
-            [sys.executable, __file__, "--batch-size", str(args.batch_size), "--batches", str(args.batches), "--size", str(args.size),
-             "--child", width, depth, precision, jit, bn],
-            capture_output=True, text=True, check=True,
+            [
+                sys.executable,
+                __file__,
+                "--batch-size",
+                str(args.batch_size),
+                "--batches",
+                str(args.batches),
+                "--size",
+                str(args.size),
+                "--child",
+                width,
+                depth,
+                precision,
+                jit,
+                bn,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         )
         ips = float(out.stdout.strip().splitlines()[-1])
         base = base or ips

@@ -76,8 +76,19 @@ OXYGEN = Path("/usr/share/icons/oxygen/base")
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")
 
 ICON_SIZES = (16, 22, 32, 48, 64, 128, 256)
-COPY_KINDS = ("resize", "jpeg_q60", "crop", "pad", "border", "watermark", "bright+20", "bright-20",
-              "contrast+20", "contrast-20", "flip")
+COPY_KINDS = (
+    "resize",
+    "jpeg_q60",
+    "crop",
+    "pad",
+    "border",
+    "watermark",
+    "bright+20",
+    "bright-20",
+    "contrast+20",
+    "contrast-20",
+    "flip",
+)
 BASE_SIDE = 1280
 
 
@@ -131,8 +142,14 @@ def _watermark(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     corner = int(rng.integers(4))
     x = m if corner in (0, 2) else w - tw - m
     y = m if corner in (0, 1) else h - th - m
-    d.text((x - x0, y - y0), text, font=font, fill=(255, 255, 255, 153), stroke_width=max(1, size // 12),
-           stroke_fill=(0, 0, 0, 153))
+    d.text(
+        (x - x0, y - y0),
+        text,
+        font=font,
+        fill=(255, 255, 255, 153),
+        stroke_width=max(1, size // 12),
+        stroke_fill=(0, 0, 0, 153),
+    )
     return Image.alpha_composite(img, layer).convert("RGB")
 
 
@@ -258,7 +275,10 @@ def _icons() -> list[tuple[str, str]]:
         return all((OXYGEN / s / rel).is_file() for s in sizes[2:]) and not (OXYGEN / "256x256" / rel).is_symlink()
 
     folders = sorted(f"places/{p.name}" for p in (OXYGEN / "256x256" / "places").glob("folder-*.png"))
-    odf = sorted(f"mimetypes/{p.name}" for p in (OXYGEN / "256x256" / "mimetypes").glob("application-vnd.oasis.opendocument.*.png"))
+    odf = sorted(
+        f"mimetypes/{p.name}"
+        for p in (OXYGEN / "256x256" / "mimetypes").glob("application-vnd.oasis.opendocument.*.png")
+    )
     out = [(r, "oxygen:folder") for r in folders if complete(r)]
     out += [(r, "oxygen:opendocument") for r in odf if complete(r)]
     others = []
@@ -320,8 +340,17 @@ def build(work: Path, *, log=print) -> list[Item]:
             for rep in range(2 if kind == "crop" else 1):
                 out, fmt, q = make_copy(kind, img, rng)
                 ext = ".jpg" if fmt == "JPEG" else ".png"
-                add(None, f"{_slug(set_)}__{kind.replace('+', 'p').replace('-', 'm')}{rep}{ext}", set_, kind, fam,
-                    str(anchor), out, fmt, q)
+                add(
+                    None,
+                    f"{_slug(set_)}__{kind.replace('+', 'p').replace('-', 'm')}{rep}{ext}",
+                    set_,
+                    kind,
+                    fam,
+                    str(anchor),
+                    out,
+                    fmt,
+                    q,
+                )
     icons = _icons()
     log(f"adding {len(icons)} icons at {len(ICON_SIZES)} sizes ...")
     for rel, fam in icons:

@@ -1,6 +1,6 @@
 """`imgclf compare RUN...`: evaluated runs side by side, with error bars and paired tests.
 
-Reads what `imgclf evaluate` wrote into each run directory (`imgclf.rundir`: `run.json`,
+Reads what `imgclf evaluate` wrote into each run directory (`imgclf.records.run`: `run.json`,
 `metrics.json`, `predictions.csv`) -- it loads no model and imports no TensorFlow -- and writes
 into `out`:
 
@@ -16,7 +16,7 @@ into `out`:
 Rules:
 
 - **Same test images, checked.** Every run's `metrics.json` records the fingerprint of the split
-  it was computed on (`imgclf.rundir.split_fingerprint`). Runs whose fingerprints differ are
+  it was computed on (`imgclf.records.run.split_fingerprint`). Runs whose fingerprints differ are
   refused with one error naming them; `force=True` compares them anyway with a warning, and
   no paired test is made across different test sets.
 - **Grouping.** Runs with the same model, the same training configuration except the seed
@@ -50,7 +50,7 @@ import numpy as np
 from imgclf.config import CompareConfig
 from imgclf.errors import DataError, ModelError
 from imgclf.fsutil import atomic_write_json, atomic_write_text
-from imgclf.rundir import (
+from imgclf.records.run import (
     ImagePredictions,
     MetricsRecord,
     RunInfo,
@@ -147,7 +147,9 @@ def collect_run_dirs(paths: list[str | os.PathLike]) -> list[Path]:
         elif p.is_dir():
             found = sorted(c for c in p.iterdir() if c.is_dir() and is_run_dir(c))
             if not found:
-                raise ModelError(f"{p} is not a training run (no run.json) and holds none", "pass run folders such as models/<run>")
+                raise ModelError(
+                    f"{p} is not a training run (no run.json) and holds none", "pass run folders such as models/<run>"
+                )
         else:
             raise ModelError(f"run not found: {p}", "pass run folders such as models/<run>")
         out.extend(f for f in found if f not in out)
@@ -204,7 +206,10 @@ def check_fingerprints(records: list[RunRecord], force: bool = False) -> list[li
                 text,
                 "evaluate every run on the same split folder (imgclf evaluate RUN --data DIR), or pass --force to show them anyway",
             )
-        warn(text + "; shown anyway (--force): no paired test across different test sets, and the figures are not comparable")
+        warn(
+            text
+            + "; shown anyway (--force): no paired test across different test sets, and the figures are not comparable"
+        )
     return sets
 
 
@@ -221,7 +226,9 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def _config_key(r: RunRecord) -> str:
     cfg = {k: v for k, v in (r.info.config or {}).items() if k not in _NOT_MODEL_KEYS}
-    return json.dumps({"model": r.info.model, "label": r.info.label, "config": cfg, "fp": r.fingerprint}, sort_keys=True, default=str)
+    return json.dumps(
+        {"model": r.info.model, "label": r.info.label, "config": cfg, "fp": r.fingerprint}, sort_keys=True, default=str
+    )
 
 
 @dataclass
@@ -275,7 +282,7 @@ class ModelGroup:
         return vals
 
     def verdict(self, alpha: float) -> str:
-        """"best", "yes" / "no" (differs from the best at level alpha), "mixed (k of m)", or "n/a"."""
+        """ "best", "yes" / "no" (differs from the best at level alpha), "mixed (k of m)", or "n/a"."""
         if not self.comparable:
             return "n/a"
         if not self.vs_best:
@@ -298,7 +305,9 @@ def _aligned(runs: list[RunRecord]) -> tuple[list[tuple[str, str]], np.ndarray, 
     if len(keys) < len(first) or any(len(r.predictions) != len(keys) for r in runs):
         warn(f"{', '.join(str(r.path) for r in runs)}: scored different images; compared on the {len(keys)} they share")
     if not keys:
-        raise DataError(f"{', '.join(str(r.path) for r in runs)}: no test image in common", "evaluate them on the same split")
+        raise DataError(
+            f"{', '.join(str(r.path) for r in runs)}: no test image in common", "evaluate them on the same split"
+        )
     classes = first.class_names
     probs = []
     for r in runs:
@@ -322,7 +331,9 @@ def _labels(groups: list[list[RunRecord]]) -> list[str]:
         idx = [i for i, b in enumerate(base) if b == name]
         if len(idx) < 2:
             continue
-        flats = [_flat({k: v for k, v in (groups[i][0].info.config or {}).items() if k not in _NOT_MODEL_KEYS}) for i in idx]
+        flats = [
+            _flat({k: v for k, v in (groups[i][0].info.config or {}).items() if k not in _NOT_MODEL_KEYS}) for i in idx
+        ]
         keys = sorted({k for f in flats for k in f if len({json.dumps(x.get(k), default=str) for x in flats}) > 1})
         for i, f in zip(idx, flats):
             detail = ", ".join(f"{k}={f.get(k)}" for k in keys[:3])
@@ -491,9 +502,21 @@ def table_columns(comp: Comparison) -> list[str]:
     """Headers of the leaderboard (Markdown, HTML and the terminal)."""
     pct = f"{comp.level:.0%}"
     return [
-        "#", "model", "runs", f"accuracy [{pct} CI]", f"loss [{pct} CI]", f"precision [{pct} CI]",
-        f"recall [{pct} CI]", f"macro F1 [{pct} CI]", f"top-{comp.top_k} [{pct} CI]", f"ECE [{pct} CI]",
-        "parameters", "train s", "epochs", "predict ms/img", f"McNemar vs best (b/c, p; α={comp.alpha:g})",
+        "#",
+        "model",
+        "runs",
+        f"accuracy [{pct} CI]",
+        f"loss [{pct} CI]",
+        f"precision [{pct} CI]",
+        f"recall [{pct} CI]",
+        f"macro F1 [{pct} CI]",
+        f"top-{comp.top_k} [{pct} CI]",
+        f"ECE [{pct} CI]",
+        "parameters",
+        "train s",
+        "epochs",
+        "predict ms/img",
+        f"McNemar vs best (b/c, p; α={comp.alpha:g})",
     ]
 
 
@@ -502,15 +525,30 @@ def table_rows(comp: Comparison) -> list[list[str]]:
     rows = []
     for i, g in enumerate(comp.groups, start=1):
         params = g.run_values("parameters")
-        rows.append([
-            str(i), g.label, str(len(g.runs)),
-            *(metric_cell(g, m) for m in ("accuracy", "loss", "precision_macro", "recall_macro", "f1_macro", "top_k_accuracy", "ece")),
-            f"{int(params[0]):,}" if params else "–",
-            _mean_text(g.run_values("train_seconds"), 1),
-            _mean_text(g.run_values("epochs_done"), 1 if len(g.runs) > 1 else 0),
-            _mean_text(g.run_values("predict_ms_per_image"), 3),
-            mcnemar_cell(g, comp.alpha),
-        ])
+        rows.append(
+            [
+                str(i),
+                g.label,
+                str(len(g.runs)),
+                *(
+                    metric_cell(g, m)
+                    for m in (
+                        "accuracy",
+                        "loss",
+                        "precision_macro",
+                        "recall_macro",
+                        "f1_macro",
+                        "top_k_accuracy",
+                        "ece",
+                    )
+                ),
+                f"{int(params[0]):,}" if params else "–",
+                _mean_text(g.run_values("train_seconds"), 1),
+                _mean_text(g.run_values("epochs_done"), 1 if len(g.runs) > 1 else 0),
+                _mean_text(g.run_values("predict_ms_per_image"), 3),
+                mcnemar_cell(g, comp.alpha),
+            ]
+        )
     return rows
 
 
@@ -526,7 +564,7 @@ def method_notes(comp: Comparison) -> list[str]:
         f"seed {b.seed}; runs of one model resampled together; Efron & Tibshirani 1993, ch. 13].",
         "McNemar vs best: exact two-sided McNemar test (binomial test on the discordant images; McNemar 1947, "
         "Dietterich 1998) of each run against the best model's run of the same seed; b = images only the best gets "
-        f"right, c = images only this model gets right; \"yes\" = significant at α = {comp.alpha:g} for every seed pair.",
+        f'right, c = images only this model gets right; "yes" = significant at α = {comp.alpha:g} for every seed pair.',
         "Macro precision / recall / F1 average over the classes present in the truth or the predictions; ECE with "
         "15 equal-width bins (Guo et al. 2017); train s = training wall time (run.json), predict ms/img = model time per "
         "image in evaluate's batches (decoding excluded) — both depend on how loaded the machine was.",
@@ -559,11 +597,19 @@ def run_table(comp: Comparison) -> tuple[list[str], list[list[str]]]:
     rows = []
     for g in comp.groups:
         for i, r in enumerate(g.runs):
-            rows.append([
-                g.label, r.path.name, str(r.seed), _fmt(g.per_run["accuracy"][i]), _fmt(g.per_run["loss"][i]),
-                _fmt(g.per_run["f1_macro"][i]), f"{r.info.train_seconds:.1f}", str(r.info.epochs_done),
-                str(r.info.best_epoch) if r.info.best_epoch is not None else "–",
-            ])
+            rows.append(
+                [
+                    g.label,
+                    r.path.name,
+                    str(r.seed),
+                    _fmt(g.per_run["accuracy"][i]),
+                    _fmt(g.per_run["loss"][i]),
+                    _fmt(g.per_run["f1_macro"][i]),
+                    f"{r.info.train_seconds:.1f}",
+                    str(r.info.epochs_done),
+                    str(r.info.best_epoch) if r.info.best_epoch is not None else "–",
+                ]
+            )
     return cols, rows
 
 
@@ -575,9 +621,22 @@ def leaderboard_csv(comp: Comparison) -> str:
     for m in METRICS:
         head += [m, f"{m}_std", f"{m}_ci_low", f"{m}_ci_high"]
     head += [
-        "top_k", "parameters", "train_seconds", "epochs", "predict_ms_per_image", "mcnemar_b", "mcnemar_c",
-        "mcnemar_p_max", "mcnemar_pairs", "differs_from_best", "n_images", "ci_level", "bootstrap_resamples",
-        "bootstrap_seed", "test_fingerprint", "run_dirs",
+        "top_k",
+        "parameters",
+        "train_seconds",
+        "epochs",
+        "predict_ms_per_image",
+        "mcnemar_b",
+        "mcnemar_c",
+        "mcnemar_p_max",
+        "mcnemar_pairs",
+        "differs_from_best",
+        "n_images",
+        "ci_level",
+        "bootstrap_resamples",
+        "bootstrap_seed",
+        "test_fingerprint",
+        "run_dirs",
     ]
     w.writerow(head)
     for i, g in enumerate(comp.groups, start=1):
@@ -590,11 +649,22 @@ def leaderboard_csv(comp: Comparison) -> str:
         mean = lambda vals, d: "" if not vals else f"{mean_std(vals)[0]:.{d}f}"  # noqa: E731
         vs = g.vs_best
         cells += [
-            comp.top_k, int(params[0]) if params else "", mean(g.run_values("train_seconds"), 1),
-            mean(g.run_values("epochs_done"), 1), mean(g.run_values("predict_ms_per_image"), 4),
-            sum(m.b for m in vs) if vs else "", sum(m.c for m in vs) if vs else "",
-            f"{max(m.p_value for m in vs):.6g}" if vs else "", len(vs), g.verdict(comp.alpha), g.scores.n_images,
-            g.bootstrap.level, g.bootstrap.n_resamples, g.bootstrap.seed, g.fingerprint, ";".join(str(r.path) for r in g.runs),
+            comp.top_k,
+            int(params[0]) if params else "",
+            mean(g.run_values("train_seconds"), 1),
+            mean(g.run_values("epochs_done"), 1),
+            mean(g.run_values("predict_ms_per_image"), 4),
+            sum(m.b for m in vs) if vs else "",
+            sum(m.c for m in vs) if vs else "",
+            f"{max(m.p_value for m in vs):.6g}" if vs else "",
+            len(vs),
+            g.verdict(comp.alpha),
+            g.scores.n_images,
+            g.bootstrap.level,
+            g.bootstrap.n_resamples,
+            g.bootstrap.seed,
+            g.fingerprint,
+            ";".join(str(r.path) for r in g.runs),
         ]
         w.writerow(cells)
     return buf.getvalue()
@@ -604,15 +674,36 @@ def runs_csv(comp: Comparison) -> str:
     """One row per run: model, run directory, seed, every metric, training time and epochs."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["model", "run_dir", "seed", *METRICS, "train_seconds", "epochs", "best_epoch", "parameters", "predict_ms_per_image", "test_fingerprint"])
+    w.writerow(
+        [
+            "model",
+            "run_dir",
+            "seed",
+            *METRICS,
+            "train_seconds",
+            "epochs",
+            "best_epoch",
+            "parameters",
+            "predict_ms_per_image",
+            "test_fingerprint",
+        ]
+    )
     for g in comp.groups:
         for i, r in enumerate(g.runs):
-            w.writerow([
-                g.label, str(r.path), r.seed, *(f"{g.per_run[m][i]:.6f}" for m in METRICS), r.info.train_seconds,
-                r.info.epochs_done, r.info.best_epoch if r.info.best_epoch is not None else "",
-                r.metrics.parameters if r.metrics.parameters is not None else "",
-                "" if r.metrics.predict_ms_per_image is None else f"{r.metrics.predict_ms_per_image:.4f}", r.fingerprint,
-            ])
+            w.writerow(
+                [
+                    g.label,
+                    str(r.path),
+                    r.seed,
+                    *(f"{g.per_run[m][i]:.6f}" for m in METRICS),
+                    r.info.train_seconds,
+                    r.info.epochs_done,
+                    r.info.best_epoch if r.info.best_epoch is not None else "",
+                    r.metrics.parameters if r.metrics.parameters is not None else "",
+                    "" if r.metrics.predict_ms_per_image is None else f"{r.metrics.predict_ms_per_image:.4f}",
+                    r.fingerprint,
+                ]
+            )
     return buf.getvalue()
 
 
@@ -636,7 +727,12 @@ def comparison_json(comp: Comparison) -> dict[str, Any]:
                 "test_fingerprint": g.fingerprint,
                 "n_images": g.scores.n_images,
                 "metrics": {
-                    m: {"mean": g.mean(m), "std": g.std(m), "per_run": g.per_run[m], **{k: v for k, v in g.bootstrap.intervals[m].as_dict().items() if k != "value"}}
+                    m: {
+                        "mean": g.mean(m),
+                        "std": g.std(m),
+                        "per_run": g.per_run[m],
+                        **{k: v for k, v in g.bootstrap.intervals[m].as_dict().items() if k != "value"},
+                    }
                     for m in METRICS
                 },
                 "confidence_intervals": g.bootstrap.as_dict(),
@@ -644,7 +740,9 @@ def comparison_json(comp: Comparison) -> dict[str, Any]:
                 "train_seconds": g.run_values("train_seconds"),
                 "epochs": g.run_values("epochs_done"),
                 "predict_ms_per_image": g.run_values("predict_ms_per_image"),
-                "mcnemar_vs_best": [{"b": m.b, "c": m.c, "p_value": m.p_value, "n_images": m.n_images} for m in g.vs_best],
+                "mcnemar_vs_best": [
+                    {"b": m.b, "c": m.c, "p_value": m.p_value, "n_images": m.n_images} for m in g.vs_best
+                ],
                 "differs_from_best": g.verdict(comp.alpha),
             }
             for i, g in enumerate(comp.groups, start=1)
@@ -674,15 +772,24 @@ def write_outputs(comp: Comparison, out: str | os.PathLike) -> dict[str, Path]:
         for g in comp.groups
     ]
     report.plot_leaderboard(
-        bars, files["chart"], metrics=("accuracy", "precision_macro", "recall_macro", "f1_macro"),
-        titles=METRIC_TITLES, level=comp.level,
+        bars,
+        files["chart"],
+        metrics=("accuracy", "precision_macro", "recall_macro", "f1_macro"),
+        titles=METRIC_TITLES,
+        level=comp.level,
         subtitle=f"{comp.split} split, {comp.n_images} images; bars: mean over seeds, whiskers: {comp.level:.0%} bootstrap CI, dots: seeds",
     )
     rcols, rrows = run_table(comp)
     report.write_compare_html(
-        files["html"], title=f"imgclf compare: {comp.best.label} first of {len(comp.groups)} ({comp.split}, {comp.n_images} images)",
-        columns=table_columns(comp), rows=table_rows(comp), run_columns=rcols, run_rows=rrows,
-        chart=files["chart"], notes=method_notes(comp), warning=comp.notes[0] if comp.mismatched and comp.notes else None,
+        files["html"],
+        title=f"imgclf compare: {comp.best.label} first of {len(comp.groups)} ({comp.split}, {comp.n_images} images)",
+        columns=table_columns(comp),
+        rows=table_rows(comp),
+        run_columns=rcols,
+        run_rows=rrows,
+        chart=files["chart"],
+        notes=method_notes(comp),
+        warning=comp.notes[0] if comp.mismatched and comp.notes else None,
     )
     files["json"] = atomic_write_json(files["json"], comparison_json(comp))
     return files
@@ -719,10 +826,17 @@ def compare_runs(
         raise ModelError("no run to compare", "pass run folders such as models/<run>")
     records = load_runs(run_dirs, cfg.split)
     sets = check_fingerprints(records, force=cfg.force)
-    groups = rank_groups(group_runs(records, n_resamples=cfg.bootstrap_resamples, level=cfg.ci_level, seed=cfg.bootstrap_seed))
+    groups = rank_groups(
+        group_runs(records, n_resamples=cfg.bootstrap_resamples, level=cfg.ci_level, seed=cfg.bootstrap_seed)
+    )
     mcnemar_against_best(groups)
     comp = Comparison(
-        groups, cfg.split, cfg.alpha, groups[0].scores.n_images, groups[0].fingerprint, mismatched=len(sets) > 1,
+        groups,
+        cfg.split,
+        cfg.alpha,
+        groups[0].scores.n_images,
+        groups[0].fingerprint,
+        mismatched=len(sets) > 1,
     )
     if comp.mismatched:
         comp.notes.append(
@@ -731,7 +845,9 @@ def compare_runs(
         )
     ttas = {r.metrics.tta for r in records}
     if len(ttas) > 1:
-        comp.notes.append(f"Warning: runs were evaluated with different test-time augmentation ({', '.join(sorted(ttas))}).")
+        comp.notes.append(
+            f"Warning: runs were evaluated with different test-time augmentation ({', '.join(sorted(ttas))})."
+        )
     comp.out = Path(out) if out is not None else run_dirs[0].parent / "compare"
     comp.files = write_outputs(comp, comp.out)
     best = comp.best

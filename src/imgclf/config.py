@@ -19,7 +19,9 @@ from imgclf.errors import ConfigError, suggest
 class StrictModel(BaseModel):
     """Base of all config models: unknown keys are errors, values are validated on assignment."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, defer_build=True)  # schema built on first use: fast --help
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, defer_build=True
+    )  # schema built on first use: fast --help
 
 
 # ---------------------------------------------------------------------------------- sources
@@ -46,8 +48,11 @@ class RedditSource(StrictModel):
     limit: int = Field(default=1000, ge=1)  # unique posts per subreddit, over all its listings
     sort: list[Literal["top", "hot", "new", "rising"]] = Field(default_factory=lambda: ["top"], min_length=1)
     time_filter: list[Literal["hour", "day", "week", "month", "year", "all"]] = Field(
-        default_factory=lambda: ["all"], min_length=1)  # for `top` and `search` listings
-    search: list[str] = Field(default_factory=list, json_schema_extra={"default_text": "none"})  # one listing per query and time filter
+        default_factory=lambda: ["all"], min_length=1
+    )  # for `top` and `search` listings
+    search: list[str] = Field(
+        default_factory=list, json_schema_extra={"default_text": "none"}
+    )  # one listing per query and time filter
     new_only: bool = False  # walk `new` only, stopping at the first post an earlier run recorded
     nsfw: bool = False
     praw_site: str | None = Field(default=None, json_schema_extra={"default_text": "praw's DEFAULT section"})
@@ -89,7 +94,9 @@ class WebSource(StrictModel):
     urls_file: Path | None = None
     label: str
     depth: int = Field(default=0, ge=0)  # link levels followed on the same site; 0 = the given pages only
-    limit: int | None = Field(default=None, ge=1, json_schema_extra={"default_text": "no limit"})  # image URLs attempted at most (earlier runs count)
+    limit: int | None = Field(
+        default=None, ge=1, json_schema_extra={"default_text": "no limit"}
+    )  # image URLs attempted at most (earlier runs count)
     max_pages: int = Field(default=200, ge=1)  # pages fetched at most
 
 
@@ -128,7 +135,9 @@ class CleanConfig(StrictModel):
     max_pixels: int = Field(default=89_478_485, ge=1)  # larger images are decompression bombs
     dedupe: bool = True
     radius: int = Field(default=8, ge=0, le=32)  # bits of each 64-bit phash: candidate radius (imgclf.clean.similarity)
-    max_residual: float = Field(default=5.0, ge=0)  # grey levels [0, 255]: largest residual of a verified near duplicate
+    max_residual: float = Field(
+        default=5.0, ge=0
+    )  # grey levels [0, 255]: largest residual of a verified near duplicate
     flips: bool = False  # also find mirrored copies (reported as kind flip, grouped only when on)
     label_conflicts: Literal["keep", "reject"] = "keep"  # duplicates across classes
     reject_blurry: bool = False
@@ -248,7 +257,9 @@ class TrainConfig(StrictModel):
     learning_rate: float = Field(default=1e-3, gt=0)
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     weight_decay: float = Field(default=1e-4, ge=0)  # adamw and sgd (decoupled: w -= lr * wd * w per step); adam: none
-    schedule: Literal["plateau", "cosine"] = "plateau"  # plateau: ReduceLROnPlateau; cosine: warmup + cosine decay per step
+    schedule: Literal["plateau", "cosine"] = (
+        "plateau"  # plateau: ReduceLROnPlateau; cosine: warmup + cosine decay per step
+    )
     warmup_epochs: int = Field(default=1, ge=0)  # cosine: linear warmup from learning_rate / 10
     dropout: float | None = Field(default=None, ge=0, lt=1)  # None = the model's own default
     model_options: dict[str, Any] = Field(default_factory=dict)  # builder options, e.g. {width: 48, depth: [2, 2, 2]}
@@ -311,7 +322,9 @@ class TrainConfig(StrictModel):
         for i, entry in enumerate(self.models):
             nested = sorted({"models", "repeats"} & set(entry.overrides))
             if nested:
-                raise ValueError(f"models[{i}] ({entry.label}): {', '.join(nested)} can only be set for the whole train section")
+                raise ValueError(
+                    f"models[{i}] ({entry.label}): {', '.join(nested)} can only be set for the whole train section"
+                )
             values = dict(base)
             if entry.model != self.model:
                 values["model_options"] = {}
@@ -330,7 +343,9 @@ class EvaluateConfig(StrictModel):
     top_k: int = Field(default=3, ge=1)
     batch_size: int = Field(default=64, ge=1)
     tta: Literal["none", "flip"] = "none"  # test-time augmentation: average with the mirror image
-    bootstrap_resamples: int = Field(default=2000, ge=1)  # percentile-bootstrap resamples of the confidence intervals (imgclf.stats)
+    bootstrap_resamples: int = Field(
+        default=2000, ge=1
+    )  # percentile-bootstrap resamples of the confidence intervals (imgclf.stats)
     ci_level: float = Field(default=0.95, gt=0, lt=1)  # confidence level of the intervals
     bootstrap_seed: int = 0  # seed of the bootstrap resampling (same seed, same intervals)
     leak_audit: bool = True  # count evaluated images with a verified near copy in train / val (imgclf.leaks)

@@ -16,7 +16,6 @@ models do their own preprocessing inside (see `imgclf.models.registry`).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -343,7 +342,6 @@ def augment_preview(
     from PIL import Image
 
     from imgclf.fsutil import atomic_write_bytes
-
     from imgclf.inputs import infer_image_size
 
     files = list_images(folder, layout="classes")

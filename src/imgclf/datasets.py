@@ -113,7 +113,9 @@ def load_digits_arrays() -> tuple[np.ndarray, np.ndarray, list[str]]:
     return images, d.target.astype(np.int64), [str(i) for i in range(10)]
 
 
-def load_fashion_mnist_arrays(search_dirs: Sequence[Path] = FASHION_MNIST_DIRS) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], str]:
+def load_fashion_mnist_arrays(
+    search_dirs: Sequence[Path] = FASHION_MNIST_DIRS,
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], str]:
     """Loads Fashion-MNIST's official train and test sets.
 
     Args:
@@ -140,7 +142,9 @@ def load_fashion_mnist_arrays(search_dirs: Sequence[Path] = FASHION_MNIST_DIRS) 
         (xtr, ytr), (xte, yte) = keras.datasets.fashion_mnist.load_data()
     except Exception as exc:  # network errors come in many types (URLError, socket, HTTP)
         raise DataError(
-            "Fashion-MNIST not found in " + ", ".join(str(d) for d in search_dirs) + f" and the download failed ({exc})",
+            "Fashion-MNIST not found in "
+            + ", ".join(str(d) for d in search_dirs)
+            + f" and the download failed ({exc})",
             "on Debian/Ubuntu run `sudo apt-get install dataset-fashion-mnist` (or `make fashion-data`)",
         ) from None
     return {"train": (xtr, ytr.astype(np.int64)), "test": (xte, yte.astype(np.int64))}, "keras download"
@@ -252,8 +256,14 @@ def export_dataset(
         for subset, (images, labels) in sets.items():
             dest = out / subset if official_split else out
             write_image_folder(
-                dest, images, labels, FASHION_MNIST_CLASSES, subset,
-                limit_per_class=limit_per_class, description=f"datasets: {subset}", result=result,
+                dest,
+                images,
+                labels,
+                FASHION_MNIST_CLASSES,
+                subset,
+                limit_per_class=limit_per_class,
+                description=f"datasets: {subset}",
+                result=result,
             )
     again = f" ({result.existing} were already there)" if result.existing else ""
     summary(

@@ -1,6 +1,6 @@
 """`imgclf evaluate`: how good a trained model really is, and where it fails.
 
-Reads a run directory (`imgclf.rundir`) and the split it was trained on, predicts every image
+Reads a run directory (`imgclf.records.run`) and the split it was trained on, predicts every image
 of the chosen split (test by default) in batches, and writes into the run directory:
 
     metrics.json                     accuracy, loss, top-k accuracy, macro precision / recall /
@@ -12,11 +12,11 @@ of the chosen split (test by default) in batches, and writes into the run direct
     reliability_diagram.png          calibration: accuracy vs confidence per bin
     report.html                      all of the above in one self-contained page
     predictions.csv                  one row per scored image: path, sha256, label, predicted,
-                                     probabilities (`imgclf.rundir.ImagePredictions`), for
+                                     probabilities (`imgclf.records.run.ImagePredictions`), for
                                      `imgclf compare`'s paired test
 
 `metrics.json` also records which images it was computed on -- the split's `fingerprint`,
-sha256 over the sorted (relative path, label, file sha256) list (`imgclf.rundir.split_fingerprint`)
+sha256 over the sorted (relative path, label, file sha256) list (`imgclf.records.run.split_fingerprint`)
 -- and a 95 % percentile-bootstrap confidence interval of every metric over the test images
 (`imgclf.stats.bootstrap_metrics`: 2,000 resamples, seed 0 by default; Efron & Tibshirani 1993),
 the model's parameter count, its predict time per image, and a leak audit (`leaks`): how many
@@ -46,7 +46,7 @@ import numpy as np
 from imgclf.config import EvaluateConfig, validate
 from imgclf.errors import DataError
 from imgclf.inputs import ImageListing, class_folders, iter_batches, list_images, load_image
-from imgclf.rundir import (
+from imgclf.records.run import (
     FINGERPRINT_METHOD,
     ImagePredictions,
     history_columns,
@@ -66,7 +66,9 @@ GALLERY_SIZE = 16
 
 
 # ------------------------------------------------------------------------------------ data
-def resolve_split_dir(run_dir: str | os.PathLike, split: str = "test", data_dir: str | os.PathLike | None = None) -> Path:
+def resolve_split_dir(
+    run_dir: str | os.PathLike, split: str = "test", data_dir: str | os.PathLike | None = None
+) -> Path:
     """Finds the folder of `split` for a run.
 
     Args:
@@ -221,7 +223,9 @@ def listing_hashes(listing: ImageListing) -> dict[Path, str]:
 
 
 # --------------------------------------------------------------------------------- metrics
-def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: int = ECE_BINS) -> tuple[float, list[dict[str, float]]]:
+def expected_calibration_error(
+    probs: np.ndarray, labels: np.ndarray, n_bins: int = ECE_BINS
+) -> tuple[float, list[dict[str, float]]]:
     """Expected calibration error of the top-1 confidence.
 
     ECE = sum over bins b of |B_b| / n * |acc(B_b) - conf(B_b)|, with `n_bins` equal-width bins
@@ -251,7 +255,9 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: in
         acc = float(correct[mask].mean()) if cnt else 0.0
         cf = float(conf[mask].mean()) if cnt else 0.0
         ece += cnt / n * abs(acc - cf)
-        bins.append({"lower": float(edges[b]), "upper": float(edges[b + 1]), "count": cnt, "accuracy": acc, "confidence": cf})
+        bins.append(
+            {"lower": float(edges[b]), "upper": float(edges[b + 1]), "count": cnt, "accuracy": acc, "confidence": cf}
+        )
     return float(ece), bins
 
 
@@ -421,11 +427,11 @@ def evaluate_run(
         dict: the content of `metrics.json` — top-level `accuracy`, `loss`, `precision_macro`,
         `recall_macro`, `f1_macro`, `top_k`, `top_k_accuracy`, `ece`, `per_class`,
         `confusion_matrix`, plus `split`, `tta`, `run`, `model`, `set_aside`, `confident_errors`,
-        `fingerprint` (`imgclf.rundir.SplitFingerprint`: sha256, n_files, method),
+        `fingerprint` (`imgclf.records.run.SplitFingerprint`: sha256, n_files, method),
         `confidence_intervals` (`imgclf.stats.BootstrapResult.as_dict`: level, method,
         n_resamples, seed, and `metrics` -> {value, low, high} per metric), `parameters`,
         `predict_ms_per_image`, `predict_batch_size`, `leaks` (`leak_audit_section`) and `files` (kind -> file name inside
-        `run_dir`, `predictions` included). `imgclf.rundir.MetricsRecord` is the part later
+        `run_dir`, `predictions` included). `imgclf.records.run.MetricsRecord` is the part later
         commands read back.
 
     Raises:
@@ -433,16 +439,19 @@ def evaluate_run(
         ModelError: if the run directory or its model cannot be loaded.
         DataError: if the split folder is missing, empty or has classes the model lacks.
     """
-    from imgclf import report
+    from imgclf import report, stats
     from imgclf.runtime import load_model
-
-    from imgclf import stats
 
     cfg = validate(
         EvaluateConfig,
         {
-            "split": split, "top_k": top_k, "batch_size": batch_size, "tta": tta,
-            "bootstrap_resamples": bootstrap_resamples, "ci_level": ci_level, "bootstrap_seed": bootstrap_seed,
+            "split": split,
+            "top_k": top_k,
+            "batch_size": batch_size,
+            "tta": tta,
+            "bootstrap_resamples": bootstrap_resamples,
+            "ci_level": ci_level,
+            "bootstrap_seed": bootstrap_seed,
             "leak_audit": leak_audit,
         },
         origin="evaluate",
@@ -453,7 +462,9 @@ def evaluate_run(
     predictor = load_model(run_dir)
     predictor.check_tta(cfg.tta)
     listing = list_split(split_dir, info.class_names)
-    result = predict_listing(predictor, listing, batch_size=cfg.batch_size, tta=cfg.tta, description=f"evaluate {cfg.split}")
+    result = predict_listing(
+        predictor, listing, batch_size=cfg.batch_size, tta=cfg.tta, description=f"evaluate {cfg.split}"
+    )
     if not result.paths:
         raise DataError(f"none of the {len(listing)} files under {split_dir} could be read as an image")
     probs, labels, paths, rejected = result.probs, result.labels, result.paths, result.rejected
@@ -462,12 +473,17 @@ def evaluate_run(
     hashes = listing_hashes(listing)
     fingerprint = split_fingerprint((e.rel, e.label, hashes[e.path]) for e in listing.entries)
     scored = ImagePredictions(
-        info.class_names, [p.relative_to(split_dir).as_posix() for p in paths], [hashes[p] for p in paths],
-        labels.astype(np.int64), probs.astype(np.float32),
+        info.class_names,
+        [p.relative_to(split_dir).as_posix() for p in paths],
+        [hashes[p] for p in paths],
+        labels.astype(np.int64),
+        probs.astype(np.float32),
     )
     ci = stats.bootstrap_metrics(
         stats.score_images(probs, labels, metrics["top_k"]),
-        n_resamples=cfg.bootstrap_resamples, level=cfg.ci_level, seed=cfg.bootstrap_seed,
+        n_resamples=cfg.bootstrap_resamples,
+        level=cfg.ci_level,
+        seed=cfg.bootstrap_seed,
     )
     keras_model = getattr(predictor, "keras_model", None)
     reasons: dict[str, int] = {}
@@ -487,7 +503,8 @@ def evaluate_run(
             "parameters": int(keras_model.count_params()) if keras_model is not None else None,
             "predict_ms_per_image": result.ms_per_image(),
             "predict_batch_size": cfg.batch_size,
-            "leaks": _cached_leak_audit(listing, cfg.split, info.class_names, fingerprint) if cfg.leak_audit
+            "leaks": _cached_leak_audit(listing, cfg.split, info.class_names, fingerprint)
+            if cfg.leak_audit
             else {"checked": False, "reason": "--no-leak-audit"},
         }
     )
@@ -544,5 +561,7 @@ def evaluate_run(
 def _leak_line(leaks: Mapping[str, Any]) -> str:
     if not leaks.get("checked"):
         return ""
-    return (f"; {leaks['test_images_with_copy']} of {leaks['test_images']} with a near copy in "
-            f"{' or '.join(leaks['compared_with'])}")
+    return (
+        f"; {leaks['test_images_with_copy']} of {leaks['test_images']} with a near copy in "
+        f"{' or '.join(leaks['compared_with'])}"
+    )

@@ -119,7 +119,9 @@ def registry_target_layer(model_name: str, model: Any) -> str | None:
     return spec.last_conv_layer if spec.last_conv_layer in names else None
 
 
-def grad_cam(model: Any, image: np.ndarray, class_index: int | None = None, layer_name: str | None = None) -> tuple[np.ndarray, np.ndarray, str]:
+def grad_cam(
+    model: Any, image: np.ndarray, class_index: int | None = None, layer_name: str | None = None
+) -> tuple[np.ndarray, np.ndarray, str]:
     """Computes a Grad-CAM heat map for one prepared image.
 
     Args:
@@ -256,7 +258,7 @@ def explain_image(
     from imgclf.fsutil import atomic_write_bytes
     from imgclf.images import open_image
     from imgclf.inputs import load_image
-    from imgclf.rundir import load_run_info
+    from imgclf.records.run import load_run_info
     from imgclf.runtime import load_model
 
     predictor = load_model(run_dir)
@@ -272,7 +274,9 @@ def explain_image(
         if class_name not in info.class_names:
             from imgclf.errors import suggest
 
-            raise ModelError(f"unknown class {class_name!r}.{suggest(class_name, info.class_names)}", f"classes: {info.class_names}")
+            raise ModelError(
+                f"unknown class {class_name!r}.{suggest(class_name, info.class_names)}", f"classes: {info.class_names}"
+            )
         class_index = info.class_names.index(class_name)
     if layer_name is None:
         layer_name = registry_target_layer(info.model, model)

@@ -31,7 +31,7 @@ import numpy as np
 
 from imgclf.errors import DataError, ModelError
 from imgclf.fsutil import tmp_path_for
-from imgclf.rundir import BEST_MODEL, EXPORT_DIR, ExportMeta, load_run_info, save_export_meta
+from imgclf.records.run import BEST_MODEL, EXPORT_DIR, ExportMeta, load_run_info, save_export_meta
 from imgclf.ui import progress, summary, warn
 
 #: Formats `export_run` writes, and the file name each gets inside `<run>/export/`.
@@ -158,13 +158,20 @@ def export_run(
     except ImportError as exc:
         _remove(tmp)
         pkg = {"onnx": "tf2onnx onnx onnxruntime", "tflite": "ai-edge-litert"}.get(format, "tensorflow")
-        raise ModelError(f"export to {format} needs a package that is not installed ({exc})", f"pip install {pkg}") from None
+        raise ModelError(
+            f"export to {format} needs a package that is not installed ({exc})", f"pip install {pkg}"
+        ) from None
     except Exception as exc:  # converter failures come as many exception types
         _remove(tmp)
         raise ModelError(f"export of {run_dir / BEST_MODEL} to {format} failed: {type(exc).__name__}: {exc}") from None
     meta = ExportMeta(
-        class_names=info.class_names, input_spec=info.input_spec, model=info.model, format=format,
-        source_run=str(run_dir), run_name=run_dir.name, train_flip=info.train_flip,
+        class_names=info.class_names,
+        input_spec=info.input_spec,
+        model=info.model,
+        format=format,
+        source_run=str(run_dir),
+        run_name=run_dir.name,
+        train_flip=info.train_flip,
     )
     # the check runs on the temporary file: an export that fails it never replaces a good one
     agree = total = 0
@@ -185,7 +192,9 @@ def export_run(
                 max_diff = max(max_diff, float(np.max(np.abs(probs - reference))))
         del exported
         if total == 0:
-            raise DataError(f"no readable image for the parity check in {source}", "pass --data DIR with a test/ folder")
+            raise DataError(
+                f"no readable image for the parity check in {source}", "pass --data DIR with a test/ folder"
+            )
         agreement = agree / total
         if agreement < min_agreement:
             raise ModelError(

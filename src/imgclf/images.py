@@ -21,7 +21,6 @@ from __future__ import annotations
 import io
 import os
 import warnings
-from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
@@ -266,9 +265,7 @@ def open_image(
                 raise ImageError(label, REASON_CORRUPT, f"{type(exc).__name__}: {exc}") from None
             fmt = img.format or "?"
             if fmt not in ALLOWED_FORMATS:  # pragma: no cover - guarded by `formats=`
-                raise ImageError(
-                    label, REASON_UNSUPPORTED, f"format {fmt} is not one of {sorted(ALLOWED_FORMATS)}"
-                )
+                raise ImageError(label, REASON_UNSUPPORTED, f"format {fmt} is not one of {sorted(ALLOWED_FORMATS)}")
             w, h = img.size
             if w * h > max_pixels:
                 raise ImageError(label, REASON_BOMB, f"{w}x{h} pixels exceeds the {max_pixels:,} pixel limit")
@@ -282,8 +279,11 @@ def open_image(
                 raise ImageError(label, REASON_BOMB, str(exc)) from None
             except (OSError, EOFError) as exc:
                 msg = str(exc) or type(exc).__name__
-                reason = REASON_TRUNCATED if ("truncat" in msg or "premature" in msg.lower()
-                                              or isinstance(exc, EOFError)) else REASON_CORRUPT
+                reason = (
+                    REASON_TRUNCATED
+                    if ("truncat" in msg or "premature" in msg.lower() or isinstance(exc, EOFError))
+                    else REASON_CORRUPT
+                )
                 raise ImageError(label, reason, msg) from None
             except Exception as exc:  # noqa: BLE001 - broken streams raise many types
                 raise ImageError(label, REASON_CORRUPT, f"{type(exc).__name__}: {exc}") from None

@@ -330,7 +330,10 @@ class ImageListing:
     def items(self) -> list[InputItem]:
         """The entries as `InputItem`s for `iter_batches` (name = path, label = class index)."""
         labels = self.labels
-        return [InputItem(name=str(e.path), path=e.path, label=int(y) if y >= 0 else None) for e, y in zip(self.entries, labels)]
+        return [
+            InputItem(name=str(e.path), path=e.path, label=int(y) if y >= 0 else None)
+            for e, y in zip(self.entries, labels)
+        ]
 
 
 def list_images(

@@ -41,10 +41,12 @@ from imgclf.parallel import default_workers
 from imgclf.ui import progress
 
 #: How the audit decides, in words (recorded with every summary).
-METHOD = ("verified near-duplicate detector (imgclf.clean.similarity.find_cross_pairs): exact pixel digest, "
-          "64-bit phash candidates within `radius` bits (+ crop windows, layouts), verified by a censored "
-          "brightness/contrast fit of 32x32 thumbnails within `max_residual` grey levels, a colour check and, "
-          "for crops, an ECC alignment; docs/dedupe.md")
+METHOD = (
+    "verified near-duplicate detector (imgclf.clean.similarity.find_cross_pairs): exact pixel digest, "
+    "64-bit phash candidates within `radius` bits (+ crop windows, layouts), verified by a censored "
+    "brightness/contrast fit of 32x32 thumbnails within `max_residual` grey levels, a colour check and, "
+    "for crops, an ECC alignment; docs/dedupe.md"
+)
 #: At most this many pairs are listed in a summary (the count is always complete).
 MAX_LISTED = 100
 
@@ -91,7 +93,10 @@ def _fingerprint(listing: ImageListing, base: Path, workers: int, what: str) -> 
             return exc
 
     out = _Fingerprints()
-    with progress(f"leak audit: fingerprint {what}", total=len(listing)) as advance, ThreadPoolExecutor(workers) as pool:
+    with (
+        progress(f"leak audit: fingerprint {what}", total=len(listing)) as advance,
+        ThreadPoolExecutor(workers) as pool,
+    ):
         for e, res in zip(listing.entries, pool.map(one, listing.paths)):
             name = _name(e.path, base)
             if isinstance(res, ImageError):
@@ -152,11 +157,21 @@ def near_copies(
         record = sim.read_source_record(base)
         tv, ov = sim.source_view(t.names, ts, record), sim.source_view(o.names, os_, record)
         if tv is not None or ov is not None:
-            found = sim.union_pairs(found, sim.find_cross_pairs(ts if tv is None else tv, os_ if ov is None else ov,
-                                                                radius=radius, max_residual=max_residual, flips=flips))
+            found = sim.union_pairs(
+                found,
+                sim.find_cross_pairs(
+                    ts if tv is None else tv,
+                    os_ if ov is None else ov,
+                    radius=radius,
+                    max_residual=max_residual,
+                    flips=flips,
+                ),
+            )
         advance(status=f"{len(found)} pairs")
-    out = [NearCopy(t.names[a], o.names[b], str(k), round(float(r), 3))
-           for a, b, k, r in zip(found.i.tolist(), found.j.tolist(), found.kind.tolist(), found.residual.tolist())]
+    out = [
+        NearCopy(t.names[a], o.names[b], str(k), round(float(r), 3))
+        for a, b, k, r in zip(found.i.tolist(), found.j.tolist(), found.kind.tolist(), found.residual.tolist())
+    ]
     return sorted(out, key=lambda c: (c.test, c.other))
 
 
@@ -236,6 +251,10 @@ def audit_split(
     used = [s for s in others if (root / s).is_dir()]
     lists = [list_images(root / s, class_names=class_names, layout="classes") for s in used]
     bad: list[tuple[str, str]] = []
-    copies = near_copies(t, lists, radius=radius, max_residual=max_residual, flips=flips, workers=workers, unreadable=bad)
-    return {**leak_summary(t, copies, radius=radius, max_residual=max_residual, flips=flips, unreadable=bad),
-            "compared_with": used}
+    copies = near_copies(
+        t, lists, radius=radius, max_residual=max_residual, flips=flips, workers=workers, unreadable=bad
+    )
+    return {
+        **leak_summary(t, copies, radius=radius, max_residual=max_residual, flips=flips, unreadable=bad),
+        "compared_with": used,
+    }

@@ -85,7 +85,11 @@ def address_problem(ip: str | IPAddress) -> str | None:
     Raises:
         ValueError: if `ip` is not an IP address.
     """
-    addr = ip if isinstance(ip, (ipaddress.IPv4Address, ipaddress.IPv6Address)) else ipaddress.ip_address(str(ip).split("%", 1)[0])
+    addr = (
+        ip
+        if isinstance(ip, (ipaddress.IPv4Address, ipaddress.IPv6Address))
+        else ipaddress.ip_address(str(ip).split("%", 1)[0])
+    )
     if isinstance(addr, ipaddress.IPv6Address):
         if addr.ipv4_mapped is not None:
             addr = addr.ipv4_mapped
@@ -236,9 +240,7 @@ def _public_only(host: str, port: int | None) -> list[str]:
     return check_host(host, port)
 
 
-def guarded_session(
-    *, user_agent: str | None = None, pool: int = 16, check: HostCheck | None = None
-) -> Any:
+def guarded_session(*, user_agent: str | None = None, pool: int = 16, check: HostCheck | None = None) -> Any:
     """A `requests.Session` that refuses non-public addresses on every connection it opens.
 
     Args:

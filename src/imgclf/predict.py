@@ -64,7 +64,10 @@ def make_fetch(dl: DownloadOptions | None = None) -> Fetch:
         from imgclf.scrape.download import fetch_image  # lazy: keeps requests off the file path
 
         return fetch_image(
-            url, max_bytes=dl.max_bytes, connect_timeout=dl.connect_timeout, read_timeout=dl.read_timeout,
+            url,
+            max_bytes=dl.max_bytes,
+            connect_timeout=dl.connect_timeout,
+            read_timeout=dl.read_timeout,
             retries=dl.retries,
         ).data
 
@@ -195,8 +198,12 @@ def predict_inputs(
     backend = "tf" if predictor.uses_tensorflow else "threads"
     with bar as advance:
         for batch in iter_batches(
-            inputs, predictor.spec, batch_size=batch_size, workers=workers or default_workers(),
-            fetch=make_fetch(download), backend=backend,
+            inputs,
+            predictor.spec,
+            batch_size=batch_size,
+            workers=workers or default_workers(),
+            fetch=make_fetch(download),
+            backend=backend,
         ):
             probs = predictor.predict_batch(batch.images, tta)
             row = {i: r for r, i in enumerate(batch.ok)}

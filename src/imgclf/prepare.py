@@ -42,7 +42,6 @@ from imgclf.inputs import InputSpec, list_images, open_for_spec, resize_image
 from imgclf.parallel import default_workers
 from imgclf.ui import progress, summary
 
-
 #: Where `prepare` records how it made its images (read back by `split` and `train`).
 PREPARE_RECORD = "_reports/prepare.json"
 
@@ -56,7 +55,9 @@ def write_prepare_record(folder: str | os.PathLike, spec: InputSpec) -> Path:
     """Writes `folder/_reports/prepare.json`: the `InputSpec` the images of `folder` were made with."""
     import json
 
-    return atomic_write_text(Path(folder) / PREPARE_RECORD, json.dumps({"input_spec": spec.model_dump(mode="json")}, indent=2) + "\n")
+    return atomic_write_text(
+        Path(folder) / PREPARE_RECORD, json.dumps({"input_spec": spec.model_dump(mode="json")}, indent=2) + "\n"
+    )
 
 
 def read_prepare_record(folder: str | os.PathLike) -> InputSpec | None:
@@ -128,8 +129,14 @@ def _carry_provenance(src: Path, out: Path, dests: dict[Path, Path]) -> None:
         return
     entries, _ = found
     renamed = {f.relative_to(src).as_posix(): d.as_posix() for f, d in dests.items()}
-    write_provenance(out, [ProvenanceEntry(renamed[e.file], e.group, e.links) for e in entries.values()
-                           if e.file in renamed and (out / renamed[e.file]).is_file()])
+    write_provenance(
+        out,
+        [
+            ProvenanceEntry(renamed[e.file], e.group, e.links)
+            for e in entries.values()
+            if e.file in renamed and (out / renamed[e.file]).is_file()
+        ],
+    )
 
 
 def _source_signature(img: Image.Image, path: Path, spec: InputSpec, carried=None):

@@ -37,7 +37,9 @@ def _save(fig: Any, path: str | os.PathLike) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
-def plot_confusion_matrix(cm: np.ndarray, class_names: Sequence[str], path: str | os.PathLike, normalize: bool = False) -> Path:
+def plot_confusion_matrix(
+    cm: np.ndarray, class_names: Sequence[str], path: str | os.PathLike, normalize: bool = False
+) -> Path:
     """Draws a confusion matrix as a heat map with the value in every cell.
 
     Args:
@@ -71,7 +73,9 @@ def plot_confusion_matrix(cm: np.ndarray, class_names: Sequence[str], path: str 
         for i in range(n):
             for j in range(n):
                 txt = f"{cm[i, j]:.2f}" if normalize else f"{int(cm[i, j])}"
-                ax.text(j, i, txt, ha="center", va="center", fontsize=8, color="white" if cm[i, j] > thresh else "black")
+                ax.text(
+                    j, i, txt, ha="center", va="center", fontsize=8, color="white" if cm[i, j] > thresh else "black"
+                )
     return _save(fig, path)
 
 
@@ -130,8 +134,15 @@ def plot_reliability_diagram(bins: Sequence[Mapping[str, float]], ece: float, pa
     filled = counts > 0
     ax.bar(lows[filled], acc[filled], width=width[filled], align="edge", edgecolor="black", label="accuracy")
     ax.bar(
-        lows[filled], conf[filled] - acc[filled], bottom=acc[filled], width=width[filled], align="edge",
-        color="red", alpha=0.3, edgecolor="red", label="gap to confidence",
+        lows[filled],
+        conf[filled] - acc[filled],
+        bottom=acc[filled],
+        width=width[filled],
+        align="edge",
+        color="red",
+        alpha=0.3,
+        edgecolor="red",
+        label="gap to confidence",
     )
     ax.plot([0, 1], [0, 1], "k--", label="perfect calibration")
     ax.set_xlim(0, 1)
@@ -149,7 +160,9 @@ def plot_reliability_diagram(bins: Sequence[Mapping[str, float]], ece: float, pa
     return _save(fig, path)
 
 
-def plot_gallery(images: np.ndarray, captions: Sequence[Mapping[str, Any]], path: str | os.PathLike, columns: int = 4) -> Path:
+def plot_gallery(
+    images: np.ndarray, captions: Sequence[Mapping[str, Any]], path: str | os.PathLike, columns: int = 4
+) -> Path:
     """Draws a grid of images with their true and predicted labels (most confident errors).
 
     Args:
@@ -175,7 +188,8 @@ def plot_gallery(images: np.ndarray, captions: Sequence[Mapping[str, Any]], path
         c = captions[i]
         ax.set_title(
             f"true: {c['true']}\npred: {c['predicted']} ({c['probability']:.2f})\n{Path(c['file']).name}",
-            fontsize=8, color="darkred",
+            fontsize=8,
+            color="darkred",
         )
         ax.axis("off")
     fig.suptitle("Most confidently wrong images")
@@ -206,19 +220,29 @@ def _leak_section(leaks: Mapping[str, Any], split: str) -> list[str]:
         return [f"<p class='sub'>Leak audit not run{': ' + e(str(why)) if why else ''}.</p>"] if why else []
     n, total = leaks.get("test_images_with_copy", 0), leaks.get("test_images", 0)
     where = " or ".join(leaks.get("compared_with", []))
-    how = (f"verified near-duplicate detector, radius {leaks.get('radius')} bits, residual &le; "
-           f"{leaks.get('max_residual')} grey levels{', flips' if leaks.get('flips') else ''}; docs/dedupe.md")
+    how = (
+        f"verified near-duplicate detector, radius {leaks.get('radius')} bits, residual &le; "
+        f"{leaks.get('max_residual')} grey levels{', flips' if leaks.get('flips') else ''}; docs/dedupe.md"
+    )
     cls = "warn" if n else "sub"
-    out = [f"<p class='{cls}' id='leaks'>Leak audit: <b>{n}</b> of {total} {e(split)} images have a near copy in "
-           f"{e(where)} ({leaks.get('pairs', 0)} pair(s); {how}).</p>"]
+    out = [
+        f"<p class='{cls}' id='leaks'>Leak audit: <b>{n}</b> of {total} {e(split)} images have a near copy in "
+        f"{e(where)} ({leaks.get('pairs', 0)} pair(s); {how}).</p>"
+    ]
     if leaks.get("not_checked"):
-        out.append(f"<p class='warn'>{len(leaks['not_checked'])} file(s) could not be decoded and were not checked.</p>")
+        out.append(
+            f"<p class='warn'>{len(leaks['not_checked'])} file(s) could not be decoded and were not checked.</p>"
+        )
     if n:
         left = " style='text-align:left'"
-        out.append(f"<table><tr><th>test image</th><th{left}>copy</th><th{left}>kind</th><th>residual (grey levels)</th></tr>")
+        out.append(
+            f"<table><tr><th>test image</th><th{left}>copy</th><th{left}>kind</th><th>residual (grey levels)</th></tr>"
+        )
         for c in leaks.get("copies", []):
-            out.append(f"<tr><td>{e(c['test'])}</td><td{left}>{e(c['other'])}</td><td{left}>{e(c['kind'])}</td>"
-                       f"<td>{c['residual']}</td></tr>")
+            out.append(
+                f"<tr><td>{e(c['test'])}</td><td{left}>{e(c['other'])}</td><td{left}>{e(c['kind'])}</td>"
+                f"<td>{c['residual']}</td></tr>"
+            )
         out.append("</table>")
     return out
 
@@ -285,10 +309,14 @@ def write_html_report(
         )
     fp = metrics.get("fingerprint") or {}
     if fp.get("sha256"):
-        parts.append(f"<p class='sub'>Split fingerprint <code>{e(fp['sha256'][:16])}…</code> ({fp.get('n_files', '?')} files).</p>")
+        parts.append(
+            f"<p class='sub'>Split fingerprint <code>{e(fp['sha256'][:16])}…</code> ({fp.get('n_files', '?')} files).</p>"
+        )
     parts.extend(_leak_section(metrics.get("leaks") or {}, split))
 
-    parts.append("<h2>Per class</h2><table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>")
+    parts.append(
+        "<h2>Per class</h2><table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>"
+    )
     for c, row in metrics["per_class"].items():
         parts.append(
             f"<tr><td>{e(c)}</td><td>{row['precision']:.4f}</td><td>{row['recall']:.4f}</td>"
@@ -300,9 +328,21 @@ def write_html_report(
     )
     sections = [
         ("confusion_matrix", "Confusion matrix", "Rows are the true class, columns the predicted class."),
-        ("confusion_matrix_normalized", "Confusion matrix, normalized", "Each row divided by its total: the diagonal is the recall of each class."),
-        ("confident_errors", "Most confidently wrong images", "Misclassified images with the highest predicted probability: label noise or real confusions."),
-        ("reliability_diagram", "Calibration", "Expected calibration error with 15 equal-width bins (Guo et al., 2017, On Calibration of Modern Neural Networks). Bars below the diagonal mean over-confidence."),
+        (
+            "confusion_matrix_normalized",
+            "Confusion matrix, normalized",
+            "Each row divided by its total: the diagonal is the recall of each class.",
+        ),
+        (
+            "confident_errors",
+            "Most confidently wrong images",
+            "Misclassified images with the highest predicted probability: label noise or real confusions.",
+        ),
+        (
+            "reliability_diagram",
+            "Calibration",
+            "Expected calibration error with 15 equal-width bins (Guo et al., 2017, On Calibration of Modern Neural Networks). Bars below the diagonal mean over-confidence.",
+        ),
         ("training_curves", "Training curves", "Loss and accuracy per epoch, from history.csv."),
     ]
     for key, heading, text in sections:
@@ -357,7 +397,18 @@ def plot_leaderboard(
     rows = -(-len(metrics) // cols)
     height = max(1.6, 0.45 * n + 1.2)
     fig = _figure(6.2 * cols, height * rows + 0.8)
-    colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+    colors = [
+        "#1f77b4",
+        "#ff7f0e",
+        "#2ca02c",
+        "#d62728",
+        "#9467bd",
+        "#8c564b",
+        "#e377c2",
+        "#7f7f7f",
+        "#bcbd22",
+        "#17becf",
+    ]
     y = np.arange(n)[::-1]
     for j, m in enumerate(metrics):
         ax = fig.add_subplot(rows, cols, j + 1)
@@ -367,7 +418,9 @@ def plot_leaderboard(
         lo_axis = max(0.0, float(np.floor((low.min() - 0.02) * 50) / 50))
         span = max(float(high.max()) - lo_axis, 1e-3)
         hi_axis = float(high.max()) + 0.04 * span  # room for a whisker or dot at 1.0
-        ax.barh(y, vals - lo_axis, left=lo_axis, color=[colors[i % len(colors)] for i in range(n)], alpha=0.75, height=0.6)
+        ax.barh(
+            y, vals - lo_axis, left=lo_axis, color=[colors[i % len(colors)] for i in range(n)], alpha=0.75, height=0.6
+        )
         ax.errorbar(vals, y, xerr=[vals - low, high - vals], fmt="none", ecolor="black", capsize=4, lw=1.2)
         for i, b in enumerate(bars):
             runs = list((b.get("per_run") or {}).get(m) or [])
@@ -437,8 +490,12 @@ def write_compare_html(
         text = [any(not numeric(str(r[k])) for r in body if k < len(r)) for k in range(len(cols))]
         attr = [" class='t'" if t else "" for t in text]
         head = "".join(f"<th{attr[k]}>{e(c)}</th>" for k, c in enumerate(cols))
-        lines = "".join("<tr>" + "".join(f"<td{attr[k] if k < len(attr) else ''}>{cell(str(c))}</td>"
-                                         for k, c in enumerate(r)) + "</tr>" for r in body)
+        lines = "".join(
+            "<tr>"
+            + "".join(f"<td{attr[k] if k < len(attr) else ''}>{cell(str(c))}</td>" for k, c in enumerate(r))
+            + "</tr>"
+            for r in body
+        )
         return f"<div class='scroll'><table><tr>{head}</tr>{lines}</table></div>"
 
     parts = [

@@ -121,7 +121,9 @@ def _acquire(cfg: RunConfig, raw: Path) -> None:
         from imgclf.datasets import export_dataset
 
         export_dataset(
-            src.dataset.name, raw, official_split=src.dataset.official_split,
+            src.dataset.name,
+            raw,
+            official_split=src.dataset.official_split,
             limit_per_class=src.dataset.limit_per_class,
         )
     for reddit in src.reddit:
@@ -216,16 +218,24 @@ def run_pipeline(
 
             split_folder(processed, split, cfg.split)
         elif stage == "train":
-            what = cfg.train.model if not multi else f"{len(planned)} runs ({', '.join(dict.fromkeys(p.label for p in planned))})"
+            what = (
+                cfg.train.model
+                if not multi
+                else f"{len(planned)} runs ({', '.join(dict.fromkeys(p.label for p in planned))})"
+            )
             t = header(i, "train", f"{what} on {split} -> {run_dir if not multi else cfg.models_dir}")
             from imgclf.train import train
 
             for j, p in enumerate(planned, start=1):
                 if multi:
-                    console.rule(f"[bold]train {j}/{len(planned)}[/] {p.label}, seed {p.config.seed} -> {p.run_dir}", align="left", characters="·")
+                    console.rule(
+                        f"[bold]train {j}/{len(planned)}[/] {p.label}, seed {p.config.seed} -> {p.run_dir}",
+                        align="left",
+                        characters="·",
+                    )
                 result.run_dir = train(split, p.config, models_dir=cfg.models_dir, run_dir=p.run_dir)
                 if p.named:
-                    from imgclf.rundir import load_run_info, save_run_info
+                    from imgclf.records.run import load_run_info, save_run_info
 
                     info = load_run_info(p.run_dir)
                     info.label = p.label
@@ -238,8 +248,15 @@ def run_pipeline(
             by_run: dict[Path, dict[str, Any]] = {}
             for p in planned:
                 result.metrics = by_run[p.run_dir] = evaluate_run(
-                    p.run_dir, split=e.split, data_dir=split, top_k=e.top_k, batch_size=e.batch_size, tta=e.tta,
-                    bootstrap_resamples=e.bootstrap_resamples, ci_level=e.ci_level, bootstrap_seed=e.bootstrap_seed,
+                    p.run_dir,
+                    split=e.split,
+                    data_dir=split,
+                    top_k=e.top_k,
+                    batch_size=e.batch_size,
+                    tta=e.tta,
+                    bootstrap_resamples=e.bootstrap_resamples,
+                    ci_level=e.ci_level,
+                    bootstrap_seed=e.bootstrap_seed,
                     leak_audit=e.leak_audit,
                 )
             if multi:
@@ -258,8 +275,12 @@ def run_pipeline(
                 from imgclf.predict import predict_inputs
 
                 result.predictions = predict_inputs(
-                    images, model=run_dir, top_k=cfg.predict.top_k, threshold=cfg.predict.threshold,
-                    batch_size=cfg.predict.batch_size, tta=cfg.predict.tta,
+                    images,
+                    model=run_dir,
+                    top_k=cfg.predict.top_k,
+                    threshold=cfg.predict.threshold,
+                    batch_size=cfg.predict.batch_size,
+                    tta=cfg.predict.tta,
                 )
                 if on_predictions is not None:
                     on_predictions(result.predictions)
@@ -268,7 +289,9 @@ def run_pipeline(
         result.seconds[stage] = time.perf_counter() - t
     timing = ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
     console.rule("[bold]done[/]", align="left")
-    tail = f"; test accuracy {result.metrics['accuracy']:.4f}" if result.metrics and "accuracy" in result.metrics else ""
+    tail = (
+        f"; test accuracy {result.metrics['accuracy']:.4f}" if result.metrics and "accuracy" in result.metrics else ""
+    )
     if result.comparison is not None:
         tail = f"; best {result.comparison.best.label}, test accuracy {result.metrics['accuracy']:.4f}"
     console.print(f"run: {cfg.name}: {timing}; total {sum(result.seconds.values()):.1f}s{tail}", soft_wrap=True)

@@ -3,7 +3,7 @@
 The one model runtime of imgclf: `predict`, `evaluate`, `serve`, `export`'s parity check,
 `explain`, `embed` and `compare` all load models here. A `Predictor` carries what is needed to
 use the model -- class names and the `InputSpec` that turns files into its input (from
-`run.json` or an export sidecar, `imgclf.rundir`) -- so no command asks for a training option.
+`run.json` or an export sidecar, `imgclf.records.run`) -- so no command asks for a training option.
 
 Kinds (`model_kind`):
 
@@ -31,7 +31,7 @@ import numpy as np
 
 from imgclf.errors import ModelError
 from imgclf.inputs import InputSpec
-from imgclf.rundir import BEST_MODEL, is_run_dir, load_export_meta, load_run_info
+from imgclf.records.run import BEST_MODEL, is_run_dir, load_export_meta, load_run_info
 
 #: Model file kinds `load_model` understands.
 MODEL_KINDS: tuple[str, ...] = ("keras", "onnx", "tflite", "saved_model")
@@ -99,8 +99,16 @@ class Predictor:
     """
 
     def __init__(
-        self, kind: str, source: Path, class_names: list[str], spec: InputSpec, fn: Any, *,
-        train_flip: str | None = None, run_name: str | None = None, keras_model: Any = None,
+        self,
+        kind: str,
+        source: Path,
+        class_names: list[str],
+        spec: InputSpec,
+        fn: Any,
+        *,
+        train_flip: str | None = None,
+        run_name: str | None = None,
+        keras_model: Any = None,
     ):
         self.kind = kind
         self.source = Path(source)
@@ -236,7 +244,7 @@ def _tflite_interpreter(path: Path) -> Any:
             from tflite_runtime.interpreter import Interpreter  # type: ignore[no-redef]
         except ImportError:
             tf = import_tensorflow_quietly()
-            Interpreter = tf.lite.Interpreter  # noqa: N806
+            Interpreter = tf.lite.Interpreter
     try:
         return Interpreter(model_path=str(path))
     except (ValueError, RuntimeError) as exc:
@@ -305,7 +313,9 @@ def model_kind(path: str | os.PathLike) -> str:
     kinds = {".keras": "keras", ".onnx": "onnx", ".tflite": "tflite"}
     suffix = p.suffix.lower()
     if suffix not in kinds:
-        raise ModelError(f"{p}: unknown model file type {suffix!r}", "use a .keras, .onnx or .tflite file, or a run folder")
+        raise ModelError(
+            f"{p}: unknown model file type {suffix!r}", "use a .keras, .onnx or .tflite file, or a run folder"
+        )
     return kinds[suffix]
 
 
@@ -341,7 +351,7 @@ def resolve_model_path(model: str | os.PathLike | None = None, models_dir: str |
     Raises:
         ModelError: when `model` is None and `models_dir` holds no finished run.
     """
-    from imgclf.rundir import latest_run
+    from imgclf.records.run import latest_run
 
     return Path(model) if model is not None else latest_run(models_dir)
 
@@ -369,16 +379,29 @@ def load_model(model: str | os.PathLike | None = None, models_dir: str | os.Path
         model_file = run_dir / BEST_MODEL if path.is_dir() else path
         m = load_keras_model(model_file)
         return Predictor(
-            "keras", model_file, info.class_names, info.input_spec, _keras_fn(m),
-            train_flip=info.train_flip, run_name=run_dir.name, keras_model=m,
+            "keras",
+            model_file,
+            info.class_names,
+            info.input_spec,
+            _keras_fn(m),
+            train_flip=info.train_flip,
+            run_name=run_dir.name,
+            keras_model=m,
         )
     meta = load_export_meta(path)
-    return load_exported(path, kind, meta.class_names, meta.input_spec, train_flip=meta.train_flip, run_name=meta.run_name)
+    return load_exported(
+        path, kind, meta.class_names, meta.input_spec, train_flip=meta.train_flip, run_name=meta.run_name
+    )
 
 
 def load_exported(
-    path: str | os.PathLike, kind: str, class_names: list[str], spec: InputSpec, *,
-    train_flip: str | None = None, run_name: str | None = None,
+    path: str | os.PathLike,
+    kind: str,
+    class_names: list[str],
+    spec: InputSpec,
+    *,
+    train_flip: str | None = None,
+    run_name: str | None = None,
 ) -> Predictor:
     """Loads an exported model with its own runtime, given its metadata.
 
@@ -399,4 +422,6 @@ def load_exported(
     loaders = {"onnx": _onnx_fn, "tflite": _tflite_fn, "saved_model": _saved_model_fn}
     if kind not in loaders:
         raise ModelError(f"{path}: unknown exported model kind {kind!r}", f"one of {sorted(loaders)}")
-    return Predictor(kind, Path(path), class_names, spec, loaders[kind](Path(path)), train_flip=train_flip, run_name=run_name)
+    return Predictor(
+        kind, Path(path), class_names, spec, loaders[kind](Path(path)), train_flip=train_flip, run_name=run_name
+    )

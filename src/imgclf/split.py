@@ -43,8 +43,8 @@ import io
 import os
 import shutil
 from collections import Counter, defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -171,8 +171,10 @@ def assign_splits(
     n = len(labels)
     groups = np.asarray(groups)
     if len(groups) != n or (fixed is not None and len(fixed) != n) or len(ratios) != 3:
-        raise ValueError(f"labels, groups and fixed must have one entry per image and ratios 3, received "
-                         f"{n}, {len(groups)}, {None if fixed is None else len(fixed)} and {len(ratios)}")
+        raise ValueError(
+            f"labels, groups and fixed must have one entry per image and ratios 3, received "
+            f"{n}, {len(groups)}, {None if fixed is None else len(fixed)} and {len(ratios)}"
+        )
     fixed = list(fixed) if fixed is not None else [None] * n
     assign = np.array([f for f in fixed], dtype=object)
     members: dict[int, list[int]] = defaultdict(list)
@@ -242,8 +244,10 @@ def _prepare_out(src: Path, out: Path) -> None:
         raise DataError(f"output folder {out} must not be the input folder {src}, inside it, or contain it")
     if out.exists() and any(out.iterdir()):
         if not (out / "_reports" / "split_report.json").is_file():
-            raise DataError(f"output folder {out} is not empty and is not a previous split output",
-                            "choose a new --out folder or empty it")
+            raise DataError(
+                f"output folder {out} is not empty and is not a previous split output",
+                "choose a new --out folder or empty it",
+            )
         shutil.rmtree(out)  # a previous split: rewrite from scratch so no stale file remains
     out.mkdir(parents=True, exist_ok=True)
 
@@ -256,7 +260,9 @@ def _signatures(files: list[Path]):
         try:
             return file_signature(p)
         except ImageError as exc:
-            raise DataError(f"cannot read {p}: {exc.reason} ({exc.detail})", "run `imgclf clean` on the raw data first") from None
+            raise DataError(
+                f"cannot read {p}: {exc.reason} ({exc.detail})", "run `imgclf clean` on the raw data first"
+            ) from None
 
     sigs = []
     with progress("split: fingerprint", total=len(files)) as advance, ThreadPoolExecutor(default_workers()) as pool:
@@ -366,8 +372,9 @@ def write_split_table(path: Path, rows: Sequence[tuple]) -> Path:
     return atomic_write_text(path, buf.getvalue())
 
 
-def _test_links(comp: np.ndarray, dropped: list[int], fixed: list[str | None], pairs, prov: np.ndarray | None,
-                rels: list[str]) -> list[dict]:
+def _test_links(
+    comp: np.ndarray, dropped: list[int], fixed: list[str | None], pairs, prov: np.ndarray | None, rels: list[str]
+) -> list[dict]:
     """For each dropped pool image, the test image it is linked to and how (for the report)."""
     direct: dict[int, list[tuple[int, str, float]]] = defaultdict(list)
     for a, b, k, r in zip(pairs.i.tolist(), pairs.j.tolist(), pairs.kind.tolist(), pairs.residual.tolist()):
@@ -415,7 +422,13 @@ def split_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: SplitConfi
     """
     from imgclf.clean.groups import duplicate_groups
     from imgclf.clean.provenance import group_ids, stage_provenance
-    from imgclf.clean.similarity import find_duplicate_pairs, read_source_record, source_view, union_pairs, write_source_record
+    from imgclf.clean.similarity import (
+        find_duplicate_pairs,
+        read_source_record,
+        source_view,
+        union_pairs,
+        write_source_record,
+    )
 
     cfg = cfg or SplitConfig()
     src, out = Path(src), Path(out)
@@ -424,8 +437,10 @@ def split_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: SplitConfi
     entries = [(e.path, e.label, e.subset) for e in list_images(src, layout="classes").entries]
     if cfg.keep_test:
         if not presplit or not (src / "test").is_dir():
-            raise DataError(f"--keep-test needs a pre-split input with {src / 'test'}/<class>/",
-                            "drop --keep-test, or export the data with its official split")
+            raise DataError(
+                f"--keep-test needs a pre-split input with {src / 'test'}/<class>/",
+                "drop --keep-test, or export the data with its official split",
+            )
         tv = cfg.ratios[0] + cfg.ratios[1]
         if tv <= 0:
             raise ConfigError(f"ratios {list(cfg.ratios)}: with keep_test the train and val ratios must not both be 0")
@@ -451,8 +466,9 @@ def split_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: SplitConfi
     if view is not None:
         with progress("split: near-duplicate search before the crop", total=None) as advance:
             n_here = len(pairs)
-            pairs = union_pairs(pairs, find_duplicate_pairs(view, radius=cfg.radius, max_residual=cfg.max_residual,
-                                                            flips=cfg.flips))
+            pairs = union_pairs(
+                pairs, find_duplicate_pairs(view, radius=cfg.radius, max_residual=cfg.max_residual, flips=cfg.flips)
+            )
             source_pairs = len(pairs) - n_here
             advance(status=f"{source_pairs} more pairs")
     _, dup_groups = duplicate_groups(n, pairs.i, pairs.j)
@@ -497,8 +513,15 @@ def split_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: SplitConfi
             dest = out / s / labels[k] / f"{stem}__{name}"
         taken.add(dest)
         dests[k] = dest
-    result = SplitSummary(out=out, groups=len(all_groups), duplicate_groups=len(dup_groups), provenance_groups=n_prov,
-                          dropped=[rels[k] for k in dropped], test_copies=test_copies, leaks=leaks)
+    result = SplitSummary(
+        out=out,
+        groups=len(all_groups),
+        duplicate_groups=len(dup_groups),
+        provenance_groups=n_prov,
+        dropped=[rels[k] for k in dropped],
+        test_copies=test_copies,
+        leaks=leaks,
+    )
     with progress("split: write", total=len(dests)) as advance:
         for k, dest in dests.items():
             result.linked += _place(files[k], dest, cfg.link)
@@ -506,7 +529,9 @@ def split_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: SplitConfi
     for s in SPLITS:
         (out / s).mkdir(exist_ok=True)
     # carried forward under the new paths, for the evaluation's leak audit
-    write_source_record(out, {dests[k].relative_to(out).as_posix(): record[rels[k]] for k in dests if rels[k] in record})
+    write_source_record(
+        out, {dests[k].relative_to(out).as_posix(): record[rels[k]] for k in dests if rels[k] in record}
+    )
     counts = {s: {c: 0 for c in all_classes} for s in SPLITS}
     for k in dests:
         counts[assign[k]][labels[k]] += 1
@@ -516,8 +541,14 @@ def split_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: SplitConfi
     write_split_table(
         rep / "split.csv",
         [
-            (rels[k], labels[k], assign[k], int(comp[k]) if group_size[comp[k]] > 1 else "",
-             dests[k].relative_to(out).as_posix() if k in dests else "", note.get(rels[k], ""))
+            (
+                rels[k],
+                labels[k],
+                assign[k],
+                int(comp[k]) if group_size[comp[k]] > 1 else "",
+                dests[k].relative_to(out).as_posix() if k in dests else "",
+                note.get(rels[k], ""),
+            )
             for k in sorted(range(n), key=lambda k: rels[k])
         ],
     )
@@ -529,34 +560,50 @@ def split_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: SplitConfi
     totals = {s: sum(counts[s].values()) for s in SPLITS}
     placed = sum(totals.values())
     kinds = Counter(pairs.kind.tolist())
-    atomic_write_json(rep / "split_report.json", {
-        "src": str(src),
-        "out": str(out),
-        "layout": "pre-split" if presplit else "flat",
-        "keep_test": cfg.keep_test,
-        "ratios_requested": list(cfg.ratios),
-        "ratios_used": list(ratios),
-        "ratios_actual": {s: round(totals[s] / placed, 4) if placed else 0.0 for s in SPLITS},
-        "seed": cfg.seed,
-        "detector": {"method": "imgclf.clean.similarity.find_duplicate_pairs (docs/dedupe.md)", "radius": cfg.radius,
-                     "max_residual": cfg.max_residual, "flips": cfg.flips,
-                     "source_signatures": {"files": sum(1 for r in rels if r in record), "more_pairs": source_pairs}},
-        "counts": counts,
-        "totals": totals,
-        "groups": len(all_groups),
-        "duplicate_groups": len(dup_groups),
-        "duplicate_pairs": dict(sorted(kinds.items())),
-        "largest_group": int(group_size.max()) if n else 0,
-        "provenance": {"enabled": cfg.provenance, "source": prov[1] if prov is not None else None,
-                       "groups": n_prov},
-        "train_copies_of_test": {"count": len(test_copies), "files": test_copies},
-        "dropped_near_test": result.dropped,
-        "cross_split_pairs": [list(p) for p in leaks],
-        "link": cfg.link,
-        "hardlinked": result.linked,
-    })
-    drop = (f", {len(dropped)} train/val images set aside as copies of test images (listed in "
-            f"{rep / 'split_report.json'}: train_copies_of_test)") if dropped else ""
+    atomic_write_json(
+        rep / "split_report.json",
+        {
+            "src": str(src),
+            "out": str(out),
+            "layout": "pre-split" if presplit else "flat",
+            "keep_test": cfg.keep_test,
+            "ratios_requested": list(cfg.ratios),
+            "ratios_used": list(ratios),
+            "ratios_actual": {s: round(totals[s] / placed, 4) if placed else 0.0 for s in SPLITS},
+            "seed": cfg.seed,
+            "detector": {
+                "method": "imgclf.clean.similarity.find_duplicate_pairs (docs/dedupe.md)",
+                "radius": cfg.radius,
+                "max_residual": cfg.max_residual,
+                "flips": cfg.flips,
+                "source_signatures": {"files": sum(1 for r in rels if r in record), "more_pairs": source_pairs},
+            },
+            "counts": counts,
+            "totals": totals,
+            "groups": len(all_groups),
+            "duplicate_groups": len(dup_groups),
+            "duplicate_pairs": dict(sorted(kinds.items())),
+            "largest_group": int(group_size.max()) if n else 0,
+            "provenance": {
+                "enabled": cfg.provenance,
+                "source": prov[1] if prov is not None else None,
+                "groups": n_prov,
+            },
+            "train_copies_of_test": {"count": len(test_copies), "files": test_copies},
+            "dropped_near_test": result.dropped,
+            "cross_split_pairs": [list(p) for p in leaks],
+            "link": cfg.link,
+            "hardlinked": result.linked,
+        },
+    )
+    drop = (
+        (
+            f", {len(dropped)} train/val images set aside as copies of test images (listed in "
+            f"{rep / 'split_report.json'}: train_copies_of_test)"
+        )
+        if dropped
+        else ""
+    )
     provs = f", {n_prov} provenance groups" if prov is not None else ""
     summary(
         f"split: train {totals['train']}, val {totals['val']}, test {totals['test']} "

@@ -125,7 +125,9 @@ def score_images(probs: np.ndarray | Sequence[np.ndarray], labels: np.ndarray, t
         p = p[None]
     labels = np.asarray(labels).astype(np.int64)
     if p.ndim != 3 or p.shape[1] != labels.shape[0]:
-        raise ValueError(f"probs must be (n, classes) or (runs, n, classes) with n = len(labels), received shape {p.shape} for {labels.shape[0]} labels")
+        raise ValueError(
+            f"probs must be (n, classes) or (runs, n, classes) with n = len(labels), received shape {p.shape} for {labels.shape[0]} labels"
+        )
     k_classes = p.shape[2]
     if labels.size and (labels.min() < 0 or labels.max() >= k_classes):
         raise ValueError(f"labels must be in [0, {k_classes}), received values in [{labels.min()}, {labels.max()}]")
@@ -299,8 +301,15 @@ def bootstrap_metrics(
 
     batch = max(1, _BATCH_CELLS // max(n * s.n_runs, 1))
     res = bootstrap(
-        (np.arange(n),), statistic, n_resamples=n_resamples, batch=batch, vectorized=True, paired=True,
-        confidence_level=level, method="percentile", rng=np.random.default_rng(seed),
+        (np.arange(n),),
+        statistic,
+        n_resamples=n_resamples,
+        batch=batch,
+        vectorized=True,
+        paired=True,
+        confidence_level=level,
+        method="percentile",
+        rng=np.random.default_rng(seed),
     )
     low, high = np.atleast_1d(res.confidence_interval.low), np.atleast_1d(res.confidence_interval.high)
     intervals = {m: Interval(point[m], float(lo), float(hi)) for m, lo, hi in zip(METRICS, low, high)}

@@ -1,5 +1,5 @@
 """`imgclf train`: a model from the registry trained on `<data>/train`, checked on `<data>/val`,
-written as a run directory (`imgclf.rundir`) that `evaluate` / `predict` read back.
+written as a run directory (`imgclf.records.run`) that `evaluate` / `predict` read back.
 
 What a run does, in order:
 
@@ -55,7 +55,7 @@ from imgclf.config import TrainConfig
 from imgclf.errors import DataError, ModelError
 from imgclf.fsutil import atomic_write_text, tmp_path_for
 from imgclf.inputs import ImageListing, InputSpec, infer_image_size, list_images
-from imgclf.rundir import (
+from imgclf.records.run import (
     BACKUP_DIR,
     BEST_MODEL,
     CURVES,
@@ -169,7 +169,7 @@ def _callbacks_module():
         """`ModelCheckpoint` that writes to a hidden temporary file then `os.replace`s it, so a
         `kill -9` during a save never leaves a half-written `best.keras` / `last.keras`."""
 
-        def _save_model(self, epoch, batch, logs):  # noqa: D401 (Keras hook)
+        def _save_model(self, epoch, batch, logs):
             final = self.filepath
             tmp = str(tmp_path_for(final))
             self.filepath = tmp
@@ -224,7 +224,11 @@ def _callbacks_module():
 
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
-            parts = [f"{k} {float(logs[k]):.4g}" for k in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate") if k in logs]
+            parts = [
+                f"{k} {float(logs[k]):.4g}"
+                for k in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
+                if k in logs
+            ]
             line = f"epoch {epoch + 1}/{self.total_epochs} ({time.monotonic() - self._t:.0f}s): " + ", ".join(parts)
             if self._advance is not None:
                 self._advance(1, status=line)
@@ -520,7 +524,9 @@ def _fit_phase(fit: _Fit, phase: Phase) -> None:
             str(run_dir / BEST_MODEL), monitor="val_loss", save_best_only=True, initial_value_threshold=best_so_far
         ),
         AtomicModelCheckpoint(str(run_dir / LAST_MODEL), save_best_only=False),
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.early_stopping_patience, restore_best_weights=True),
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=cfg.early_stopping_patience, restore_best_weights=True
+        ),
     ]
     if cfg.ema_momentum is not None:
         # The moving average is what validation, history.csv, both checkpoints and early stopping see.
@@ -538,7 +544,9 @@ def _fit_phase(fit: _Fit, phase: Phase) -> None:
             str(run_dir / BACKUP_DIR / f"phase{phase.number}"), double_checkpoint=True, delete_checkpoint=False
         ),
     ]
-    bar = RichProgress(fit.description + (f" phase {phase.number}" if fit.two_phase else ""), phase.end_epoch, fit.steps)
+    bar = RichProgress(
+        fit.description + (f" phase {phase.number}" if fit.two_phase else ""), phase.end_epoch, fit.steps
+    )
     cbs.append(bar)
     import warnings
 
@@ -703,8 +711,16 @@ def train(
                 **cfg.model_options,
             )
         fit = _Fit(
-            run_dir, cfg, model, strategy, train_ds, val_ds, math.ceil(len(train_files) / cfg.batch_size),
-            class_weight, f"train {cfg.model}", model_spec.pretrained and weights is not None,
+            run_dir,
+            cfg,
+            model,
+            strategy,
+            train_ds,
+            val_ds,
+            math.ceil(len(train_files) / cfg.batch_size),
+            class_weight,
+            f"train {cfg.model}",
+            model_spec.pretrained and weights is not None,
         )
         for phase in phases:
             if phase.number == 2 and (run_dir / BEST_MODEL).is_file():  # fine-tune from the best head
@@ -713,7 +729,9 @@ def train(
                 del best
             _fit_phase(fit, phase)
             if not len(train_files) - len(train_errors):
-                raise DataError(f"none of the {len(train_files)} training images could be read", f"see {run_dir / TRAIN_REJECTS}")
+                raise DataError(
+                    f"none of the {len(train_files)} training images could be read", f"see {run_dir / TRAIN_REJECTS}"
+                )
 
     rejects = {f"train/{train_files.entries[i].rel}": f"{e.reason}: {e.detail}" for i, e in train_errors.items()}
     rejects.update({f"val/{val_files.entries[i].rel}": f"{e.reason}: {e.detail}" for i, e in val_errors.items()})

@@ -96,7 +96,10 @@ def make_all(out: Path = HERE) -> list[Path]:
     buf = io.BytesIO()
     base.save(buf, format="PCX")  # a real image format that is not allow-listed
     (out / "unsupported.pcx").write_bytes(buf.getvalue())
-    written += [out / n for n in ("truncated.jpg", "truncated.png", "not_an_image.jpg", "empty.png", "bomb.png", "unsupported.pcx")]
+    written += [
+        out / n
+        for n in ("truncated.jpg", "truncated.png", "not_an_image.jpg", "empty.png", "bomb.png", "unsupported.pcx")
+    ]
     save("tiny.png", base.resize((6, 6)))
     save("blank.png", Image.new("RGB", (32, 32), (128, 128, 128)))
     return written

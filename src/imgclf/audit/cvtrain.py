@@ -203,14 +203,28 @@ def cv_train_probabilities(
     level = tf_logger.level
     tf_logger.setLevel("ERROR")
     try:
-        return _train_folds(np.asarray(images, dtype=np.uint8), np.asarray(labels, dtype=np.int64),
-                            np.asarray(fold_ids), num_classes, cfg, outlier_k, predict_batch_size)
+        return _train_folds(
+            np.asarray(images, dtype=np.uint8),
+            np.asarray(labels, dtype=np.int64),
+            np.asarray(fold_ids),
+            num_classes,
+            cfg,
+            outlier_k,
+            predict_batch_size,
+        )
     finally:
         tf_logger.setLevel(level)
 
 
-def _train_folds(x: np.ndarray, y: np.ndarray, fold_ids: np.ndarray, num_classes: int, cfg: TrainConfig,
-                 outlier_k: int, predict_batch_size: int) -> FoldModels:
+def _train_folds(
+    x: np.ndarray,
+    y: np.ndarray,
+    fold_ids: np.ndarray,
+    num_classes: int,
+    cfg: TrainConfig,
+    outlier_k: int,
+    predict_batch_size: int,
+) -> FoldModels:
     import keras
     import tensorflow as tf
 
@@ -256,8 +270,10 @@ def _train_folds(x: np.ndarray, y: np.ndarray, fold_ids: np.ndarray, num_classes
             ds = tf.data.Dataset.from_tensor_slices((x[train], y[train]))
             ds = ds.shuffle(len(train), seed=cfg.seed + int(k), reshuffle_each_iteration=True).batch(cfg.batch_size)
             if augmenter is not None:
-                ds = ds.map(lambda a, b: (augmenter(tf.cast(a, tf.float32), training=True), b),
-                            num_parallel_calls=tf.data.AUTOTUNE)
+                ds = ds.map(
+                    lambda a, b: (augmenter(tf.cast(a, tf.float32), training=True), b),
+                    num_parallel_calls=tf.data.AUTOTUNE,
+                )
             if smoothing > 0:
                 ds = ds.map(lambda a, b: (a, tf.one_hot(b, num_classes)))
             class_weight = None
@@ -270,10 +286,18 @@ def _train_folds(x: np.ndarray, y: np.ndarray, fold_ids: np.ndarray, num_classes
 
             class Advance(keras.callbacks.Callback):
                 def on_epoch_end(self, epoch, logs=None):
-                    advance(status=f"fold {int(k) + 1}/{len(folds)} epoch {epoch + 1}/{epochs} loss {(logs or {}).get('loss', float('nan')):.4f}")
+                    advance(
+                        status=f"fold {int(k) + 1}/{len(folds)} epoch {epoch + 1}/{epochs} loss {(logs or {}).get('loss', float('nan')):.4f}"
+                    )
 
-            model.fit(ds.prefetch(2), epochs=epochs, class_weight=class_weight, shuffle=False, verbose=0,
-                      callbacks=[Advance()])
+            model.fit(
+                ds.prefetch(2),
+                epochs=epochs,
+                class_weight=class_weight,
+                shuffle=False,
+                verbose=0,
+                callbacks=[Advance()],
+            )
             p = model.predict(x[test], batch_size=predict_batch_size, verbose=0)
             if flip_tta:
                 p = (p + model.predict(x[test][:, :, ::-1], batch_size=predict_batch_size, verbose=0)) / 2
@@ -283,7 +307,9 @@ def _train_folds(x: np.ndarray, y: np.ndarray, fold_ids: np.ndarray, num_classes
             ref = train if len(train) <= OUTLIER_REFERENCE else rng.choice(train, OUTLIER_REFERENCE, replace=False)
             e_ref = np.asarray(embed.predict(x[ref], batch_size=predict_batch_size, verbose=0), np.float64)
             e_test = np.asarray(embed.predict(x[test], batch_size=predict_batch_size, verbose=0), np.float64)
-            outlier[test] = _knn_ratio(e_ref.reshape(len(ref), -1), e_test.reshape(len(test), -1), outlier_k, 64, cfg.seed)
+            outlier[test] = _knn_ratio(
+                e_ref.reshape(len(ref), -1), e_test.reshape(len(test), -1), outlier_k, 64, cfg.seed
+            )
             seconds.append(time.monotonic() - t0)
             del model, embed
             keras.backend.clear_session()

@@ -148,8 +148,9 @@ def _pca_components(n_train: int, dims: int, pca: int | None) -> int | None:
     return max(2, min(pca, n_train // 10, dims))
 
 
-def linear_probe(features, labels, num_classes: int, *, C: float = 0.01, pca: int | None = 256,
-                 max_iter: int = 300, seed: int = 42) -> FitPredict:
+def linear_probe(
+    features, labels, num_classes: int, *, C: float = 0.01, pca: int | None = 256, max_iter: int = 300, seed: int = 42
+) -> FitPredict:
     """The default `fit_predict`: logistic regression on standardized or whitened-PCA features.
 
     Pipeline (scikit-learn), fitted on the training indices only: `PCA(pca, whiten=True)` when
@@ -182,7 +183,9 @@ def linear_probe(features, labels, num_classes: int, *, C: float = 0.01, pca: in
     def fit_predict(train: np.ndarray, test: np.ndarray) -> np.ndarray:
         comps = _pca_components(len(train), x.shape[1], pca)
         steps: list = [
-            PCA(comps, whiten=True, random_state=seed, svd_solver="randomized") if comps is not None else StandardScaler()
+            PCA(comps, whiten=True, random_state=seed, svd_solver="randomized")
+            if comps is not None
+            else StandardScaler()
         ]
         steps.append(LogisticRegression(C=C, max_iter=max_iter))
         clf = make_pipeline(*steps)
@@ -273,7 +276,6 @@ def outlier_scores(features, fold_ids, *, k: int = 10, pca: int | None = 64, see
     """
     from sklearn.decomposition import PCA
     from sklearn.neighbors import NearestNeighbors
-
     from sklearn.preprocessing import StandardScaler
 
     x = StandardScaler().fit_transform(np.asarray(features, dtype=np.float64))

@@ -1,26 +1,26 @@
 """The files `imgclf audit` writes, and their columns (the contract the review page reads).
 
-    OUT/label_issues.csv  one row per flagged image, worst first (lowest label_quality):
-                          path             relative to the audited folder, "/"-separated
-                          given_label      its class folder
-                          suggested_label  the out-of-fold predicted class (argmax)
-                          label_quality    self-confidence p(given label) in [0, 1], lower = more likely wrong
-                          suggested_probability  p(suggested label) in [0, 1]
-                          split            train | val | test in a pre-split folder, else empty
-                          sources          scrape sources of the image, "; "-separated (may be empty)
-    OUT/outliers.csv      one row per image with score >= outlier_threshold, highest first:
-                          path, score (>= 0; 1 = the median image, higher = farther from every
-                          class), given_label, split
-    OUT/scores.csv        every audited image (same columns as label_issues.csv, then is_issue
-                          0/1, outlier_score, is_outlier 0/1, fold), in path order
-    OUT/audit.json        counts, method, folds, seed, out-of-fold accuracy, estimated noise rate
-                          per class and per source, the confident joint, the estimated joint and
-                          the noise matrix, unreadable / skipped files with their reason
-    OUT/oof.npz           paths (n,), labels (n,) int, class_names (m,), pred_probs (n, m) float32,
-                          fold (n,) int: the out-of-fold probabilities, to re-run or cross-check
-    OUT/audit.html        one self-contained page (Jinja2 template, images embedded as data: URIs):
-                          summary, noise per class and per source, thumbnails of the worst label
-                          issues and of the top outliers; every tile carries `data-path`
+OUT/label_issues.csv  one row per flagged image, worst first (lowest label_quality):
+                      path             relative to the audited folder, "/"-separated
+                      given_label      its class folder
+                      suggested_label  the out-of-fold predicted class (argmax)
+                      label_quality    self-confidence p(given label) in [0, 1], lower = more likely wrong
+                      suggested_probability  p(suggested label) in [0, 1]
+                      split            train | val | test in a pre-split folder, else empty
+                      sources          scrape sources of the image, "; "-separated (may be empty)
+OUT/outliers.csv      one row per image with score >= outlier_threshold, highest first:
+                      path, score (>= 0; 1 = the median image, higher = farther from every
+                      class), given_label, split
+OUT/scores.csv        every audited image (same columns as label_issues.csv, then is_issue
+                      0/1, outlier_score, is_outlier 0/1, fold), in path order
+OUT/audit.json        counts, method, folds, seed, out-of-fold accuracy, estimated noise rate
+                      per class and per source, the confident joint, the estimated joint and
+                      the noise matrix, unreadable / skipped files with their reason
+OUT/oof.npz           paths (n,), labels (n,) int, class_names (m,), pred_probs (n, m) float32,
+                      fold (n,) int: the out-of-fold probabilities, to re-run or cross-check
+OUT/audit.html        one self-contained page (Jinja2 template, images embedded as data: URIs):
+                      summary, noise per class and per source, thumbnails of the worst label
+                      issues and of the top outliers; every tile carries `data-path`
 """
 
 from __future__ import annotations
@@ -46,7 +46,14 @@ OOF_NPZ = "oof.npz"
 
 #: Columns of `label_issues.csv`, in order (the first four are the documented contract).
 ISSUE_COLUMNS: tuple[str, ...] = (
-    "path", "given_label", "suggested_label", "label_quality", "suggested_probability", "split", "sources", "decided",
+    "path",
+    "given_label",
+    "suggested_label",
+    "label_quality",
+    "suggested_probability",
+    "split",
+    "sources",
+    "decided",
 )
 #: Columns of `outliers.csv`, in order.
 OUTLIER_COLUMNS: tuple[str, ...] = ("path", "score", "given_label", "split")
@@ -87,8 +94,14 @@ class AuditTable:
 
     def issue_row(self, i: int) -> list[Any]:
         return [
-            self.rels[i], self.given[i], self.suggested[i], f"{self.label_quality[i]:.6f}",
-            f"{self.suggested_probability[i]:.6f}", self.subsets[i], "; ".join(self.sources[i]), self.decided.get(i, ""),
+            self.rels[i],
+            self.given[i],
+            self.suggested[i],
+            f"{self.label_quality[i]:.6f}",
+            f"{self.suggested_probability[i]:.6f}",
+            self.subsets[i],
+            "; ".join(self.sources[i]),
+            self.decided.get(i, ""),
         ]
 
 
@@ -124,7 +137,7 @@ def build_report(
     timings: dict[str, Any],
 ) -> dict[str, Any]:
     """The content of `audit.json` (see the module docstring)."""
-    from imgclf.rundir import library_versions
+    from imgclf.records.run import library_versions
 
     n = len(table.rels)
     labels = cl.labels
@@ -147,7 +160,9 @@ def build_report(
     for s, idx in sorted(by_source.items()):
         mask = np.zeros(n, dtype=bool)
         mask[idx] = True
-        classes = {class_names[k]: int(v) for k, v in enumerate(np.bincount(labels[mask], minlength=len(class_names))) if v}
+        classes = {
+            class_names[k]: int(v) for k, v in enumerate(np.bincount(labels[mask], minlength=len(class_names))) if v
+        }
         per_source[s] = {
             "images": int(mask.sum()),
             "label_issues": int((cl.issues & mask).sum()),
@@ -369,14 +384,20 @@ def write_outputs(
     order = table.issue_order()
     table.decided = decided_in_review(Path(data_dir), table.rels, np.flatnonzero(table.issue | table.is_outlier))
     report.setdefault("counts", {})["already_decided"] = len(table.decided)
-    files["label_issues"] = atomic_write_text(out / LABEL_ISSUES, _csv([table.issue_row(i) for i in order], ISSUE_COLUMNS))
+    files["label_issues"] = atomic_write_text(
+        out / LABEL_ISSUES, _csv([table.issue_row(i) for i in order], ISSUE_COLUMNS)
+    )
     o_order = table.outlier_order()
     files["outliers"] = atomic_write_text(
         out / OUTLIERS,
-        _csv([[table.rels[i], f"{table.outlier[i]:.6f}", table.given[i], table.subsets[i]] for i in o_order], OUTLIER_COLUMNS),
+        _csv(
+            [[table.rels[i], f"{table.outlier[i]:.6f}", table.given[i], table.subsets[i]] for i in o_order],
+            OUTLIER_COLUMNS,
+        ),
     )
     rows = [
-        table.issue_row(i) + [int(table.issue[i]), f"{table.outlier[i]:.6f}", int(table.is_outlier[i]), int(table.folds[i])]
+        table.issue_row(i)
+        + [int(table.issue[i]), f"{table.outlier[i]:.6f}", int(table.is_outlier[i]), int(table.folds[i])]
         for i in np.argsort(np.array(table.rels, dtype=object), kind="stable")
     ]
     files["scores"] = atomic_write_text(out / SCORES, _csv(rows, SCORE_COLUMNS))
@@ -393,14 +414,24 @@ def write_outputs(
     files["probabilities"] = atomic_write_bytes(out / OOF_NPZ, buf.getvalue())
     files["json"] = atomic_write_json(out / AUDIT_JSON, report)
     issues = [
-        {"path": table.rels[i], "given": table.given[i], "suggested": table.suggested[i],
-         "prob": float(table.suggested_probability[i]), "quality": float(table.label_quality[i]),
-         "src": _thumb_uri(data_dir / table.rels[i]), "decided": table.decided.get(int(i), "")}
+        {
+            "path": table.rels[i],
+            "given": table.given[i],
+            "suggested": table.suggested[i],
+            "prob": float(table.suggested_probability[i]),
+            "quality": float(table.label_quality[i]),
+            "src": _thumb_uri(data_dir / table.rels[i]),
+            "decided": table.decided.get(int(i), ""),
+        }
         for i in order[: cfg.html_issues]
     ]
     outliers = [
-        {"path": table.rels[i], "given": table.given[i], "score": float(table.outlier[i]),
-         "src": _thumb_uri(data_dir / table.rels[i])}
+        {
+            "path": table.rels[i],
+            "given": table.given[i],
+            "score": float(table.outlier[i]),
+            "src": _thumb_uri(data_dir / table.rels[i]),
+        }
         for i in o_order[: cfg.html_outliers]
     ]
     files["html"] = atomic_write_text(out / AUDIT_HTML, render_html(report, issues, outliers))

@@ -69,10 +69,16 @@ def _list(data_dir: Path) -> tuple[Any, list[dict[str, str]]]:
     from imgclf.inputs import list_images
 
     if not data_dir.is_dir():
-        raise DataError(f"folder not found: {data_dir}", "give a class folder tree DIR/<class>/<image> (e.g. the clean output)")
+        raise DataError(
+            f"folder not found: {data_dir}", "give a class folder tree DIR/<class>/<image> (e.g. the clean output)"
+        )
     listing = list_images(data_dir, layout="classes")
     skipped = [
-        {"path": p.relative_to(data_dir).as_posix(), "reason": "not_in_class_folder", "detail": "file is not inside a class folder"}
+        {
+            "path": p.relative_to(data_dir).as_posix(),
+            "reason": "not_in_class_folder",
+            "detail": "file is not inside a class folder",
+        }
         for p in listing.strays
     ]
     if not listing.entries:
@@ -110,7 +116,9 @@ def _probe_side(paths: list[Path], lo: int = 8, hi: int = 64) -> int:
         except ImageError:
             continue
         return int(min(hi, max(lo, min(img.size))))
-    raise DataError(f"none of the first {min(50, len(paths))} files can be opened as an image", "check the folder contents")
+    raise DataError(
+        f"none of the first {min(50, len(paths))} files can be opened as an image", "check the folder contents"
+    )
 
 
 def _load_images(listing: Any, spec: Any, batch_size: int = 256) -> tuple[np.ndarray, list[int], list[dict[str, str]]]:
@@ -126,7 +134,9 @@ def _load_images(listing: Any, spec: Any, batch_size: int = 256) -> tuple[np.nda
                 chunks.append(batch.images)
                 kept.extend(batch.start + i for i in batch.ok)
             for i, err in sorted(batch.errors.items()):
-                rejects.append({"path": listing.entries[batch.start + i].rel, "reason": err.reason, "detail": err.detail})
+                rejects.append(
+                    {"path": listing.entries[batch.start + i].rel, "reason": err.reason, "detail": err.detail}
+                )
             advance(len(batch.items))
     images = np.concatenate(chunks) if chunks else np.zeros((0, *spec.shape), np.uint8)
     return images, kept, rejects
@@ -146,7 +156,7 @@ def _cv_config(cfg: AuditConfig, models_dir: Path) -> tuple[Any, Any | None, str
         return train, None, f"train config {cfg.train_config}", False
     path = Path(model)
     if path.is_dir():
-        from imgclf.rundir import is_run_dir, load_run_info
+        from imgclf.records.run import is_run_dir, load_run_info
 
         if not is_run_dir(path):
             raise ConfigError(
@@ -309,15 +319,18 @@ def audit_folder(
     else:
         probe = linear_probe(features, y, m, C=cfg.classifier_c, pca=cfg.pca, seed=cfg.seed)
         probs = cross_validated_probabilities(fold, y, m, probe, description="audit: linear probe")
-        classifier = (
-            f"LogisticRegression(C={cfg.classifier_c:g}, lbfgs) on "
-            + (f"{cfg.pca} whitened PCA components" if cfg.pca and features.shape[1] > cfg.pca else "standardized embeddings")
+        classifier = f"LogisticRegression(C={cfg.classifier_c:g}, lbfgs) on " + (
+            f"{cfg.pca} whitened PCA components"
+            if cfg.pca and features.shape[1] > cfg.pca
+            else "standardized embeddings"
         )
     timings["probabilities"] = time.monotonic() - t
 
     cl = confident_learning(y, probs, cfg.method)
     t = time.monotonic()
-    outlier = fold_outliers if fold_outliers is not None else outlier_scores(features, fold, k=cfg.outlier_k, seed=cfg.seed)
+    outlier = (
+        fold_outliers if fold_outliers is not None else outlier_scores(features, fold, k=cfg.outlier_k, seed=cfg.seed)
+    )
     timings["outliers"] = time.monotonic() - t
     accuracy = float(np.mean(probs.argmax(axis=1) == y))
 

@@ -67,7 +67,7 @@ from imgclf.clean.similarity import KIND_FLIP, find_duplicate_pairs, stack
 from imgclf.clean.verify import ImageRecord, inspect_file
 from imgclf.config import CleanConfig
 from imgclf.errors import DataError
-from imgclf.fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text
+from imgclf.fsutil import atomic_write_bytes, atomic_write_json
 from imgclf.inputs import class_folders, is_presplit, list_images
 from imgclf.parallel import default_workers
 from imgclf.review.decisions import (
@@ -89,10 +89,13 @@ REASON_NEAR_DUPLICATE = "near_duplicate"
 REASON_LABEL_CONFLICT = "label_conflict"
 
 #: How duplicates are found, in words (clean_report.json `detector`).
-DETECTOR_METHOD = ("exact pixel digest + verified near duplicates (imgclf.clean.similarity: 64-bit phash "
-                   "candidates within `radius` bits, crop windows and layouts; verified by a censored "
-                   "brightness/contrast fit of 32x32 thumbnails within `max_residual` grey levels, "
-                   "a colour check and, for crops, an ECC alignment); docs/dedupe.md")
+DETECTOR_METHOD = (
+    "exact pixel digest + verified near duplicates (imgclf.clean.similarity: 64-bit phash "
+    "candidates within `radius` bits, crop windows and layouts; verified by a censored "
+    "brightness/contrast fit of 32x32 thumbnails within `max_residual` grey levels, "
+    "a colour check and, for crops, an ECC alignment); docs/dedupe.md"
+)
+
 
 @dataclass
 class CleanSummary:
@@ -135,7 +138,9 @@ CLEAN_SOURCE_SIZE = 32
 
 def _prepare_out(src: Path, out: Path) -> None:
     if not src.is_dir():
-        raise DataError(f"input folder not found: {src}", "check the path, or run `imgclf datasets` / `imgclf scrape` first")
+        raise DataError(
+            f"input folder not found: {src}", "check the path, or run `imgclf datasets` / `imgclf scrape` first"
+        )
     rs, ro = src.resolve(), out.resolve()
     if ro == rs or rs in ro.parents or ro in rs.parents:
         raise DataError(f"output folder {out} must not be the input folder {src}, inside it, or contain it")
@@ -203,7 +208,7 @@ def clean_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: CleanConfi
         raise DataError(f"no class folders with files under {src}", "expected <folder>/<class>/<image>")
     presplit = is_presplit(src)
     empty = []
-    for sub in ([src / s for s in ("train", "val", "test") if (src / s).is_dir()] if presplit else [src]):
+    for sub in [src / s for s in ("train", "val", "test") if (src / s).is_dir()] if presplit else [src]:
         for c in class_folders(sub):
             if not any(f.is_file() for f in (sub / c).rglob("*")):
                 empty.append(str((sub / c).relative_to(src)))
@@ -216,15 +221,16 @@ def clean_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: CleanConfi
     workers = cfg.workers or default_workers()
     with progress("clean: verify + fingerprint", total=len(entries)) as advance, ThreadPoolExecutor(workers) as pool:
         jobs = ((p, p.relative_to(src).as_posix(), label, subset) for p, label, subset in entries)
-        results = pool.map(
-            lambda a: (a[1], a[2], inspect_file(a[0], cfg, rel=a[1], label=a[2], subset=a[3])), jobs
-        )
+        results = pool.map(lambda a: (a[1], a[2], inspect_file(a[0], cfg, rel=a[1], label=a[2], subset=a[3])), jobs)
         for rel, label, res in results:
             if isinstance(res, ImageRecord):
                 if cfg.reject_uniform and res.std < cfg.uniform_std:
                     res.status, res.detail = REASON_NEAR_UNIFORM, f"grayscale std {res.std:.2f} < {cfg.uniform_std}"
                 elif cfg.reject_blurry and res.blur < cfg.blur_threshold:
-                    res.status, res.detail = REASON_BLURRY, f"variance of Laplacian {res.blur:.1f} < {cfg.blur_threshold}"
+                    res.status, res.detail = (
+                        REASON_BLURRY,
+                        f"variance of Laplacian {res.blur:.1f} < {cfg.blur_threshold}",
+                    )
                 records.append(res)
             else:
                 rejects.append((rel, res[0], res[1], label))
@@ -259,7 +265,9 @@ def clean_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: CleanConfi
             )
             pair_counts = dict(Counter(found.kind.tolist()))
             advance(status=", ".join(f"{n} {k}" for k, n in sorted(pair_counts.items())) or "no pairs")
-        link = {(int(a), int(b)): (str(k), float(r)) for a, b, k, r in zip(found.i, found.j, found.kind, found.residual)}
+        link = {
+            (int(a), int(b)): (str(k), float(r)) for a, b, k, r in zip(found.i, found.j, found.kind, found.residual)
+        }
         for (a, b), (k, r) in link.items():
             if k == KIND_FLIP:
                 flips_out.append({"files": [live[a].rel, live[b].rel], "residual": round(r, 2)})
@@ -274,8 +282,11 @@ def clean_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: CleanConfi
                 elif status != STATUS_KEPT:
                     keeper = d.keeper[k]
                     how = link.get((min(k, keeper), max(k, keeper)))
-                    why = (f"{how[0]}, residual {how[1]:.1f}" if how and how[0] != "exact" else "same pixels") if how \
+                    why = (
+                        (f"{how[0]}, residual {how[1]:.1f}" if how and how[0] != "exact" else "same pixels")
+                        if how
                         else "joined through other members"
+                    )
                     live[k].status = REASON_DUPLICATE if status == STATUS_DUPLICATE else REASON_NEAR_DUPLICATE
                     live[k].detail = f"group {d.group}: kept {live[keeper].rel} ({why})"
             index = set(d.members)
@@ -284,12 +295,21 @@ def clean_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: CleanConfi
                 "labels": d.labels,
                 "kept": [live[k].rel for k in d.kept],
                 "members": [
-                    {"file": live[k].rel, "label": live[k].label, "status": live[k].status,
-                     "width": live[k].width, "height": live[k].height, "bytes": live[k].nbytes}
+                    {
+                        "file": live[k].rel,
+                        "label": live[k].label,
+                        "status": live[k].status,
+                        "width": live[k].width,
+                        "height": live[k].height,
+                        "bytes": live[k].nbytes,
+                    }
                     for k in d.members
                 ],
-                "pairs": [[live[a].rel, live[b].rel, kd, round(r, 2)] for (a, b), (kd, r) in sorted(link.items())
-                          if a in index and b in index],
+                "pairs": [
+                    [live[a].rel, live[b].rel, kd, round(r, 2)]
+                    for (a, b), (kd, r) in sorted(link.items())
+                    if a in index and b in index
+                ],
             }
             groups_out.append(entry)
             if d.conflict:
@@ -307,15 +327,20 @@ def clean_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: CleanConfi
     for r in records:
         if r.status != "kept":
             rejects.append((r.rel, r.status, r.detail, r.label))
-    result = CleanSummary(out=out, total=len(entries) + len(strays), pairs=pair_counts, provenance_groups=len(prov_groups))
+    result = CleanSummary(
+        out=out, total=len(entries) + len(strays), pairs=pair_counts, provenance_groups=len(prov_groups)
+    )
     kept = [r for r in records if r.status == "kept"]
     result.kept = len(kept)
     result.rejected = dict(Counter(x[1] for x in rejects))
     result.groups = len(groups_out)
     result.label_conflicts = len(conflicts_out)
     result.decisions = replay.counts() if replay else {}
-    jobs2 = [(src / r.rel, out / dest.get(r.rel, r.rel)) for r in kept] + [(src / rel, out / "_rejected" / reason / rel) for rel, reason, _, _ in rejects]
+    jobs2 = [(src / r.rel, out / dest.get(r.rel, r.rel)) for r in kept] + [
+        (src / rel, out / "_rejected" / reason / rel) for rel, reason, _, _ in rejects
+    ]
     with progress("clean: write", total=len(jobs2)) as advance, ThreadPoolExecutor(workers) as pool:
+
         def copy(job):
             s, d = job
             try:
@@ -334,16 +359,26 @@ def clean_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: CleanConfi
     write_image_table(rep / "images.csv", records, "phash64")
     if prov is not None:
         entries_by_file = prov[0]
-        write_provenance(out, [
-            ProvenanceEntry((dest.get(r.rel, r.rel)), entries_by_file[r.rel].group, entries_by_file[r.rel].links)
-            for r in kept if r.rel in entries_by_file
-        ])
+        write_provenance(
+            out,
+            [
+                ProvenanceEntry((dest.get(r.rel, r.rel)), entries_by_file[r.rel].group, entries_by_file[r.rel].links)
+                for r in kept
+                if r.rel in entries_by_file
+            ],
+        )
 
     from imgclf.clean.similarity import needs_source_signature, write_source_record
 
     # the signatures of the pictures as they are, for `prepare` to carry past its center crop
-    write_source_record(out, {Path(dest.get(r.rel, r.rel)).as_posix(): r.signature for r in kept
-                              if r.signature is not None and needs_source_signature(r.width, r.height, CLEAN_SOURCE_SIZE)})
+    write_source_record(
+        out,
+        {
+            Path(dest.get(r.rel, r.rel)).as_posix(): r.signature
+            for r in kept
+            if r.signature is not None and needs_source_signature(r.width, r.height, CLEAN_SOURCE_SIZE)
+        },
+    )
     per_class: dict[str, dict[str, int]] = {c: {"kept": 0} for c in layout_classes}
     for r in kept:
         per_class.setdefault(r.label, {"kept": 0})["kept"] += 1
@@ -373,12 +408,16 @@ def clean_folder(src: str | os.PathLike, out: str | os.PathLike, cfg: CleanConfi
         "flip_pairs": flips_out,
         "provenance": {"source": prov[1] if prov is not None else None, "groups": prov_groups},
         "quality": {
-            "blur_percentiles": dict(zip(("p1", "p10", "p50", "p90"), np.percentile(blur, [1, 10, 50, 90]).round(2).tolist()))
-            if len(blur) else {},
+            "blur_percentiles": dict(
+                zip(("p1", "p10", "p50", "p90"), np.percentile(blur, [1, 10, 50, 90]).round(2).tolist())
+            )
+            if len(blur)
+            else {},
             "near_uniform": sum(r.std < cfg.uniform_std for r in records),
             "below_blur_threshold": int((blur < cfg.blur_threshold).sum()),
         },
-        "decisions": {"database": str(database_path(out).relative_to(out)), **replay.report()} if replay
+        "decisions": {"database": str(database_path(out).relative_to(out)), **replay.report()}
+        if replay
         else {"database": None, "rows": 0},
         "seconds": round(result.seconds, 2),
     }

@@ -127,6 +127,7 @@ def provenance_from_manifest(folder: str | os.PathLike) -> dict[str, ProvenanceE
     stored = file_provenance(folder)
     m = Manifest(folder, lock=False)
     try:
+
         def final_url(url: str, label: str) -> str | None:
             row = m.get(url, label)
             return row["final_url"] if row is not None and row["final_url"] and row["final_url"] != url else None
@@ -176,8 +177,10 @@ def read_provenance(folder: str | os.PathLike) -> dict[str, ProvenanceEntry] | N
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"cannot read {path}: {exc}", "delete it and run the stage that wrote it again") from None
     if rows and not set(COLUMNS) <= set(rows[0]):
-        raise DataError(f"{path} is not a provenance record (columns {list(rows[0])}, expected {list(COLUMNS)})",
-                        "delete it and run the stage that wrote it again")
+        raise DataError(
+            f"{path} is not a provenance record (columns {list(rows[0])}, expected {list(COLUMNS)})",
+            "delete it and run the stage that wrote it again",
+        )
     return {r["file"]: ProvenanceEntry(r["file"], r["group"], tuple((r["links"] or "").split())) for r in rows}
 
 
@@ -220,8 +223,9 @@ def group_ids(files: Sequence[str], entries: Mapping[str, ProvenanceEntry]) -> n
     return out
 
 
-def groups_report(files: Sequence[str], entries: Mapping[str, ProvenanceEntry], status: Mapping[str, str] | None = None
-                  ) -> list[dict]:
+def groups_report(
+    files: Sequence[str], entries: Mapping[str, ProvenanceEntry], status: Mapping[str, str] | None = None
+) -> list[dict]:
     """The provenance groups of two or more files, for a stage's JSON report.
 
     Args:
@@ -247,9 +251,13 @@ def groups_report(files: Sequence[str], entries: Mapping[str, ProvenanceEntry], 
         for f in members:
             for link in entries[f].links:
                 counts[link] = counts.get(link, 0) + 1
-        out.append({
-            "group": key,
-            "links": sorted(link for link, c in counts.items() if c > 1),
-            "files": [{"file": f, **({"status": status.get(f, "")} if status is not None else {})} for f in members],
-        })
+        out.append(
+            {
+                "group": key,
+                "links": sorted(link for link, c in counts.items() if c > 1),
+                "files": [
+                    {"file": f, **({"status": status.get(f, "")} if status is not None else {})} for f in members
+                ],
+            }
+        )
     return out

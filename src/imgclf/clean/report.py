@@ -19,6 +19,7 @@ from imgclf.errors import ImageError
 from imgclf.fsutil import atomic_write_bytes
 from imgclf.images import open_image
 
+
 def write_rejects(path: Path, rejects: Sequence[tuple[str, str, str]]) -> Path:
     """Writes `rejects.csv`: one row `(file, reason, detail)` per file set aside, sorted.
 
@@ -57,10 +58,41 @@ def write_image_table(path: Path, records: Sequence[Any], hash_name: str) -> Pat
 
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["file", "class", "subset", "width", "height", "bytes", "format", hash_name, "blur", "std", "entropy", "group", "status"])
+    w.writerow(
+        [
+            "file",
+            "class",
+            "subset",
+            "width",
+            "height",
+            "bytes",
+            "format",
+            hash_name,
+            "blur",
+            "std",
+            "entropy",
+            "group",
+            "status",
+        ]
+    )
     for r in sorted(records, key=lambda r: r.rel):
-        w.writerow([r.rel, r.label, r.subset or "", r.width, r.height, r.nbytes, r.format, r.hash_hex,
-                    f"{r.blur:.2f}", f"{r.std:.2f}", f"{r.entropy:.3f}", r.group or "", r.status])
+        w.writerow(
+            [
+                r.rel,
+                r.label,
+                r.subset or "",
+                r.width,
+                r.height,
+                r.nbytes,
+                r.format,
+                r.hash_hex,
+                f"{r.blur:.2f}",
+                f"{r.std:.2f}",
+                f"{r.entropy:.3f}",
+                r.group or "",
+                r.status,
+            ]
+        )
     return atomic_write_text(path, buf.getvalue())
 
 
@@ -149,11 +181,15 @@ def write_contact_sheets(
 
     if groups:
         p = reports / "duplicate_groups.png"
-        _save(contact_sheet(group_rows(groups), f"{len(groups)} duplicate groups (first {min(len(groups), max_rows)})"), p)
+        _save(
+            contact_sheet(group_rows(groups), f"{len(groups)} duplicate groups (first {min(len(groups), max_rows)})"), p
+        )
         written.append(p)
     if conflicts:
         p = reports / "label_conflicts.png"
-        _save(contact_sheet(group_rows(conflicts), f"{len(conflicts)} groups with mixed labels (likely label noise)"), p)
+        _save(
+            contact_sheet(group_rows(conflicts), f"{len(conflicts)} groups with mixed labels (likely label noise)"), p
+        )
         written.append(p)
     if records:
         worst = sorted(records, key=lambda r: r.blur)[: max_rows * max_cols // 2]

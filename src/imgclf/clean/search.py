@@ -161,7 +161,9 @@ def plan_chunks(n: int, bits: int, radius: int, max_probes: int = 20_000) -> Chu
         probes = [_probes(b, t) for b, t in zip(sizes, radii)]
         if sum(probes) > max_probes:
             continue
-        cost = float(sum(p * (_buckets(n, b) + _CANDIDATE_WEIGHT * n * n / 2.0 ** (b + 1)) for p, b in zip(probes, sizes)))
+        cost = float(
+            sum(p * (_buckets(n, b) + _CANDIDATE_WEIGHT * n * n / 2.0 ** (b + 1)) for p, b in zip(probes, sizes))
+        )
         bounds, s = [], 0
         for b in sizes:
             bounds.append((s, s + b))
@@ -292,7 +294,9 @@ def hamming_pairs(
     return lo[first], hi[first], d[first]
 
 
-def _expand(a_start: np.ndarray, a_cnt: np.ndarray, b_start: np.ndarray, b_cnt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _expand(
+    a_start: np.ndarray, a_cnt: np.ndarray, b_start: np.ndarray, b_cnt: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """All (a, b) position pairs of the cross products of bucket ranges A_k x B_k."""
     single = (a_cnt == 1) & (b_cnt == 1)  # the common case: no expansion needed
     a1, b1 = a_start[single], b_start[single]

@@ -189,8 +189,16 @@ class Signature:
     @property
     def nbytes(self) -> int:
         """int: bytes of array payload held (digest, size, codes, thumbnails, box)."""
-        return (len(self.digest) + 8 + self.codes.nbytes + self.flip_codes.nbytes + self.window_codes.nbytes
-                + self.gray.nbytes + self.colour.nbytes + 4 * 4)
+        return (
+            len(self.digest)
+            + 8
+            + self.codes.nbytes
+            + self.flip_codes.nbytes
+            + self.window_codes.nbytes
+            + self.gray.nbytes
+            + self.colour.nbytes
+            + 4 * 4
+        )
 
 
 @dataclass(frozen=True)
@@ -268,7 +276,9 @@ def _cv2():
 # ------------------------------------------------------------------------------ per image
 
 
-def trim_box(rgb: np.ndarray, tolerance: int = TRIM_TOLERANCE, min_keep: float = TRIM_MIN_KEEP, rounds: int = 3) -> tuple[int, int, int, int]:
+def trim_box(
+    rgb: np.ndarray, tolerance: int = TRIM_TOLERANCE, min_keep: float = TRIM_MIN_KEEP, rounds: int = 3
+) -> tuple[int, int, int, int]:
     """Finds the region left after removing uniform margins (padding, letterbox, borders).
 
     On the luma (`cv2.COLOR_RGB2GRAY`; JPEG's 4:2:0 chroma bleeds further into a margin
@@ -349,8 +359,11 @@ def _thumb(smooth: np.ndarray) -> np.ndarray:
 def _windows(smooth: np.ndarray) -> list[np.ndarray]:
     s = smooth.shape[0]
     k = round(s * WINDOW_KEEP)
-    return [_thumb(np.ascontiguousarray(smooth[round(oy * s) : round(oy * s) + k, round(ox * s) : round(ox * s) + k]))
-            for oy in WINDOW_OFFSETS for ox in WINDOW_OFFSETS]
+    return [
+        _thumb(np.ascontiguousarray(smooth[round(oy * s) : round(oy * s) + k, round(ox * s) : round(ox * s) + k]))
+        for oy in WINDOW_OFFSETS
+        for ox in WINDOW_OFFSETS
+    ]
 
 
 @lru_cache(maxsize=1)
@@ -421,7 +434,9 @@ def signature(img: Image.Image, size: tuple[int, int] | None = None) -> Signatur
     if large:
         thumbs += _windows(smooth_trim)
     codes = phash_codes(np.stack(thumbs))
-    colour = np.stack([_resize(work, COLOUR, COLOUR), _resize(np.ascontiguousarray(work[y0:y1, x0:x1]), COLOUR, COLOUR)])
+    colour = np.stack(
+        [_resize(work, COLOUR, COLOUR), _resize(np.ascontiguousarray(work[y0:y1, x0:x1]), COLOUR, COLOUR)]
+    )
     hh, ww = work.shape[:2]
     return Signature(
         digest=h.digest(),
@@ -467,9 +482,15 @@ def stack(signatures: Sequence[Signature]) -> Signatures:
         Signatures with arrays of first dimension n.
     """
     if not len(signatures):
-        return Signatures(np.zeros(0, "S16"), np.zeros(0, bool), np.zeros((0, _NCODES), np.uint64),
-                          np.zeros((0, _NCODES), np.uint64), np.zeros((0, _NWIN), np.uint64),
-                          np.zeros((0, 2, THUMB, THUMB), np.uint8), np.zeros((0, 2, COLOUR, COLOUR, 3), np.uint8))
+        return Signatures(
+            np.zeros(0, "S16"),
+            np.zeros(0, bool),
+            np.zeros((0, _NCODES), np.uint64),
+            np.zeros((0, _NCODES), np.uint64),
+            np.zeros((0, _NWIN), np.uint64),
+            np.zeros((0, 2, THUMB, THUMB), np.uint8),
+            np.zeros((0, 2, COLOUR, COLOUR, 3), np.uint8),
+        )
     return Signatures(
         digests=np.array([s.digest for s in signatures], dtype="S16"),
         large=np.array([s.large for s in signatures], dtype=bool),
@@ -737,15 +758,21 @@ def align(a: np.ndarray, b: np.ndarray, max_crop: float = DEFAULT_MAX_CROP, marg
                 if c > best_c:
                     fx, fy = ww / t, hh / t
                     # tmpl(u, v) ~ src((x - margin + u + 0.5) / fx - 0.5, ...): a map tmpl -> src
-                    m = np.array([[1 / fx, 0, (x - margin + 0.5) / fx - 0.5],
-                                  [0, 1 / fy, (y - margin + 0.5) / fy - 0.5], [0, 0, 1]])
+                    m = np.array(
+                        [
+                            [1 / fx, 0, (x - margin + 0.5) / fx - 0.5],
+                            [0, 1 / fy, (y - margin + 0.5) / fy - 0.5],
+                            [0, 0, 1],
+                        ]
+                    )
                     best_c, best = c, (np.linalg.inv(m) if swap else m)[:2].astype(np.float32)
     if best is None:
         return []
     out = [best] if _plausible(best, max_crop) else []
     try:
-        _, warp = cv2.findTransformECC(a, b, best.copy(), cv2.MOTION_AFFINE,
-                                       (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 1e-4), None, 1)
+        _, warp = cv2.findTransformECC(
+            a, b, best.copy(), cv2.MOTION_AFFINE, (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 1e-4), None, 1
+        )
         if _plausible(warp, max_crop):
             out.append(warp)
     except cv2.error:  # did not converge: the coarse alignment only
@@ -761,8 +788,13 @@ def _warp(img: np.ndarray, warp: np.ndarray, size: int, scale: float) -> tuple[n
     w = warp.astype(np.float64).copy()
     rows = w[:, 0] + w[:, 1]
     w[:, 2] = 0.5 * (1.0 - scale) * rows + (w[:, 2] + 0.5) * scale - 0.5
-    out = cv2.warpAffine(img.astype(np.float32), w, (size, size), flags=cv2.INTER_LINEAR + cv2.WARP_INVERSE_MAP,
-                         borderMode=cv2.BORDER_REPLICATE)
+    out = cv2.warpAffine(
+        img.astype(np.float32),
+        w,
+        (size, size),
+        flags=cv2.INTER_LINEAR + cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
     ones = np.ones((img.shape[0], img.shape[1]), np.float32)
     m = cv2.warpAffine(ones, w, (size, size), flags=cv2.INTER_LINEAR + cv2.WARP_INVERSE_MAP, borderValue=0) > 0.999
     return out, m
@@ -822,8 +854,9 @@ def _verify(a: _Side, b: _Side, i: np.ndarray, j: np.ndarray, o: _Opts) -> tuple
         # full test; a factor PRESCREEN_FACTOR of slack for the censoring and the dropped block)
         # the trimmed variant only between large pictures: trimming a small picture's background
         # rescales it to its object's box, an alignment in disguise (Fashion-MNIST, docs/dedupe.md)
-        idx = np.flatnonzero(~ok & (both_large | (v == 0))
-                             & (_pooled_residual(pa, pb) <= PRESCREEN_FACTOR * o.max_residual))
+        idx = np.flatnonzero(
+            ~ok & (both_large | (v == 0)) & (_pooled_residual(pa, pb) <= PRESCREEN_FACTOR * o.max_residual)
+        )
         drops = np.where(both_large[idx], DROP_BLOCKS, 0)
         res, ratio = colour_fit(a.colour8[i[idx], v], b.colour8[j[idx], v])
         keep = (res <= o.max_colour_residual) & (ratio <= o.max_luminance_ratio)
@@ -935,8 +968,9 @@ def layout_pairs(x: np.ndarray, y: np.ndarray | None, radius: float) -> tuple[np
     return i[keep], j[keep]
 
 
-def _candidates(a: Signatures, b: Signatures | None, radius: int, flip: bool = False,
-                layout_radius: float = DEFAULT_MAX_RESIDUAL) -> tuple[np.ndarray, np.ndarray]:
+def _candidates(
+    a: Signatures, b: Signatures | None, radius: int, flip: bool = False, layout_radius: float = DEFAULT_MAX_RESIDUAL
+) -> tuple[np.ndarray, np.ndarray]:
     """Candidate pairs (see the module docs): within `a` when `b` is None (`i < j`), else a x b.
     With `flip`, `b`'s (or `a`'s own) mirrored codes stand in for its codes (no crop windows)."""
     other = a if b is None else b
@@ -1223,8 +1257,12 @@ def write_source_record(folder, entries: Mapping[str, Signature | Signatures]) -
     rows = [entries[n] if isinstance(entries[n], Signatures) else stack([entries[n]]) for n in names]
     sigs = Signatures(*(np.concatenate([getattr(r, f.name) for r in rows]) for f in fields(Signatures)))
     buf = io.BytesIO()
-    np.savez_compressed(buf, names=np.array(names), stamps=np.array([_stamp(folder / n) for n in names], np.int64),
-                        **{f.name: getattr(sigs, f.name) for f in fields(sigs)})
+    np.savez_compressed(
+        buf,
+        names=np.array(names),
+        stamps=np.array([_stamp(folder / n) for n in names], np.int64),
+        **{f.name: getattr(sigs, f.name) for f in fields(sigs)},
+    )
     return atomic_write_bytes(path, buf.getvalue())
 
 
@@ -1287,8 +1325,10 @@ def union_pairs(a: DuplicatePairs, b: DuplicatePairs | None) -> DuplicatePairs:
     n = int(max(a.i.max(initial=0), a.j.max(initial=0), b.i.max(initial=0), b.j.max(initial=0))) + 1
     ka, kb = a.i * n + a.j, b.i * n + b.j
     extra = ~np.isin(kb, ka)
-    parts = [(a.i, a.j, a.kind, a.residual, a.aligned),
-             (b.i[extra], b.j[extra], b.kind[extra], b.residual[extra], b.aligned[extra])]
+    parts = [
+        (a.i, a.j, a.kind, a.residual, a.aligned),
+        (b.i[extra], b.j[extra], b.kind[extra], b.residual[extra], b.aligned[extra]),
+    ]
     i, j, kind, res, al = (np.concatenate([p[x] for p in parts]) for x in range(5))
     order = np.lexsort((j, i))
     return DuplicatePairs(i[order], j[order], kind[order].astype("<U5"), res[order], al[order])

@@ -61,7 +61,11 @@ class ImageRecord:
 
 
 def inspect_file(
-    path: str | Path, cfg: CleanConfig | None = None, *, rel: str | None = None, label: str = "",
+    path: str | Path,
+    cfg: CleanConfig | None = None,
+    *,
+    rel: str | None = None,
+    label: str = "",
     subset: str | None = None,
 ) -> ImageRecord | tuple[str, str]:
     """Reads, verifies, fingerprints and scores one file (one read, one decode).
@@ -94,7 +98,17 @@ def inspect_file(
     w, h = img.info[ORIGINAL_SIZE_KEY]
     sig = signature(img, size=(w, h))
     return ImageRecord(
-        rel=rel, label=label, subset=subset, width=w, height=h, nbytes=len(data), format=img.info[FORMAT_KEY],
-        digest=pixel_digest(img) + f"-{w}x{h}", signature=sig, hash_hex=f"{int(sig.codes[0]):016x}",
-        blur=q.blur, std=q.std, entropy=q.entropy,
+        rel=rel,
+        label=label,
+        subset=subset,
+        width=w,
+        height=h,
+        nbytes=len(data),
+        format=img.info[FORMAT_KEY],
+        digest=pixel_digest(img) + f"-{w}x{h}",
+        signature=sig,
+        hash_hex=f"{int(sig.codes[0]):016x}",
+        blur=q.blur,
+        std=q.std,
+        entropy=q.entropy,
     )

@@ -30,7 +30,9 @@ def register(app: typer.Typer) -> None:
         n_images: int = plain_opt(6, "--images", help="Rows (sample images)."),
         n_variants: int = plain_opt(7, "--variants", help="Augmented copies per row."),
         seed: int = plain_opt(42, "--seed", help="Sample choice and augmentation seed."),
-        config: Path | None = plain_opt(None, "--config", "-c", help="Run config YAML; its train.augment: section is used."),
+        config: Path | None = plain_opt(
+            None, "--config", "-c", help="Run config YAML; its train.augment: section is used."
+        ),
     ) -> None:
         """Write a grid PNG: each row one training image, then augmented copies of it."""
         from imgclf.config import stage_config
@@ -38,12 +40,24 @@ def register(app: typer.Typer) -> None:
         from imgclf.ui import summary
 
         cfg = stage_config(
-            AugmentConfig, "train.augment", config, flip=flip, rotation=rotation, zoom=zoom, translation=translation,
-            contrast=contrast, brightness=brightness, shear=shear, erasing=erasing, fill_mode=fill_mode,
+            AugmentConfig,
+            "train.augment",
+            config,
+            flip=flip,
+            rotation=rotation,
+            zoom=zoom,
+            translation=translation,
+            contrast=contrast,
+            brightness=brightness,
+            shear=shear,
+            erasing=erasing,
+            fill_mode=fill_mode,
         )
         import_tensorflow_quietly()
         from imgclf.data import augment_preview
 
         path = augment_preview(data, cfg, out, n_images=n_images, n_variants=n_variants, seed=seed)
-        on = ", ".join(f"{k}={v}" for k, v in cfg.model_dump().items() if v not in (0, 0.0, "none") and k != "fill_mode")
+        on = ", ".join(
+            f"{k}={v}" for k, v in cfg.model_dump().items() if v not in (0, 0.0, "none") and k != "fill_mode"
+        )
         summary(f"augment-preview: {n_images} images x {n_variants} variants ({on or 'no augmentation'}) -> {path}")

@@ -21,7 +21,9 @@ A = AutoencoderOptions
 @autoencoder_app.command("train")
 def autoencoder_train(
     data_dir: Path = typer.Argument(..., help="Folder of images (labels, if any, are not used)."),
-    out: Path | None = plain_opt(None, "--out", "-o", help="Run folder to write.", default_text="models/autoencoder-<time>"),
+    out: Path | None = plain_opt(
+        None, "--out", "-o", help="Run folder to write.", default_text="models/autoencoder-<time>"
+    ),
     epochs: int | None = opt(A, "epochs", "--epochs", help="Epochs."),
     size: int | None = opt(A, "size", "--size", help="Input side in pixels, a multiple of 4."),
     bottleneck: int | None = opt(A, "bottleneck", "--bottleneck", help="Length of the code vector."),
@@ -37,8 +39,15 @@ def autoencoder_train(
     from imgclf.runtime import import_tensorflow_quietly
 
     opts = stage_config(
-        AutoencoderOptions, "autoencoder", None, epochs=epochs, size=size, bottleneck=bottleneck,
-        batch_size=batch_size, learning_rate=learning_rate, seed=seed,
+        AutoencoderOptions,
+        "autoencoder",
+        None,
+        epochs=epochs,
+        size=size,
+        bottleneck=bottleneck,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        seed=seed,
     )
     import_tensorflow_quietly()
     from imgclf.explore.autoencoder import train_autoencoder
@@ -50,12 +59,16 @@ def autoencoder_train(
 @autoencoder_app.command("reconstruct")
 def autoencoder_reconstruct(
     data_dir: Path = typer.Argument(..., help="Folder of images to reconstruct."),
-    model: Path | None = plain_opt(None, "--model", "-m", help="Autoencoder run folder.", default_text="the newest one under --models-dir"),
+    model: Path | None = plain_opt(
+        None, "--model", "-m", help="Autoencoder run folder.", default_text="the newest one under --models-dir"
+    ),
     out: Path = plain_opt(Path("reconstructions.png"), "--out", "-o", help="PNG grid to write."),
     count: int = plain_opt(16, "--count", "-n", min=1, max=1024, help="Images shown, spread over the folder."),
     columns: int = plain_opt(8, "--columns", min=1, max=64, help="Images per row."),
     cell: int = plain_opt(64, "--cell", min=8, max=512, help="Side of each shown image, in pixels."),
-    models_dir: Path = plain_opt(Path("models"), "--models-dir", help="Where the newest autoencoder run is looked for."),
+    models_dir: Path = plain_opt(
+        Path("models"), "--models-dir", help="Where the newest autoencoder run is looked for."
+    ),
 ) -> None:
     """Write a grid of originals above their reconstructions."""
     from imgclf.runtime import import_tensorflow_quietly
@@ -63,7 +76,9 @@ def autoencoder_reconstruct(
     import_tensorflow_quietly()
     from imgclf.explore.autoencoder import latest_autoencoder_run, reconstruct_folder
 
-    reconstruct_folder(data_dir, model or latest_autoencoder_run(models_dir), out, count=count, columns=columns, cell=cell)
+    reconstruct_folder(
+        data_dir, model or latest_autoencoder_run(models_dir), out, count=count, columns=columns, cell=cell
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -28,7 +28,9 @@ def register(app: typer.Typer) -> None:
         sheet_images: int | None = opt(C, "sheet_images", "--sheet-images", help="Images per contact sheet."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace clusters written earlier in --out."),
         model: str | None = opt(E, "model", "--model", "-m", help="When SOURCE is a folder: " + MODEL_HELP),
-        weights: str | None = opt(E, "weights", "--weights", help="Registry names only: imagenet, none, or a weights file."),
+        weights: str | None = opt(
+            E, "weights", "--weights", help="Registry names only: imagenet, none, or a weights file."
+        ),
         size: int | None = opt(E, "size", "--size", help="Input side in pixels."),
         batch_size: int | None = opt(E, "batch_size", "--batch-size", help="Images per batch."),
         models_dir: Path = plain_opt(Path("models"), "--models-dir", help="Where --model autoencoder looks."),
@@ -38,8 +40,17 @@ def register(app: typer.Typer) -> None:
         from imgclf.explore.cluster import cluster_images
 
         opts = stage_config(
-            ClusterOptions, "cluster", None, k=k, k_min=k_min, k_max=k_max, seed=seed, n_init=n_init,
-            map=map_method, sheet_images=sheet_images, overwrite=overwrite or None,
+            ClusterOptions,
+            "cluster",
+            None,
+            k=k,
+            k_min=k_min,
+            k_max=k_max,
+            seed=seed,
+            n_init=n_init,
+            map=map_method,
+            sheet_images=sheet_images,
+            overwrite=overwrite or None,
         )
         eopts = embed_options(model, weights, size, batch_size)
         cluster_images(source, out, opts, eopts, models_dir=models_dir)

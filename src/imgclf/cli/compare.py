@@ -23,20 +23,33 @@ def print_leaderboard(comp: Any, console: Any = None) -> None:
         comp: `imgclf.compare.Comparison`.
         console: rich Console or None. None = a console on stdout (the command's output).
     """
+    import sys
+
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
     from imgclf.compare import table_columns, table_rows
 
-    import sys
-
     # piped or captured output has no width to respect: keep each row on one line there
     console = console or Console(highlight=False, width=None if sys.stdout.isatty() else 240)
     cols = table_columns(comp)
-    shown = [0, 1, 2, 3, 7, 4, 9, 10, 11, 13, 14]  # #, model, runs, accuracy, F1, loss, ECE, params, train s, ms/img, vs best
+    shown = [
+        0,
+        1,
+        2,
+        3,
+        7,
+        4,
+        9,
+        10,
+        11,
+        13,
+        14,
+    ]  # #, model, runs, accuracy, F1, loss, ECE, params, train s, ms/img, vs best
     table = Table(
-        show_header=True, header_style="bold",
+        show_header=True,
+        header_style="bold",
         title=f"{comp.split} split, {comp.n_images} images: mean (± std over seeds) [{comp.level:.0%} bootstrap CI]",
     )
     for i in shown:
@@ -59,13 +72,25 @@ def register(app: typer.Typer) -> None:
     @app.command("compare")
     def compare(
         runs: list[Path] = typer.Argument(..., help="Evaluated run folders (models/<run>), or folders holding runs."),
-        out: Path | None = plain_opt(None, "--out", "-o", help="Folder for leaderboard.csv / .md / .png, compare.html.", default_text="<parent of the first run>/compare"),
+        out: Path | None = plain_opt(
+            None,
+            "--out",
+            "-o",
+            help="Folder for leaderboard.csv / .md / .png, compare.html.",
+            default_text="<parent of the first run>/compare",
+        ),
         split: str | None = opt(C, "split", "--split", help="Whose metrics are compared: train | val | test."),
-        force: bool | None = opt(C, "force", "--force/--no-force", help="Show runs evaluated on different test splits, with a warning."),
-        resamples: int | None = opt(C, "bootstrap_resamples", "--resamples", help="Percentile-bootstrap resamples of the confidence intervals."),
+        force: bool | None = opt(
+            C, "force", "--force/--no-force", help="Show runs evaluated on different test splits, with a warning."
+        ),
+        resamples: int | None = opt(
+            C, "bootstrap_resamples", "--resamples", help="Percentile-bootstrap resamples of the confidence intervals."
+        ),
         level: float | None = opt(C, "ci_level", "--level", help="Confidence level of the intervals."),
         seed: int | None = opt(C, "bootstrap_seed", "--seed", help="Seed of the bootstrap resampling."),
-        alpha: float | None = opt(C, "alpha", "--alpha", help="Significance level of the McNemar test against the best."),
+        alpha: float | None = opt(
+            C, "alpha", "--alpha", help="Significance level of the McNemar test against the best."
+        ),
         as_json: bool = typer.Option(False, "--json", help="Print compare.json to stdout instead of the table."),
         config: Path | None = plain_opt(None, "--config", help="Run config YAML; its compare: section is used."),
     ) -> None:
@@ -78,8 +103,15 @@ def register(app: typer.Typer) -> None:
         from imgclf.config import stage_config
 
         cfg = stage_config(
-            CompareConfig, "compare", config, split=split, force=force, bootstrap_resamples=resamples,
-            ci_level=level, bootstrap_seed=seed, alpha=alpha,
+            CompareConfig,
+            "compare",
+            config,
+            split=split,
+            force=force,
+            bootstrap_resamples=resamples,
+            ci_level=level,
+            bootstrap_seed=seed,
+            alpha=alpha,
         )
         comp = compare_runs(runs, out, cfg)
         if as_json:

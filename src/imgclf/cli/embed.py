@@ -37,7 +37,9 @@ def register(app: typer.Typer) -> None:
         data_dir: Path = typer.Argument(..., help="Folder of images (flat, or <dir>/<class>/<file> to keep labels)."),
         out: Path = typer.Option(..., "--out", "-o", help="The .npz file to write."),
         model: str | None = opt(E, "model", "--model", "-m", help=MODEL_HELP),
-        weights: str | None = opt(E, "weights", "--weights", help="Registry names only: imagenet, none, or a weights file."),
+        weights: str | None = opt(
+            E, "weights", "--weights", help="Registry names only: imagenet, none, or a weights file."
+        ),
         size: int | None = opt(E, "size", "--size", help="Input side in pixels."),
         batch_size: int | None = opt(E, "batch_size", "--batch-size", help="Images per batch."),
         models_dir: Path = plain_opt(Path("models"), "--models-dir", help="Where --model autoencoder looks."),

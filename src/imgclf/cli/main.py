@@ -57,7 +57,7 @@ def report_error(exc: ImgclfError) -> None:
 class ImgclfGroup(TyperGroup):
     """Root command group that turns `ImgclfError` into a message and exit code 1."""
 
-    def invoke(self, ctx: typer.Context):  # noqa: D401
+    def invoke(self, ctx: typer.Context):
         try:
             return super().invoke(ctx)
         except ImgclfError as exc:

@@ -22,13 +22,21 @@ def register(app: typer.Typer) -> None:
     def predict(
         inputs: list[str] = typer.Argument(..., help="Image files, folders (recursive) or http(s) URLs."),
         model: Path | None = plain_opt(
-            None, "--model", "-m", help="Run folder, .keras, exported .onnx/.tflite or SavedModel.", default_text="the most recent run"
+            None,
+            "--model",
+            "-m",
+            help="Run folder, .keras, exported .onnx/.tflite or SavedModel.",
+            default_text="the most recent run",
         ),
         models_dir: Path = plain_opt(Path("models"), "--models-dir", help="Where runs live (to find the most recent)."),
         top_k: int | None = opt(P, "top_k", "--top-k", "-k", help="Labels per image."),
-        threshold: float | None = opt(P, "threshold", "--threshold", help="Flag predictions whose top probability is below this."),
+        threshold: float | None = opt(
+            P, "threshold", "--threshold", help="Flag predictions whose top probability is below this."
+        ),
         batch_size: int | None = opt(P, "batch_size", "--batch-size", help="Images per model call."),
-        tta: str | None = opt(P, "tta", "--tta", help="Test-time augmentation: none | flip (mean with the mirror image)."),
+        tta: str | None = opt(
+            P, "tta", "--tta", help="Test-time augmentation: none | flip (mean with the mirror image)."
+        ),
         as_json: bool = typer.Option(False, "--json", help="Print the predictions as JSON to stdout."),
         csv_file: Path | None = plain_opt(None, "--csv", help="Write the predictions to this CSV file."),
         config: Path | None = plain_opt(None, "--config", help="Run config YAML; its predict: section is used."),
@@ -49,7 +57,9 @@ def register(app: typer.Typer) -> None:
 
         if as_json and csv_file is not None:
             raise ConfigError("--json and --csv cannot be used together", "choose one output")
-        cfg = stage_config(PredictConfig, "predict", config, top_k=top_k, threshold=threshold, batch_size=batch_size, tta=tta)
+        cfg = stage_config(
+            PredictConfig, "predict", config, top_k=top_k, threshold=threshold, batch_size=batch_size, tta=tta
+        )
         predictor = load_model(model, models_dir)  # imports TensorFlow (quietly) only for Keras / SavedModel
         results = predict_inputs(
             inputs, model=predictor, top_k=cfg.top_k, threshold=cfg.threshold, batch_size=cfg.batch_size, tta=cfg.tta
@@ -63,6 +73,8 @@ def register(app: typer.Typer) -> None:
         else:
             print_predictions(results, top_k=cfg.top_k)
         line = prediction_summary(results, cfg.threshold)
-        summary(f"{line}; model {predictor.source} ({predictor.kind})" + (f" -> {csv_file}" if csv_file is not None else ""))
+        summary(
+            f"{line}; model {predictor.source} ({predictor.kind})" + (f" -> {csv_file}" if csv_file is not None else "")
+        )
         if not any(r.ok for r in results):
             raise typer.Exit(1)

@@ -19,8 +19,15 @@ def register(app: typer.Typer) -> None:
         src: Path = typer.Argument(..., help="Input ImageFolder (usually the clean output)."),
         out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
         size: int | None = opt(P, "size", "--size", help="Output side in pixels."),
-        resize: str | None = opt(P, "resize", "--resize", help="center_crop (shortest side, then the center) | pad (letterbox) | squish."),
-        interpolation: str | None = opt(P, "interpolation", "--interpolation", help="auto (Lanczos down, bicubic up) | lanczos | bicubic | bilinear | nearest."),
+        resize: str | None = opt(
+            P, "resize", "--resize", help="center_crop (shortest side, then the center) | pad (letterbox) | squish."
+        ),
+        interpolation: str | None = opt(
+            P,
+            "interpolation",
+            "--interpolation",
+            help="auto (Lanczos down, bicubic up) | lanczos | bicubic | bilinear | nearest.",
+        ),
         fmt: str | None = opt(P, "format", "--format", help="png | jpeg."),
         quality: int | None = opt(P, "quality", "--quality", help="JPEG quality 1-100."),
         workers: int | None = opt(P, "workers", "--workers", help="Parallel workers."),
@@ -31,7 +38,14 @@ def register(app: typer.Typer) -> None:
         from imgclf.prepare import prepare_folder
 
         cfg = stage_config(
-            PrepareConfig, "prepare", config, size=size, resize=resize, interpolation=interpolation, format=fmt,
-            quality=quality, workers=workers,
+            PrepareConfig,
+            "prepare",
+            config,
+            size=size,
+            resize=resize,
+            interpolation=interpolation,
+            format=fmt,
+            quality=quality,
+            workers=workers,
         )
         prepare_folder(src, out, cfg)

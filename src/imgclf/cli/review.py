@@ -21,13 +21,22 @@ def register(app: typer.Typer) -> None:
     @app.command("review")
     def review(
         data_dir: Path = typer.Argument(
-            ..., help="Folder to review: DIR/<class>/<image> or DIR/{train,val,test}/<class>/<image> (usually clean's output). "
-            "Decisions go to DIR/_reports/decisions.sqlite."
+            ...,
+            help="Folder to review: DIR/<class>/<image> or DIR/{train,val,test}/<class>/<image> (usually clean's output). "
+            "Decisions go to DIR/_reports/decisions.sqlite.",
         ),
-        audit: Path | None = plain_opt(None, "--audit", help="`imgclf audit` output folder: label issues (worst first) and outliers."),
-        run: Path | None = plain_opt(None, "--run", help="An evaluated run folder (metrics.json): its most confidently wrong images."),
+        audit: Path | None = plain_opt(
+            None, "--audit", help="`imgclf audit` output folder: label issues (worst first) and outliers."
+        ),
+        run: Path | None = plain_opt(
+            None, "--run", help="An evaluated run folder (metrics.json): its most confidently wrong images."
+        ),
         port: int = plain_opt(DEFAULT_PORT, "--port", "-p", help="Port to listen on; 0 = any free port."),
-        host: str = plain_opt(DEFAULT_HOST, "--host", help="Address to bind. Anything but loopback puts the page (token-protected) on the network."),
+        host: str = plain_opt(
+            DEFAULT_HOST,
+            "--host",
+            help="Address to bind. Anything but loopback puts the page (token-protected) on the network.",
+        ),
         no_browser: bool = plain_opt(False, "--no-browser", help="Do not open a browser; just print the URL."),
     ) -> None:
         """Open a local page to review a dataset: keys j/k move, x rejects, 1-9 relabel, u undoes.
@@ -44,4 +53,6 @@ def register(app: typer.Typer) -> None:
             sys.stdout.write(f"review: {url}\n")
             sys.stdout.flush()
 
-        serve_review(data_dir, audit=audit, run=run, host=host, port=port, open_browser=not no_browser, on_ready=announce)
+        serve_review(
+            data_dir, audit=audit, run=run, host=host, port=port, open_browser=not no_browser, on_ready=announce
+        )

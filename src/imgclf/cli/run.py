@@ -18,16 +18,30 @@ def register(app: typer.Typer) -> None:
         set_: list[str] = typer.Option(
             [], "--set", "-s", help="Override any key: --set train.epochs=3 (repeatable; value parsed as YAML)."
         ),
-        stages: str | None = plain_opt(None, "--stages", help="Comma-separated subset, e.g. train,evaluate,predict.", default_text="the config's stages"),
+        stages: str | None = plain_opt(
+            None,
+            "--stages",
+            help="Comma-separated subset, e.g. train,evaluate,predict.",
+            default_text="the config's stages",
+        ),
         model: str | None = plain_opt(None, "--model", help="Override train.model.", default_text="the config's"),
         models: str | None = plain_opt(
-            None, "--models", help="Several models, comma-separated (e.g. mlp,cnn): each trained and evaluated, then compared; overrides train.models.",
+            None,
+            "--models",
+            help="Several models, comma-separated (e.g. mlp,cnn): each trained and evaluated, then compared; overrides train.models.",
             default_text="the config's train.models",
         ),
-        repeats: int | None = plain_opt(None, "--repeats", help="Seeds per model (train.seed, +1, ...; split fixed); results as mean ± std.", default_text="the config's train.repeats"),
+        repeats: int | None = plain_opt(
+            None,
+            "--repeats",
+            help="Seeds per model (train.seed, +1, ...; split fixed); results as mean ± std.",
+            default_text="the config's train.repeats",
+        ),
         epochs: int | None = plain_opt(None, "--epochs", help="Override train.epochs.", default_text="the config's"),
         data_dir: Path | None = plain_opt(None, "--data-dir", help="Override data_dir.", default_text="the config's"),
-        models_dir: Path | None = plain_opt(None, "--models-dir", help="Override models_dir.", default_text="the config's"),
+        models_dir: Path | None = plain_opt(
+            None, "--models-dir", help="Override models_dir.", default_text="the config's"
+        ),
         seed: int | None = plain_opt(None, "--seed", help="Override the top-level seed.", default_text="the config's"),
     ) -> None:
         """Run every stage of CONFIG in order: source -> clean -> prepare -> split -> train -> evaluate -> predict.
@@ -36,11 +50,12 @@ def register(app: typer.Typer) -> None:
         """
         from imgclf.cli.render import print_predictions
         from imgclf.config import drop_none, load_run_config, parse_override
-
         from imgclf.errors import ConfigError
 
         overrides = [parse_override(item) for item in set_]
-        top = drop_none({"data_dir": data_dir and str(data_dir), "models_dir": models_dir and str(models_dir), "seed": seed})
+        top = drop_none(
+            {"data_dir": data_dir and str(data_dir), "models_dir": models_dir and str(models_dir), "seed": seed}
+        )
         if model is not None and models is not None:
             raise ConfigError("give --model or --models, not both")
         names = [m.strip() for m in models.split(",") if m.strip()] if models is not None else None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -33,35 +32,72 @@ def reddit_cmd(
     subreddits: list[str] = typer.Argument(..., help="Subreddit names, e.g. carporn or r/carporn."),
     label: str = plain_opt(..., "--label", "-l", help="Class folder the images go to, e.g. car."),
     out: Path = plain_opt(Path("data/raw"), "--out", "-o", help=_OUT_HELP),
-    limit: Optional[int] = opt(RedditSource, "limit", "--limit", "-n",
-                               help="Unique posts per subreddit, over all its listings (one listing gives at most ~1000)."),
-    sort: Optional[str] = opt(RedditSource, "sort", "--sort",
-                              help="Listings to walk: top, new, hot, rising, a comma list (top,new) or all "
-                                   "(every order and, by default, top for all,year,month,week,day)."),
-    time_filter: Optional[str] = opt(RedditSource, "time_filter", "--time-filter",
-                                     help="Periods for top and --search: hour, day, week, month, year, all, or a comma list."),
-    search: Optional[list[str]] = opt(RedditSource, "search", "--search", metavar="QUERY",
-                                      help="Also walk the subreddit's search results for QUERY (repeat for more queries), "
-                                           "one listing per --time-filter value."),
-    new_only: Optional[bool] = opt(RedditSource, "new_only", "--new-only/--no-new-only",
-                                   help="Walk only the new listing and stop at the first post an earlier run recorded "
-                                        "(fetches what was posted since)."),
-    nsfw: Optional[bool] = opt(RedditSource, "nsfw", "--nsfw/--no-nsfw", help="Keep posts marked NSFW."),
-    praw_site: Optional[str] = opt(RedditSource, "praw_site", "--praw-site", help="praw.ini section with the credentials."),
-    workers: Optional[int] = opt(ScrapeConfig, "workers", "--workers", "-w", help="Concurrent downloads."),
-    max_bytes: Optional[int] = opt(ScrapeConfig, "max_bytes", "--max-bytes", help="Hard cap per download, in bytes."),
-    retries: Optional[int] = opt(ScrapeConfig, "retries", "--retries",
-                                 help="Extra tries after a timeout, connection error, 429 or 5xx (downloads, and "
-                                      "prawcore's for Reddit's API)."),
-    connect_timeout: Optional[float] = opt(ScrapeConfig, "connect_timeout", "--connect-timeout",
-                                           help="Seconds to establish a connection."),
-    read_timeout: Optional[float] = opt(ScrapeConfig, "read_timeout", "--read-timeout",
-                                        help="Seconds to wait for each piece of an answer."),
-    url_budget: Optional[float] = opt(ScrapeConfig, "url_budget", "--url-budget",
-                                      help="Seconds one image URL may take in all: every try, redirect and wait."),
-    respect_noai: Optional[bool] = opt(ScrapeConfig, "respect_noai", "--respect-noai/--ignore-noai",
-                                       help="Skip images whose server sends X-Robots-Tag noai or noimageai (the site "
-                                            "asks that they not be used for AI training); --ignore-noai takes them anyway."),
+    limit: int | None = opt(
+        RedditSource,
+        "limit",
+        "--limit",
+        "-n",
+        help="Unique posts per subreddit, over all its listings (one listing gives at most ~1000).",
+    ),
+    sort: str | None = opt(
+        RedditSource,
+        "sort",
+        "--sort",
+        help="Listings to walk: top, new, hot, rising, a comma list (top,new) or all "
+        "(every order and, by default, top for all,year,month,week,day).",
+    ),
+    time_filter: str | None = opt(
+        RedditSource,
+        "time_filter",
+        "--time-filter",
+        help="Periods for top and --search: hour, day, week, month, year, all, or a comma list.",
+    ),
+    search: list[str] | None = opt(
+        RedditSource,
+        "search",
+        "--search",
+        metavar="QUERY",
+        help="Also walk the subreddit's search results for QUERY (repeat for more queries), "
+        "one listing per --time-filter value.",
+    ),
+    new_only: bool | None = opt(
+        RedditSource,
+        "new_only",
+        "--new-only/--no-new-only",
+        help="Walk only the new listing and stop at the first post an earlier run recorded "
+        "(fetches what was posted since).",
+    ),
+    nsfw: bool | None = opt(RedditSource, "nsfw", "--nsfw/--no-nsfw", help="Keep posts marked NSFW."),
+    praw_site: str | None = opt(
+        RedditSource, "praw_site", "--praw-site", help="praw.ini section with the credentials."
+    ),
+    workers: int | None = opt(ScrapeConfig, "workers", "--workers", "-w", help="Concurrent downloads."),
+    max_bytes: int | None = opt(ScrapeConfig, "max_bytes", "--max-bytes", help="Hard cap per download, in bytes."),
+    retries: int | None = opt(
+        ScrapeConfig,
+        "retries",
+        "--retries",
+        help="Extra tries after a timeout, connection error, 429 or 5xx (downloads, and prawcore's for Reddit's API).",
+    ),
+    connect_timeout: float | None = opt(
+        ScrapeConfig, "connect_timeout", "--connect-timeout", help="Seconds to establish a connection."
+    ),
+    read_timeout: float | None = opt(
+        ScrapeConfig, "read_timeout", "--read-timeout", help="Seconds to wait for each piece of an answer."
+    ),
+    url_budget: float | None = opt(
+        ScrapeConfig,
+        "url_budget",
+        "--url-budget",
+        help="Seconds one image URL may take in all: every try, redirect and wait.",
+    ),
+    respect_noai: bool | None = opt(
+        ScrapeConfig,
+        "respect_noai",
+        "--respect-noai/--ignore-noai",
+        help="Skip images whose server sends X-Robots-Tag noai or noimageai (the site "
+        "asks that they not be used for AI training); --ignore-noai takes them anyway.",
+    ),
 ) -> None:
     """Download the images of subreddit posts (links, galleries, previews, crossposts) with praw.
 
@@ -74,42 +110,73 @@ def reddit_cmd(
     from imgclf.scrape.reddit import scrape_reddit
 
     source = stage_config(
-        RedditSource, "source.reddit", None, subreddits=subreddits, label=label, limit=limit, sort=sort,
-        time_filter=time_filter, search=search or None, new_only=new_only, nsfw=nsfw, praw_site=praw_site,
+        RedditSource,
+        "source.reddit",
+        None,
+        subreddits=subreddits,
+        label=label,
+        limit=limit,
+        sort=sort,
+        time_filter=time_filter,
+        search=search or None,
+        new_only=new_only,
+        nsfw=nsfw,
+        praw_site=praw_site,
     )
-    cfg = _scrape_cfg(workers=workers, max_bytes=max_bytes, retries=retries, connect_timeout=connect_timeout,
-                      read_timeout=read_timeout, url_budget=url_budget, respect_noai=respect_noai)
+    cfg = _scrape_cfg(
+        workers=workers,
+        max_bytes=max_bytes,
+        retries=retries,
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        url_budget=url_budget,
+        respect_noai=respect_noai,
+    )
     scrape_reddit(source, out, cfg)
 
 
 @scrape_app.command("web")
 def web_cmd(
-    urls: Optional[list[str]] = typer.Argument(None, help="Page or image URLs."),
+    urls: list[str] | None = typer.Argument(None, help="Page or image URLs."),
     label: str = plain_opt(..., "--label", "-l", help="Class folder the images go to, e.g. car."),
     out: Path = plain_opt(Path("data/raw"), "--out", "-o", help=_OUT_HELP),
-    urls_file: Optional[Path] = opt(WebSource, "urls_file", "--urls-file",
-                                    help="Text file with one page or image URL per line."),
-    depth: Optional[int] = opt(WebSource, "depth", "--depth", "-d", help="Link levels followed on the same site."),
-    limit: Optional[int] = opt(WebSource, "limit", "--limit", "-n", help="Image URLs attempted at most (earlier runs count)."),
-    max_pages: Optional[int] = opt(WebSource, "max_pages", "--max-pages", help="Pages fetched at most."),
-    delay: Optional[float] = opt(ScrapeConfig, "delay", "--delay", help="Seconds between requests to one host."),
-    user_agent: Optional[str] = opt(ScrapeConfig, "user_agent", "--user-agent",
-                                    help="User-Agent sent; its first word is matched in robots.txt."),
-    workers: Optional[int] = opt(ScrapeConfig, "workers", "--workers", "-w", help="Concurrent downloads."),
-    max_bytes: Optional[int] = opt(ScrapeConfig, "max_bytes", "--max-bytes", help="Hard cap per download, in bytes."),
-    retries: Optional[int] = opt(ScrapeConfig, "retries", "--retries",
-                                 help="Extra tries after a timeout, connection error, 429 or 5xx."),
-    connect_timeout: Optional[float] = opt(ScrapeConfig, "connect_timeout", "--connect-timeout",
-                                           help="Seconds to establish a connection."),
-    read_timeout: Optional[float] = opt(ScrapeConfig, "read_timeout", "--read-timeout",
-                                        help="Seconds to wait for each piece of an answer."),
-    url_budget: Optional[float] = opt(ScrapeConfig, "url_budget", "--url-budget",
-                                      help="Seconds one URL (page, image, robots.txt) may take in all: every try, "
-                                           "redirect and wait."),
-    respect_noai: Optional[bool] = opt(ScrapeConfig, "respect_noai", "--respect-noai/--ignore-noai",
-                                       help="Skip images the site marks noai or noimageai (X-Robots-Tag, or "
-                                            "<meta name=robots> on the page): it asks that they not be used for AI "
-                                            "training; --ignore-noai takes them anyway."),
+    urls_file: Path | None = opt(
+        WebSource, "urls_file", "--urls-file", help="Text file with one page or image URL per line."
+    ),
+    depth: int | None = opt(WebSource, "depth", "--depth", "-d", help="Link levels followed on the same site."),
+    limit: int | None = opt(
+        WebSource, "limit", "--limit", "-n", help="Image URLs attempted at most (earlier runs count)."
+    ),
+    max_pages: int | None = opt(WebSource, "max_pages", "--max-pages", help="Pages fetched at most."),
+    delay: float | None = opt(ScrapeConfig, "delay", "--delay", help="Seconds between requests to one host."),
+    user_agent: str | None = opt(
+        ScrapeConfig, "user_agent", "--user-agent", help="User-Agent sent; its first word is matched in robots.txt."
+    ),
+    workers: int | None = opt(ScrapeConfig, "workers", "--workers", "-w", help="Concurrent downloads."),
+    max_bytes: int | None = opt(ScrapeConfig, "max_bytes", "--max-bytes", help="Hard cap per download, in bytes."),
+    retries: int | None = opt(
+        ScrapeConfig, "retries", "--retries", help="Extra tries after a timeout, connection error, 429 or 5xx."
+    ),
+    connect_timeout: float | None = opt(
+        ScrapeConfig, "connect_timeout", "--connect-timeout", help="Seconds to establish a connection."
+    ),
+    read_timeout: float | None = opt(
+        ScrapeConfig, "read_timeout", "--read-timeout", help="Seconds to wait for each piece of an answer."
+    ),
+    url_budget: float | None = opt(
+        ScrapeConfig,
+        "url_budget",
+        "--url-budget",
+        help="Seconds one URL (page, image, robots.txt) may take in all: every try, redirect and wait.",
+    ),
+    respect_noai: bool | None = opt(
+        ScrapeConfig,
+        "respect_noai",
+        "--respect-noai/--ignore-noai",
+        help="Skip images the site marks noai or noimageai (X-Robots-Tag, or "
+        "<meta name=robots> on the page): it asks that they not be used for AI "
+        "training; --ignore-noai takes them anyway.",
+    ),
 ) -> None:
     """Download the images of web pages (img, srcset, data-src, links to images, og:image).
 
@@ -123,12 +190,27 @@ def web_cmd(
     from imgclf.scrape.web import scrape_web
 
     source = stage_config(
-        WebSource, "source.web", None, urls=urls or None, urls_file=urls_file, label=label, depth=depth,
-        limit=limit, max_pages=max_pages,
+        WebSource,
+        "source.web",
+        None,
+        urls=urls or None,
+        urls_file=urls_file,
+        label=label,
+        depth=depth,
+        limit=limit,
+        max_pages=max_pages,
     )
-    cfg = _scrape_cfg(workers=workers, max_bytes=max_bytes, retries=retries, connect_timeout=connect_timeout,
-                      read_timeout=read_timeout, delay=delay, user_agent=user_agent, url_budget=url_budget,
-                      respect_noai=respect_noai)
+    cfg = _scrape_cfg(
+        workers=workers,
+        max_bytes=max_bytes,
+        retries=retries,
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        delay=delay,
+        user_agent=user_agent,
+        url_budget=url_budget,
+        respect_noai=respect_noai,
+    )
     scrape_web(source, out, cfg)
 
 

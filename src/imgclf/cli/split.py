@@ -32,13 +32,28 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", "-o", help="Output folder: train/ val/ test/ _reports/."),
         ratios: str | None = opt(S, "ratios", "--ratios", help="train,val,test fractions."),
         seed: int | None = opt(S, "seed", "--seed", help="Random seed; same seed = same split."),
-        keep_test: bool | None = opt(S, "keep_test", "--keep-test/--no-keep-test", help="Keep SRC/test/ as the test split."),
-        check_leaks: bool | None = opt(S, "check_leaks", "--check-leaks/--no-check-leaks", help="Fail on near duplicates across splits."),
-        link: str | None = opt(S, "link", "--link", help="hardlink | copy (a hard link falls back to a copy where impossible)."),
-        radius: int | None = opt(S, "radius", "--radius", help="Candidate radius in bits of each 64-bit perceptual hash (0-32)."),
-        max_residual: float | None = opt(S, "max_residual", "--max-residual", help="Largest residual, in grey levels, of a verified near duplicate."),
+        keep_test: bool | None = opt(
+            S, "keep_test", "--keep-test/--no-keep-test", help="Keep SRC/test/ as the test split."
+        ),
+        check_leaks: bool | None = opt(
+            S, "check_leaks", "--check-leaks/--no-check-leaks", help="Fail on near duplicates across splits."
+        ),
+        link: str | None = opt(
+            S, "link", "--link", help="hardlink | copy (a hard link falls back to a copy where impossible)."
+        ),
+        radius: int | None = opt(
+            S, "radius", "--radius", help="Candidate radius in bits of each 64-bit perceptual hash (0-32)."
+        ),
+        max_residual: float | None = opt(
+            S, "max_residual", "--max-residual", help="Largest residual, in grey levels, of a verified near duplicate."
+        ),
         flips: bool | None = opt(S, "flips", "--flips/--no-flips", help="Mirrored copies join duplicate groups."),
-        provenance: bool | None = opt(S, "provenance", "--provenance/--no-provenance", help="Keep each scrape provenance group (post, gallery, crosspost, URL) in one split."),
+        provenance: bool | None = opt(
+            S,
+            "provenance",
+            "--provenance/--no-provenance",
+            help="Keep each scrape provenance group (post, gallery, crosspost, URL) in one split.",
+        ),
         config: Path | None = plain_opt(None, "--config", help="Run config YAML; its split: section is used."),
     ) -> None:
         """Split SRC into OUT/train, OUT/val, OUT/test, stratified by class; duplicate and provenance groups stay together."""
@@ -46,8 +61,17 @@ def register(app: typer.Typer) -> None:
         from imgclf.split import split_folder
 
         cfg = stage_config(
-            SplitConfig, "split", config, ratios=_ratios(ratios), seed=seed, keep_test=keep_test,
-            check_leaks=check_leaks, link=link, radius=radius, max_residual=max_residual, flips=flips,
+            SplitConfig,
+            "split",
+            config,
+            ratios=_ratios(ratios),
+            seed=seed,
+            keep_test=keep_test,
+            check_leaks=check_leaks,
+            link=link,
+            radius=radius,
+            max_residual=max_residual,
+            flips=flips,
             provenance=provenance,
         )
         split_folder(src, out, cfg)

@@ -31,29 +31,68 @@ def register(app: typer.Typer) -> None:
 
     @app.command("train")
     def train_cmd(
-        data: Path = plain_opt(Path("data/split"), "--data", "-d", help="Split folder holding train/ and val/ (from `imgclf split`)."),
+        data: Path = plain_opt(
+            Path("data/split"), "--data", "-d", help="Split folder holding train/ and val/ (from `imgclf split`)."
+        ),
         model: str | None = opt(T, "model", "--model", "-m", help="Registry name, see `imgclf models`."),
         weights: str | None = opt(T, "weights", "--weights", help="none | imagenet | PATH to a weights file."),
         epochs: int | None = opt(T, "epochs", "--epochs", "-e", help="Epochs (phase 1 for pretrained models)."),
         batch_size: int | None = opt(T, "batch_size", "--batch-size", "-b", help="Global batch size."),
         learning_rate: float | None = opt(T, "learning_rate", "--learning-rate", "--lr", help="Peak learning rate."),
         optimizer: str | None = opt(T, "optimizer", "--optimizer", help="adam | adamw | sgd."),
-        schedule: str | None = opt(T, "schedule", "--schedule", help="plateau (ReduceLROnPlateau) | cosine (warmup + cosine decay)."),
-        dropout: float | None = opt(T, "dropout", "--dropout", help="Dropout before the classifier; none = the model's own."),
-        label_smoothing: float | None = opt(T, "label_smoothing", "--label-smoothing", help="Label smoothing in [0, 1)."),
-        class_weights: bool | None = opt(T, "class_weights", "--class-weights/--no-class-weights", help="Balanced class weights."),
-        image_size: int | None = opt(T, "image_size", "--image-size", help="Input side in pixels; other sizes are resized."),
-        resize: str | None = opt(T, "resize", "--resize", help="center_crop | pad | squish: how images of another size become input."),
-        fine_tune_layers: str | None = opt(T, "fine_tune_layers", "--fine-tune-layers", help="Pretrained: top backbone layers unfrozen in phase 2, or 'all'."),
-        fine_tune_epochs: int | None = opt(T, "fine_tune_epochs", "--fine-tune-epochs", help="Pretrained: phase-2 epochs, 0 = as many as --epochs."),
+        schedule: str | None = opt(
+            T, "schedule", "--schedule", help="plateau (ReduceLROnPlateau) | cosine (warmup + cosine decay)."
+        ),
+        dropout: float | None = opt(
+            T, "dropout", "--dropout", help="Dropout before the classifier; none = the model's own."
+        ),
+        label_smoothing: float | None = opt(
+            T, "label_smoothing", "--label-smoothing", help="Label smoothing in [0, 1)."
+        ),
+        class_weights: bool | None = opt(
+            T, "class_weights", "--class-weights/--no-class-weights", help="Balanced class weights."
+        ),
+        image_size: int | None = opt(
+            T, "image_size", "--image-size", help="Input side in pixels; other sizes are resized."
+        ),
+        resize: str | None = opt(
+            T, "resize", "--resize", help="center_crop | pad | squish: how images of another size become input."
+        ),
+        fine_tune_layers: str | None = opt(
+            T,
+            "fine_tune_layers",
+            "--fine-tune-layers",
+            help="Pretrained: top backbone layers unfrozen in phase 2, or 'all'.",
+        ),
+        fine_tune_epochs: int | None = opt(
+            T, "fine_tune_epochs", "--fine-tune-epochs", help="Pretrained: phase-2 epochs, 0 = as many as --epochs."
+        ),
         seed: int | None = opt(T, "seed", "--seed", help="Seed for Python, NumPy and TensorFlow."),
-        deterministic: bool | None = opt(T, "deterministic", "--deterministic/--no-deterministic", help="TensorFlow op determinism (slower)."),
-        mixed_precision: bool | None = opt(T, "mixed_precision", "--mixed-precision/--no-mixed-precision", help="float16 (GPU) / bfloat16 (CPU) compute."),
+        deterministic: bool | None = opt(
+            T, "deterministic", "--deterministic/--no-deterministic", help="TensorFlow op determinism (slower)."
+        ),
+        mixed_precision: bool | None = opt(
+            T,
+            "mixed_precision",
+            "--mixed-precision/--no-mixed-precision",
+            help="float16 (GPU) / bfloat16 (CPU) compute.",
+        ),
         jit: bool | None = opt(T, "jit", "--jit/--no-jit", help="XLA-compile the train step."),
-        strategy: str | None = opt(T, "strategy", "--strategy", help="default | mirrored | multiworker (tf.distribute)."),
-        cache: bool | None = opt(T, "cache", "--cache/--no-cache", help="Cache decoded images in memory; none = when they fit."),
-        run_name: str | None = opt(T, "run_name", "--run-name", help="Run folder name under --models-dir; none = <model>-<time>."),
-        run_dir: Path | None = plain_opt(None, "--run-dir", help="Run folder; an existing one is resumed / continued.", default_text="models-dir/run-name"),
+        strategy: str | None = opt(
+            T, "strategy", "--strategy", help="default | mirrored | multiworker (tf.distribute)."
+        ),
+        cache: bool | None = opt(
+            T, "cache", "--cache/--no-cache", help="Cache decoded images in memory; none = when they fit."
+        ),
+        run_name: str | None = opt(
+            T, "run_name", "--run-name", help="Run folder name under --models-dir; none = <model>-<time>."
+        ),
+        run_dir: Path | None = plain_opt(
+            None,
+            "--run-dir",
+            help="Run folder; an existing one is resumed / continued.",
+            default_text="models-dir/run-name",
+        ),
         models_dir: Path = plain_opt(Path("models"), "--models-dir", help="Parent of new run folders."),
         config: Path | None = plain_opt(None, "--config", "-c", help="Run config YAML; its train: section is used."),
     ) -> None:
@@ -67,12 +106,29 @@ def register(app: typer.Typer) -> None:
         from imgclf.train import train
 
         cfg = stage_config(
-            TrainConfig, "train", config,
-            model=model, weights=weights, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-            optimizer=optimizer, schedule=schedule, dropout=dropout, label_smoothing=label_smoothing,
-            class_weights=class_weights, image_size=image_size, resize=resize,
-            fine_tune_layers=_parse_fine_tune_layers(fine_tune_layers), fine_tune_epochs=fine_tune_epochs, seed=seed,
-            deterministic=deterministic, mixed_precision=mixed_precision, jit=jit, strategy=strategy, cache=cache,
+            TrainConfig,
+            "train",
+            config,
+            model=model,
+            weights=weights,
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            optimizer=optimizer,
+            schedule=schedule,
+            dropout=dropout,
+            label_smoothing=label_smoothing,
+            class_weights=class_weights,
+            image_size=image_size,
+            resize=resize,
+            fine_tune_layers=_parse_fine_tune_layers(fine_tune_layers),
+            fine_tune_epochs=fine_tune_epochs,
+            seed=seed,
+            deterministic=deterministic,
+            mixed_precision=mixed_precision,
+            jit=jit,
+            strategy=strategy,
+            cache=cache,
             run_name=run_name,
         )
         if cfg.models or cfg.repeats > 1:

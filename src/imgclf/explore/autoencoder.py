@@ -40,9 +40,13 @@ from imgclf.explore.loading import Reject, load_all, reasons, scan_folder
 from imgclf.explore.options import AutoencoderOptions
 from imgclf.fsutil import tmp_path_for
 from imgclf.inputs import InputSpec
-from imgclf.rundir import (
+from imgclf.records.run import (
     AUTOENCODER_INFO as INFO_FILE,
+)
+from imgclf.records.run import (
     AUTOENCODER_MODEL as MODEL_FILE,
+)
+from imgclf.records.run import (
     AutoencoderInfo,
     is_autoencoder_run,
     load_autoencoder_info,
@@ -126,7 +130,7 @@ def load_autoencoder(run_dir: str | os.PathLike) -> tuple[Any, AutoencoderInfo]:
         run_dir: path. A folder written by `train_autoencoder`.
 
     Returns:
-        tuple `(model, info)`: the keras.Model and its `AutoencoderInfo` (`imgclf.rundir`).
+        tuple `(model, info)`: the keras.Model and its `AutoencoderInfo` (`imgclf.records.run`).
 
     Raises:
         ModelError: if the folder, its json or its model file is missing or unreadable.
@@ -230,7 +234,7 @@ def train_autoencoder(
     tmp = tmp_path_for(run_dir / MODEL_FILE)
     model.save(tmp)
     os.replace(tmp, run_dir / MODEL_FILE)
-    from imgclf.rundir import library_versions
+    from imgclf.records.run import library_versions
 
     loss = float(hist.history["loss"][-1])
     val_loss = float(hist.history["val_loss"][-1]) if n_val else None
@@ -305,7 +309,9 @@ def reconstruct_folder(
     files, _ = scan_folder(data_dir)
     count = max(1, count)
     pick = sorted(set(np.linspace(0, len(files) - 1, num=min(count, len(files))).round().astype(int).tolist()))
-    x, _, rejects = load_all([files[i] for i in pick], info.input_spec, root=data_dir, description="reconstruct: loading")
+    x, _, rejects = load_all(
+        [files[i] for i in pick], info.input_spec, root=data_dir, description="reconstruct: loading"
+    )
     if len(x) == 0:
         raise DataError(f"no readable image among the {len(pick)} files picked in {data_dir}", "check the folder")
     recon = np.asarray(model.predict(x, batch_size=64, verbose=0), dtype=np.float32)

@@ -68,7 +68,9 @@ def purity_score(labels_true: Any, labels_pred: Any) -> float:
     from sklearn.metrics.cluster import contingency_matrix
 
     if len(labels_true) != len(labels_pred) or len(labels_true) == 0:
-        raise ValueError(f"need two non-empty label arrays of equal length, got {len(labels_true)} and {len(labels_pred)}")
+        raise ValueError(
+            f"need two non-empty label arrays of equal length, got {len(labels_true)} and {len(labels_pred)}"
+        )
     cm = contingency_matrix(labels_true, labels_pred)
     return float(cm.max(axis=0).sum() / cm.sum())
 
@@ -257,9 +259,7 @@ def _prepare_out(out: Path, overwrite: bool, root: Path | None) -> None:
             p.unlink()
 
 
-def _load_source(
-    source: Path, embed_options: EmbedOptions | None, models_dir: str | os.PathLike
-) -> Embeddings:
+def _load_source(source: Path, embed_options: EmbedOptions | None, models_dir: str | os.PathLike) -> Embeddings:
     if source.is_file() and source.suffix == ".npz":
         if embed_options is not None and embed_options.model != "raw":
             warn(f"--model is ignored: {source} already holds embeddings ({Embeddings.load(source).model})")
@@ -346,7 +346,9 @@ def cluster_images(
                     top = max(sorted(set(labs)), key=labs.count)
                     title += f", {labs.count(top) / len(labs):.0%} labelled {top}"
                 report.sheets.append(
-                    contact_sheet([root / emb.paths[i] for i in members], out / f"cluster_{c}.png", thumb=opts.thumb, title=title)
+                    contact_sheet(
+                        [root / emb.paths[i] for i in members], out / f"cluster_{c}.png", thumb=opts.thumb, title=title
+                    )
                 )
                 advance()
     else:
@@ -358,7 +360,9 @@ def cluster_images(
     centers2d = np.stack([pts[res.assignments == c].mean(axis=0) for c in range(res.k)])
     scores = f", purity {res.purity:.3f}, ARI {res.ari:.3f}" if res.purity is not None else ""
     title = f"{len(emb.paths)} images, k={res.k} ({emb.model}){scores}"
-    report.map_png = scatter_map(pts, res.assignments, out / f"map_{opts.map}.png", title=title, method=opts.map, centers=centers2d)
+    report.map_png = scatter_map(
+        pts, res.assignments, out / f"map_{opts.map}.png", title=title, method=opts.map, centers=centers2d
+    )
 
     atomic_write_json(
         out / "clusters.json",

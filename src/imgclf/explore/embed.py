@@ -127,7 +127,8 @@ class Embeddings:
             raise
         except (OSError, ValueError, KeyError, TypeError, AttributeError, zipfile.BadZipFile) as exc:
             raise DataError(
-                f"{path} is not a readable embeddings .npz file ({exc})", "write one with `imgclf embed DIR --out FILE.npz`"
+                f"{path} is not a readable embeddings .npz file ({exc})",
+                "write one with `imgclf embed DIR --out FILE.npz`",
             ) from None
         if emb.ndim != 2 or len(emb) != len(paths) or (labels is not None and len(labels) != len(paths)):
             raise DataError(f"{path}: embeddings {emb.shape}, {len(paths)} paths and labels do not match")
@@ -216,7 +217,9 @@ def resolve_encoder(
     """
     from imgclf.errors import ConfigError
 
-    if weights is not None and (spec in ("raw", "autoencoder") or spec.startswith("autoencoder:") or Path(spec).exists()):
+    if weights is not None and (
+        spec in ("raw", "autoencoder") or spec.startswith("autoencoder:") or Path(spec).exists()
+    ):
         raise ConfigError(f"--weights applies to registry model names only, not to --model {spec}")
     if spec == "raw":
         side = size or (probe_size(files) if files else 32)
@@ -240,7 +243,7 @@ def resolve_encoder(
 
     path = Path(spec)
     if path.is_dir():
-        from imgclf.rundir import BEST_MODEL, load_run_info
+        from imgclf.records.run import BEST_MODEL, load_run_info
 
         info = load_run_info(path)
         if not (path / BEST_MODEL).is_file():

@@ -166,7 +166,9 @@ def scatter_map(
         size = max(2.0, min(30.0, 3000.0 / max(1, len(points))))
         for c in range(k):
             m = clusters == c
-            ax.scatter(points[m, 0], points[m, 1], s=size, color=cmap(c), label=f"cluster {c} ({int(m.sum())})", alpha=0.7)
+            ax.scatter(
+                points[m, 0], points[m, 1], s=size, color=cmap(c), label=f"cluster {c} ({int(m.sum())})", alpha=0.7
+            )
         if centers is not None:
             for c, (cx, cy) in enumerate(centers):
                 ax.scatter([cx], [cy], marker="X", s=120, color=cmap(c), edgecolors="black", linewidths=1)

@@ -50,9 +50,7 @@ def densenet201(input_shape, num_classes, dropout=0.3, weights=None):
         app=keras.applications.DenseNet201,
         preprocess=[
             layers.Rescaling(1.0 / 255, name="rescale"),
-            layers.Normalization(
-                mean=list(IMAGENET_MEAN), variance=[s**2 for s in IMAGENET_STD], name="normalize"
-            ),
+            layers.Normalization(mean=list(IMAGENET_MEAN), variance=[s**2 for s in IMAGENET_STD], name="normalize"),
         ],
         input_shape=input_shape,
         num_classes=num_classes,

@@ -223,4 +223,6 @@ def create_model(
     try:
         return spec.builder(input_shape, num_classes, weights=w, **kwargs)
     except ValueError as exc:  # a builder's own range checks (dropout, width, depth...)
-        raise ModelError(f"model {spec.name!r}: {exc}", "see `imgclf models` and docs/models.md for its options") from exc
+        raise ModelError(
+            f"model {spec.name!r}: {exc}", "see `imgclf models` and docs/models.md for its options"
+        ) from exc

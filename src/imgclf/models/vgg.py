@@ -51,7 +51,9 @@ def vgg(input_shape, num_classes, dropout=0.4, weights=None, width=32, blocks=4,
             f"blocks={blocks}, convs_per_block={convs_per_block}, width={width}, fc_units={fc_units}"
         )
     if min(input_shape[:2]) < 2 ** (blocks - 1):
-        raise ValueError(f"input_shape={tuple(input_shape)} is too small for blocks={blocks} (needs >= {2 ** (blocks - 1)})")
+        raise ValueError(
+            f"input_shape={tuple(input_shape)} is too small for blocks={blocks} (needs >= {2 ** (blocks - 1)})"
+        )
     inputs = keras.Input(shape=input_shape, name="image")
     x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
     for b in range(blocks):

@@ -121,9 +121,14 @@ class Guard:
         headers = Headers(scope=scope)
         host = headers.get("host", "").strip().lower()
         if host not in self.hosts:
-            await self._refuse(403, "forbidden: the Host header names an address this review server does not "
-                               "serve (DNS rebinding protection); open the URL `imgclf review` printed",
-                               scope, receive, send)
+            await self._refuse(
+                403,
+                "forbidden: the Host header names an address this review server does not "
+                "serve (DNS rebinding protection); open the URL `imgclf review` printed",
+                scope,
+                receive,
+                send,
+            )
             return
         method = scope["method"]
         query = QueryParams(scope.get("query_string", b"").decode("latin-1"))
@@ -134,8 +139,14 @@ class Guard:
             url_token = query.get("token")
             given = url_token or header_token or Request(scope).cookies.get(self.cookie)
             if not self._ok(given):
-                await self._refuse(403, "forbidden: missing or wrong token; open the URL `imgclf review` printed "
-                                   "(http://127.0.0.1:PORT/?token=...)", scope, receive, send)
+                await self._refuse(
+                    403,
+                    "forbidden: missing or wrong token; open the URL `imgclf review` printed "
+                    "(http://127.0.0.1:PORT/?token=...)",
+                    scope,
+                    receive,
+                    send,
+                )
                 return
             if url_token:
                 set_cookie = f"{self.cookie}={url_token}; Path=/; HttpOnly; SameSite=Strict"
@@ -151,12 +162,22 @@ class Guard:
         elif method == "POST":
             origin = headers.get("origin")
             if origin is None or origin.strip().lower() != f"http://{host}":
-                await self._refuse(403, "forbidden: a state-changing request must come from this page "
-                                   "(same-origin Origin header)", scope, receive, send)
+                await self._refuse(
+                    403,
+                    "forbidden: a state-changing request must come from this page (same-origin Origin header)",
+                    scope,
+                    receive,
+                    send,
+                )
                 return
             if not self._ok(header_token):
-                await self._refuse(403, f"forbidden: missing or wrong token (send it in the {TOKEN_HEADER} header)",
-                                   scope, receive, send)
+                await self._refuse(
+                    403,
+                    f"forbidden: missing or wrong token (send it in the {TOKEN_HEADER} header)",
+                    scope,
+                    receive,
+                    send,
+                )
                 return
         else:
             await self._refuse(405, f"method {method} not allowed: GET to read, POST to decide", scope, receive, send)
@@ -244,8 +265,11 @@ def create_app(data: ReviewData, log: DecisionLog, *, token: str, hosts: Iterabl
         An ASGI application.
     """
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(_TEMPLATES), autoescape=jinja2.select_autoescape(("html",), default=True),
-        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+        loader=jinja2.FileSystemLoader(_TEMPLATES),
+        autoescape=jinja2.select_autoescape(("html",), default=True),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
     templates = Jinja2Templates(env=env)
     thumbs: OrderedDict[tuple[str, int, int], tuple[bytes, str]] = OrderedDict()
@@ -275,18 +299,29 @@ def create_app(data: ReviewData, log: DecisionLog, *, token: str, hosts: Iterabl
         counts = data.nav_counts()
         counts["decisions"] = len(index.stacks)
         active = "classes" if view.key.startswith("class") else view.key
-        nav = [{"key": k, "title": title, "href": href, "count": counts.get(k), "active": k == active}
-               for k, title, href in NAV]
+        nav = [
+            {"key": k, "title": title, "href": href, "count": counts.get(k), "active": k == active}
+            for k, title, href in NAV
+        ]
         nonce = secrets.token_urlsafe(16)
         classes = data.classes()
         context = {
-            "view": view, "nav": nav, "classes": classes, "token": token, "nonce": nonce, "root": str(data.root),
-            "base": quote(request.url.path), "query_page": view.page,
+            "view": view,
+            "nav": nav,
+            "classes": classes,
+            "token": token,
+            "nonce": nonce,
+            "root": str(data.root),
+            "base": quote(request.url.path),
+            "query_page": view.page,
         }
-        csp = (f"default-src 'none'; img-src 'self'; style-src 'nonce-{nonce}'; script-src 'nonce-{nonce}'; "
-               "connect-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'")
-        return templates.TemplateResponse(request, "page.html", context,
-                                          headers={"content-security-policy": csp, "cache-control": "no-store"})
+        csp = (
+            f"default-src 'none'; img-src 'self'; style-src 'nonce-{nonce}'; script-src 'nonce-{nonce}'; "
+            "connect-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
+        )
+        return templates.TemplateResponse(
+            request, "page.html", context, headers={"content-security-policy": csp, "cache-control": "no-store"}
+        )
 
     def home(request: Request) -> Response:
         return render(request, lambda _: data.view_classes())
@@ -299,6 +334,7 @@ def create_app(data: ReviewData, log: DecisionLog, *, token: str, hosts: Iterabl
         def endpoint(request: Request) -> Response:
             page = page_number(request)
             return render(request, lambda _: getattr(data, method)(page))
+
         return endpoint
 
     def errors(request: Request) -> Response:
@@ -351,8 +387,9 @@ def create_app(data: ReviewData, log: DecisionLog, *, token: str, hosts: Iterabl
             raise NotFoundError(f"not found: {body.path}")
         d = log.append(action, body.path, label=label, new_label=new_label, view=body.view, sha256=sha)
         state = DecisionIndex(log.decisions()).lookup(sha, body.path, locate_decided)
-        return JSONResponse({"saved": True, "decision": d.to_dict(), "state": _state(state)},
-                            headers={"cache-control": "no-store"})
+        return JSONResponse(
+            {"saved": True, "decision": d.to_dict(), "state": _state(state)}, headers={"cache-control": "no-store"}
+        )
 
     async def decide(request: Request) -> Response:
         body = await _json_body(request, DecideBody)
@@ -361,12 +398,15 @@ def create_app(data: ReviewData, log: DecisionLog, *, token: str, hosts: Iterabl
     def undo_sync(body: UndoBody) -> Response:
         res = log.undo_last(view=body.view)
         if res is None:
-            return JSONResponse({"saved": False, "error": "nothing to undo"}, status_code=409,
-                                headers={"cache-control": "no-store"})
+            return JSONResponse(
+                {"saved": False, "error": "nothing to undo"}, status_code=409, headers={"cache-control": "no-store"}
+            )
         undone, row = res
         state = DecisionIndex(log.decisions()).lookup(undone.sha256, undone.path, locate_decided)
-        return JSONResponse({"saved": True, "undone": undone.to_dict(), "undo": row.to_dict(), "state": _state(state)},
-                            headers={"cache-control": "no-store"})
+        return JSONResponse(
+            {"saved": True, "undone": undone.to_dict(), "undo": row.to_dict(), "state": _state(state)},
+            headers={"cache-control": "no-store"},
+        )
 
     async def undo(request: Request) -> Response:
         body = await _json_body(request, UndoBody)
@@ -377,7 +417,9 @@ def create_app(data: ReviewData, log: DecisionLog, *, token: str, hosts: Iterabl
 
     def _error(request: Request, status: int, message: str) -> Response:
         if request.url.path.startswith("/api/"):
-            return JSONResponse({"saved": False, "error": message}, status_code=status, headers={"cache-control": "no-store"})
+            return JSONResponse(
+                {"saved": False, "error": message}, status_code=status, headers={"cache-control": "no-store"}
+            )
         return _plain(status, message)
 
     async def on_http(request: Request, exc: HTTPException) -> Response:
@@ -394,17 +436,29 @@ def create_app(data: ReviewData, log: DecisionLog, *, token: str, hosts: Iterabl
         return _error(request, 500, "internal error (reported on the server's stderr)")
 
     routes = [
-        Route("/", home), Route("/class/{name}", one_class),
-        Route("/issues", paged("view_issues")), Route("/outliers", paged("view_outliers")),
-        Route("/duplicates", paged("view_duplicates")), Route("/conflicts", paged("view_conflicts")),
-        Route("/blurry", paged("view_blurry")), Route("/errors", errors), Route("/decisions", decisions_page),
-        Route("/image/{path:path}", image), Route("/thumb/{path:path}", thumb),
-        Route("/api/decide", decide, methods=["POST"]), Route("/api/undo", undo, methods=["POST"]),
+        Route("/", home),
+        Route("/class/{name}", one_class),
+        Route("/issues", paged("view_issues")),
+        Route("/outliers", paged("view_outliers")),
+        Route("/duplicates", paged("view_duplicates")),
+        Route("/conflicts", paged("view_conflicts")),
+        Route("/blurry", paged("view_blurry")),
+        Route("/errors", errors),
+        Route("/decisions", decisions_page),
+        Route("/image/{path:path}", image),
+        Route("/thumb/{path:path}", thumb),
+        Route("/api/decide", decide, methods=["POST"]),
+        Route("/api/undo", undo, methods=["POST"]),
         Route("/favicon.ico", favicon),
     ]
     app = Starlette(
         routes=routes,
-        exception_handlers={HTTPException: on_http, NotFoundError: on_not_found, ImgclfError: on_imgclf, Exception: on_bug},
+        exception_handlers={
+            HTTPException: on_http,
+            NotFoundError: on_not_found,
+            ImgclfError: on_imgclf,
+            Exception: on_bug,
+        },
     )
     return Guard(app, token=token, hosts=hosts, cookie=cookie)
 

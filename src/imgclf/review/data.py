@@ -54,8 +54,13 @@ LISTING_SECONDS = 1.0
 
 #: MIME type of each format `sniff_format` names.
 MEDIA_TYPES: dict[str, str] = {
-    "JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "BMP": "image/bmp",
-    "TIFF": "image/tiff", "WEBP": "image/webp",
+    "JPEG": "image/jpeg",
+    "MPO": "image/jpeg",
+    "PNG": "image/png",
+    "GIF": "image/gif",
+    "BMP": "image/bmp",
+    "TIFF": "image/tiff",
+    "WEBP": "image/webp",
 }
 
 
@@ -210,7 +215,9 @@ def _read_csv(path: Path, required: tuple[str, ...], what: str) -> list[dict[str
             reader = csv.DictReader(f)
             missing = [c for c in required if c not in (reader.fieldnames or [])]
             if missing:
-                raise DataError(f"{path} lacks column(s) {', '.join(missing)}", f"expected {what} with {', '.join(required)}")
+                raise DataError(
+                    f"{path} lacks column(s) {', '.join(missing)}", f"expected {what} with {', '.join(required)}"
+                )
             return list(reader)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"cannot read {path}: {exc}") from None
@@ -245,14 +252,17 @@ class ReviewData:
             `metrics.json`.
     """
 
-    def __init__(self, root: str | os.PathLike, *, audit: str | os.PathLike | None = None,
-                 run: str | os.PathLike | None = None):
+    def __init__(
+        self, root: str | os.PathLike, *, audit: str | os.PathLike | None = None, run: str | os.PathLike | None = None
+    ):
         self.root = Path(root).resolve()
         if not self.root.is_dir():
             raise DataError(f"folder not found: {root}", "pass the folder to review, e.g. `imgclf review data/clean`")
         self.audit = Path(audit) if audit is not None else None
         if self.audit is not None and not (self.audit / "label_issues.csv").is_file():
-            raise DataError(f"{self.audit} has no label_issues.csv", f"run `imgclf audit {root} --out {self.audit}` first")
+            raise DataError(
+                f"{self.audit} has no label_issues.csv", f"run `imgclf audit {root} --out {self.audit}` first"
+            )
         self.metrics_file: Path | None = None
         if run is not None:
             run = Path(run)
@@ -361,8 +371,16 @@ class ReviewData:
                 return c
         return None
 
-    def _tile(self, path: str | None, *, label: str | None = None, notes: list[str] | None = None,
-              suggested: str | None = None, status: str = "", title: str | None = None) -> Tile:
+    def _tile(
+        self,
+        path: str | None,
+        *,
+        label: str | None = None,
+        notes: list[str] | None = None,
+        suggested: str | None = None,
+        status: str = "",
+        title: str | None = None,
+    ) -> Tile:
         name = PurePosixPath(path).name if path else (title or "?")
         lab = label if label is not None else ((self.label_of(path) or "") if path else "")
         return Tile(path=path, label=lab, title=title or name, notes=notes or [], suggested=suggested, status=status)
@@ -414,8 +432,12 @@ class ReviewData:
     def view_classes(self) -> View:
         """Every class, its first `CLASS_PREVIEW` images (the start page)."""
         listing = self.listing()
-        v = View("classes", "Classes", "A grid per class, in sorted order; each class's own page shows all of it.",
-                 total=len(listing))
+        v = View(
+            "classes",
+            "Classes",
+            "A grid per class, in sorted order; each class's own page shows all of it.",
+            total=len(listing),
+        )
         by: dict[str, list] = {c: [] for c in listing.class_names}
         for e in listing.entries:
             by.setdefault(e.label, []).append(e)
@@ -423,8 +445,14 @@ class ReviewData:
             entries = by[c]
             shown = [self._tile(e.rel, label=c, notes=[e.subset] if e.subset else []) for e in entries[:CLASS_PREVIEW]]
             more = len(entries) > CLASS_PREVIEW
-            v.sections.append(Section(f"{c} · {len(entries)}", shown, link=f"/class/{quote(c, safe='')}",
-                                      link_text=f"all {len(entries)} →" if more else "class page →"))
+            v.sections.append(
+                Section(
+                    f"{c} · {len(entries)}",
+                    shown,
+                    link=f"/class/{quote(c, safe='')}",
+                    link_text=f"all {len(entries)} →" if more else "class page →",
+                )
+            )
         if not listing.entries:
             v.message = f"no images in class folders under {self.root}"
         return v
@@ -440,21 +468,38 @@ class ReviewData:
             raise NotFoundError(f"no class {name!r} in {self.root}")
         entries = [e for e in listing.entries if e.label == name]
         chunk, page, pages = _page_slice(entries, page, PAGE_SIZE)
-        v = View(f"class:{name}", f"Class {name}", f"Every image of {name} ({len(entries)}).", page=page, pages=pages,
-                 total=len(entries))
-        v.sections.append(Section(f"{len(entries)} images" + (f", page {page} of {pages}" if pages > 1 else ""),
-                                  [self._tile(e.rel, label=name, notes=[e.subset] if e.subset else []) for e in chunk]))
+        v = View(
+            f"class:{name}",
+            f"Class {name}",
+            f"Every image of {name} ({len(entries)}).",
+            page=page,
+            pages=pages,
+            total=len(entries),
+        )
+        v.sections.append(
+            Section(
+                f"{len(entries)} images" + (f", page {page} of {pages}" if pages > 1 else ""),
+                [self._tile(e.rel, label=name, notes=[e.subset] if e.subset else []) for e in chunk],
+            )
+        )
         return v
 
     def view_issues(self, page: int = 1) -> View:
         """`audit`'s label issues, worst (lowest label quality) first, with the suggested label."""
-        v = View("issues", "Label issues", "Images whose given label looks wrong (out-of-fold confident learning), "
-                 "worst first; the suggested label is marked in the legend's number.")
+        v = View(
+            "issues",
+            "Label issues",
+            "Images whose given label looks wrong (out-of-fold confident learning), "
+            "worst first; the suggested label is marked in the legend's number.",
+        )
         if self.audit is None:
             v.message = f"no audit given: run `imgclf audit {self.root} --out OUT`, then `imgclf review {self.root} --audit OUT`"
             return v
-        rows = _read_csv(self.audit / "label_issues.csv", ("path", "given_label", "suggested_label", "label_quality"),
-                         "label_issues.csv")
+        rows = _read_csv(
+            self.audit / "label_issues.csv",
+            ("path", "given_label", "suggested_label", "label_quality"),
+            "label_issues.csv",
+        )
         rows.sort(key=lambda r: (_float(r["label_quality"], math.inf), r["path"]))
         chunk, v.page, v.pages = _page_slice(rows, page, PAGE_SIZE)
         v.total = len(rows)
@@ -463,8 +508,12 @@ class ReviewData:
         for r in chunk:
             path = self.locate(r["path"], "kept", moved)
             q = _float(r["label_quality"])
-            t = self._tile(path, title=PurePosixPath(r["path"]).name, notes=[f"label quality {_short(q)}"],
-                           suggested=r["suggested_label"] or None)
+            t = self._tile(
+                path,
+                title=PurePosixPath(r["path"]).name,
+                notes=[f"label quality {_short(q)}"],
+                suggested=r["suggested_label"] or None,
+            )
             if path is None or not t.label:
                 t.label = r["given_label"]
             if path is None:
@@ -478,8 +527,11 @@ class ReviewData:
 
     def view_outliers(self, page: int = 1) -> View:
         """`audit`'s outliers, farthest from every class first."""
-        v = View("outliers", "Outliers", "Images far from every class in embedding space (audit's outliers.csv), "
-                 "highest score first.")
+        v = View(
+            "outliers",
+            "Outliers",
+            "Images far from every class in embedding space (audit's outliers.csv), highest score first.",
+        )
         if self.audit is None or not (self.audit / "outliers.csv").is_file():
             v.message = "no outliers.csv: pass --audit OUT of `imgclf audit`"
             return v
@@ -488,8 +540,14 @@ class ReviewData:
         chunk, v.page, v.pages = _page_slice(rows, page, PAGE_SIZE)
         v.total = len(rows)
         moved = self._moved(self._report_or_none())
-        tiles = [self._tile(self.locate(r["path"], "kept", moved), title=PurePosixPath(r["path"]).name,
-                            notes=[f"score {_float(r['score']):.2f}"]) for r in chunk]
+        tiles = [
+            self._tile(
+                self.locate(r["path"], "kept", moved),
+                title=PurePosixPath(r["path"]).name,
+                notes=[f"score {_float(r['score']):.2f}"],
+            )
+            for r in chunk
+        ]
         if rows:
             v.sections.append(Section(f"{len(rows)} outliers", tiles))
         else:
@@ -505,12 +563,19 @@ class ReviewData:
     def _group_view(self, key: str, page: int) -> View:
         rep = self.clean_report()
         if key == "duplicates":
-            v = View(key, "Duplicate groups", "Exact and near duplicates found by clean: the kept image first, the "
-                     "others under _rejected/ (a group mixing labels keeps one per label).")
+            v = View(
+                key,
+                "Duplicate groups",
+                "Exact and near duplicates found by clean: the kept image first, the "
+                "others under _rejected/ (a group mixing labels keeps one per label).",
+            )
             groups = (rep or {}).get("groups") or []
         else:
-            v = View(key, "Label conflicts", "Duplicate groups whose members carry different labels: at least one "
-                     "label is likely wrong.")
+            v = View(
+                key,
+                "Label conflicts",
+                "Duplicate groups whose members carry different labels: at least one label is likely wrong.",
+            )
             groups = (rep or {}).get("label_conflicts") or []
         if rep is None:
             v.message = f"{self.root} is not a clean output (no _reports/clean_report.json): run `imgclf clean SRC --out {self.root}`"
@@ -546,8 +611,11 @@ class ReviewData:
 
     def view_blurry(self, page: int = 1) -> View:
         """The blurriest images (lowest variance of the Laplacian in `images.csv`) first."""
-        v = View("blurry", "Blurriest", "Images with the lowest variance of the Laplacian (clean's blur score), "
-                 "blurriest first.")
+        v = View(
+            "blurry",
+            "Blurriest",
+            "Images with the lowest variance of the Laplacian (clean's blur score), blurriest first.",
+        )
         table = self.root / "_reports" / "images.csv"
         if not table.is_file():
             v.message = f"no _reports/images.csv: run `imgclf clean SRC --out {self.root}`"
@@ -561,15 +629,25 @@ class ReviewData:
         for r in chunk:
             status = r["status"]
             notes = [f"blur {_float(r['blur']):.1f}"] + ([status] if status != "kept" else [])
-            tiles.append(self._tile(self.locate(r["file"], status, moved), title=PurePosixPath(r["file"]).name,
-                                    notes=notes, status=status))
+            tiles.append(
+                self._tile(
+                    self.locate(r["file"], status, moved),
+                    title=PurePosixPath(r["file"]).name,
+                    notes=notes,
+                    status=status,
+                )
+            )
         v.sections.append(Section(f"{len(rows)} images, blurriest first", tiles))
         return v
 
     def view_errors(self) -> View:
         """The confident errors of an evaluated run (most confidently wrong first)."""
-        v = View("errors", "Run errors", "The evaluated run's most confidently wrong images: label noise, or real "
-                 "confusions; the predicted label is marked in the legend's number.")
+        v = View(
+            "errors",
+            "Run errors",
+            "The evaluated run's most confidently wrong images: label noise, or real "
+            "confusions; the predicted label is marked in the legend's number.",
+        )
         if self.metrics_file is None:
             v.message = f"no run given: `imgclf review {self.root} --run models/<run>` after `imgclf evaluate`"
             return v
@@ -582,8 +660,9 @@ class ReviewData:
             f = str(e.get("file", ""))
             path = self._find_run_file(f, str(e.get("true", "")), index)
             p = _float(e.get("probability"))
-            t = self._tile(path, title=PurePosixPath(f).name, notes=[f"p = {p:.3f}"],
-                           suggested=str(e.get("predicted", "")) or None)
+            t = self._tile(
+                path, title=PurePosixPath(f).name, notes=[f"p = {p:.3f}"], suggested=str(e.get("predicted", "")) or None
+            )
             t.suggest_word = "predicted"
             if path is None:
                 t.label = str(e.get("true", ""))
@@ -624,8 +703,12 @@ class ReviewData:
 
     def view_decisions(self, decisions: list[Decision]) -> View:
         """Every image with an effective decision (newest first), and the decision log."""
-        v = View("decisions", "Decisions", "What has been decided (newest first; undone decisions are gone from the "
-                 "tiles, not from the log). `imgclf clean` applies them on its next run.")
+        v = View(
+            "decisions",
+            "Decisions",
+            "What has been decided (newest first; undone decisions are gone from the "
+            "tiles, not from the log). `imgclf clean` applies them on its next run.",
+        )
         index = DecisionIndex(decisions)
         moved = self._moved(self._report_or_none())
         eff = sorted(index.effective().values(), key=lambda d: -d.id)
@@ -639,8 +722,9 @@ class ReviewData:
                 t.notes.append("not in the folder now")
             tiles.append(t)
         v.total = len(eff)
-        v.sections.append(Section(f"images decided: {len(eff)} · decisions undone: {index.undone} · rows: {index.rows}",
-                                  tiles))
+        v.sections.append(
+            Section(f"images decided: {len(eff)} · decisions undone: {index.undone} · rows: {index.rows}", tiles)
+        )
         v.log = list(reversed(decisions[-LOG_ROWS:]))
         if not decisions:
             v.message = "no decisions yet: press x (reject) or 1–9 (relabel) on any page"

@@ -47,7 +47,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -153,7 +153,7 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def _row(r: Sequence[Any]) -> Decision:
@@ -170,8 +170,10 @@ def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
     cols = [r[1] for r in conn.execute("PRAGMA table_info(decisions)")]
     missing = [c for c in _COLUMNS if c not in cols]
     if missing:
-        raise DataError(f"{path} is not an imgclf decisions database (table decisions lacks {', '.join(missing)})",
-                        "move it away; `imgclf review` starts a new one")
+        raise DataError(
+            f"{path} is not an imgclf decisions database (table decisions lacks {', '.join(missing)})",
+            "move it away; `imgclf review` starts a new one",
+        )
 
 
 # ------------------------------------------------------------------------ writer + reader
@@ -208,8 +210,10 @@ class DecisionLog:
             if self._conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
                 self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.Error as exc:
-            raise DataError(f"cannot open the decisions database {self.path}: {exc}",
-                            "check the folder is writable and the file is an imgclf decisions database") from None
+            raise DataError(
+                f"cannot open the decisions database {self.path}: {exc}",
+                "check the folder is writable and the file is an imgclf decisions database",
+            ) from None
 
     def append(
         self,
@@ -255,7 +259,9 @@ class DecisionLog:
                     (t, action, path, label, new_label, view, sha256),
                 )
         except sqlite3.Error as exc:
-            raise DataError(f"decision not saved to {self.path}: {exc}", "check the disk and the folder's permissions") from None
+            raise DataError(
+                f"decision not saved to {self.path}: {exc}", "check the disk and the folder's permissions"
+            ) from None
         return Decision(int(cur.lastrowid), t, action, path, label, new_label, view, sha256)
 
     def undo_last(self, *, view: str = "") -> tuple[Decision, Decision] | None:
@@ -331,8 +337,10 @@ def read_decisions(path: str | os.PathLike) -> list[Decision]:
         finally:
             conn.close()
     except sqlite3.Error as exc:
-        raise DataError(f"cannot read the decisions database {path}: {exc}",
-                        "move the file away to start without decisions (it is never deleted by imgclf)") from None
+        raise DataError(
+            f"cannot read the decisions database {path}: {exc}",
+            "move the file away to start without decisions (it is never deleted by imgclf)",
+        ) from None
     return [_row(r) for r in rows]
 
 
@@ -534,14 +542,23 @@ class ReplayPlan:
     def report(self) -> dict[str, Any]:
         """JSON-ready summary for `clean_report.json`: counts, then one entry per file."""
         files = [
-            {"file": a.rel, "action": a.action, "label": a.label, "new_label": a.new_label, "to": a.dest,
-             "matched_by": a.matched_by, "decision": a.decision.id, "time": a.decision.time, "view": a.decision.view}
+            {
+                "file": a.rel,
+                "action": a.action,
+                "label": a.label,
+                "new_label": a.new_label,
+                "to": a.dest,
+                "matched_by": a.matched_by,
+                "decision": a.decision.id,
+                "time": a.decision.time,
+                "view": a.decision.view,
+            }
             for a in sorted(self.actions.values(), key=lambda a: a.rel)
         ]
         return {
             **self.counts(),
             "rule": "latest decision per image (by sha256, else path) after undos; reject -> _rejected/manual/, "
-                    "relabel -> new class folder, keep -> unchanged",
+            "relabel -> new class folder, keep -> unchanged",
             "files": files,
             "not_found_files": [d.to_dict() for d in self.not_found],
             "invalid_decisions": [{**d.to_dict(), "why": why} for d, why in self.invalid],

@@ -79,8 +79,10 @@ def bind_socket(host: str, port: int) -> socket.socket:
         sock.listen(128)
     except OSError as exc:
         sock.close()
-        raise ConfigError(f"cannot listen on {_url_host(host)}:{port}: {exc.strerror or exc}",
-                          "pass another --port, or --port 0 for any free port") from None
+        raise ConfigError(
+            f"cannot listen on {_url_host(host)}:{port}: {exc.strerror or exc}",
+            "pass another --port, or --port 0 for any free port",
+        ) from None
     return sock
 
 
@@ -127,8 +129,14 @@ def serve_review(
         app = create_app(data, log, token=token, hosts=allowed_hosts(host, port), cookie=f"imgclf-review-{port}")
         url = f"http://{_url_host(host)}:{port}/?token={token}"
         config = uvicorn.Config(
-            app, log_level="warning", access_log=False, lifespan="off", http="h11", ws="none",
-            server_header=False, timeout_graceful_shutdown=3,
+            app,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            http="h11",
+            ws="none",
+            server_header=False,
+            timeout_graceful_shutdown=3,
         )
         server = uvicorn.Server(config)
         if on_ready is not None:
@@ -142,4 +150,3 @@ def serve_review(
         if sock is not None:
             sock.close()
         log.close()
-

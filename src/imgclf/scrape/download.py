@@ -40,7 +40,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
@@ -244,7 +244,9 @@ def new_session(user_agent: str = DEFAULT_USER_AGENT, pool: int = 16) -> Any:
 def _check_scheme(url: str, original: str) -> None:
     scheme = urlsplit(url).scheme.lower()
     if scheme not in ("http", "https"):
-        raise DownloadError(clean_url(original), "unsupported_scheme", f"only http and https URLs are fetched, got {scheme or 'none'!r}")
+        raise DownloadError(
+            clean_url(original), "unsupported_scheme", f"only http and https URLs are fetched, got {scheme or 'none'!r}"
+        )
 
 
 def product_token(user_agent: str) -> str:
@@ -345,8 +347,8 @@ def retry_wait(headers: Any, attempt: int, backoff: float) -> float:
                 except (TypeError, ValueError):
                     continue
                 if when.tzinfo is None:
-                    when = when.replace(tzinfo=timezone.utc)
-                secs = (when - datetime.now(timezone.utc)).total_seconds()
+                    when = when.replace(tzinfo=UTC)
+                secs = (when - datetime.now(UTC)).total_seconds()
             return min(max(secs, 0.0), MAX_RETRY_WAIT)
     d = backoff * (2**attempt)
     return min(d / 2 + random.uniform(0, d / 2), MAX_RETRY_WAIT)
@@ -371,12 +373,23 @@ class _Budget:
 
     def note(self) -> str:
         spent = time.monotonic() - self.started if self.deadline is not None else 0.0
-        return (f"gave up after {self.tries} {'try' if self.tries == 1 else 'tries'} in {spent:.1f} s "
-                f"(time budget per URL: {self.seconds:g} s)")
+        return (
+            f"gave up after {self.tries} {'try' if self.tries == 1 else 'tries'} in {spent:.1f} s "
+            f"(time budget per URL: {self.seconds:g} s)"
+        )
 
 
-def _request(session: Any, url: str, original: str, *, timeout: tuple[float, float], retries: int,
-             backoff: float, throttle: HostThrottle | None, budget: _Budget) -> Any:
+def _request(
+    session: Any,
+    url: str,
+    original: str,
+    *,
+    timeout: tuple[float, float],
+    retries: int,
+    backoff: float,
+    throttle: HostThrottle | None,
+    budget: _Budget,
+) -> Any:
     """One hop (no redirect following) with retries inside the budget; returns a streaming response."""
     import requests
 
@@ -400,7 +413,10 @@ def _request(session: Any, url: str, original: str, *, timeout: tuple[float, flo
                 if throttle is not None:
                     throttle.sent(url)
         except requests.exceptions.Timeout as exc:
-            last_reason, last_detail = "timeout", f"no answer within {t[0]:g} s connect / {t[1]:g} s read ({type(exc).__name__})"
+            last_reason, last_detail = (
+                "timeout",
+                f"no answer within {t[0]:g} s connect / {t[1]:g} s read ({type(exc).__name__})",
+            )
         except requests.exceptions.RequestException as exc:
             last_reason, last_detail = "connection_error", type(exc).__name__
         else:
@@ -417,12 +433,17 @@ def _request(session: Any, url: str, original: str, *, timeout: tuple[float, flo
                 last_detail += f"; the next try (in {wait:.1f} s) would pass the budget"
                 break
             time.sleep(wait)
-    detail = f"{last_detail}; {budget.note()}" if out_of_time else f"{last_detail} after {budget.tries} {'try' if budget.tries == 1 else 'tries'}"
+    detail = (
+        f"{last_detail}; {budget.note()}"
+        if out_of_time
+        else f"{last_detail} after {budget.tries} {'try' if budget.tries == 1 else 'tries'}"
+    )
     raise DownloadError(clean_url(original), last_reason, detail)
 
 
-def _read_capped(resp: Any, original: str, max_bytes: int, budget: _Budget, read_timeout: float,
-                 keep_prefix: bool = False) -> tuple[bytes, bool]:
+def _read_capped(
+    resp: Any, original: str, max_bytes: int, budget: _Budget, read_timeout: float, keep_prefix: bool = False
+) -> tuple[bytes, bool]:
     """Reads a streaming body, stopping at `max_bytes` and when the budget runs out.
 
     Reads with `read1` (whatever has arrived, at most `CHUNK_BYTES`) and sets the socket's
@@ -438,7 +459,9 @@ def _read_capped(resp: Any, original: str, max_bytes: int, budget: _Budget, read
     declared = resp.headers.get("Content-Length")
     if declared and declared.isdigit() and int(declared) > max_bytes and not keep_prefix:
         resp.close()
-        raise DownloadError(clean_url(original), "too_large", f"Content-Length {int(declared):,} > cap {max_bytes:,} bytes")
+        raise DownloadError(
+            clean_url(original), "too_large", f"Content-Length {int(declared):,} > cap {max_bytes:,} bytes"
+        )
     raw = resp.raw
     read1 = getattr(raw, "read1", None)
     sock = getattr(getattr(raw, "connection", None), "sock", None)
@@ -448,14 +471,19 @@ def _read_capped(resp: Any, original: str, max_bytes: int, budget: _Budget, read
         while True:
             left = budget.remaining()
             if left <= 0:
-                raise DownloadError(clean_url(original), "timeout",
-                                    f"the body was still arriving ({len(buf):,} bytes) when the budget ran out; {budget.note()}")
+                raise DownloadError(
+                    clean_url(original),
+                    "timeout",
+                    f"the body was still arriving ({len(buf):,} bytes) when the budget ran out; {budget.note()}",
+                )
             if sock is not None:
                 try:
                     sock.settimeout(max(0.001, min(read_timeout, left)))
                 except OSError:
                     sock = None
-            chunk = read1(CHUNK_BYTES, decode_content=True) if read1 is not None else raw.read(8192, decode_content=True)
+            chunk = (
+                read1(CHUNK_BYTES, decode_content=True) if read1 is not None else raw.read(8192, decode_content=True)
+            )
             if not chunk:
                 break
             buf += chunk
@@ -467,12 +495,14 @@ def _read_capped(resp: Any, original: str, max_bytes: int, budget: _Budget, read
                 raise DownloadError(clean_url(original), "too_large", f"more than the cap of {max_bytes:,} bytes")
     except (TimeoutError, urllib3.exceptions.ReadTimeoutError, requests.exceptions.Timeout):
         detail = f"the server stopped sending after {len(buf):,} bytes"
-        raise DownloadError(clean_url(original), "timeout",
-                            f"{detail}; {budget.note()}" if budget.remaining() <= 0.01 else detail) from None
+        raise DownloadError(
+            clean_url(original), "timeout", f"{detail}; {budget.note()}" if budget.remaining() <= 0.01 else detail
+        ) from None
     except (OSError, urllib3.exceptions.HTTPError, requests.exceptions.RequestException) as exc:
         # The connection broke mid-body (e.g. an IncompleteRead): the network's fault, worth a later try.
-        raise DownloadError(clean_url(original), "connection_error",
-                            f"connection broke after {len(buf):,} bytes ({type(exc).__name__})") from None
+        raise DownloadError(
+            clean_url(original), "connection_error", f"connection broke after {len(buf):,} bytes ({type(exc).__name__})"
+        ) from None
     finally:
         resp.close()
     return bytes(buf), truncated
@@ -527,8 +557,16 @@ def fetch_bytes(
         _check_scheme(url, url)
         current = url
         for hop in range(MAX_REDIRECTS + 1):
-            resp = _request(session, current, url, timeout=(connect_timeout, read_timeout), retries=retries,
-                            backoff=backoff, throttle=throttle, budget=budget)
+            resp = _request(
+                session,
+                current,
+                url,
+                timeout=(connect_timeout, read_timeout),
+                retries=retries,
+                backoff=backoff,
+                throttle=throttle,
+                budget=budget,
+            )
             if resp.status_code in _REDIRECT_CODES and resp.headers.get("Location"):
                 nxt = urljoin(current, resp.headers["Location"])
                 resp.close()
@@ -537,16 +575,28 @@ def fetch_bytes(
                 continue
             if not 200 <= resp.status_code < 300:
                 resp.close()
-                raise DownloadError(clean_url(url), f"http_{resp.status_code}", f"HTTP {resp.status_code} from {clean_url(current)}")
+                raise DownloadError(
+                    clean_url(url), f"http_{resp.status_code}", f"HTTP {resp.status_code} from {clean_url(current)}"
+                )
             tags = robots_directives(_header_lines(resp, "X-Robots-Tag"), token)
             hits = sorted(tags & set(reject_directives))
             if hits:
                 resp.close()
-                raise DownloadError(clean_url(url), "noai",
-                                    f"X-Robots-Tag: {', '.join(hits)} (the site asks that it not be used for AI training)")
+                raise DownloadError(
+                    clean_url(url),
+                    "noai",
+                    f"X-Robots-Tag: {', '.join(hits)} (the site asks that it not be used for AI training)",
+                )
             data, truncated = _read_capped(resp, url, max_bytes, budget, read_timeout, keep_prefix)
-            return RawResponse(clean_url(url), clean_url(current), data, resp.headers.get("Content-Type", ""),
-                               status=resp.status_code, robots_tags=tags, truncated=truncated)
+            return RawResponse(
+                clean_url(url),
+                clean_url(current),
+                data,
+                resp.headers.get("Content-Type", ""),
+                status=resp.status_code,
+                robots_tags=tags,
+                truncated=truncated,
+            )
         raise DownloadError(clean_url(url), "too_many_redirects", f"more than {MAX_REDIRECTS} redirects")
     finally:
         if own:
@@ -555,7 +605,9 @@ def fetch_bytes(
 
 def _looks_like_html(data: bytes) -> bool:
     head = data[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    return head.startswith((b"<!doctype", b"<html", b"<head", b"<body", b"<!--", b"<?xml", b"<meta", b"<title", b"<script"))
+    return head.startswith(
+        (b"<!doctype", b"<html", b"<head", b"<body", b"<!--", b"<?xml", b"<meta", b"<title", b"<script")
+    )
 
 
 def _is_imgur(url: str) -> bool:
@@ -582,8 +634,14 @@ def check_image(raw: RawResponse) -> DownloadResult:
     fmt = sniff_format(data[:16])
     if fmt is None:
         if _looks_like_html(data):
-            raise ImageError(url, "html", f"the server sent an HTML page (Content-Type {raw.content_type or 'none'!r}), not an image")
-        raise ImageError(url, "unsupported_format", f"unknown signature {data[:8].hex()} (Content-Type {raw.content_type or 'none'!r})")
+            raise ImageError(
+                url, "html", f"the server sent an HTML page (Content-Type {raw.content_type or 'none'!r}), not an image"
+            )
+        raise ImageError(
+            url,
+            "unsupported_format",
+            f"unknown signature {data[:8].hex()} (Content-Type {raw.content_type or 'none'!r})",
+        )
     img = open_image(data, name=url)
     if _is_imgur(raw.final_url) and urlsplit(raw.final_url).path == IMGUR_REMOVED_PATH:
         raise ImageError(url, "placeholder", f"imgur redirected to its 'removed' image ({raw.final_url})")
@@ -648,10 +706,19 @@ def fetch_image(
         >>> r = fetch_image("https://i.redd.it/abc.jpg")
         >>> r.sha256[:16] + r.ext
     """
-    raw = fetch_bytes(url, max_bytes=max_bytes, connect_timeout=connect_timeout, read_timeout=read_timeout,
-                      retries=retries, backoff=backoff, total_timeout=total_timeout, session=session,
-                      throttle=throttle, reject_directives=NOAI_DIRECTIVES if respect_noai else frozenset(),
-                      robots_token=robots_token)
+    raw = fetch_bytes(
+        url,
+        max_bytes=max_bytes,
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        retries=retries,
+        backoff=backoff,
+        total_timeout=total_timeout,
+        session=session,
+        throttle=throttle,
+        reject_directives=NOAI_DIRECTIVES if respect_noai else frozenset(),
+        robots_token=robots_token,
+    )
     return check_image(raw)
 
 

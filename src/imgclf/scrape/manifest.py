@@ -35,7 +35,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,14 +52,34 @@ SCHEMA_VERSION = 2
 
 #: Columns of the `urls` table a caller may set (see `Manifest.record_url`).
 URL_COLUMNS: tuple[str, ...] = (
-    "url", "label", "kind", "source", "final_url", "status", "reason", "detail", "bytes", "sha256",
-    "width", "height", "path",
+    "url",
+    "label",
+    "kind",
+    "source",
+    "final_url",
+    "status",
+    "reason",
+    "detail",
+    "bytes",
+    "sha256",
+    "width",
+    "height",
+    "path",
 )
 
 #: Columns of the `posts` table a caller may set (see `PostRecord`).
 POST_COLUMNS: tuple[str, ...] = (
-    "post_id", "label", "subreddit", "permalink", "title", "author", "crosspost_parent", "created_utc",
-    "listing", "status", "reason",
+    "post_id",
+    "label",
+    "subreddit",
+    "permalink",
+    "title",
+    "author",
+    "crosspost_parent",
+    "created_utc",
+    "listing",
+    "status",
+    "reason",
 )
 
 #: URL-level skip reasons that settle a URL (no request on a rerun) while the setting that
@@ -127,7 +147,7 @@ def manifest_path(out: str | os.PathLike) -> Path:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def remove_stale_temp_files(out: Path) -> int:
@@ -235,8 +255,10 @@ class Manifest:
                 raise
         else:
             if not self.path.is_file():
-                raise DataError(f"no scrape manifest in {self.out} ({MANIFEST_NAME} not found)",
-                                "give the --out folder of `imgclf scrape reddit|web`")
+                raise DataError(
+                    f"no scrape manifest in {self.out} ({MANIFEST_NAME} not found)",
+                    "give the --out folder of `imgclf scrape reddit|web`",
+                )
             self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30, isolation_level=None)
             version = self._version()
             if version < SCHEMA_VERSION:
@@ -252,12 +274,16 @@ class Manifest:
         try:
             return schema_version(self.db)
         except sqlite3.DatabaseError as exc:
-            raise DataError(f"{self.path} is not a readable scrape manifest ({exc})",
-                            "move it away and scrape again, or restore it from a backup") from None
+            raise DataError(
+                f"{self.path} is not a readable scrape manifest ({exc})",
+                "move it away and scrape again, or restore it from a backup",
+            ) from None
 
     def _too_new(self, version: int) -> None:
-        raise ScrapeError(f"{self.path} has manifest schema {version}; this imgclf knows {SCHEMA_VERSION}",
-                          "upgrade imgclf, or use another --out folder")
+        raise ScrapeError(
+            f"{self.path} has manifest schema {version}; this imgclf knows {SCHEMA_VERSION}",
+            "upgrade imgclf, or use another --out folder",
+        )
 
     @contextmanager
     def _tx(self) -> Iterator[None]:
@@ -295,9 +321,12 @@ class Manifest:
             if version == 1:
                 raise ScrapeError(
                     f"could not migrate {self.path} to manifest schema {SCHEMA_VERSION} ({exc}); the file is unchanged",
-                    f"a copy is in {self.out / BACKUP_V1_NAME}; move the manifest away to start a new one") from None
-            raise DataError(f"could not create the scrape manifest {self.path} ({exc})",
-                            "check that the folder is writable, or use another --out folder") from None
+                    f"a copy is in {self.out / BACKUP_V1_NAME}; move the manifest away to start a new one",
+                ) from None
+            raise DataError(
+                f"could not create the scrape manifest {self.path} ({exc})",
+                "check that the folder is writable, or use another --out folder",
+            ) from None
 
     def _migrate_v1(self) -> None:
         """Copies schema-1 rows (`attempts_v1`) into `urls`, `posts` and `post_urls`."""
@@ -311,8 +340,23 @@ class Manifest:
                 db.execute(
                     "INSERT OR IGNORE INTO urls (url, label, kind, source, final_url, status, reason, detail, bytes,"
                     " sha256, width, height, path, first_time, time) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (r["url"], r["label"], kind, r["source"], r["final_url"], r["status"], r["reason"], r["detail"],
-                     r["bytes"], r["sha256"], r["width"], r["height"], r["path"], r["time"], r["time"]),
+                    (
+                        r["url"],
+                        r["label"],
+                        kind,
+                        r["source"],
+                        r["final_url"],
+                        r["status"],
+                        r["reason"],
+                        r["detail"],
+                        r["bytes"],
+                        r["sha256"],
+                        r["width"],
+                        r["height"],
+                        r["path"],
+                        r["time"],
+                        r["time"],
+                    ),
                 )
             if not r["post_id"]:
                 continue
@@ -321,14 +365,26 @@ class Manifest:
                 "INSERT INTO posts (post_id, label, subreddit, permalink, title, author, listing, status, reason,"
                 " first_time, time) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (post_id, label) DO UPDATE SET"
                 " time = MAX(time, excluded.time)",
-                (r["post_id"], r["label"], source[2:] if source.startswith("r/") else None, r["permalink"], r["title"],
-                 r["author"], "schema 1", "skipped" if skipped else "taken", r["reason"] if skipped else None,
-                 r["time"], r["time"]),
+                (
+                    r["post_id"],
+                    r["label"],
+                    source[2:] if source.startswith("r/") else None,
+                    r["permalink"],
+                    r["title"],
+                    r["author"],
+                    "schema 1",
+                    "skipped" if skipped else "taken",
+                    r["reason"] if skipped else None,
+                    r["time"],
+                    r["time"],
+                ),
             )
             url = r["url"] or ""
             if not skipped or (url.startswith(("http://", "https://")) and url != r["permalink"]):
-                db.execute("INSERT OR IGNORE INTO post_urls (post_id, label, url, position) VALUES (?,?,?,?)",
-                           (r["post_id"], r["label"], url, 0))
+                db.execute(
+                    "INSERT OR IGNORE INTO post_urls (post_id, label, url, position) VALUES (?,?,?,?)",
+                    (r["post_id"], r["label"], url, 0),
+                )
 
     # ------------------------------------------------------------------ queries
     def get(self, url: str, label: str) -> sqlite3.Row | None:
@@ -389,7 +445,9 @@ class Manifest:
         """Returns the `posts` rows of every post that pointed at `(url, label)`, oldest first."""
         return self.db.execute(
             "SELECT p.* FROM post_urls l JOIN posts p ON p.post_id = l.post_id AND p.label = l.label"
-            " WHERE l.url=? AND l.label=? ORDER BY p.id", (url, label)).fetchall()
+            " WHERE l.url=? AND l.label=? ORDER BY p.id",
+            (url, label),
+        ).fetchall()
 
     # ------------------------------------------------------------------ writes
     def record_url(self, **values: Any) -> None:
@@ -505,7 +563,8 @@ def file_provenance(out: str | os.PathLike) -> dict[str, FileProvenance]:
         result: dict[str, FileProvenance] = {}
         rows = m.db.execute(
             "SELECT url, label, path, source FROM urls WHERE kind='image' AND path IS NOT NULL AND path != ''"
-            " AND status IN ('kept', 'skipped') ORDER BY id").fetchall()
+            " AND status IN ('kept', 'skipped') ORDER BY id"
+        ).fetchall()
         for r in rows:
             fp = result.setdefault(r["path"], FileProvenance(path=r["path"], label=r["label"]))
             fp.urls.append(r["url"])
@@ -513,8 +572,9 @@ def file_provenance(out: str | os.PathLike) -> dict[str, FileProvenance]:
                 fp.sources.append(r["source"])
             for p in m.posts_for_url(r["url"], r["label"]):
                 if all(q["post_id"] != p["post_id"] for q in fp.posts):
-                    fp.posts.append({k: p[k] for k in ("post_id", "subreddit", "permalink", "title", "author",
-                                                        "crosspost_parent")})
+                    fp.posts.append(
+                        {k: p[k] for k in ("post_id", "subreddit", "permalink", "title", "author", "crosspost_parent")}
+                    )
         return result
     finally:
         m.close()
@@ -582,8 +642,9 @@ def summarize(out: str | os.PathLike) -> ManifestStatus:
         n_urls = db.execute("SELECT COUNT(*) FROM urls").fetchone()[0]
         n_posts = db.execute("SELECT COUNT(*) FROM posts").fetchone()[0]
         st.total = n_urls + n_posts
-        st.last_time = db.execute("SELECT MAX(t) FROM (SELECT MAX(time) AS t FROM urls UNION ALL"
-                                  " SELECT MAX(time) FROM posts)").fetchone()[0]
+        st.last_time = db.execute(
+            "SELECT MAX(t) FROM (SELECT MAX(time) AS t FROM urls UNION ALL SELECT MAX(time) FROM posts)"
+        ).fetchone()[0]
         counted = (
             "SELECT label, COALESCE(source, '') AS source, status, COALESCE(reason, '') AS reason FROM urls WHERE kind != 'page'"
             " UNION ALL SELECT label, 'r/' || COALESCE(subreddit, ''), status, COALESCE(reason, '') FROM posts WHERE status = 'skipped'"
@@ -601,10 +662,13 @@ def summarize(out: str | os.PathLike) -> ManifestStatus:
         for label, n in db.execute("SELECT label, COUNT(*) FROM posts GROUP BY 1"):
             st.posts[label] = n
         st.shared_urls = db.execute(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM post_urls GROUP BY url, label HAVING COUNT(*) > 1)").fetchone()[0]
+            "SELECT COUNT(*) FROM (SELECT 1 FROM post_urls GROUP BY url, label HAVING COUNT(*) > 1)"
+        ).fetchone()[0]
         for label in set(st.by_label) | set(st.posts):
             d = Path(out) / label
-            st.files[label] = sum(1 for f in d.iterdir() if f.is_file() and not f.name.startswith(".")) if d.is_dir() else 0
+            st.files[label] = (
+                sum(1 for f in d.iterdir() if f.is_file() and not f.name.startswith(".")) if d.is_dir() else 0
+            )
         return st
     finally:
         m.close()

@@ -71,8 +71,18 @@ LISTING_PAGE: int = 100
 DIRECT_IMAGE_HOSTS: frozenset[str] = frozenset({"i.redd.it", "i.imgur.com", "preview.redd.it", "i.reddituploads.com"})
 
 #: Hosts and extensions of video links (skipped as `video`).
-VIDEO_HOSTS: frozenset[str] = frozenset({"v.redd.it", "youtube.com", "www.youtube.com", "youtu.be", "gfycat.com",
-                                          "redgifs.com", "www.redgifs.com", "streamable.com"})
+VIDEO_HOSTS: frozenset[str] = frozenset(
+    {
+        "v.redd.it",
+        "youtube.com",
+        "www.youtube.com",
+        "youtu.be",
+        "gfycat.com",
+        "redgifs.com",
+        "www.redgifs.com",
+        "streamable.com",
+    }
+)
 VIDEO_EXTENSIONS: frozenset[str] = frozenset({".gifv", ".mp4", ".webm", ".mov", ".m3u8"})
 
 _SUBREDDIT = re.compile(r"^[A-Za-z0-9_]{2,21}$")
@@ -185,8 +195,12 @@ def post_images(d: dict[str, Any], nsfw: bool = False) -> PostImages:
         out.skip = skip or out.skip
         return out
     url = html.unescape(str(d.get("url_overridden_by_dest") or d.get("url") or ""))
-    if (d.get("is_video") or str(d.get("post_hint", "")).endswith("video") or _host(url) in VIDEO_HOSTS
-            or _ext(url) in VIDEO_EXTENSIONS):
+    if (
+        d.get("is_video")
+        or str(d.get("post_hint", "")).endswith("video")
+        or _host(url) in VIDEO_HOSTS
+        or _ext(url) in VIDEO_EXTENSIONS
+    ):
         return PostImages(skip=skip or "video")
     if url and is_direct_image(url):
         return PostImages(urls=[url], via="link", skip=skip)
@@ -241,8 +255,10 @@ class RetryAfterGate:
         with self._lock:
             self._not_before = max(self._not_before, time.monotonic() + wait)
         if self.on_wait is not None and wait > 0:
-            self.on_wait(f"Reddit answered HTTP {status}; the next request waits {wait:.1f} s as it asked"
-                         + (f" (capped at {MAX_RETRY_WAIT:g} s)" if wait >= MAX_RETRY_WAIT else ""))
+            self.on_wait(
+                f"Reddit answered HTTP {status}; the next request waits {wait:.1f} s as it asked"
+                + (f" (capped at {MAX_RETRY_WAIT:g} s)" if wait >= MAX_RETRY_WAIT else "")
+            )
 
 
 def _requestor_class() -> type:
@@ -315,8 +331,9 @@ def configure_retries(reddit: Any, retries: int, backoff: float = 1.0) -> bool:
     return done
 
 
-def make_reddit(praw_site: str | None = None, *, retries: int = 2, backoff: float = 1.0,
-                gate: RetryAfterGate | None = None) -> Any:
+def make_reddit(
+    praw_site: str | None = None, *, retries: int = 2, backoff: float = 1.0, gate: RetryAfterGate | None = None
+) -> Any:
     """Creates a read-only `praw.Reddit` from praw.ini / `praw_*` environment variables.
 
     Rate limiting and retries are prawcore's, configured here once (see the module docstring).
@@ -341,8 +358,13 @@ def make_reddit(praw_site: str | None = None, *, retries: int = 2, backoff: floa
     from praw.exceptions import MissingRequiredAttributeException
 
     try:
-        reddit = praw.Reddit(site_name=praw_site, check_for_updates=False, check_for_async=False,
-                             requestor_class=_requestor_class(), requestor_kwargs={"gate": gate or RetryAfterGate()})
+        reddit = praw.Reddit(
+            site_name=praw_site,
+            check_for_updates=False,
+            check_for_async=False,
+            requestor_class=_requestor_class(),
+            requestor_kwargs={"gate": gate or RetryAfterGate()},
+        )
     except configparser.NoSectionError:
         raise ScrapeError(f"praw.ini has no section named {praw_site!r} (from --praw-site)", CREDENTIALS_HINT) from None
     except MissingRequiredAttributeException as exc:
@@ -363,7 +385,7 @@ def _secrets(reddit: Any) -> list[str]:
 def _token(reddit: Any) -> str | None:
     """The current OAuth access token (to redact it from messages), read without a request."""
     try:
-        return reddit._core._authorizer.access_token  # noqa: SLF001 - read only, for redaction
+        return reddit._core._authorizer.access_token
     except AttributeError:
         return None
 
@@ -402,8 +424,10 @@ def listings_for(source: RedditSource) -> list[Listing]:
     """
     if source.new_only:
         if ("sort" in source.model_fields_set and source.sort != ["new"]) or source.search:
-            raise ScrapeError("--new-only walks the 'new' listing only and cannot be combined with other --sort "
-                              "values or --search", "drop --sort / --search, or run without --new-only")
+            raise ScrapeError(
+                "--new-only walks the 'new' listing only and cannot be combined with other --sort values or --search",
+                "drop --sort / --search, or run without --new-only",
+            )
         return [Listing("new", "new")]
     out: list[Listing] = []
     for sort in source.sort:
@@ -457,33 +481,49 @@ def _next_post(it: Any, sub: str, listing: Listing, tries: int) -> Any:
         status = exc.response.status_code
         if status == 429:
             after = exc.response.headers.get("Retry-After") or exc.response.headers.get("x-ratelimit-reset")
-            raise _RateLimited(f"r/{sub} {listing.name}: Reddit answered HTTP 429 Too Many Requests {tries} times "
-                               "in a row" + (f" (it asked to wait {after} s)" if after else "")) from None
+            raise _RateLimited(
+                f"r/{sub} {listing.name}: Reddit answered HTTP 429 Too Many Requests {tries} times "
+                "in a row" + (f" (it asked to wait {after} s)" if after else "")
+            ) from None
         if status == 401:
-            raise ScrapeError(f"Reddit refused the credentials (HTTP 401 from {_host(exc.response.url)})",
-                              CREDENTIALS_HINT) from None
+            raise ScrapeError(
+                f"Reddit refused the credentials (HTTP 401 from {_host(exc.response.url)})", CREDENTIALS_HINT
+            ) from None
         if status == 403 or isinstance(exc, prawcore.Forbidden):
-            raise _ListingFailed("subreddit_forbidden", f"r/{sub}: HTTP 403 (private or banned subreddit)", True) from None
+            raise _ListingFailed(
+                "subreddit_forbidden", f"r/{sub}: HTTP 403 (private or banned subreddit)", True
+            ) from None
         if status in (404, 302) or isinstance(exc, (prawcore.Redirect, prawcore.NotFound)):
             raise _ListingFailed("subreddit_not_found", f"r/{sub}: no such subreddit (HTTP {status})", True) from None
-        raise _ListingFailed(f"listing_http_{status}",
-                             f"r/{sub} {listing.name}: HTTP {status} after {tries} tries; the other listings go on") from None
+        raise _ListingFailed(
+            f"listing_http_{status}",
+            f"r/{sub} {listing.name}: HTTP {status} after {tries} tries; the other listings go on",
+        ) from None
     except prawcore.RequestException as exc:
-        raise _ListingFailed("listing_connection_error",
-                             f"r/{sub} {listing.name}: {type(exc.original_exception).__name__} after {tries} tries") from None
+        raise _ListingFailed(
+            "listing_connection_error",
+            f"r/{sub} {listing.name}: {type(exc.original_exception).__name__} after {tries} tries",
+        ) from None
 
 
-def _post_record(d: dict[str, Any], sub: str, label: str, listing: str, skip: str | None,
-                 crosspost_parent: str | None = None) -> PostRecord:
+def _post_record(
+    d: dict[str, Any], sub: str, label: str, listing: str, skip: str | None, crosspost_parent: str | None = None
+) -> PostRecord:
     author = d.get("author")
     permalink = d.get("permalink")
     created = d.get("created_utc")
     return PostRecord(
-        post_id=str(d.get("id")), label=label, subreddit=str(d.get("subreddit") or sub),
-        permalink=f"https://www.reddit.com{permalink}" if permalink else None, title=d.get("title"),
-        author=None if author is None else str(author), crosspost_parent=crosspost_parent,
-        created_utc=float(created) if isinstance(created, (int, float)) else None, listing=listing,
-        status="skipped" if skip else "taken", reason=skip,
+        post_id=str(d.get("id")),
+        label=label,
+        subreddit=str(d.get("subreddit") or sub),
+        permalink=f"https://www.reddit.com{permalink}" if permalink else None,
+        title=d.get("title"),
+        author=None if author is None else str(author),
+        crosspost_parent=crosspost_parent,
+        created_utc=float(created) if isinstance(created, (int, float)) else None,
+        listing=listing,
+        status="skipped" if skip else "taken",
+        reason=skip,
     )
 
 
@@ -500,14 +540,18 @@ def _handle_post(post: Any, sub: str, label: str, nsfw: bool, runner: Runner, li
     runner.manifest.record_post(_post_record(d, sub, label, listing, found.skip, parent_id), urls)
     if found.parent is not None:  # the crossposted post points at the same images
         runner.manifest.record_post(
-            _post_record(found.parent, sub, label, f"crosspost parent of {pid}", found.skip), urls)
+            _post_record(found.parent, sub, label, f"crosspost parent of {pid}", found.skip), urls
+        )
     if found.skip:
         runner.skip_post(found.skip)
         return
     for url in invalid:
         if runner.mark_seen(url, label):
-            runner.skip(Task(url=url, label=label, source=f"r/{sub}"), "gallery_item_invalid",
-                        "gallery item whose media_metadata status is not 'valid'")
+            runner.skip(
+                Task(url=url, label=label, source=f"r/{sub}"),
+                "gallery_item_invalid",
+                "gallery item whose media_metadata status is not 'valid'",
+            )
     for url in found.urls:
         runner.submit(Task(url=url, label=label, source=f"r/{sub}"))
 
@@ -548,8 +592,10 @@ def scrape_reddit(source: RedditSource, out: Path, cfg: ScrapeConfig, *, reddit:
     runner = Runner(Path(out), cfg, f"scrape r/{'+r/'.join(subs)}", total=None, secrets=secrets)
     gate.on_wait = runner.note
     if not configured:
-        runner.note("this prawcore version has no retry settings imgclf knows: prawcore's defaults apply "
-                    "(2 retries, HTTP 429 not retried); --retries affects downloads only")
+        runner.note(
+            "this prawcore version has no retry settings imgclf knows: prawcore's defaults apply "
+            "(2 retries, HTTP 429 not retried); --retries affects downloads only"
+        )
     rate_limited: str | None = None
     try:
         known = runner.manifest.known_posts(label) if source.new_only else set()
@@ -558,14 +604,22 @@ def scrape_reddit(source: RedditSource, out: Path, cfg: ScrapeConfig, *, reddit:
             if rate_limited:
                 break
             if source.limit > LISTING_CAP and len(listings) == 1:
-                runner.note(f"r/{sub}: Reddit lists at most ~{LISTING_CAP} posts per listing; --limit {source.limit} "
-                            f"needs several listings: --sort all, or lists of --sort / --time-filter / --search")
+                runner.note(
+                    f"r/{sub}: Reddit lists at most ~{LISTING_CAP} posts per listing; --limit {source.limit} "
+                    f"needs several listings: --sort all, or lists of --sort / --time-filter / --search"
+                )
             unique = 0
             capped = False
             for listing in listings:
                 if unique >= source.limit:
                     break
-                report: dict[str, Any] = {"subreddit": sub, "listing": listing.name, "listed": 0, "new": 0, "stopped": ""}
+                report: dict[str, Any] = {
+                    "subreddit": sub,
+                    "listing": listing.name,
+                    "listed": 0,
+                    "new": 0,
+                    "stopped": "",
+                }
                 runner.summary.listings.append(report)
                 it = iter(_generator(reddit, sub, listing))
                 streak = 0
@@ -584,8 +638,9 @@ def scrape_reddit(source: RedditSource, out: Path, cfg: ScrapeConfig, *, reddit:
                         failed_sub = exc.whole_subreddit
                         break
                     except ScrapeError as exc:
-                        raise ScrapeError(redact(exc.message, secrets + [t for t in [_token(reddit)] if t]),
-                                          exc.hint) from None
+                        raise ScrapeError(
+                            redact(exc.message, secrets + [t for t in [_token(reddit)] if t]), exc.hint
+                        ) from None
                     if post is None:
                         report["stopped"] = "end of listing"
                         capped = capped or report["listed"] >= LISTING_CAP - LISTING_PAGE
@@ -614,10 +669,12 @@ def scrape_reddit(source: RedditSource, out: Path, cfg: ScrapeConfig, *, reddit:
                     break
             runner.summary.posts += unique
             if capped and unique < source.limit and not rate_limited:
-                runner.note(f"r/{sub}: a listing ended after ~{LISTING_CAP} posts (Reddit's listing cap); "
-                            f"{unique} unique posts from {sum(1 for r in runner.summary.listings if r['subreddit'] == sub)} "
-                            f"listings. For more, add listings (--sort all, --time-filter, --search) and run again: "
-                            f"the manifest skips what you already have")
+                runner.note(
+                    f"r/{sub}: a listing ended after ~{LISTING_CAP} posts (Reddit's listing cap); "
+                    f"{unique} unique posts from {sum(1 for r in runner.summary.listings if r['subreddit'] == sub)} "
+                    f"listings. For more, add listings (--sort all, --time-filter, --search) and run again: "
+                    f"the manifest skips what you already have"
+                )
         summary = runner.close()
     except BaseException:
         runner.abort()
@@ -625,11 +682,14 @@ def scrape_reddit(source: RedditSource, out: Path, cfg: ScrapeConfig, *, reddit:
     from imgclf.ui import summary as print_summary
 
     for r in summary.listings:
-        print_summary(f"  r/{r['subreddit']} {r['listing']}: {r['listed']} posts listed, {r['new']} new ({r['stopped']})")
+        print_summary(
+            f"  r/{r['subreddit']} {r['listing']}: {r['listed']} posts listed, {r['new']} new ({r['stopped']})"
+        )
     print_summary(summary.line("scrape reddit"))
     if rate_limited:
         raise ScrapeError(
             f"{rate_limited}; stopped after {summary.posts} unique posts ({summary.kept} images kept, all recorded)",
             "wait for Reddit's rate-limit window to pass (a few minutes), then run the same command again: "
-            "the manifest skips what is done")
+            "the manifest skips what is done",
+        )
     return summary

@@ -138,8 +138,15 @@ class Runner:
         secrets: sequence of str. Values redacted from every recorded message.
     """
 
-    def __init__(self, out: Path, cfg: ScrapeConfig, description: str, total: int | None = None,
-                 throttle: bool = False, secrets: tuple[str, ...] | list[str] = ()):
+    def __init__(
+        self,
+        out: Path,
+        cfg: ScrapeConfig,
+        description: str,
+        total: int | None = None,
+        throttle: bool = False,
+        secrets: tuple[str, ...] | list[str] = (),
+    ):
         from imgclf.ui import progress
 
         self.out = Path(out)
@@ -172,8 +179,9 @@ class Runner:
     def skip(self, task: Task, reason: str, detail: str = "", record: bool = True) -> None:
         """Counts URL `task` as skipped for `reason` (and records it in the manifest if `record`)."""
         if record:
-            self.manifest.record_url(**self._provenance(task), status="skipped", reason=reason,
-                                     detail=redact(detail, self.secrets))
+            self.manifest.record_url(
+                **self._provenance(task), status="skipped", reason=reason, detail=redact(detail, self.secrets)
+            )
         self._count("skipped", reason)
 
     def skip_post(self, reason: str) -> None:
@@ -182,8 +190,9 @@ class Runner:
 
     def fail(self, task: Task, reason: str, detail: str = "") -> None:
         """Counts and records URL `task` as failed for `reason`."""
-        self.manifest.record_url(**self._provenance(task), status="failed", reason=reason,
-                                 detail=redact(detail, self.secrets))
+        self.manifest.record_url(
+            **self._provenance(task), status="failed", reason=reason, detail=redact(detail, self.secrets)
+        )
         self._count("failed", reason)
 
     def note(self, text: str) -> None:
@@ -208,10 +217,18 @@ class Runner:
     def _download(self, task: Task) -> DownloadResult | ImageError:
         c = self.cfg
         try:
-            return fetch_image(task.url, max_bytes=c.max_bytes, connect_timeout=c.connect_timeout,
-                               read_timeout=c.read_timeout, retries=c.retries, backoff=c.backoff,
-                               total_timeout=c.url_budget, session=self._session(), throttle=self.throttle,
-                               respect_noai=c.respect_noai)
+            return fetch_image(
+                task.url,
+                max_bytes=c.max_bytes,
+                connect_timeout=c.connect_timeout,
+                read_timeout=c.read_timeout,
+                retries=c.retries,
+                backoff=c.backoff,
+                total_timeout=c.url_budget,
+                session=self._session(),
+                throttle=self.throttle,
+                respect_noai=c.respect_noai,
+            )
         except ImageError as exc:
             return exc
         except Exception as exc:  # one bad URL never kills the run; recorded with its type
@@ -268,12 +285,23 @@ class Runner:
                 self.fail(task, res.reason, res.detail)
             return
         prov = self._provenance(task)
-        facts = dict(final_url=redact(res.final_url, self.secrets), bytes=res.bytes, sha256=res.sha256,
-                     width=res.width, height=res.height)
+        facts = dict(
+            final_url=redact(res.final_url, self.secrets),
+            bytes=res.bytes,
+            sha256=res.sha256,
+            width=res.width,
+            height=res.height,
+        )
         existing = self.manifest.stored_path(res.sha256)
         if existing is not None:
-            self.manifest.record_url(**prov, **facts, status="skipped", reason="duplicate_content",
-                                     detail=f"same content already stored as {existing}", path=existing)
+            self.manifest.record_url(
+                **prov,
+                **facts,
+                status="skipped",
+                reason="duplicate_content",
+                detail=f"same content already stored as {existing}",
+                path=existing,
+            )
             self._count("skipped", "duplicate_content")
             return
         rel = Path(task.label) / f"{res.sha256[:HASH_PREFIX]}{res.ext}"

@@ -257,8 +257,9 @@ class Robots:
         note: callable(str) or None. Called once per origin whose robots.txt is unreachable.
     """
 
-    def __init__(self, session: Any, cfg: ScrapeConfig, throttle: HostThrottle | None,
-                 note: Callable[[str], None] | None = None):
+    def __init__(
+        self, session: Any, cfg: ScrapeConfig, throttle: HostThrottle | None, note: Callable[[str], None] | None = None
+    ):
         self.session, self.cfg, self.throttle = session, cfg, throttle
         self.token = product_token(cfg.user_agent)
         self.note = note
@@ -273,10 +274,18 @@ class Robots:
             return rules
         robots_url = origin + "/robots.txt"
         try:
-            raw = fetch_bytes(robots_url, max_bytes=ROBOTS_MAX_BYTES, keep_prefix=True,
-                              connect_timeout=self.cfg.connect_timeout, read_timeout=self.cfg.read_timeout,
-                              retries=min(self.cfg.retries, 2), backoff=self.cfg.backoff,
-                              total_timeout=self.cfg.url_budget, session=self.session, throttle=self.throttle)
+            raw = fetch_bytes(
+                robots_url,
+                max_bytes=ROBOTS_MAX_BYTES,
+                keep_prefix=True,
+                connect_timeout=self.cfg.connect_timeout,
+                read_timeout=self.cfg.read_timeout,
+                retries=min(self.cfg.retries, 2),
+                backoff=self.cfg.backoff,
+                total_timeout=self.cfg.url_budget,
+                session=self.session,
+                throttle=self.throttle,
+            )
         except DownloadError as exc:
             status = int(exc.reason[5:]) if exc.reason[5:].isdigit() and exc.reason.startswith("http_") else 0
             if 400 <= status < 500 and status != 429:
@@ -285,9 +294,11 @@ class Robots:
                 why = f"{exc.reason}: {exc.detail}" if exc.detail else exc.reason
                 rules = _OriginRobots(unreachable=why)
                 if self.note is not None:
-                    self.note(f"robots.txt of {origin} could not be fetched ({why}); RFC 9309 §2.3.1.4 says to assume "
-                              f"complete disallow, so nothing from {origin} is fetched in this run (recorded as "
-                              f"robots_unreachable). Run the same command again when the site answers.")
+                    self.note(
+                        f"robots.txt of {origin} could not be fetched ({why}); RFC 9309 §2.3.1.4 says to assume "
+                        f"complete disallow, so nothing from {origin} is fetched in this run (recorded as "
+                        f"robots_unreachable). Run the same command again when the site answers."
+                    )
         else:
             rules = _OriginRobots(parser=Protego.parse(raw.data.decode("utf-8", errors="replace")))
             if self.throttle is not None:
@@ -308,9 +319,12 @@ class Robots:
         """
         rules = self._load(url)
         if rules.unreachable:
-            return RobotsVerdict(False, "robots_unreachable",
-                                 f"robots.txt of {origin_of(url)} could not be fetched ({rules.unreachable}); "
-                                 "RFC 9309 §2.3.1.4: complete disallow")
+            return RobotsVerdict(
+                False,
+                "robots_unreachable",
+                f"robots.txt of {origin_of(url)} could not be fetched ({rules.unreachable}); "
+                "RFC 9309 §2.3.1.4: complete disallow",
+            )
         if rules.allow_all or rules.parser is None or rules.parser.can_fetch(url, self.token):
             return RobotsVerdict(True)
         return RobotsVerdict(False, "robots", "disallowed by robots.txt")
@@ -329,8 +343,10 @@ def read_urls_file(path: Path) -> list[str]:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ScrapeError(f"cannot read --urls-file {path}: {getattr(exc, 'strerror', None) or exc}",
-                          "give a text file with one URL per line") from None
+        raise ScrapeError(
+            f"cannot read --urls-file {path}: {getattr(exc, 'strerror', None) or exc}",
+            "give a text file with one URL per line",
+        ) from None
     return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
 
 
@@ -376,9 +392,17 @@ def scrape_web(source: WebSource, out: Path, cfg: ScrapeConfig) -> ScrapeSummary
     session = new_session(cfg.user_agent)
     robots = Robots(session, cfg, runner.throttle, note=runner.note)
     token = robots.token
-    fetch_kw = dict(max_bytes=cfg.max_bytes, connect_timeout=cfg.connect_timeout, read_timeout=cfg.read_timeout,
-                    retries=cfg.retries, backoff=cfg.backoff, total_timeout=cfg.url_budget, session=session,
-                    throttle=runner.throttle, robots_token=token)
+    fetch_kw = dict(
+        max_bytes=cfg.max_bytes,
+        connect_timeout=cfg.connect_timeout,
+        read_timeout=cfg.read_timeout,
+        retries=cfg.retries,
+        backoff=cfg.backoff,
+        total_timeout=cfg.url_budget,
+        session=session,
+        throttle=runner.throttle,
+        robots_token=token,
+    )
     queue: deque[tuple[str, int, str, tuple[str, int | None]]] = deque()
     for s in seeds:
         url = urldefrag(s.strip())[0]
@@ -424,8 +448,11 @@ def scrape_web(source: WebSource, out: Path, cfg: ScrapeConfig) -> ScrapeSummary
                 continue
             seen_pages.add(url)
             if urlsplit(url).scheme not in ("http", "https"):
-                runner.fail(Task(url=clean_url(url), label=label, source=found_on, kind="page"), "unsupported_scheme",
-                            "only http and https URLs are fetched")
+                runner.fail(
+                    Task(url=clean_url(url), label=label, source=found_on, kind="page"),
+                    "unsupported_scheme",
+                    "only http and https URLs are fetched",
+                )
                 continue
             if depth == 0 and is_image_url(url):
                 add_image(url, found_on)
@@ -453,8 +480,11 @@ def scrape_web(source: WebSource, out: Path, cfg: ScrapeConfig) -> ScrapeSummary
                     attempted += 1
                     img_task = Task(url=url, label=label, source=found_on)
                     if noai:
-                        runner.skip(img_task, "noai", f"X-Robots-Tag: {', '.join(noai)} (the site asks that it "
-                                                      "not be used for AI training)")
+                        runner.skip(
+                            img_task,
+                            "noai",
+                            f"X-Robots-Tag: {', '.join(noai)} (the site asks that it not be used for AI training)",
+                        )
                         continue
                     try:
                         res: Any = check_image(raw)
@@ -470,19 +500,35 @@ def scrape_web(source: WebSource, out: Path, cfg: ScrapeConfig) -> ScrapeSummary
             if cfg.respect_noai:
                 meta = sorted(content.directives & NOAI_DIRECTIVES)
                 why = ([f"X-Robots-Tag: {', '.join(noai)}"] if noai else []) + (
-                    [f"<meta name=robots> {', '.join(meta)}"] if meta else [])
+                    [f"<meta name=robots> {', '.join(meta)}"] if meta else []
+                )
             else:
                 why = []
             noai_page = ""
             if why:
                 noai_page = f"the page {clean_url(url)} says {' and '.join(why)} (no use for AI training)"
-                runner.manifest.record_url(url=clean_url(url), label=label, kind="page", source=found_on,
-                                           final_url=raw.final_url, status="skipped", reason="noai",
-                                           detail=f"{noai_page}; {len(content.images)} images not taken, links followed",
-                                           bytes=len(raw.data))
+                runner.manifest.record_url(
+                    url=clean_url(url),
+                    label=label,
+                    kind="page",
+                    source=found_on,
+                    final_url=raw.final_url,
+                    status="skipped",
+                    reason="noai",
+                    detail=f"{noai_page}; {len(content.images)} images not taken, links followed",
+                    bytes=len(raw.data),
+                )
             else:
-                runner.manifest.record_url(url=clean_url(url), label=label, kind="page", source=found_on,
-                                           final_url=raw.final_url, status="crawled", reason="", bytes=len(raw.data))
+                runner.manifest.record_url(
+                    url=clean_url(url),
+                    label=label,
+                    kind="page",
+                    source=found_on,
+                    final_url=raw.final_url,
+                    status="crawled",
+                    reason="",
+                    bytes=len(raw.data),
+                )
             for img in content.images:
                 add_image(img, clean_url(url), noai_page)
             if depth < source.depth:

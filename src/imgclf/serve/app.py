@@ -58,7 +58,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from imgclf import __version__
-from imgclf.config import PredictConfig
+from imgclf.config import PredictConfig, ServeConfig
 from imgclf.errors import ImageError
 from imgclf.images import ALLOWED_FORMATS, DEFAULT_MAX_PIXELS
 from imgclf.inputs import Fetch, InputItem, is_url, load_item
@@ -66,7 +66,6 @@ from imgclf.parallel import default_workers
 from imgclf.predict import error_prediction, prediction_of
 from imgclf.runtime import Predictor
 from imgclf.serve.batcher import BatcherClosed, MicroBatcher
-from imgclf.config import ServeConfig
 from imgclf.serve.metrics import CONTENT_TYPE, ServeMetrics
 
 log = logging.getLogger("imgclf.serve")
@@ -122,8 +121,12 @@ class PredictResponse(BaseModel):
 class ErrorResponse(BaseModel):
     detail: str = Field(description="What went wrong, naming the file or field, and what to do.")
     reason: str = Field(description="Machine-readable reason, e.g. `not_an_image`, `body_too_large`.")
-    predictions: list[PredictionRecord] | None = Field(default=None, description="Per-image records, when images were read.")
-    errors: list[dict[str, Any]] | None = Field(default=None, description="Every invalid parameter, for `invalid_request`.")
+    predictions: list[PredictionRecord] | None = Field(
+        default=None, description="Per-image records, when images were read."
+    )
+    errors: list[dict[str, Any]] | None = Field(
+        default=None, description="Every invalid parameter, for `invalid_request`."
+    )
 
 
 class HealthResponse(BaseModel):
@@ -154,7 +157,10 @@ _PREDICT_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: {**_ERRORS, "description": "URLs are off, or a URL's address is refused."},
     413: {**_ERRORS, "description": "Body larger than --max-bytes, or more than --max-images images."},
     415: {**_ERRORS, "description": "Not a form body, or no image could be read as an image."},
-    422: {**_ERRORS, "description": "Missing field, invalid parameter, or no image usable (bomb, truncated, download failed...)."},
+    422: {
+        **_ERRORS,
+        "description": "Missing field, invalid parameter, or no image usable (bomb, truncated, download failed...).",
+    },
 }
 
 
@@ -167,7 +173,9 @@ def _error(status: int, reason: str, detail: str, **extra: Any) -> JSONResponse:
 def _where(loc: tuple | list) -> str:
     if not loc:
         return "the request"
-    kind = {"query": "query parameter", "body": "form field", "path": "path parameter", "header": "header"}.get(str(loc[0]), str(loc[0]))
+    kind = {"query": "query parameter", "body": "form field", "path": "path parameter", "header": "header"}.get(
+        str(loc[0]), str(loc[0])
+    )
     return f"{kind} {loc[1]!r}" if len(loc) > 1 else kind
 
 
@@ -203,8 +211,13 @@ def make_url_fetch(cfg: ServeConfig) -> Fetch:
             session = netsafe.guarded_session()  # checks every connection again: redirects, DNS rebinding
         try:
             return fetch_image(
-                url, max_bytes=cfg.max_bytes, connect_timeout=min(10.0, cfg.url_timeout),
-                read_timeout=min(30.0, cfg.url_timeout), retries=1, backoff=0.5, total_timeout=cfg.url_timeout,
+                url,
+                max_bytes=cfg.max_bytes,
+                connect_timeout=min(10.0, cfg.url_timeout),
+                read_timeout=min(30.0, cfg.url_timeout),
+                retries=1,
+                backoff=0.5,
+                total_timeout=cfg.url_timeout,
                 session=session,
             ).data
         except netsafe.UnsafeAddressError as exc:
@@ -276,7 +289,8 @@ class _ServeApp(FastAPI):
                     host = value
             if self.imgclf_hosts is not None and host is not None and _host_name(host) not in self.imgclf_hosts:
                 response = _error(
-                    400, "invalid_host",
+                    400,
+                    "invalid_host",
                     f"this server listens on a loopback address and answers only requests addressed to "
                     f"{' or '.join(sorted(self.imgclf_hosts))}, not {host.decode('latin-1')!r} (DNS-rebinding "
                     "protection); use http://127.0.0.1:PORT, or start it with --host 0.0.0.0",
@@ -285,7 +299,8 @@ class _ServeApp(FastAPI):
                 return
             if declared is not None and declared.strip().isdigit() and int(declared) > self.imgclf_max_bytes > 0:
                 response = _error(
-                    413, "body_too_large",
+                    413,
+                    "body_too_large",
                     f"the request body ({int(declared):,} bytes) is larger than the limit of {self.imgclf_max_bytes:,} "
                     "bytes (--max-bytes); send fewer or smaller images per request",
                 )
@@ -328,8 +343,11 @@ def build_app(predictor: Predictor, cfg: ServeConfig | None = None) -> FastAPI:
         metrics.batch_seconds.observe(seconds)
 
     batcher = MicroBatcher(
-        predictor.predict_batch, max_batch=cfg.max_batch, max_delay_ms=cfg.max_delay_ms,
-        on_batch=on_batch, on_queue=metrics.queue_images.set,
+        predictor.predict_batch,
+        max_batch=cfg.max_batch,
+        max_delay_ms=cfg.max_delay_ms,
+        on_batch=on_batch,
+        on_queue=metrics.queue_images.set,
     )
     pools: dict[str, ThreadPoolExecutor] = {}
     fetch = make_url_fetch(cfg) if cfg.allow_urls else None
@@ -363,7 +381,9 @@ def build_app(predictor: Predictor, cfg: ServeConfig | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.batcher = batcher
     app.state.config = cfg
-    endpoints = frozenset({"/v1/predict", "/v1/health", "/v1/model", "/v1/metrics", "/openapi.json", "/docs", "/redoc", "/"})
+    endpoints = frozenset(
+        {"/v1/predict", "/v1/health", "/v1/model", "/v1/metrics", "/openapi.json", "/docs", "/redoc", "/"}
+    )
     app.add_middleware(_CountRequests, metrics=metrics, endpoints=endpoints)
     if _is_loopback(cfg.host):
         app.imgclf_hosts = frozenset({"localhost", "127.0.0.1", "::1", cfg.host.strip("[]").lower()})
@@ -376,7 +396,9 @@ def build_app(predictor: Predictor, cfg: ServeConfig | None = None) -> FastAPI:
         for e in errors[:3]:
             loc = tuple(e.get("loc", ()))
             if len(loc) > 1 and loc[0] == "body" and loc[1] == "file":
-                parts.append("form field 'file' must be a file upload (a multipart part with a filename, e.g. curl -F file=@photo.jpg)")
+                parts.append(
+                    "form field 'file' must be a file upload (a multipart part with a filename, e.g. curl -F file=@photo.jpg)"
+                )
             else:
                 parts.append(f"{_where(loc)}: {e.get('msg', 'invalid')}")
         return _error(422, "invalid_request", "; ".join(parts) or "invalid request", errors=errors)
@@ -385,16 +407,30 @@ def build_app(predictor: Predictor, cfg: ServeConfig | None = None) -> FastAPI:
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         status, text = exc.status_code, str(exc.detail)
         if status == 413:
-            return _error(413, "body_too_large",
-                          f"the request body is larger than the limit of {cfg.max_bytes:,} bytes (--max-bytes); "
-                          "send fewer or smaller images per request")
+            return _error(
+                413,
+                "body_too_large",
+                f"the request body is larger than the limit of {cfg.max_bytes:,} bytes (--max-bytes); "
+                "send fewer or smaller images per request",
+            )
         if status == 400 and text.startswith(("Too many files", "Too many fields")):
-            return _error(413, "too_many_images", f"more than {cfg.max_images} images in one request (--max-images); split the request")
+            return _error(
+                413,
+                "too_many_images",
+                f"more than {cfg.max_images} images in one request (--max-images); split the request",
+            )
         if status == 400 and text.startswith("Field exceeded maximum size"):
-            return _error(422, "invalid_request", f"a form field is longer than {MAX_FIELD_BYTES // 1024} KB; URLs must be shorter")
+            return _error(
+                422,
+                "invalid_request",
+                f"a form field is longer than {MAX_FIELD_BYTES // 1024} KB; URLs must be shorter",
+            )
         reasons = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
-        hint = {404: f"no endpoint {request.url.path}; see /docs", 405: f"{request.method} is not allowed on {request.url.path}; see /docs",
-                400: f"malformed request ({text}); send multipart/form-data with `file` fields"}.get(status, text)
+        hint = {
+            404: f"no endpoint {request.url.path}; see /docs",
+            405: f"{request.method} is not allowed on {request.url.path}; see /docs",
+            400: f"malformed request ({text}); send multipart/form-data with `file` fields",
+        }.get(status, text)
         return _error(status, reasons.get(status, f"http_{status}"), hint)
 
     @app.exception_handler(Exception)
@@ -405,7 +441,13 @@ def build_app(predictor: Predictor, cfg: ServeConfig | None = None) -> FastAPI:
     # ---------------------------------------------------------------------------- endpoints
     @app.get("/", include_in_schema=False)
     async def root() -> dict[str, str]:
-        return {"predict": "POST /v1/predict", "model": "/v1/model", "health": "/v1/health", "metrics": "/v1/metrics", "docs": "/docs"}
+        return {
+            "predict": "POST /v1/predict",
+            "model": "/v1/model",
+            "health": "/v1/health",
+            "metrics": "/v1/metrics",
+            "docs": "/docs",
+        }
 
     @app.get("/v1/health", response_model=HealthResponse, summary="Liveness and readiness")
     async def health() -> dict[str, str]:
@@ -420,8 +462,13 @@ def build_app(predictor: Predictor, cfg: ServeConfig | None = None) -> FastAPI:
         "class_names": predictor.class_names,
         "input_spec": info["input_spec"],
         "imgclf_version": __version__,
-        "limits": {"max_batch": cfg.max_batch, "max_delay_ms": cfg.max_delay_ms, "max_bytes": cfg.max_bytes,
-                   "max_images": cfg.max_images, "allow_urls": cfg.allow_urls},
+        "limits": {
+            "max_batch": cfg.max_batch,
+            "max_delay_ms": cfg.max_delay_ms,
+            "max_bytes": cfg.max_bytes,
+            "max_images": cfg.max_images,
+            "allow_urls": cfg.allow_urls,
+        },
     }
 
     @app.get("/v1/model", response_model=ModelResponse, summary="The model served")
@@ -429,8 +476,14 @@ def build_app(predictor: Predictor, cfg: ServeConfig | None = None) -> FastAPI:
         """Model kind, class names, input specification, imgclf version, run name, limits."""
         return model_info
 
-    @app.get("/v1/metrics", response_class=PlainTextResponse, summary="Prometheus metrics",
-             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text format."}})
+    @app.get(
+        "/v1/metrics",
+        response_class=PlainTextResponse,
+        summary="Prometheus metrics",
+        responses={
+            200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text format."}
+        },
+    )
     async def metrics_endpoint() -> Response:
         """Counters and histograms in the Prometheus text format: requests by status, images by
         outcome and error reason, the batch-size histogram (micro-batching), latencies."""
@@ -446,15 +499,24 @@ def build_app(predictor: Predictor, cfg: ServeConfig | None = None) -> FastAPI:
         return list(await asyncio.gather(*jobs))
 
     @app.post(
-        "/v1/predict", response_model=PredictResponse, responses=_PREDICT_RESPONSES, summary="Classify images",
+        "/v1/predict",
+        response_model=PredictResponse,
+        responses=_PREDICT_RESPONSES,
+        summary="Classify images",
         form_limits={"max_files": cfg.max_images, "max_fields": cfg.max_images + 8, "max_part_size": MAX_FIELD_BYTES},
     )
     async def predict(
         request: Request,
-        file: list[UploadFile] | None = File(None, description="An image file (JPEG, PNG, WebP, GIF, BMP, TIFF); repeat the field for several images."),
-        url: list[str] | None = Form(None, description="An http(s) image URL (only when the server runs with --allow-urls); repeatable."),
+        file: list[UploadFile] | None = File(
+            None, description="An image file (JPEG, PNG, WebP, GIF, BMP, TIFF); repeat the field for several images."
+        ),
+        url: list[str] | None = Form(
+            None, description="An http(s) image URL (only when the server runs with --allow-urls); repeatable."
+        ),
         top_k: int = Query(defaults.top_k, ge=1, description="Labels per image (capped at the number of classes)."),
-        threshold: float = Query(defaults.threshold, ge=0, le=1, description="A top probability below this sets `low_confidence`."),
+        threshold: float = Query(
+            defaults.threshold, ge=0, le=1, description="A top probability below this sets `low_confidence`."
+        ),
     ) -> Response:
         """Top-k labels with probabilities for each image, in the order sent.
 
@@ -472,9 +534,12 @@ def build_app(predictor: Predictor, cfg: ServeConfig | None = None) -> FastAPI:
     async def _predict(request: Request, top_k: int, threshold: float) -> Response:
         ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if ctype not in ("multipart/form-data", "application/x-www-form-urlencoded"):
-            return _error(415, "unsupported_media_type",
-                          f"the body is {ctype or 'missing'!r}, not a form; send multipart/form-data with `file` fields "
-                          "(curl -F file=@photo.jpg ...)")
+            return _error(
+                415,
+                "unsupported_media_type",
+                f"the body is {ctype or 'missing'!r}, not a form; send multipart/form-data with `file` fields "
+                "(curl -F file=@photo.jpg ...)",
+            )
         form = await request.form()  # already parsed (and limited) by FastAPI: the cached form
         items: list[InputItem] = []
         uploads: list[tuple[int, UploadFile]] = []
@@ -490,14 +555,24 @@ def build_app(predictor: Predictor, cfg: ServeConfig | None = None) -> FastAPI:
             elif key not in other:
                 other.append(key)
         if has_url and not cfg.allow_urls:
-            return _error(403, "urls_disabled", "`url` fields are off on this server; upload the image as a `file` field, "
-                                                "or start the server with --allow-urls")
+            return _error(
+                403,
+                "urls_disabled",
+                "`url` fields are off on this server; upload the image as a `file` field, "
+                "or start the server with --allow-urls",
+            )
         if not items:
             want = "`file` fields" + (" or `url` fields" if cfg.allow_urls else "")
             got = f"; received field(s) {', '.join(repr(k) for k in other)}" if other else ""
-            return _error(422, "missing_field", f"no image in the request: send one or more {want} (multipart/form-data){got}")
+            return _error(
+                422, "missing_field", f"no image in the request: send one or more {want} (multipart/form-data){got}"
+            )
         if len(items) > cfg.max_images:
-            return _error(413, "too_many_images", f"{len(items)} images in one request, more than --max-images {cfg.max_images}; split the request")
+            return _error(
+                413,
+                "too_many_images",
+                f"{len(items)} images in one request, more than --max-images {cfg.max_images}; split the request",
+            )
         batcher.expect(len(items))  # a batch forming now may wait for these (up to --max-delay-ms)
         announced = len(items)
         try:
@@ -529,7 +604,9 @@ def build_app(predictor: Predictor, cfg: ServeConfig | None = None) -> FastAPI:
             else:
                 metrics.images.labels("predicted").inc()
                 assert probs is not None
-                records.append(prediction_of(item.name, probs[row[i]], predictor.class_names, top_k, threshold).to_dict())
+                records.append(
+                    prediction_of(item.name, probs[row[i]], predictor.class_names, top_k, threshold).to_dict()
+                )
         if ok:
             return JSONResponse({"predictions": records})
         assert first_error is not None

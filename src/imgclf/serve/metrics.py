@@ -55,13 +55,21 @@ class ServeMetrics:
     def __init__(self, max_batch: int):
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.requests = Counter("imgclf_requests", "Answered requests, by endpoint and HTTP status.", ["endpoint", "status"], registry=r)
-        self.images = Counter("imgclf_images", "Images received, by outcome (predicted / error).", ["outcome"], registry=r)
-        self.image_errors = Counter("imgclf_image_errors", "Images that could not be used, by reason.", ["reason"], registry=r)
+        self.requests = Counter(
+            "imgclf_requests", "Answered requests, by endpoint and HTTP status.", ["endpoint", "status"], registry=r
+        )
+        self.images = Counter(
+            "imgclf_images", "Images received, by outcome (predicted / error).", ["outcome"], registry=r
+        )
+        self.image_errors = Counter(
+            "imgclf_image_errors", "Images that could not be used, by reason.", ["reason"], registry=r
+        )
         self.batch_size = Histogram(
             "imgclf_batch_size", "Images per model call (micro-batching).", buckets=batch_buckets(max_batch), registry=r
         )
-        self.batch_seconds = Histogram("imgclf_batch_seconds", "Duration of one model call, in seconds.", buckets=_LATENCY_BUCKETS, registry=r)
+        self.batch_seconds = Histogram(
+            "imgclf_batch_seconds", "Duration of one model call, in seconds.", buckets=_LATENCY_BUCKETS, registry=r
+        )
         self.request_seconds = Histogram(
             "imgclf_request_seconds", "POST /v1/predict latency, in seconds.", buckets=_LATENCY_BUCKETS, registry=r
         )

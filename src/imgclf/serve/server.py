@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from imgclf.config import ServeConfig
 from imgclf.errors import ConfigError
 from imgclf.runtime import Predictor
-from imgclf.config import ServeConfig
 
 #: Export formats `prefer_export` looks for in `RUN/export/`, in order (neither imports TensorFlow).
 PREFERRED_EXPORTS: tuple[str, ...] = ("onnx", "tflite")
@@ -49,13 +49,15 @@ def served_model_path(
     """
     from imgclf.errors import ModelError
     from imgclf.export import FORMATS
-    from imgclf.rundir import EXPORT_DIR, is_run_dir
+    from imgclf.records.run import EXPORT_DIR, is_run_dir
     from imgclf.runtime import resolve_model_path
 
     try:
         path = resolve_model_path(model, models_dir)
     except ModelError as exc:  # no run in models_dir: say how to name one for serve
-        raise ModelError(exc.message, "train one with `imgclf train`, or name it: `imgclf serve models/<run>`") from None
+        raise ModelError(
+            exc.message, "train one with `imgclf train`, or name it: `imgclf serve models/<run>`"
+        ) from None
     if not prefer_export:
         return path
     run = path if path.is_dir() else path.parent
@@ -67,8 +69,10 @@ def served_model_path(
             return candidate
     from imgclf.ui import warn
 
-    warn(f"--prefer-export: {run / EXPORT_DIR} holds no model.onnx or model.tflite; serving the Keras model "
-         f"(make one with `imgclf export {run} --format onnx`)")
+    warn(
+        f"--prefer-export: {run / EXPORT_DIR} holds no model.onnx or model.tflite; serving the Keras model "
+        f"(make one with `imgclf export {run} --format onnx`)"
+    )
     return path
 
 
@@ -116,10 +120,16 @@ def bind_socket(host: str, port: int) -> socket.socket:
         return socket.create_server((host.strip("[]"), port), family=family, backlog=2048)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
-            raise ConfigError(f"port {port} on {host} is already in use", "pick another with --port (0 = any free port)") from None
+            raise ConfigError(
+                f"port {port} on {host} is already in use", "pick another with --port (0 = any free port)"
+            ) from None
         if exc.errno == errno.EACCES:
-            raise ConfigError(f"not allowed to listen on {host}:{port}", "ports below 1024 need privileges; use --port 8000") from None
-        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror or exc})", "check --host (e.g. 127.0.0.1 or 0.0.0.0)") from None
+            raise ConfigError(
+                f"not allowed to listen on {host}:{port}", "ports below 1024 need privileges; use --port 8000"
+            ) from None
+        raise ConfigError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc})", "check --host (e.g. 127.0.0.1 or 0.0.0.0)"
+        ) from None
 
 
 def _url(host: str, port: int) -> str:
@@ -148,7 +158,9 @@ class Server:
         >>> server.run()        # blocks; SIGTERM / Ctrl+C stop it gracefully
     """
 
-    def __init__(self, predictor: Predictor, cfg: ServeConfig | None = None, *, on_started: Callable[[str], None] | None = None):
+    def __init__(
+        self, predictor: Predictor, cfg: ServeConfig | None = None, *, on_started: Callable[[str], None] | None = None
+    ):
         import uvicorn
 
         from imgclf.serve.app import build_app
@@ -163,8 +175,13 @@ class Server:
         self._on_started = on_started
         self._thread: threading.Thread | None = None
         config = uvicorn.Config(
-            self.app, log_level="warning", access_log=False, lifespan="on", server_header=False,
-            timeout_graceful_shutdown=self.cfg.graceful_timeout, proxy_headers=False,
+            self.app,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            server_header=False,
+            timeout_graceful_shutdown=self.cfg.graceful_timeout,
+            proxy_headers=False,
         )
         outer = self
 

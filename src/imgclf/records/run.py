@@ -1,4 +1,4 @@
-"""The files one stage writes and later commands read back, as typed contracts (DESIGN.md §2).
+"""The files one stage writes and later commands read back, as typed contracts.
 
 The writer of a file is also its reader (Keras' BackupAndRestore rule): every such file has
 its name, its pydantic model, its `save_*` and its `load_*` here, in one place.
@@ -36,7 +36,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +68,7 @@ AUTOENCODER_INFO = "autoencoder.json"
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _legacy_input_spec(data: Any) -> Any:
@@ -159,9 +159,7 @@ def load_run_info(run_dir: str | os.PathLike) -> RunInfo:
     run_dir = Path(run_dir)
     path = run_dir / RUN_FILE
     if not path.is_file():
-        raise ModelError(
-            f"{run_dir} is not a training run (no {RUN_FILE})", "give a folder written by `imgclf train`"
-        )
+        raise ModelError(f"{run_dir} is not a training run (no {RUN_FILE})", "give a folder written by `imgclf train`")
     try:
         return RunInfo.model_validate_json(path.read_text(encoding="utf-8"))
     except ValidationError as exc:
@@ -324,11 +322,16 @@ def load_metrics(run_dir: str | os.PathLike, split: str = "test") -> MetricsReco
     """
     path = Path(run_dir) / metrics_file(split)
     if not path.is_file():
-        raise ModelError(f"{run_dir} has no {path.name}", f"evaluate it first: imgclf evaluate {run_dir}" + ("" if split == "test" else f" --split {split}"))
+        raise ModelError(
+            f"{run_dir} has no {path.name}",
+            f"evaluate it first: imgclf evaluate {run_dir}" + ("" if split == "test" else f" --split {split}"),
+        )
     try:
         return MetricsRecord.model_validate_json(path.read_text(encoding="utf-8"))
     except (ValidationError, ValueError) as exc:
-        raise ModelError(f"{path} is invalid ({_first_error(exc)})", f"re-evaluate: imgclf evaluate {run_dir}") from None
+        raise ModelError(
+            f"{path} is invalid ({_first_error(exc)})", f"re-evaluate: imgclf evaluate {run_dir}"
+        ) from None
 
 
 def _first_error(exc: Exception) -> str:
@@ -425,9 +428,14 @@ def load_predictions(run_dir: str | os.PathLike, split: str = "test") -> ImagePr
         reader = csv.reader(f)
         header = next(reader, [])
         n_fixed = len(PREDICTION_COLUMNS)
-        if tuple(header[:n_fixed]) != PREDICTION_COLUMNS or not all(h.startswith(PROB_PREFIX) for h in header[n_fixed:]):
-            raise ModelError(f"{path}: not a predictions file (header {header[:n_fixed + 1]})", f"re-evaluate: imgclf evaluate {run_dir}")
-        names = [h[len(PROB_PREFIX):] for h in header[n_fixed:]]
+        if tuple(header[:n_fixed]) != PREDICTION_COLUMNS or not all(
+            h.startswith(PROB_PREFIX) for h in header[n_fixed:]
+        ):
+            raise ModelError(
+                f"{path}: not a predictions file (header {header[: n_fixed + 1]})",
+                f"re-evaluate: imgclf evaluate {run_dir}",
+            )
+        names = [h[len(PROB_PREFIX) :] for h in header[n_fixed:]]
         index = {c: i for i, c in enumerate(names)}
         paths, shas, labels, probs = [], [], [], []
         for line_no, row in enumerate(reader, start=2):
@@ -439,9 +447,14 @@ def load_predictions(run_dir: str | os.PathLike, split: str = "test") -> ImagePr
                 if len(probs[-1]) != len(names):
                     raise ValueError("wrong number of columns")
             except (IndexError, KeyError, ValueError) as exc:
-                raise ModelError(f"{path}, line {line_no}: malformed row ({exc})", f"re-evaluate: imgclf evaluate {run_dir}") from None
+                raise ModelError(
+                    f"{path}, line {line_no}: malformed row ({exc})", f"re-evaluate: imgclf evaluate {run_dir}"
+                ) from None
     return ImagePredictions(
-        names, paths, shas, np.asarray(labels, np.int64),
+        names,
+        paths,
+        shas,
+        np.asarray(labels, np.int64),
         np.asarray(probs, np.float32).reshape(len(paths), len(names)),
     )
 
@@ -476,8 +489,13 @@ def load_train_state(run_dir: str | os.PathLike) -> TrainState:
     except (OSError, ValueError):
         return TrainState()
     if isinstance(raw, dict) and "phases" not in raw:  # written before TrainState existed
-        raw = {"phases": {k.removeprefix("phase"): int(v.get("epochs", 0)) for k, v in raw.items()
-                          if isinstance(v, dict) and v.get("done")}}
+        raw = {
+            "phases": {
+                k.removeprefix("phase"): int(v.get("epochs", 0))
+                for k, v in raw.items()
+                if isinstance(v, dict) and v.get("done")
+            }
+        }
     try:
         return TrainState.model_validate(raw)
     except ValidationError:
@@ -621,8 +639,12 @@ def load_export_meta(model_path: str | os.PathLike) -> ExportMeta:
         if is_run_dir(folder):
             info = load_run_info(folder)
             return ExportMeta(
-                class_names=info.class_names, input_spec=info.input_spec, model=info.model,
-                source_run=str(folder), run_name=folder.name, train_flip=info.train_flip,
+                class_names=info.class_names,
+                input_spec=info.input_spec,
+                model=info.model,
+                source_run=str(folder),
+                run_name=folder.name,
+                train_flip=info.train_flip,
             )
     raise ModelError(
         f"{p}: class names unknown (no {meta.name} next to it)", "keep the .json file `imgclf export` wrote with it"
