@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from imgclf.cli.main import app
 from imgclf.config import RedditSource, ScrapeConfig
 from imgclf.errors import ScrapeError
+from imgclf.records.manifest import file_provenance
 from imgclf.scrape.reddit import post_images, scrape_reddit
 from scrape_servers import TOKEN, praw_ini, reddit_server
 
@@ -210,8 +211,6 @@ def test_posts_sharing_a_url_are_all_recorded_and_never_refetched(fake_reddit, c
     assert "s8" in {r["post_id"] for r in manifest_rows(out, "post_urls") if r["url"] == img}
 
     # The reader of the manifest: one file, every post that pointed at it.
-    from imgclf.scrape.manifest import file_provenance
-
     prov = file_provenance(out)
     assert len(prov) == 1
     (fp,) = prov.values()

@@ -14,7 +14,9 @@ from typer.testing import CliRunner
 from imgclf.cli.main import app
 from imgclf.config import ScrapeConfig, WebSource
 from imgclf.errors import ScrapeError
-from imgclf.scrape.web import extract, largest_srcset, scrape_web
+from imgclf.records.manifest import Manifest
+from imgclf.scrape.pages import extract, largest_srcset
+from imgclf.scrape.web import scrape_web
 from scrape_servers import IMAGES, Server, png, static, web_site
 
 CFG = ScrapeConfig(workers=4, delay=0, retries=2, backoff=0.05, connect_timeout=2, read_timeout=2, max_bytes=50_000)
@@ -197,8 +199,6 @@ def test_cli_web_and_status(tmp_path):
 
 
 def test_second_scraper_on_same_folder_is_refused(tmp_path):
-    from imgclf.scrape.manifest import Manifest
-
     with Manifest(tmp_path), pytest.raises(ScrapeError, match="another scrape"):
         Manifest(tmp_path)
     with Manifest(tmp_path):  # released on close

@@ -20,7 +20,7 @@ attribute the listing may lack, which would make praw fetch the post again, one 
 
 Self posts, videos, removed or deleted posts and NSFW posts (unless `nsfw=True`) are skipped
 and counted; every post is recorded in the manifest with the URLs it points at
-(`imgclf.scrape.manifest`), skipped or not.
+(`imgclf.records.manifest`), skipped or not.
 
 **Several listings.** Reddit lists at most about 1,000 posts per listing (`LISTING_CAP`).
 `RedditSource.sort`, `time_filter` and `search` name several listings of one subreddit
@@ -43,6 +43,7 @@ such an answer gave. There is no retry loop of our own. When prawcore's retries 
 
 from __future__ import annotations
 
+import configparser
 import html
 import re
 import threading
@@ -56,9 +57,12 @@ from urllib.parse import urlsplit
 from imgclf.config import RedditSource, ScrapeConfig
 from imgclf.errors import ScrapeError
 from imgclf.images import IMAGE_EXTENSIONS
-from imgclf.scrape.download import MAX_RETRY_WAIT, redact, retry_wait
-from imgclf.scrape.manifest import PostRecord
-from imgclf.scrape.runner import Runner, ScrapeSummary, Task, check_label
+from imgclf.net.budget import MAX_RETRY_WAIT, retry_wait
+from imgclf.net.urls import redact
+from imgclf.records.manifest import PostRecord
+from imgclf.scrape.download import Task
+from imgclf.scrape.runner import Runner, ScrapeSummary, check_label
+from imgclf.ui import summary as print_summary
 
 #: Reddit returns at most about this many posts for one listing (sort + time filter).
 LISTING_CAP: int = 1000
@@ -219,7 +223,7 @@ class RetryAfterGate:
 
     prawcore paces requests from `x-ratelimit-remaining` / `x-ratelimit-reset` on normal
     answers, but ignores `Retry-After` (RFC 9110 §10.2.3) and a 429's `x-ratelimit-reset`
-    without `x-ratelimit-remaining`. The gate reads them (`imgclf.scrape.download.retry_wait`,
+    without `x-ratelimit-remaining`. The gate reads them (`imgclf.net.budget.retry_wait`,
     capped at `MAX_RETRY_WAIT` seconds) and sleeps before the next request, so prawcore's own
     retry of that request waits as long as Reddit asked. Thread-safe.
 
@@ -322,6 +326,7 @@ def configure_retries(reddit: Any, retries: int, backoff: float = 1.0) -> bool:
     strategy = _retry_strategy(retries, backoff)
     cores = [getattr(reddit, n, None) for n in ("_core", "_read_only_core", "_authorized_core")]
     done = False
+    core: Any  # private attributes of prawcore's Session, set on the instance
     for core in {id(c): c for c in cores if isinstance(c, Session)}.values():
         if not hasattr(core, "_retry_strategy_class"):
             continue
@@ -352,8 +357,6 @@ def make_reddit(
         ScrapeError: if the section does not exist or client_id / client_secret / user_agent
             are missing (one message saying how to set them).
     """
-    import configparser
-
     import praw
     from praw.exceptions import MissingRequiredAttributeException
 
@@ -556,6 +559,130 @@ def _handle_post(post: Any, sub: str, label: str, nsfw: bool, runner: Runner, li
         runner.submit(Task(url=url, label=label, source=f"r/{sub}"))
 
 
+@dataclass
+class _RedditWalk:
+    """One `scrape_reddit` run: walks each subreddit's listings and hands every new post on.
+
+    Posts are deduplicated by id over all listings of the run (`seen`); `known` holds the
+    posts an earlier run recorded (`new_only`). `rate_limited` is set, with the message, when
+    Reddit still answers 429 after prawcore's retries: the walk then stops.
+    """
+
+    source: RedditSource
+    label: str
+    reddit: Any
+    runner: Runner
+    listings: list[Listing]
+    secrets: list[str]
+    tries: int
+    known: set[str] = field(default_factory=set)
+    seen: set[str] = field(default_factory=set)
+    rate_limited: str | None = None
+    subreddit_failed: bool = False
+
+    def run(self, subs: list[str]) -> None:
+        """Walks every subreddit in turn, until done or rate-limited."""
+        for sub in subs:
+            if self.rate_limited:
+                break
+            self.walk_subreddit(sub)
+
+    def walk_subreddit(self, sub: str) -> None:
+        """Walks the listings of `sub` until `limit` unique posts, then notes Reddit's listing cap if hit."""
+        limit = self.source.limit
+        if limit > LISTING_CAP and len(self.listings) == 1:
+            self.runner.note(
+                f"r/{sub}: Reddit lists at most ~{LISTING_CAP} posts per listing; --limit {limit} "
+                f"needs several listings: --sort all, or lists of --sort / --time-filter / --search"
+            )
+        unique = 0
+        capped = False
+        for listing in self.listings:
+            if unique >= limit:
+                break
+            self.subreddit_failed = False
+            unique, report = self.walk_listing(sub, listing, unique)
+            ended = report["stopped"] == "end of listing"
+            capped = capped or (ended and report["listed"] >= LISTING_CAP - LISTING_PAGE)
+            if self.rate_limited or self.subreddit_failed:
+                break
+        self.runner.summary.posts += unique
+        if capped and unique < limit and not self.rate_limited:
+            n = sum(1 for r in self.runner.summary.listings if r["subreddit"] == sub)
+            self.runner.note(
+                f"r/{sub}: a listing ended after ~{LISTING_CAP} posts (Reddit's listing cap); "
+                f"{unique} unique posts from {n} "
+                f"listings. For more, add listings (--sort all, --time-filter, --search) and run again: "
+                f"the manifest skips what you already have"
+            )
+
+    def walk_listing(self, sub: str, listing: Listing, unique: int) -> tuple[int, dict[str, Any]]:
+        """Walks one listing; returns the subreddit's unique post count after it and the listing's report."""
+        report: dict[str, Any] = {"subreddit": sub, "listing": listing.name, "listed": 0, "new": 0, "stopped": ""}
+        self.runner.summary.listings.append(report)
+        it = iter(_generator(self.reddit, sub, listing))
+        streak = 0
+        while (post := self._next(it, sub, listing, report)) is not None:
+            report["listed"] += 1
+            pid = str(vars(post).get("id"))
+            if self.source.new_only and pid in self.known:
+                report["stopped"] = f"reached post {pid}, recorded by an earlier run"
+                break
+            if pid in self.seen:
+                streak += 1
+                if streak >= LISTING_PAGE:
+                    report["stopped"] = f"{LISTING_PAGE} posts in a row already seen"
+                    break
+                continue
+            streak = 0
+            self.seen.add(pid)
+            report["new"] += 1
+            unique += 1
+            _handle_post(post, sub, self.label, self.source.nsfw, self.runner, listing.name)
+            self.runner.poll()
+            if unique >= self.source.limit:
+                report["stopped"] = f"limit of {self.source.limit} posts reached"
+                break
+        return unique, report
+
+    def _next(self, it: Any, sub: str, listing: Listing, report: dict[str, Any]) -> Any:
+        """The listing's next post, or None when it stops (`report["stopped"]` says why)."""
+        try:
+            post = _next_post(it, sub, listing, self.tries)
+        except _RateLimited as exc:
+            report["stopped"] = "HTTP 429"
+            self.rate_limited = exc.detail
+            return None
+        except _ListingFailed as exc:
+            failed = self.runner.summary.failed
+            failed[exc.reason] = failed.get(exc.reason, 0) + 1
+            self.runner.note(exc.detail)
+            report["stopped"] = exc.reason
+            self.subreddit_failed = exc.whole_subreddit
+            return None
+        except ScrapeError as exc:
+            token = _token(self.reddit)
+            raise ScrapeError(redact(exc.message, self.secrets + ([token] if token else [])), exc.hint) from None
+        if post is None:
+            report["stopped"] = "end of listing"
+        return post
+
+
+def _finish(summary: ScrapeSummary, rate_limited: str | None) -> None:
+    """Prints each listing's line and the summary; raises if Reddit's rate limit stopped the run."""
+    for r in summary.listings:
+        print_summary(
+            f"  r/{r['subreddit']} {r['listing']}: {r['listed']} posts listed, {r['new']} new ({r['stopped']})"
+        )
+    print_summary(summary.line("scrape reddit"))
+    if rate_limited:
+        raise ScrapeError(
+            f"{rate_limited}; stopped after {summary.posts} unique posts ({summary.kept} images kept, all recorded)",
+            "wait for Reddit's rate-limit window to pass (a few minutes), then run the same command again: "
+            "the manifest skips what is done",
+        )
+
+
 def scrape_reddit(source: RedditSource, out: Path, cfg: ScrapeConfig, *, reddit: Any = None) -> ScrapeSummary:
     """Downloads the images of subreddit listings into `out/<label>/`, recording every post and URL.
 
@@ -596,100 +723,14 @@ def scrape_reddit(source: RedditSource, out: Path, cfg: ScrapeConfig, *, reddit:
             "this prawcore version has no retry settings imgclf knows: prawcore's defaults apply "
             "(2 retries, HTTP 429 not retried); --retries affects downloads only"
         )
-    rate_limited: str | None = None
+    walk = _RedditWalk(source, label, reddit, runner, listings, secrets, tries=cfg.retries + 1)
     try:
-        known = runner.manifest.known_posts(label) if source.new_only else set()
-        seen: set[str] = set()
-        for sub in subs:
-            if rate_limited:
-                break
-            if source.limit > LISTING_CAP and len(listings) == 1:
-                runner.note(
-                    f"r/{sub}: Reddit lists at most ~{LISTING_CAP} posts per listing; --limit {source.limit} "
-                    f"needs several listings: --sort all, or lists of --sort / --time-filter / --search"
-                )
-            unique = 0
-            capped = False
-            for listing in listings:
-                if unique >= source.limit:
-                    break
-                report: dict[str, Any] = {
-                    "subreddit": sub,
-                    "listing": listing.name,
-                    "listed": 0,
-                    "new": 0,
-                    "stopped": "",
-                }
-                runner.summary.listings.append(report)
-                it = iter(_generator(reddit, sub, listing))
-                streak = 0
-                failed_sub = False
-                while True:
-                    try:
-                        post = _next_post(it, sub, listing, cfg.retries + 1)
-                    except _RateLimited as exc:
-                        report["stopped"] = "HTTP 429"
-                        rate_limited = exc.detail
-                        break
-                    except _ListingFailed as exc:
-                        runner.summary.failed[exc.reason] = runner.summary.failed.get(exc.reason, 0) + 1
-                        runner.note(exc.detail)
-                        report["stopped"] = exc.reason
-                        failed_sub = exc.whole_subreddit
-                        break
-                    except ScrapeError as exc:
-                        raise ScrapeError(
-                            redact(exc.message, secrets + [t for t in [_token(reddit)] if t]), exc.hint
-                        ) from None
-                    if post is None:
-                        report["stopped"] = "end of listing"
-                        capped = capped or report["listed"] >= LISTING_CAP - LISTING_PAGE
-                        break
-                    report["listed"] += 1
-                    pid = str(vars(post).get("id"))
-                    if source.new_only and pid in known:
-                        report["stopped"] = f"reached post {pid}, recorded by an earlier run"
-                        break
-                    if pid in seen:
-                        streak += 1
-                        if streak >= LISTING_PAGE:
-                            report["stopped"] = f"{LISTING_PAGE} posts in a row already seen"
-                            break
-                        continue
-                    streak = 0
-                    seen.add(pid)
-                    report["new"] += 1
-                    unique += 1
-                    _handle_post(post, sub, label, source.nsfw, runner, listing.name)
-                    runner.poll()
-                    if unique >= source.limit:
-                        report["stopped"] = f"limit of {source.limit} posts reached"
-                        break
-                if rate_limited or failed_sub:
-                    break
-            runner.summary.posts += unique
-            if capped and unique < source.limit and not rate_limited:
-                runner.note(
-                    f"r/{sub}: a listing ended after ~{LISTING_CAP} posts (Reddit's listing cap); "
-                    f"{unique} unique posts from {sum(1 for r in runner.summary.listings if r['subreddit'] == sub)} "
-                    f"listings. For more, add listings (--sort all, --time-filter, --search) and run again: "
-                    f"the manifest skips what you already have"
-                )
+        if source.new_only:
+            walk.known = runner.manifest.known_posts(label)
+        walk.run(subs)
         summary = runner.close()
-    except BaseException:
+    except BaseException:  # Ctrl-C or a bug: stop the pool without waiting, then let it through
         runner.abort()
         raise
-    from imgclf.ui import summary as print_summary
-
-    for r in summary.listings:
-        print_summary(
-            f"  r/{r['subreddit']} {r['listing']}: {r['listed']} posts listed, {r['new']} new ({r['stopped']})"
-        )
-    print_summary(summary.line("scrape reddit"))
-    if rate_limited:
-        raise ScrapeError(
-            f"{rate_limited}; stopped after {summary.posts} unique posts ({summary.kept} images kept, all recorded)",
-            "wait for Reddit's rate-limit window to pass (a few minutes), then run the same command again: "
-            "the manifest skips what is done",
-        )
+    _finish(summary, walk.rate_limited)
     return summary
