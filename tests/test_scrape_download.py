@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import time
+from typing import Any
 
 import pytest
 import requests
@@ -19,7 +20,7 @@ from imgclf.net.urls import redact
 from imgclf.scrape.web import scrape_web
 from scrape_servers import HangServer, Server, drip, hang, page, png, static, web_site
 
-FAST = dict(connect_timeout=2.0, read_timeout=2.0, backoff=0.05)
+FAST: dict[str, Any] = dict(connect_timeout=2.0, read_timeout=2.0, backoff=0.05)
 
 
 @pytest.fixture(scope="module")

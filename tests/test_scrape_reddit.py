@@ -4,6 +4,7 @@ in the manifest (shared URLs, reposts, crossposts), prawcore's retries (429 stor
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 
 import praw.config
@@ -227,7 +228,7 @@ def test_429_storm_prawcore_retries_once_then_one_clear_message(fake_reddit, cle
     assert "429 Too Many Requests 3 times" in msg and "run the same command again" in msg
     times = srv.times[f"/r/{sub}/top"]
     assert len(times) == 3  # prawcore's loop only: 1 try + 2 retries, no loop of ours around it
-    assert min(b - a for a, b in zip(times, times[1:])) >= 0.9  # the server's wait (1 s) was honoured
+    assert min(b - a for a, b in itertools.pairwise(times)) >= 0.9  # the server's wait (1 s) was honoured
 
 
 def test_429_storm_in_the_cli_is_one_line_not_a_traceback(fake_reddit, clean_praw_env):

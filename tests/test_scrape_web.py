@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 import sqlite3
@@ -150,7 +151,7 @@ def test_urls_file_page_or_image_limit_and_politeness(tmp_path):
         times = sorted(
             t for p in ("/redirect/img", "/img/redirected.png", "/img/og.png", "/img/lazy.png") for t in site.times[p]
         )
-        gaps = [b - a for a, b in zip(times, times[1:])]
+        gaps = [b - a for a, b in itertools.pairwise(times)]
         assert min(gaps) >= 0.2, gaps  # 0.25 s between requests to one host
 
 
