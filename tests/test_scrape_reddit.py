@@ -15,7 +15,8 @@ from imgclf.cli.main import app
 from imgclf.config import RedditSource, ScrapeConfig
 from imgclf.errors import ScrapeError
 from imgclf.records.manifest import file_provenance
-from imgclf.scrape.reddit import post_images, scrape_reddit
+from imgclf.scrape.reddit import scrape_reddit
+from imgclf.scrape.reddit_posts import post_images
 from scrape_servers import TOKEN, praw_ini, reddit_server
 
 CLIENT_ID = "test-client-id"

@@ -1,6 +1,8 @@
 """Scraping images into labelled folders: Reddit (praw) and web pages.
 
-- `imgclf.scrape.reddit`: `scrape_reddit(source, out, cfg)`: listings, posts, praw / prawcore.
+- `imgclf.scrape.reddit`: `scrape_reddit(source, out, cfg)`: the walk of subreddit listings.
+- `imgclf.scrape.reddit_posts`: what one post gives (`post_images`, its manifest record).
+- `imgclf.scrape.reddit_client`: praw with prawcore's rate limiting and retries (`make_reddit`).
 - `imgclf.scrape.web`: `scrape_web(source, out, cfg)`: the crawl of pages and image URLs.
 - `imgclf.scrape.pages`: what an HTML page offers (images, links, robots `<meta>`).
 - `imgclf.scrape.robots`: robots.txt per origin (RFC 9309, Protego).
