@@ -480,6 +480,18 @@ def reddit_server(
     srv.routes["/news/nopreview.html"] = page("<html><body>another article</body></html>")
     srv.routes["/news/shared.html"] = page("<html><body>a page many posts link</body></html>")
 
+    page1, page2 = _cars_pages(b)
+    srv.cars_pages = [page1, page2]
+    srv.subs["cars"] = page1 + page2
+    srv.subs["huge"] = [_post(f"h{i}", "huge", is_self=True) for i in range(big)]
+    srv.subs["shared"] = _shared_posts(b)
+    srv.flaky_failures = 2
+    srv.listing = _special_listings(srv, srv.listing, page1, listing_429_first)
+    return srv
+
+
+def _cars_pages(b: str) -> tuple[list[dict], list[dict]]:
+    """The two pages of `r/cars` (see `reddit_server`), with images and pages under `b`."""
     page1 = [
         _post("p1", "cars", url=f"{b}/i/a.jpg", domain="127.0.0.1"),
         _post(
@@ -532,12 +544,14 @@ def reddit_server(
         _post("p10", "cars", url=f"{b}/news/nopreview.html"),
         _post("p11", "cars", url=f"{b}/i/photo"),
     ]
-    srv.cars_pages = [page1, page2]
-    srv.subs["cars"] = page1 + page2
-    srv.subs["huge"] = [_post(f"h{i}", "huge", is_self=True) for i in range(big)]
+    return page1, page2
+
+
+def _shared_posts(b: str) -> list[dict]:
+    """`r/shared`: posts pointing at one image and at one HTML page (see `reddit_server`)."""
     shared = f"{b}/i/shared.jpg"
     s2 = _post("s2", "shared", url=shared)
-    srv.subs["shared"] = [
+    return [
         _post("s1", "shared", url=shared, removed_by_category="moderator"),
         s2,
         _post("s3", "shared", url=shared, title="repost of s2"),
@@ -546,8 +560,12 @@ def reddit_server(
         _post("s6", "shared", url=f"{b}/news/shared.html"),
         _post("s7", "shared", url=f"{b}/news/shared.html", title="repost of s6"),
     ]
-    srv.flaky_failures = 2
-    base_listing = srv.listing
+
+
+def _special_listings(
+    srv: RedditServer, base_listing: Callable, page1: list[dict], listing_429_first: bool
+) -> Callable[[Handler, str, str, dict[str, list[str]]], None]:
+    """The listing handler of `reddit_server`: 403, 429, 503 subreddits and `r/cars`'s two pages."""
 
     def listing(h: Handler, sub: str, sort: str, query: dict[str, list[str]]) -> None:
         if sub == "private":
@@ -571,8 +589,7 @@ def reddit_server(
         else:
             base_listing(h, sub, sort, query)
 
-    srv.listing = listing
-    return srv
+    return listing
 
 
 class PoolReddit(RedditServer):

@@ -5,16 +5,22 @@ from __future__ import annotations
 import hashlib
 import io
 import time
+from typing import Any
 
 import pytest
 import requests
 from PIL import Image
 
+from imgclf.config import ScrapeConfig, WebSource
 from imgclf.errors import ImageError
-from imgclf.scrape.download import fetch_image, redact, retry_wait
+from imgclf.net.budget import DEFAULT_URL_BUDGET, retry_wait
+from imgclf.net.directives import product_token, robots_directives
+from imgclf.net.image import fetch_image
+from imgclf.net.urls import redact
+from imgclf.scrape.web import scrape_web
 from scrape_servers import HangServer, Server, drip, hang, page, png, static, web_site
 
-FAST = dict(connect_timeout=2.0, read_timeout=2.0, backoff=0.05)
+FAST: dict[str, Any] = dict(connect_timeout=2.0, read_timeout=2.0, backoff=0.05)
 
 
 @pytest.fixture(scope="module")
@@ -193,18 +199,12 @@ def test_retry_after_beyond_the_budget_gives_up_at_once():
 def test_default_budget_is_120_s():
     import inspect
 
-    from imgclf.config import ScrapeConfig
-    from imgclf.scrape.download import DEFAULT_URL_BUDGET
-
     assert ScrapeConfig().url_budget == DEFAULT_URL_BUDGET == 120
     assert inspect.signature(fetch_image).parameters["total_timeout"].default is None  # None = the default budget
 
 
 def test_page_of_twenty_with_one_hanging_image_keeps_the_rest(tmp_path):
     """The issue's case: one URL that never answers in a gallery of twenty."""
-    from imgclf.config import ScrapeConfig, WebSource
-    from imgclf.scrape.web import scrape_web
-
     routes = {f"/img/{i}.png": static(png((i * 10, 3, 7))) for i in range(19)}
     routes["/img/hang.png"] = hang
     routes["/robots.txt"] = static(b"", "text/plain")
@@ -224,8 +224,6 @@ def test_page_of_twenty_with_one_hanging_image_keeps_the_rest(tmp_path):
 
 # ----------------------------------------------------------------------------- X-Robots-Tag
 def test_robots_directives_parsing():
-    from imgclf.scrape.download import product_token, robots_directives
-
     assert product_token("imgclf/0.1 (image-classification dataset builder)") == "imgclf"
     assert robots_directives(["noai, NoImageAI"]) == {"noai", "noimageai"}
     assert robots_directives(["otherbot: noai"], "imgclf") == set()

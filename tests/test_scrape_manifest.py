@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from imgclf.cli.main import app
 from imgclf.config import ScrapeConfig, WebSource
 from imgclf.errors import ScrapeError
-from imgclf.scrape.manifest import BACKUP_V1_NAME, SCHEMA_VERSION, Manifest, summarize
+from imgclf.records.manifest import BACKUP_V1_NAME, SCHEMA_VERSION, Manifest, summarize
 from imgclf.scrape.web import scrape_web
 from scrape_servers import Server, png, static
 

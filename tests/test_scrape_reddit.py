@@ -4,6 +4,7 @@ in the manifest (shared URLs, reposts, crossposts), prawcore's retries (429 stor
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 
 import praw.config
@@ -13,7 +14,9 @@ from typer.testing import CliRunner
 from imgclf.cli.main import app
 from imgclf.config import RedditSource, ScrapeConfig
 from imgclf.errors import ScrapeError
-from imgclf.scrape.reddit import post_images, scrape_reddit
+from imgclf.records.manifest import file_provenance
+from imgclf.scrape.reddit import scrape_reddit
+from imgclf.scrape.reddit_posts import post_images
 from scrape_servers import TOKEN, praw_ini, reddit_server
 
 CLIENT_ID = "test-client-id"
@@ -210,8 +213,6 @@ def test_posts_sharing_a_url_are_all_recorded_and_never_refetched(fake_reddit, c
     assert "s8" in {r["post_id"] for r in manifest_rows(out, "post_urls") if r["url"] == img}
 
     # The reader of the manifest: one file, every post that pointed at it.
-    from imgclf.scrape.manifest import file_provenance
-
     prov = file_provenance(out)
     assert len(prov) == 1
     (fp,) = prov.values()
@@ -228,7 +229,7 @@ def test_429_storm_prawcore_retries_once_then_one_clear_message(fake_reddit, cle
     assert "429 Too Many Requests 3 times" in msg and "run the same command again" in msg
     times = srv.times[f"/r/{sub}/top"]
     assert len(times) == 3  # prawcore's loop only: 1 try + 2 retries, no loop of ours around it
-    assert min(b - a for a, b in zip(times, times[1:])) >= 0.9  # the server's wait (1 s) was honoured
+    assert min(b - a for a, b in itertools.pairwise(times)) >= 0.9  # the server's wait (1 s) was honoured
 
 
 def test_429_storm_in_the_cli_is_one_line_not_a_traceback(fake_reddit, clean_praw_env):

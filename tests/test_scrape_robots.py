@@ -14,7 +14,9 @@ from typer.testing import CliRunner
 
 from imgclf.cli.main import app
 from imgclf.config import ScrapeConfig, WebSource
-from imgclf.scrape.web import Robots, scrape_web
+from imgclf.net.session import new_session
+from imgclf.scrape.robots import Robots
+from imgclf.scrape.web import scrape_web
 from scrape_servers import HangServer, Server, closed_port, page, png, static
 
 CFG = ScrapeConfig(workers=2, delay=0, retries=2, backoff=0.05, connect_timeout=1, read_timeout=1, url_budget=5)
@@ -119,8 +121,6 @@ def test_rfc9309_matching_is_protegos(tmp_path):
         b"User-agent: imgclf\nDisallow: /img/\nAllow: /img/ok*.png$\nDisallow: /*.gif$\n" + b"# padding\n" * 60_000
     )
     with Server({"/robots.txt": static(body, "text/plain")}) as s:
-        from imgclf.scrape.download import new_session
-
         robots = Robots(new_session(), CFG, None)
         assert robots.allowed(s.url("/page.html"))
         assert not robots.allowed(s.url("/img/no.png"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 import sqlite3
@@ -14,7 +15,9 @@ from typer.testing import CliRunner
 from imgclf.cli.main import app
 from imgclf.config import ScrapeConfig, WebSource
 from imgclf.errors import ScrapeError
-from imgclf.scrape.web import extract, largest_srcset, scrape_web
+from imgclf.records.manifest import Manifest
+from imgclf.scrape.pages import extract, largest_srcset
+from imgclf.scrape.web import scrape_web
 from scrape_servers import IMAGES, Server, png, static, web_site
 
 CFG = ScrapeConfig(workers=4, delay=0, retries=2, backoff=0.05, connect_timeout=2, read_timeout=2, max_bytes=50_000)
@@ -148,7 +151,7 @@ def test_urls_file_page_or_image_limit_and_politeness(tmp_path):
         times = sorted(
             t for p in ("/redirect/img", "/img/redirected.png", "/img/og.png", "/img/lazy.png") for t in site.times[p]
         )
-        gaps = [b - a for a, b in zip(times, times[1:])]
+        gaps = [b - a for a, b in itertools.pairwise(times)]
         assert min(gaps) >= 0.2, gaps  # 0.25 s between requests to one host
 
 
@@ -197,8 +200,6 @@ def test_cli_web_and_status(tmp_path):
 
 
 def test_second_scraper_on_same_folder_is_refused(tmp_path):
-    from imgclf.scrape.manifest import Manifest
-
     with Manifest(tmp_path), pytest.raises(ScrapeError, match="another scrape"):
         Manifest(tmp_path)
     with Manifest(tmp_path):  # released on close

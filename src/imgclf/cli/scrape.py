@@ -225,7 +225,7 @@ def status_cmd(
     """
     from rich.table import Table
 
-    from imgclf.scrape.manifest import summarize
+    from imgclf.records.manifest import summarize
     from imgclf.ui import console
 
     st = summarize(folder)

@@ -1,9 +1,11 @@
 """Shared download loop of the scrapers: bounded worker pool, manifest, atomic storage, progress.
 
 The listing (Reddit) or crawl (web) runs in the caller's thread and feeds `Runner.submit`;
-downloads run in at most `workers` threads; results are stored and recorded in the caller's
-thread, so the SQLite manifest has a single writer and a file is always written (atomically)
-before its manifest row.
+the per-URL map (`imgclf.scrape.download.download_task`) runs in at most `workers` threads;
+its outcomes are stored and recorded in the caller's thread (`Runner.store`: content already
+stored -> `duplicate_content`, else the file `<label>/<sha256[:16]><ext>` written atomically,
+then its manifest row), so the SQLite manifest has a single writer and a file is always
+written before its row.
 """
 
 from __future__ import annotations
@@ -16,24 +18,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
+
 from imgclf.config import ScrapeConfig
-from imgclf.errors import ImageError, ScrapeError
+from imgclf.errors import ScrapeError
 from imgclf.fsutil import atomic_write_bytes
-from imgclf.scrape.download import (
-    DEFAULT_USER_AGENT,
-    DownloadResult,
-    HostThrottle,
-    clean_url,
-    fetch_image,
-    new_session,
-    redact,
-)
-from imgclf.scrape.manifest import POLICY_SKIPS, Manifest
+from imgclf.net.session import new_session
+from imgclf.net.throttle import HostThrottle
+from imgclf.net.urls import redact
+from imgclf.records.manifest import POLICY_SKIPS, Manifest
+from imgclf.scrape.download import Task, UrlOutcome, download_task
+from imgclf.ui import progress, warn
 
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,99}$")
-
-#: Hex characters of the sha256 used in file names (64 bits: collisions are negligible).
-HASH_PREFIX = 16
 
 
 def check_label(label: str) -> str:
@@ -48,25 +45,6 @@ def check_label(label: str) -> str:
             "use letters, digits, '-', '_' or '.', not starting with '_' or '.', e.g. --label car",
         )
     return label
-
-
-@dataclass
-class Task:
-    """One URL to download or record.
-
-    Attributes:
-        url: str. The URL.
-        label: str. Class folder.
-        source: str. `r/<subreddit>` or the page the URL was found on.
-        kind: str, default `"image"`. `"image"` or `"page"`.
-
-    Which posts pointed at the URL is recorded separately (`Manifest.record_post`).
-    """
-
-    url: str
-    label: str
-    source: str
-    kind: str = "image"
 
 
 @dataclass
@@ -147,8 +125,6 @@ class Runner:
         throttle: bool = False,
         secrets: tuple[str, ...] | list[str] = (),
     ):
-        from imgclf.ui import progress
-
         self.out = Path(out)
         self.cfg = cfg
         self.secrets = tuple(s for s in secrets if s)
@@ -197,10 +173,6 @@ class Runner:
 
     def note(self, text: str) -> None:
         """Adds a note for the final summary and prints it as a warning now."""
-        from rich.markup import escape
-
-        from imgclf.ui import warn
-
         text = redact(text, self.secrets)
         self.summary.notes.append(text)
         warn(escape(text))
@@ -209,30 +181,14 @@ class Runner:
     def _session(self) -> Any:
         s = getattr(self._local, "session", None)
         if s is None:
-            s = new_session(getattr(self.cfg, "user_agent", DEFAULT_USER_AGENT), pool=4)
+            s = new_session(self.cfg.user_agent, pool=4)
             self._local.session = s
             self._sessions.append(s)
         return s
 
-    def _download(self, task: Task) -> DownloadResult | ImageError:
-        c = self.cfg
-        try:
-            return fetch_image(
-                task.url,
-                max_bytes=c.max_bytes,
-                connect_timeout=c.connect_timeout,
-                read_timeout=c.read_timeout,
-                retries=c.retries,
-                backoff=c.backoff,
-                total_timeout=c.url_budget,
-                session=self._session(),
-                throttle=self.throttle,
-                respect_noai=c.respect_noai,
-            )
-        except ImageError as exc:
-            return exc
-        except Exception as exc:  # one bad URL never kills the run; recorded with its type
-            return ImageError(clean_url(task.url), "error", f"{type(exc).__name__}: {exc}")
+    def _download(self, task: Task) -> UrlOutcome:
+        """The map, in a pool thread: this thread's pooled session and the run's throttle."""
+        return download_task(task, self.cfg, session=self._session(), throttle=self.throttle)
 
     def is_done(self, url: str, label: str) -> bool:
         """True if the manifest has `url` settled for `label` (see `Manifest.is_settled`)."""
@@ -265,24 +221,26 @@ class Runner:
         self._queued.add(key)
         return True
 
-    def store(self, task: Task, res: DownloadResult | ImageError) -> None:
-        """Stores and records a result obtained outside the pool (e.g. a seed URL that was an image)."""
-        self._store(task, res)
+    def store(self, outcome: UrlOutcome) -> None:
+        """Stores and records an outcome obtained outside the pool (e.g. a seed URL that was an image)."""
+        self._store(outcome)
 
     def _collect(self, block: bool) -> None:
         if not self._inflight:
             return
         done, _ = wait(list(self._inflight), timeout=None if block else 0, return_when=FIRST_COMPLETED)
         for fut in done:
-            task = self._inflight.pop(fut)
-            self._store(task, fut.result())
+            self._inflight.pop(fut)
+            self._store(fut.result())
 
-    def _store(self, task: Task, res: DownloadResult | ImageError) -> None:
-        if isinstance(res, ImageError):
-            if res.reason in POLICY_SKIPS:  # the site's wish, not a failure
-                self.skip(task, res.reason, res.detail)
+    def _store(self, outcome: UrlOutcome) -> None:
+        """The apply step of one outcome: count and record a failure, or store the image and record it."""
+        task, res = outcome.task, outcome.image
+        if res is None:
+            if outcome.reason in POLICY_SKIPS:  # the site's wish, not a failure
+                self.skip(task, outcome.reason, outcome.detail)
             else:
-                self.fail(task, res.reason, res.detail)
+                self.fail(task, outcome.reason, outcome.detail)
             return
         prov = self._provenance(task)
         facts = dict(
@@ -304,7 +262,7 @@ class Runner:
             )
             self._count("skipped", "duplicate_content")
             return
-        rel = Path(task.label) / f"{res.sha256[:HASH_PREFIX]}{res.ext}"
+        rel = Path(task.label) / res.file_name
         dest = self.out / rel
         if not dest.is_file():  # a file already there is the same content (a run killed before its row)
             atomic_write_bytes(dest, res.data)

@@ -17,8 +17,8 @@ module is the one check imgclf uses:
 - `check_url(url)`: the same for the host of an http(s) URL.
 - `guarded_session()`: a `requests.Session` that runs `check_host` **at connect time, on every
   connection**, and connects only to the addresses it checked. Every redirect hop of the
-  scraper's downloader (`imgclf.scrape.download.fetch_bytes` follows redirects by hand, one
-  `session.get` per hop) goes through it, and DNS rebinding (a name that resolves to a public
+  downloader (`imgclf.net.fetch.fetch_bytes` follows redirects by hand, one `session.get` per
+  hop) goes through it, and DNS rebinding (a name that resolves to a public
   address when checked and to a private one when connected) has no window, since the checked
   address is the one connected to. It uses no proxy (`trust_env` off): through a proxy the
   checked address would be the proxy's, not the destination's.
@@ -38,6 +38,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from imgclf.errors import ImgclfError
+from imgclf.net.session import DEFAULT_USER_AGENT, new_session
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -93,9 +94,10 @@ def address_problem(ip: str | IPAddress) -> str | None:
     if isinstance(addr, ipaddress.IPv6Address):
         if addr.ipv4_mapped is not None:
             addr = addr.ipv4_mapped
-        elif addr.sixtofour is not None or addr.teredo is not None:  # an IPv4 address carried inside
-            inner = addr.sixtofour if addr.sixtofour is not None else addr.teredo[1]
-            problem = address_problem(inner)
+        else:  # 6to4 and Teredo addresses carry an IPv4 address inside
+            teredo = addr.teredo
+            inner = addr.sixtofour if addr.sixtofour is not None else (teredo[1] if teredo is not None else None)
+            problem = address_problem(inner) if inner is not None else None
             if problem is not None:
                 return problem
     checks = (
@@ -198,9 +200,11 @@ def _guarded_adapter_class(check: HostCheck) -> type:
     from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
     from urllib3.exceptions import NameResolutionError, NewConnectionError
 
-    def guarded(base: type) -> type:
-        class Guarded(base):  # type: ignore[misc, valid-type]
-            def _new_conn(self):  # urllib3's one place where a socket is connected
+    def guarded(base: Any) -> type:
+        class Guarded(base):
+            _dns_host: str  # urllib3's name to resolve; swapped for each checked address below
+
+            def _new_conn(self) -> Any:  # urllib3's one place where a socket is connected
                 try:
                     addresses = check(self._dns_host, self.port)
                 except socket.gaierror as exc:
@@ -244,7 +248,7 @@ def guarded_session(*, user_agent: str | None = None, pool: int = 16, check: Hos
     """A `requests.Session` that refuses non-public addresses on every connection it opens.
 
     Args:
-        user_agent: str or None, default None (the scraper's `DEFAULT_USER_AGENT`).
+        user_agent: str or None, default None (`imgclf.net.session.DEFAULT_USER_AGENT`).
         pool: int, default 16. Connections kept per host.
         check: callable `(host, port) -> list of addresses` or None, default None
             (`check_host` with `allow_private=False`). It must raise `UnsafeAddressError` to
@@ -253,11 +257,9 @@ def guarded_session(*, user_agent: str | None = None, pool: int = 16, check: Hos
     Returns:
         requests.Session without retries of its own and without proxies (`trust_env` off).
         A refused connection raises `UnsafeAddressError` out of `session.get(...)` (and out of
-        `imgclf.scrape.download.fetch_image`, which passes unknown errors through); nothing is
+        `imgclf.net.image.fetch_image`, which passes unknown errors through); nothing is
         sent to the refused address.
     """
-    from imgclf.scrape.download import DEFAULT_USER_AGENT, new_session
-
     session = new_session(user_agent or DEFAULT_USER_AGENT, pool=pool)
     session.trust_env = False
     session.proxies = {}

@@ -1,5 +1,12 @@
 """The scrape manifest, `<out>/_manifest.sqlite`: every URL tried and every post that pointed at one.
 
+A stage record: `imgclf scrape reddit|web` writes it (`Manifest`, `record_url`, `record_post`),
+and every reader goes through this module: the scrapers' resume (`Manifest.is_settled`),
+`imgclf scrape status` (`summarize`), clean's and split's provenance groups and the audit's
+noise per source (`file_provenance`, `Manifest(out, lock=False)`). A missing manifest (when
+read), a file that is not a readable SQLite manifest, or one of a newer schema than this
+imgclf knows is a `DataError` naming the file.
+
 The manifest is the provenance of every image (where it came from, which posts linked it, when
 it was fetched) and what makes a rerun resume. It has three tables (schema version 2, stored in
 SQLite's `PRAGMA user_version`):
@@ -30,6 +37,7 @@ folder at once; the kernel releases it when a process dies, even by `kill -9`.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -37,10 +45,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from imgclf.errors import DataError, ScrapeError
 from imgclf.fsutil import atomic_write_bytes
+from imgclf.net.errors import is_transient
 
 MANIFEST_NAME = "_manifest.sqlite"
 LOCK_NAME = "_scrape.lock"
@@ -82,6 +91,9 @@ POST_COLUMNS: tuple[str, ...] = (
     "reason",
 )
 
+#: Post fields `file_provenance` gives for each post behind a file.
+_POST_KEYS: tuple[str, ...] = ("post_id", "subreddit", "permalink", "title", "author", "crosspost_parent")
+
 #: URL-level skip reasons that settle a URL (no request on a rerun) while the setting that
 #: caused them stays the same: `noai` only while `respect_noai` is on.
 POLICY_SKIPS: frozenset[str] = frozenset({"noai"})
@@ -117,7 +129,7 @@ CREATE TABLE IF NOT EXISTS posts (
     author           TEXT,
     crosspost_parent TEXT,           -- id of the post this one crossposts, or NULL
     created_utc      REAL,           -- seconds since the epoch, as Reddit gives it
-    listing          TEXT,           -- listing that first gave it: top/all, new, search 'q'/all, crosspost parent of <id>
+    listing          TEXT,           -- first listing: top/all, new, search 'q'/all, crosspost parent of <id>
     status           TEXT NOT NULL,  -- taken | skipped
     reason           TEXT,           -- post-level skip: nsfw, removed, self_post, video, no_image
     first_time       TEXT NOT NULL,
@@ -220,11 +232,14 @@ class Manifest:
         out: path. The output folder (created if missing when `lock` is True).
         lock: bool, default True. Take the folder's exclusive lock, remove temporary files left
             by a killed run and migrate a schema-1 manifest; False opens read-only (for
-            `imgclf scrape status`; a schema-1 manifest is migrated first, under the lock).
+            `imgclf scrape status`, clean's provenance, the audit; a schema-1 manifest is
+            migrated first, under the lock).
 
     Raises:
-        ScrapeError: if another scraper holds the lock, or the manifest is from a newer imgclf.
-        DataError: if `lock` is False and there is no manifest, or the file is not SQLite.
+        ScrapeError: if another scraper holds the lock, or migrating a schema-1 manifest failed
+            (the file is left unchanged).
+        DataError: if `lock` is False and there is no manifest, the file is not a readable
+            SQLite manifest, or it has a newer schema than this imgclf knows.
     """
 
     def __init__(self, out: str | os.PathLike, lock: bool = True):
@@ -232,56 +247,79 @@ class Manifest:
         self.path = manifest_path(self.out)
         self._lock_fd: int | None = None
         if lock:
-            import fcntl
-
-            self.out.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.out / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                raise ScrapeError(
-                    f"another scrape is writing to {self.out}", "wait for it to finish, or use another --out folder"
-                ) from None
-            self._lock_fd = fd
-            try:
-                remove_stale_temp_files(self.out)
-                self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-                self.db.execute("PRAGMA journal_mode=WAL")
-                self.db.execute("PRAGMA synchronous=NORMAL")
-                self._upgrade()
-            except BaseException:
-                self.close()
-                raise
+            self._open_for_writing()
         else:
-            if not self.path.is_file():
-                raise DataError(
-                    f"no scrape manifest in {self.out} ({MANIFEST_NAME} not found)",
-                    "give the --out folder of `imgclf scrape reddit|web`",
-                )
-            self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30, isolation_level=None)
-            version = self._version()
-            if version < SCHEMA_VERSION:
-                self.db.close()
-                Manifest(self.out, lock=True).close()  # migrates
-                self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30, isolation_level=None)
-            elif version > SCHEMA_VERSION:
-                self._too_new(version)
+            self._open_read_only()
         self.db.row_factory = sqlite3.Row
 
+    def _take_lock(self) -> None:
+        """Takes the folder's exclusive lock (`LOCK_NAME`), or raises `ScrapeError` at once."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.out / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ScrapeError(
+                f"another scrape is writing to {self.out}", "wait for it to finish, or use another --out folder"
+            ) from None
+        self._lock_fd = fd
+
+    def _open_for_writing(self) -> None:
+        """Locks the folder, removes stale temporary files, opens (creating or migrating) the database."""
+        self._take_lock()
+        try:
+            remove_stale_temp_files(self.out)
+            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")
+            except sqlite3.DatabaseError as exc:
+                raise self._unreadable(exc) from None
+            self._upgrade()
+        except BaseException:  # release the lock and the database, then let the error through
+            self.close()
+            raise
+
+    def _open_read_only(self) -> None:
+        """Opens an existing manifest read-only (a schema-1 manifest is migrated first, under the lock)."""
+        if not self.path.is_file():
+            raise DataError(
+                f"no scrape manifest in {self.out} ({MANIFEST_NAME} not found)",
+                "give the --out folder of `imgclf scrape reddit|web`",
+            )
+        self.db = self._connect_read_only()
+        try:
+            version = self._version()
+            if version > SCHEMA_VERSION:
+                self._too_new(version)
+        except BaseException:
+            self.db.close()
+            raise
+        if version < SCHEMA_VERSION:
+            self.db.close()
+            Manifest(self.out, lock=True).close()  # migrates
+            self.db = self._connect_read_only()
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        return sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30, isolation_level=None)
+
     # ------------------------------------------------------------------ schema
+    def _unreadable(self, exc: Exception) -> DataError:
+        return DataError(
+            f"{self.path} is not a readable scrape manifest ({exc})",
+            "move it away and scrape again, or restore it from a backup",
+        )
+
     def _version(self) -> int:
         try:
             return schema_version(self.db)
         except sqlite3.DatabaseError as exc:
-            raise DataError(
-                f"{self.path} is not a readable scrape manifest ({exc})",
-                "move it away and scrape again, or restore it from a backup",
-            ) from None
+            raise self._unreadable(exc) from None
 
-    def _too_new(self, version: int) -> None:
-        raise ScrapeError(
-            f"{self.path} has manifest schema {version}; this imgclf knows {SCHEMA_VERSION}",
+    def _too_new(self, version: int) -> NoReturn:
+        raise DataError(
+            f"{self.path} has manifest schema {version}; this imgclf knows up to {SCHEMA_VERSION}",
             "upgrade imgclf, or use another --out folder",
         )
 
@@ -398,7 +436,7 @@ class Manifest:
         (`duplicate_content`), rejected for a reason a retry would not change (`html`,
         `truncated`, `decompression_bomb`, `too_large`, `http_404`, ...), or refused by a
         site's `noai` directive while `respect_noai` is on. Not settled: transient failures
-        (timeouts, connection errors, HTTP 429 / 5xx, see `imgclf.scrape.download.is_transient`),
+        (timeouts, connection errors, HTTP 429 / 5xx, see `imgclf.net.errors.is_transient`),
         robots.txt skips (the rules may change; robots.txt is read again each run) and URLs
         never tried.
 
@@ -410,8 +448,6 @@ class Manifest:
         Returns:
             bool.
         """
-        from imgclf.scrape.download import is_transient
-
         row = self.get(url, label)
         if row is None:
             return False
@@ -556,28 +592,32 @@ def file_provenance(out: str | os.PathLike) -> dict[str, FileProvenance]:
         dict: relative file path -> FileProvenance.
 
     Raises:
-        DataError: if the folder has no manifest.
+        DataError: if the folder has no manifest, or it is unreadable or of a newer schema.
     """
     m = Manifest(out, lock=False)
     try:
-        result: dict[str, FileProvenance] = {}
-        rows = m.db.execute(
-            "SELECT url, label, path, source FROM urls WHERE kind='image' AND path IS NOT NULL AND path != ''"
-            " AND status IN ('kept', 'skipped') ORDER BY id"
-        ).fetchall()
-        for r in rows:
-            fp = result.setdefault(r["path"], FileProvenance(path=r["path"], label=r["label"]))
-            fp.urls.append(r["url"])
-            if r["source"] and r["source"] not in fp.sources:
-                fp.sources.append(r["source"])
-            for p in m.posts_for_url(r["url"], r["label"]):
-                if all(q["post_id"] != p["post_id"] for q in fp.posts):
-                    fp.posts.append(
-                        {k: p[k] for k in ("post_id", "subreddit", "permalink", "title", "author", "crosspost_parent")}
-                    )
-        return result
+        return _file_provenance(m)
+    except sqlite3.DatabaseError as exc:
+        raise m._unreadable(exc) from None
     finally:
         m.close()
+
+
+def _file_provenance(m: Manifest) -> dict[str, FileProvenance]:
+    result: dict[str, FileProvenance] = {}
+    rows = m.db.execute(
+        "SELECT url, label, path, source FROM urls WHERE kind='image' AND path IS NOT NULL AND path != ''"
+        " AND status IN ('kept', 'skipped') ORDER BY id"
+    ).fetchall()
+    for r in rows:
+        fp = result.setdefault(r["path"], FileProvenance(path=r["path"], label=r["label"]))
+        fp.urls.append(r["url"])
+        if r["source"] and r["source"] not in fp.sources:
+            fp.sources.append(r["source"])
+        for p in m.posts_for_url(r["url"], r["label"]):
+            if all(q["post_id"] != p["post_id"] for q in fp.posts):
+                fp.posts.append({k: p[k] for k in _POST_KEYS})
+    return result
 
 
 # ---------------------------------------------------------------------------------- status
@@ -633,42 +673,52 @@ def summarize(out: str | os.PathLike) -> ManifestStatus:
         ManifestStatus.
 
     Raises:
-        DataError: if the folder has no manifest.
+        DataError: if the folder has no manifest, or it is unreadable or of a newer schema.
     """
     m = Manifest(out, lock=False)
     try:
-        st = ManifestStatus(path=m.path)
-        db = m.db
-        n_urls = db.execute("SELECT COUNT(*) FROM urls").fetchone()[0]
-        n_posts = db.execute("SELECT COUNT(*) FROM posts").fetchone()[0]
-        st.total = n_urls + n_posts
-        st.last_time = db.execute(
-            "SELECT MAX(t) FROM (SELECT MAX(time) AS t FROM urls UNION ALL SELECT MAX(time) FROM posts)"
-        ).fetchone()[0]
-        counted = (
-            "SELECT label, COALESCE(source, '') AS source, status, COALESCE(reason, '') AS reason FROM urls WHERE kind != 'page'"
-            " UNION ALL SELECT label, 'r/' || COALESCE(subreddit, ''), status, COALESCE(reason, '') FROM posts WHERE status = 'skipped'"
-        )
-        for label, status, n in db.execute(f"SELECT label, status, COUNT(*) FROM ({counted}) GROUP BY 1, 2"):
-            st.by_label.setdefault(label, {})[status] = n
-        for source, status, n in db.execute(f"SELECT source, status, COUNT(*) FROM ({counted}) GROUP BY 1, 2"):
-            st.by_source.setdefault(source, {})[status] = n
-        reasons = (
-            "SELECT status, COALESCE(reason, '') AS reason FROM urls WHERE status IN ('skipped', 'failed')"
-            " UNION ALL SELECT status, COALESCE(reason, '') FROM posts WHERE status = 'skipped'"
-        )
-        for status, reason, n in db.execute(f"SELECT status, reason, COUNT(*) FROM ({reasons}) GROUP BY 1, 2"):
-            st.by_reason[(status, reason)] = n
-        for label, n in db.execute("SELECT label, COUNT(*) FROM posts GROUP BY 1"):
-            st.posts[label] = n
-        st.shared_urls = db.execute(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM post_urls GROUP BY url, label HAVING COUNT(*) > 1)"
-        ).fetchone()[0]
-        for label in set(st.by_label) | set(st.posts):
-            d = Path(out) / label
-            st.files[label] = (
-                sum(1 for f in d.iterdir() if f.is_file() and not f.name.startswith(".")) if d.is_dir() else 0
-            )
-        return st
+        st = _counts(m.db, ManifestStatus(path=m.path))
+    except sqlite3.DatabaseError as exc:
+        raise m._unreadable(exc) from None
     finally:
         m.close()
+    for label in set(st.by_label) | set(st.posts):
+        d = Path(out) / label
+        st.files[label] = sum(1 for f in d.iterdir() if f.is_file() and not f.name.startswith(".")) if d.is_dir() else 0
+    return st
+
+
+#: Image URLs and skipped posts, as `(label, source, status, reason)` rows (pages left out).
+_COUNTED = (
+    "SELECT label, COALESCE(source, '') AS source, status, COALESCE(reason, '') AS reason"
+    " FROM urls WHERE kind != 'page'"
+    " UNION ALL SELECT label, 'r/' || COALESCE(subreddit, ''), status, COALESCE(reason, '')"
+    " FROM posts WHERE status = 'skipped'"
+)
+#: Skipped and failed URLs and skipped posts, as `(status, reason)` rows.
+_REASONS = (
+    "SELECT status, COALESCE(reason, '') AS reason FROM urls WHERE status IN ('skipped', 'failed')"
+    " UNION ALL SELECT status, COALESCE(reason, '') FROM posts WHERE status = 'skipped'"
+)
+
+
+def _counts(db: sqlite3.Connection, st: ManifestStatus) -> ManifestStatus:
+    """Fills `st`'s counts from the database (everything but `files`)."""
+    n_urls = db.execute("SELECT COUNT(*) FROM urls").fetchone()[0]
+    n_posts = db.execute("SELECT COUNT(*) FROM posts").fetchone()[0]
+    st.total = n_urls + n_posts
+    st.last_time = db.execute(
+        "SELECT MAX(t) FROM (SELECT MAX(time) AS t FROM urls UNION ALL SELECT MAX(time) FROM posts)"
+    ).fetchone()[0]
+    for label, status, n in db.execute(f"SELECT label, status, COUNT(*) FROM ({_COUNTED}) GROUP BY 1, 2"):
+        st.by_label.setdefault(label, {})[status] = n
+    for source, status, n in db.execute(f"SELECT source, status, COUNT(*) FROM ({_COUNTED}) GROUP BY 1, 2"):
+        st.by_source.setdefault(source, {})[status] = n
+    for status, reason, n in db.execute(f"SELECT status, reason, COUNT(*) FROM ({_REASONS}) GROUP BY 1, 2"):
+        st.by_reason[(status, reason)] = n
+    for label, n in db.execute("SELECT label, COUNT(*) FROM posts GROUP BY 1"):
+        st.posts[label] = n
+    st.shared_urls = db.execute(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM post_urls GROUP BY url, label HAVING COUNT(*) > 1)"
+    ).fetchone()[0]
+    return st
