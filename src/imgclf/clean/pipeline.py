@@ -175,13 +175,13 @@ def _map(
 ) -> list[ImageRecord | Unreadable]:
     """Runs `inspect_file` over the files on `executor`, with a progress bar."""
     records: list[ImageRecord | Unreadable] = []
-    read = unreadable = 0
+    read = 0
     inspect = functools.partial(inspect_file, cfg=cfg, sha256=sha256)
     with progress("clean: verify + fingerprint", total=len(entries)) as advance:
         for rec in executor.map(inspect, entries):
             records.append(rec)
-            read, unreadable = (read + 1, unreadable) if isinstance(rec, ImageRecord) else (read, unreadable + 1)
-            advance(status=f"read {read}  unreadable {strays + unreadable}")
+            read += isinstance(rec, ImageRecord)
+            advance(status=f"read {read}  unreadable {strays + len(records) - read}")
     return records
 
 

@@ -59,7 +59,6 @@ from imgclf.records.clean import (
     DuplicateGroup,
     FlipPair,
     GroupMember,
-    ProvenanceGroup,
     ProvenanceReport,
     QualityReport,
 )
@@ -174,7 +173,7 @@ class CleanPlan:
 class _Duplicates:
     """What the duplicate search found among the images still kept."""
 
-    updates: dict[str, dict] = field(default_factory=dict)  # rel -> group / status / detail
+    updates: dict[str, tuple[int, str, str]] = field(default_factory=dict)  # rel -> group, status, detail
     groups: list[DuplicateGroup] = field(default_factory=list)
     conflicts: list[DuplicateGroup] = field(default_factory=list)
     flips: list[FlipPair] = field(default_factory=list)
@@ -212,8 +211,8 @@ def plan_clean(
     set_aside += [SetAside(u.rel, u.reason, u.detail, u.label) for u in ordered if isinstance(u, Unreadable)]
     images, replay, moved = _replay(images, decisions)
     dup = _duplicates([r for r in images if r.status == STATUS_KEPT], cfg)
-    images = [replace(r, **dup.updates[r.rel]) if r.rel in dup.updates else r for r in images]
-    prov_groups = _provenance_groups(images, set_aside, provenance)
+    images = [_grouped(r, dup.updates.get(r.rel)) for r in images]
+    prov_report = _provenance_report(images, set_aside, provenance)
     set_aside += [SetAside(r.rel, r.status, r.detail, r.label) for r in images if r.status != STATUS_KEPT]
     kept = [r for r in images if r.status == STATUS_KEPT]
     dest = {r.rel: moved.get(r.rel, r.rel) for r in kept}
@@ -228,9 +227,13 @@ def plan_clean(
         for r in kept
         if r.signature is not None and needs_source_signature(r.width, r.height, CLEAN_SOURCE_SIZE)
     }
-    prov_report = ProvenanceReport(source=provenance[1], groups=prov_groups or []) if provenance else None
-    report = _report(listing, cfg, images, set_aside, dup, replay, prov_report or ProvenanceReport())
+    report = _report(listing, cfg, images, set_aside, dup, replay, prov_report)
     return CleanPlan(images, set_aside, dest, prov_entries, sources, dup.pairs, report)
+
+
+def _grouped(r: ImageRecord, update: tuple[int, str, str] | None) -> ImageRecord:
+    """The record with its duplicate group, status and detail (unchanged outside any group)."""
+    return r if update is None else replace(r, group=update[0], status=update[1], detail=update[2])
 
 
 def _quality(r: ImageRecord, cfg: CleanConfig) -> ImageRecord:
@@ -295,7 +298,7 @@ def _duplicates(live: list[ImageRecord], cfg: CleanConfig) -> _Duplicates:
                 status[k] = (reason, f"group {d.group}: kept {live[keeper].rel} ({why})")
             else:
                 status[k] = (live[k].status, live[k].detail)
-            out.updates[live[k].rel] = {"group": d.group, "status": status[k][0], "detail": status[k][1]}
+            out.updates[live[k].rel] = (d.group, *status[k])
         index = set(d.members)
         entry = DuplicateGroup(
             group=d.group,
@@ -331,16 +334,16 @@ def _why(how: tuple[str, float] | None) -> str:
     return f"{how[0]}, residual {how[1]:.1f}" if how[0] != "exact" else "same pixels"
 
 
-def _provenance_groups(
+def _provenance_report(
     images: list[ImageRecord],
     set_aside: list[SetAside],
     provenance: tuple[Mapping[str, ProvenanceEntry], str] | None,
-) -> list[ProvenanceGroup] | None:
-    """Provenance groups of 2+ input files, with what `clean` did with each."""
+) -> ProvenanceReport:
+    """Where provenance came from and its groups of 2+ input files, with what `clean` did with each."""
     if provenance is None:
-        return None
+        return ProvenanceReport()
     status_of = {r.rel: r.status for r in images} | {s.file: s.reason for s in set_aside}
-    return groups_report(sorted(status_of), provenance[0], status_of)
+    return ProvenanceReport(source=provenance[1], groups=groups_report(sorted(status_of), provenance[0], status_of))
 
 
 def _per_class(classes: Sequence[str], kept: list[ImageRecord], set_aside: list[SetAside]) -> dict[str, dict[str, int]]:
