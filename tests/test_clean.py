@@ -78,7 +78,7 @@ def _rejects(out: Path) -> dict[str, str]:
 
 
 def test_each_broken_file_rejected_with_its_reason(cleaned):
-    raw, out, s = cleaned
+    _raw, out, _s = cleaned
     rej = _rejects(out)
     assert rej["cat/broken.jpg"] == "truncated"
     assert rej["cat/page.jpg"] == "not_an_image"
@@ -92,7 +92,7 @@ def test_each_broken_file_rejected_with_its_reason(cleaned):
 
 
 def test_copies_grouped_and_best_kept(cleaned):
-    raw, out, s = cleaned
+    raw, out, _s = cleaned
     rej = _rejects(out)
     assert rej["cat/p0_copy.png"] == "duplicate"
     for rel in ("cat/p0_small.png", "cat/p0_q60.jpg", "cat/p0_exif.jpg"):
@@ -110,14 +110,14 @@ def test_copies_grouped_and_best_kept(cleaned):
 
 
 def test_distinct_images_not_grouped(cleaned):
-    raw, out, s = cleaned
+    _raw, out, s = cleaned
     for rel in ("cat/p1.png", "cat/p2.png", "cat/p3.png", "dog/d0.png", "dog/d1.png", "dog/d2.png", "dog/d3.png"):
         assert (out / rel).is_file(), rel
     assert s.groups == 2
 
 
 def test_label_conflict_reported_not_resolved(cleaned):
-    raw, out, s = cleaned
+    _raw, out, s = cleaned
     report = json.loads((out / "_reports" / "clean_report.json").read_text())
     assert s.label_conflicts == 1
     (conflict,) = report["label_conflicts"]
@@ -126,7 +126,7 @@ def test_label_conflict_reported_not_resolved(cleaned):
 
 
 def test_report_counts_and_sheets(cleaned):
-    raw, out, s = cleaned
+    _raw, out, s = cleaned
     report = json.loads((out / "_reports" / "clean_report.json").read_text())
     assert report["total"] == 19 and report["kept"] == s.kept == 9
     assert sum(report["rejected"].values()) == 10
@@ -318,3 +318,248 @@ def test_provenance_from_the_manifest_reported_and_recorded(tmp_path):
     rec = read_provenance(tmp_path / "out")
     assert set(rec) == {"cat/c0.png", "cat/c1.png", "cat/c2.png"}  # kept files only, under their output paths
     assert rec["cat/c0.png"].group == rec["cat/c1.png"].group != rec["cat/c2.png"].group
+
+
+# ------------------------------------------------- map -> reduce -> apply, called one by one
+def _entry(root: Path, rel: str):
+    from imgclf.inputs import ImageEntry
+
+    parts = rel.split("/")
+    return ImageEntry(root / rel, rel, parts[0] if len(parts) > 1 else None)
+
+
+def test_map_reads_a_real_png_and_names_what_is_wrong_with_the_others(tmp_path):
+    from imgclf.clean.verify import ImageRecord, Unreadable, inspect_file
+
+    (tmp_path / "a").mkdir()
+    img = _crop("china.jpg", 0, 0, size=80)
+    img.save(tmp_path / "a" / "photo.png")
+    shutil.copyfile(DATA / "truncated.jpg", tmp_path / "a" / "cut.jpg")
+    shutil.copyfile(DATA / "not_an_image.jpg", tmp_path / "a" / "page.jpg")
+    cfg = CleanConfig()
+    rec = inspect_file(_entry(tmp_path, "a/photo.png"), cfg, sha256=True)
+    assert isinstance(rec, ImageRecord)
+    assert (rec.rel, rec.label, rec.subset, rec.width, rec.height, rec.format) == (
+        "a/photo.png",
+        "a",
+        None,
+        80,
+        80,
+        "PNG",
+    )
+    assert rec.nbytes == (tmp_path / "a" / "photo.png").stat().st_size
+    assert rec.sha256 == hashlib.sha256((tmp_path / "a" / "photo.png").read_bytes()).hexdigest()
+    assert rec.status == "kept" and rec.group is None and rec.blur > 0 and 0 < rec.entropy <= 8
+    assert len(rec.hash_hex) == 16 and rec.signature.size == (80, 80)
+    assert inspect_file(_entry(tmp_path, "a/photo.png"), cfg).sha256 == ""  # only hashed when asked
+    cut = inspect_file(_entry(tmp_path, "a/cut.jpg"), cfg)
+    page = inspect_file(_entry(tmp_path, "a/page.jpg"), cfg)
+    gone = inspect_file(_entry(tmp_path, "a/missing.png"), cfg)
+    assert cut == Unreadable("a/cut.jpg", "a", None, "truncated", cut.detail) and cut.detail
+    assert (page.reason, gone.reason) == ("not_an_image", "unreadable")
+
+
+def test_map_runs_in_a_process_pool(tmp_path):
+    """The map and its records pickle: a process pool (and so a cluster) can run it."""
+    import functools
+
+    from imgclf.clean.verify import inspect_file
+    from imgclf.engine import make_executor
+
+    (tmp_path / "a").mkdir()
+    for k in range(3):
+        _crop("flower.jpg", 60 * k, 0).save(tmp_path / "a" / f"{k}.png")
+    entries = [_entry(tmp_path, f"a/{k}.png") for k in range(3)]
+    fn = functools.partial(inspect_file, cfg=CleanConfig(), sha256=True)
+    here = [fn(e) for e in entries]
+    there = list(make_executor("local", 2, kind="process").map(fn, entries))
+    assert [(r.rel, r.digest, r.sha256, r.hash_hex) for r in there] == [
+        (r.rel, r.digest, r.sha256, r.hash_hex) for r in here
+    ]
+    assert all(np.array_equal(a.signature.gray, b.signature.gray) for a, b in zip(here, there))
+
+
+def _records(root: Path, cfg: CleanConfig, sha256: bool = False) -> list:
+    import functools
+
+    from imgclf.clean.verify import inspect_file
+    from imgclf.inputs import list_images
+
+    return list(
+        map(functools.partial(inspect_file, cfg=cfg, sha256=sha256), list_images(root, layout="classes").entries)
+    )
+
+
+def _listing(root: Path, out: str = "out"):
+    from imgclf.clean.plan import CleanInput
+    from imgclf.inputs import list_images
+
+    listing = list_images(root, layout="classes")
+    return CleanInput(
+        src=str(root),
+        out=out,
+        classes=tuple(sorted({e.label for e in listing.entries})),
+        strays=tuple(f.relative_to(root).as_posix() for f in listing.strays),
+        files=len(listing.entries),
+    )
+
+
+def _plan_facts(plan) -> dict:
+    return {
+        "images": [(r.rel, r.label, r.status, r.detail, r.group) for r in plan.images],
+        "set_aside": plan.set_aside,
+        "dest": plan.dest,
+        "copies": plan.copies(),
+        "sources": sorted(plan.sources),
+        "pairs": plan.pairs,
+        "report": plan.report.model_dump(mode="json"),
+    }
+
+
+def test_reduce_is_pure_and_ignores_the_order_of_the_records(raw):
+    import random
+
+    from imgclf.clean.plan import plan_clean
+    from imgclf.clean.verify import ImageRecord
+
+    cfg = CleanConfig(flips=True)
+    records = _records(raw, cfg)
+    listing = _listing(raw)
+    plan = plan_clean(listing, records, cfg)
+    shuffled = records[::-1]
+    random.Random(0).shuffle(shuffled)
+    assert _plan_facts(plan_clean(listing, shuffled, cfg)) == _plan_facts(plan)
+    assert {r.status for r in records if isinstance(r, ImageRecord)} == {"kept"}  # the map's records are unchanged
+    # the same decisions the whole stage takes (test_copies_grouped_and_best_kept & co.)
+    status = {r.rel: r.status for r in plan.images}
+    assert status["cat/p0.png"] == "kept" and status["cat/p0_copy.png"] == "duplicate"
+    assert status["cat/p0_small.png"] == "near_duplicate" and status["dog/blank.png"] == "near_uniform"
+    assert {(s.file, s.reason) for s in plan.set_aside} >= {
+        ("readme.txt", "not_in_class_folder"),
+        ("cat/broken.jpg", "truncated"),
+    }
+    assert plan.report.total == 19 and plan.report.kept == len(plan.kept) == 9
+    assert plan.report.label_conflicts[0].labels == ["cat", "dog"]
+
+
+def test_reduce_orders_paths_as_the_lister_walks_them():
+    from imgclf.clean.plan import path_key
+
+    walked = ["readme.txt", "cat/a.png", "cat/z.png", "cat/sub/b.png", "cat-2/a.png", "dog/a.png"]
+    assert sorted(reversed(walked), key=path_key) == walked
+
+
+def test_reduce_replays_review_decisions(raw):
+    from imgclf.clean.plan import plan_clean
+    from imgclf.records.decisions import Decision
+
+    cfg = CleanConfig()
+    records = _records(raw, cfg, sha256=True)
+    sha = {r.rel: r.sha256 for r in records if hasattr(r, "sha256")}
+    t = "2026-01-01T00:00:00+00:00"
+    decisions = [
+        Decision(1, t, "reject", "cat/p2.png", "cat", None, "class:cat", sha["cat/p2.png"]),
+        Decision(2, t, "relabel", "dog/p1_mislabeled.png", "dog", "cat", "conflicts", sha["dog/p1_mislabeled.png"]),
+        Decision(3, t, "relabel", "dog/d3.png", "dog", "bird", "issues", sha["dog/d3.png"]),
+        Decision(4, t, "undo", "dog/d3.png", "dog", "bird", "issues", sha["dog/d3.png"]),
+    ]
+    plan = plan_clean(_listing(raw), records, cfg, decisions)
+    status = {r.rel: (r.label, r.status) for r in plan.images}
+    assert status["cat/p2.png"] == ("cat", "manual")
+    assert ("cat/p2.png", "_rejected/manual/cat/p2.png") in plan.copies()
+    # relabelled to cat: it joins its twin's class, so the conflict becomes a plain duplicate
+    assert status["dog/p1_mislabeled.png"][0] == "cat" and plan.report.label_conflicts == []
+    kept = {r.rel for r in plan.kept}
+    assert ("cat/p1.png" in kept) != ("dog/p1_mislabeled.png" in kept)
+    assert plan.dest.get("dog/p1_mislabeled.png", "cat/p1_mislabeled.png") == "cat/p1_mislabeled.png"
+    assert status["dog/d3.png"] == ("dog", "kept")  # undone
+    dec = plan.report.decisions
+    assert dec.database == "_reports/decisions.sqlite"
+    assert dec.counts() == {
+        "rows": 4,
+        "rejected": 1,
+        "relabelled": 1,
+        "kept": 0,
+        "undone": 1,
+        "not_found": 0,
+        "invalid": 0,
+    }
+    assert [(f.file, f.action, f.to) for f in dec.files] == [
+        ("cat/p2.png", "reject", "_rejected/manual/cat/p2.png"),
+        ("dog/p1_mislabeled.png", "relabel", "cat/p1_mislabeled.png"),
+    ]
+
+
+# --------------------------------------------------------------------------- typed records
+def test_clean_records_round_trip_and_refuse_corrupt_or_newer_files(cleaned, tmp_path):
+    from imgclf.records.clean import CleanReport, ImageTable, RejectTable
+
+    _raw, out, s = cleaned
+    report = CleanReport.load(out)
+    assert report.schema_version == 1 and report.kept == s.kept and len(report.groups) == s.groups
+    assert report.decisions.database is None and report.decisions.counts() == {}
+    images, rejects = ImageTable.load(out), RejectTable.load(out)
+    assert len(images) == 14 and {r.file for r in rejects} == set(_rejects(out))
+    report.save(tmp_path)
+    ImageTable.save(tmp_path, images)
+    RejectTable.save(tmp_path, rejects)
+    for name in ("clean_report.json", "images.csv", "rejects.csv"):
+        assert (tmp_path / "_reports" / name).read_bytes() == (out / "_reports" / name).read_bytes(), name
+    # written before schema versions (and before flip pairs, provenance and decisions): still read
+    old = json.loads((out / "_reports" / "clean_report.json").read_text())
+    for key in ("schema_version", "flip_pairs", "provenance", "decisions"):
+        old.pop(key)
+    (tmp_path / "_reports" / "clean_report.json").write_text(json.dumps(old))
+    legacy = CleanReport.load(tmp_path)
+    assert legacy.groups == report.groups and legacy.flip_pairs == [] and legacy.provenance.source is None
+    for text, what in [
+        ("{not json", "unreadable"),
+        (json.dumps({**old, "schema_version": 99}), "schema version 99"),
+        (json.dumps({**old, "groups": [{"group": "first"}]}), "invalid"),
+    ]:
+        (tmp_path / "_reports" / "clean_report.json").write_text(text)
+        with pytest.raises(DataError, match=what) as err:
+            CleanReport.load(tmp_path)
+        assert "clean_report.json" in str(err.value)
+    with open(tmp_path / "_reports" / "images.csv", newline="") as f:
+        table = list(csv.DictReader(f))
+    table[2]["blur"] = "blurry?"
+    with open(tmp_path / "_reports" / "images.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, list(table[0]))
+        w.writeheader()
+        w.writerows(table)
+    with pytest.raises(DataError, match=r"images\.csv line 4 is invalid"):
+        ImageTable.load(tmp_path)
+    (tmp_path / "_reports" / "rejects.csv").write_text("file,why\na,b\n")
+    with pytest.raises(DataError, match=r"rejects\.csv lacks column\(s\) reason, detail"):
+        RejectTable.load(tmp_path)
+
+
+def test_provenance_record_round_trip(tmp_path):
+    from imgclf.records.provenance import ProvenanceEntry, read_provenance, write_provenance
+
+    assert read_provenance(tmp_path) is None
+    entries = [ProvenanceEntry("b/2.png", "post:x", ("post:x",)), ProvenanceEntry("a/1.png", "url:u", ())]
+    path = write_provenance(tmp_path, entries)
+    assert path.read_text().splitlines() == ["file,group,links", "a/1.png,url:u,", "b/2.png,post:x,post:x"]
+    assert read_provenance(tmp_path) == {e.file: e for e in entries}
+    path.write_text("name,links\nx,y\n")
+    with pytest.raises(DataError, match=r"provenance\.csv lacks column\(s\) file, group"):
+        read_provenance(tmp_path)
+
+
+def test_review_reads_the_clean_report_through_its_record(cleaned, tmp_path):
+    from imgclf.review.data import ReviewData
+
+    _raw, out, s = cleaned
+    folder = tmp_path / "copy"
+    shutil.copytree(out, folder)
+    data = ReviewData(folder)
+    assert data.nav_counts()["duplicates"] == s.groups and data.nav_counts()["blurry"] == 14
+    assert data.view_duplicates().total == s.groups
+    assert data.view_blurry().total == 14
+    report = folder / "_reports" / "clean_report.json"
+    report.write_text(json.dumps({**json.loads(report.read_text()), "schema_version": 7}))
+    with pytest.raises(DataError, match=r"clean_report\.json has schema version 7"):
+        data.view_duplicates()
+    assert data.nav_counts()["duplicates"] is None  # the navigation bar still renders

@@ -26,14 +26,13 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from imgclf.clean.replay import ReplayItem, plan_replay
 from imgclf.cli.main import app
-from imgclf.review.decisions import (
+from imgclf.records.decisions import (
     Decision,
     DecisionIndex,
     DecisionLog,
-    ReplayItem,
     database_path,
-    plan_replay,
     read_decisions,
 )
 

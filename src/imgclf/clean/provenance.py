@@ -6,19 +6,12 @@ to the same final URL) are the same or nearly the same picture, or at least the 
 they must never sit on both sides of a train / test split, even when their pixels differ.
 
 The scrape manifest (`imgclf.scrape.manifest`, read only through its own API:
-`file_provenance` and `Manifest.get`) records these links for every stored file. Each stage
-writes what the next one needs, so the links survive `clean` (which copies files and may move
-a relabelled one) and `prepare` (which re-encodes them under new names):
-
-- the contract is `<stage folder>/_reports/provenance.csv` (`PROVENANCE_RECORD`), one row per
-  image of that folder: `file` (path relative to the folder), `group` (the group key: files
-  with the same key are one provenance group) and `links` (what joined it, space-separated:
-  `post:<id>`, `url:<url>`); written by `write_provenance`, read by `read_provenance` -- the
-  writer is the reader;
-- `clean` builds it from its input's manifest (`provenance_from_manifest`) and writes it for the
-  images it keeps, under their output paths; `prepare` copies it with its new file names;
-  `split` reads its input's record (`stage_provenance`: the record, else a manifest in the
-  folder itself).
+`file_provenance` and `Manifest.get`) records these links for every stored file. This module
+derives the groups from it (`provenance_from_manifest`, `group_entries`); the record a stage
+folder keeps of them, `_reports/provenance.csv`, is `imgclf.records.provenance` (its writer and
+reader). `clean` builds the groups from its input's manifest and writes the record for the
+images it keeps, under their output paths; `prepare` copies it with its new file names; `split`
+reads its input's record (`stage_provenance`: the record, else a manifest in the folder itself).
 
 Groups are the connected components of the graph joining files that share a link; a group's
 key is the smallest of its links (so it is the same in every stage).
@@ -26,39 +19,34 @@ key is the smallest of its links (so it is the same in every stage).
 
 from __future__ import annotations
 
-import csv
-import io
 import os
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from imgclf.errors import DataError
-from imgclf.fsutil import atomic_write_text
+from imgclf.clean.search import connected_components
+from imgclf.records.clean import ProvenanceFile, ProvenanceGroup
+from imgclf.records.provenance import (
+    COLUMNS,
+    PROVENANCE_RECORD,
+    ProvenanceEntry,
+    read_provenance,
+    write_provenance,
+)
 
-#: Where a stage folder records the provenance of its images (the writer is also the reader).
-PROVENANCE_RECORD = "_reports/provenance.csv"
-#: Columns of the record, in order.
-COLUMNS: tuple[str, ...] = ("file", "group", "links")
-
-
-@dataclass(frozen=True)
-class ProvenanceEntry:
-    """The provenance of one image of a stage folder.
-
-    Attributes:
-        file: str. Path relative to the folder, "/"-separated.
-        group: str. Group key; files with the same key are one provenance group.
-        links: tuple of str. The links that joined it: `post:<post id>` (its posts and their
-            crosspost parents) and `url:<url>` (every URL whose content it is, and their final
-            URLs after redirects).
-    """
-
-    file: str
-    group: str
-    links: tuple[str, ...] = ()
+# The record's names stay importable from here until every reader imports imgclf.records.provenance.
+__all__ = [
+    "COLUMNS",
+    "PROVENANCE_RECORD",
+    "ProvenanceEntry",
+    "group_entries",
+    "group_ids",
+    "groups_report",
+    "provenance_from_manifest",
+    "read_provenance",
+    "stage_provenance",
+    "write_provenance",
+]
 
 
 def _links_of(fp, final_url) -> list[str]:
@@ -86,8 +74,6 @@ def group_entries(links: Mapping[str, Sequence[str]]) -> dict[str, ProvenanceEnt
         dict file -> ProvenanceEntry, the group key being the smallest link of the component
         (a file without links gets `file:<path>`, a group of its own).
     """
-    from imgclf.clean.search import connected_components
-
     files = sorted(links)
     index = {f: k for k, f in enumerate(files)}
     first: dict[str, int] = {}
@@ -138,52 +124,6 @@ def provenance_from_manifest(folder: str | os.PathLike) -> dict[str, ProvenanceE
     return group_entries(links)
 
 
-def write_provenance(folder: str | os.PathLike, entries: Iterable[ProvenanceEntry]) -> Path:
-    """Writes `folder/_reports/provenance.csv` (`COLUMNS`), sorted by file, atomically.
-
-    Args:
-        folder: path. The stage folder the files are in.
-        entries: iterable of ProvenanceEntry (paths relative to `folder`).
-
-    Returns:
-        Path of the record.
-    """
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(COLUMNS)
-    for e in sorted(entries, key=lambda e: e.file):
-        w.writerow([e.file, e.group, " ".join(e.links)])
-    return atomic_write_text(Path(folder) / PROVENANCE_RECORD, buf.getvalue())
-
-
-def read_provenance(folder: str | os.PathLike) -> dict[str, ProvenanceEntry] | None:
-    """Reads `folder/_reports/provenance.csv`.
-
-    Args:
-        folder: path. A stage folder (`clean`, `prepare` output).
-
-    Returns:
-        dict file -> ProvenanceEntry, or None when the folder has no record.
-
-    Raises:
-        DataError: the record exists but is not a provenance record (naming the file).
-    """
-    path = Path(folder) / PROVENANCE_RECORD
-    if not path.is_file():
-        return None
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise DataError(f"cannot read {path}: {exc}", "delete it and run the stage that wrote it again") from None
-    if rows and not set(COLUMNS) <= set(rows[0]):
-        raise DataError(
-            f"{path} is not a provenance record (columns {list(rows[0])}, expected {list(COLUMNS)})",
-            "delete it and run the stage that wrote it again",
-        )
-    return {r["file"]: ProvenanceEntry(r["file"], r["group"], tuple((r["links"] or "").split())) for r in rows}
-
-
 def stage_provenance(folder: str | os.PathLike) -> tuple[dict[str, ProvenanceEntry], str] | None:
     """The provenance of the images of a stage folder: its record, else its own scrape manifest.
 
@@ -224,17 +164,18 @@ def group_ids(files: Sequence[str], entries: Mapping[str, ProvenanceEntry]) -> n
 
 
 def groups_report(
-    files: Sequence[str], entries: Mapping[str, ProvenanceEntry], status: Mapping[str, str] | None = None
-) -> list[dict]:
-    """The provenance groups of two or more files, for a stage's JSON report.
+    files: Sequence[str], entries: Mapping[str, ProvenanceEntry], status: Mapping[str, str]
+) -> list[ProvenanceGroup]:
+    """The provenance groups of two or more files, for `clean_report.json` (pure).
 
     Args:
         files: sequence of file paths.
         entries: mapping file -> ProvenanceEntry.
-        status: mapping file -> status (e.g. clean's `kept` / reason), or None.
+        status: mapping file -> what `clean` did with it (`"kept"` or the reason it was set
+            aside; "" when absent).
 
     Returns:
-        list of dict `{"group", "links", "files": [{"file", "status"}]}`, sorted by group key;
+        list of `imgclf.records.clean.ProvenanceGroup`, sorted by group key, files sorted;
         `links` are the links the members share with another member.
     """
     by: dict[str, list[str]] = {}
@@ -251,13 +192,7 @@ def groups_report(
         for f in members:
             for link in entries[f].links:
                 counts[link] = counts.get(link, 0) + 1
-        out.append(
-            {
-                "group": key,
-                "links": sorted(link for link, c in counts.items() if c > 1),
-                "files": [
-                    {"file": f, **({"status": status.get(f, "")} if status is not None else {})} for f in members
-                ],
-            }
-        )
+        shared = sorted(link for link, c in counts.items() if c > 1)
+        files_of = [ProvenanceFile(file=f, status=status.get(f, "")) for f in members]
+        out.append(ProvenanceGroup(group=key, links=shared, files=files_of))
     return out

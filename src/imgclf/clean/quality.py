@@ -48,7 +48,7 @@ def quality_scores(img: Image.Image) -> Quality:
     """
     import cv2
 
-    gray = np.asarray(img.convert("L"), dtype=np.uint8)
+    gray: np.ndarray = np.asarray(img.convert("L"), dtype=np.uint8)
     h, w = gray.shape
     if max(h, w) > QUALITY_SIDE:
         scale = QUALITY_SIDE / max(h, w)

@@ -1,9 +1,10 @@
-"""`clean`'s report writers: the CSV tables, and contact sheets a person can check by eye --
-duplicate groups side by side, blurriest images.
+"""`clean`'s contact sheets, for a person to check by eye: duplicate groups side by side, label
+conflicts, the blurriest images.
 
 Drawn with Pillow (`ImageDraw`, its default bitmap font): one row per duplicate group (kept
 image first, marked `KEEP`), or a grid of the images with the lowest blur score and their
-variance-of-Laplacian values. Images are opened with `imgclf.images.open_image`.
+variance-of-Laplacian values. Images are opened with `imgclf.images.open_image`. The CSV tables
+and the JSON report are typed records (`imgclf.records.clean`).
 """
 
 from __future__ import annotations
@@ -11,90 +12,14 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from PIL import Image, ImageDraw
 
+from imgclf.clean.verify import ImageRecord
 from imgclf.errors import ImageError
 from imgclf.fsutil import atomic_write_bytes
 from imgclf.images import open_image
-
-
-def write_rejects(path: Path, rejects: Sequence[tuple[str, str, str]]) -> Path:
-    """Writes `rejects.csv`: one row `(file, reason, detail)` per file set aside, sorted.
-
-    Args:
-        path: Path of the CSV (written atomically).
-        rejects: sequence of `(relative path, reason, detail)`.
-
-    Returns:
-        Path: `path`.
-    """
-    import csv
-
-    from imgclf.fsutil import atomic_write_text
-
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["file", "reason", "detail"])
-    w.writerows(sorted(rejects))
-    return atomic_write_text(path, buf.getvalue())
-
-
-def write_image_table(path: Path, records: Sequence[Any], hash_name: str) -> Path:
-    """Writes `images.csv`: every readable image with size, hash, quality scores, group, status.
-
-    Args:
-        path: Path of the CSV (written atomically).
-        records: sequence of `imgclf.clean.verify.ImageRecord`.
-        hash_name: str. Name of the hash column (e.g. "phash").
-
-    Returns:
-        Path: `path`.
-    """
-    import csv
-
-    from imgclf.fsutil import atomic_write_text
-
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(
-        [
-            "file",
-            "class",
-            "subset",
-            "width",
-            "height",
-            "bytes",
-            "format",
-            hash_name,
-            "blur",
-            "std",
-            "entropy",
-            "group",
-            "status",
-        ]
-    )
-    for r in sorted(records, key=lambda r: r.rel):
-        w.writerow(
-            [
-                r.rel,
-                r.label,
-                r.subset or "",
-                r.width,
-                r.height,
-                r.nbytes,
-                r.format,
-                r.hash_hex,
-                f"{r.blur:.2f}",
-                f"{r.std:.2f}",
-                f"{r.entropy:.3f}",
-                r.group or "",
-                r.status,
-            ]
-        )
-    return atomic_write_text(path, buf.getvalue())
-
+from imgclf.records.clean import DuplicateGroup
 
 #: Thumbnail side in pixels.
 THUMB = 112
@@ -145,12 +70,23 @@ def _save(img: Image.Image, path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def _group_rows(src: Path, groups: Sequence[DuplicateGroup], max_rows: int, max_cols: int) -> list:
+    rows = []
+    for g in list(groups)[:max_rows]:
+        row = []
+        for m in g.members[:max_cols]:
+            tag = "KEEP" if m.status == "kept" else m.status.replace("near_duplicate", "near-dup")
+            row.append((src / m.file, f"g{g.group} {tag}\n{m.label} {m.width}x{m.height}"))
+        rows.append(row)
+    return rows
+
+
 def write_contact_sheets(
     src: Path,
     reports: Path,
-    records: Sequence[Any],
-    groups: Sequence[dict[str, Any]],
-    conflicts: Sequence[dict[str, Any]],
+    records: Sequence[ImageRecord],
+    groups: Sequence[DuplicateGroup],
+    conflicts: Sequence[DuplicateGroup],
     max_rows: int = 12,
     max_cols: int = 6,
 ) -> list[Path]:
@@ -159,8 +95,8 @@ def write_contact_sheets(
     Args:
         src: Path. The input folder (images are read from there).
         reports: Path. Where the PNGs go.
-        records: sequence of `imgclf.clean.pipeline.ImageRecord`.
-        groups, conflicts: group dicts as in `clean_report.json`.
+        records: sequence of `imgclf.clean.verify.ImageRecord` (every readable image).
+        groups, conflicts: sequence of `imgclf.records.clean.DuplicateGroup` (the report's).
         max_rows: int, default 12. Groups (or rows of blurry images) shown.
         max_cols: int, default 6. Images per row.
 
@@ -168,28 +104,15 @@ def write_contact_sheets(
         list of Path: the files written (a sheet with nothing to show is not written).
     """
     written = []
-
-    def group_rows(gs):
-        rows = []
-        for g in list(gs)[:max_rows]:
-            row = []
-            for m in g["members"][:max_cols]:
-                tag = "KEEP" if m["status"] == "kept" else m["status"].replace("near_duplicate", "near-dup")
-                row.append((src / m["file"], f"g{g['group']} {tag}\n{m['label']} {m['width']}x{m['height']}"))
-            rows.append(row)
-        return rows
-
     if groups:
         p = reports / "duplicate_groups.png"
-        _save(
-            contact_sheet(group_rows(groups), f"{len(groups)} duplicate groups (first {min(len(groups), max_rows)})"), p
-        )
+        rows = _group_rows(src, groups, max_rows, max_cols)
+        _save(contact_sheet(rows, f"{len(groups)} duplicate groups (first {min(len(groups), max_rows)})"), p)
         written.append(p)
     if conflicts:
         p = reports / "label_conflicts.png"
-        _save(
-            contact_sheet(group_rows(conflicts), f"{len(conflicts)} groups with mixed labels (likely label noise)"), p
-        )
+        rows = _group_rows(src, conflicts, max_rows, max_cols)
+        _save(contact_sheet(rows, f"{len(conflicts)} groups with mixed labels (likely label noise)"), p)
         written.append(p)
     if records:
         worst = sorted(records, key=lambda r: r.blur)[: max_rows * max_cols // 2]

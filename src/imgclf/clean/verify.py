@@ -1,18 +1,23 @@
-"""Verification of one file: everything `clean` needs from a single read and decode.
+"""`clean`'s map: everything it needs from one file, from a single read and decode.
 
 `inspect_file` reads the bytes once, decodes them with `imgclf.images.open_image` (allow-listed
 formats, bomb check, full decode, EXIF orientation, RGB), then computes, from that one decoded
 image, the near-duplicate signature (`imgclf.clean.similarity.signature`), the exact-pixel
-digest and the quality scores. JPEGs are decoded in draft mode at the smallest DCT scale whose
-longest side is still `max(similarity.WORK_SIDE, QUALITY_SIDE)` = 256 pixels, which is about 3x
-faster on large photos (see docs/benchmarks.md) and still reads every byte, so truncated files
-are caught.
+digest and the quality scores -- and, when the output holds review decisions to replay, the
+sha256 of the bytes. JPEGs are decoded in draft mode at the smallest DCT scale whose longest
+side is still `max(similarity.WORK_SIDE, QUALITY_SIDE)` = 256 pixels, which is about 3x faster
+on large photos (see docs/benchmarks.md) and still reads every byte, so truncated files are
+caught.
+
+It is a pure function of its file and the config (module-level, picklable with
+`functools.partial(inspect_file, cfg=cfg, sha256=...)`), so `clean_folder` runs it on any
+`imgclf.engine` executor; it returns a small record and never raises for a bad file.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 
 from imgclf.clean.hashing import pixel_digest
 from imgclf.clean.quality import QUALITY_SIDE, quality_scores
@@ -20,11 +25,13 @@ from imgclf.clean.similarity import WORK_SIDE, Signature, signature
 from imgclf.config import CleanConfig
 from imgclf.errors import ImageError
 from imgclf.images import FORMAT_KEY, ORIGINAL_SIZE_KEY, REASON_UNREADABLE, open_image
+from imgclf.inputs import ImageEntry
 
 
-@dataclass
+@dataclass(frozen=True)
 class ImageRecord:
-    """What `clean` learned about one readable image.
+    """What `clean` learned about one readable image (the map's record; the reduce returns
+    copies with their decided label, group, status and detail, `dataclasses.replace`).
 
     Attributes:
         rel: str. Path relative to the input folder (POSIX separators).
@@ -37,8 +44,9 @@ class ImageRecord:
         signature: Signature. What the near-duplicate detector keeps (`imgclf.clean.similarity`).
         hash_hex: str. The whole-picture 64-bit phash of the signature as hex (for reports).
         blur, std, entropy: float. See `imgclf.clean.quality.Quality`.
-        group: int or None. Duplicate group id, set by `clean_folder`.
-        status: str. "kept" or the reason it was set aside.
+        sha256: str. Hex sha256 of the file's bytes ("" unless asked for: review decisions).
+        group: int or None. Duplicate group id, set by the reduce (`imgclf.clean.plan`).
+        status: str. "kept" or the reason it was set aside, set by the reduce.
         detail: str. Why, in words.
     """
 
@@ -55,52 +63,66 @@ class ImageRecord:
     blur: float
     std: float
     entropy: float
+    sha256: str = ""
     group: int | None = None
     status: str = "kept"
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class Unreadable:
+    """A file `clean` cannot use as an image (the map's record of it).
+
+    Attributes:
+        rel: str. Path relative to the input folder (POSIX separators).
+        label: str. Class folder name.
+        subset: str or None. "train" / "val" / "test" in a pre-split layout.
+        reason: str. One of `imgclf.images.OPEN_REASONS` (`"truncated"`, `"not_an_image"`...).
+        detail: str. Why, in words.
+    """
+
+    rel: str
+    label: str
+    subset: str | None
+    reason: str
+    detail: str
+
+
 def inspect_file(
-    path: str | Path,
-    cfg: CleanConfig | None = None,
-    *,
-    rel: str | None = None,
-    label: str = "",
-    subset: str | None = None,
-) -> ImageRecord | tuple[str, str]:
-    """Reads, verifies, fingerprints and scores one file (one read, one decode).
+    entry: ImageEntry, cfg: CleanConfig | None = None, *, sha256: bool = False
+) -> ImageRecord | Unreadable:
+    """Reads, verifies, fingerprints and scores one file (one read, one decode): `clean`'s map.
 
     Args:
-        path: path of the file.
+        entry: `imgclf.inputs.ImageEntry`. The file (`path`), its path relative to the input
+            (`rel`, used in the record and in messages), its class (`label`) and subset.
         cfg: CleanConfig or None (defaults). Uses `min_size` (pixels) and `max_pixels`.
-        rel: str or None. Name used in the record and in errors (default: `path`).
-        label: str, default "". Class label recorded.
-        subset: str or None. "train" / "val" / "test" in a pre-split layout.
+        sha256: bool, default False. Also hash the bytes (the review-decision replay matches
+            images by sha256).
 
     Returns:
-        ImageRecord for a readable image, else a `(reason, detail)` tuple with a reason from
-        `imgclf.images.OPEN_REASONS`.
+        ImageRecord for a readable image (status `"kept"`), else Unreadable with a reason from
+        `imgclf.images.OPEN_REASONS`. Never raises for a bad file.
     """
-    path = Path(path)
     cfg = cfg or CleanConfig()
-    rel = rel or str(path)
+    label = entry.label or ""
     try:
-        data = path.read_bytes()
+        data = entry.path.read_bytes()
     except OSError as exc:
-        return (REASON_UNREADABLE, exc.strerror or str(exc))
+        return Unreadable(entry.rel, label, entry.subset, REASON_UNREADABLE, exc.strerror or str(exc))
     try:
         img = open_image(
-            data, min_size=cfg.min_size, max_pixels=cfg.max_pixels, draft=max(WORK_SIDE, QUALITY_SIDE), name=rel
+            data, min_size=cfg.min_size, max_pixels=cfg.max_pixels, draft=max(WORK_SIDE, QUALITY_SIDE), name=entry.rel
         )
     except ImageError as exc:
-        return (exc.reason, exc.detail)
+        return Unreadable(entry.rel, label, entry.subset, exc.reason, exc.detail)
     q = quality_scores(img)
     w, h = img.info[ORIGINAL_SIZE_KEY]
     sig = signature(img, size=(w, h))
     return ImageRecord(
-        rel=rel,
+        rel=entry.rel,
         label=label,
-        subset=subset,
+        subset=entry.subset,
         width=w,
         height=h,
         nbytes=len(data),
@@ -111,4 +133,5 @@ def inspect_file(
         blur=q.blur,
         std=q.std,
         entropy=q.entropy,
+        sha256=hashlib.sha256(data).hexdigest() if sha256 else "",
     )

@@ -7,12 +7,17 @@ named by its path relative to `DIR` (`Tile.path`, the page's `data-path`). Sourc
 - label issues and outliers: `audit`'s `OUT/label_issues.csv` (`path`, `given_label`,
   `suggested_label`, `label_quality`) and `OUT/outliers.csv` (`path`, `score`);
 - duplicate groups and label conflicts: `DIR/_reports/clean_report.json` (`groups`,
-  `label_conflicts`); members set aside by `clean` live under `DIR/_rejected/<status>/`;
-- the blurriest images: `DIR/_reports/images.csv` (`blur`, lowest first);
+  `label_conflicts`; read as `imgclf.records.clean.CleanReport`); members set aside by `clean`
+  live under `DIR/_rejected/<status>/`;
+- the blurriest images: `DIR/_reports/images.csv` (`imgclf.records.clean.ImageTable`: `blur`,
+  lowest first);
 - a run's confident errors: `RUN/metrics.json` (`confident_errors`: `file`, `true`,
   `predicted`, `probability`); their files sit in the split folder, so each is found in `DIR` by
   class and file stem (`prepare` and `split` keep both);
-- decisions: `imgclf.review.decisions` (the effective decision of each image, and the log).
+- decisions: `imgclf.records.decisions` (the effective decision of each image, and the log).
+
+A clean report or table that is corrupt or written by a newer imgclf is a `DataError` naming
+the file (the page shows it; the navigation counts treat it as absent).
 
 `safe_image` is the one check of a requested path: relative, no `..`, inside `DIR` after
 resolving symlinks, a regular file whose first bytes are an image signature
@@ -35,7 +40,8 @@ from urllib.parse import quote
 from imgclf.errors import DataError, ImgclfError
 from imgclf.images import IMAGE_EXTENSIONS, sniff_format
 from imgclf.inputs import SUBSETS, is_presplit, list_images
-from imgclf.review.decisions import REASON_MANUAL, Decision, DecisionIndex, file_sha256, source_path
+from imgclf.records.clean import CleanReport, DuplicateGroup, ImageTable
+from imgclf.records.decisions import REASON_MANUAL, Decision, DecisionIndex, file_sha256, source_path
 
 #: Tiles per page of a view.
 PAGE_SIZE = 200
@@ -334,20 +340,17 @@ class ReviewData:
             return False
         return True
 
-    def clean_report(self) -> dict[str, Any] | None:
-        """`DIR/_reports/clean_report.json`, or None when the folder is not a clean output."""
-        p = self.root / "_reports" / "clean_report.json"
-        if not p.is_file():
-            return None
-        try:
-            return json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise DataError(f"cannot read {p}: {exc}") from None
+    def clean_report(self) -> CleanReport | None:
+        """`DIR/_reports/clean_report.json`, or None when the folder is not a clean output.
 
-    def _moved(self, report: dict[str, Any] | None) -> dict[str, str]:
+        Raises:
+            DataError: the report is corrupt or of a newer schema (naming the file).
+        """
+        return CleanReport.load_optional(self.root)
+
+    def _moved(self, report: CleanReport | None) -> dict[str, str]:
         """Source path -> output path of images `clean` moved for a review decision."""
-        files = ((report or {}).get("decisions") or {}).get("files") or []
-        return {f["file"]: f["to"] for f in files if isinstance(f, dict) and "file" in f and "to" in f}
+        return {f.file: f.to for f in report.decisions.files} if report is not None else {}
 
     def locate(self, rel: str, status: str = "kept", moved: dict[str, str] | None = None) -> str | None:
         """Where an image named in a report (by its path in `clean`'s input) is in the folder.
@@ -393,13 +396,15 @@ class ReviewData:
         out["classes"] = len(listing)
         out["issues"] = self._count_csv(self.audit / "label_issues.csv") if self.audit else None
         out["outliers"] = self._count_csv(self.audit / "outliers.csv") if self.audit else None
-        try:
-            rep = self.clean_report()
-        except DataError:
-            rep = None
-        out["duplicates"] = len(rep.get("groups") or []) if rep else None
-        out["conflicts"] = len(rep.get("label_conflicts") or []) if rep else None
-        out["blurry"] = self._count_csv(self.root / "_reports" / "images.csv") if rep else None
+        rep = self._report_or_none()
+        out["duplicates"] = len(rep.groups) if rep else None
+        out["conflicts"] = len(rep.label_conflicts) if rep else None
+        out["blurry"] = None
+        if rep:
+            try:
+                out["blurry"] = ImageTable.count(self.root)
+            except DataError:
+                out["blurry"] = 0
         out["errors"] = None
         if self.metrics_file is not None:
             try:
@@ -493,7 +498,10 @@ class ReviewData:
             "worst first; the suggested label is marked in the legend's number.",
         )
         if self.audit is None:
-            v.message = f"no audit given: run `imgclf audit {self.root} --out OUT`, then `imgclf review {self.root} --audit OUT`"
+            v.message = (
+                f"no audit given: run `imgclf audit {self.root} --out OUT`, "
+                f"then `imgclf review {self.root} --audit OUT`"
+            )
             return v
         rows = _read_csv(
             self.audit / "label_issues.csv",
@@ -554,7 +562,7 @@ class ReviewData:
             v.message = "the audit found no outliers"
         return v
 
-    def _report_or_none(self) -> dict[str, Any] | None:
+    def _report_or_none(self) -> CleanReport | None:
         try:
             return self.clean_report()
         except DataError:
@@ -569,34 +577,34 @@ class ReviewData:
                 "Exact and near duplicates found by clean: the kept image first, the "
                 "others under _rejected/ (a group mixing labels keeps one per label).",
             )
-            groups = (rep or {}).get("groups") or []
+            groups: list[DuplicateGroup] = rep.groups if rep else []
         else:
             v = View(
                 key,
                 "Label conflicts",
                 "Duplicate groups whose members carry different labels: at least one label is likely wrong.",
             )
-            groups = (rep or {}).get("label_conflicts") or []
+            groups = rep.label_conflicts if rep else []
         if rep is None:
-            v.message = f"{self.root} is not a clean output (no _reports/clean_report.json): run `imgclf clean SRC --out {self.root}`"
+            v.message = (
+                f"{self.root} is not a clean output (no _reports/clean_report.json): "
+                f"run `imgclf clean SRC --out {self.root}`"
+            )
             return v
         chunk, v.page, v.pages = _page_slice(groups, page, GROUPS_PER_PAGE)
         v.total = len(groups)
         moved = self._moved(rep)
         for g in chunk:
-            members = sorted(g.get("members") or [], key=lambda m: (m.get("status") != "kept", m.get("file", "")))
             tiles = []
-            for m in members:
-                status = str(m.get("status", ""))
-                f = str(m.get("file", ""))
-                path = self.locate(f, status, moved)
-                notes = [f"{status}", f"{m.get('width', '?')}×{m.get('height', '?')}"]
-                t = self._tile(path, title=PurePosixPath(f).name, notes=notes, status=status)
+            for m in sorted(g.members, key=lambda m: (m.status != "kept", m.file)):
+                path = self.locate(m.file, m.status, moved)
+                notes = [m.status, f"{m.width}×{m.height}"]
+                t = self._tile(path, title=PurePosixPath(m.file).name, notes=notes, status=m.status)
                 if not t.label:
-                    t.label = str(m.get("label", ""))
+                    t.label = m.label
                 tiles.append(t)
-            labels = ", ".join(map(str, g.get("labels") or []))
-            v.sections.append(Section(f"group {g.get('group')} · {len(tiles)} images · labels {labels}", tiles))
+            labels = ", ".join(g.labels)
+            v.sections.append(Section(f"group {g.group} · {len(tiles)} images · labels {labels}", tiles))
         if not groups:
             v.message = "clean found no duplicate groups" if key == "duplicates" else "clean found no label conflicts"
         return v
@@ -616,25 +624,23 @@ class ReviewData:
             "Blurriest",
             "Images with the lowest variance of the Laplacian (clean's blur score), blurriest first.",
         )
-        table = self.root / "_reports" / "images.csv"
-        if not table.is_file():
+        rows = ImageTable.load_optional(self.root)
+        if rows is None:
             v.message = f"no _reports/images.csv: run `imgclf clean SRC --out {self.root}`"
             return v
-        rows = _read_csv(table, ("file", "blur", "status"), "images.csv")
-        rows.sort(key=lambda r: (_float(r["blur"], math.inf), r["file"]))
+        rows.sort(key=lambda r: (r.blur, r.file))
         chunk, v.page, v.pages = _page_slice(rows, page, PAGE_SIZE)
         v.total = len(rows)
         moved = self._moved(self._report_or_none())
         tiles = []
         for r in chunk:
-            status = r["status"]
-            notes = [f"blur {_float(r['blur']):.1f}"] + ([status] if status != "kept" else [])
+            notes = [f"blur {r.blur:.1f}"] + ([r.status] if r.status != "kept" else [])
             tiles.append(
                 self._tile(
-                    self.locate(r["file"], status, moved),
-                    title=PurePosixPath(r["file"]).name,
+                    self.locate(r.file, r.status, moved),
+                    title=PurePosixPath(r.file).name,
                     notes=notes,
-                    status=status,
+                    status=r.status,
                 )
             )
         v.sections.append(Section(f"{len(rows)} images, blurriest first", tiles))
