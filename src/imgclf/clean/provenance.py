@@ -5,7 +5,7 @@ post (a gallery), from a crosspost and its parent, or fetched from the same URL 
 to the same final URL) are the same or nearly the same picture, or at least the same scene, so
 they must never sit on both sides of a train / test split, even when their pixels differ.
 
-The scrape manifest (`imgclf.scrape.manifest`, read only through its own API:
+The scrape manifest (`imgclf.records.manifest`, read only through its own API:
 `file_provenance` and `Manifest.get`) records these links for every stored file. This module
 derives the groups from it (`provenance_from_manifest`, `group_entries`); the record a stage
 folder keeps of them, `_reports/provenance.csv`, is `imgclf.records.provenance` (its writer and
@@ -26,6 +26,7 @@ import numpy as np
 
 from imgclf.clean.search import connected_components
 from imgclf.records.clean import ProvenanceFile, ProvenanceGroup
+from imgclf.records.manifest import MANIFEST_NAME, Manifest, file_provenance, manifest_path
 from imgclf.records.provenance import (
     COLUMNS,
     PROVENANCE_RECORD,
@@ -104,10 +105,8 @@ def provenance_from_manifest(folder: str | os.PathLike) -> dict[str, ProvenanceE
         manifest.
 
     Raises:
-        DataError: the manifest cannot be read (from `imgclf.scrape.manifest`).
+        DataError: the manifest cannot be read (from `imgclf.records.manifest`).
     """
-    from imgclf.scrape.manifest import Manifest, file_provenance, manifest_path
-
     if not manifest_path(folder).is_file():
         return None
     stored = file_provenance(folder)
@@ -137,8 +136,6 @@ def stage_provenance(folder: str | os.PathLike) -> tuple[dict[str, ProvenanceEnt
     rec = read_provenance(folder)
     if rec is not None:
         return rec, PROVENANCE_RECORD
-    from imgclf.scrape.manifest import MANIFEST_NAME
-
     man = provenance_from_manifest(folder)
     return (man, MANIFEST_NAME) if man is not None else None
 
