@@ -180,7 +180,7 @@ class Server:
             access_log=False,
             lifespan="on",
             server_header=False,
-            timeout_graceful_shutdown=self.cfg.graceful_timeout,
+            timeout_graceful_shutdown=self.cfg.graceful_timeout,  # type: ignore[arg-type]  # a float works (a timeout)
             proxy_headers=False,
         )
         outer = self
