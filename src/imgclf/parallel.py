@@ -21,7 +21,7 @@ import itertools
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -76,7 +76,7 @@ def threaded_batches(
             yield chunk, results
 
 
-def batched_ahead(results: Iterable[R], batch_size: int) -> Iterator[list[R]]:
+def batched_ahead(results: Iterable[R], batch_size: int) -> Generator[list[R], None, None]:
     """Groups `results` into lists of `batch_size`, the next one gathered while the caller works.
 
     A background thread pulls `results` (e.g. `executor.map(fn, items)` of `imgclf.engine`,
