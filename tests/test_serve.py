@@ -28,7 +28,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import httpx
 import numpy as np
@@ -207,7 +207,7 @@ class _ImageHandler(BaseHTTPRequestHandler):
         self.hits.append(self.path)
         if self.path == "/redirect":
             self.send_response(302)
-            port = self.server.socket.getsockname()[1]
+            port = cast(ThreadingHTTPServer, self.server).server_port
             self.send_header("Location", f"http://127.0.0.2:{port}/blue.png")
             self.send_header("Content-Length", "0")
             self.end_headers()
