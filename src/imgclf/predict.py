@@ -131,7 +131,7 @@ def load_input(item: InputItem, *, spec: InputSpec, download: DownloadOptions | 
 
 
 # ------------------------------------------------------------------------ the model (driver)
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # no field-wise ==: `probs` is an array
 class ScoredInput:
     """One input after the model: its class probabilities, or why it could not be used.
 
