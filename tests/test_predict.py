@@ -5,7 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import pickle
+import random
 import threading
+import time
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -16,9 +20,20 @@ from typer.testing import CliRunner
 
 from helpers_runs import CLASSES, SIZE, colour_image, make_run
 from imgclf.cli.main import app
-from imgclf.errors import ModelError
-from imgclf.inputs import InputSpec, collect_inputs, iter_batches
-from imgclf.predict import DownloadOptions, make_fetch, predict_inputs
+from imgclf.engine import make_executor
+from imgclf.errors import ImageError, ModelError
+from imgclf.inputs import InputItem, InputSpec, collect_inputs, iter_batches, load_image
+from imgclf.parallel import batched_ahead
+from imgclf.predict import (
+    DownloadOptions,
+    ScoredInput,
+    load_input,
+    make_fetch,
+    predict_inputs,
+    predictions_csv,
+    reduce_predictions,
+    score_batch,
+)
 from imgclf.runtime import Predictor, load_model
 
 
@@ -270,3 +285,156 @@ def test_collect_inputs_skips_hidden_and_non_images(tmp_path):
 def test_json_and_csv_together_is_an_error(run, tmp_path):
     res = CliRunner().invoke(app, ["predict", "x.png", "--model", str(run), "--json", "--csv", str(tmp_path / "a.csv")])
     assert res.exit_code == 1 and "cannot be used together" in res.output
+
+
+# ------------------------------------------------------------ map, reduce and batching, directly
+def mean_colour_model(x: np.ndarray) -> np.ndarray:
+    """A real (if tiny) classifier of `CLASSES` order (blue, green, red): softmax of the mean colour."""
+    mean = x.reshape(len(x), -1, 3).astype(np.float64).mean(axis=1)[:, ::-1] / 32.0  # RGB -> B, G, R
+    e = np.exp(mean - mean.max(axis=1, keepdims=True))
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture()
+def mixed_folder(tmp_path):
+    """Two readable pictures (red 40x30, blue 17x23), a broken JPEG and an empty PNG."""
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    Image.fromarray(colour_image("red", rng, size=40)[:30]).save(folder / "a_red.png")
+    Image.fromarray(colour_image("blue", rng, size=23)[:, :17]).save(folder / "b_blue.jpg", quality=95)
+    (folder / "c_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (folder / "d_empty.png").write_bytes(b"")
+    return folder
+
+
+def test_map_gives_model_input_or_the_error_of_each_input(mixed_folder, tmp_path):
+    spec = InputSpec(size=SIZE)
+    items = collect_inputs([mixed_folder, tmp_path / "missing.png"])
+    load = partial(load_input, spec=spec, download=DownloadOptions(retries=0))
+    out = {it.name: load(it) for it in items}
+    red = out[str(mixed_folder / "a_red.png")]
+    assert isinstance(red, np.ndarray) and red.dtype == np.uint8 and red.shape == (SIZE, SIZE, 3)
+    np.testing.assert_array_equal(red, load_image(mixed_folder / "a_red.png", spec))  # training's own function
+    assert isinstance(out[str(mixed_folder / "b_blue.jpg")], np.ndarray)
+    for name in ("c_broken.jpg", "d_empty.png"):
+        err = out[str(mixed_folder / name)]
+        assert isinstance(err, ImageError) and err.path == str(mixed_folder / name)
+    missing = out[str(tmp_path / "missing.png")]
+    assert isinstance(missing, ImageError) and missing.reason == "unreadable" and "not found" in missing.detail
+    # picklable, so a process pool or a cluster can run it: the copy gives the same pixels
+    again = pickle.loads(pickle.dumps(load))(items[0])
+    np.testing.assert_array_equal(again, red)
+
+
+def test_map_stops_on_a_loader_bug_naming_the_input(mixed_folder):
+    broken_spec = InputSpec(size=SIZE).model_copy(update={"size": 0})  # a bug, not a bad image
+    item = InputItem(name="a_red.png", path=mixed_folder / "a_red.png")
+    with pytest.raises(ZeroDivisionError) as info:
+        load_input(item, spec=broken_spec)
+    assert any("a_red.png" in note for note in info.value.__notes__)
+    model = Predictor("onnx", mixed_folder, list(CLASSES), broken_spec, mean_colour_model)
+    with pytest.raises(ZeroDivisionError):  # predict stops: the image is not dropped, nor reported as unreadable
+        predict_inputs([mixed_folder], model=model, show_progress=False)
+
+
+def test_model_per_batch_then_reduce_counts_the_unreadable(mixed_folder):
+    spec = InputSpec(size=SIZE)
+    model = Predictor("onnx", mixed_folder, list(CLASSES), spec, mean_colour_model)
+    items = collect_inputs([mixed_folder])
+    loaded = [load_input(it, spec=spec) for it in items]
+    scored = score_batch(model, items, loaded, start=10)
+    assert [s.index for s in scored] == [10, 11, 12, 13]
+    assert [s.error is None for s in scored] == [True, True, False, False]
+    plan = reduce_predictions(scored, CLASSES, top_k=2, threshold=0.5)
+    assert [p.input for p in plan.predictions] == [it.name for it in items]  # every input has its row
+    assert [p.label for p in plan.predictions] == ["red", "blue", None, None]
+    assert all(len(p.top_k) == 2 for p in plan.predictions[:2]) and plan.predictions[2].top_k == []
+    assert plan.summary.total == 4 and plan.summary.predicted == 2 and plan.summary.failed_total == 2
+    assert sum(plan.summary.failed.values()) == 2  # the broken and the empty file are counted
+    csv_rows = list(csv.DictReader(io.StringIO(predictions_csv(plan.predictions))))
+    assert [r["error"] != "" for r in csv_rows] == [False, False, True, True]
+
+
+def test_reduce_is_pure_and_ignores_arrival_order():
+    probs = np.array([[0.2, 0.3, 0.5], [0.7, 0.2, 0.1], [0.34, 0.33, 0.33]], np.float32)
+    scored = [
+        ScoredInput(0, "x.png", probs=probs[0]),
+        ScoredInput(1, "bad.png", error=ImageError("bad.png", "truncated", "cut short")),
+        ScoredInput(2, "y.png", probs=probs[1]),
+        ScoredInput(3, "z.png", probs=probs[2]),
+        ScoredInput(4, "gone.png", error=ImageError("gone.png", "unreadable", "file not found")),
+    ]
+    want = reduce_predictions(scored, CLASSES, top_k=3, threshold=0.4)
+    shuffled = scored[:]
+    random.Random(3).shuffle(shuffled)
+    assert reduce_predictions(shuffled, CLASSES, top_k=3, threshold=0.4) == want
+    assert [p.input for p in want.predictions] == ["x.png", "bad.png", "y.png", "z.png", "gone.png"]
+    assert [lab for lab, _ in want.predictions[0].top_k] == ["red", "green", "blue"]
+    assert [p for _, p in want.predictions[0].top_k] == pytest.approx([0.5, 0.3, 0.2])
+    assert want.predictions[1].error == "truncated: cut short" and want.predictions[1].label is None
+    assert [p.low_confidence for p in want.predictions] == [False, False, False, True, False]
+    assert want.summary.failed == {"truncated": 1, "unreadable": 1}
+    assert (want.summary.predicted, want.summary.low_confidence) == (3, 1)
+
+
+def test_predict_inputs_runs_its_map_on_the_executor_given(mixed_folder):
+    spec = InputSpec(size=SIZE)
+    calls: list[int] = []
+
+    def fn(x):
+        calls.append(len(x))
+        return mean_colour_model(x)
+
+    model = Predictor("onnx", mixed_folder, list(CLASSES), spec, fn)
+    one = predict_inputs([mixed_folder], model=model, batch_size=3, executor=make_executor("local", 1))
+    many = predict_inputs([mixed_folder], model=model, batch_size=3, workers=4)
+    assert one == many
+    assert calls == [2, 2]  # per run: one model call on the 2 of the first 3 inputs that loaded; none for the 4th
+    assert [p.label for p in one] == ["red", "blue", None, None]
+
+
+def test_batched_ahead_keeps_order_and_stays_one_batch_ahead():
+    pulled: list[int] = []
+
+    def numbers():
+        for i in range(100):
+            pulled.append(i)
+            yield i
+
+    batches = batched_ahead(numbers(), 8)
+    first = next(batches)
+    time.sleep(0.3)  # the caller works on batch 0; the next batch is gathered meanwhile, no more
+    assert first == list(range(8))
+    assert len(pulled) == 16
+    rest = list(batches)
+    assert [len(b) for b in rest] == [8] * 11 + [4]
+    assert [x for b in [first, *rest] for x in b] == list(range(100))
+
+
+def test_batched_ahead_raises_an_error_after_the_batches_before_it_and_stops_early():
+    def failing():
+        yield from range(5)
+        raise KeyError("item 5")
+
+    batches = batched_ahead(failing(), 2)
+    assert next(batches) == [0, 1] and next(batches) == [2, 3]
+    with pytest.raises(KeyError, match="item 5"):
+        next(batches)
+    closed = []
+
+    def endless():
+        try:
+            i = 0
+            while True:
+                yield i
+                i += 1
+        finally:
+            closed.append(True)
+
+    batches = batched_ahead(endless(), 4)
+    assert next(batches) == [0, 1, 2, 3]
+    batches.close()  # the caller stops early: the gatherer ends and closes the source
+    assert closed == [True]
+    with pytest.raises(ValueError, match="batch_size"):
+        next(batched_ahead([], 0))

@@ -28,6 +28,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar, cast
 
 import httpx
 import numpy as np
@@ -139,6 +140,7 @@ def start_cli_server(*args: str, cwd: Path) -> tuple[subprocess.Popen, str, Path
     )
     deadline = time.monotonic() + 120
     line = ""
+    assert proc.stdout is not None
     while time.monotonic() < deadline:
         ready, _, _ = select.select([proc.stdout], [], [], 0.5)
         if ready:
@@ -198,14 +200,15 @@ def keras_server(env):
 
 
 class _ImageHandler(BaseHTTPRequestHandler):
-    files: dict[str, bytes] = {}
-    hits: list[str] = []
+    files: ClassVar[dict[str, bytes]] = {}
+    hits: ClassVar[list[str]] = []
 
     def do_GET(self):
         self.hits.append(self.path)
         if self.path == "/redirect":
             self.send_response(302)
-            self.send_header("Location", f"http://127.0.0.2:{self.server.server_address[1]}/blue.png")
+            port = cast(ThreadingHTTPServer, self.server).server_port
+            self.send_header("Location", f"http://127.0.0.2:{port}/blue.png")
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
@@ -242,7 +245,7 @@ def onnx_export(env):
 
 @pytest.fixture(scope="module")
 def onnx_server(env, onnx_export):
-    proc, url, err = start_cli_server(
+    proc, url, _err = start_cli_server(
         str(env["run"]), "--prefer-export", "--allow-urls", "--allow-private-urls", cwd=env["root"]
     )
     yield proc, url
@@ -498,7 +501,7 @@ def test_onnx_export_served_without_tensorflow(onnx_server, env, onnx_export):
 
 
 def test_url_input_with_private_urls_allowed(onnx_server, image_server, env, onnx_export):
-    proc, url = onnx_server
+    _proc, url = onnx_server
     base, _ = image_server
     blue = next(f for f in env["files"] if f.parent.name == "blue")
     want = cli_predict(onnx_export, [blue])[blue.name]

@@ -112,7 +112,8 @@ def main() -> None:
         for name, vals in times.items():
             med = statistics.median(vals)
             print(
-                f"  {name:<24} {med:6.2f} s   min {min(vals):5.2f}  max {max(vals):5.2f}   ratio to import tensorflow {med / base:4.2f}"
+                f"  {name:<24} {med:6.2f} s   min {min(vals):5.2f}  max {max(vals):5.2f}   "
+                f"ratio to import tensorflow {med / base:4.2f}"
             )
         ratio = statistics.median(times["predict (best.keras)"]) / base
         print(

@@ -1,11 +1,14 @@
-"""Folder throughput of `imgclf predict` with a Keras model: the tf.data loader against the
-thread-pool loader, and against a per-image `model.predict()` loop (what issue 6 rules out).
+"""Folder throughput of `imgclf predict` with a Keras model: predict's own map on the engine
+against the `imgclf.inputs.iter_batches` loaders and a per-image `model.predict()` loop (what
+issue 6 rules out).
 
-All three prepare every image with `imgclf.inputs.load_image` and call the same model;
+All of them prepare every image with `imgclf.inputs.load_image` and call the same model;
 only the way images are decoded and batched differs:
 
-    tf.data       imgclf.inputs.iter_batches(backend="tf")      (what `imgclf predict DIR` uses for Keras models)
-    thread pool   imgclf.inputs.iter_batches(backend="threads") (what it uses for ONNX / TFLite models)
+    engine        predict's map (`imgclf.predict.load_input`) on `imgclf.engine`'s local executor,
+                  one batch ahead (`imgclf.parallel.batched_ahead`): what `imgclf predict DIR` uses
+    thread pool   imgclf.inputs.iter_batches(backend="threads") (what predict used for ONNX / TFLite)
+    tf.data       imgclf.inputs.iter_batches(backend="tf")      (what predict used for Keras models)
     per image     load_image + model.predict(one image) in a Python loop (the baseline)
 
 The model is the registry's `cnn` (random weights: speed does not depend on them) at `--size`
@@ -22,7 +25,9 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -48,11 +53,15 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
 
+    from functools import partial
+
     import numpy as np
 
+    from imgclf.engine import make_executor
     from imgclf.inputs import InputSpec, collect_inputs, iter_batches, load_image
     from imgclf.models.registry import create_model
-    from imgclf.parallel import default_workers
+    from imgclf.parallel import batched_ahead, default_workers
+    from imgclf.predict import load_input, stack_loaded
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "photos"
@@ -61,21 +70,29 @@ def main() -> None:
         model = create_model("cnn", num_classes=10, input_shape=(args.size, args.size, 3))
         spec, workers = InputSpec(size=args.size), default_workers()
 
-        def through(backend: str) -> None:
+        def through(backend: Literal["threads", "tf"]) -> None:
             for batch in iter_batches(items, spec, batch_size=args.batch_size, workers=workers, backend=backend):
                 np.asarray(model(batch.images.astype(np.float32), training=False))
 
+        def engine() -> None:
+            load = partial(load_input, spec=spec)
+            for loaded in batched_ahead(make_executor("local", workers).map(load, items), args.batch_size):
+                images, _ = stack_loaded(loaded, spec.shape)
+                np.asarray(model(images.astype(np.float32), training=False))
+
         def per_image() -> None:
             for it in items:
+                assert it.path is not None
                 model.predict(load_image(it.path, spec)[None].astype(np.float32), verbose=0)
 
-        variants = {
+        variants: dict[str, Callable[[], None]] = {
             "per image (baseline)": per_image,
+            "engine (predict)": engine,
             "thread pool": lambda: through("threads"),
             "tf.data": lambda: through("tf"),
         }
         times: dict[str, list[float]] = {k: [] for k in variants}
-        for name, f in variants.items():  # warm-up: tf.function tracing, file cache
+        for f in variants.values():  # warm-up: tf.function tracing, file cache
             f()
         for _ in range(args.repeats):  # interleaved, so every variant sees the same load
             for name, f in variants.items():

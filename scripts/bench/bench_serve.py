@@ -117,6 +117,7 @@ def start(cmd: list[str], log: Path) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log.open("wb"), text=True)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
+        assert proc.stdout is not None
         ready, _, _ = select.select([proc.stdout], [], [], 0.5)
         if ready:
             line = proc.stdout.readline()
@@ -206,6 +207,77 @@ async def load(endpoint: str, image: bytes, requests: int, concurrency: int, war
     }
 
 
+def measure(
+    servers: dict[str, tuple[list[str], str]],
+    urls: dict[str, str],
+    concurrencies: list[int],
+    requests: int,
+    warmup: int,
+) -> dict[tuple[str, int], dict[str, float]]:
+    """Loads every server at every concurrency, in turn; returns the figures by (server, concurrency)."""
+    image = photo_jpeg()
+    results: dict[tuple[str, int], dict[str, float]] = {}
+    for c in concurrencies:
+        for name, (_, path) in servers.items():
+            before = batch_stats(urls[name]) if name != "baseline" else None
+            r = asyncio.run(load(urls[name] + path, image, requests, c, warmup or 2 * c))
+            if before is not None:
+                after = batch_stats(urls[name])
+                calls = after[1] - before[1]
+                r["batch"] = (after[0] - before[0]) / calls if calls else float("nan")
+            results[(name, c)] = r
+            print(
+                f"  c={c:<3} {name:<9} {r['images_s']:8.1f} images/s  p50 {r['p50']:8.1f} ms  p99 {r['p99']:8.1f} ms"
+                + (f"  mean batch {r['batch']:.1f}" if "batch" in r else "")
+                + (f"  FAILURES {r['failures']}" if r["failures"] else ""),
+                flush=True,
+            )
+    return results
+
+
+def report(
+    results: dict[tuple[str, int], dict[str, float]],
+    servers: list[str],
+    concurrencies: list[int],
+    requests: int,
+    warmup: int,
+    load_before: tuple[float, float, float],
+) -> None:
+    """Prints the Markdown table of docs/benchmarks.md and the verdict on the goal."""
+    load_after = os.getloadavg()
+    print()
+    print(
+        "| server | concurrency | images/s | p50 latency (ms) | p99 latency (ms) | mean batch "
+        "| x baseline images/s | p99 / baseline p99 |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for c in concurrencies:
+        base = results[("baseline", c)]
+        for name in servers:
+            r = results[(name, c)]
+            batch = f"{r['batch']:.1f}" if "batch" in r else "-"
+            print(
+                f"| {name} | {c} | {r['images_s']:.1f} | {r['p50']:.1f} | {r['p99']:.1f} | {batch} | "
+                f"{r['images_s'] / base['images_s']:.2f} | {r['p99'] / base['p99']:.2f} |"
+            )
+    print()
+    print(
+        f"{requests} measured requests per cell (one 640x480 JPEG each), after {warmup or '2 x concurrency'} "
+        f"warm-up requests; load average before {load_before[0]:.2f}, after {load_after[0]:.2f} "
+        f"(1-minute; {os.cpu_count()} CPUs, shared)"
+    )
+    if 32 in concurrencies:
+        b, base = results[("batching", 32)], results[("baseline", 32)]
+        ratio, p99 = b["images_s"] / base["images_s"], b["p99"] / base["p99"]
+        ok = ratio >= 3 and p99 <= 1
+        print(
+            f"goal at concurrency 32 (>= 3x the baseline's images/s, p99 no worse): {ratio:.2f}x, "
+            f"p99 {b['p99']:.1f} ms vs {base['p99']:.1f} ms -> {'met' if ok else 'NOT met'}"
+        )
+    if any(r["failures"] for r in results.values()):
+        print("some requests failed: see the FAILURES lines above")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=200, help="measured requests per cell (default 200)")
@@ -224,17 +296,16 @@ def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     concurrencies = [int(c) for c in args.concurrency.split(",")]
     exe = Path(sys.executable)
-    imgclf = [str(exe.with_name("imgclf"))] if exe.with_name("imgclf").is_file() else [sys.executable, "-m", "imgclf"]
+    console_script = exe.with_name("imgclf")
+    imgclf = [str(console_script)] if console_script.is_file() else [sys.executable, "-m", "imgclf"]
     work = Path(tempfile.mkdtemp(prefix="bench_serve_"))
     load_before = os.getloadavg()
     procs: list[subprocess.Popen] = []
     try:
         run = args.run or build_run(work, args.model, args.size)
         what = f"{args.model} at {args.size}x{args.size} px, random weights" if args.run is None else str(run)
-        print(
-            f"run: {what}; {os.cpu_count()} CPUs; load average {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}",
-            flush=True,
-        )
+        cpus, (l1, l5, l15) = os.cpu_count(), load_before
+        print(f"run: {what}; {cpus} CPUs; load average {l1:.2f} {l5:.2f} {l15:.2f}", flush=True)
         servers = {
             "batching": (imgclf + ["serve", str(run), "--port", "0"], "/v1/predict"),
             "no-batch": (imgclf + ["serve", str(run), "--port", "0", "--max-batch", "1"], "/v1/predict"),
@@ -246,54 +317,8 @@ def main() -> None:
             procs.append(proc)
             urls[name] = url
             print(f"{name}: {url}", flush=True)
-        image = photo_jpeg()
-        results: dict[tuple[str, int], dict[str, float]] = {}
-        for c in concurrencies:
-            for name, (_, path) in servers.items():
-                before = batch_stats(urls[name]) if name != "baseline" else None
-                r = asyncio.run(load(urls[name] + path, image, args.requests, c, args.warmup or 2 * c))
-                if before is not None:
-                    after = batch_stats(urls[name])
-                    calls = after[1] - before[1]
-                    r["batch"] = (after[0] - before[0]) / calls if calls else float("nan")
-                results[(name, c)] = r
-                print(
-                    f"  c={c:<3} {name:<9} {r['images_s']:8.1f} images/s  p50 {r['p50']:8.1f} ms  p99 {r['p99']:8.1f} ms"
-                    + (f"  mean batch {r['batch']:.1f}" if "batch" in r else "")
-                    + (f"  FAILURES {r['failures']}" if r["failures"] else ""),
-                    flush=True,
-                )
-        load_after = os.getloadavg()
-        print()
-        print(
-            "| server | concurrency | images/s | p50 latency (ms) | p99 latency (ms) | mean batch | x baseline images/s | p99 / baseline p99 |"
-        )
-        print("|---|---:|---:|---:|---:|---:|---:|---:|")
-        for c in concurrencies:
-            base = results[("baseline", c)]
-            for name in servers:
-                r = results[(name, c)]
-                batch = f"{r['batch']:.1f}" if "batch" in r else "-"
-                print(
-                    f"| {name} | {c} | {r['images_s']:.1f} | {r['p50']:.1f} | {r['p99']:.1f} | {batch} | "
-                    f"{r['images_s'] / base['images_s']:.2f} | {r['p99'] / base['p99']:.2f} |"
-                )
-        print()
-        print(
-            f"{args.requests} measured requests per cell (one 640x480 JPEG each), after {args.warmup or '2 x concurrency'} "
-            f"warm-up requests; load average before {load_before[0]:.2f}, after {load_after[0]:.2f} "
-            f"(1-minute; {os.cpu_count()} CPUs, shared)"
-        )
-        if 32 in concurrencies:
-            b, base = results[("batching", 32)], results[("baseline", 32)]
-            ratio, p99 = b["images_s"] / base["images_s"], b["p99"] / base["p99"]
-            ok = ratio >= 3 and p99 <= 1
-            print(
-                f"goal at concurrency 32 (>= 3x the baseline's images/s, p99 no worse): {ratio:.2f}x, "
-                f"p99 {b['p99']:.1f} ms vs {base['p99']:.1f} ms -> {'met' if ok else 'NOT met'}"
-            )
-        if any(r["failures"] for r in results.values()):
-            print("some requests failed: see the FAILURES lines above")
+        results = measure(servers, urls, concurrencies, args.requests, args.warmup)
+        report(results, list(servers), concurrencies, args.requests, args.warmup, load_before)
     finally:
         for proc in procs:
             stop(proc)

@@ -46,12 +46,10 @@ def register(app: typer.Typer) -> None:
         An unreadable input is reported and the others go on; the exit code is 0 if at least
         one image was predicted, 1 if none was.
         """
-        import json
-
-        from imgclf.cli.render import prediction_summary, predictions_csv, print_predictions
+        from imgclf.cli.render import prediction_summary, print_predictions
         from imgclf.config import stage_config
         from imgclf.errors import ConfigError
-        from imgclf.predict import predict_inputs
+        from imgclf.predict import predict_inputs, predictions_json, save_predictions_csv
         from imgclf.runtime import load_model
         from imgclf.ui import summary
 
@@ -65,11 +63,9 @@ def register(app: typer.Typer) -> None:
             inputs, model=predictor, top_k=cfg.top_k, threshold=cfg.threshold, batch_size=cfg.batch_size, tta=cfg.tta
         )
         if as_json:
-            typer.echo(json.dumps([r.to_dict() for r in results], indent=2))
+            typer.echo(predictions_json(results))
         elif csv_file is not None:
-            from imgclf.fsutil import atomic_write_text
-
-            atomic_write_text(csv_file, predictions_csv(results))
+            save_predictions_csv(csv_file, results)
         else:
             print_predictions(results, top_k=cfg.top_k)
         line = prediction_summary(results, cfg.threshold)

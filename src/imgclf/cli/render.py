@@ -1,4 +1,4 @@
-"""Rendering results for people and files: prediction tables, CSV, one-line summaries.
+"""Rendering results for people: prediction tables, one-line summaries.
 
 CLI-side code (the library returns data; commands decide how it looks). No Typer here, so the
 `run` command and `predict` share it.
@@ -6,10 +6,10 @@ CLI-side code (the library returns data; commands decide how it looks). No Typer
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from typing import Any
+
+from imgclf.predict import Prediction, summarize
 
 
 def print_predictions(predictions: Sequence[Any], top_k: int = 3, console: Any = None) -> None:
@@ -40,36 +40,11 @@ def print_predictions(predictions: Sequence[Any], top_k: int = 3, console: Any =
     console.print(table)
 
 
-def prediction_summary(predictions: Sequence[Any], threshold: float) -> str:
+def prediction_summary(predictions: Sequence[Prediction], threshold: float) -> str:
     """One line: how many predicted, how many flagged low-confidence, how many failed and why."""
-    ok = [p for p in predictions if p.ok]
-    low = sum(p.low_confidence for p in ok)
-    failed: dict[str, int] = {}
-    for p in predictions:
-        if not p.ok:
-            reason = (p.error or "error").split(":")[0]
-            failed[reason] = failed.get(reason, 0) + 1
-    why = f" ({', '.join(f'{n} {r}' for r, n in sorted(failed.items()))})" if failed else ""
+    s = summarize(predictions)
+    why = f" ({', '.join(f'{n} {r}' for r, n in s.failed.items())})" if s.failed else ""
     return (
-        f"predict: {len(ok)} of {len(predictions)} images predicted, {low} below the {threshold:.2f} "
-        f"confidence threshold, {len(predictions) - len(ok)} failed{why}"
+        f"predict: {s.predicted} of {s.total} images predicted, {s.low_confidence} below the {threshold:.2f} "
+        f"confidence threshold, {s.failed_total} failed{why}"
     )
-
-
-def predictions_csv(predictions: Sequence[Any]) -> str:
-    """CSV text: input, label, probability, low_confidence, top_k (`label:prob;...`), error."""
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["input", "label", "probability", "low_confidence", "top_k", "error"])
-    for p in predictions:
-        w.writerow(
-            [
-                p.input,
-                p.label or "",
-                "" if p.probability is None else f"{p.probability:.6f}",
-                int(p.low_confidence) if p.ok else "",
-                ";".join(f"{lab}:{prob:.6f}" for lab, prob in p.top_k),
-                p.error or "",
-            ]
-        )
-    return buf.getvalue()

@@ -15,12 +15,15 @@ Metrics (all prefixed `imgclf_`):
 - `imgclf_request_seconds`: histogram of `POST /v1/predict` latency, in seconds.
 - `imgclf_queue_images`: images waiting for a batch now.
 - `imgclf_requests_in_flight`: `POST /v1/predict` requests being handled now.
+
+`CountRequests` is the ASGI middleware that counts every answer, refusals included.
 """
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 #: Media type of `ServeMetrics.render()` output (Prometheus text format 0.0.4).
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -79,3 +82,36 @@ class ServeMetrics:
     def render(self) -> bytes:
         """The metrics in the Prometheus text exposition format (media type `CONTENT_TYPE`)."""
         return generate_latest(self.registry)
+
+
+class CountRequests:
+    """Pure ASGI middleware: counts answered requests by endpoint and status (`imgclf_requests_total`).
+
+    Args:
+        app: ASGI app.
+        metrics: ServeMetrics.
+        endpoints: frozenset of str. Paths counted under their own name; any other path is
+            counted as `"other"` (so scanning for URLs cannot grow the label set).
+    """
+
+    def __init__(self, app: ASGIApp, metrics: ServeMetrics, endpoints: frozenset[str]):
+        self.app = app
+        self.metrics = metrics
+        self.endpoints = endpoints
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = [500]
+
+        async def counting_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = int(message["status"])
+            await send(message)
+
+        path = scope.get("path", "")
+        try:
+            await self.app(scope, receive, counting_send)
+        finally:
+            self.metrics.requests.labels(path if path in self.endpoints else "other", str(status[0])).inc()

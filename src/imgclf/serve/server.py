@@ -18,10 +18,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import uvicorn
 
 from imgclf.config import ServeConfig
-from imgclf.errors import ConfigError
-from imgclf.runtime import Predictor
+from imgclf.errors import ConfigError, ModelError
+from imgclf.export import FORMATS
+from imgclf.records.run import EXPORT_DIR, is_run_dir
+from imgclf.runtime import Predictor, load_model, resolve_model_path
+from imgclf.serve.app import build_app
+from imgclf.ui import warn
 
 #: Export formats `prefer_export` looks for in `RUN/export/`, in order (neither imports TensorFlow).
 PREFERRED_EXPORTS: tuple[str, ...] = ("onnx", "tflite")
@@ -47,11 +52,6 @@ def served_model_path(
     Raises:
         ModelError: if `model` is None and `models_dir` holds no finished run.
     """
-    from imgclf.errors import ModelError
-    from imgclf.export import FORMATS
-    from imgclf.records.run import EXPORT_DIR, is_run_dir
-    from imgclf.runtime import resolve_model_path
-
     try:
         path = resolve_model_path(model, models_dir)
     except ModelError as exc:  # no run in models_dir: say how to name one for serve
@@ -67,8 +67,6 @@ def served_model_path(
         candidate = run / EXPORT_DIR / FORMATS[fmt]
         if candidate.is_file():
             return candidate
-    from imgclf.ui import warn
-
     warn(
         f"--prefer-export: {run / EXPORT_DIR} holds no model.onnx or model.tflite; serving the Keras model "
         f"(make one with `imgclf export {run} --format onnx`)"
@@ -95,8 +93,6 @@ def load_served_model(
     Raises:
         ModelError: no run found, an unknown file type, missing metadata, an unloadable model.
     """
-    from imgclf.runtime import load_model
-
     predictor = load_model(served_model_path(model, models_dir, prefer_export=prefer_export), models_dir)
     predictor.predict_batch(np.zeros((1, *predictor.spec.shape), np.uint8))
     return predictor
@@ -161,10 +157,6 @@ class Server:
     def __init__(
         self, predictor: Predictor, cfg: ServeConfig | None = None, *, on_started: Callable[[str], None] | None = None
     ):
-        import uvicorn
-
-        from imgclf.serve.app import build_app
-
         self.cfg = cfg or ServeConfig()
         self.predictor = predictor
         self.app = build_app(predictor, self.cfg)
@@ -180,7 +172,7 @@ class Server:
             access_log=False,
             lifespan="on",
             server_header=False,
-            timeout_graceful_shutdown=self.cfg.graceful_timeout,
+            timeout_graceful_shutdown=self.cfg.graceful_timeout,  # type: ignore[arg-type]  # a float works (a timeout)
             proxy_headers=False,
         )
         outer = self
