@@ -415,8 +415,8 @@ def test_private_url_refused_without_being_fetched(keras_server, image_server):
 
 
 def test_guarded_session_checks_every_redirect_hop(image_server):
-    from imgclf import netsafe
-    from imgclf.scrape.download import fetch_image
+    from imgclf.net import safety as netsafe
+    from imgclf.net.image import fetch_image
 
     base, handler = image_server
 
@@ -459,7 +459,7 @@ def test_guarded_session_checks_every_redirect_hop(image_server):
     ],
 )
 def test_address_problem(ip, problem):
-    from imgclf.netsafe import address_problem
+    from imgclf.net.safety import address_problem
 
     assert address_problem(ip) == problem
 

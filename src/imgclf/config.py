@@ -111,7 +111,7 @@ class SourceConfig(StrictModel):
 
 # ----------------------------------------------------------------------------------- stages
 class ScrapeConfig(StrictModel):
-    """Shared downloader settings (`imgclf.scrape.download`), for Reddit and web scrapes.
+    """Shared downloader settings (`imgclf.net`), for Reddit and web scrapes.
 
     `retries` also sets prawcore's retries of Reddit API requests (see `imgclf.scrape.reddit`).
     """

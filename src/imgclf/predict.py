@@ -45,16 +45,16 @@ from imgclf.engine import Executor, make_executor
 from imgclf.errors import ImageError
 from imgclf.fsutil import atomic_write_text
 from imgclf.inputs import Fetch, InputItem, InputSpec, collect_inputs, load_item
+from imgclf.net.image import fetch_image
 from imgclf.parallel import batched_ahead
 from imgclf.runtime import TTA_MODES, Predictor, load_model
-from imgclf.scrape.download import fetch_image
 from imgclf.ui import progress
 
 
 # ---------------------------------------------------------------------------------- the map
 @dataclass
 class DownloadOptions:
-    """Safe-downloader limits for URL inputs (see `imgclf.scrape.download.fetch_image`).
+    """Safe-downloader limits for URL inputs (see `imgclf.net.image.fetch_image`).
 
     Attributes:
         max_bytes: int, default 20,000,000. Hard cap per download, in bytes.

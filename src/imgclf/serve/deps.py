@@ -17,13 +17,14 @@ from typing import Annotated, Any
 import numpy as np
 from fastapi import Depends, Request
 
-from imgclf import __version__, netsafe
+from imgclf import __version__
 from imgclf.config import ServeConfig
 from imgclf.errors import ImageError
 from imgclf.inputs import Fetch, InputItem, is_url, load_item
+from imgclf.net import safety
+from imgclf.net.image import fetch_image
 from imgclf.parallel import default_workers
 from imgclf.runtime import Predictor
-from imgclf.scrape.download import fetch_image
 from imgclf.serve.batcher import MicroBatcher
 from imgclf.serve.metrics import ServeMetrics
 
@@ -51,12 +52,12 @@ def fetch_url(url: str, *, cfg: ServeConfig) -> bytes:
     session = None
     if not cfg.allow_private_urls:
         try:
-            netsafe.check_url(url)
-        except netsafe.UnsafeAddressError as exc:
+            safety.check_url(url)
+        except safety.UnsafeAddressError as exc:
             raise ImageError(url, "url_refused", exc.message) from None
         except (OSError, ValueError) as exc:  # socket.gaierror is an OSError
             raise ImageError(url, "connection_error", f"the host does not resolve ({exc})") from None
-        session = netsafe.guarded_session()  # checks every connection again: redirects, DNS rebinding
+        session = safety.guarded_session()  # checks every connection again: redirects, DNS rebinding
     try:
         return fetch_image(
             url,
@@ -68,7 +69,7 @@ def fetch_url(url: str, *, cfg: ServeConfig) -> bytes:
             total_timeout=cfg.url_timeout,
             session=session,
         ).data
-    except netsafe.UnsafeAddressError as exc:
+    except safety.UnsafeAddressError as exc:
         raise ImageError(url, "url_refused", f"after a redirect: {exc.message}") from None
     finally:
         if session is not None:
