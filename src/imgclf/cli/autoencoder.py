@@ -6,10 +6,11 @@ from pathlib import Path
 
 import typer
 
+from imgclf.cli.core import ImgclfTyper
 from imgclf.cli.options import opt, plain_opt
 from imgclf.explore.options import AutoencoderOptions
 
-autoencoder_app = typer.Typer(
+autoencoder_app = ImgclfTyper(
     name="autoencoder",
     help="Train a small convolutional autoencoder on a folder and look at its reconstructions.",
     no_args_is_help=True,

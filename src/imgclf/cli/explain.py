@@ -40,5 +40,6 @@ def register(app: typer.Typer) -> None:
             image, resolve_model_path(model, models_dir), out=out, class_name=class_name, layer_name=layer
         )
         summary(
-            f"explain: {image} -> {result.label} ({result.probability:.3f}), Grad-CAM on layer {result.layer!r} -> {dest}"
+            f"explain: {image} -> {result.label} ({result.probability:.3f}), "
+            f"Grad-CAM on layer {result.layer!r} -> {dest}"
         )

@@ -28,7 +28,8 @@ def register(app: typer.Typer) -> None:
         models: str | None = plain_opt(
             None,
             "--models",
-            help="Several models, comma-separated (e.g. mlp,cnn): each trained and evaluated, then compared; overrides train.models.",
+            help="Several models, comma-separated (e.g. mlp,cnn): each trained and evaluated, then compared; "
+            "overrides train.models.",
             default_text="the config's train.models",
         ),
         repeats: int | None = plain_opt(
@@ -47,7 +48,7 @@ def register(app: typer.Typer) -> None:
         """Run every stage of CONFIG in order: source -> clean -> prepare -> split -> train -> evaluate -> predict.
 
         With several models (--models, train.models) or seeds (--repeats), each gets its own run folder, and the leaderboard is written to MODELS_DIR/NAME-compare and printed.
-        """
+        """  # noqa: E501 - typer's rich help keeps a docstring's line breaks: a paragraph is one line
         from imgclf.cli.render import print_predictions
         from imgclf.config import drop_none, load_run_config, parse_override
         from imgclf.errors import ConfigError

@@ -56,7 +56,7 @@ def register(app: typer.Typer) -> None:
         ),
         config: Path | None = plain_opt(None, "--config", help="Run config YAML; its split: section is used."),
     ) -> None:
-        """Split SRC into OUT/train, OUT/val, OUT/test, stratified by class; duplicate and provenance groups stay together."""
+        """Split SRC into OUT/train, OUT/val, OUT/test, stratified by class; duplicate and provenance groups stay together."""  # noqa: E501 - typer's rich help keeps a docstring's line breaks: a paragraph is one line
         from imgclf.config import stage_config
         from imgclf.split import split_folder
 
