@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from imgclf import report
 from imgclf.config import CompareConfig
 from imgclf.errors import DataError, ModelError
 from imgclf.fsutil import atomic_write_json, atomic_write_text
@@ -762,8 +763,6 @@ def comparison_json(comp: Comparison) -> dict[str, Any]:
 
 def write_outputs(comp: Comparison, out: str | os.PathLike) -> dict[str, Path]:
     """Writes every file of `OUTPUT_FILES` into `out` (atomically); returns kind -> path."""
-    from imgclf import report
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     files = {k: out / v for k, v in OUTPUT_FILES.items()}

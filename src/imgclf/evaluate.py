@@ -34,9 +34,12 @@ Networks" (ICML), eq. 3.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
+import warnings
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -61,6 +64,7 @@ from imgclf.records.run import (
     save_predictions,
     split_fingerprint,
 )
+from imgclf.runtime import load_model
 from imgclf.stats import ECE_BINS  # 15 equal-width confidence bins (Guo et al., 2017), shared with imgclf.stats
 from imgclf.ui import progress, summary
 
@@ -205,8 +209,6 @@ def _local_path(item: InputItem) -> Path:
 
 def file_sha256(path: str | os.PathLike) -> str:
     """Hex sha256 of a file's bytes (`hashlib.file_digest`)."""
-    import hashlib
-
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
@@ -220,7 +222,6 @@ def listing_hashes(listing: ImageListing) -> dict[Path, str]:
     Raises:
         DataError: if a listed file cannot be read at all (e.g. removed meanwhile).
     """
-    from concurrent.futures import ThreadPoolExecutor
 
     def one(p: Path) -> str:
         try:
@@ -289,8 +290,6 @@ def compute_metrics(probs: np.ndarray, labels: np.ndarray, class_names: list[str
         (rows = true class, columns = predicted), `confusion_matrix_normalized` (rows sum to 1),
         `calibration` (per-bin table), `n_images`, `class_names`.
     """
-    import warnings
-
     from sklearn.exceptions import UndefinedMetricWarning
     from sklearn.metrics import (
         accuracy_score,
@@ -509,8 +508,6 @@ class _Evaluation:
 
 def _predict_split(run_dir: Path, cfg: EvaluateConfig, data_dir: str | os.PathLike | None) -> _Evaluation:
     """Loads the run and its model, lists the split and predicts every image of it."""
-    from imgclf.runtime import load_model
-
     info = load_run_info(run_dir)
     split_dir = resolve_split_dir(run_dir, cfg.split, data_dir)
     predictor = load_model(run_dir)

@@ -8,6 +8,7 @@ external CSS or script: it can be mailed or opened offline as one file.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -30,8 +31,6 @@ def _figure(width: float, height: float, layout: Literal["constrained", "tight"]
 
 
 def _save(fig: Any, path: str | os.PathLike) -> Path:
-    import io
-
     buf = io.BytesIO()
     fig.savefig(buf, format="png", bbox_inches="tight")
     return atomic_write_bytes(path, buf.getvalue())
