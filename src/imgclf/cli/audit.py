@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from imgclf.cli.options import opt, plain_opt
-from imgclf.config import AuditConfig
+from imgclf.config import AuditConfig, stage_config
 
 MODEL_HELP = (
     "Embeddings of the default method: raw (pixels), autoencoder[:RUN_DIR], a training run folder, a .keras file "
@@ -88,7 +88,6 @@ def register(app: typer.Typer) -> None:
         models_dir: Path = _MODELS_DIR,
     ) -> None:
         """Find likely wrong labels (confident learning on out-of-fold probabilities) and outliers."""
-        from imgclf.config import stage_config
 
         cfg = stage_config(
             AuditConfig,

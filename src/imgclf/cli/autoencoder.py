@@ -8,6 +8,7 @@ import typer
 
 from imgclf.cli.core import ImgclfTyper
 from imgclf.cli.options import opt, plain_opt
+from imgclf.config import stage_config
 from imgclf.explore.options import AutoencoderOptions
 
 autoencoder_app = ImgclfTyper(
@@ -36,7 +37,6 @@ def autoencoder_train(
     """Train the convolutional autoencoder; writes autoencoder.keras, autoencoder.json, history.csv."""
     from datetime import datetime
 
-    from imgclf.config import stage_config
     from imgclf.runtime import import_tensorflow_quietly
 
     opts = stage_config(

@@ -12,7 +12,7 @@ from typing import Any
 import typer
 
 from imgclf.cli.options import opt, plain_opt
-from imgclf.config import CompareConfig
+from imgclf.config import CompareConfig, stage_config
 
 
 def print_leaderboard(comp: Any, console: Any = None) -> None:
@@ -96,7 +96,6 @@ def register(app: typer.Typer) -> None:
         import json
 
         from imgclf.compare import compare_runs, comparison_json
-        from imgclf.config import stage_config
 
         cfg = stage_config(
             CompareConfig,

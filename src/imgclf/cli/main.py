@@ -18,8 +18,10 @@ from typing import Any
 
 import typer
 
+from imgclf import __version__
 from imgclf.cli.core import FlagGroup, ImgclfTyper
 from imgclf.errors import ImgclfError
+from imgclf.ui import console
 
 #: Module of each command / command group under `imgclf.cli`, in the order `--help` lists them
 #: (a module `augment_preview` is the command `augment-preview`).
@@ -59,8 +61,6 @@ def report_error(exc: ImgclfError) -> None:
     """Prints `exc` as one line on stderr (message, then hint)."""
     from rich.markup import escape
 
-    from imgclf.ui import console
-
     console.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
     if exc.hint:
         console.print(f"  [dim]hint:[/] {escape(exc.hint)}", highlight=False, soft_wrap=True)
@@ -80,8 +80,6 @@ class ImgclfGroup(FlagGroup):
             report_error(exc)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
-            from imgclf.ui import console
-
             console.print("[yellow]interrupted[/]")
             raise typer.Exit(130) from None
 
@@ -99,8 +97,6 @@ app = ImgclfTyper(
 
 def _version(value: bool) -> None:
     if value:
-        from imgclf import __version__
-
         typer.echo(f"imgclf {__version__}")
         raise typer.Exit()
 

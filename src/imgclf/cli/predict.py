@@ -11,7 +11,11 @@ from pathlib import Path
 import typer
 
 from imgclf.cli.options import opt, plain_opt
-from imgclf.config import PredictConfig
+from imgclf.cli.render import prediction_summary, predictions_csv, print_predictions
+from imgclf.config import PredictConfig, stage_config
+from imgclf.errors import ConfigError
+from imgclf.fsutil import atomic_write_text
+from imgclf.ui import summary
 
 
 def register(app: typer.Typer) -> None:
@@ -48,12 +52,8 @@ def register(app: typer.Typer) -> None:
         """
         import json
 
-        from imgclf.cli.render import prediction_summary, predictions_csv, print_predictions
-        from imgclf.config import stage_config
-        from imgclf.errors import ConfigError
         from imgclf.predict import predict_inputs
         from imgclf.runtime import load_model
-        from imgclf.ui import summary
 
         if as_json and csv_file is not None:
             raise ConfigError("--json and --csv cannot be used together", "choose one output")
@@ -67,8 +67,6 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(json.dumps([r.to_dict() for r in results], indent=2))
         elif csv_file is not None:
-            from imgclf.fsutil import atomic_write_text
-
             atomic_write_text(csv_file, predictions_csv(results))
         else:
             print_predictions(results, top_k=cfg.top_k)

@@ -13,6 +13,7 @@ import typer
 
 from imgclf.cli.options import plain_opt
 from imgclf.review import DEFAULT_HOST, DEFAULT_PORT
+from imgclf.ui import warn
 
 
 def register(app: typer.Typer) -> None:
@@ -44,7 +45,6 @@ def register(app: typer.Typer) -> None:
         Prints one line `review: http://127.0.0.1:PORT/?token=TOKEN` on stdout. `imgclf clean SRC --out DIR` applies the decisions.
         """  # noqa: E501 - typer's rich help keeps a docstring's line breaks: a paragraph is one line
         from imgclf.review.server import is_loopback, serve_review
-        from imgclf.ui import warn
 
         if not is_loopback(host):
             warn(f"--host {host}: the review page is reachable from the network (it still needs the token)")

@@ -6,7 +6,11 @@ from pathlib import Path
 
 import typer
 
+from imgclf.cli.compare import print_leaderboard
 from imgclf.cli.options import plain_opt
+from imgclf.cli.render import print_predictions
+from imgclf.config import drop_none, load_run_config, parse_override
+from imgclf.errors import ConfigError
 
 
 def register(app: typer.Typer) -> None:
@@ -49,10 +53,6 @@ def register(app: typer.Typer) -> None:
 
         With several models (--models, train.models) or seeds (--repeats), each gets its own run folder, and the leaderboard is written to MODELS_DIR/NAME-compare and printed.
         """  # noqa: E501 - typer's rich help keeps a docstring's line breaks: a paragraph is one line
-        from imgclf.cli.render import print_predictions
-        from imgclf.config import drop_none, load_run_config, parse_override
-        from imgclf.errors import ConfigError
-
         overrides = [parse_override(item) for item in set_]
         top = drop_none(
             {"data_dir": data_dir and str(data_dir), "models_dir": models_dir and str(models_dir), "seed": seed}
@@ -72,7 +72,6 @@ def register(app: typer.Typer) -> None:
             from imgclf.runtime import import_tensorflow_quietly
 
             import_tensorflow_quietly()
-        from imgclf.cli.compare import print_leaderboard
         from imgclf.run import run_pipeline
 
         run_pipeline(

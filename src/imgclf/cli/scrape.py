@@ -10,6 +10,7 @@ import typer
 from imgclf.cli.core import ImgclfTyper
 from imgclf.cli.options import opt, plain_opt
 from imgclf.config import RedditSource, ScrapeConfig, WebSource, stage_config
+from imgclf.ui import console
 
 scrape_app = ImgclfTyper(
     name="scrape",
@@ -244,7 +245,6 @@ def status_cmd(
     from rich.table import Table
 
     from imgclf.scrape.manifest import summarize
-    from imgclf.ui import console
 
     st = summarize(folder)
     if as_json:

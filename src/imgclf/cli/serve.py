@@ -13,7 +13,8 @@ from typing import Any
 import typer
 
 from imgclf.cli.options import opt, plain_opt
-from imgclf.config import ServeConfig
+from imgclf.config import ServeConfig, stage_config
+from imgclf.ui import summary
 
 # The options of `imgclf serve`, in the order --help shows them; each stage option defaults to
 # None (a YAML value stays) and its help shows the ServeConfig field's default.
@@ -80,7 +81,6 @@ def register(app: typer.Typer) -> None:
 
         Listens on 127.0.0.1 unless --host says otherwise; SIGTERM or Ctrl+C stops it once the requests in flight are answered.
         """  # noqa: E501 - typer's rich help keeps a docstring's line breaks: a paragraph is one line
-        from imgclf.config import stage_config
         from imgclf.serve.server import Server, load_served_model
 
         cfg = stage_config(
@@ -113,8 +113,6 @@ def register(app: typer.Typer) -> None:
 def _run_until_stopped(server: Any) -> None:
     """Runs `server` until SIGINT / SIGTERM, then prints why it stopped and what it predicted."""
     import signal
-
-    from imgclf.ui import summary
 
     stopped_by: list[str] = []
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 
 from imgclf.cli.options import opt, plain_opt
-from imgclf.config import TrainConfig
+from imgclf.config import TrainConfig, stage_config
 from imgclf.errors import ConfigError
 
 
@@ -111,7 +111,6 @@ def register(app: typer.Typer) -> None:
         Rerun with the same --run-dir (or --run-name) to resume after an interruption, or with a
         higher --epochs to continue a finished run.
         """
-        from imgclf.config import stage_config
         from imgclf.runtime import import_tensorflow_quietly
         from imgclf.train import train
 
