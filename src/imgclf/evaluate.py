@@ -634,8 +634,16 @@ def evaluate_run(
         ModelError: if the run directory or its model cannot be loaded.
         DataError: if the split folder is missing, empty or has classes the model lacks.
     """
-    options = dict(split=split, top_k=top_k, batch_size=batch_size, tta=tta, leak_audit=leak_audit)
-    options.update(bootstrap_resamples=bootstrap_resamples, ci_level=ci_level, bootstrap_seed=bootstrap_seed)
+    options = {
+        "split": split,
+        "top_k": top_k,
+        "batch_size": batch_size,
+        "tta": tta,
+        "bootstrap_resamples": bootstrap_resamples,
+        "ci_level": ci_level,
+        "bootstrap_seed": bootstrap_seed,
+        "leak_audit": leak_audit,
+    }
     cfg: EvaluateConfig = validate(EvaluateConfig, options, origin="evaluate")
     ev = _predict_split(Path(run_dir), cfg, data_dir)
     ev.metrics = _measure(ev)

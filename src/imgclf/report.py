@@ -1,9 +1,14 @@
-"""Plots (PNG) and the self-contained HTML report of `imgclf evaluate`.
+"""Plots (PNG) and the self-contained HTML pages of `imgclf evaluate` and `imgclf compare`.
 
 Figures are drawn with matplotlib's object API (`matplotlib.figure.Figure` on the Agg canvas,
 no `pyplot` global state), so this module works headless and from threads. Every file is
-written atomically. The HTML report embeds every image as a base64 `data:` URI and uses no
-external CSS or script: it can be mailed or opened offline as one file.
+written atomically.
+
+The pages are Jinja2 templates rendered through `imgclf.html` (autoescaped, one layout):
+`templates/report.html` (`write_html_report`, its variables from `report_context`) and
+`templates/compare.html` (`write_compare_html`, tables from `compare_table`). Numbers arrive
+in the templates already formatted. Every image is embedded as a base64 `data:` URI and no
+external CSS or script is used: a page can be mailed or opened offline as one file.
 """
 
 from __future__ import annotations
