@@ -1,5 +1,6 @@
 """The CLI contract: fast --help without TensorFlow, one-line errors with exit code 1."""
 
+import re
 import subprocess
 import sys
 
@@ -28,6 +29,38 @@ def test_help_lists_the_pipeline_commands():
     assert res.exit_code == 0
     for name in ("datasets", "prepare", "run"):
         assert name in res.output
+
+
+#: The pipeline's stages, in the order they run: the first commands `imgclf --help` lists.
+STAGES = ("scrape", "clean", "prepare", "split", "train", "evaluate", "predict")
+
+
+def _listed_commands(output: str) -> list[str]:
+    """Command names in the order a rich help page lists them (rows of the Commands panel)."""
+    panel = output.split("Commands", 1)[1]
+    return re.findall(r"^│ ([a-z][a-z-]*) ", panel, flags=re.MULTILINE)
+
+
+def test_help_lists_the_stages_first_in_pipeline_order():
+    res = runner.invoke(app, ["--help"], terminal_width=200)
+    assert res.exit_code == 0
+    listed = _listed_commands(res.output)
+    assert tuple(listed[: len(STAGES)]) == STAGES, listed
+    assert sorted(listed) == sorted(name for [name, *sub] in _commands() if not sub)  # every command, once
+    assert listed.index("run") < listed.index("datasets") < listed.index("audit") < listed.index("review")
+
+
+@pytest.mark.parametrize("argv", [[], *_commands()], ids=lambda a: " ".join(a) or "imgclf")
+def test_flags_show_no_type_placeholder_in_help(argv):
+    res = runner.invoke(app, [*argv, "--help"], terminal_width=200)
+    assert res.exit_code == 0, res.output
+    assert "<bool>" not in res.output
+    for line in res.output.splitlines():  # `--help`, `--version`, `--json`: the help text follows the flag
+        if re.match(r"^│ +(--help|--version|--json) ", line):
+            assert re.match(r"^│ +--[a-z-]+ +[A-Z]", line), line
+    # an option that takes a value keeps its placeholder
+    if argv == ["evaluate"]:
+        assert re.search(r"--top-k +<int>", res.output)
 
 
 @pytest.mark.parametrize("argv", _commands(), ids=lambda a: " ".join(a))

@@ -118,8 +118,8 @@ def test_compare_two_models_writes_leaderboard_with_intervals_and_mcnemar(tmp_pa
         assert r["bootstrap_resamples"] == "2000" and r["ci_level"] == "0.95"
         assert int(r["parameters"]) > 0 and float(r["train_seconds"]) > 0
     # the McNemar counts are those of the two runs' per-image correctness
-    best = [r for r in rows if r["differs_from_best"] == "best"][0]
-    other = [r for r in rows if r is not best][0]
+    best = next(r for r in rows if r["differs_from_best"] == "best")
+    other = next(r for r in rows if r is not best)
     pa = load_predictions(a if best["model"] == "cnn" else b)
     pb = load_predictions(b if best["model"] == "cnn" else a)
     assert int(other["mcnemar_b"]) == int(np.sum(pa.correct & ~pb.correct))
@@ -288,3 +288,27 @@ predict: {{images: []}}
     comp = json.loads((out / "compare.json").read_text())
     assert comp["best_run"].startswith(str(models / f"two-{comp['best']}-s"))
     assert len(comp["groups"][1]["mcnemar_vs_best"]) == 2  # seed 3 with seed 3, seed 4 with seed 4
+
+
+def test_compare_page_tables_align_names_left_and_keep_intervals_whole(tmp_path):
+    from imgclf.report import code_spans, compare_table, write_compare_html
+
+    t = compare_table(
+        ["#", "model", "accuracy [95% CI]"], [["1", "cnn <b>", "0.9452 [0.9409, 0.9493]"], ["2", "mlp", "–"]]
+    )
+    assert [c["left"] for c in t["head"]] == [False, True, False]
+    assert t["rows"][0][2]["text"] == "0.9452 [0.9409,\u00a00.9493]"  # breaks only before the bracket
+    assert code_spans("see `a.csv` and `b`") == [("see ", False), ("a.csv", True), (" and ", False), ("b", True)]
+    page = write_compare_html(
+        tmp_path / "c.html",
+        title="t <i>",
+        columns=["#", "model"],
+        rows=[["1", "cnn <b>"]],
+        run_columns=["run"],
+        run_rows=[["r1"]],
+        chart=None,
+        notes=["read `leaderboard.md`"],
+        warning="different `test` sets",
+    ).read_text()
+    assert "cnn &lt;b&gt;" in page and "<title>t &lt;i&gt;</title>" in page and "<img" not in page
+    assert "<li>read <code>leaderboard.md</code></li>" in page and "different <code>test</code> sets" in page

@@ -263,3 +263,47 @@ def test_macro_averages_match_sklearn_when_a_class_is_absent():
     assert m["recall_macro"] == pytest.approx(recall_score(labels, pred, average="macro", zero_division=0))
     assert m["f1_macro"] == pytest.approx(f1_score(labels, pred, average="macro", zero_division=0))
     assert m["per_class"]["d"]["support"] == 0 and len(m["confusion_matrix"]) == 4
+
+
+# ------------------------------------------------------------------- the steps, one by one
+def test_confident_errors_are_the_wrong_images_most_confident_first(tmp_path):
+    from imgclf.evaluate import SplitPredictions, confident_errors
+
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7], [0.6, 0.4], [0.45, 0.55]], np.float32)
+    labels = np.array([0, 0, 0, 1, 1])  # wrong: rows 1 (0.8), 2 (0.7), 3 (0.6)
+    paths = [tmp_path / f"{i}.png" for i in range(5)]
+    rows, errors = confident_errors(SplitPredictions(probs, labels, paths), ["cat", "dog"], limit=2)
+    assert rows.tolist() == [1, 2]
+    assert errors[0] == {"file": str(paths[1]), "true": "cat", "predicted": "dog", "probability": pytest.approx(0.8)}
+    rows, _ = confident_errors(SplitPredictions(probs[[0, 4]], labels[[0, 4]], paths[:2]), ["cat", "dog"])
+    assert rows.tolist() == []
+
+
+def test_output_files_of_the_test_split_have_no_suffix_and_others_do(tmp_path):
+    from imgclf.evaluate import output_files, set_aside_summary
+
+    test, val = output_files(tmp_path, "test"), output_files(tmp_path, "val")
+    assert test["metrics"].name == "metrics.json" and test["report"].name == "report.html"
+    assert val["metrics"].name == "metrics_val.json" and val["confusion_matrix"].name == "confusion_matrix_val.png"
+    assert val["training_curves"] == test["training_curves"]  # one per run
+    assert not set(test.values()) & (set(val.values()) - {test["training_curves"]})
+    aside = set_aside_summary(
+        [("a.png", "not_an_image", "x"), ("b.png", "truncated", "y"), ("c.png", "not_an_image", "")]
+    )
+    assert aside["count"] == 3 and aside["reasons"] == {"not_an_image": 2, "truncated": 1}
+
+
+def test_report_shows_names_as_text_and_embeds_every_figure(tmp_path):
+    from imgclf.report import plot_confusion_matrix, write_html_report
+
+    probs, labels = _tiny_case()
+    m = compute_metrics(probs, labels, ["a", "<script>alert(1)</script>", "c & d"], top_k=2)
+    m.update(split="test", run="runs/x", data_dir="data/<test>", leaks={"checked": False, "reason": "--no-leak-audit"})
+    m["confident_errors"] = [{"file": "x/<b>.png", "true": "a", "predicted": "c & d", "probability": 0.75}]
+    png = plot_confusion_matrix(np.array(m["confusion_matrix"]), ["a", "b", "c"], tmp_path / "cm.png")
+    html = write_html_report(tmp_path / "r.html", m, {"confusion_matrix": png, "training_curves": tmp_path / "no.png"})
+    text = html.read_text()
+    assert "<script>alert" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "data/&lt;test&gt;" in text and "x/&lt;b&gt;.png" in text and "c &amp; d" in text
+    assert text.count("data:image/png;base64,") == 1  # the missing training curves are left out
+    assert "Leak audit not run: --no-leak-audit." in text and ">0.7500<" in text

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.client
+import io
 import json
 import os
 import re
@@ -75,7 +76,7 @@ class Server:
     """`imgclf review DIR ... --no-browser --port 0` in a subprocess; reads its one stdout line."""
 
     def __init__(self, root: Path, *args: str, log: Path):
-        self.err = open(log, "ab")
+        self.err = open(log, "ab")  # noqa: SIM115 - the server writes to it until stop() closes it
         cmd = [sys.executable, "-m", "imgclf", "review", str(root), *args, "--no-browser", "--port", "0"]
         self.proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=self.err, text=True, env={**os.environ, "IMGCLF_QUIET": "1"}
@@ -364,6 +365,36 @@ def test_start_refuses_bad_input_in_one_line(tmp_path, cleaned):
         )
         assert r.returncode == 1 and msg in r.stderr and "Traceback" not in r.stderr, r.stderr
         assert r.stdout == ""
+
+
+# ------------------------------------------------------------------------------ thumbnails
+def test_thumbnails_are_small_files_as_they_are_or_a_jpeg_and_are_cached(tmp_path):
+    from imgclf.review.data import NotFoundError
+    from imgclf.review.thumbs import THUMB_SIDE, ThumbnailCache, make_thumbnail
+
+    small, big, broken = tmp_path / "small.png", tmp_path / "big.png", tmp_path / "broken.png"
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(small)
+    Image.new("RGB", (900, 300), (10, 200, 10)).save(big)
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"x" * 40)
+    assert make_thumbnail(small, "PNG", small.stat().st_size, "small.png") == (small.read_bytes(), "image/png")
+    data, media = make_thumbnail(big, "PNG", big.stat().st_size, "big.png")
+    thumb = Image.open(io.BytesIO(data))
+    assert media == "image/jpeg" and thumb.format == "JPEG" and thumb.size == (THUMB_SIDE, round(THUMB_SIDE / 3))
+    with pytest.raises(NotFoundError, match=r"cannot show broken\.png"):
+        make_thumbnail(broken, "PNG", broken.stat().st_size, "broken.png")
+    cache = ThumbnailCache(size=1)
+    first = cache.get(big, "PNG", big.stat(), "big.png")
+    assert cache.get(big, "PNG", big.stat(), "big.png") is first  # a hit
+    cache.get(small, "PNG", small.stat(), "small.png")  # evicts big (size 1)
+    assert cache.get(big, "PNG", big.stat(), "big.png") is not first
+
+
+def test_review_page_is_a_template_of_the_shared_environment():
+    from imgclf.html import environment
+
+    source = environment().loader.get_source(environment(), "review/page.html")[0]
+    assert '{% extends "base.html" %}' in source  # one layout, one environment, autoescaped
+    assert environment().autoescape is True
 
 
 # ----------------------------------------------------------------------- safety over HTTP

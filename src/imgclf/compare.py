@@ -41,12 +41,14 @@ import csv
 import io
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from imgclf import report
 from imgclf.config import CompareConfig
 from imgclf.errors import DataError, ModelError
 from imgclf.fsutil import atomic_write_json, atomic_write_text
@@ -119,11 +121,17 @@ class RunRecord:
         return fp.sha256 if fp is not None else ""
 
     @property
+    def n_files(self) -> int | str:
+        """Files of the split it was evaluated on ("?" when not recorded)."""
+        fp = self.metrics.fingerprint
+        return fp.n_files if fp is not None else "?"
+
+    @property
     def seed(self) -> int | None:
         return self.info.seed
 
 
-def collect_run_dirs(paths: list[str | os.PathLike]) -> list[Path]:
+def collect_run_dirs(paths: Sequence[str | os.PathLike]) -> list[Path]:
     """Expands the command line: run directories as given, folders of runs into their runs.
 
     A folder that is not itself a run but holds runs (`models/`) stands for the runs directly
@@ -197,14 +205,15 @@ def check_fingerprints(records: list[RunRecord], force: bool = False) -> list[li
     sets = sorted(by_fp.values(), key=len, reverse=True)
     if len(sets) > 1:
         parts = "; ".join(
-            f"{', '.join(str(r.path) for r in rs)} (test split {rs[0].fingerprint[:12]}, {rs[0].metrics.fingerprint.n_files} files)"
+            f"{', '.join(str(r.path) for r in rs)} (test split {rs[0].fingerprint[:12]}, {rs[0].n_files} files)"
             for rs in sets
         )
         text = f"the runs were evaluated on {len(sets)} different test splits: {parts}"
         if not force:
             raise DataError(
                 text,
-                "evaluate every run on the same split folder (imgclf evaluate RUN --data DIR), or pass --force to show them anyway",
+                "evaluate every run on the same split folder (imgclf evaluate RUN --data DIR), "
+                "or pass --force to show them anyway",
             )
         warn(
             text
@@ -301,7 +310,8 @@ def _aligned(runs: list[RunRecord]) -> tuple[list[tuple[str, str]], np.ndarray, 
     common = set(first.keys())
     for r in runs[1:]:
         common &= set(r.predictions.keys())
-    keys = [k for k in first.keys() if k in common]
+    first_keys = first.keys()
+    keys = [k for k in first_keys if k in common]
     if len(keys) < len(first) or any(len(r.predictions) != len(keys) for r in runs):
         warn(f"{', '.join(str(r.path) for r in runs)}: scored different images; compared on the {len(keys)} they share")
     if not keys:
@@ -566,8 +576,8 @@ def method_notes(comp: Comparison) -> list[str]:
         "Dietterich 1998) of each run against the best model's run of the same seed; b = images only the best gets "
         f'right, c = images only this model gets right; "yes" = significant at α = {comp.alpha:g} for every seed pair.',
         "Macro precision / recall / F1 average over the classes present in the truth or the predictions; ECE with "
-        "15 equal-width bins (Guo et al. 2017); train s = training wall time (run.json), predict ms/img = model time per "
-        "image in evaluate's batches (decoding excluded) — both depend on how loaded the machine was.",
+        "15 equal-width bins (Guo et al. 2017); train s = training wall time (run.json), predict ms/img = model time "
+        "per image in evaluate's batches (decoding excluded) — both depend on how loaded the machine was.",
         "Seeds: " + "; ".join(f"{k}: {', '.join(str(s) for s in v)}" for k, v in seeds.items()) + ".",
     ]
     return notes + comp.notes
@@ -736,7 +746,7 @@ def comparison_json(comp: Comparison) -> dict[str, Any]:
                     for m in METRICS
                 },
                 "confidence_intervals": g.bootstrap.as_dict(),
-                "parameters": (g.run_values("parameters") or [None])[0],
+                "parameters": next(iter(g.run_values("parameters")), None),
                 "train_seconds": g.run_values("train_seconds"),
                 "epochs": g.run_values("epochs_done"),
                 "predict_ms_per_image": g.run_values("predict_ms_per_image"),
@@ -753,8 +763,6 @@ def comparison_json(comp: Comparison) -> dict[str, Any]:
 
 def write_outputs(comp: Comparison, out: str | os.PathLike) -> dict[str, Path]:
     """Writes every file of `OUTPUT_FILES` into `out` (atomically); returns kind -> path."""
-    from imgclf import report
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     files = {k: out / v for k, v in OUTPUT_FILES.items()}
@@ -777,7 +785,8 @@ def write_outputs(comp: Comparison, out: str | os.PathLike) -> dict[str, Path]:
         metrics=("accuracy", "precision_macro", "recall_macro", "f1_macro"),
         titles=METRIC_TITLES,
         level=comp.level,
-        subtitle=f"{comp.split} split, {comp.n_images} images; bars: mean over seeds, whiskers: {comp.level:.0%} bootstrap CI, dots: seeds",
+        subtitle=f"{comp.split} split, {comp.n_images} images; bars: mean over seeds, "
+        f"whiskers: {comp.level:.0%} bootstrap CI, dots: seeds",
     )
     rcols, rrows = run_table(comp)
     report.write_compare_html(
@@ -797,7 +806,7 @@ def write_outputs(comp: Comparison, out: str | os.PathLike) -> dict[str, Path]:
 
 # ------------------------------------------------------------------------------------ main
 def compare_runs(
-    runs: list[str | os.PathLike],
+    runs: Sequence[str | os.PathLike],
     out: str | os.PathLike | None = None,
     cfg: CompareConfig | None = None,
 ) -> Comparison:
@@ -852,7 +861,8 @@ def compare_runs(
     comp.files = write_outputs(comp, comp.out)
     best = comp.best
     summary(
-        f"compare: {len(records)} run(s) of {len(groups)} model(s) on {comp.n_images} {cfg.split} images; best {best.label} "
-        f"(accuracy {metric_cell(best, 'accuracy')}) -> {comp.files['markdown']}, {comp.files['html']}"
+        f"compare: {len(records)} run(s) of {len(groups)} model(s) on {comp.n_images} {cfg.split} images; "
+        f"best {best.label} (accuracy {metric_cell(best, 'accuracy')}) "
+        f"-> {comp.files['markdown']}, {comp.files['html']}"
     )
     return comp

@@ -34,21 +34,27 @@ Networks" (ICML), eq. 3.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
+import warnings
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
+from imgclf import report, stats
 from imgclf.config import EvaluateConfig, validate
 from imgclf.errors import DataError
-from imgclf.inputs import ImageListing, class_folders, iter_batches, list_images, load_image
+from imgclf.inputs import ImageListing, InputItem, class_folders, iter_batches, list_images, load_image
+from imgclf.leaks import leak_summary, near_copies
 from imgclf.records.run import (
     FINGERPRINT_METHOD,
     ImagePredictions,
+    RunInfo,
     history_columns,
     load_run_info,
     metrics_file,
@@ -58,6 +64,7 @@ from imgclf.records.run import (
     save_predictions,
     split_fingerprint,
 )
+from imgclf.runtime import load_model
 from imgclf.stats import ECE_BINS  # 15 equal-width confidence bins (Guo et al., 2017), shared with imgclf.stats
 from imgclf.ui import progress, summary
 
@@ -176,7 +183,7 @@ def predict_listing(
     rejected: list[tuple[str, str, str]] = []
     seconds: list[float] = []
     sizes: list[int] = []
-    backend = "tf" if predictor.uses_tensorflow else "threads"
+    backend: Literal["tf", "threads"] = "tf" if predictor.uses_tensorflow else "threads"
     with progress(description, total=len(listing)) as advance:
         for batch in iter_batches(listing.items(), predictor.spec, batch_size=batch_size, backend=backend):
             t = time.perf_counter()
@@ -184,7 +191,7 @@ def predict_listing(
             seconds.append(time.perf_counter() - t)
             sizes.append(len(batch.ok))
             labels.append(batch.labels)
-            paths.extend(batch.items[i].path for i in batch.ok)
+            paths.extend(_local_path(batch.items[i]) for i in batch.ok)
             rejected.extend((str(batch.items[i].path), e.reason, e.detail) for i, e in batch.errors.items())
             advance(len(batch.items), status=f"set aside {len(rejected)}" if rejected else "")
     probs = np.concatenate(parts) if parts else np.zeros((0, len(listing.class_names)), np.float32)
@@ -193,10 +200,15 @@ def predict_listing(
     )
 
 
+def _local_path(item: InputItem) -> Path:
+    """The file of a listed item (`list_images` lists files only, so there always is one)."""
+    if item.path is None:
+        raise DataError(f"{item.name}: not a local file", "evaluate a folder of images")
+    return item.path
+
+
 def file_sha256(path: str | os.PathLike) -> str:
     """Hex sha256 of a file's bytes (`hashlib.file_digest`)."""
-    import hashlib
-
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
@@ -210,7 +222,6 @@ def listing_hashes(listing: ImageListing) -> dict[Path, str]:
     Raises:
         DataError: if a listed file cannot be read at all (e.g. removed meanwhile).
     """
-    from concurrent.futures import ThreadPoolExecutor
 
     def one(p: Path) -> str:
         try:
@@ -279,8 +290,6 @@ def compute_metrics(probs: np.ndarray, labels: np.ndarray, class_names: list[str
         (rows = true class, columns = predicted), `confusion_matrix_normalized` (rows sum to 1),
         `calibration` (per-bin table), `n_images`, `class_names`.
     """
-    import warnings
-
     from sklearn.exceptions import UndefinedMetricWarning
     from sklearn.metrics import (
         accuracy_score,
@@ -351,8 +360,6 @@ def leak_audit_section(listing: ImageListing, split: str, class_names: list[str]
         `not_checked`, `method`, `radius`, `max_residual`, `flips`) plus `compared_with`; when not,
         `reason`.
     """
-    from imgclf.leaks import leak_summary, near_copies
-
     base = listing.root.parent
     used = [s for s in ("train", "val")[: ("train", "val", "test").index(split)] if (base / s).is_dir()]
     if not used:
@@ -385,8 +392,192 @@ def _cached_leak_audit(listing: ImageListing, split: str, class_names: list[str]
     return _LEAK_CACHE[key]
 
 
-def _name(stem: str, split: str, ext: str) -> str:
-    return f"{stem}{'' if split == 'test' else '_' + split}{ext}"
+def output_files(run_dir: str | os.PathLike, split: str) -> dict[str, Path]:
+    """The files `evaluate_run` writes into `run_dir` for `split`, by kind.
+
+    Args:
+        run_dir: path. The run directory.
+        split: str. "train", "val" or "test"; every name but the test split's gets a
+            `_<split>` suffix (`metrics_val.json`), so no split overwrites another's report.
+
+    Returns:
+        dict kind -> Path: `metrics`, `predictions`, `confusion_matrix`,
+        `confusion_matrix_normalized`, `reliability_diagram`, `confident_errors`,
+        `training_curves` (one per run, no suffix) and `report`.
+    """
+    run_dir = Path(run_dir)
+
+    def name(stem: str, ext: str) -> Path:
+        return run_dir / f"{stem}{'' if split == 'test' else '_' + split}{ext}"
+
+    return {
+        "metrics": run_dir / metrics_file(split),
+        "predictions": run_dir / predictions_file(split),
+        "confusion_matrix": name("confusion_matrix", ".png"),
+        "confusion_matrix_normalized": name("confusion_matrix_normalized", ".png"),
+        "reliability_diagram": name("reliability_diagram", ".png"),
+        "confident_errors": name("confident_errors", ".png"),
+        "training_curves": run_dir / "training_curves.png",
+        "report": name("report", ".html"),
+    }
+
+
+def confident_errors(
+    result: SplitPredictions, class_names: list[str], limit: int = GALLERY_SIZE
+) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """The most confidently wrong images: misclassified, highest predicted probability first.
+
+    Args:
+        result: SplitPredictions.
+        class_names: list of str. Label i is `class_names[i]`.
+        limit: int, default `GALLERY_SIZE` (16). At most this many.
+
+    Returns:
+        (rows, errors): `rows` the indices into `result` (int array, ties in file order);
+        `errors` one dict per row with `file`, `true`, `predicted`, `probability` (float in
+        [0, 1]), as `metrics.json` stores them under `confident_errors`.
+    """
+    probs, labels = result.probs, result.labels
+    pred = probs.argmax(axis=1)
+    wrong = np.flatnonzero(pred != labels)
+    wrong = wrong[np.argsort(-probs[wrong, pred[wrong]], kind="stable")][:limit]
+    errors = [
+        {
+            "file": str(result.paths[i]),
+            "true": class_names[labels[i]],
+            "predicted": class_names[pred[i]],
+            "probability": float(probs[i, pred[i]]),
+        }
+        for i in wrong
+    ]
+    return wrong, errors
+
+
+def set_aside_summary(rejected: list[tuple[str, str, str]]) -> dict[str, Any]:
+    """The `set_aside` section of `metrics.json`: unreadable files, counted by reason.
+
+    Args:
+        rejected: list of (path, reason, detail), as `SplitPredictions.rejected`.
+
+    Returns:
+        dict with `count`, `reasons` (reason -> count, in order of first appearance) and `files`.
+    """
+    reasons: dict[str, int] = {}
+    for _, reason, _ in rejected:
+        reasons[reason] = reasons.get(reason, 0) + 1
+    return {"count": len(rejected), "reasons": reasons, "files": [list(r) for r in rejected]}
+
+
+def score_split(
+    result: SplitPredictions, class_names: list[str], cfg: EvaluateConfig
+) -> tuple[dict[str, Any], stats.BootstrapResult]:
+    """The metrics of a split's predictions and their percentile-bootstrap intervals.
+
+    Args:
+        result: SplitPredictions (at least one image).
+        class_names: list of str.
+        cfg: EvaluateConfig. `top_k`, `bootstrap_resamples`, `ci_level`, `bootstrap_seed`.
+
+    Returns:
+        (metrics, intervals): `compute_metrics`'s dict, and the `imgclf.stats.BootstrapResult`.
+    """
+    metrics = compute_metrics(result.probs, result.labels, class_names, cfg.top_k)
+    intervals = stats.bootstrap_metrics(
+        stats.score_images(result.probs, result.labels, metrics["top_k"]),
+        n_resamples=cfg.bootstrap_resamples,
+        level=cfg.ci_level,
+        seed=cfg.bootstrap_seed,
+    )
+    return metrics, intervals
+
+
+@dataclass
+class _Evaluation:
+    """What one evaluation computed, before anything is written."""
+
+    run_dir: Path
+    split_dir: Path
+    info: RunInfo
+    cfg: EvaluateConfig
+    listing: ImageListing
+    result: SplitPredictions
+    hashes: dict[Path, str]
+    parameters: int | None
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def _predict_split(run_dir: Path, cfg: EvaluateConfig, data_dir: str | os.PathLike | None) -> _Evaluation:
+    """Loads the run and its model, lists the split and predicts every image of it."""
+    info = load_run_info(run_dir)
+    split_dir = resolve_split_dir(run_dir, cfg.split, data_dir)
+    predictor = load_model(run_dir)
+    predictor.check_tta(cfg.tta)
+    listing = list_split(split_dir, info.class_names)
+    result = predict_listing(
+        predictor, listing, batch_size=cfg.batch_size, tta=cfg.tta, description=f"evaluate {cfg.split}"
+    )
+    if not result.paths:
+        raise DataError(f"none of the {len(listing)} files under {split_dir} could be read as an image")
+    keras_model = getattr(predictor, "keras_model", None)
+    parameters = int(keras_model.count_params()) if keras_model is not None else None
+    return _Evaluation(run_dir, split_dir, info, cfg, listing, result, listing_hashes(listing), parameters)
+
+
+def _measure(ev: _Evaluation) -> dict[str, Any]:
+    """`metrics.json`'s content: the metrics, their intervals, what was evaluated, the leak audit."""
+    cfg, info, listing = ev.cfg, ev.info, ev.listing
+    metrics, intervals = score_split(ev.result, info.class_names, cfg)
+    fingerprint = split_fingerprint((e.rel, e.label, ev.hashes[e.path]) for e in listing.entries)
+    metrics.update(
+        {
+            "split": cfg.split,
+            "tta": cfg.tta,
+            "data_dir": str(ev.split_dir),
+            "run": str(ev.run_dir),
+            "model": info.model,
+            "input_spec": info.input_spec.model_dump(mode="json"),
+            "set_aside": set_aside_summary(ev.result.rejected),
+            "fingerprint": {"sha256": fingerprint, "n_files": len(listing), "method": FINGERPRINT_METHOD},
+            "confidence_intervals": intervals.as_dict(),
+            "parameters": ev.parameters,
+            "predict_ms_per_image": ev.result.ms_per_image(),
+            "predict_batch_size": cfg.batch_size,
+            "leaks": _cached_leak_audit(listing, cfg.split, info.class_names, fingerprint)
+            if cfg.leak_audit
+            else {"checked": False, "reason": "--no-leak-audit"},
+        }
+    )
+    return metrics
+
+
+def _write(ev: _Evaluation) -> dict[str, Path]:
+    """Writes the plots, `predictions.csv`, `metrics.json` and the report; returns kind -> path."""
+    run_dir, split, info, result, metrics = ev.run_dir, ev.cfg.split, ev.info, ev.result, ev.metrics
+    files = output_files(run_dir, split)
+    cm = np.asarray(metrics["confusion_matrix"])
+    report.plot_confusion_matrix(cm, info.class_names, files["confusion_matrix"], normalize=False)
+    report.plot_confusion_matrix(cm, info.class_names, files["confusion_matrix_normalized"], normalize=True)
+    report.plot_reliability_diagram(metrics["calibration"], metrics["ece"], files["reliability_diagram"])
+    wrong, metrics["confident_errors"] = confident_errors(result, info.class_names)
+    shown = np.stack([load_image(result.paths[i], info.input_spec) for i in wrong]) if len(wrong) else np.zeros((0,))
+    report.plot_gallery(shown, metrics["confident_errors"], files["confident_errors"])
+    history = read_history(run_dir)
+    if history:
+        report.plot_training_curves(history_columns(history), files["training_curves"])
+    else:
+        del files["training_curves"]
+    metrics["files"] = {k: v.name for k, v in files.items()}
+    scored = ImagePredictions(
+        info.class_names,
+        [p.relative_to(ev.split_dir).as_posix() for p in result.paths],
+        [ev.hashes[p] for p in result.paths],
+        result.labels.astype(np.int64),
+        result.probs.astype(np.float32),
+    )
+    save_predictions(run_dir, split, scored)
+    save_metrics(run_dir, split, metrics)
+    report.write_html_report(files["report"], metrics, {k: v for k, v in files.items() if v.suffix == ".png"}, info)
+    return files
 
 
 def evaluate_run(
@@ -404,6 +595,10 @@ def evaluate_run(
 ) -> dict[str, Any]:
     """Evaluates a trained run on one split and writes metrics, plots and an HTML report.
 
+    The steps: predict the split (`predict_listing`), score it (`score_split`: metrics and
+    bootstrap intervals; the split's fingerprint; the leak audit, `leak_audit_section`), pick
+    the confident errors (`confident_errors`), write the files (`output_files`).
+
     Args:
         run_dir: path. A run directory written by `imgclf train` (`best.keras`, `run.json`).
         split: str, default "test". One of "train", "val", "test".
@@ -413,7 +608,7 @@ def evaluate_run(
         batch_size: int >= 1, default 64. Images per model call.
         tta: str, default "none". Test-time augmentation: "none", or "flip" = the mean of the
             probabilities of each image and its mirror image (see
-            `imgclf.predict.Predictor.predict_batch`). Recorded in `metrics.json` as `tta`.
+            `imgclf.runtime.Predictor.predict_batch`). Recorded in `metrics.json` as `tta`.
         bootstrap_resamples: int >= 1, default 2000. Resamples of the percentile bootstrap
             (`imgclf.stats.bootstrap_metrics`; Efron & Tibshirani 1993, ch. 13).
         ci_level: float in (0, 1), default 0.95. Confidence level of the intervals.
@@ -430,132 +625,46 @@ def evaluate_run(
         `fingerprint` (`imgclf.records.run.SplitFingerprint`: sha256, n_files, method),
         `confidence_intervals` (`imgclf.stats.BootstrapResult.as_dict`: level, method,
         n_resamples, seed, and `metrics` -> {value, low, high} per metric), `parameters`,
-        `predict_ms_per_image`, `predict_batch_size`, `leaks` (`leak_audit_section`) and `files` (kind -> file name inside
-        `run_dir`, `predictions` included). `imgclf.records.run.MetricsRecord` is the part later
-        commands read back.
+        `predict_ms_per_image`, `predict_batch_size`, `leaks` (`leak_audit_section`) and
+        `files` (kind -> file name inside `run_dir`, `predictions` included).
+        `imgclf.records.run.MetricsRecord` is the part later commands read back.
 
     Raises:
         ConfigError: if `split`, `top_k`, `batch_size`, `tta` or a bootstrap setting is invalid.
         ModelError: if the run directory or its model cannot be loaded.
         DataError: if the split folder is missing, empty or has classes the model lacks.
     """
-    from imgclf import report, stats
-    from imgclf.runtime import load_model
-
-    cfg = validate(
-        EvaluateConfig,
-        {
-            "split": split,
-            "top_k": top_k,
-            "batch_size": batch_size,
-            "tta": tta,
-            "bootstrap_resamples": bootstrap_resamples,
-            "ci_level": ci_level,
-            "bootstrap_seed": bootstrap_seed,
-            "leak_audit": leak_audit,
-        },
-        origin="evaluate",
-    )
-    run_dir = Path(run_dir)
-    info = load_run_info(run_dir)
-    split_dir = resolve_split_dir(run_dir, cfg.split, data_dir)
-    predictor = load_model(run_dir)
-    predictor.check_tta(cfg.tta)
-    listing = list_split(split_dir, info.class_names)
-    result = predict_listing(
-        predictor, listing, batch_size=cfg.batch_size, tta=cfg.tta, description=f"evaluate {cfg.split}"
-    )
-    if not result.paths:
-        raise DataError(f"none of the {len(listing)} files under {split_dir} could be read as an image")
-    probs, labels, paths, rejected = result.probs, result.labels, result.paths, result.rejected
-    n = len(labels)
-    metrics = compute_metrics(probs, labels, info.class_names, cfg.top_k)
-    hashes = listing_hashes(listing)
-    fingerprint = split_fingerprint((e.rel, e.label, hashes[e.path]) for e in listing.entries)
-    scored = ImagePredictions(
-        info.class_names,
-        [p.relative_to(split_dir).as_posix() for p in paths],
-        [hashes[p] for p in paths],
-        labels.astype(np.int64),
-        probs.astype(np.float32),
-    )
-    ci = stats.bootstrap_metrics(
-        stats.score_images(probs, labels, metrics["top_k"]),
-        n_resamples=cfg.bootstrap_resamples,
-        level=cfg.ci_level,
-        seed=cfg.bootstrap_seed,
-    )
-    keras_model = getattr(predictor, "keras_model", None)
-    reasons: dict[str, int] = {}
-    for _, reason, _ in rejected:
-        reasons[reason] = reasons.get(reason, 0) + 1
-    metrics.update(
-        {
-            "split": cfg.split,
-            "tta": cfg.tta,
-            "data_dir": str(split_dir),
-            "run": str(run_dir),
-            "model": info.model,
-            "input_spec": info.input_spec.model_dump(mode="json"),
-            "set_aside": {"count": len(rejected), "reasons": reasons, "files": [list(r) for r in rejected]},
-            "fingerprint": {"sha256": fingerprint, "n_files": len(listing), "method": FINGERPRINT_METHOD},
-            "confidence_intervals": ci.as_dict(),
-            "parameters": int(keras_model.count_params()) if keras_model is not None else None,
-            "predict_ms_per_image": result.ms_per_image(),
-            "predict_batch_size": cfg.batch_size,
-            "leaks": _cached_leak_audit(listing, cfg.split, info.class_names, fingerprint)
-            if cfg.leak_audit
-            else {"checked": False, "reason": "--no-leak-audit"},
-        }
-    )
-
-    s = cfg.split
-    files = {
-        "metrics": run_dir / metrics_file(s),
-        "predictions": run_dir / predictions_file(s),
-        "confusion_matrix": run_dir / _name("confusion_matrix", s, ".png"),
-        "confusion_matrix_normalized": run_dir / _name("confusion_matrix_normalized", s, ".png"),
-        "reliability_diagram": run_dir / _name("reliability_diagram", s, ".png"),
-        "confident_errors": run_dir / _name("confident_errors", s, ".png"),
-        "training_curves": run_dir / "training_curves.png",
-        "report": run_dir / _name("report", s, ".html"),
+    options = {
+        "split": split,
+        "top_k": top_k,
+        "batch_size": batch_size,
+        "tta": tta,
+        "bootstrap_resamples": bootstrap_resamples,
+        "ci_level": ci_level,
+        "bootstrap_seed": bootstrap_seed,
+        "leak_audit": leak_audit,
     }
-    cm = np.asarray(metrics["confusion_matrix"])
-    report.plot_confusion_matrix(cm, info.class_names, files["confusion_matrix"], normalize=False)
-    report.plot_confusion_matrix(cm, info.class_names, files["confusion_matrix_normalized"], normalize=True)
-    report.plot_reliability_diagram(metrics["calibration"], metrics["ece"], files["reliability_diagram"])
-    pred = probs.argmax(axis=1)
-    wrong = np.flatnonzero(pred != labels)
-    wrong = wrong[np.argsort(-probs[wrong, pred[wrong]], kind="stable")][:GALLERY_SIZE]
-    errors = [
-        {
-            "file": str(paths[i]),
-            "true": info.class_names[labels[i]],
-            "predicted": info.class_names[pred[i]],
-            "probability": float(probs[i, pred[i]]),
-        }
-        for i in wrong
-    ]
-    metrics["confident_errors"] = errors
-    shown = np.stack([load_image(paths[i], info.input_spec) for i in wrong]) if len(wrong) else np.zeros((0,))
-    report.plot_gallery(shown, errors, files["confident_errors"])
-    history = read_history(run_dir)
-    if history:
-        report.plot_training_curves(history_columns(history), files["training_curves"])
-    else:
-        del files["training_curves"]
-    metrics["files"] = {k: v.name for k, v in files.items()}
-    save_predictions(run_dir, s, scored)
-    save_metrics(run_dir, s, metrics)
-    report.write_html_report(files["report"], metrics, {k: v for k, v in files.items() if v.suffix == ".png"}, info)
-    aside = f", {len(rejected)} set aside ({', '.join(f'{c} {r}' for r, c in reasons.items())})" if reasons else ""
-    summary(
-        f"evaluate: {n} {cfg.split} images{aside}{' (flip TTA)' if cfg.tta == 'flip' else ''}: accuracy {metrics['accuracy']:.4f} "
-        f"[{ci.intervals['accuracy'].low:.4f}, {ci.intervals['accuracy'].high:.4f}] ({cfg.ci_level:.0%} CI), "
-        f"macro F1 {metrics['f1_macro']:.4f}, top-{metrics['top_k']} {metrics['top_k_accuracy']:.4f}, "
-        f"ECE {metrics['ece']:.4f}{_leak_line(metrics['leaks'])} -> {files['metrics']}, {files['report']}"
+    cfg: EvaluateConfig = validate(EvaluateConfig, options, origin="evaluate")
+    ev = _predict_split(Path(run_dir), cfg, data_dir)
+    ev.metrics = _measure(ev)
+    files = _write(ev)
+    summary(_summary_line(ev, files))
+    return ev.metrics
+
+
+def _summary_line(ev: _Evaluation, files: Mapping[str, Path]) -> str:
+    """The one line `evaluate` prints: images, set-aside files, the headline metrics, the files."""
+    m, cfg = ev.metrics, ev.cfg
+    reasons = m["set_aside"]["reasons"]
+    aside = f", {len(ev.result.rejected)} set aside ({', '.join(f'{c} {r}' for r, c in reasons.items())})"
+    acc = m["confidence_intervals"]["metrics"]["accuracy"]
+    return (
+        f"evaluate: {len(ev.result.labels)} {cfg.split} images{aside if reasons else ''}"
+        f"{' (flip TTA)' if cfg.tta == 'flip' else ''}: accuracy {m['accuracy']:.4f} "
+        f"[{acc['low']:.4f}, {acc['high']:.4f}] ({cfg.ci_level:.0%} CI), "
+        f"macro F1 {m['f1_macro']:.4f}, top-{m['top_k']} {m['top_k_accuracy']:.4f}, "
+        f"ECE {m['ece']:.4f}{_leak_line(m['leaks'])} -> {files['metrics']}, {files['report']}"
     )
-    return metrics
 
 
 def _leak_line(leaks: Mapping[str, Any]) -> str:

@@ -1,26 +1,32 @@
-"""Plots (PNG) and the self-contained HTML report of `imgclf evaluate`.
+"""Plots (PNG) and the self-contained HTML pages of `imgclf evaluate` and `imgclf compare`.
 
 Figures are drawn with matplotlib's object API (`matplotlib.figure.Figure` on the Agg canvas,
 no `pyplot` global state), so this module works headless and from threads. Every file is
-written atomically. The HTML report embeds every image as a base64 `data:` URI and uses no
-external CSS or script: it can be mailed or opened offline as one file.
+written atomically.
+
+The pages are Jinja2 templates rendered through `imgclf.html` (autoescaped, one layout):
+`templates/report.html` (`write_html_report`, its variables from `report_context`) and
+`templates/compare.html` (`write_compare_html`, tables from `compare_table`). Numbers arrive
+in the templates already formatted. Every image is embedded as a base64 `data:` URI and no
+external CSS or script is used: a page can be mailed or opened offline as one file.
 """
 
 from __future__ import annotations
 
-import base64
-import html
+import io
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from imgclf.fsutil import atomic_write_bytes, atomic_write_text
+from imgclf.html import png_data_uri, render
 
 
-def _figure(width: float, height: float, layout: str | None = None) -> Any:
+def _figure(width: float, height: float, layout: Literal["constrained", "tight"] | None = None) -> Any:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -30,8 +36,6 @@ def _figure(width: float, height: float, layout: str | None = None) -> Any:
 
 
 def _save(fig: Any, path: str | os.PathLike) -> Path:
-    import io
-
     buf = io.BytesIO()
     fig.savefig(buf, format="png", bbox_inches="tight")
     return atomic_write_bytes(path, buf.getvalue())
@@ -196,68 +200,170 @@ def plot_gallery(
     return _save(fig, path)
 
 
-def _img_tag(path: Path, alt: str) -> str:
-    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+def _data_uri(path: str | os.PathLike) -> str:
+    """A PNG file as a `data:` URI (the page needs no file beside it)."""
+    return png_data_uri(Path(path).read_bytes())
 
 
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
-h1{margin-bottom:0}.sub{color:#666;margin-top:.3em}
-table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:.3em .7em;text-align:right}
-th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
-.cards{display:flex;flex-wrap:wrap;gap:1em}.card{border:1px solid #ddd;border-radius:6px;padding:.6em 1em;min-width:8em}
-.card b{display:block;font-size:1.5em}img{max-width:100%;border:1px solid #eee;margin:.5em 0}
-.warn{color:#a60}
-"""
+#: The figures of the evaluate report, in page order: kind (key of `images`), heading, text.
+REPORT_FIGURES: tuple[tuple[str, str, str], ...] = (
+    ("confusion_matrix", "Confusion matrix", "Rows are the true class, columns the predicted class."),
+    (
+        "confusion_matrix_normalized",
+        "Confusion matrix, normalized",
+        "Each row divided by its total: the diagonal is the recall of each class.",
+    ),
+    (
+        "confident_errors",
+        "Most confidently wrong images",
+        "Misclassified images with the highest predicted probability: label noise or real confusions.",
+    ),
+    (
+        "reliability_diagram",
+        "Calibration",
+        "Expected calibration error with 15 equal-width bins (Guo et al., 2017, On Calibration of Modern Neural "
+        "Networks). Bars below the diagonal mean over-confidence.",
+    ),
+    ("training_curves", "Training curves", "Loss and accuracy per epoch, from history.csv."),
+)
+
+#: The metric cards at the top of the report: `metrics.json` key, and its label (a format
+#: string filled with `top_k` and `ece_bins`).
+_CARDS: tuple[tuple[str, str], ...] = (
+    ("accuracy", "accuracy"),
+    ("top_k_accuracy", "top-{top_k} accuracy"),
+    ("f1_macro", "macro F1"),
+    ("precision_macro", "macro precision"),
+    ("recall_macro", "macro recall"),
+    ("loss", "loss (cross-entropy)"),
+    ("ece", "ECE ({ece_bins} bins)"),
+)
 
 
-def _leak_section(leaks: Mapping[str, Any], split: str) -> list[str]:
-    """HTML of the leak audit (`metrics.json` `leaks`): a line, and the pairs when any leak."""
-    e = html.escape
+def _cards(metrics: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The metric cards: label, value and, when the run has them, the confidence bounds."""
+    ci = (metrics.get("confidence_intervals") or {}).get("metrics") or {}
+    names = {"top_k": metrics.get("top_k", 1), "ece_bins": metrics.get("ece_bins", 15)}
+    cards = []
+    for key, label in _CARDS:
+        iv = ci.get(key)
+        bounds = f"[{iv['low']:.4f}, {iv['high']:.4f}]" if iv else ""
+        cards.append({"label": label.format(**names), "value": f"{metrics[key]:.4f}", "interval": bounds})
+    return cards
+
+
+def _intervals_note(metrics: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What the brackets of the cards are (level, images, resamples, seed), or None without them."""
+    c = metrics.get("confidence_intervals") or {}
+    if not c.get("metrics"):
+        return None
+    return {
+        "level": f"{c.get('level', 0.95):.0%}",
+        "n_images": c.get("n_images", ""),
+        "n_resamples": c.get("n_resamples", ""),
+        "seed": c.get("seed", ""),
+    }
+
+
+def _leak_context(leaks: Mapping[str, Any]) -> dict[str, Any]:
+    """The leak audit (`metrics.json` `leaks`) as the template shows it."""
     if not leaks.get("checked"):
-        why = leaks.get("reason")
-        return [f"<p class='sub'>Leak audit not run{': ' + e(str(why)) if why else ''}.</p>"] if why else []
-    n, total = leaks.get("test_images_with_copy", 0), leaks.get("test_images", 0)
-    where = " or ".join(leaks.get("compared_with", []))
-    how = (
-        f"verified near-duplicate detector, radius {leaks.get('radius')} bits, residual &le; "
-        f"{leaks.get('max_residual')} grey levels{', flips' if leaks.get('flips') else ''}; docs/dedupe.md"
-    )
-    cls = "warn" if n else "sub"
-    out = [
-        f"<p class='{cls}' id='leaks'>Leak audit: <b>{n}</b> of {total} {e(split)} images have a near copy in "
-        f"{e(where)} ({leaks.get('pairs', 0)} pair(s); {how}).</p>"
+        return {"checked": False, "reason": leaks.get("reason")}
+    return {
+        "checked": True,
+        "n": leaks.get("test_images_with_copy", 0),
+        "total": leaks.get("test_images", 0),
+        "where": " or ".join(leaks.get("compared_with", [])),
+        "pairs": leaks.get("pairs", 0),
+        "radius": leaks.get("radius"),
+        "max_residual": leaks.get("max_residual"),
+        "flips": bool(leaks.get("flips")),
+        "not_checked": len(leaks.get("not_checked") or []),
+        "copies": list(leaks.get("copies", [])),
+    }
+
+
+def _per_class(metrics: Mapping[str, Any]) -> list[dict[str, str]]:
+    """Rows of the per-class table, numbers formatted."""
+    return [
+        {
+            "name": name,
+            "precision": f"{row['precision']:.4f}",
+            "recall": f"{row['recall']:.4f}",
+            "f1": f"{row['f1']:.4f}",
+            "support": str(row["support"]),
+        }
+        for name, row in metrics["per_class"].items()
     ]
-    if leaks.get("not_checked"):
-        out.append(
-            f"<p class='warn'>{len(leaks['not_checked'])} file(s) could not be decoded and were not checked.</p>"
-        )
-    if n:
-        left = " style='text-align:left'"
-        out.append(
-            f"<table><tr><th>test image</th><th{left}>copy</th><th{left}>kind</th><th>residual (grey levels)</th></tr>"
-        )
-        for c in leaks.get("copies", []):
-            out.append(
-                f"<tr><td>{e(c['test'])}</td><td{left}>{e(c['other'])}</td><td{left}>{e(c['kind'])}</td>"
-                f"<td>{c['residual']}</td></tr>"
-            )
-        out.append("</table>")
-    return out
+
+
+def report_context(
+    metrics: Mapping[str, Any], images: Mapping[str, str | os.PathLike], info: Any = None
+) -> dict[str, Any]:
+    """The variables of `templates/report.html`: every number formatted, every figure embedded.
+
+    Args:
+        metrics: mapping. The content of `metrics.json` (see `imgclf.evaluate.evaluate_run`).
+        images: mapping of kind -> PNG path (the kinds of `REPORT_FIGURES`); missing files skipped.
+        info: RunInfo or None. Shown in the header (model, input specification).
+
+    Returns:
+        dict of the template's variables (`title`, `cards`, `leaks`, `per_class`, `figures`, ...).
+    """
+    split = metrics.get("split", "test")
+    tta = metrics.get("tta", "none")
+    aside = metrics.get("set_aside") or {}
+    fp = metrics.get("fingerprint") or {}
+    figures = [
+        {"heading": heading, "text": text, "src": _data_uri(images[key])}
+        for key, heading, text in REPORT_FIGURES
+        if images.get(key) is not None and Path(images[key]).is_file()
+    ]
+    errors = [
+        {"file": r["file"], "true": r["true"], "predicted": r["predicted"], "probability": f"{r['probability']:.4f}"}
+        for r in metrics.get("confident_errors") or []
+    ]
+    return {
+        "title": f"imgclf evaluation: {Path(str(metrics.get('run', ''))).name} ({split})",
+        "split": split,
+        "n_images": metrics.get("n_images", "?"),
+        "data_dir": str(metrics.get("data_dir", "")),
+        "model": None if info is None else str(info.model),
+        "input": None if info is None else info.input_spec.describe(),
+        "tta": None if tta == "none" else str(tta),
+        "set_aside": None
+        if not aside.get("count")
+        else {"count": aside["count"], "reasons": ", ".join(f"{r}: {c}" for r, c in aside.get("reasons", {}).items())},
+        "cards": _cards(metrics),
+        "intervals": _intervals_note(metrics),
+        "fingerprint": {"short": fp["sha256"][:16], "n_files": fp.get("n_files", "?")} if fp.get("sha256") else None,
+        "leaks": _leak_context(metrics.get("leaks") or {}),
+        "per_class": _per_class(metrics),
+        "macro": {
+            "precision": f"{metrics['precision_macro']:.4f}",
+            "recall": f"{metrics['recall_macro']:.4f}",
+            "f1": f"{metrics['f1_macro']:.4f}",
+            "n_images": metrics.get("n_images", ""),
+        },
+        "figures": figures,
+        "errors": errors,
+    }
 
 
 def write_html_report(
     path: str | os.PathLike,
     metrics: Mapping[str, Any],
-    images: Mapping[str, Path],
+    images: Mapping[str, str | os.PathLike],
     info: Any = None,
 ) -> Path:
     """Writes one self-contained HTML page with the metrics, tables and every plot embedded.
 
+    The page is `templates/report.html` rendered through `imgclf.html` (autoescaped: a class
+    or file name is shown as text, never read as markup).
+
     Args:
         path: HTML file to write.
-        metrics: mapping. The content of `metrics.json` (see `imgclf.evaluate.compute_metrics`).
+        metrics: mapping. The content of `metrics.json` (see `imgclf.evaluate.evaluate_run`).
         images: mapping of kind -> PNG path (`confusion_matrix`, `confusion_matrix_normalized`,
             `training_curves`, `confident_errors`, `reliability_diagram`); missing files skipped.
         info: RunInfo or None. Shown in the header (model, image size, classes).
@@ -265,100 +371,7 @@ def write_html_report(
     Returns:
         Path written.
     """
-    e = html.escape
-    split = metrics.get("split", "test")
-    title = f"imgclf evaluation: {Path(str(metrics.get('run', ''))).name} ({split})"
-    cards = [
-        ("accuracy", metrics["accuracy"]),
-        (f"top-{metrics.get('top_k', 1)} accuracy", metrics["top_k_accuracy"]),
-        ("macro F1", metrics["f1_macro"]),
-        ("macro precision", metrics["precision_macro"]),
-        ("macro recall", metrics["recall_macro"]),
-        ("loss (cross-entropy)", metrics["loss"]),
-        (f"ECE ({metrics.get('ece_bins', 15)} bins)", metrics["ece"]),
-    ]
-    parts = [
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>{e(title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{e(title)}</h1>",
-    ]
-    sub = f"{metrics.get('n_images', '?')} images from {e(str(metrics.get('data_dir', '')))}"
-    if info is not None:
-        sub += f" &middot; model {e(str(info.model))}, input {e(info.input_spec.describe())}"
-    if metrics.get("tta", "none") != "none":
-        sub += f" &middot; test-time augmentation: {e(str(metrics['tta']))} (mean with the mirror image)"
-    parts.append(f"<p class='sub'>{sub}</p>")
-    aside = metrics.get("set_aside") or {}
-    if aside.get("count"):
-        reasons = ", ".join(f"{e(str(r))}: {c}" for r, c in aside.get("reasons", {}).items())
-        parts.append(f"<p class='warn'>{aside['count']} unreadable file(s) set aside and not scored ({reasons}).</p>")
-    parts.append("<div class='cards'>")
-    ci = (metrics.get("confidence_intervals") or {}).get("metrics") or {}
-    keys = ["accuracy", "top_k_accuracy", "f1_macro", "precision_macro", "recall_macro", "loss", "ece"]
-    for (k, v), key in zip(cards, keys):
-        iv = ci.get(key)
-        bounds = f"<small>[{iv['low']:.4f}, {iv['high']:.4f}]</small>" if iv else ""
-        parts.append(f"<div class='card'>{e(k)}<b>{v:.4f}</b>{bounds}</div>")
-    parts.append("</div>")
-    if ci:
-        c = metrics["confidence_intervals"]
-        parts.append(
-            f"<p class='sub'>Brackets: {c.get('level', 0.95):.0%} percentile-bootstrap confidence intervals over the "
-            f"{c.get('n_images', '')} images ({c.get('n_resamples', '')} resamples, seed {c.get('seed', '')}; "
-            "Efron &amp; Tibshirani 1993, ch. 13).</p>"
-        )
-    fp = metrics.get("fingerprint") or {}
-    if fp.get("sha256"):
-        parts.append(
-            f"<p class='sub'>Split fingerprint <code>{e(fp['sha256'][:16])}…</code> ({fp.get('n_files', '?')} files).</p>"
-        )
-    parts.extend(_leak_section(metrics.get("leaks") or {}, split))
-
-    parts.append(
-        "<h2>Per class</h2><table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>"
-    )
-    for c, row in metrics["per_class"].items():
-        parts.append(
-            f"<tr><td>{e(c)}</td><td>{row['precision']:.4f}</td><td>{row['recall']:.4f}</td>"
-            f"<td>{row['f1']:.4f}</td><td>{row['support']}</td></tr>"
-        )
-    parts.append(
-        f"<tr><th>macro average</th><th>{metrics['precision_macro']:.4f}</th><th>{metrics['recall_macro']:.4f}</th>"
-        f"<th>{metrics['f1_macro']:.4f}</th><th>{metrics.get('n_images', '')}</th></tr></table>"
-    )
-    sections = [
-        ("confusion_matrix", "Confusion matrix", "Rows are the true class, columns the predicted class."),
-        (
-            "confusion_matrix_normalized",
-            "Confusion matrix, normalized",
-            "Each row divided by its total: the diagonal is the recall of each class.",
-        ),
-        (
-            "confident_errors",
-            "Most confidently wrong images",
-            "Misclassified images with the highest predicted probability: label noise or real confusions.",
-        ),
-        (
-            "reliability_diagram",
-            "Calibration",
-            "Expected calibration error with 15 equal-width bins (Guo et al., 2017, On Calibration of Modern Neural Networks). Bars below the diagonal mean over-confidence.",
-        ),
-        ("training_curves", "Training curves", "Loss and accuracy per epoch, from history.csv."),
-    ]
-    for key, heading, text in sections:
-        p = images.get(key)
-        if p is not None and Path(p).is_file():
-            parts.append(f"<h2>{e(heading)}</h2><p>{e(text)}</p>{_img_tag(Path(p), heading)}")
-    errors = metrics.get("confident_errors") or []
-    if errors:
-        parts.append("<table><tr><th>file</th><th>true</th><th>predicted</th><th>probability</th></tr>")
-        parts.extend(
-            f"<tr><td>{e(r['file'])}</td><td>{e(r['true'])}</td><td>{e(r['predicted'])}</td><td>{r['probability']:.4f}</td></tr>"
-            for r in errors
-        )
-        parts.append("</table>")
-    parts.append("</body></html>\n")
-    return atomic_write_text(path, "\n".join(parts))
+    return atomic_write_text(path, render("report.html", **report_context(metrics, images, info)))
 
 
 # ------------------------------------------------------------------------ imgclf compare
@@ -438,9 +451,51 @@ def plot_leaderboard(
     return _save(fig, path)
 
 
-#: The compare page: wider than the report, each table scrolling inside its own box (never
-#: the page) when even two-line cells do not fit.
-_COMPARE_CSS = "body{max-width:1400px}.scroll{overflow-x:auto}td.t,th.t{text-align:left}"
+_NUMBER = re.compile(r"\s*([-+]?\.?\d|[-\u2013\u2014]?\s*$)")
+_INTERVAL = re.compile(r"\[[^\]]*\]")
+
+
+def _is_number(text: str) -> bool:
+    """True for a cell that reads as a figure (a number, or a dash for none)."""
+    return _NUMBER.match(text) is not None
+
+
+def _unbroken_intervals(text: str) -> str:
+    """`"0.9452 [0.9409, 0.9493]"` with no-break spaces inside the bracket: a value and its
+    interval may wrap only before the bracket (what still does not fit scrolls in its box)."""
+    return _INTERVAL.sub(lambda m: m.group(0).replace(" ", "\u00a0"), text)
+
+
+def compare_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> dict[str, Any]:
+    """A table of the compare page: cells, and which columns hold text rather than figures.
+
+    Args:
+        columns: sequence of str. Headers.
+        rows: sequence of sequences of str. Cells (already formatted).
+
+    Returns:
+        dict with `head` and `rows`, lists of `{"text": str, "left": bool}`: a column with any
+        cell that is not a figure (model, run, path) is left-aligned; figures stay right-aligned.
+    """
+    left = [any(not _is_number(str(r[k])) for r in rows if k < len(r)) for k in range(len(columns))]
+    return {
+        "head": [{"text": c, "left": left[k]} for k, c in enumerate(columns)],
+        "rows": [
+            [{"text": _unbroken_intervals(str(c)), "left": k < len(left) and left[k]} for k, c in enumerate(r)]
+            for r in rows
+        ],
+    }
+
+
+def code_spans(text: str) -> list[tuple[str, bool]]:
+    """Splits Markdown-ish text at backticks: `(text, is_code)` pieces, in order.
+
+    Example:
+        >>> code_spans("see `a.csv` now")
+        [('see ', False), ('a.csv', True), (' now', False)]
+    """
+    parts = re.split(r"`([^`]*)`", text)
+    return [(part, i % 2 == 1) for i, part in enumerate(parts) if part or i % 2 == 1]
 
 
 def write_compare_html(
@@ -457,6 +512,9 @@ def write_compare_html(
 ) -> Path:
     """Writes the self-contained page of `imgclf compare` (chart embedded, no external file).
 
+    The page is `templates/compare.html` rendered through `imgclf.html`: wider than the report,
+    each table scrolling inside its own box (never the page) when even two-line cells do not fit.
+
     Args:
         path: HTML file to write.
         title: str. Page title and heading.
@@ -469,46 +527,13 @@ def write_compare_html(
     Returns:
         Path written.
     """
-    import re
-
-    e = html.escape
-
-    def code(text: str) -> str:
-        return re.sub(r"`([^`]*)`", r"<code>\1</code>", e(text))
-
-    def cell(text: str) -> str:
-        # A value and its interval, "0.9452 [0.9409, 0.9493]", may wrap only before the
-        # bracket: a wide leaderboard breaks into two lines per cell, and what still does not
-        # fit scrolls inside its box (`.scroll`), never the page.
-        return re.sub(r"\[[^\]]*\]", lambda m: m.group(0).replace(" ", "&nbsp;"), e(text))
-
-    def numeric(text: str) -> bool:
-        return re.match(r"\s*([-+]?\.?\d|[-\u2013\u2014]?\s*$)", text) is not None
-
-    def table(cols: Sequence[str], body: Sequence[Sequence[str]]) -> str:
-        # numbers right-aligned (the default), a column of names (models, runs, paths) left
-        text = [any(not numeric(str(r[k])) for r in body if k < len(r)) for k in range(len(cols))]
-        attr = [" class='t'" if t else "" for t in text]
-        head = "".join(f"<th{attr[k]}>{e(c)}</th>" for k, c in enumerate(cols))
-        lines = "".join(
-            "<tr>"
-            + "".join(f"<td{attr[k] if k < len(attr) else ''}>{cell(str(c))}</td>" for k, c in enumerate(r))
-            + "</tr>"
-            for r in body
-        )
-        return f"<div class='scroll'><table><tr>{head}</tr>{lines}</table></div>"
-
-    parts = [
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>{e(title)}</title><style>{_CSS}{_COMPARE_CSS}</style></head><body>",
-        f"<h1>{e(title)}</h1>",
-    ]
-    if warning:
-        parts.append(f"<p class='warn'>{code(warning)}</p>")
-    parts.append("<h2>Leaderboard</h2>" + table(columns, rows))
-    if chart is not None and Path(chart).is_file():
-        parts.append(_img_tag(Path(chart), "bar chart with confidence intervals"))
-    parts.append("<h2>Runs</h2>" + table(run_columns, run_rows))
-    parts.append("<h2>Method</h2><ul>" + "".join(f"<li>{code(n)}</li>" for n in notes) + "</ul>")
-    parts.append("</body></html>\n")
-    return atomic_write_text(path, "\n".join(parts))
+    page = render(
+        "compare.html",
+        title=title,
+        warning=code_spans(warning) if warning else None,
+        leaderboard=compare_table(columns, rows),
+        chart=_data_uri(chart) if chart is not None and Path(chart).is_file() else None,
+        runs=compare_table(run_columns, run_rows),
+        notes=[code_spans(n) for n in notes],
+    )
+    return atomic_write_text(path, page)

@@ -126,7 +126,8 @@ def score_images(probs: np.ndarray | Sequence[np.ndarray], labels: np.ndarray, t
     labels = np.asarray(labels).astype(np.int64)
     if p.ndim != 3 or p.shape[1] != labels.shape[0]:
         raise ValueError(
-            f"probs must be (n, classes) or (runs, n, classes) with n = len(labels), received shape {p.shape} for {labels.shape[0]} labels"
+            "probs must be (n, classes) or (runs, n, classes) with n = len(labels), "
+            f"received shape {p.shape} for {labels.shape[0]} labels"
         )
     k_classes = p.shape[2]
     if labels.size and (labels.min() < 0 or labels.max() >= k_classes):

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from imgclf.cli.options import opt, plain_opt
-from imgclf.config import AuditConfig
+from imgclf.config import AuditConfig, stage_config
 
 MODEL_HELP = (
     "Embeddings of the default method: raw (pixels), autoencoder[:RUN_DIR], a training run folder, a .keras file "
@@ -15,66 +15,79 @@ MODEL_HELP = (
     "audit's quick cnn recipe)."
 )
 
+# The options of `imgclf audit`, in the order --help shows them; each stage option defaults to
+# None (a YAML value stays) and its help shows the AuditConfig field's default.
+_A = AuditConfig
+_DATA_DIR = typer.Argument(..., help="Labelled folder: DIR/<class>/<image> or DIR/{train,val,test}/<class>/<image>.")
+_OUT = typer.Option(..., "--out", "-o", help="Output folder: label_issues.csv, outliers.csv, audit.json, audit.html.")
+_MODEL = opt(_A, "model", "--model", "-m", help=MODEL_HELP)
+_FOLDS = opt(_A, "folds", "--folds", "-k", help="Cross-validation folds (K >= 2).")
+_CV_TRAIN = opt(
+    _A,
+    "cv_train",
+    "--cv-train/--no-cv-train",
+    help="Train the real model once per fold (slow, better) instead of a linear probe on embeddings.",
+)
+_CV_EPOCHS = opt(_A, "cv_epochs", "--cv-epochs", help="Epochs per fold with --cv-train.")
+_TRAIN_CONFIG = opt(
+    _A,
+    "train_config",
+    "--train-config",
+    help="With --cv-train: a run YAML whose train: section is the model to retrain.",
+)
+_SEED = opt(_A, "seed", "--seed", help="Random seed (folds, PCA, training).")
+_METHOD = opt(
+    _A,
+    "method",
+    "--method",
+    help="Confident-learning rule: low_self_confidence (as many images as the confident joint counts under another "
+    "class, lowest self-confidence first), prune_by_noise_rate, prune_by_class, both (C+NR), confident_joint, "
+    "predicted_neq_given.",
+)
+_WEIGHTS = opt(_A, "weights", "--weights", help="Registry names only: imagenet, none, or a weights file.")
+_SIZE = opt(_A, "size", "--size", help="Input side in pixels.")
+_BATCH_SIZE = opt(_A, "batch_size", "--batch-size", help="Images per batch when embedding.")
+_GROUPS = opt(
+    _A,
+    "groups",
+    "--groups/--no-groups",
+    help="Keep duplicate and same-post groups (from clean / split reports and the scrape manifest) in one fold.",
+)
+_MANIFEST = opt(_A, "manifest", "--manifest", help="Scrape folder whose manifest gives the noise per source.")
+_OUTLIER_THRESHOLD = opt(
+    _A,
+    "outlier_threshold",
+    "--outlier-threshold",
+    help="Outlier score at or above which an image is listed in outliers.csv (1 = the median image).",
+)
+_CONFIG = plain_opt(None, "--config", help="Run config YAML; its audit: section is used.")
+_MODELS_DIR = plain_opt(Path("models"), "--models-dir", help="Where --model autoencoder looks.")
+
 
 def register(app: typer.Typer) -> None:
     """Adds `audit` to `app`."""
-    A = AuditConfig
 
     @app.command("audit")
     def audit(
-        data_dir: Path = typer.Argument(
-            ..., help="Labelled folder: DIR/<class>/<image> or DIR/{train,val,test}/<class>/<image>."
-        ),
-        out: Path = typer.Option(
-            ..., "--out", "-o", help="Output folder: label_issues.csv, outliers.csv, audit.json, audit.html."
-        ),
-        model: str | None = opt(A, "model", "--model", "-m", help=MODEL_HELP),
-        folds: int | None = opt(A, "folds", "--folds", "-k", help="Cross-validation folds (K >= 2)."),
-        cv_train: bool | None = opt(
-            A,
-            "cv_train",
-            "--cv-train/--no-cv-train",
-            help="Train the real model once per fold (slow, better) instead of a linear probe on embeddings.",
-        ),
-        cv_epochs: int | None = opt(A, "cv_epochs", "--cv-epochs", help="Epochs per fold with --cv-train."),
-        train_config: Path | None = opt(
-            A,
-            "train_config",
-            "--train-config",
-            help="With --cv-train: a run YAML whose train: section is the model to retrain.",
-        ),
-        seed: int | None = opt(A, "seed", "--seed", help="Random seed (folds, PCA, training)."),
-        method: str | None = opt(
-            A,
-            "method",
-            "--method",
-            help="Confident-learning rule: low_self_confidence (as many images as the confident joint counts under another class, lowest self-confidence first), prune_by_noise_rate, prune_by_class, both (C+NR), confident_joint, predicted_neq_given.",
-        ),
-        weights: str | None = opt(
-            A, "weights", "--weights", help="Registry names only: imagenet, none, or a weights file."
-        ),
-        size: int | None = opt(A, "size", "--size", help="Input side in pixels."),
-        batch_size: int | None = opt(A, "batch_size", "--batch-size", help="Images per batch when embedding."),
-        groups: bool | None = opt(
-            A,
-            "groups",
-            "--groups/--no-groups",
-            help="Keep duplicate and same-post groups (from clean / split reports and the scrape manifest) in one fold.",
-        ),
-        manifest: Path | None = opt(
-            A, "manifest", "--manifest", help="Scrape folder whose manifest gives the noise per source."
-        ),
-        outlier_threshold: float | None = opt(
-            A,
-            "outlier_threshold",
-            "--outlier-threshold",
-            help="Outlier score at or above which an image is listed in outliers.csv (1 = the median image).",
-        ),
-        config: Path | None = plain_opt(None, "--config", help="Run config YAML; its audit: section is used."),
-        models_dir: Path = plain_opt(Path("models"), "--models-dir", help="Where --model autoencoder looks."),
+        data_dir: Path = _DATA_DIR,
+        out: Path = _OUT,
+        model: str | None = _MODEL,
+        folds: int | None = _FOLDS,
+        cv_train: bool | None = _CV_TRAIN,
+        cv_epochs: int | None = _CV_EPOCHS,
+        train_config: Path | None = _TRAIN_CONFIG,
+        seed: int | None = _SEED,
+        method: str | None = _METHOD,
+        weights: str | None = _WEIGHTS,
+        size: int | None = _SIZE,
+        batch_size: int | None = _BATCH_SIZE,
+        groups: bool | None = _GROUPS,
+        manifest: Path | None = _MANIFEST,
+        outlier_threshold: float | None = _OUTLIER_THRESHOLD,
+        config: Path | None = _CONFIG,
+        models_dir: Path = _MODELS_DIR,
     ) -> None:
         """Find likely wrong labels (confident learning on out-of-fold probabilities) and outliers."""
-        from imgclf.config import stage_config
 
         cfg = stage_config(
             AuditConfig,

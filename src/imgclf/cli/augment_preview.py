@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 
 from imgclf.cli.options import opt, plain_opt
-from imgclf.config import AugmentConfig
+from imgclf.config import AugmentConfig, stage_config
+from imgclf.ui import summary
 
 
 def register(app: typer.Typer) -> None:
@@ -35,9 +36,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Write a grid PNG: each row one training image, then augmented copies of it."""
-        from imgclf.config import stage_config
         from imgclf.runtime import import_tensorflow_quietly
-        from imgclf.ui import summary
 
         cfg = stage_config(
             AugmentConfig,

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import typer
 
+from imgclf.cli.core import ImgclfTyper
 from imgclf.cli.options import opt, plain_opt
+from imgclf.config import stage_config
 from imgclf.explore.options import AutoencoderOptions
 
-autoencoder_app = typer.Typer(
+autoencoder_app = ImgclfTyper(
     name="autoencoder",
     help="Train a small convolutional autoencoder on a folder and look at its reconstructions.",
     no_args_is_help=True,
@@ -35,7 +37,6 @@ def autoencoder_train(
     """Train the convolutional autoencoder; writes autoencoder.keras, autoencoder.json, history.csv."""
     from datetime import datetime
 
-    from imgclf.config import stage_config
     from imgclf.runtime import import_tensorflow_quietly
 
     opts = stage_config(

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from imgclf.cli.options import opt, plain_opt
-from imgclf.config import CleanConfig
+from imgclf.config import CleanConfig, stage_config
 
 
 def register(app: typer.Typer) -> None:
@@ -54,7 +54,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Verify every image, group exact and near duplicates, score blur; copy kept images to OUT."""
         from imgclf.clean import clean_folder
-        from imgclf.config import stage_config
 
         cfg = stage_config(
             CleanConfig,

@@ -8,6 +8,7 @@ import typer
 
 from imgclf.cli.embed import MODEL_HELP, embed_options
 from imgclf.cli.options import opt, plain_opt
+from imgclf.config import stage_config
 from imgclf.explore.options import ClusterOptions, EmbedOptions
 
 
@@ -36,7 +37,6 @@ def register(app: typer.Typer) -> None:
         models_dir: Path = plain_opt(Path("models"), "--models-dir", help="Where --model autoencoder looks."),
     ) -> None:
         """Sort images into KMeans clusters: folders, a CSV, contact sheets and a 2-D map."""
-        from imgclf.config import stage_config
         from imgclf.explore.cluster import cluster_images
 
         opts = stage_config(

@@ -12,7 +12,7 @@ from typing import Any
 import typer
 
 from imgclf.cli.options import opt, plain_opt
-from imgclf.config import CompareConfig
+from imgclf.config import CompareConfig, stage_config
 
 
 def print_leaderboard(comp: Any, console: Any = None) -> None:
@@ -59,10 +59,8 @@ def print_leaderboard(comp: Any, console: Any = None) -> None:
     console.print(table)
     files = comp.files
     if files:
-        console.print(
-            f"[dim]every metric, the runs and the method: {escape(str(files.get('markdown')))}, {escape(str(files.get('html')))}[/]",
-            soft_wrap=True,
-        )
+        where = f"{escape(str(files.get('markdown')))}, {escape(str(files.get('html')))}"
+        console.print(f"[dim]every metric, the runs and the method: {where}[/]", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -94,13 +92,10 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print compare.json to stdout instead of the table."),
         config: Path | None = plain_opt(None, "--config", help="Run config YAML; its compare: section is used."),
     ) -> None:
-        """Leaderboard of evaluated runs: every metric with a 95 % bootstrap CI, an exact McNemar
-        test of each model against the best, seeds of one model grouped; refuses runs evaluated
-        on different test splits."""
+        """Leaderboard of evaluated runs: every metric with a 95 % bootstrap CI, an exact McNemar test of each model against the best, seeds of one model grouped; refuses runs evaluated on different test splits."""  # noqa: E501 - typer's rich help keeps a docstring's line breaks: a paragraph is one line
         import json
 
         from imgclf.compare import compare_runs, comparison_json
-        from imgclf.config import stage_config
 
         cfg = stage_config(
             CompareConfig,

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from imgclf.cli.options import opt, plain_opt
+from imgclf.config import stage_config
 from imgclf.explore.options import EmbedOptions
 
 MODEL_HELP = (
@@ -18,7 +19,6 @@ MODEL_HELP = (
 def embed_options(model: str | None, weights: str | None, size: int | None, batch_size: int | None) -> EmbedOptions:
     """`EmbedOptions` from the options of `embed` / `cluster`, validated once; quiet TensorFlow
     is imported when a model (not raw pixels) makes the vectors."""
-    from imgclf.config import stage_config
 
     opts = stage_config(EmbedOptions, "embed", None, model=model, weights=weights, size=size, batch_size=batch_size)
     if opts.model != "raw":

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from imgclf.cli.options import opt, plain_opt
-from imgclf.config import EvaluateConfig
+from imgclf.config import EvaluateConfig, stage_config
 
 
 def register(app: typer.Typer) -> None:
@@ -45,7 +45,6 @@ def register(app: typer.Typer) -> None:
         """Test metrics, confusion matrix, calibration, worst errors and an HTML report, written into RUN."""
         import json
 
-        from imgclf.config import stage_config
         from imgclf.runtime import import_tensorflow_quietly, resolve_model_path
 
         cfg = stage_config(

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from imgclf.cli.options import plain_opt
+from imgclf.ui import summary
 
 
 def register(app: typer.Typer) -> None:
@@ -31,7 +32,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Grad-CAM overlay PNG (same size as IMAGE): where the model looked for its top class."""
         from imgclf.runtime import import_tensorflow_quietly, resolve_model_path
-        from imgclf.ui import summary
 
         import_tensorflow_quietly()
         from imgclf.explain import explain_image
@@ -40,5 +40,6 @@ def register(app: typer.Typer) -> None:
             image, resolve_model_path(model, models_dir), out=out, class_name=class_name, layer_name=layer
         )
         summary(
-            f"explain: {image} -> {result.label} ({result.probability:.3f}), Grad-CAM on layer {result.layer!r} -> {dest}"
+            f"explain: {image} -> {result.label} ({result.probability:.3f}), "
+            f"Grad-CAM on layer {result.layer!r} -> {dest}"
         )

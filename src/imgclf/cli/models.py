@@ -49,11 +49,11 @@ def register(app: typer.Typer) -> None:
             table.add_column(col, justify="right" if col == "params" else "left")
         for r in rows:
             table.add_row(
-                r["name"],
+                str(r["name"]),
                 f"{r['default_size']}x{r['default_size']} (min {r['min_size']})",
                 f"{r['params']:,}",
-                r["preprocessing"],
+                str(r["preprocessing"]),
                 "yes" if r["pretrained"] else "-",
-                r["description"],
+                str(r["description"]),
             )
         Console().print(table)

@@ -11,7 +11,9 @@ from pathlib import Path
 import typer
 
 from imgclf.cli.options import opt, plain_opt
-from imgclf.config import PredictConfig
+from imgclf.config import PredictConfig, stage_config
+from imgclf.errors import ConfigError
+from imgclf.ui import summary
 
 
 def register(app: typer.Typer) -> None:
@@ -46,12 +48,9 @@ def register(app: typer.Typer) -> None:
         An unreadable input is reported and the others go on; the exit code is 0 if at least
         one image was predicted, 1 if none was.
         """
-        from imgclf.cli.render import prediction_summary, print_predictions
-        from imgclf.config import stage_config
-        from imgclf.errors import ConfigError
+        from imgclf.cli.render import prediction_summary, print_predictions  # loads imgclf.predict
         from imgclf.predict import predict_inputs, predictions_json, save_predictions_csv
         from imgclf.runtime import load_model
-        from imgclf.ui import summary
 
         if as_json and csv_file is not None:
             raise ConfigError("--json and --csv cannot be used together", "choose one output")

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from imgclf.cli.options import opt, plain_opt
-from imgclf.config import PrepareConfig
+from imgclf.config import PrepareConfig, stage_config
 
 
 def register(app: typer.Typer) -> None:
@@ -34,7 +34,6 @@ def register(app: typer.Typer) -> None:
         config: Path | None = plain_opt(None, "--config", help="Run config YAML; its prepare: section is used."),
     ) -> None:
         """Make every image SIZE x SIZE (shortest side + center crop by default), keeping the folders."""
-        from imgclf.config import stage_config
         from imgclf.prepare import prepare_folder
 
         cfg = stage_config(

@@ -13,6 +13,7 @@ import typer
 
 from imgclf.cli.options import plain_opt
 from imgclf.review import DEFAULT_HOST, DEFAULT_PORT
+from imgclf.ui import warn
 
 
 def register(app: typer.Typer) -> None:
@@ -22,8 +23,8 @@ def register(app: typer.Typer) -> None:
     def review(
         data_dir: Path = typer.Argument(
             ...,
-            help="Folder to review: DIR/<class>/<image> or DIR/{train,val,test}/<class>/<image> (usually clean's output). "
-            "Decisions go to DIR/_reports/decisions.sqlite.",
+            help="Folder to review: DIR/<class>/<image> or DIR/{train,val,test}/<class>/<image> "
+            "(usually clean's output). Decisions go to DIR/_reports/decisions.sqlite.",
         ),
         audit: Path | None = plain_opt(
             None, "--audit", help="`imgclf audit` output folder: label issues (worst first) and outliers."
@@ -42,9 +43,8 @@ def register(app: typer.Typer) -> None:
         """Open a local page to review a dataset: keys j/k move, x rejects, 1-9 relabel, u undoes.
 
         Prints one line `review: http://127.0.0.1:PORT/?token=TOKEN` on stdout. `imgclf clean SRC --out DIR` applies the decisions.
-        """
+        """  # noqa: E501 - typer's rich help keeps a docstring's line breaks: a paragraph is one line
         from imgclf.review.server import is_loopback, serve_review
-        from imgclf.ui import warn
 
         if not is_loopback(host):
             warn(f"--host {host}: the review page is reachable from the network (it still needs the token)")

@@ -6,7 +6,10 @@ from pathlib import Path
 
 import typer
 
+from imgclf.cli.compare import print_leaderboard
 from imgclf.cli.options import plain_opt
+from imgclf.config import drop_none, load_run_config, parse_override
+from imgclf.errors import ConfigError
 
 
 def register(app: typer.Typer) -> None:
@@ -28,7 +31,8 @@ def register(app: typer.Typer) -> None:
         models: str | None = plain_opt(
             None,
             "--models",
-            help="Several models, comma-separated (e.g. mlp,cnn): each trained and evaluated, then compared; overrides train.models.",
+            help="Several models, comma-separated (e.g. mlp,cnn): each trained and evaluated, then compared; "
+            "overrides train.models.",
             default_text="the config's train.models",
         ),
         repeats: int | None = plain_opt(
@@ -47,11 +51,7 @@ def register(app: typer.Typer) -> None:
         """Run every stage of CONFIG in order: source -> clean -> prepare -> split -> train -> evaluate -> predict.
 
         With several models (--models, train.models) or seeds (--repeats), each gets its own run folder, and the leaderboard is written to MODELS_DIR/NAME-compare and printed.
-        """
-        from imgclf.cli.render import print_predictions
-        from imgclf.config import drop_none, load_run_config, parse_override
-        from imgclf.errors import ConfigError
-
+        """  # noqa: E501 - typer's rich help keeps a docstring's line breaks: a paragraph is one line
         overrides = [parse_override(item) for item in set_]
         top = drop_none(
             {"data_dir": data_dir and str(data_dir), "models_dir": models_dir and str(models_dir), "seed": seed}
@@ -71,7 +71,7 @@ def register(app: typer.Typer) -> None:
             from imgclf.runtime import import_tensorflow_quietly
 
             import_tensorflow_quietly()
-        from imgclf.cli.compare import print_leaderboard
+        from imgclf.cli.render import print_predictions  # loads imgclf.predict
         from imgclf.run import run_pipeline
 
         run_pipeline(

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import typer
 
+from imgclf.cli.core import ImgclfTyper
 from imgclf.cli.options import opt, plain_opt
-from imgclf.config import RedditSource, ScrapeConfig, WebSource
+from imgclf.config import RedditSource, ScrapeConfig, WebSource, stage_config
+from imgclf.ui import console
 
-scrape_app = typer.Typer(
+scrape_app = ImgclfTyper(
     name="scrape",
     help="Download images from Reddit or web pages into OUT/<label>/, with a resumable SQLite manifest.",
     no_args_is_help=True,
@@ -21,83 +23,98 @@ scrape_app = typer.Typer(
 _OUT_HELP = "Output folder: images go to OUT/<label>/, the manifest to OUT/_manifest.sqlite."
 
 
-def _scrape_cfg(**values: object):
-    from imgclf.config import ScrapeConfig, stage_config
-
+def _scrape_cfg(**values: object) -> ScrapeConfig:
+    """The `scrape:` settings from the options given (the others keep their defaults)."""
     return stage_config(ScrapeConfig, "scrape", None, **values)
+
+
+# The options of `imgclf scrape reddit` and `imgclf scrape web`, in the order --help shows them;
+# each stage option defaults to None and its help shows the config field's default.
+_LABEL = plain_opt(..., "--label", "-l", help="Class folder the images go to, e.g. car.")
+_OUT = plain_opt(Path("data/raw"), "--out", "-o", help=_OUT_HELP)
+_WORKERS = opt(ScrapeConfig, "workers", "--workers", "-w", help="Concurrent downloads.")
+_MAX_BYTES = opt(ScrapeConfig, "max_bytes", "--max-bytes", help="Hard cap per download, in bytes.")
+_CONNECT_TIMEOUT = opt(ScrapeConfig, "connect_timeout", "--connect-timeout", help="Seconds to establish a connection.")
+_READ_TIMEOUT = opt(ScrapeConfig, "read_timeout", "--read-timeout", help="Seconds to wait for each piece of an answer.")
+
+# only `scrape reddit`
+_REDDIT_LIMIT = opt(
+    RedditSource,
+    "limit",
+    "--limit",
+    "-n",
+    help="Unique posts per subreddit, over all its listings (one listing gives at most ~1000).",
+)
+_REDDIT_SORT = opt(
+    RedditSource,
+    "sort",
+    "--sort",
+    help="Listings to walk: top, new, hot, rising, a comma list (top,new) or all "
+    "(every order and, by default, top for all,year,month,week,day).",
+)
+_REDDIT_TIME_FILTER = opt(
+    RedditSource,
+    "time_filter",
+    "--time-filter",
+    help="Periods for top and --search: hour, day, week, month, year, all, or a comma list.",
+)
+_REDDIT_SEARCH = opt(
+    RedditSource,
+    "search",
+    "--search",
+    metavar="QUERY",
+    help="Also walk the subreddit's search results for QUERY (repeat for more queries), "
+    "one listing per --time-filter value.",
+)
+_REDDIT_NEW_ONLY = opt(
+    RedditSource,
+    "new_only",
+    "--new-only/--no-new-only",
+    help="Walk only the new listing and stop at the first post an earlier run recorded "
+    "(fetches what was posted since).",
+)
+_REDDIT_NSFW = opt(RedditSource, "nsfw", "--nsfw/--no-nsfw", help="Keep posts marked NSFW.")
+_REDDIT_PRAW_SITE = opt(RedditSource, "praw_site", "--praw-site", help="praw.ini section with the credentials.")
+_REDDIT_RETRIES = opt(
+    ScrapeConfig,
+    "retries",
+    "--retries",
+    help="Extra tries after a timeout, connection error, 429 or 5xx (downloads, and prawcore's for Reddit's API).",
+)
+_REDDIT_URL_BUDGET = opt(
+    ScrapeConfig,
+    "url_budget",
+    "--url-budget",
+    help="Seconds one image URL may take in all: every try, redirect and wait.",
+)
+_REDDIT_RESPECT_NOAI = opt(
+    ScrapeConfig,
+    "respect_noai",
+    "--respect-noai/--ignore-noai",
+    help="Skip images whose server sends X-Robots-Tag noai or noimageai (the site "
+    "asks that they not be used for AI training); --ignore-noai takes them anyway.",
+)
 
 
 @scrape_app.command("reddit")
 def reddit_cmd(
     subreddits: list[str] = typer.Argument(..., help="Subreddit names, e.g. carporn or r/carporn."),
-    label: str = plain_opt(..., "--label", "-l", help="Class folder the images go to, e.g. car."),
-    out: Path = plain_opt(Path("data/raw"), "--out", "-o", help=_OUT_HELP),
-    limit: int | None = opt(
-        RedditSource,
-        "limit",
-        "--limit",
-        "-n",
-        help="Unique posts per subreddit, over all its listings (one listing gives at most ~1000).",
-    ),
-    sort: str | None = opt(
-        RedditSource,
-        "sort",
-        "--sort",
-        help="Listings to walk: top, new, hot, rising, a comma list (top,new) or all "
-        "(every order and, by default, top for all,year,month,week,day).",
-    ),
-    time_filter: str | None = opt(
-        RedditSource,
-        "time_filter",
-        "--time-filter",
-        help="Periods for top and --search: hour, day, week, month, year, all, or a comma list.",
-    ),
-    search: list[str] | None = opt(
-        RedditSource,
-        "search",
-        "--search",
-        metavar="QUERY",
-        help="Also walk the subreddit's search results for QUERY (repeat for more queries), "
-        "one listing per --time-filter value.",
-    ),
-    new_only: bool | None = opt(
-        RedditSource,
-        "new_only",
-        "--new-only/--no-new-only",
-        help="Walk only the new listing and stop at the first post an earlier run recorded "
-        "(fetches what was posted since).",
-    ),
-    nsfw: bool | None = opt(RedditSource, "nsfw", "--nsfw/--no-nsfw", help="Keep posts marked NSFW."),
-    praw_site: str | None = opt(
-        RedditSource, "praw_site", "--praw-site", help="praw.ini section with the credentials."
-    ),
-    workers: int | None = opt(ScrapeConfig, "workers", "--workers", "-w", help="Concurrent downloads."),
-    max_bytes: int | None = opt(ScrapeConfig, "max_bytes", "--max-bytes", help="Hard cap per download, in bytes."),
-    retries: int | None = opt(
-        ScrapeConfig,
-        "retries",
-        "--retries",
-        help="Extra tries after a timeout, connection error, 429 or 5xx (downloads, and prawcore's for Reddit's API).",
-    ),
-    connect_timeout: float | None = opt(
-        ScrapeConfig, "connect_timeout", "--connect-timeout", help="Seconds to establish a connection."
-    ),
-    read_timeout: float | None = opt(
-        ScrapeConfig, "read_timeout", "--read-timeout", help="Seconds to wait for each piece of an answer."
-    ),
-    url_budget: float | None = opt(
-        ScrapeConfig,
-        "url_budget",
-        "--url-budget",
-        help="Seconds one image URL may take in all: every try, redirect and wait.",
-    ),
-    respect_noai: bool | None = opt(
-        ScrapeConfig,
-        "respect_noai",
-        "--respect-noai/--ignore-noai",
-        help="Skip images whose server sends X-Robots-Tag noai or noimageai (the site "
-        "asks that they not be used for AI training); --ignore-noai takes them anyway.",
-    ),
+    label: str = _LABEL,
+    out: Path = _OUT,
+    limit: int | None = _REDDIT_LIMIT,
+    sort: str | None = _REDDIT_SORT,
+    time_filter: str | None = _REDDIT_TIME_FILTER,
+    search: list[str] | None = _REDDIT_SEARCH,
+    new_only: bool | None = _REDDIT_NEW_ONLY,
+    nsfw: bool | None = _REDDIT_NSFW,
+    praw_site: str | None = _REDDIT_PRAW_SITE,
+    workers: int | None = _WORKERS,
+    max_bytes: int | None = _MAX_BYTES,
+    retries: int | None = _REDDIT_RETRIES,
+    connect_timeout: float | None = _CONNECT_TIMEOUT,
+    read_timeout: float | None = _READ_TIMEOUT,
+    url_budget: float | None = _REDDIT_URL_BUDGET,
+    respect_noai: bool | None = _REDDIT_RESPECT_NOAI,
 ) -> None:
     """Download the images of subreddit posts (links, galleries, previews, crossposts) with praw.
 
@@ -106,7 +123,6 @@ def reddit_cmd(
 
     Example: imgclf scrape reddit carporn --label car --out data/raw --limit 3000 --sort all
     """
-    from imgclf.config import stage_config
     from imgclf.scrape.reddit import scrape_reddit
 
     source = stage_config(
@@ -135,48 +151,52 @@ def reddit_cmd(
     scrape_reddit(source, out, cfg)
 
 
+# only `scrape web`
+_WEB_URLS_FILE = opt(WebSource, "urls_file", "--urls-file", help="Text file with one page or image URL per line.")
+_WEB_DEPTH = opt(WebSource, "depth", "--depth", "-d", help="Link levels followed on the same site.")
+_WEB_LIMIT = opt(WebSource, "limit", "--limit", "-n", help="Image URLs attempted at most (earlier runs count).")
+_WEB_MAX_PAGES = opt(WebSource, "max_pages", "--max-pages", help="Pages fetched at most.")
+_WEB_DELAY = opt(ScrapeConfig, "delay", "--delay", help="Seconds between requests to one host.")
+_WEB_USER_AGENT = opt(
+    ScrapeConfig, "user_agent", "--user-agent", help="User-Agent sent; its first word is matched in robots.txt."
+)
+_WEB_RETRIES = opt(
+    ScrapeConfig, "retries", "--retries", help="Extra tries after a timeout, connection error, 429 or 5xx."
+)
+_WEB_URL_BUDGET = opt(
+    ScrapeConfig,
+    "url_budget",
+    "--url-budget",
+    help="Seconds one URL (page, image, robots.txt) may take in all: every try, redirect and wait.",
+)
+_WEB_RESPECT_NOAI = opt(
+    ScrapeConfig,
+    "respect_noai",
+    "--respect-noai/--ignore-noai",
+    help="Skip images the site marks noai or noimageai (X-Robots-Tag, or "
+    "<meta name=robots> on the page): it asks that they not be used for AI "
+    "training; --ignore-noai takes them anyway.",
+)
+
+
 @scrape_app.command("web")
 def web_cmd(
     urls: list[str] | None = typer.Argument(None, help="Page or image URLs."),
-    label: str = plain_opt(..., "--label", "-l", help="Class folder the images go to, e.g. car."),
-    out: Path = plain_opt(Path("data/raw"), "--out", "-o", help=_OUT_HELP),
-    urls_file: Path | None = opt(
-        WebSource, "urls_file", "--urls-file", help="Text file with one page or image URL per line."
-    ),
-    depth: int | None = opt(WebSource, "depth", "--depth", "-d", help="Link levels followed on the same site."),
-    limit: int | None = opt(
-        WebSource, "limit", "--limit", "-n", help="Image URLs attempted at most (earlier runs count)."
-    ),
-    max_pages: int | None = opt(WebSource, "max_pages", "--max-pages", help="Pages fetched at most."),
-    delay: float | None = opt(ScrapeConfig, "delay", "--delay", help="Seconds between requests to one host."),
-    user_agent: str | None = opt(
-        ScrapeConfig, "user_agent", "--user-agent", help="User-Agent sent; its first word is matched in robots.txt."
-    ),
-    workers: int | None = opt(ScrapeConfig, "workers", "--workers", "-w", help="Concurrent downloads."),
-    max_bytes: int | None = opt(ScrapeConfig, "max_bytes", "--max-bytes", help="Hard cap per download, in bytes."),
-    retries: int | None = opt(
-        ScrapeConfig, "retries", "--retries", help="Extra tries after a timeout, connection error, 429 or 5xx."
-    ),
-    connect_timeout: float | None = opt(
-        ScrapeConfig, "connect_timeout", "--connect-timeout", help="Seconds to establish a connection."
-    ),
-    read_timeout: float | None = opt(
-        ScrapeConfig, "read_timeout", "--read-timeout", help="Seconds to wait for each piece of an answer."
-    ),
-    url_budget: float | None = opt(
-        ScrapeConfig,
-        "url_budget",
-        "--url-budget",
-        help="Seconds one URL (page, image, robots.txt) may take in all: every try, redirect and wait.",
-    ),
-    respect_noai: bool | None = opt(
-        ScrapeConfig,
-        "respect_noai",
-        "--respect-noai/--ignore-noai",
-        help="Skip images the site marks noai or noimageai (X-Robots-Tag, or "
-        "<meta name=robots> on the page): it asks that they not be used for AI "
-        "training; --ignore-noai takes them anyway.",
-    ),
+    label: str = _LABEL,
+    out: Path = _OUT,
+    urls_file: Path | None = _WEB_URLS_FILE,
+    depth: int | None = _WEB_DEPTH,
+    limit: int | None = _WEB_LIMIT,
+    max_pages: int | None = _WEB_MAX_PAGES,
+    delay: float | None = _WEB_DELAY,
+    user_agent: str | None = _WEB_USER_AGENT,
+    workers: int | None = _WORKERS,
+    max_bytes: int | None = _MAX_BYTES,
+    retries: int | None = _WEB_RETRIES,
+    connect_timeout: float | None = _CONNECT_TIMEOUT,
+    read_timeout: float | None = _READ_TIMEOUT,
+    url_budget: float | None = _WEB_URL_BUDGET,
+    respect_noai: bool | None = _WEB_RESPECT_NOAI,
 ) -> None:
     """Download the images of web pages (img, srcset, data-src, links to images, og:image).
 
@@ -186,7 +206,6 @@ def web_cmd(
 
     Example: imgclf scrape web https://example.org/gallery --label car --out data/raw --depth 1
     """
-    from imgclf.config import stage_config
     from imgclf.scrape.web import scrape_web
 
     source = stage_config(
@@ -226,7 +245,6 @@ def status_cmd(
     from rich.table import Table
 
     from imgclf.records.manifest import summarize
-    from imgclf.ui import console
 
     st = summarize(folder)
     if as_json:

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from imgclf.cli.options import opt, plain_opt
-from imgclf.config import SplitConfig
+from imgclf.config import SplitConfig, stage_config
 
 
 def _ratios(value: str | None) -> list[float] | None:
@@ -56,8 +56,7 @@ def register(app: typer.Typer) -> None:
         ),
         config: Path | None = plain_opt(None, "--config", help="Run config YAML; its split: section is used."),
     ) -> None:
-        """Split SRC into OUT/train, OUT/val, OUT/test, stratified by class; duplicate and provenance groups stay together."""
-        from imgclf.config import stage_config
+        """Split SRC into OUT/train, OUT/val, OUT/test, stratified by class; duplicate and provenance groups stay together."""  # noqa: E501 - typer's rich help keeps a docstring's line breaks: a paragraph is one line
         from imgclf.split import split_folder
 
         cfg = stage_config(

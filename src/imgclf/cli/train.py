@@ -11,7 +11,8 @@ from pathlib import Path
 import typer
 
 from imgclf.cli.options import opt, plain_opt
-from imgclf.config import TrainConfig
+from imgclf.config import TrainConfig, stage_config
+from imgclf.errors import ConfigError
 
 
 def _parse_fine_tune_layers(value: str | None) -> int | str | None:
@@ -20,88 +21,96 @@ def _parse_fine_tune_layers(value: str | None) -> int | str | None:
     try:
         return int(value)
     except ValueError:
-        from imgclf.errors import ConfigError
-
         raise ConfigError(f"--fine-tune-layers must be an integer or 'all', got {value!r}") from None
+
+
+# The options of `imgclf train`, in the order --help shows them; each stage option defaults to
+# None (a YAML value stays) and its help shows the TrainConfig field's default.
+_T = TrainConfig
+_DATA = plain_opt(
+    Path("data/split"), "--data", "-d", help="Split folder holding train/ and val/ (from `imgclf split`)."
+)
+_MODEL = opt(_T, "model", "--model", "-m", help="Registry name, see `imgclf models`.")
+_WEIGHTS = opt(_T, "weights", "--weights", help="none | imagenet | PATH to a weights file.")
+_EPOCHS = opt(_T, "epochs", "--epochs", "-e", help="Epochs (phase 1 for pretrained models).")
+_BATCH_SIZE = opt(_T, "batch_size", "--batch-size", "-b", help="Global batch size.")
+_LEARNING_RATE = opt(_T, "learning_rate", "--learning-rate", "--lr", help="Peak learning rate.")
+_OPTIMIZER = opt(_T, "optimizer", "--optimizer", help="adam | adamw | sgd.")
+_SCHEDULE = opt(_T, "schedule", "--schedule", help="plateau (ReduceLROnPlateau) | cosine (warmup + cosine decay).")
+_DROPOUT = opt(_T, "dropout", "--dropout", help="Dropout before the classifier; none = the model's own.")
+_LABEL_SMOOTHING = opt(_T, "label_smoothing", "--label-smoothing", help="Label smoothing in [0, 1).")
+_CLASS_WEIGHTS = opt(_T, "class_weights", "--class-weights/--no-class-weights", help="Balanced class weights.")
+_IMAGE_SIZE = opt(_T, "image_size", "--image-size", help="Input side in pixels; other sizes are resized.")
+_RESIZE = opt(_T, "resize", "--resize", help="center_crop | pad | squish: how images of another size become input.")
+_FINE_TUNE_LAYERS = opt(
+    _T,
+    "fine_tune_layers",
+    "--fine-tune-layers",
+    help="Pretrained: top backbone layers unfrozen in phase 2, or 'all'.",
+)
+_FINE_TUNE_EPOCHS = opt(
+    _T, "fine_tune_epochs", "--fine-tune-epochs", help="Pretrained: phase-2 epochs, 0 = as many as --epochs."
+)
+_SEED = opt(_T, "seed", "--seed", help="Seed for Python, NumPy and TensorFlow.")
+_DETERMINISTIC = opt(
+    _T, "deterministic", "--deterministic/--no-deterministic", help="TensorFlow op determinism (slower)."
+)
+_MIXED_PRECISION = opt(
+    _T,
+    "mixed_precision",
+    "--mixed-precision/--no-mixed-precision",
+    help="float16 (GPU) / bfloat16 (CPU) compute.",
+)
+_JIT = opt(_T, "jit", "--jit/--no-jit", help="XLA-compile the train step.")
+_STRATEGY = opt(_T, "strategy", "--strategy", help="default | mirrored | multiworker (tf.distribute).")
+_CACHE = opt(_T, "cache", "--cache/--no-cache", help="Cache decoded images in memory; none = when they fit.")
+_RUN_NAME = opt(_T, "run_name", "--run-name", help="Run folder name under --models-dir; none = <model>-<time>.")
+_RUN_DIR = plain_opt(
+    None,
+    "--run-dir",
+    help="Run folder; an existing one is resumed / continued.",
+    default_text="models-dir/run-name",
+)
+_MODELS_DIR = plain_opt(Path("models"), "--models-dir", help="Parent of new run folders.")
+_CONFIG = plain_opt(None, "--config", "-c", help="Run config YAML; its train: section is used.")
 
 
 def register(app: typer.Typer) -> None:
     """Adds `train` to `app`."""
-    T = TrainConfig
 
     @app.command("train")
     def train_cmd(
-        data: Path = plain_opt(
-            Path("data/split"), "--data", "-d", help="Split folder holding train/ and val/ (from `imgclf split`)."
-        ),
-        model: str | None = opt(T, "model", "--model", "-m", help="Registry name, see `imgclf models`."),
-        weights: str | None = opt(T, "weights", "--weights", help="none | imagenet | PATH to a weights file."),
-        epochs: int | None = opt(T, "epochs", "--epochs", "-e", help="Epochs (phase 1 for pretrained models)."),
-        batch_size: int | None = opt(T, "batch_size", "--batch-size", "-b", help="Global batch size."),
-        learning_rate: float | None = opt(T, "learning_rate", "--learning-rate", "--lr", help="Peak learning rate."),
-        optimizer: str | None = opt(T, "optimizer", "--optimizer", help="adam | adamw | sgd."),
-        schedule: str | None = opt(
-            T, "schedule", "--schedule", help="plateau (ReduceLROnPlateau) | cosine (warmup + cosine decay)."
-        ),
-        dropout: float | None = opt(
-            T, "dropout", "--dropout", help="Dropout before the classifier; none = the model's own."
-        ),
-        label_smoothing: float | None = opt(
-            T, "label_smoothing", "--label-smoothing", help="Label smoothing in [0, 1)."
-        ),
-        class_weights: bool | None = opt(
-            T, "class_weights", "--class-weights/--no-class-weights", help="Balanced class weights."
-        ),
-        image_size: int | None = opt(
-            T, "image_size", "--image-size", help="Input side in pixels; other sizes are resized."
-        ),
-        resize: str | None = opt(
-            T, "resize", "--resize", help="center_crop | pad | squish: how images of another size become input."
-        ),
-        fine_tune_layers: str | None = opt(
-            T,
-            "fine_tune_layers",
-            "--fine-tune-layers",
-            help="Pretrained: top backbone layers unfrozen in phase 2, or 'all'.",
-        ),
-        fine_tune_epochs: int | None = opt(
-            T, "fine_tune_epochs", "--fine-tune-epochs", help="Pretrained: phase-2 epochs, 0 = as many as --epochs."
-        ),
-        seed: int | None = opt(T, "seed", "--seed", help="Seed for Python, NumPy and TensorFlow."),
-        deterministic: bool | None = opt(
-            T, "deterministic", "--deterministic/--no-deterministic", help="TensorFlow op determinism (slower)."
-        ),
-        mixed_precision: bool | None = opt(
-            T,
-            "mixed_precision",
-            "--mixed-precision/--no-mixed-precision",
-            help="float16 (GPU) / bfloat16 (CPU) compute.",
-        ),
-        jit: bool | None = opt(T, "jit", "--jit/--no-jit", help="XLA-compile the train step."),
-        strategy: str | None = opt(
-            T, "strategy", "--strategy", help="default | mirrored | multiworker (tf.distribute)."
-        ),
-        cache: bool | None = opt(
-            T, "cache", "--cache/--no-cache", help="Cache decoded images in memory; none = when they fit."
-        ),
-        run_name: str | None = opt(
-            T, "run_name", "--run-name", help="Run folder name under --models-dir; none = <model>-<time>."
-        ),
-        run_dir: Path | None = plain_opt(
-            None,
-            "--run-dir",
-            help="Run folder; an existing one is resumed / continued.",
-            default_text="models-dir/run-name",
-        ),
-        models_dir: Path = plain_opt(Path("models"), "--models-dir", help="Parent of new run folders."),
-        config: Path | None = plain_opt(None, "--config", "-c", help="Run config YAML; its train: section is used."),
+        data: Path = _DATA,
+        model: str | None = _MODEL,
+        weights: str | None = _WEIGHTS,
+        epochs: int | None = _EPOCHS,
+        batch_size: int | None = _BATCH_SIZE,
+        learning_rate: float | None = _LEARNING_RATE,
+        optimizer: str | None = _OPTIMIZER,
+        schedule: str | None = _SCHEDULE,
+        dropout: float | None = _DROPOUT,
+        label_smoothing: float | None = _LABEL_SMOOTHING,
+        class_weights: bool | None = _CLASS_WEIGHTS,
+        image_size: int | None = _IMAGE_SIZE,
+        resize: str | None = _RESIZE,
+        fine_tune_layers: str | None = _FINE_TUNE_LAYERS,
+        fine_tune_epochs: int | None = _FINE_TUNE_EPOCHS,
+        seed: int | None = _SEED,
+        deterministic: bool | None = _DETERMINISTIC,
+        mixed_precision: bool | None = _MIXED_PRECISION,
+        jit: bool | None = _JIT,
+        strategy: str | None = _STRATEGY,
+        cache: bool | None = _CACHE,
+        run_name: str | None = _RUN_NAME,
+        run_dir: Path | None = _RUN_DIR,
+        models_dir: Path = _MODELS_DIR,
+        config: Path | None = _CONFIG,
     ) -> None:
         """Train a model on DATA/train, validate on DATA/val; writes a run folder (best.keras, history, plots).
 
         Rerun with the same --run-dir (or --run-name) to resume after an interruption, or with a
         higher --epochs to continue a finished run.
         """
-        from imgclf.config import stage_config
         from imgclf.runtime import import_tensorflow_quietly
         from imgclf.train import train
 
@@ -132,8 +141,6 @@ def register(app: typer.Typer) -> None:
             run_name=run_name,
         )
         if cfg.models or cfg.repeats > 1:
-            from imgclf.errors import ConfigError
-
             raise ConfigError(
                 f"{config}: train.models / train.repeats train several runs, which `imgclf train` does not do",
                 f"use `imgclf run {config}` (it trains each model, evaluates it and writes the comparison)",

@@ -5,7 +5,10 @@
 - `imgclf.review.data`: what each page shows (class grids, label issues, duplicate groups,
   label conflicts, a run's confident errors, the blurriest images, decisions), read from the
   folder and the reports of `clean`, `audit` and `evaluate`; and the safe path check.
-- `imgclf.review.app`: the Starlette application (token, Host and Origin checks, routes).
+- `imgclf.review.app`: assembles the Starlette application (`create_app`) from
+  `imgclf.review.guard` (token, Host and Origin checks), `imgclf.review.pages` (the pages and
+  image files), `imgclf.review.actions` (decide, undo), `imgclf.review.state` (what the routes
+  depend on) and `imgclf.review.thumbs` (thumbnails); the page is `templates/review/page.html`.
 - `imgclf.review.server`: binds the socket and runs it with uvicorn.
 
 Importing this package imports nothing heavy: `clean` reads decisions through it.

@@ -18,6 +18,9 @@ from collections.abc import Callable
 
 from imgclf.errors import ConfigError
 from imgclf.review import DEFAULT_HOST, DEFAULT_PORT
+from imgclf.review.app import create_app
+from imgclf.review.data import ReviewData
+from imgclf.review.decisions import DecisionLog, database_path
 
 
 def _url_host(host: str) -> str:
@@ -114,10 +117,6 @@ def serve_review(
         ConfigError: the address cannot be bound.
     """
     import uvicorn
-
-    from imgclf.review.app import create_app
-    from imgclf.review.data import ReviewData
-    from imgclf.review.decisions import DecisionLog, database_path
 
     data = ReviewData(root, audit=audit, run=run)
     log = DecisionLog(database_path(data.root))
