@@ -1,7 +1,9 @@
 """`imgclf review`: a local web page where a person looks at a dataset and decides.
 
-- `imgclf.review.decisions`: the decisions database (`DIR/_reports/decisions.sqlite`): schema,
-  writer, reader and the pure replay rule that `imgclf clean` applies.
+The decisions database (`DIR/_reports/decisions.sqlite`) is a stage record,
+`imgclf.records.decisions` (its writer and reader); `imgclf clean` replays it with the pure rule
+`imgclf.clean.replay.plan_replay`.
+
 - `imgclf.review.data`: what each page shows (class grids, label issues, duplicate groups,
   label conflicts, a run's confident errors, the blurriest images, decisions), read from the
   folder and the reports of `clean`, `audit` and `evaluate`; and the safe path check.
@@ -11,7 +13,7 @@
   depend on) and `imgclf.review.thumbs` (thumbnails); the page is `templates/review/page.html`.
 - `imgclf.review.server`: binds the socket and runs it with uvicorn.
 
-Importing this package imports nothing heavy: `clean` reads decisions through it.
+Importing this package imports nothing heavy.
 """
 
 #: Address `imgclf review` binds by default (loopback only).

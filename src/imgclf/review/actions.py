@@ -3,7 +3,7 @@
 `POST /api/decide` (`{"path", "action": reject | relabel | keep, "new_label", "view"}`) and
 `POST /api/undo` (`{"view"}`) take a JSON body (415 otherwise, at most `MAX_BODY` bytes: 413),
 validated by a pydantic model (400 with the field and the reason). A decision is committed to
-the decisions database (`imgclf.review.decisions.DecisionLog.append`) before the answer
+the decisions database (`imgclf.records.decisions.DecisionLog.append`) before the answer
 `{"saved": true, ...}` is sent, so the page never shows as saved what is not on disk.
 """
 
@@ -19,8 +19,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from imgclf.records.decisions import Decision, DecisionIndex
 from imgclf.review.data import NotFoundError, safe_image
-from imgclf.review.decisions import Decision, DecisionIndex
 from imgclf.review.state import ReviewState, review_state
 
 #: Largest accepted POST body, in bytes.

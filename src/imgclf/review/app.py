@@ -31,9 +31,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from imgclf.errors import ImgclfError
+from imgclf.records.decisions import DecisionLog
 from imgclf.review.actions import ACTION_ROUTES
 from imgclf.review.data import NotFoundError, ReviewData
-from imgclf.review.decisions import DecisionLog
 from imgclf.review.guard import Guard, plain_response
 from imgclf.review.pages import PAGE_ROUTES
 from imgclf.review.state import ReviewState

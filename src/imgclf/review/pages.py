@@ -21,8 +21,8 @@ from starlette.routing import Route
 
 from imgclf.errors import ImgclfError
 from imgclf.html import render
+from imgclf.records.decisions import Decision, DecisionIndex
 from imgclf.review.data import MEDIA_TYPES, NotFoundError, ReviewData, View, safe_image
-from imgclf.review.decisions import Decision, DecisionIndex
 from imgclf.review.state import ReviewState, review_state
 
 #: Navigation bar: view key, title, route.

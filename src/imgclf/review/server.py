@@ -17,10 +17,10 @@ import threading
 from collections.abc import Callable
 
 from imgclf.errors import ConfigError
+from imgclf.records.decisions import DecisionLog, database_path
 from imgclf.review import DEFAULT_HOST, DEFAULT_PORT
 from imgclf.review.app import create_app
 from imgclf.review.data import ReviewData
-from imgclf.review.decisions import DecisionLog, database_path
 
 
 def _url_host(host: str) -> str:

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
+from imgclf.records.decisions import DecisionLog
 from imgclf.review.data import ReviewData
-from imgclf.review.decisions import DecisionLog
 from imgclf.review.thumbs import ThumbnailCache
 
 
