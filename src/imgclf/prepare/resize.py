@@ -136,6 +136,9 @@ def prepare_file(task: PrepareTask, *, cfg: PrepareConfig) -> PreparedFile:
     Returns:
         PreparedFile. An unreadable source is a record with status `REJECTED`, never an
         exception.
+
+    Raises:
+        OSError: the source vanished, or the destination cannot be written.
     """
     dest = task.dest
     if dest.exists() and dest.stat().st_mtime >= task.source.stat().st_mtime:

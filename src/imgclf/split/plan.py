@@ -123,6 +123,7 @@ def _search(
     sigs: Signatures, rels: list[str], sources: Mapping[str, Signatures], cfg: SplitConfig
 ) -> tuple[DuplicatePairs, int]:
     """Verified pairs of the files, and of their sources before the crop; how many the second search added."""
+
     def search(s: Signatures) -> DuplicatePairs:
         return find_duplicate_pairs(s, radius=cfg.radius, max_residual=cfg.max_residual, flips=cfg.flips)
 
