@@ -71,3 +71,22 @@ def test_missing_test_folder_is_a_clear_error(tmp_path):
     (tmp_path / "s" / "train" / "a").mkdir(parents=True)
     with pytest.raises(DataError, match="not found"):
         audit_split(tmp_path / "s")
+
+
+# ------------------------------------------------------------------ map and reduce
+def test_leak_map_and_reduce_on_real_files_in_any_order(tmp_path):
+    from imgclf.leaks import AuditItem, find_near_copies, fingerprint_file, unreadable_files
+
+    root = tmp_path / "s"
+    imgs = _split(root, 40)
+    rel, im = imgs[10]
+    im.save(root / "train" / "copy.jpg", quality=90)
+    (root / "train" / "broken.png").write_bytes(b"not an image")
+    test = [fingerprint_file(AuditItem(k, root / r, r)) for k, (r, _) in enumerate(imgs) if r.startswith("test/")]
+    names = [r for r, _ in imgs if not r.startswith("test/")] + ["train/copy.jpg", "train/broken.png"]
+    others = [fingerprint_file(AuditItem(k, root / r, r)) for k, r in enumerate(names)]
+    assert unreadable_files(others) == [("train/broken.png", "not_an_image")]
+    found = find_near_copies(test, others)
+    assert [(c.test, c.other, c.kind) for c in found] == [(rel, "train/copy.jpg", "near")]
+    assert find_near_copies(test[::-1], others[::-1]) == found
+    assert find_near_copies(test, others[-1:]) == []  # nothing readable on one side

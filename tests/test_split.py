@@ -74,9 +74,12 @@ def test_same_seed_same_output_other_seed_differs(processed, tmp_path):
     a, b, c = (_read_split(tmp_path / x) for x in "abc")
     assert a == b
     assert a != c
-    listing = lambda root: sorted(
-        p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and "_reports" not in p.parts
-    )
+
+    def listing(root):
+        return sorted(
+            p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and "_reports" not in p.parts
+        )
+
     assert listing(tmp_path / "a") == listing(tmp_path / "b")
 
 
@@ -104,7 +107,7 @@ def _presplit_digits(src, n: int = 120):
 def test_keep_test_presplit_drops_train_copies_of_test(tmp_path):
     src = tmp_path / "pre"
     imgs = _presplit_digits(src)
-    k, im, y = imgs[0]  # k=0 is in test; put a copy into train
+    _, im, y = imgs[0]  # k=0 is in test; put a copy into train
     im.save(src / "train" / str(y) / "leak.jpg", quality=98)
     out = tmp_path / "out"
     s = split_folder(src, out, SplitConfig(keep_test=True, ratios=(0.7, 0.15, 0.15)))
@@ -350,7 +353,7 @@ def test_keep_test_reports_train_copies_of_test_images(tmp_path):
     src = tmp_path / "pre"
     imgs = _presplit_digits(src)
     for k in (0, 4):  # train copies of two official test images
-        k_, im, y = imgs[k]
+        _, im, y = imgs[k]
         im.save(src / "train" / str(y) / f"copy_of_{k:04d}.jpg", quality=95)
     out = tmp_path / "out"
     s = split_folder(src, out, SplitConfig(keep_test=True, ratios=(0.8, 0.2, 0.0)))
@@ -383,7 +386,7 @@ def _photos_and_letterboxed_copies(root: Path, layout=("photo", "photo")) -> Non
         for folder, im, stem in ((layout[0], img, name), (layout[1], _letterbox(img), f"{name}_pad")):
             (root / folder).mkdir(parents=True, exist_ok=True)
             im.save(root / folder / f"{stem}.jpg", quality=90)
-    for k, im, y in _digit_images(24, offset=100):
+    for k, im, _ in _digit_images(24, offset=100):
         folder = root / layout[0].replace("photo", "photo" if k % 2 else "other")
         folder.mkdir(parents=True, exist_ok=True)
         im.save(folder / f"d{k}.png")
@@ -450,7 +453,7 @@ def test_leak_audit_finds_a_letterboxed_copy_across_a_users_own_split(tmp_path):
 
     raw, prep = tmp_path / "raw", tmp_path / "prep"
     _photos_and_letterboxed_copies(raw, layout=("test/photo", "train/photo"))
-    for k, im, y in _digit_images(12, offset=300):
+    for k, im, _ in _digit_images(12, offset=300):
         (raw / "train" / "other").mkdir(parents=True, exist_ok=True)
         im.save(raw / "train" / "other" / f"t{k}.png")
     prepare_folder(raw, prep, PrepareConfig(size=32))
@@ -482,3 +485,120 @@ def test_clean_records_source_signatures_and_prepare_records_the_same(tmp_path):
     for k, v in given.items():
         assert carried[k.replace(".jpg", ".png")].digests[0] == v.digests[0]
         assert np.array_equal(carried[k.replace(".jpg", ".png")].gray, v.gray)
+
+
+# ------------------------------------------------------------------ map, reduce, records
+def _items(root: Path):
+    from imgclf.inputs import list_images
+    from imgclf.split import SplitItem
+
+    entries = list_images(root, layout="classes").entries
+    return [SplitItem(k, e.path, e.rel, str(e.label), e.subset) for k, e in enumerate(entries)]
+
+
+def test_split_map_signs_a_real_file_and_records_an_unreadable_one(tmp_path):
+    import pickle
+
+    from imgclf.split import SplitItem, fingerprint_file, plan_split
+
+    data = Path(__file__).parent / "data"
+    rec = fingerprint_file(SplitItem(0, data / "rgb.jpg", "c/rgb.jpg", "c"))
+    assert rec.signature is not None and rec.signature.size == (48, 48) and rec.reason == ""
+    bad = fingerprint_file(SplitItem(1, data / "truncated.jpg", "c/truncated.jpg", "c"))
+    assert bad.signature is None and bad.reason == "truncated" and bad.detail
+    pickle.loads(pickle.dumps(rec))  # records travel back from other processes
+    with pytest.raises(DataError, match=r"cannot read .*truncated.jpg: truncated"):
+        plan_split([rec, bad], SplitConfig())
+
+
+def test_split_reduce_gives_the_same_plan_whatever_order_the_records_arrive_in(processed):
+    import random
+
+    from imgclf.split import fingerprint_file, plan_split
+
+    records = [fingerprint_file(it) for it in _items(processed)]
+    cfg = SplitConfig(seed=7)
+    plan = plan_split(records, cfg)
+    shuffled = records[:]
+    random.Random(0).shuffle(shuffled)
+    again = plan_split(shuffled, cfg)
+    assert again.assign == plan.assign and again.dests == plan.dests and again.rows == plan.rows
+    assert plan.groups >= 12 and not plan.leaks
+    assign = {r.file: r.split for r in plan.rows}
+    for k in range(12):  # each planted near-copy group in one split
+        assert len({s for f, s in assign.items() if Path(f).name.startswith(f"{k:04d}")}) == 1
+    assert plan_split(records, SplitConfig(seed=8)).assign != plan.assign
+
+
+def test_split_reduce_keeps_test_and_drops_its_copies(tmp_path):
+    from imgclf.split import DROPPED, fingerprint_file, plan_split
+
+    src = tmp_path / "pre"
+    imgs = _presplit_digits(src)
+    _, im, y = imgs[0]
+    im.save(src / "train" / str(y) / "leak.jpg", quality=98)
+    records = [fingerprint_file(it) for it in _items(src)]
+    plan = plan_split(records[::-1], SplitConfig(keep_test=True, ratios=(0.7, 0.15, 0.15)))
+    by_file = {r.file: r for r in plan.rows}
+    assert by_file[f"train/{y}/leak.jpg"].split == DROPPED and by_file[f"train/{y}/leak.jpg"].dest == ""
+    assert by_file[f"train/{y}/leak.jpg"].note.startswith(f"linked to test image test/{y}/0000.png (near")
+    assert all(r.split == "test" for r in plan.rows if r.file.startswith("test/"))
+    assert plan.ratios == pytest.approx((0.7 / 0.85, 0.15 / 0.85, 0.0))
+
+
+def test_split_runs_on_a_process_pool(processed, tmp_path):
+    from imgclf.engine import make_executor
+
+    split_folder(processed, tmp_path / "t", SplitConfig(seed=1))
+    split_folder(processed, tmp_path / "p", SplitConfig(seed=1), executor=make_executor("local", 2, kind="process"))
+    assert _read_split(tmp_path / "t") == _read_split(tmp_path / "p")
+
+
+def test_split_records_round_trip_old_files_load_and_corrupt_or_newer_files_are_refused(processed, tmp_path):
+    from imgclf.records.split import SPLIT_TABLE, SplitReport, SplitRow, load_split_table, save_split_table
+
+    out = tmp_path / "s"
+    split_folder(processed, out, SplitConfig())
+    rep = SplitReport.load(out)
+    raw = json.loads(SplitReport.path(out).read_text())
+    assert raw["schema_version"] == 1 and rep.src == str(processed) and rep.totals == raw["totals"]
+    assert json.loads(rep.model_dump_json()) == raw
+    rows = load_split_table(out)
+    assert len(rows) == 424 and {r.file: r.split for r in rows} == _read_split(out)
+    save_split_table(tmp_path / "copy", rows)
+    assert (tmp_path / "copy" / SPLIT_TABLE).read_bytes() == (out / SPLIT_TABLE).read_bytes()
+    # a report and a table of the first imgclf versions (no schema_version, other detector keys, no note)
+    old = {
+        k: raw[k]
+        for k in raw
+        if k not in ("schema_version", "detector", "groups", "duplicate_pairs", "provenance", "train_copies_of_test")
+    }
+    old |= {
+        "hash": "phash",
+        "hash_bits": 64,
+        "threshold": 6,
+        "near_duplicate_pairs": 3,
+        "cross_split_pairs": [["a.png", "b.png"]],
+    }
+    SplitReport.path(out).write_text(json.dumps(old))
+    rep = SplitReport.load(out)
+    assert rep.detector is None and rep.provenance is None and rep.cross_split_pairs == [["a.png", "b.png"]]
+    (out / SPLIT_TABLE).write_text(
+        "file,class,split,group,dest\nc/a.png,c,train,3,train/c/a.png\nc/b.png,c,val,,val/c/b.png\n"
+    )
+    assert load_split_table(out) == [
+        SplitRow("c/a.png", "c", "train", 3, "train/c/a.png"),
+        SplitRow("c/b.png", "c", "val", None, "val/c/b.png"),
+    ]
+    SplitReport.path(out).write_text(json.dumps({**raw, "schema_version": 2}))
+    with pytest.raises(DataError, match="schema version 2"):
+        SplitReport.load(out)
+    SplitReport.path(out).write_text(json.dumps({**raw, "counts": "many"}))
+    with pytest.raises(DataError, match="invalid"):
+        SplitReport.load(out)
+    (out / SPLIT_TABLE).write_text("file,class,split,group,dest\nc/a.png,c,train,x,train/c/a.png\n")
+    with pytest.raises(DataError, match="not an integer"):
+        load_split_table(out)
+    (out / SPLIT_TABLE).unlink()
+    with pytest.raises(DataError, match="not found"):
+        load_split_table(out)

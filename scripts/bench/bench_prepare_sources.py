@@ -4,8 +4,8 @@ Since 2026-12-02 `prepare` also stores the near-duplicate signature of each sour
 its center crop cuts or that it reduces to less than half its resolution
 (`imgclf.clean.similarity.write_source_record`; docs/dedupe.md, "Duplicates after the center
 crop"), from the decode it makes anyway (a JPEG drafted below 256 px is decoded again at 256),
-and writes them to one compressed file. The baseline is the same `prepare_folder` with that step switched off (what it did
-before), in the same process, alternating, each run into a fresh folder.
+and writes them to one compressed file. The baseline is the same `prepare_folder` with that step
+switched off (what it did before), in the same process, alternating, each run into a fresh folder.
 
 Run: .venv/bin/python scripts/bench/bench_prepare_sources.py SRC [SRC ...] --size 64 --repeats 2
 """
@@ -20,14 +20,15 @@ import time
 from pathlib import Path
 
 import imgclf.prepare as prep
+import imgclf.prepare.resize as prep_map
 from imgclf.clean.similarity import SOURCE_RECORD
 from imgclf.config import PrepareConfig
 
 
 def run(src: Path, size: int, with_sources: bool) -> tuple[float, int, int]:
-    saved = prep._source_signature
+    saved = prep_map.source_signature  # the map's step (a thread pool runs it in this process)
     if not with_sources:
-        prep._source_signature = lambda *args: None
+        prep_map.source_signature = lambda *args: None
     out = Path(tempfile.mkdtemp(prefix="bench-prep-"))
     try:
         t = time.perf_counter()
@@ -36,7 +37,7 @@ def run(src: Path, size: int, with_sources: bool) -> tuple[float, int, int]:
         rec = out / "p" / SOURCE_RECORD
         return dt, res.kept, rec.stat().st_size if rec.exists() else 0
     finally:
-        prep._source_signature = saved
+        prep_map.source_signature = saved
         shutil.rmtree(out)
 
 

@@ -12,6 +12,11 @@ only pairs with one image on each side -- and, where `split` recorded them
 `evaluate` writes to `metrics.json` and the HTML report: how many test images have a near copy,
 with the method and thresholds used.
 
+Map -> reduce: `fingerprint_file(AuditItem) -> AuditFile` (the detector's signature of one
+file, or why it could not be decoded) runs on an executor (`imgclf.engine`);
+`find_near_copies(test_records, other_records, source_record)` is the pure search over the
+records; `near_copies` wires them, `leak_summary` and `audit_split` report.
+
 Example:
 
 ```python
@@ -28,16 +33,15 @@ print(leak_summary(test, copies)["test_images_with_copy"])   # 0 expected
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from imgclf.clean import similarity as sim
+from imgclf.engine import Executor, make_executor
 from imgclf.errors import ImageError
-from imgclf.inputs import ImageListing
-from imgclf.parallel import default_workers
+from imgclf.inputs import ImageListing, list_images
 from imgclf.ui import progress
 
 #: How the audit decides, in words (recorded with every summary).
@@ -71,11 +75,50 @@ class NearCopy:
     residual: float
 
 
-@dataclass
-class _Fingerprints:
-    names: list[str] = field(default_factory=list)
-    signatures: list[sim.Signature] = field(default_factory=list)
-    unreadable: list[tuple[str, str]] = field(default_factory=list)
+@dataclass(frozen=True)
+class AuditItem:
+    """One file of the leak audit (an item of the map).
+
+    Attributes:
+        index: int. Position among the files of its side (test, or the others in listing
+            order): the order the reduce puts them in.
+        path: Path. The file.
+        name: str. Its name in the results (`NearCopy.test` / `NearCopy.other`).
+    """
+
+    index: int
+    path: Path
+    name: str
+
+
+@dataclass(frozen=True)
+class AuditFile:
+    """The map's record of one file: its detector signature, or why it could not be decoded.
+
+    Attributes:
+        item: AuditItem.
+        signature: Signature or None (None when unreadable).
+        reason: str. `imgclf.errors.ImageError.reason` when unreadable, else "".
+    """
+
+    item: AuditItem
+    signature: sim.Signature | None
+    reason: str = ""
+
+
+def fingerprint_file(item: AuditItem) -> AuditFile:
+    """The leak audit's map: the detector's signature of one file (`imgclf.clean.similarity.file_signature`).
+
+    Args:
+        item: AuditItem.
+
+    Returns:
+        AuditFile. An unreadable file is a record without signature, never an exception.
+    """
+    try:
+        return AuditFile(item, sim.file_signature(item.path))
+    except ImageError as exc:
+        return AuditFile(item, None, exc.reason)
 
 
 def _name(path: Path, base: Path) -> str:
@@ -85,27 +128,78 @@ def _name(path: Path, base: Path) -> str:
         return str(path)
 
 
-def _fingerprint(listing: ImageListing, base: Path, workers: int, what: str) -> _Fingerprints:
-    def one(path: Path):
-        try:
-            return sim.file_signature(path)
-        except ImageError as exc:
-            return exc
-
-    out = _Fingerprints()
-    with (
-        progress(f"leak audit: fingerprint {what}", total=len(listing)) as advance,
-        ThreadPoolExecutor(workers) as pool,
-    ):
-        for e, res in zip(listing.entries, pool.map(one, listing.paths)):
-            name = _name(e.path, base)
-            if isinstance(res, ImageError):
-                out.unreadable.append((name, res.reason))
-            else:
-                out.names.append(name)
-                out.signatures.append(res)
+def _fingerprint(listing: ImageListing, base: Path, start: int, executor: Executor, what: str) -> list[AuditFile]:
+    """Runs the map over the files of `listing` (indices from `start`), with a progress bar."""
+    items = [AuditItem(start + k, e.path, _name(e.path, base)) for k, e in enumerate(listing.entries)]
+    out = []
+    with progress(f"leak audit: fingerprint {what}", total=len(items)) as advance:
+        for rec in executor.map(fingerprint_file, items):
+            out.append(rec)
             advance()
     return out
+
+
+def _readable(records: Sequence[AuditFile]) -> tuple[list[str], list[sim.Signature]]:
+    """Names and signatures of the readable files, in item order."""
+    ok = sorted((r for r in records if r.signature is not None), key=lambda r: r.item.index)
+    return [r.item.name for r in ok], [r.signature for r in ok if r.signature is not None]
+
+
+def unreadable_files(records: Sequence[AuditFile]) -> list[tuple[str, str]]:
+    """`(name, reason)` of the files the map could not decode, in item order."""
+    bad = sorted((r for r in records if r.signature is None), key=lambda r: r.item.index)
+    return [(r.item.name, r.reason) for r in bad]
+
+
+def find_near_copies(
+    test: Sequence[AuditFile],
+    others: Sequence[AuditFile],
+    record: Mapping[str, sim.Signatures] | None = None,
+    *,
+    radius: int = sim.DEFAULT_RADIUS,
+    max_residual: float = sim.DEFAULT_MAX_RESIDUAL,
+    flips: bool = False,
+) -> list[NearCopy]:
+    """The leak audit's reduce: every (test, other) pair the verified detector calls a duplicate.
+
+    Pure and deterministic: each side is put in item order whatever order its records come in.
+
+    Args:
+        test: sequence of AuditFile. The test images' records (`fingerprint_file`).
+        others: sequence of AuditFile. The other images' (train, val), indices unique among them.
+        record: mapping name -> Signatures, or None. Source signatures of the pictures before
+            `prepare`'s crop, by name (`imgclf.clean.similarity.read_source_record` of the folder
+            the names are relative to); they are searched too.
+        radius, max_residual, flips: the detector's settings (see `near_copies`).
+
+    Returns:
+        list of NearCopy, sorted by `(test, other)`; unreadable files are left out.
+    """
+    t_names, t_sigs = _readable(test)
+    o_names, o_sigs = _readable(others)
+    if not t_sigs or not o_sigs:
+        return []
+    ts, os_ = sim.stack(t_sigs), sim.stack(o_sigs)
+    found = sim.find_cross_pairs(ts, os_, radius=radius, max_residual=max_residual, flips=flips)
+    # and the pictures before `prepare`'s center crop, where `split` recorded them
+    record = record or {}
+    tv, ov = sim.source_view(t_names, ts, record), sim.source_view(o_names, os_, record)
+    if tv is not None or ov is not None:
+        found = sim.union_pairs(
+            found,
+            sim.find_cross_pairs(
+                ts if tv is None else tv,
+                os_ if ov is None else ov,
+                radius=radius,
+                max_residual=max_residual,
+                flips=flips,
+            ),
+        )
+    out = [
+        NearCopy(t_names[a], o_names[b], str(k), round(float(r), 3))
+        for a, b, k, r in zip(found.i.tolist(), found.j.tolist(), found.kind.tolist(), found.residual.tolist())
+    ]
+    return sorted(out, key=lambda c: (c.test, c.other))
 
 
 def near_copies(
@@ -117,6 +211,7 @@ def near_copies(
     flips: bool = False,
     workers: int | None = None,
     unreadable: list[tuple[str, str]] | None = None,
+    executor: Executor | None = None,
 ) -> list[NearCopy]:
     """Every (test image, other image) pair the verified detector calls a duplicate.
 
@@ -127,9 +222,12 @@ def near_copies(
         radius: int in [0, 32], default 8. Candidate radius in bits (`find_duplicate_pairs`).
         max_residual: float >= 0, default 5.0. Largest residual, in grey levels, of a near copy.
         flips: bool, default False. Also count mirrored copies (kind `"flip"`).
-        workers: int or None (default: `imgclf.parallel.default_workers()`). Decoding threads.
+        workers: int or None (default: `imgclf.parallel.default_workers()`). Decoding threads
+            of the default executor.
         unreadable: list or None. If given, `(file, reason)` of every file that could not be
             decoded (and so was not checked) is appended to it.
+        executor: Executor or None, default None. Runs the per-file map (`imgclf.engine`);
+            None = `make_executor("local", workers)`.
 
     Returns:
         list of NearCopy, sorted by `(test, other)`; empty when nothing leaks.
@@ -138,41 +236,21 @@ def near_copies(
         ValueError: `radius` or `max_residual` out of range (from the detector).
     """
     base = test.root.parent
-    workers = workers or default_workers()
-    t = _fingerprint(test, base, workers, "test")
-    o = _Fingerprints()
+    executor = executor or make_executor("local", workers)
+    t = _fingerprint(test, base, 0, executor, "test")
+    o: list[AuditFile] = []
     for listing in others:
-        f = _fingerprint(listing, base, workers, listing.root.name)
-        o.names += f.names
-        o.signatures += f.signatures
-        o.unreadable += f.unreadable
+        o += _fingerprint(listing, base, len(o), executor, listing.root.name)
     if unreadable is not None:
-        unreadable.extend(t.unreadable + o.unreadable)
-    if not t.signatures or not o.signatures:
+        unreadable.extend(unreadable_files(t) + unreadable_files(o))
+    if not any(r.signature is not None for r in t) or not any(r.signature is not None for r in o):
         return []
-    ts, os_ = sim.stack(t.signatures), sim.stack(o.signatures)
     with progress("leak audit: near-copy search", total=None) as advance:
-        found = sim.find_cross_pairs(ts, os_, radius=radius, max_residual=max_residual, flips=flips)
-        # and the pictures before `prepare`'s center crop, where `split` recorded them
-        record = sim.read_source_record(base)
-        tv, ov = sim.source_view(t.names, ts, record), sim.source_view(o.names, os_, record)
-        if tv is not None or ov is not None:
-            found = sim.union_pairs(
-                found,
-                sim.find_cross_pairs(
-                    ts if tv is None else tv,
-                    os_ if ov is None else ov,
-                    radius=radius,
-                    max_residual=max_residual,
-                    flips=flips,
-                ),
-            )
+        found = find_near_copies(
+            t, o, sim.read_source_record(base), radius=radius, max_residual=max_residual, flips=flips
+        )
         advance(status=f"{len(found)} pairs")
-    out = [
-        NearCopy(t.names[a], o.names[b], str(k), round(float(r), 3))
-        for a, b, k, r in zip(found.i.tolist(), found.j.tolist(), found.kind.tolist(), found.residual.tolist())
-    ]
-    return sorted(out, key=lambda c: (c.test, c.other))
+    return found
 
 
 def leak_summary(
@@ -226,6 +304,7 @@ def audit_split(
     max_residual: float = sim.DEFAULT_MAX_RESIDUAL,
     flips: bool = False,
     workers: int | None = None,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
     """Leak audit of a split folder (`<split_dir>/{train,val,test}/<class>/`): `leak_summary`
     of `near_copies` of `split_dir/test` against the other subsets present.
@@ -236,7 +315,7 @@ def audit_split(
         others: sequence of str, default ("train", "val"). Subsets it is compared with (a
             missing one is skipped).
         class_names: sequence of str or None. Passed to `imgclf.inputs.list_images`.
-        radius, max_residual, flips, workers: see `near_copies`.
+        radius, max_residual, flips, workers, executor: see `near_copies`.
 
     Returns:
         dict, as `leak_summary`, plus `compared_with` (list of the subsets used).
@@ -244,15 +323,20 @@ def audit_split(
     Raises:
         DataError: `split_dir/test` missing (from `imgclf.inputs.list_images`).
     """
-    from imgclf.inputs import list_images
-
     root = Path(split_dir)
     t = list_images(root / test, class_names=class_names, layout="classes")
     used = [s for s in others if (root / s).is_dir()]
     lists = [list_images(root / s, class_names=class_names, layout="classes") for s in used]
     bad: list[tuple[str, str]] = []
     copies = near_copies(
-        t, lists, radius=radius, max_residual=max_residual, flips=flips, workers=workers, unreadable=bad
+        t,
+        lists,
+        radius=radius,
+        max_residual=max_residual,
+        flips=flips,
+        workers=workers,
+        unreadable=bad,
+        executor=executor,
     )
     return {
         **leak_summary(t, copies, radius=radius, max_residual=max_residual, flips=flips, unreadable=bad),
