@@ -71,7 +71,7 @@ def test_same_stem_different_extension_do_not_overwrite(tmp_path):
 
 
 def test_provenance_record_is_carried_over_under_the_new_names(tmp_path):
-    from imgclf.clean.provenance import ProvenanceEntry, read_provenance, write_provenance
+    from imgclf.records.provenance import ProvenanceEntry, read_provenance, write_provenance
 
     src = tmp_path / "clean"
     (src / "a").mkdir(parents=True)
@@ -156,7 +156,7 @@ def test_prepare_map_signs_a_source_the_crop_cuts(tmp_path):
 
 
 def test_prepare_reduce_is_the_same_whatever_order_the_records_arrive_in(tmp_path):
-    from imgclf.clean.provenance import ProvenanceEntry
+    from imgclf.records.provenance import ProvenanceEntry
     from imgclf.prepare import plan_prepare, prepare_file
 
     cfg = PrepareConfig(size=16)

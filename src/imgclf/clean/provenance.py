@@ -28,26 +28,10 @@ from imgclf.clean.search import connected_components
 from imgclf.records.clean import ProvenanceFile, ProvenanceGroup
 from imgclf.records.manifest import MANIFEST_NAME, Manifest, file_provenance, manifest_path
 from imgclf.records.provenance import (
-    COLUMNS,
     PROVENANCE_RECORD,
     ProvenanceEntry,
     read_provenance,
-    write_provenance,
 )
-
-# The record's names stay importable from here until every reader imports imgclf.records.provenance.
-__all__ = [
-    "COLUMNS",
-    "PROVENANCE_RECORD",
-    "ProvenanceEntry",
-    "group_entries",
-    "group_ids",
-    "groups_report",
-    "provenance_from_manifest",
-    "read_provenance",
-    "stage_provenance",
-    "write_provenance",
-]
 
 
 def _links_of(fp, final_url) -> list[str]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from imgclf.clean import similarity as sim
-from imgclf.clean.provenance import ProvenanceEntry
+from imgclf.records.provenance import ProvenanceEntry
 from imgclf.prepare.resize import KEPT, REJECTED, PreparedFile, PrepareTask
 from imgclf.records.prepare import PrepareReject
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from imgclf.clean.provenance import write_provenance
+from imgclf.records.provenance import write_provenance
 from imgclf.clean.similarity import write_source_record
 from imgclf.inputs import InputSpec
 from imgclf.prepare.plan import PreparePlan

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from imgclf.clean.groups import duplicate_groups
-from imgclf.clean.provenance import ProvenanceEntry, group_ids
+from imgclf.clean.provenance import group_ids
+from imgclf.records.provenance import ProvenanceEntry
 from imgclf.clean.similarity import DuplicatePairs, Signatures, find_duplicate_pairs, source_view, stack, union_pairs
 from imgclf.config import SplitConfig
 from imgclf.errors import ConfigError, DataError
