@@ -267,7 +267,7 @@ def _scrape_folder(root: Path) -> dict[str, list[str]]:
     it, and two URLs that redirect to one final URL. Returns group name -> stored files."""
     from sklearn.datasets import load_sample_image
 
-    from imgclf.scrape.manifest import Manifest, PostRecord
+    from imgclf.records.manifest import Manifest, PostRecord
 
     base = "https://img.example"
     groups: dict[str, list[str]] = {"gallery": [], "redirect": []}
