@@ -351,7 +351,7 @@ def bench_fashion(args) -> None:
             t = time.perf_counter()
             g = sim.find_duplicate_pairs(stacked, radius=radius, max_residual=res)
             print(f"| {radius} | {res:g} | {len(g)} | {time.perf_counter() - t:.1f} |", flush=True)
-    ci, _ = sim._candidates(stacked, None, sim.DEFAULT_RADIUS)
+    ci, _ = sim.candidate_pairs(stacked, None, sim.DEFAULT_RADIUS)
     old = t_old + t_old_search
     new = t_new + t_new_search
     print(
