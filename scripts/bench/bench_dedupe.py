@@ -56,8 +56,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dedupe_set import ICON_SIZES, build
 
 from imgclf.clean import similarity as sim
-from imgclf.clean.hashing import get_hasher, pixel_digest
-from imgclf.clean.search import connected_components, hamming_pairs, pack_bits
+from imgclf.clean.similarity import connected_components, hamming_pairs, pack_bits
+from imgclf.clean.similarity.hashers import get_hasher, pixel_digest
 from imgclf.images import ORIGINAL_SIZE_KEY, open_image
 
 #: (radius, max_residual) settings of `--grid`.

@@ -114,7 +114,9 @@ def main() -> int:
     ap.add_argument("--new-src", type=Path, default=default_new, help=f"src folder of the new version ({default_new})")
     ap.add_argument("--set", type=Path, default=None, help="a dedupe_set.py benchmark folder (its images/)")
     ap.add_argument("--fashion", type=Path, default=None, help="a Fashion-MNIST PNG folder (imgclf datasets)")
-    ap.add_argument("--fashion-limit", type=int, default=5000, help="N Fashion-MNIST files, evenly spaced in path order")
+    ap.add_argument(
+        "--fashion-limit", type=int, default=5000, help="N Fashion-MNIST files, evenly spaced in path order"
+    )
     args = ap.parse_args()
     folders = []
     if args.set is not None:

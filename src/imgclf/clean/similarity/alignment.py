@@ -103,7 +103,8 @@ def align(
     out = [best] if plausible(best, max_crop) else []
     criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, ECC_ITERATIONS, ECC_EPS)
     try:
-        _, warp = cv2.findTransformECC(a, b, best.copy(), cv2.MOTION_AFFINE, criteria, None, 1)
+        # no mask, Gaussian filter size 1 (OpenCV's default is 5); the stubs lack this overload
+        _, warp = cv2.findTransformECC(a, b, best.copy(), cv2.MOTION_AFFINE, criteria, None, 1)  # type: ignore[call-overload]
         if plausible(warp, max_crop):
             out.append(warp)
     except cv2.error:  # did not converge: the coarse alignment only

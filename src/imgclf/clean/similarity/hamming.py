@@ -302,9 +302,7 @@ class _ChunkIndex:
         pidx = idx[sel]
         return _expand(starts[sel], counts[sel], starts[pidx], counts[pidx])
 
-    def self_join(
-        self, codes: np.ndarray, masks: list[int], radius: int, found: list, progress: _Progress
-    ) -> None:
+    def self_join(self, codes: np.ndarray, masks: list[int], radius: int, found: list, progress: _Progress) -> None:
         """Appends to `found` every pair within `radius` whose chunk values differ by one of
         `masks`, as `(i, j, d)` in the codes' own indices."""
         cs = codes[self.order]
@@ -396,7 +394,7 @@ def hamming_cross_pairs(
     i = np.concatenate([f[0] for f in found])
     j = np.concatenate([f[1] for f in found])
     d = np.concatenate([f[2] for f in found])
-    key, first = np.unique(i * nb + j, return_index=True)
+    _, first = np.unique(i * nb + j, return_index=True)
     return i[first], j[first], d[first]
 
 
