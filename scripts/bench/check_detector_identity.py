@@ -10,7 +10,8 @@ process, `PYTHONPATH=<src>`) on the same image folders, and compares everything 
   the same with `flips=True`;
 
 arrays `i`, `j`, `kind`, `residual` and `aligned` with `numpy.array_equal` (residuals bit for
-bit, `inf` included). Also prints each version's signature and search time (rough: one run).
+bit, `inf` included). Also prints each version's signature and search times (`--repeats`
+runs of each, alternating which goes first; the machine's own drift is part of them).
 
 Usage (the benchmark of `dedupe_set.py` and a Fashion-MNIST folder of `imgclf datasets`):
 
@@ -96,12 +97,16 @@ def compare(name: str, old: dict[str, np.ndarray], new: dict[str, np.ndarray], n
             f"  {run:12s} old {len(old[f'{run}_i']):5d} pairs, new {len(new[f'{run}_i']):5d} ({counts}); "
             f"identical: {same} ({', '.join(f'{f} {v}' for f, v in eq.items())})"
         )
-    to, tn = old["times"], new["times"]
-    print(
-        f"  time old / new: signatures {to[0]:.2f} / {tn[0]:.2f} s, find_duplicate_pairs {to[1]:.2f} / "
-        f"{tn[1]:.2f} s, find_cross_pairs {to[2]:.2f} / {tn[2]:.2f} s"
-    )
     return ok
+
+
+def print_times(old: list[np.ndarray], new: list[np.ndarray]) -> None:
+    """One line per step: each run's time old / new (alternating order), and the medians."""
+    steps = ("signatures", "find_duplicate_pairs", "find_cross_pairs")
+    for k, step in enumerate(steps):
+        runs = ", ".join(f"{o[k]:.2f} / {n[k]:.2f}" for o, n in zip(old, new))
+        mo, mn = float(np.median([o[k] for o in old])), float(np.median([n[k] for n in new]))
+        print(f"  {step:21s} old / new per run: {runs} s; median {mo:.2f} / {mn:.2f} s ({mn / mo:.2f}x)")
 
 
 def main() -> int:
@@ -117,6 +122,7 @@ def main() -> int:
     ap.add_argument(
         "--fashion-limit", type=int, default=5000, help="N Fashion-MNIST files, evenly spaced in path order"
     )
+    ap.add_argument("--repeats", type=int, default=1, help="runs of each version, alternating (for the timing)")
     args = ap.parse_args()
     folders = []
     if args.set is not None:
@@ -128,9 +134,14 @@ def main() -> int:
     ok = True
     with tempfile.TemporaryDirectory() as tmp:
         for k, (name, files) in enumerate(folders):
-            old = run_version(args.old_src, files, Path(tmp), f"old{k}")
-            new = run_version(args.new_src, files, Path(tmp), f"new{k}")
-            ok &= compare(name, old, new, len(files))
+            olds, news = [], []
+            for r in range(args.repeats):  # alternating order: old first, then new first, ...
+                for label in ("old", "new") if r % 2 == 0 else ("new", "old"):
+                    src = args.old_src if label == "old" else args.new_src
+                    (olds if label == "old" else news).append(run_version(src, files, Path(tmp), f"{label}{k}"))
+            for old, new in zip(olds, news):
+                ok &= compare(name, old, new, len(files))
+            print_times([o["times"] for o in olds], [n["times"] for n in news])
     print("ALL IDENTICAL" if ok else "DIFFERENCES FOUND")
     return 0 if ok else 1
 
