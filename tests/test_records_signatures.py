@@ -51,7 +51,7 @@ def _assert_same(a: Signatures, b: Signatures) -> None:
 def test_round_trip(folder):
     root, entries = folder
     path = write_source_record(root, entries)
-    assert path == root / SOURCE_RECORD and path.is_file()
+    assert path is not None and path == root / SOURCE_RECORD and path.is_file()
     got = read_source_record(root)
     assert sorted(got) == sorted(entries)
     for name, sig in entries.items():

@@ -134,7 +134,8 @@ def main() -> int:
     ok = True
     with tempfile.TemporaryDirectory() as tmp:
         for k, (name, files) in enumerate(folders):
-            olds, news = [], []
+            olds: list[dict[str, np.ndarray]] = []
+            news: list[dict[str, np.ndarray]] = []
             for r in range(args.repeats):  # alternating order: old first, then new first, ...
                 for label in ("old", "new") if r % 2 == 0 else ("new", "old"):
                     src = args.old_src if label == "old" else args.new_src

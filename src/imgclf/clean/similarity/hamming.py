@@ -30,6 +30,9 @@ import numpy as np
 #: Chunks of at most this many bits use a dense value -> bucket table (2^bits int64 entries).
 _DENSE_BITS = 22
 
+#: Pairs found in one step of a search: `(i, j, d)` int64 arrays.
+_Found = tuple[np.ndarray, np.ndarray, np.ndarray]
+
 
 def pack_bits(bits: np.ndarray) -> np.ndarray:
     """Packs boolean hash bits into 64-bit words.
@@ -234,7 +237,7 @@ def hamming_pairs(
     if method == "brute" or plan is None or (method == "auto" and plan.cost > n * (n - 1) / 2 * words / 4):
         return brute_force_pairs(codes, radius)
     bit_matrix = np.unpackbits(codes.astype(">u8").view(np.uint8), axis=1)[:, :nbits].astype(bool)
-    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    found: list[_Found] = []
     masks_all = [(c, _flip_masks(b1 - b0, t)) for c, ((b0, b1), t) in enumerate(zip(plan.bounds, plan.radii)) if t >= 0]
     progress = _Progress(sum(len(m) for _, m in masks_all), on_progress)
     for c, masks in masks_all:
@@ -302,7 +305,9 @@ class _ChunkIndex:
         pidx = idx[sel]
         return _expand(starts[sel], counts[sel], starts[pidx], counts[pidx])
 
-    def self_join(self, codes: np.ndarray, masks: list[int], radius: int, found: list, progress: _Progress) -> None:
+    def self_join(
+        self, codes: np.ndarray, masks: list[int], radius: int, found: list[_Found], progress: _Progress
+    ) -> None:
         """Appends to `found` every pair within `radius` whose chunk values differ by one of
         `masks`, as `(i, j, d)` in the codes' own indices."""
         cs = codes[self.order]
@@ -385,7 +390,7 @@ def hamming_cross_pairs(
         return i.astype(np.int64), j.astype(np.int64), d[i, j]
     bits_a = np.unpackbits(a.astype(">u8").view(np.uint8), axis=1)[:, :nbits].astype(bool)
     bits_b = np.unpackbits(b.astype(">u8").view(np.uint8), axis=1)[:, :nbits].astype(bool)
-    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    found: list[_Found] = []
     for (b0, b1), t in zip(plan.bounds, plan.radii):
         if t >= 0:
             _cross_chunk(a, b, _chunk_values(bits_a, b0, b1), _chunk_values(bits_b, b0, b1), b1 - b0, t, radius, found)
@@ -399,7 +404,7 @@ def hamming_cross_pairs(
 
 
 def _cross_chunk(
-    a: np.ndarray, b: np.ndarray, ka: np.ndarray, kb: np.ndarray, width: int, t: int, radius: int, found: list
+    a: np.ndarray, b: np.ndarray, ka: np.ndarray, kb: np.ndarray, width: int, t: int, radius: int, found: list[_Found]
 ) -> None:
     """One chunk of `hamming_cross_pairs`: the codes of `b` bucketed by their chunk value `kb`,
     every code of `a` probing the buckets within `t` bits of its value `ka`; appends the pairs

@@ -220,7 +220,9 @@ def _digest(rgb: np.ndarray, full: tuple[int, ...]) -> bytes:
     return h.digest()
 
 
-def _hashed_thumbs(luma: np.ndarray, box: tuple[int, int, int, int], large: bool) -> tuple[list, np.ndarray]:
+def _hashed_thumbs(
+    luma: np.ndarray, box: tuple[int, int, int, int], large: bool
+) -> tuple[list[np.ndarray], np.ndarray]:
     """The two grayscale thumbnails (whole, trimmed) of `luma` and the phashes of every
     thumbnail hashed: whole, trimmed, centre, their mirror images, then the crop windows
     (large pictures only)."""

@@ -116,7 +116,11 @@ def colour_check(a8: np.ndarray, b8: np.ndarray, params: DetectorParams, mask: n
 
 
 def pixel_check(
-    a: np.ndarray, b: np.ndarray, params: DetectorParams, mask: np.ndarray | None = None, drop=DROP_BLOCKS
+    a: np.ndarray,
+    b: np.ndarray,
+    params: DetectorParams,
+    mask: np.ndarray | None = None,
+    drop: int | np.ndarray = DROP_BLOCKS,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Test 3: the censored fit of the thumbnails leaves at most `params.max_residual`.
 
