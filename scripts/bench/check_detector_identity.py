@@ -52,22 +52,22 @@ def worker(list_file: Path, out: Path) -> None:
 
     files = list_file.read_text().splitlines()
     imgs = [open_image(f, draft=256) for f in files]
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     sigs = sim.stack([sim.signature(im, size=im.info[ORIGINAL_SIZE_KEY]) for im in imgs])
-    t_sig = time.perf_counter() - t
+    t_sig, c_sig = time.perf_counter() - t, time.process_time() - c
     arrays = {f"sig_{f}": getattr(sigs, f) for f in SIG_FIELDS}
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     results = {"pairs": sim.find_duplicate_pairs(sigs)}
-    t_find = time.perf_counter() - t
+    t_find, c_find = time.perf_counter() - t, time.process_time() - c
     results["pairs_flips"] = sim.find_duplicate_pairs(sigs, flips=True)
     even, odd = sigs.take(np.arange(0, len(sigs), 2)), sigs.take(np.arange(1, len(sigs), 2))
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     results["cross"] = sim.find_cross_pairs(even, odd)
-    t_cross = time.perf_counter() - t
+    t_cross, c_cross = time.perf_counter() - t, time.process_time() - c
     results["cross_flips"] = sim.find_cross_pairs(even, odd, flips=True)
     for run, p in results.items():
         arrays.update({f"{run}_{f}": getattr(p, f) for f in PAIR_FIELDS})
-    times = np.array([t_sig, t_find, t_cross])
+    times = np.array([t_sig, t_find, t_cross, c_sig, c_find, c_cross])
     np.savez(out, times=times, **arrays)
 
 
@@ -101,12 +101,14 @@ def compare(name: str, old: dict[str, np.ndarray], new: dict[str, np.ndarray], n
 
 
 def print_times(old: list[np.ndarray], new: list[np.ndarray]) -> None:
-    """One line per step: each run's time old / new (alternating order), and the medians."""
+    """One line per step: each run's time old / new (alternating order), and the medians; wall
+    clock, then CPU time of the process (all its threads; less moved by other jobs)."""
     steps = ("signatures", "find_duplicate_pairs", "find_cross_pairs")
+    steps += tuple(f"{s} (CPU)" for s in steps)
     for k, step in enumerate(steps):
         runs = ", ".join(f"{o[k]:.2f} / {n[k]:.2f}" for o, n in zip(old, new))
         mo, mn = float(np.median([o[k] for o in old])), float(np.median([n[k] for n in new]))
-        print(f"  {step:21s} old / new per run: {runs} s; median {mo:.2f} / {mn:.2f} s ({mn / mo:.2f}x)")
+        print(f"  {step:27s} old / new per run: {runs} s; median {mo:.2f} / {mn:.2f} s ({mn / mo:.2f}x)")
 
 
 def main() -> int:
