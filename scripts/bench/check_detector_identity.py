@@ -103,8 +103,8 @@ def compare(name: str, old: dict[str, np.ndarray], new: dict[str, np.ndarray], n
 def print_times(old: list[np.ndarray], new: list[np.ndarray]) -> None:
     """One line per step: each run's time old / new (alternating order), and the medians; wall
     clock, then CPU time of the process (all its threads; less moved by other jobs)."""
-    steps = ("signatures", "find_duplicate_pairs", "find_cross_pairs")
-    steps += tuple(f"{s} (CPU)" for s in steps)
+    names = ["signatures", "find_duplicate_pairs", "find_cross_pairs"]
+    steps = names + [f"{s} (CPU)" for s in names]
     for k, step in enumerate(steps):
         runs = ", ".join(f"{o[k]:.2f} / {n[k]:.2f}" for o, n in zip(old, new))
         mo, mn = float(np.median([o[k] for o in old])), float(np.median([n[k] for n in new]))
