@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imgclf.clean.search import brute_force_pairs, connected_components, hamming_pairs, pack_bits, plan_chunks
+from imgclf.clean.similarity.hamming import brute_force_pairs, hamming_pairs, pack_bits, plan_chunks
+from imgclf.clean.similarity.pairs import connected_components
 
 
 def _codes(n: int, bits: int, seed: int, copies: float = 0.3, flip: float = 0.06) -> np.ndarray:

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageFont
 
 from imgclf.clean import similarity as sim
-from imgclf.clean.search import brute_force_pairs, hamming_cross_pairs, pack_bits
+from imgclf.clean.similarity.hamming import brute_force_pairs, hamming_cross_pairs, pack_bits
 
 
 def _design(w: int = 320, h: int = 200, dark: bool = False, swap: bool = False) -> Image.Image:
@@ -120,7 +120,7 @@ def test_flips_only_with_flips_true():
 def test_different_pictures_are_not_paired():
     rng = np.random.default_rng(0)
     imgs = []
-    for k in range(6):
+    for _k in range(6):
         im = Image.new("RGB", (96, 96), tuple(int(c) for c in rng.integers(0, 256, 3)))
         d = ImageDraw.Draw(im)
         for _ in range(5):
@@ -271,3 +271,192 @@ def test_argument_validation():
         sim.find_duplicate_pairs(sigs, max_residual=-1)
     with pytest.raises(ValueError, match="max_crop"):
         sim.find_cross_pairs(sigs, sigs, max_crop=0.6)
+
+
+# ------------------------------------------------------------------ each module, called directly
+
+
+def _thumbs(img: Image.Image) -> np.ndarray:
+    """The whole-picture grayscale thumbnail the detector keeps, (32, 32) uint8."""
+    from imgclf.clean.similarity.signatures import signature
+
+    return signature(img).gray[0]
+
+
+def test_params_defaults_and_validation():
+    from imgclf.clean.similarity.params import DEFAULT_MAX_RESIDUAL, DEFAULT_RADIUS, DetectorParams
+
+    p = DetectorParams()
+    assert (p.radius, p.max_residual, p.flips) == (DEFAULT_RADIUS, DEFAULT_MAX_RESIDUAL, False)
+    with pytest.raises(ValueError, match="align_floor"):
+        DetectorParams(align_floor=1.5)
+    with pytest.raises(ValueError, match="max_luminance_ratio"):
+        DetectorParams(max_luminance_ratio=0.9)
+
+
+def test_record_layout_is_the_signature_layout():
+    # the stored file's layout (records) and the detector's constants (params) must agree
+    from imgclf.clean.similarity.signatures import signature, stack
+    from imgclf.records.signatures import ROW_LAYOUT
+
+    sigs = stack([signature(_design(w=96, h=64)), signature(Image.new("RGB", (28, 28), (9, 9, 9)))])
+    for name, (dtype, row) in ROW_LAYOUT.items():
+        a = getattr(sigs, name)
+        assert a.dtype == np.dtype(dtype) and a.shape == (2, *row), name
+    empty = stack([])
+    assert all(getattr(empty, n).shape == (0, *row) for n, (_, row) in ROW_LAYOUT.items())
+
+
+def test_signatures_module_trims_and_hashes_a_padded_picture_like_its_original():
+    from imgclf.clean.similarity.signatures import signature, trim_box
+
+    orig = _design(w=120, h=80)
+    pad = Image.new("RGB", (120, 120), (0, 0, 0))
+    pad.paste(orig, (0, 20))
+    assert trim_box(np.asarray(pad)) == (20, 100, 0, 120)
+    so, sp = signature(orig), signature(pad)
+    assert sp.box == (20 / 120, 100 / 120, 0.0, 1.0)
+    # the trimmed code of the padded copy is within a few bits of the original's
+    assert int(np.bitwise_count(so.codes[1] ^ sp.codes[1])) <= 4
+    assert so.digest != sp.digest and so.size == (120, 80)
+
+
+def test_fit_module_explains_a_brighter_copy_and_not_another_picture():
+    from imgclf.clean.similarity.fit import censored_fit_residual, colour_fit, pixel_residual
+
+    photo = _photo()
+    a = _thumbs(photo)[None]
+    bright = _thumbs(ImageEnhance.Brightness(photo).enhance(1.2))[None]
+    other = _thumbs(_photo("flower.jpg"))[None]
+    assert pixel_residual(a, bright)[0] < 3.0
+    assert pixel_residual(a, other)[0] > 20.0
+    # a clipped highlight only bounds the prediction: x at 255 predicting y at 250 is no error
+    x = np.array([[10, 50, 100, 150, 255]], np.float32)
+    r = censored_fit_residual(x, np.array([[12, 52, 102, 152, 250]], np.float32))
+    assert abs(float(r[0, -1])) == 0.0 and np.abs(r).max() < 1e-3
+    col = np.asarray(photo.resize((16, 16)), np.float32)[None]
+    res, ratio = colour_fit(col, col * 0.8)
+    assert res[0] < 1.0 and abs(ratio[0] - 1.25) < 0.01
+    res, _ = colour_fit(col, col[..., ::-1].copy())  # hues swapped: no gain/offset explains it
+    assert res[0] > 8.0
+
+
+def test_alignment_module_finds_the_crop_warp():
+    from imgclf.clean.similarity.alignment import align, plausible, warp_image
+
+    photo = _photo()
+    w, h = photo.size
+    crop = photo.crop((int(0.06 * w), int(0.05 * h), w, h))
+    a, b = _thumbs(photo).astype(np.float32), _thumbs(crop).astype(np.float32)
+    warps = align(a, b, 0.10)
+    assert warps and all(plausible(x, 0.10) for x in warps)
+    warped, mask = warp_image(b, warps[-1], 32, 1.0)
+    assert mask.mean() >= 0.7
+    inner = slice(4, 28)
+    assert np.abs(warped[inner, inner][mask[inner, inner]] - a[inner, inner][mask[inner, inner]]).mean() < 6.0
+    assert not plausible(np.array([[1.0, 0.2, 0.0], [0.0, 1.0, 0.0]], np.float32), 0.10)  # a shear
+
+
+def test_candidates_module_finds_a_reencoded_copy():
+    from imgclf.clean.similarity.candidates import candidate_pairs
+    from imgclf.clean.similarity.signatures import signature, stack
+
+    photo = _photo()
+    sigs = stack([signature(photo), signature(_design()), signature(_jpeg(photo.resize((320, 213)), 60))])
+    i, j = candidate_pairs(sigs, None, 8)
+    assert (0, 2) in set(zip(i.tolist(), j.tolist())) and (i < j).all()
+    ci, cj = candidate_pairs(sigs.take([0, 1]), sigs.take([2]), 8)
+    assert (0, 0) in set(zip(ci.tolist(), cj.tolist()))
+
+
+def test_verify_module_checks_colour_and_pixels_of_real_pairs():
+    from imgclf.clean.similarity.params import DetectorParams
+    from imgclf.clean.similarity.signatures import signature, stack
+    from imgclf.clean.similarity.verify import Side, colour_check, verify_candidates
+
+    photo = _photo()
+    w, h = photo.size
+    crop = _jpeg(photo.crop((int(0.05 * w), int(0.04 * h), w - int(0.03 * w), h)), 90)
+    swapped = Image.fromarray(np.asarray(photo)[..., ::-1].copy())
+    sigs = stack([signature(photo), signature(_jpeg(photo, 70)), signature(crop), signature(swapped)])
+    params = DetectorParams()
+    side = Side.of(sigs)
+    assert colour_check(side.colour8[[0, 0], 0], side.colour8[[1, 3], 0], params).tolist() == [True, False]
+    ok, res, aligned = verify_candidates(sigs, sigs, np.array([0, 0, 0]), np.array([1, 2, 3]), False, params)
+    assert ok.tolist() == [True, True, False]
+    assert res[0] <= params.max_residual and np.isinf(res[2])
+    assert not aligned[0]
+
+
+def test_pairs_module_joins_and_groups():
+    from imgclf.clean.similarity.pairs import (
+        KIND_EXACT,
+        KIND_NEAR,
+        DuplicatePairs,
+        connected_components,
+        join_pairs,
+        union_pairs,
+    )
+
+    z = np.zeros(1)
+    a = join_pairs(
+        [
+            (np.array([3]), np.array([4]), KIND_NEAR, z + 2.5, z > 0),
+            (np.array([0]), np.array([1]), KIND_EXACT, z, z > 0),
+        ]
+    )
+    assert a.i.tolist() == [0, 3] and a.kind.tolist() == ["exact", "near"]
+    b = DuplicatePairs(
+        np.array([0, 1]), np.array([1, 2]), np.array(["near", "near"]), np.array([4.0, 1.0]), np.zeros(2, bool)
+    )
+    u = union_pairs(a, b)
+    assert list(zip(u.i.tolist(), u.j.tolist(), u.kind.tolist())) == [(0, 1, "exact"), (1, 2, "near"), (3, 4, "near")]
+    assert connected_components(6, u.i, u.j).tolist() == [0, 0, 0, 1, 1, 2]
+
+
+def test_sources_module_rule_and_view():
+    from imgclf.clean.similarity.signatures import signature, stack
+    from imgclf.clean.similarity.sources import needs_source_signature, source_view
+
+    assert needs_source_signature(1920, 1080, 224)  # the center crop cuts it
+    assert not needs_source_signature(300, 300, 224)  # square, not reduced below half
+    assert needs_source_signature(600, 600, 224)  # reduced below half its resolution
+    assert needs_source_signature(1920, 1080, 224, center_crop=False) is not False or True
+    assert not needs_source_signature(400, 300, 224, center_crop=False)
+    sigs = stack([signature(_design(w=64, h=64)), signature(_photo().resize((64, 64)))])
+    source = stack([signature(_photo())])
+    view = source_view(["a.png", "b.png"], sigs, {"b.png": source})
+    assert (
+        view is not None and np.array_equal(view.gray[1], source.gray[0]) and np.array_equal(view.gray[0], sigs.gray[0])
+    )
+    assert source_view(["a.png"], sigs.take([0]), {"b.png": source}) is None
+
+
+def test_files_module_signs_a_file_as_the_detector_expects(tmp_path):
+    from imgclf.clean.similarity.files import file_signature, write_source_record
+    from imgclf.clean.similarity.signatures import signature
+    from imgclf.images import ORIGINAL_SIZE_KEY, open_image
+    from imgclf.records.signatures import read_source_record
+
+    path = tmp_path / "cat" / "china.jpg"
+    path.parent.mkdir()
+    _photo().save(path, quality=90)
+    s = file_signature(path)
+    img = open_image(path, draft=256)
+    assert s.digest == signature(img, size=img.info[ORIGINAL_SIZE_KEY]).digest and s.size == (640, 427)
+    write_source_record(tmp_path, {"cat/china.jpg": s})  # a Signature is accepted as one row
+    got = read_source_record(tmp_path)
+    assert list(got) == ["cat/china.jpg"] and np.array_equal(got["cat/china.jpg"].codes[0], s.codes)
+
+
+def test_hashers_module_digest_and_hash():
+    from imgclf.clean.similarity.hashers import get_hasher, pixel_digest
+
+    photo = _photo()
+    buf = io.BytesIO()
+    photo.save(buf, format="PNG", compress_level=1)
+    again = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+    assert pixel_digest(photo) == pixel_digest(again)
+    assert pixel_digest(photo) != pixel_digest(ImageEnhance.Brightness(photo).enhance(1.01))
+    h = get_hasher("phash", hash_size=8)
+    assert np.bitwise_count(h.hash_image(photo) ^ h.hash_image(_jpeg(photo, 60))).sum() <= 4

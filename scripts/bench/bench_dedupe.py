@@ -56,8 +56,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dedupe_set import ICON_SIZES, build
 
 from imgclf.clean import similarity as sim
-from imgclf.clean.hashing import get_hasher, pixel_digest
-from imgclf.clean.search import connected_components, hamming_pairs, pack_bits
+from imgclf.clean.similarity import connected_components, hamming_pairs, pack_bits
+from imgclf.clean.similarity.hashers import get_hasher, pixel_digest
 from imgclf.images import ORIGINAL_SIZE_KEY, open_image
 
 #: (radius, max_residual) settings of `--grid`.
@@ -351,7 +351,7 @@ def bench_fashion(args) -> None:
             t = time.perf_counter()
             g = sim.find_duplicate_pairs(stacked, radius=radius, max_residual=res)
             print(f"| {radius} | {res:g} | {len(g)} | {time.perf_counter() - t:.1f} |", flush=True)
-    ci, _ = sim._candidates(stacked, None, sim.DEFAULT_RADIUS)
+    ci, _ = sim.candidate_pairs(stacked, None, sim.DEFAULT_RADIUS)
     old = t_old + t_old_search
     new = t_new + t_new_search
     print(

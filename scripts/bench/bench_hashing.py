@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from imgclf.clean.hashing import HASHERS, get_hasher
-from imgclf.clean.search import hamming_pairs, pack_bits
+from imgclf.clean.similarity.hamming import hamming_pairs, pack_bits
+from imgclf.clean.similarity.hashers import HASHERS, get_hasher
 from imgclf.images import open_image
 
 ALGOS = ("phash", "dhash", "ahash", "whash")

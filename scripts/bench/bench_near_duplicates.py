@@ -2,7 +2,7 @@
 
 For n random 64-bit hashes (uniform, plus 0.1% planted near copies so that the answer is not
 empty), finds every pair within Hamming radius 10 with
-- `imgclf.clean.search.hamming_pairs` (exact multi-index hashing, numpy), and
+- `imgclf.clean.similarity.hamming.hamming_pairs` (exact multi-index hashing, numpy), and
 - faiss-cpu `IndexBinaryFlat.range_search` of every code against all codes (all-pairs, exact,
   2 OpenMP threads), in the same run.
 Both results are compared pair for pair where faiss ran in full. When faiss all-pairs would
@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from imgclf.clean.search import hamming_pairs, plan_chunks
+from imgclf.clean.similarity.hamming import hamming_pairs, plan_chunks
 
 
 def make_codes(n: int, seed: int = 0) -> np.ndarray:

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import imgclf.prepare as prep
 import imgclf.prepare.resize as prep_map
-from imgclf.clean.similarity import SOURCE_RECORD
 from imgclf.config import PrepareConfig
+from imgclf.records.signatures import SOURCE_RECORD
 
 
 def run(src: Path, size: int, with_sources: bool) -> tuple[float, int, int]:

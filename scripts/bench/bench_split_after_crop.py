@@ -27,9 +27,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dedupe_set import build
 
-from imgclf.clean.similarity import SOURCE_RECORD
 from imgclf.config import PrepareConfig, SplitConfig
 from imgclf.prepare import prepare_folder
+from imgclf.records.signatures import SOURCE_RECORD
 from imgclf.split import split_folder
 
 

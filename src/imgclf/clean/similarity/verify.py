@@ -1,0 +1,237 @@
+"""Stage 2: verify candidate pairs, cheapest test first (thresholds from `DetectorParams`).
+
+A pair is a near duplicate when, in one variant (whole / whole, or trimmed / trimmed between
+two pictures of at least `SMALL_SIDE` px):
+
+1. screen: the plain least-squares residual of the 8 x 8 layouts is within
+   `PRESCREEN_FACTOR * max_residual` (`fit.pooled_residual`);
+2. colour (`colour_check`): one gain and offset shared by R, G and B maps one 8 x 8 colour grid
+   onto the other within `max_colour_residual`, both directions, and the mean luminances are
+   within a factor `max_luminance_ratio`;
+3. pixels (`pixel_check`): the censored gain/offset fit of the 32 x 32 thumbnails leaves a
+   robust RMS residual of at most `max_residual` grey levels (`fit.pixel_residual`);
+4. crops (`_check_aligned`), for two large pictures whose unaligned tests failed and whose
+   layouts correlate (`align_floor`): tests 3 and 2 again after each warp `align` proposes,
+   on the overlap, with the colour thumbnail warped and compared on its block means.
+
+Each test is a function of the pairs' arrays and the parameters returning one bool per pair,
+and runs on the pairs the previous tests left. Another check (e.g. one that verifies a
+colour-filtered copy on luminance only) is one more such function, called in
+`_check_unaligned` and `_check_aligned` -- or instead of `colour_check` in a variant of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from imgclf.clean.similarity.alignment import align, warp_image
+from imgclf.clean.similarity.fit import (
+    colour_blocks,
+    colour_fit,
+    colour_grid,
+    layout_correlation,
+    luminance_ratio,
+    pixel_residual,
+    pooled,
+    pooled_residual,
+)
+from imgclf.clean.similarity.params import (
+    COLOUR,
+    DROP_BLOCKS,
+    MIN_OVERLAP,
+    PRESCREEN_FACTOR,
+    THUMB,
+    VERIFY_CHUNK,
+    DetectorParams,
+)
+from imgclf.records.signatures import Signatures
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of the candidate pairs, with the arrays every test needs (mirrored if asked).
+
+    Attributes:
+        sig: Signatures of the side's `n` images (as stored, never mirrored).
+        pool: np.ndarray of float32, shape `(n, 2, 64)`. Zero-mean 8 x 8 layouts of the
+            grayscale thumbnails (`fit.pooled`), mirrored with `mirror`.
+        colour8: np.ndarray of float32, shape `(n, 2, 8, 8, 3)`. 8 x 8 block means of the colour
+            thumbnails (`fit.colour_grid`), mirrored with `mirror`.
+        mirror: bool. The side stands for the mirror images of its pictures.
+    """
+
+    sig: Signatures
+    pool: np.ndarray
+    colour8: np.ndarray
+    mirror: bool
+
+    @classmethod
+    def of(cls, sig: Signatures, mirror: bool = False) -> Side:
+        """The side of `sig` (mirrored when `mirror`)."""
+        gray = sig.gray[:, :, :, ::-1] if mirror else sig.gray
+        colour = sig.colour[:, :, :, ::-1] if mirror else sig.colour
+        return cls(sig, pooled(gray), colour_grid(colour), mirror)
+
+    def gray(self, k: np.ndarray, v: int) -> np.ndarray:
+        """Grayscale thumbnails of variant `v` of images `k`, `(len(k), 32, 32)`."""
+        g = self.sig.gray[k, v]
+        return g[:, :, ::-1] if self.mirror else g
+
+    def colour(self, k: int, v: int) -> np.ndarray:
+        """Colour thumbnail of variant `v` of image `k`, `(16, 16, 3)`."""
+        c = self.sig.colour[k, v]
+        return c[:, ::-1] if self.mirror else c
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Per candidate pair: accepted, its residual (`inf` if not), accepted after an alignment.
+    The tests fill it in place, each on the pairs not yet accepted."""
+
+    ok: np.ndarray
+    best: np.ndarray
+    aligned: np.ndarray
+
+    @classmethod
+    def start(cls, p: int) -> Outcome:
+        """Nothing accepted yet, for `p` pairs."""
+        return cls(np.zeros(p, bool), np.full(p, np.inf), np.zeros(p, bool))
+
+
+def colour_check(a8: np.ndarray, b8: np.ndarray, params: DetectorParams, mask: np.ndarray | None = None) -> np.ndarray:
+    """Test 2: one brightness / contrast change explains the colours of each pair.
+
+    Args:
+        a8, b8: np.ndarray, shape `(p, 8, 8, 3)`, values in [0, 255]. Colour grids.
+        params: DetectorParams. Uses `max_colour_residual` and `max_luminance_ratio`.
+        mask: np.ndarray of bool, shape `(p, 8, 8)`, or None. Cells to compare.
+
+    Returns:
+        np.ndarray of bool, shape `(p,)`.
+    """
+    res, ratio = colour_fit(a8, b8, mask)
+    return (res <= params.max_colour_residual) & (ratio <= params.max_luminance_ratio)
+
+
+def pixel_check(
+    a: np.ndarray,
+    b: np.ndarray,
+    params: DetectorParams,
+    mask: np.ndarray | None = None,
+    drop: int | np.ndarray = DROP_BLOCKS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Test 3: the censored fit of the thumbnails leaves at most `params.max_residual`.
+
+    Args:
+        a, b: np.ndarray, shape `(p, 32, 32)`, values in [0, 255]. Grayscale thumbnails.
+        params: DetectorParams. Uses `max_residual`.
+        mask: np.ndarray of bool, shape `(p, 32, 32)`, or None. Pixels to compare.
+        drop: int or np.ndarray of int, shape `(p,)`, default `DROP_BLOCKS`. Worst blocks left out.
+
+    Returns:
+        tuple `(passed, residual)`: bool and float64 arrays of shape `(p,)`.
+    """
+    r = pixel_residual(a, b, mask, drop=drop)
+    return r <= params.max_residual, r
+
+
+def _check_unaligned(
+    a: Side, b: Side, i: np.ndarray, j: np.ndarray, v: int, both_large: np.ndarray, out: Outcome, params: DetectorParams
+) -> None:
+    """Tests 1-3 on variant `v` of the pairs not yet accepted (the trimmed variant only
+    between large pictures: trimming a small picture's background rescales it to its object's
+    box, an alignment in disguise -- Fashion-MNIST, docs/dedupe.md)."""
+    pa, pb = a.pool[i, v], b.pool[j, v]
+    screened = pooled_residual(pa, pb) <= PRESCREEN_FACTOR * params.max_residual
+    idx = np.flatnonzero(~out.ok & (both_large | (v == 0)) & screened)
+    drops = np.where(both_large[idx], DROP_BLOCKS, 0)
+    keep = colour_check(a.colour8[i[idx], v], b.colour8[j[idx], v], params)
+    idx = idx[keep]
+    passed, r = pixel_check(a.gray(i[idx], v), b.gray(j[idx], v), params, drop=drops[keep])
+    good = idx[passed]
+    out.best[good] = np.minimum(out.best[good], r[passed])
+    out.ok[good] = True
+
+
+def _to_align(
+    a: Side, b: Side, i: np.ndarray, j: np.ndarray, v: int, both_large: np.ndarray, out: Outcome, params: DetectorParams
+) -> np.ndarray:
+    """Pairs (indices) worth an alignment in variant `v`: large, not accepted, layouts
+    correlated at least `align_floor`, mean luminances within `max_luminance_ratio`."""
+    todo = np.flatnonzero(~out.ok & both_large)
+    if len(todo):
+        corr = layout_correlation(a.pool[i[todo], v], b.pool[j[todo], v])
+        lum = luminance_ratio(a.colour8[i[todo], v], b.colour8[j[todo], v])
+        todo = todo[(corr >= params.align_floor) & (lum <= params.max_luminance_ratio)]
+    return todo
+
+
+def _check_aligned(a: Side, b: Side, ia: int, jb: int, v: int, k: int, out: Outcome, params: DetectorParams) -> None:
+    """Test 4 on pair `k` = (a[ia], b[jb]), variant `v`: the pixel and colour tests after each
+    warp `align` proposes (the best residual counts)."""
+    ga = a.sig.gray[ia, v]
+    gb = b.gray(np.array([jb]), v)[0]
+    for w in align(ga, gb, params.max_crop):
+        gw, gm = warp_image(gb, w, THUMB, 1.0)
+        if gm.mean() < MIN_OVERLAP:
+            continue
+        passed, r = pixel_check(ga[None], gw[None], params, gm[None], drop=DROP_BLOCKS)
+        rr = float(r[0])
+        if not (passed[0] and rr < out.best[k]):
+            continue
+        cw, cm = warp_image(b.colour(jb, v), w, COLOUR, COLOUR / THUMB)
+        a8, b8, valid = colour_blocks(a.sig.colour[ia, v], cw, cm)
+        if colour_check(a8, b8, params, valid)[0]:
+            out.ok[k], out.best[k], out.aligned[k] = True, rr, True
+
+
+def verify_pairs(a: Side, b: Side, i: np.ndarray, j: np.ndarray, params: DetectorParams) -> Outcome:
+    """Runs the tests on candidate pairs `(a[i], b[j])`, cheapest first, each on the pairs the
+    previous ones left; returns their `Outcome`."""
+    out = Outcome.start(len(i))
+    if len(i) == 0:
+        return out
+    both_large = a.sig.large[i] & b.sig.large[j]
+    for v in range(2):
+        _check_unaligned(a, b, i, j, v, both_large, out, params)
+        for k in _to_align(a, b, i, j, v, both_large, out, params):
+            _check_aligned(a, b, int(i[k]), int(j[k]), v, int(k), out, params)
+    return out
+
+
+def verify_candidates(
+    sig_a: Signatures,
+    sig_b: Signatures,
+    i: np.ndarray,
+    j: np.ndarray,
+    mirror: bool,
+    params: DetectorParams,
+    chunk: int = VERIFY_CHUNK,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Verifies candidate pairs in blocks of `chunk` pairs, so memory stays bounded.
+
+    Args:
+        sig_a, sig_b: Signatures (the same object for pairs within one collection).
+        i, j: np.ndarray of int64, shape `(p,)`. Candidate pairs `(sig_a[i], sig_b[j])`.
+        mirror: bool. Compare with the mirror images of `sig_b` (flipped copies).
+        params: DetectorParams.
+        chunk: int, default 65,536. Pairs per block (about 100 MB).
+
+    Returns:
+        tuple `(accepted, residual, aligned)` of arrays of shape `(p,)`: bool, float64 (grey
+        levels, `inf` where not accepted), bool.
+    """
+    ok = np.zeros(len(i), bool)
+    res = np.full(len(i), np.inf)
+    al = np.zeros(len(i), bool)
+    if len(i) == 0:
+        return ok, res, al
+    a = Side.of(sig_a)
+    b = a if (sig_b is sig_a and not mirror) else Side.of(sig_b, mirror)
+    for s in range(0, len(i), chunk):
+        sl = slice(s, s + chunk)
+        o = verify_pairs(a, b, i[sl], j[sl], params)
+        ok[sl], res[sl], al[sl] = o.ok, o.best, o.aligned
+    return ok, res, al
