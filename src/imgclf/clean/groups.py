@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from imgclf.clean.search import connected_components
+from imgclf.clean.similarity.pairs import connected_components
 
 #: The keeper rule in words (reports show it).
 KEEP_RULE = "test > val > train, then highest resolution, then largest file, then path"

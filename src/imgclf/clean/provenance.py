@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from imgclf.clean.search import connected_components
+from imgclf.clean.similarity.pairs import connected_components
 from imgclf.records.clean import ProvenanceFile, ProvenanceGroup
 from imgclf.records.manifest import MANIFEST_NAME, Manifest, file_provenance, manifest_path
 from imgclf.records.provenance import (

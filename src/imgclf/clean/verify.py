@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from imgclf.clean.hashing import pixel_digest
+from imgclf.clean.similarity.hashers import pixel_digest
 from imgclf.clean.quality import QUALITY_SIDE, quality_scores
 from imgclf.clean.similarity import WORK_SIDE, Signature, signature
 from imgclf.config import CleanConfig

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from imgclf.clean.provenance import stage_provenance
-from imgclf.clean.similarity import read_source_record
+from imgclf.records.signatures import read_source_record
 from imgclf.config import PrepareConfig
 from imgclf.engine import Executor, make_executor
 from imgclf.errors import DataError

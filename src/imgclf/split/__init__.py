@@ -57,7 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from imgclf.clean.provenance import stage_provenance
-from imgclf.clean.similarity import read_source_record
+from imgclf.records.signatures import read_source_record
 from imgclf.config import SplitConfig
 from imgclf.engine import Executor, make_executor
 from imgclf.errors import DataError
