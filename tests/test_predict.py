@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from helpers_runs import CLASSES, SIZE, colour_image, make_run
 from imgclf.cli.main import app
+from imgclf.data import tf_batches
 from imgclf.errors import ModelError
 from imgclf.inputs import InputSpec, collect_inputs, iter_batches
 from imgclf.predict import DownloadOptions, make_fetch, predict_inputs
@@ -115,8 +116,8 @@ def test_tf_data_loader_matches_thread_pool_loader_and_keeps_errors(run, tmp_pat
     got = {}
     spec = InputSpec(size=SIZE)
     fetch = make_fetch(DownloadOptions(retries=0))
-    for name in ("threads", "tf"):
-        batches = list(iter_batches(items, spec, batch_size=4, workers=3, fetch=fetch, backend=name))
+    for name, source in (("threads", None), ("tf", tf_batches)):
+        batches = list(iter_batches(items, spec, batch_size=4, workers=3, fetch=fetch, source=source))
         assert [len(b.items) for b in batches] == [min(4, len(items) - i) for i in range(0, len(items), 4)]
         assert [b.start for b in batches] == list(range(0, len(items), 4))
         assert [it.name for b in batches for it in b.items] == [it.name for it in items]

@@ -4,8 +4,8 @@ thread-pool loader, and against a per-image `model.predict()` loop (what issue 6
 All three prepare every image with `imgclf.inputs.load_image` and call the same model;
 only the way images are decoded and batched differs:
 
-    tf.data       imgclf.inputs.iter_batches(backend="tf")      (what `imgclf predict DIR` uses for Keras models)
-    thread pool   imgclf.inputs.iter_batches(backend="threads") (what it uses for ONNX / TFLite models)
+    tf.data       imgclf.inputs.iter_batches(source=imgclf.data.tf_batches)  (`imgclf predict DIR`, Keras models)
+    thread pool   imgclf.inputs.iter_batches()                               (ONNX / TFLite models)
     per image     load_image + model.predict(one image) in a Python loop (the baseline)
 
 The model is the registry's `cnn` (random weights: speed does not depend on them) at `--size`
@@ -50,6 +50,7 @@ def main() -> None:
 
     import numpy as np
 
+    from imgclf.data import tf_batches
     from imgclf.inputs import InputSpec, collect_inputs, iter_batches, load_image
     from imgclf.models.registry import create_model
     from imgclf.parallel import default_workers
@@ -61,8 +62,8 @@ def main() -> None:
         model = create_model("cnn", num_classes=10, input_shape=(args.size, args.size, 3))
         spec, workers = InputSpec(size=args.size), default_workers()
 
-        def through(backend: str) -> None:
-            for batch in iter_batches(items, spec, batch_size=args.batch_size, workers=workers, backend=backend):
+        def through(source) -> None:
+            for batch in iter_batches(items, spec, batch_size=args.batch_size, workers=workers, source=source):
                 np.asarray(model(batch.images.astype(np.float32), training=False))
 
         def per_image() -> None:
@@ -71,8 +72,8 @@ def main() -> None:
 
         variants = {
             "per image (baseline)": per_image,
-            "thread pool": lambda: through("threads"),
-            "tf.data": lambda: through("tf"),
+            "thread pool": lambda: through(None),
+            "tf.data": lambda: through(tf_batches),
         }
         times: dict[str, list[float]] = {k: [] for k in variants}
         for name, f in variants.items():  # warm-up: tf.function tracing, file cache

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from imgclf.data import tf_batches
 from imgclf.errors import ImageError
 from imgclf.inputs import Fetch, InputItem, collect_inputs, iter_batches
 from imgclf.parallel import default_workers
@@ -195,7 +196,7 @@ def predict_inputs(
         from contextlib import nullcontext
 
         bar = nullcontext(lambda *a, **kw: None)
-    backend = "tf" if predictor.uses_tensorflow else "threads"
+    source = tf_batches if predictor.uses_tensorflow else None
     with bar as advance:
         for batch in iter_batches(
             inputs,
@@ -203,7 +204,7 @@ def predict_inputs(
             batch_size=batch_size,
             workers=workers or default_workers(),
             fetch=make_fetch(download),
-            backend=backend,
+            source=source,
         ):
             probs = predictor.predict_batch(batch.images, tta)
             row = {i: r for r, i in enumerate(batch.ok)}
