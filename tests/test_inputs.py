@@ -14,7 +14,16 @@ from pydantic import ValidationError
 from helpers_loader_bug import BUG_MESSAGE, planted_loader_bug, write_planted_bug
 from imgclf.data import tf_batches
 from imgclf.errors import DataError, ImageError, ImgclfError
-from imgclf.inputs import InputItem, InputSpec, is_presplit, iter_batches, list_images, load_image, resize_image
+from imgclf.inputs import (
+    InputItem,
+    InputSpec,
+    is_presplit,
+    iter_batches,
+    list_images,
+    load_image,
+    load_item,
+    resize_image,
+)
 
 DATA = Path(__file__).parent / "data"
 
@@ -213,6 +222,10 @@ def test_a_loader_bug_stops_the_batches_naming_the_file(tmp_path, backend):
     assert str(planted) in str(caught.value) and f"ValueError: {BUG_MESSAGE}" in str(caught.value)
     assert "\n" not in caught.value.message
     assert isinstance(caught.value.__cause__, ValueError)  # the original, with its traceback
+    log = caught.value.log  # the hint names the file that keeps the traceback
+    assert log is not None and str(log) in str(caught.value)
+    assert "Traceback (most recent call last)" in log.read_text() and "to_rgb" in log.read_text()
+    log.unlink()
     # without the buggy plugin the same file is just unreadable: a reject, in place
     batches = list(iter_batches(items, spec, batch_size=2, workers=2, source=SOURCES[backend]))
     assert {b.start + i: e.reason for b in batches for i, e in b.errors.items()} == {3: "not_an_image"}
@@ -242,6 +255,20 @@ def test_a_failed_download_is_a_reject_and_a_bug_in_fetch_stops(tmp_path, backen
     with pytest.raises(ImgclfError) as caught:
         list(iter_batches(items, spec, batch_size=2, workers=2, fetch=fetch, source=SOURCES[backend]))
     assert "http://127.0.0.1:9/bug" in str(caught.value) and "KeyError" in str(caught.value)
+    caught.value.log.unlink()
+
+
+def test_keyboard_interrupt_passes_through_the_loader():
+    """`load_item` catches bugs (`Exception`), never a `BaseException` such as Ctrl-C."""
+
+    def fetch(url: str) -> bytes:
+        raise KeyboardInterrupt
+
+    item = InputItem(name="http://127.0.0.1:9/x", url="http://127.0.0.1:9/x")
+    with pytest.raises(KeyboardInterrupt):
+        load_item(item, InputSpec(size=8), fetch)
+    with pytest.raises(KeyboardInterrupt):
+        list(iter_batches([item, item], InputSpec(size=8), batch_size=2, workers=1, fetch=fetch))
 
 
 def test_a_loader_bug_stops_evaluate_and_predict_with_one_line(tmp_path):

@@ -553,7 +553,17 @@ class Batch:
     def of(
         cls, items: list[InputItem], start: int, loaded: Sequence[np.ndarray | ImageError], spec: InputSpec
     ) -> Batch:
-        """Assembles a batch from what `load_item` gave for each of `items` (an array or an error)."""
+        """Assembles a batch from what `load_item` gave for each of `items`.
+
+        Args:
+            items: list of InputItem. The inputs of the batch, in order.
+            start: int. Position of `items[0]` among all inputs.
+            loaded: sequence, one per item: a uint8 `(size, size, 3)` array or an `ImageError`.
+            spec: InputSpec. Gives the shape of an empty `images`.
+
+        Returns:
+            Batch.
+        """
         ok = [i for i, a in enumerate(loaded) if isinstance(a, np.ndarray)]
         errors = {i: a for i, a in enumerate(loaded) if isinstance(a, ImageError)}
         images = np.stack([np.asarray(loaded[i]) for i in ok]) if ok else np.zeros((0, *spec.shape), np.uint8)
@@ -584,8 +594,21 @@ def thread_batches(
 ) -> Iterator[Batch]:
     """The default `BatchSource` of `iter_batches`: `load_item` in a thread pool, one batch ahead.
 
-    Never imports TensorFlow. A `LoaderError` raised in a worker thread is raised again here,
-    in the consumer (`imgclf.parallel.threaded_batches`).
+    Never imports TensorFlow (the path of ONNX / TFLite models and of a single photo).
+
+    Args:
+        items: list of InputItem.
+        spec: InputSpec.
+        batch_size: int >= 1. Inputs per batch.
+        workers: int >= 1. Threads.
+        fetch: callable `url -> bytes` or None. For URL items.
+
+    Yields:
+        Batch, in input order; unreadable inputs in its `errors`.
+
+    Raises:
+        LoaderError: at the first bug, raised again in the consumer from the worker thread
+            (`imgclf.parallel.threaded_batches`).
     """
     start = 0
     for chunk, loaded in threaded_batches(partial(load_item, spec=spec, fetch=fetch), items, batch_size, workers):
