@@ -43,7 +43,8 @@ def test_read_idx_roundtrip_and_truncation(tmp_path):
     arr = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
     _write_idx(tmp_path / "x-idx3-ubyte.gz", arr)
     np.testing.assert_array_equal(read_idx(tmp_path / "x-idx3-ubyte.gz"), arr)
-    raw = gzip.open(tmp_path / "x-idx3-ubyte.gz").read()[:-5]
+    with gzip.open(tmp_path / "x-idx3-ubyte.gz") as f:
+        raw = f.read()[:-5]
     with gzip.open(tmp_path / "bad.gz", "wb") as f:
         f.write(raw)
     with pytest.raises(DataError, match="truncated"):

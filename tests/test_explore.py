@@ -122,7 +122,7 @@ def test_embed_flat_folder_has_no_labels_and_size_option_applies(tmp_path):
 
 @pytest.mark.slow  # imports TensorFlow through the model registry
 def test_embed_unknown_model_names_the_choices(tmp_path):
-    with pytest.raises(ModelError, match="unknown model 'no-such-model'.*raw, autoencoder"):
+    with pytest.raises(ModelError, match=r"unknown model 'no-such-model'.*raw, autoencoder"):
         embed_folder(_export_digits(tmp_path / "d", classes=(1,), per_class=2), EmbedOptions(model="no-such-model"))
 
 
@@ -134,7 +134,7 @@ def test_embed_errors_are_clear(tmp_path):
     with pytest.raises(DataError, match="lacks embeddings, paths"):
         Embeddings.load(tmp_path / "bad.npz")
     (tmp_path / "text.npz").write_text("not numpy")
-    with pytest.raises(DataError, match="not a readable embeddings .npz"):
+    with pytest.raises(DataError, match=r"not a readable embeddings \.npz"):
         Embeddings.load(tmp_path / "text.npz")
 
 

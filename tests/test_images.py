@@ -115,7 +115,7 @@ def test_exif_orientation_applied_before_anything():
 
 def test_animated_gives_first_frame():
     assert tuple(np.asarray(open_image(DATA / "animated.gif"))[0, 0]) == (255, 0, 0)
-    r, g, b = np.asarray(open_image(DATA / "animated.webp"))[0, 0].astype(int)
+    r, _g, b = np.asarray(open_image(DATA / "animated.webp"))[0, 0].astype(int)
     assert r > 200 and b < 50
 
 

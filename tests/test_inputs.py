@@ -11,10 +11,24 @@ import pytest
 from PIL import Image
 from pydantic import ValidationError
 
-from imgclf.errors import DataError
-from imgclf.inputs import InputItem, InputSpec, is_presplit, iter_batches, list_images, load_image, resize_image
+from helpers_loader_bug import BUG_MESSAGE, planted_loader_bug, write_planted_bug
+from imgclf.data import tf_batches
+from imgclf.errors import DataError, ImageError, ImgclfError
+from imgclf.inputs import (
+    InputItem,
+    InputSpec,
+    is_presplit,
+    iter_batches,
+    list_images,
+    load_image,
+    load_item,
+    resize_image,
+)
 
 DATA = Path(__file__).parent / "data"
+
+#: The batch sources of `iter_batches`: the default thread pool, and tf.data.
+SOURCES = {"threads": None, "tf": tf_batches}
 
 
 def _stripes(w, h):
@@ -173,7 +187,7 @@ def test_iter_batches_reports_each_failure_in_place(tmp_path, backend):
     items.append(InputItem(name="missing", path=tmp_path / "none.png", error="file not found"))
     items.append(InputItem(name="upload", data=(tmp_path / "0.png").read_bytes()))
     spec = InputSpec(size=8)
-    batches = list(iter_batches(items, spec, batch_size=4, workers=2, backend=backend))
+    batches = list(iter_batches(items, spec, batch_size=4, workers=2, source=SOURCES[backend]))
     assert [b.start for b in batches] == [0, 4, 8]
     failed = {b.start + i: e.reason for b in batches for i, e in b.errors.items()}
     assert failed == {3: "not_an_image", 8: "unreadable"}
@@ -182,6 +196,103 @@ def test_iter_batches_reports_each_failure_in_place(tmp_path, backend):
     np.testing.assert_array_equal(ok[0], load_image(items[0].path, spec))
     np.testing.assert_array_equal(ok[-1], ok[0])  # the upload is the bytes of 0.png
     assert np.concatenate([b.labels for b in batches]).tolist() == [0, 1, 0, 1, 0, 1, 0, -1]
+
+
+def _noise_items(folder: Path, n: int) -> list[InputItem]:
+    rng = np.random.default_rng(1)
+    items = []
+    for i in range(n):
+        p = folder / f"{i}.png"
+        Image.fromarray(rng.integers(0, 256, (10, 10, 3), dtype=np.uint8)).save(p)
+        items.append(InputItem(name=str(p), path=p))
+    return items
+
+
+@pytest.mark.parametrize("backend", ["threads", "tf"])
+def test_a_loader_bug_stops_the_batches_naming_the_file(tmp_path, backend):
+    """Anything but an unreadable image (here a Pillow plugin's bug, through the real opener)
+    stops the iterator with one line naming the file and the exception; the rest is not loaded
+    quietly without it."""
+    items = _noise_items(tmp_path, 6)
+    planted = write_planted_bug(tmp_path / "planted.bmp")
+    items.insert(3, InputItem(name=str(planted), path=planted))
+    spec = InputSpec(size=8)
+    with planted_loader_bug(), pytest.raises(ImgclfError) as caught:
+        list(iter_batches(items, spec, batch_size=2, workers=2, source=SOURCES[backend]))
+    assert str(planted) in str(caught.value) and f"ValueError: {BUG_MESSAGE}" in str(caught.value)
+    assert "\n" not in caught.value.message
+    assert isinstance(caught.value.__cause__, ValueError)  # the original, with its traceback
+    log = caught.value.log  # the hint names the file that keeps the traceback
+    assert log is not None and str(log) in str(caught.value)
+    assert "Traceback (most recent call last)" in log.read_text() and "to_rgb" in log.read_text()
+    log.unlink()
+    # without the buggy plugin the same file is just unreadable: a reject, in place
+    batches = list(iter_batches(items, spec, batch_size=2, workers=2, source=SOURCES[backend]))
+    assert {b.start + i: e.reason for b in batches for i, e in b.errors.items()} == {3: "not_an_image"}
+
+
+@pytest.mark.parametrize("backend", ["threads", "tf"])
+def test_a_failed_download_is_a_reject_and_a_bug_in_fetch_stops(tmp_path, backend):
+    good = (_noise_items(tmp_path, 1)[0].path).read_bytes()
+
+    def fetch(url: str) -> bytes:
+        if url.endswith("/gone"):
+            raise ImageError(url, "http_404", "HTTP 404")
+        if url.endswith("/refused"):
+            raise ConnectionRefusedError(111, "Connection refused")
+        if url.endswith("/bug"):
+            return {"data": good}["body"]  # a bug in the downloader: KeyError
+        return good
+
+    urls = [f"http://127.0.0.1:9/{name}" for name in ("a", "gone", "b", "refused", "c")]
+    items = [InputItem(name=u, url=u) for u in urls]
+    spec = InputSpec(size=8)
+    batches = list(iter_batches(items, spec, batch_size=2, workers=2, fetch=fetch, source=SOURCES[backend]))
+    failed = {b.start + i: e.reason for b in batches for i, e in b.errors.items()}
+    assert failed == {1: "http_404", 3: "download_failed"}
+    assert sum(len(b.images) for b in batches) == 3
+    items.insert(2, InputItem(name="http://127.0.0.1:9/bug", url="http://127.0.0.1:9/bug"))
+    with pytest.raises(ImgclfError) as caught:
+        list(iter_batches(items, spec, batch_size=2, workers=2, fetch=fetch, source=SOURCES[backend]))
+    assert "http://127.0.0.1:9/bug" in str(caught.value) and "KeyError" in str(caught.value)
+    caught.value.log.unlink()
+
+
+def test_keyboard_interrupt_passes_through_the_loader():
+    """`load_item` catches bugs (`Exception`), never a `BaseException` such as Ctrl-C."""
+
+    def fetch(url: str) -> bytes:
+        raise KeyboardInterrupt
+
+    item = InputItem(name="http://127.0.0.1:9/x", url="http://127.0.0.1:9/x")
+    with pytest.raises(KeyboardInterrupt):
+        load_item(item, InputSpec(size=8), fetch)
+    with pytest.raises(KeyboardInterrupt):
+        list(iter_batches([item, item], InputSpec(size=8), batch_size=2, workers=1, fetch=fetch))
+
+
+def test_a_loader_bug_stops_evaluate_and_predict_with_one_line(tmp_path):
+    """`imgclf evaluate` and `imgclf predict` (a Keras run: the tf.data source) stop on a loader
+    bug with one line naming the file and the exception; the hint names the traceback's file."""
+    from typer.testing import CliRunner
+
+    from helpers_runs import make_run
+    from imgclf.cli.main import app
+
+    run = make_run(tmp_path)
+    folder = tmp_path / "data" / "test" / "red"
+    write_planted_bug(folder / "zz_planted.bmp")
+    with planted_loader_bug():
+        evaluated = CliRunner().invoke(app, ["evaluate", str(run), "--split", "test"])
+        predicted = CliRunner().invoke(app, ["predict", str(folder), "--model", str(run)])
+    for r in (evaluated, predicted):
+        assert r.exit_code == 1, r.output
+        assert "Traceback" not in r.output
+        error = [line for line in r.output.splitlines() if line.startswith("error:")]
+        assert len(error) == 1 and "zz_planted.bmp" in error[0] and f"ValueError: {BUG_MESSAGE}" in error[0]
+        log = r.output.split("the traceback is in ")[-1].split()[0]
+        assert "Traceback (most recent call last)" in Path(log).read_text()
+        Path(log).unlink()
 
 
 # ------------------------------------------------------------- training and evaluate agree

@@ -60,7 +60,7 @@ def test_create_model_drops_none_overrides_and_rejects_unknown_ones():
     assert m.get_layer("head_dropout").rate == get_spec("cnn").defaults["dropout"]
     m = create_model("cnn", num_classes=3, input_shape=(16, 16, 3), width=8, dropout=0.5)
     assert m.get_layer("stem_conv").filters == 8 and m.get_layer("head_dropout").rate == 0.5
-    with pytest.raises(ModelError, match="no option 'widht'.*'width'"):
+    with pytest.raises(ModelError, match=r"no option 'widht'.*'width'"):
         create_model("cnn", num_classes=3, input_shape=(16, 16, 3), widht=8)
 
 

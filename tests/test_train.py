@@ -16,11 +16,10 @@ from PIL import Image
 
 keras = pytest.importorskip("keras")
 
+from helpers_loader_bug import BUG_MESSAGE, planted_loader_bug, write_planted_bug  # noqa: E402
 from imgclf.config import TrainConfig  # noqa: E402
-from imgclf.records.run import (
-    load_run_info,
-    read_history,
-)
+from imgclf.errors import ImgclfError  # noqa: E402
+from imgclf.records.run import load_run_info, read_history  # noqa: E402
 from imgclf.train import build_optimizer, compute_class_weights, train  # noqa: E402
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -145,6 +144,49 @@ def test_cli_errors_are_one_line(tmp_path):
     assert r.exit_code == 1 and "not found" in r.output
     r = CliRunner().invoke(app, ["train", "--data", str(data), "--strategy", "ring"])
     assert r.exit_code == 1 and "strategy" in r.output
+
+
+def test_a_loader_bug_stops_training_naming_the_file_and_keeps_the_traceback(tmp_path):
+    """A bug in the per-image loader (here a Pillow plugin's, through the real opener) is not an
+    unreadable image: training stops, naming the file and the exception, and does not quietly
+    train on the other images."""
+    data = make_split(tmp_path / "split")
+    planted = write_planted_bug(data / "train" / "1" / "planted.bmp")
+    run = tmp_path / "run"
+    with planted_loader_bug(), pytest.raises(ImgclfError) as caught:
+        train(data, tiny_cfg(epochs=1), run_dir=run)
+    message = str(caught.value)
+    assert str(planted) in message and "ValueError" in message and BUG_MESSAGE in message
+    assert "\n" not in caught.value.message  # one line
+    log = run / "errors.log"
+    assert str(log) in message  # the hint says where the traceback is
+    kept = log.read_text()
+    assert "Traceback (most recent call last)" in kept and BUG_MESSAGE in kept and "to_rgb" in kept
+    assert not (run / "train_rejects.csv").exists()  # a bug is not a reject
+    assert load_run_info(run).status == "running"  # not "finished"
+
+
+def test_cli_a_loader_bug_is_one_line_and_an_unreadable_image_is_a_reject(tmp_path):
+    from typer.testing import CliRunner
+
+    from imgclf.cli.main import app
+
+    data = make_split(tmp_path / "split")
+    (data / "train" / "2" / "broken.png").write_bytes(b"<html>not an image</html>")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("train:\n  model: cnn\n  model_options: {width: 8}\n  batch_size: 8\n  augment: {flip: none}\n")
+    args = ["train", "--data", str(data), "--config", str(cfg), "--epochs", "1"]
+    ok = CliRunner().invoke(app, [*args, "--run-dir", str(tmp_path / "ok")])
+    assert ok.exit_code == 0, ok.output
+    assert "train/2/broken.png,not_an_image" in (tmp_path / "ok" / "train_rejects.csv").read_text()
+    write_planted_bug(data / "val" / "0" / "planted.bmp")
+    with planted_loader_bug():
+        r = CliRunner().invoke(app, [*args, "--run-dir", str(tmp_path / "bug")])
+    assert r.exit_code == 1, r.output
+    assert "Traceback" not in r.output
+    error = [line for line in r.output.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and "planted.bmp" in error[0] and "ValueError" in error[0], r.output
+    assert BUG_MESSAGE in (tmp_path / "bug" / "errors.log").read_text()
 
 
 def test_help_does_not_import_tensorflow():

@@ -7,8 +7,8 @@ only the way images are decoded and batched differs:
 
     engine        predict's map (`imgclf.predict.load_input`) on `imgclf.engine`'s local executor,
                   one batch ahead (`imgclf.parallel.batched_ahead`): what `imgclf predict DIR` uses
-    thread pool   imgclf.inputs.iter_batches(backend="threads") (what predict used for ONNX / TFLite)
-    tf.data       imgclf.inputs.iter_batches(backend="tf")      (what predict used for Keras models)
+    thread pool   imgclf.inputs.iter_batches()                               (the default batch source)
+    tf.data       imgclf.inputs.iter_batches(source=imgclf.data.tf_batches)  (evaluate, Keras models)
     per image     load_image + model.predict(one image) in a Python loop (the baseline)
 
 The model is the registry's `cnn` (random weights: speed does not depend on them) at `--size`
@@ -27,7 +27,6 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -57,6 +56,7 @@ def main() -> None:
 
     import numpy as np
 
+    from imgclf.data import tf_batches
     from imgclf.engine import make_executor
     from imgclf.inputs import InputSpec, collect_inputs, iter_batches, load_image
     from imgclf.models.registry import create_model
@@ -70,8 +70,8 @@ def main() -> None:
         model = create_model("cnn", num_classes=10, input_shape=(args.size, args.size, 3))
         spec, workers = InputSpec(size=args.size), default_workers()
 
-        def through(backend: Literal["threads", "tf"]) -> None:
-            for batch in iter_batches(items, spec, batch_size=args.batch_size, workers=workers, backend=backend):
+        def through(source) -> None:
+            for batch in iter_batches(items, spec, batch_size=args.batch_size, workers=workers, source=source):
                 np.asarray(model(batch.images.astype(np.float32), training=False))
 
         def engine() -> None:
@@ -88,8 +88,8 @@ def main() -> None:
         variants: dict[str, Callable[[], None]] = {
             "per image (baseline)": per_image,
             "engine (predict)": engine,
-            "thread pool": lambda: through("threads"),
-            "tf.data": lambda: through("tf"),
+            "thread pool": lambda: through(None),
+            "tf.data": lambda: through(tf_batches),
         }
         times: dict[str, list[float]] = {k: [] for k in variants}
         for f in variants.values():  # warm-up: tf.function tracing, file cache

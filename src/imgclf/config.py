@@ -33,6 +33,11 @@ class DatasetSource(StrictModel):
     limit_per_class: int | None = Field(default=None, ge=1)  # cap per class (quick runs)
 
 
+#: Reddit listing orders and time windows (`RedditSource.sort`, `RedditSource.time_filter`).
+RedditSort = Literal["top", "hot", "new", "rising"]
+RedditTime = Literal["hour", "day", "week", "month", "year", "all"]
+
+
 class RedditSource(StrictModel):
     """Subreddits scraped into one label (`imgclf scrape reddit`).
 
@@ -46,9 +51,9 @@ class RedditSource(StrictModel):
     subreddits: list[str]
     label: str
     limit: int = Field(default=1000, ge=1)  # unique posts per subreddit, over all its listings
-    sort: list[Literal["top", "hot", "new", "rising"]] = Field(default_factory=lambda: ["top"], min_length=1)
-    time_filter: list[Literal["hour", "day", "week", "month", "year", "all"]] = Field(
-        default_factory=lambda: ["all"], min_length=1
+    sort: list[RedditSort] = Field(default_factory=lambda: list[RedditSort](["top"]), min_length=1)
+    time_filter: list[RedditTime] = Field(
+        default_factory=lambda: list[RedditTime](["all"]), min_length=1
     )  # for `top` and `search` listings
     search: list[str] = Field(
         default_factory=list, json_schema_extra={"default_text": "none"}
@@ -483,7 +488,10 @@ class ServeConfig(StrictModel):
     graceful_timeout: float = Field(default=30.0, gt=0, le=3600)
 
 
-STAGES: tuple[str, ...] = ("scrape", "clean", "prepare", "split", "train", "evaluate", "predict")
+#: A stage `imgclf run` can run (`RunConfig.stages`).
+Stage = Literal["scrape", "clean", "prepare", "split", "train", "evaluate", "predict"]
+
+STAGES: tuple[Stage, ...] = ("scrape", "clean", "prepare", "split", "train", "evaluate", "predict")
 
 
 class RunConfig(StrictModel):
@@ -493,9 +501,7 @@ class RunConfig(StrictModel):
     data_dir: Path = Path("data")  # stage folders: <data_dir>/raw, clean, processed, split
     models_dir: Path = Path("models")
     seed: int = 42
-    stages: list[Literal["scrape", "clean", "prepare", "split", "train", "evaluate", "predict"]] = Field(
-        default_factory=lambda: list(STAGES)
-    )
+    stages: list[Stage] = Field(default_factory=lambda: list(STAGES))
     source: SourceConfig = Field(default_factory=SourceConfig)
     scrape: ScrapeConfig = Field(default_factory=ScrapeConfig)
     clean: CleanConfig = Field(default_factory=CleanConfig)

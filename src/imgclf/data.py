@@ -7,7 +7,13 @@ TensorFlow "Better performance with the tf.data API" guide recommends: indices -
 load -> `cache()` in memory when it fits -> shuffle -> batch -> augment (Keras preprocessing
 layers, on the CPU, in the pipeline, on whole batches) -> `prefetch`, with tf.data's autotuner
 off (`static_options`). So validation during training sees exactly the pixels `imgclf evaluate
---split val` sees.
+--split val` sees. `tf_batches` is the same loader as a batch source of
+`imgclf.inputs.iter_batches`, for `evaluate` and `predict` with a Keras model.
+
+The loader-error rule (docs/architecture.md): an unreadable file is an `ImageError`, left out
+of the batches and recorded (`image_dataset(rejects=...)`, `TFImages.errors`); anything else
+`load_item` meets is a `LoaderError` that fails the pipeline and reaches the consumer as
+itself (`raising_loader_bugs`), never dropping an image quietly.
 
 Images come out as float32 raw RGB in `[0, 255]`, shape `(batch, image_size, image_size, 3)`;
 models do their own preprocessing inside (see `imgclf.models.registry`).
@@ -15,14 +21,30 @@ models do their own preprocessing inside (see `imgclf.models.registry`).
 
 from __future__ import annotations
 
+import io
 import os
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from PIL import Image
 
 from imgclf.config import AugmentConfig
-from imgclf.inputs import ImageListing, InputSpec, list_images, load_image
+from imgclf.errors import ConfigError, DataError, ImageError, LoaderError
+from imgclf.fsutil import atomic_write_bytes
+from imgclf.inputs import (
+    Batch,
+    Fetch,
+    ImageListing,
+    InputItem,
+    InputSpec,
+    infer_image_size,
+    list_images,
+    load_image,
+    load_item,
+)
 
 if TYPE_CHECKING:
     import keras
@@ -65,8 +87,6 @@ def build_augmenter(cfg: AugmentConfig | None, seed: int = 42) -> keras.Sequenti
         return None
     import keras
     from keras import layers
-
-    from imgclf.errors import ConfigError
 
     fill = {"fill_mode": cfg.fill_mode}
     out: list[Any] = []
@@ -122,55 +142,63 @@ def fits_in_memory(n_images: int, image_size: int) -> bool:
 
 
 class TFImages:
-    """`load_image` inside tf.data: the loader of `train`, and of `inputs.iter_batches(backend="tf")`.
+    """`load_image` inside tf.data: the loader of `train` (`image_dataset`) and of `tf_batches`.
 
     `map_fn` maps an input index (int64 scalar) to `(image, ok, index)`: `image` uint8
     `(size, size, 3)` from `imgclf.inputs.load_item` (through `tf.numpy_function`), `ok` a bool
-    scalar, False when the input failed -- its image is then blank and its `ImageError` is kept
-    in `errors[index]` -- and `index` itself. A bug (any exception other than an `ImageError`)
-    is kept in `bugs` and raised again by `raise_bugs`, outside tf.data.
+    scalar, False when the input is unreadable -- its image is then blank and its `ImageError`
+    is kept in `errors[index]` -- and `index` itself.
+
+    A bug (`load_item` raised a `LoaderError`: anything but an unreadable image) is kept in
+    `bugs` and stops the pipeline: tf.data fails at that element with a TensorFlow error,
+    which `raising_bugs()` turns back into the `LoaderError` for the consumer.
+
+    Args:
+        items: list of InputItem.
+        spec: InputSpec.
+        fetch: callable `url -> bytes` or None, default None. For URL items.
+        workers: int or None, default None (`tf.data.AUTOTUNE`). Parallel loads.
 
     Attributes:
         items: list of InputItem.
         spec: InputSpec.
         errors: dict int -> ImageError. Inputs that failed, by index.
-        bugs: list of BaseException.
+        bugs: list of LoaderError. Bugs met while loading, in the order they happened.
     """
 
-    def __init__(self, items: list[Any], spec: Any, fetch: Any = None, workers: int | None = None):
+    def __init__(
+        self, items: Sequence[InputItem], spec: InputSpec, fetch: Fetch | None = None, workers: int | None = None
+    ):
         import tensorflow as tf
-
-        from imgclf.errors import ImageError
-        from imgclf.inputs import load_item
 
         self.items = list(items)
         self.spec = spec
         self.errors: dict[int, ImageError] = {}
-        self.bugs: list[BaseException] = []
+        self.bugs: list[LoaderError] = []
         self.workers = workers or tf.data.AUTOTUNE
-        blank = np.zeros(spec.shape, np.uint8)
-
-        def load(index: np.int64) -> tuple[np.ndarray, np.bool_]:
-            i = int(index)
-            try:
-                a = load_item(self.items[i], spec, fetch)
-            except BaseException as exc:  # a bug: raised again outside tf.data
-                self.bugs.append(exc)
-                return blank, np.bool_(False)
-            if isinstance(a, ImageError):
-                self.errors[i] = a
-                return blank, np.bool_(False)
-            return a, np.bool_(True)
-
-        size = spec.size
+        self._fetch = fetch
+        self._blank = np.zeros(spec.shape, np.uint8)
 
         def map_fn(index):
-            image, ok = tf.numpy_function(load, [index], (tf.uint8, tf.bool), stateful=False)
-            image.set_shape((size, size, 3))
+            image, ok = tf.numpy_function(self._load, [index], (tf.uint8, tf.bool), stateful=False)
+            image.set_shape(spec.shape)
             ok.set_shape(())
             return image, ok, index
 
         self.map_fn = map_fn
+
+    def _load(self, index: np.int64) -> tuple[np.ndarray, np.bool_]:
+        """Runs in tf.data's threads: `(image, ok)` of input `index`; keeps a bug and raises it."""
+        i = int(index)
+        try:
+            loaded = load_item(self.items[i], self.spec, self._fetch)
+        except LoaderError as bug:
+            self.bugs.append(bug)
+            raise  # fails the tf.data element; `raising_bugs` raises `bug` itself to the consumer
+        if isinstance(loaded, ImageError):
+            self.errors[i] = loaded
+            return self._blank, np.bool_(False)
+        return loaded, np.bool_(True)
 
     def indices(self) -> tf.data.Dataset:
         """`tf.data.Dataset.range(len(items))`, int64."""
@@ -184,17 +212,48 @@ class TFImages:
         ds = self.indices().map(self.map_fn, num_parallel_calls=self.workers, deterministic=True)
         return ds.with_options(static_options())
 
-    def raise_bugs(self) -> None:
-        """Raises the first bug seen while loading, if any."""
-        if self.bugs:
-            raise self.bugs[0]
+    def raising_bugs(self) -> AbstractContextManager[None]:
+        """A context in which iterating the dataset raises a bug as the `LoaderError` it is
+        (see `raising_loader_bugs`)."""
+        return raising_loader_bugs(self.bugs)
 
 
-def tf_images(items: list[Any], spec: Any, *, fetch: Any = None, workers: int | None = None) -> TFImages:
+@contextmanager
+def raising_loader_bugs(bugs: list[LoaderError]) -> Iterator[None]:
+    """Raises the first loader bug in place of the TensorFlow error it caused, and at the end.
+
+    A `LoaderError` raised inside `tf.numpy_function` reaches the consumer as a TensorFlow
+    error (`tf.errors.UnknownError`) whose message is not the user's business; the loader kept
+    the error itself in `bugs` (`TFImages.bugs`, `image_dataset(bugs=...)`). Any exception
+    that leaves the block while `bugs` is not empty is replaced by `bugs[0]`; a bug that did
+    not stop the block (an element never consumed) is raised when the block ends.
+
+    Args:
+        bugs: list of LoaderError. Filled by the loaders while the block runs.
+
+    Yields:
+        None.
+
+    Raises:
+        LoaderError: `bugs[0]`, with the original exception as its `__cause__`.
+    """
+    try:
+        yield
+    except Exception:
+        if bugs:
+            raise bugs[0] from bugs[0].error
+        raise
+    if bugs:
+        raise bugs[0] from bugs[0].error
+
+
+def tf_images(
+    items: Sequence[InputItem], spec: InputSpec, *, fetch: Fetch | None = None, workers: int | None = None
+) -> TFImages:
     """Returns a `TFImages` loader for `items` (see its docstring).
 
     Args:
-        items: list of `imgclf.inputs.InputItem`.
+        items: sequence of `imgclf.inputs.InputItem`.
         spec: `imgclf.inputs.InputSpec`.
         fetch: callable `url -> bytes` or None. For URL items.
         workers: int or None, default None (`tf.data.AUTOTUNE`). Parallel loads.
@@ -203,6 +262,40 @@ def tf_images(items: list[Any], spec: Any, *, fetch: Any = None, workers: int | 
         TFImages.
     """
     return TFImages(items, spec, fetch=fetch, workers=workers)
+
+
+def tf_batches(
+    items: list[InputItem], spec: InputSpec, *, batch_size: int, workers: int, fetch: Fetch | None
+) -> Iterator[Batch]:
+    """The tf.data `BatchSource` of `imgclf.inputs.iter_batches` (`source=tf_batches`).
+
+    The same `load_item` as the thread pool, inside `tf.data` (`TFImages`: parallel map,
+    deterministic order, two batches prefetched), for callers that have TensorFlow loaded anyway
+    (`evaluate` and `predict` with a Keras model).
+
+    Args:
+        items: list of InputItem.
+        spec: InputSpec.
+        batch_size: int >= 1. Inputs per batch.
+        workers: int >= 1. Parallel loads.
+        fetch: callable `url -> bytes` or None. For URL items.
+
+    Yields:
+        Batch, in input order; unreadable inputs in its `errors`.
+
+    Raises:
+        LoaderError: at the first bug (anything but an unreadable image).
+    """
+    source = tf_images(items, spec, fetch=fetch, workers=workers)
+    start = 0
+    with source.raising_bugs():
+        for images, ok, _ in source.dataset.batch(batch_size).prefetch(2).as_numpy_iterator():
+            chunk = items[start : start + len(images)]
+            loaded: list[np.ndarray | ImageError] = [
+                images[j] if ok[j] else source.errors.pop(start + j) for j in range(len(chunk))
+            ]
+            yield Batch.of(chunk, start, loaded, spec)
+            start += len(chunk)
 
 
 def image_dataset(
@@ -214,7 +307,8 @@ def image_dataset(
     augment: AugmentConfig | keras.Sequential | None = None,
     cache: bool | str | None = None,
     seed: int = 42,
-    rejects: dict[str, str] | None = None,
+    rejects: dict[int, ImageError] | None = None,
+    bugs: list[LoaderError] | None = None,
 ) -> tf.data.Dataset:
     """Builds the tf.data pipeline of a labelled listing (a split folder), for `train`.
 
@@ -236,6 +330,10 @@ def image_dataset(
         seed: int, default 42. Shuffle and augmentation seed.
         rejects: dict or None. Filled with `entry index -> ImageError` for every file that
             failed to load, as the dataset is iterated (such files are left out of the batches).
+        bugs: list or None. Filled with the `LoaderError` of a bug in the loader (anything but
+            an unreadable image), which also fails the dataset at that element with a
+            TensorFlow error; iterate inside `raising_loader_bugs(bugs)` to get the
+            `LoaderError` instead (as `train` does).
 
     Returns:
         tf.data.Dataset of `(images, labels)`: images float32 `(batch, size, size, 3)` raw RGB
@@ -256,16 +354,17 @@ def image_dataset(
     n = len(listing)
     if cache is None:
         cache = fits_in_memory(n, spec.size)
-    autotune = tf.data.AUTOTUNE
     loader = tf_images(listing.items(), spec)
     if rejects is not None:
         loader.errors = rejects  # filled as the dataset is iterated
+    if bugs is not None:
+        loader.bugs = bugs
     label_table = tf.constant(labels, tf.int32)
 
     ds = loader.indices()
     if shuffle and not cache:
         ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-    ds = ds.map(loader.map_fn, num_parallel_calls=autotune, deterministic=True)
+    ds = ds.map(loader.map_fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
     def loaded(image, ok, index):
         return ok
@@ -278,6 +377,14 @@ def image_dataset(
         ds = ds.cache(cache if isinstance(cache, str) else "")
         if shuffle:
             ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+    return _batched(ds, batch_size, augment)
+
+
+def _batched(ds: tf.data.Dataset, batch_size: int, augment: keras.Layer | None) -> tf.data.Dataset:
+    """`(image, label)` elements -> float32 batches, augmented when `augment` is given, prefetched."""
+    import tensorflow as tf
+
+    autotune = tf.data.AUTOTUNE
     ds = ds.batch(batch_size, num_parallel_calls=autotune)
     if augment is not None:
         ds = ds.map(lambda x, y: (augment(tf.cast(x, tf.float32), training=True), y), num_parallel_calls=autotune)
@@ -339,15 +446,9 @@ def augment_preview(
         DataError: no images in `folder`.
     """
     import tensorflow as tf
-    from PIL import Image
-
-    from imgclf.fsutil import atomic_write_bytes
-    from imgclf.inputs import infer_image_size
 
     files = list_images(folder, layout="classes")
     if not len(files):
-        from imgclf.errors import DataError
-
         raise DataError(f"no images found in class folders under {folder}", "expected <folder>/<class>/<image>")
     spec = spec or InputSpec(size=image_size or infer_image_size(files))
     rng = np.random.default_rng(seed)
@@ -369,8 +470,6 @@ def augment_preview(
         for r in range(len(picks)):
             tile = Image.fromarray(arr[r]).resize((cell, cell), Image.Resampling.NEAREST)
             grid.paste(tile, (c * cell, r * cell))
-    import io
-
     buf = io.BytesIO()
     grid.save(buf, format="PNG")
     return atomic_write_bytes(out, buf.getvalue())

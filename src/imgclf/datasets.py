@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from imgclf.errors import DataError
+from imgclf.errors import DataError, suggest
 from imgclf.fsutil import atomic_write_bytes
 from imgclf.ui import progress, summary
 
@@ -140,7 +140,7 @@ def load_fashion_mnist_arrays(
         import keras
 
         (xtr, ytr), (xte, yte) = keras.datasets.fashion_mnist.load_data()
-    except Exception as exc:  # network errors come in many types (URLError, socket, HTTP)
+    except Exception as exc:  # noqa: BLE001 - network errors come in many types (URLError, socket, HTTP)
         raise DataError(
             "Fashion-MNIST not found in "
             + ", ".join(str(d) for d in search_dirs)
@@ -239,8 +239,6 @@ def export_dataset(
     Raises:
         DataError: unknown `name`, `official_split` with digits, or Fashion-MNIST unavailable.
     """
-    from imgclf.errors import suggest
-
     out = Path(out)
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}.{suggest(name, DATASETS)}")

@@ -7,7 +7,11 @@ on stderr and exit code 1. Messages name the file or value at fault and say what
 from __future__ import annotations
 
 import difflib
+import os
+import traceback
 from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
 
 
 class ImgclfError(Exception):
@@ -51,6 +55,72 @@ class ImageError(ImgclfError):
         self.reason = reason
         self.detail = detail
         super().__init__(f"{self.path}: {reason}" + (f" ({detail})" if detail else ""))
+
+
+class LoaderError(ImgclfError):
+    """A bug while loading one image: the loader raised something other than an `ImageError`.
+
+    An unreadable image is an `ImageError`: counted, recorded with its reason, and the others
+    go on. Anything else the per-image loader raises (a bug in imgclf or in a library it calls,
+    a downloader that breaks its contract) is a `LoaderError`: the command stops, with one line
+    naming the input and the exception. The traceback is kept in a log file
+    (`save_traceback`), which the hint names. `KeyboardInterrupt` and other `BaseException`s
+    are never turned into one.
+
+    Args:
+        name: str. The input being loaded (a path, a URL, an upload's name).
+        error: Exception. What the loader raised; also this error's `__cause__`.
+    """
+
+    def __init__(self, name: str, error: BaseException):
+        self.name = str(name)
+        self.error = error
+        self.log: Path | None = None
+        detail = " ".join(str(error).split())  # one line, whatever the exception says
+        super().__init__(
+            f"{self.name}: loading it raised {type(error).__name__}" + (f": {detail}" if detail else ""),
+            "a bug in imgclf or a library it uses, not a bad image",
+        )
+        self.__cause__ = error
+
+    @property
+    def traceback(self) -> str:
+        """The original exception's traceback, as Python prints it."""
+        return "".join(traceback.format_exception(self.error))
+
+    def save_traceback(self, log: str | os.PathLike | None = None) -> Path:
+        """Appends the message and the traceback to a log file, and names it in the hint.
+
+        Args:
+            log: path or None, default None. The log file (e.g. `errors.log` in a run folder;
+                its folder is created); None = a new file in the system's temporary folder
+                (`tempfile.mkstemp`, `imgclf-error-*.log`).
+
+        Returns:
+            Path: the log file. Where it cannot be written, the traceback goes to a new
+            temporary file instead.
+        """
+        stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        text = f"[{stamp}] {self.message}\n{self.traceback}\n"
+        path = None
+        if log is not None:
+            try:
+                Path(log).parent.mkdir(parents=True, exist_ok=True)
+                with open(log, "a", encoding="utf-8") as f:
+                    f.write(text)
+                path = Path(log)
+            except OSError:
+                path = None
+        if path is None:
+            import tempfile  # the error path only: keeps `imgclf --help` from loading it
+
+            fd, name = tempfile.mkstemp(prefix="imgclf-error-", suffix=".log")
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            path = Path(name)
+        self.log = path
+        self.hint = f"a bug in imgclf or a library it uses, not a bad image; the traceback is in {path}"
+        return path
 
 
 class ModelError(ImgclfError):

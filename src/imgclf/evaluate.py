@@ -42,12 +42,13 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from imgclf import report, stats
 from imgclf.config import EvaluateConfig, validate
+from imgclf.data import tf_batches
 from imgclf.errors import DataError
 from imgclf.inputs import ImageListing, InputItem, class_folders, iter_batches, list_images, load_image
 from imgclf.leaks import leak_summary, near_copies
@@ -183,9 +184,9 @@ def predict_listing(
     rejected: list[tuple[str, str, str]] = []
     seconds: list[float] = []
     sizes: list[int] = []
-    backend: Literal["tf", "threads"] = "tf" if predictor.uses_tensorflow else "threads"
+    source = tf_batches if predictor.uses_tensorflow else None
     with progress(description, total=len(listing)) as advance:
-        for batch in iter_batches(listing.items(), predictor.spec, batch_size=batch_size, backend=backend):
+        for batch in iter_batches(listing.items(), predictor.spec, batch_size=batch_size, source=source):
             t = time.perf_counter()
             parts.append(predictor.predict_batch(batch.images, tta))
             seconds.append(time.perf_counter() - t)

@@ -21,6 +21,7 @@ uncoloured.
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,12 @@ from typing import Any
 
 import numpy as np
 
-from imgclf.errors import ModelError
+from imgclf.errors import ModelError, suggest
+from imgclf.fsutil import atomic_write_bytes
+from imgclf.images import open_image
+from imgclf.inputs import load_image
+from imgclf.records.run import load_run_info
+from imgclf.runtime import load_model
 
 #: Name of the layer used as the Grad-CAM target when the model has one.
 LAST_CONV = "last_conv"
@@ -71,8 +77,6 @@ def find_target_layer(model: Any, layer_name: str | None = None) -> Any:
     names = [layer.name for layer in model.layers]
     if layer_name is not None:
         if layer_name not in names:
-            from imgclf.errors import suggest
-
             raise ModelError(f"the model has no layer {layer_name!r}.{suggest(layer_name, names)}")
         return model.get_layer(layer_name)
     if LAST_CONV in names:
@@ -105,7 +109,7 @@ def registry_target_layer(model_name: str, model: Any) -> str | None:
         ModelError: if the registry says the model has no convolutional layer (e.g. `mlp`).
     """
     try:
-        from imgclf.models.registry import get_spec
+        from imgclf.models.registry import get_spec  # the models package imports Keras
 
         spec = get_spec(model_name)
     except (ImportError, ModelError):
@@ -253,27 +257,17 @@ def explain_image(
         ImageError: if the image cannot be opened.
         ModelError: bad run, unknown class or layer, or a model without convolutions.
     """
-    import io
-
-    from imgclf.fsutil import atomic_write_bytes
-    from imgclf.images import open_image
-    from imgclf.inputs import load_image
-    from imgclf.records.run import load_run_info
-    from imgclf.runtime import load_model
-
     predictor = load_model(run_dir)
     if predictor.keras_model is None:
         raise ModelError(f"{run_dir}: Grad-CAM needs a Keras training run, not an exported {predictor.kind} model")
     run_path = predictor.source.parent
     info = load_run_info(run_path)
     model = predictor.keras_model
-    original = open_image(image, background=tuple(info.input_spec.background))
+    original = open_image(image, background=info.input_spec.background)
     prepared = load_image(image, info.input_spec)
     class_index = None
     if class_name is not None:
         if class_name not in info.class_names:
-            from imgclf.errors import suggest
-
             raise ModelError(
                 f"unknown class {class_name!r}.{suggest(class_name, info.class_names)}", f"classes: {info.class_names}"
             )

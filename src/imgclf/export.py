@@ -29,9 +29,12 @@ from typing import Any
 
 import numpy as np
 
-from imgclf.errors import DataError, ModelError
+from imgclf.errors import DataError, ModelError, suggest
+from imgclf.evaluate import list_split, resolve_split_dir
 from imgclf.fsutil import tmp_path_for
-from imgclf.records.run import BEST_MODEL, EXPORT_DIR, ExportMeta, load_run_info, save_export_meta
+from imgclf.inputs import iter_batches
+from imgclf.records.run import BEST_MODEL, EXPORT_DIR, ExportMeta, RunInfo, load_run_info, save_export_meta
+from imgclf.runtime import Predictor, load_exported, load_keras_model
 from imgclf.ui import progress, summary, warn
 
 #: Formats `export_run` writes, and the file name each gets inside `<run>/export/`.
@@ -84,14 +87,11 @@ def _remove(path: Path) -> None:
 
 
 def _parity_batches(
-    run_dir: Path, info: Any, data_dir: str | os.PathLike | None, batch_size: int
+    run_dir: Path, info: RunInfo, data_dir: str | os.PathLike | None, batch_size: int
 ) -> tuple[Iterator[tuple[np.ndarray, int]], int, str]:
     """Batches `(images, files in the batch)` for the parity check: the run's test split loaded
     by the one loader (`imgclf.inputs.iter_batches` with the run's `InputSpec`), else random
     images; with the number of files and where they come from."""
-    from imgclf.evaluate import list_split, resolve_split_dir
-    from imgclf.inputs import iter_batches
-
     try:
         split_dir = resolve_split_dir(run_dir, "test", data_dir)
         listing = list_split(split_dir, info.class_names)
@@ -107,6 +107,67 @@ def _parity_batches(
         images = rng.integers(0, 256, size=(PARITY_FALLBACK_IMAGES, *info.input_spec.shape), dtype=np.uint8)
         chunks = (images[i : i + batch_size] for i in range(0, len(images), batch_size))
         return ((c, len(c)) for c in chunks), len(images), "random"
+
+
+@dataclass
+class _Parity:
+    """Running totals of the parity check: top-1 agreements, images compared, largest difference."""
+
+    agree: int = 0
+    total: int = 0
+    max_diff: float = 0.0
+
+    def add(self, probs: np.ndarray, reference: np.ndarray) -> None:
+        """Adds one batch: the export's and the Keras model's probabilities, `(batch, classes)`."""
+        self.agree += int(np.sum(probs.argmax(1) == reference.argmax(1)))
+        self.total += len(probs)
+        self.max_diff = max(self.max_diff, float(np.max(np.abs(probs - reference))))
+
+    @property
+    def agreement(self) -> float:
+        return self.agree / self.total
+
+
+def _convert(model: Any, tmp: Path, format: str, source: Path) -> None:
+    """`model.export` to `tmp` in `format`; a missing converter or a failure is a `ModelError`."""
+    try:
+        model.export(str(tmp), format=_KERAS_FORMAT[format], verbose=False)
+    except ImportError as exc:
+        _remove(tmp)
+        pkg = {"onnx": "tf2onnx onnx onnxruntime", "tflite": "ai-edge-litert"}.get(format, "tensorflow")
+        raise ModelError(
+            f"export to {format} needs a package that is not installed ({exc})", f"pip install {pkg}"
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - converter failures come as many exception types
+        _remove(tmp)
+        raise ModelError(f"export of {source} to {format} failed: {type(exc).__name__}: {exc}") from None
+
+
+def _check_parity(
+    model: Any, exported: Predictor, format: str, batches: Iterator[tuple[np.ndarray, int]], n_files: int
+) -> _Parity:
+    """Runs the exported model (its own runtime) and the Keras model on `batches`; returns the totals."""
+    parity = _Parity()
+    with progress(f"export: parity ({format})", total=n_files) as advance:
+        for images, n_batch_files in batches:
+            advance(n_batch_files)
+            if len(images):
+                reference = np.asarray(model(images.astype(np.float32), training=False))
+                parity.add(exported.predict_batch(images), reference)
+    return parity
+
+
+def _require_parity(parity: _Parity, format: str, source: str, min_agreement: float) -> None:
+    """Raises unless the parity check saw images and reached `min_agreement`."""
+    if parity.total == 0:
+        raise DataError(f"no readable image for the parity check in {source}", "pass --data DIR with a test/ folder")
+    if parity.agreement < min_agreement:
+        raise ModelError(
+            f"export to {format} FAILED the parity check: top-1 agreement {parity.agreement:.4%} < "
+            f"{min_agreement:.1%} on {parity.total} images ({source}), largest probability difference "
+            f"{parity.max_diff:.3g}; nothing was written",
+            "report this with the model name; try another --format",
+        )
 
 
 def export_run(
@@ -137,33 +198,34 @@ def export_run(
         ModelError: if `format` is unknown, the converter is not installed,
             conversion fails, or the parity check fails (then nothing is written).
         DataError: if `data_dir` is given but holds no usable test images.
+        LoaderError: a bug while loading a parity image (not an unreadable one).
     """
     if format not in FORMATS:
-        from imgclf.errors import suggest
-
         raise ModelError(f"unknown export format {format!r}.{suggest(format, FORMATS)}", f"use one of {list(FORMATS)}")
-    from imgclf.runtime import load_exported, load_keras_model
-
     run_dir = Path(run_dir)
     info = load_run_info(run_dir)
     dest = Path(out) if out is not None else run_dir / EXPORT_DIR / FORMATS[format]
     dest.parent.mkdir(parents=True, exist_ok=True)
     model = load_keras_model(run_dir / BEST_MODEL)
     model(np.zeros((1, *info.input_spec.shape), np.float32), training=False)  # exporters need a called model
-
     tmp = tmp_path_for(dest)
     _remove(tmp)
+    _convert(model, tmp, format, run_dir / BEST_MODEL)
+    # the check runs on the temporary file: an export that fails it never replaces a good one
+    passed = False
     try:
-        model.export(str(tmp), format=_KERAS_FORMAT[format], verbose=False)
-    except ImportError as exc:
-        _remove(tmp)
-        pkg = {"onnx": "tf2onnx onnx onnxruntime", "tflite": "ai-edge-litert"}.get(format, "tensorflow")
-        raise ModelError(
-            f"export to {format} needs a package that is not installed ({exc})", f"pip install {pkg}"
-        ) from None
-    except Exception as exc:  # converter failures come as many exception types
-        _remove(tmp)
-        raise ModelError(f"export of {run_dir / BEST_MODEL} to {format} failed: {type(exc).__name__}: {exc}") from None
+        exported = load_exported(tmp, format, info.class_names, info.input_spec)
+        batches, n_files, source = _parity_batches(run_dir, info, data_dir, batch_size)
+        parity = _check_parity(model, exported, format, batches, n_files)
+        del exported
+        _require_parity(parity, format, source, min_agreement)
+        passed = True
+    finally:
+        if not passed:
+            _remove(tmp)
+    _remove(dest)
+    os.replace(tmp, dest)
+    result = ExportResult(dest, format, parity.total, source, parity.agreement, parity.max_diff, _size(dest))
     meta = ExportMeta(
         class_names=info.class_names,
         input_spec=info.input_spec,
@@ -172,48 +234,16 @@ def export_run(
         source_run=str(run_dir),
         run_name=run_dir.name,
         train_flip=info.train_flip,
+        parity={
+            "images": parity.total,
+            "source": source,
+            "top1_agreement": parity.agreement,
+            "max_prob_diff": parity.max_diff,
+        },
     )
-    # the check runs on the temporary file: an export that fails it never replaces a good one
-    agree = total = 0
-    max_diff = 0.0
-    passed = False
-    try:
-        exported = load_exported(tmp, format, info.class_names, info.input_spec)
-        batches, n_files, source = _parity_batches(run_dir, info, data_dir, batch_size)
-        with progress(f"export: parity ({format})", total=n_files) as advance:
-            for images, n_batch_files in batches:
-                advance(n_batch_files)
-                if not len(images):
-                    continue
-                reference = np.asarray(model(images.astype(np.float32), training=False))
-                probs = exported.predict_batch(images)
-                agree += int(np.sum(probs.argmax(1) == reference.argmax(1)))
-                total += len(images)
-                max_diff = max(max_diff, float(np.max(np.abs(probs - reference))))
-        del exported
-        if total == 0:
-            raise DataError(
-                f"no readable image for the parity check in {source}", "pass --data DIR with a test/ folder"
-            )
-        agreement = agree / total
-        if agreement < min_agreement:
-            raise ModelError(
-                f"export to {format} FAILED the parity check: top-1 agreement {agreement:.4%} < {min_agreement:.1%} "
-                f"on {total} images ({source}), largest probability difference {max_diff:.3g}; nothing was written",
-                "report this with the model name; try another --format",
-            )
-        passed = True
-    finally:
-        if not passed:
-            _remove(tmp)
-    _remove(dest)
-    os.replace(tmp, dest)
-    images_n = total
-    result = ExportResult(dest, format, images_n, source, agreement, max_diff, _size(dest))
-    meta.parity = {"images": images_n, "source": source, "top1_agreement": agreement, "max_prob_diff": max_diff}
     save_export_meta(dest, meta)
     summary(
-        f"export: {format} -> {dest} ({result.size_bytes / 1e6:.2f} MB); parity on {images_n} images "
-        f"({source}): top-1 agreement {agreement:.2%}, largest probability difference {max_diff:.2e}"
+        f"export: {format} -> {dest} ({result.size_bytes / 1e6:.2f} MB); parity on {parity.total} images "
+        f"({source}): top-1 agreement {parity.agreement:.2%}, largest probability difference {parity.max_diff:.2e}"
     )
     return result

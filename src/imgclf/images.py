@@ -21,6 +21,8 @@ from __future__ import annotations
 import io
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import BinaryIO
 
 import numpy as np
@@ -113,6 +115,7 @@ def sniff_format(header: bytes) -> str | None:
 def _scale_to_uint8(img: Image.Image) -> Image.Image:
     """Scales a 16/32-bit integer or float single-channel image to 8-bit "L" (no clipping)."""
     arr = np.asarray(img)
+    out: np.ndarray
     if img.mode.startswith("I;16") or (arr.dtype == np.uint16):
         out = (arr.astype(np.uint32) * 255 + 32767) // 65535
     elif img.mode == "F":
@@ -235,76 +238,102 @@ def open_image(
         ('RGB', (4000, 3000))
     """
     label = name or (str(source) if isinstance(source, (str, os.PathLike)) else "<bytes>")
+    with _binary(source, label) as fp:
+        with warnings.catch_warnings():
+            # Our own `max_pixels` check decides; Pillow's warning is not an error here.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = _read_header(fp, label, max_pixels)
+            fmt, (w, h) = img.format or "?", img.size
+            _decode(img, label, fmt, draft)
+        # still inside the file: a TIFF's EXIF block is read from it
+        return _normalize(img, label, fmt, (w, h), background, min_size)
+
+
+@contextmanager
+def _binary(source: str | os.PathLike | bytes | BinaryIO, label: str) -> Iterator[BinaryIO]:
+    """The encoded image as a binary file object; a path is opened here and closed after the block."""
     if isinstance(source, (bytes, bytearray, memoryview)):
-        fp: BinaryIO = io.BytesIO(source)
+        yield io.BytesIO(source)
     elif isinstance(source, (str, os.PathLike)):
         try:
-            fp = open(source, "rb")
+            fp = open(source, "rb")  # noqa: SIM115 - closed by the `with` below, after the error mapping
         except OSError as exc:
             raise ImageError(label, REASON_UNREADABLE, exc.strerror or str(exc)) from None
+        with fp:
+            yield fp
     else:
-        fp = source
+        yield source
+
+
+def _read_header(fp: BinaryIO, label: str, max_pixels: int) -> Image.Image:
+    """Reads the header with the allow-listed plugins only, and refuses bombs before decoding."""
     try:
-        with warnings.catch_warnings():
-            # Our own `max_pixels` check below decides; Pillow's warning is not an error here.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            try:
-                img = Image.open(fp, formats=_open_formats())
-            except UnidentifiedImageError:
-                other = _identify_other(fp)
-                if other is not None:
-                    raise ImageError(
-                        label, REASON_UNSUPPORTED, f"format {other} is not one of {sorted(ALLOWED_FORMATS)}"
-                    ) from None
-                raise ImageError(label, REASON_NOT_IMAGE, "not a recognized image format") from None
-            except Image.DecompressionBombError as exc:
-                raise ImageError(label, REASON_BOMB, str(exc)) from None
-            except OSError as exc:
-                raise ImageError(label, REASON_TRUNCATED, str(exc) or type(exc).__name__) from None
-            except Exception as exc:  # noqa: BLE001 - malformed headers raise many types
-                raise ImageError(label, REASON_CORRUPT, f"{type(exc).__name__}: {exc}") from None
-            fmt = img.format or "?"
-            if fmt not in ALLOWED_FORMATS:  # pragma: no cover - guarded by `formats=`
-                raise ImageError(label, REASON_UNSUPPORTED, f"format {fmt} is not one of {sorted(ALLOWED_FORMATS)}")
-            w, h = img.size
-            if w * h > max_pixels:
-                raise ImageError(label, REASON_BOMB, f"{w}x{h} pixels exceeds the {max_pixels:,} pixel limit")
-            try:
-                if getattr(img, "is_animated", False):
-                    img.seek(0)
-                if draft is not None and fmt in ("JPEG", "MPO"):
-                    img.draft("RGB", _draft_request(img.size, draft))
-                img.load()
-            except Image.DecompressionBombError as exc:
-                raise ImageError(label, REASON_BOMB, str(exc)) from None
-            except (OSError, EOFError) as exc:
-                msg = str(exc) or type(exc).__name__
-                reason = (
-                    REASON_TRUNCATED
-                    if ("truncat" in msg or "premature" in msg.lower() or isinstance(exc, EOFError))
-                    else REASON_CORRUPT
-                )
-                raise ImageError(label, reason, msg) from None
-            except Exception as exc:  # noqa: BLE001 - broken streams raise many types
-                raise ImageError(label, REASON_CORRUPT, f"{type(exc).__name__}: {exc}") from None
-        try:
-            orientation = img.getexif().get(0x0112, 1)
-        except Exception:  # noqa: BLE001
-            orientation = 1
-        full = (h, w) if orientation in (5, 6, 7, 8) else (w, h)
-        try:
-            img = ImageOps.exif_transpose(img)
-        except Exception:  # noqa: BLE001 - a broken EXIF block must not lose a good image
-            pass
-        img = to_rgb(img, background)
-        img.info[ORIGINAL_SIZE_KEY] = full
-        img.info[FORMAT_KEY] = fmt
-        if min_size and (full[0] < min_size or full[1] < min_size):
-            raise ImageError(label, REASON_TOO_SMALL, f"{full[0]}x{full[1]} < {min_size} pixels")
-        return img
-    finally:
-        if isinstance(source, (str, os.PathLike)):
-            fp.close()
+        img: Image.Image = Image.open(fp, formats=_open_formats())
+    except UnidentifiedImageError:
+        other = _identify_other(fp)
+        if other is not None:
+            raise ImageError(
+                label, REASON_UNSUPPORTED, f"format {other} is not one of {sorted(ALLOWED_FORMATS)}"
+            ) from None
+        raise ImageError(label, REASON_NOT_IMAGE, "not a recognized image format") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageError(label, REASON_BOMB, str(exc)) from None
+    except OSError as exc:
+        raise ImageError(label, REASON_TRUNCATED, str(exc) or type(exc).__name__) from None
+    except Exception as exc:  # noqa: BLE001 - malformed headers raise many types
+        raise ImageError(label, REASON_CORRUPT, f"{type(exc).__name__}: {exc}") from None
+    fmt = img.format or "?"
+    if fmt not in ALLOWED_FORMATS:  # pragma: no cover - guarded by `formats=`
+        raise ImageError(label, REASON_UNSUPPORTED, f"format {fmt} is not one of {sorted(ALLOWED_FORMATS)}")
+    w, h = img.size
+    if w * h > max_pixels:
+        raise ImageError(label, REASON_BOMB, f"{w}x{h} pixels exceeds the {max_pixels:,} pixel limit")
+    return img
+
+
+def _decode(img: Image.Image, label: str, fmt: str, draft: tuple[int, int] | int | None) -> None:
+    """Decodes every pixel of frame 0 (at the JPEG draft scale when asked): truncation fails here."""
+    try:
+        if getattr(img, "is_animated", False):
+            img.seek(0)
+        if draft is not None and fmt in ("JPEG", "MPO"):
+            img.draft("RGB", _draft_request(img.size, draft))
+        img.load()
+    except Image.DecompressionBombError as exc:
+        raise ImageError(label, REASON_BOMB, str(exc)) from None
+    except (OSError, EOFError) as exc:
+        msg = str(exc) or type(exc).__name__
+        truncated = "truncat" in msg or "premature" in msg.lower() or isinstance(exc, EOFError)
+        raise ImageError(label, REASON_TRUNCATED if truncated else REASON_CORRUPT, msg) from None
+    except Exception as exc:  # noqa: BLE001 - broken streams raise many types
+        raise ImageError(label, REASON_CORRUPT, f"{type(exc).__name__}: {exc}") from None
+
+
+def _normalize(
+    img: Image.Image,
+    label: str,
+    fmt: str,
+    size: tuple[int, int],
+    background: tuple[int, int, int],
+    min_size: int,
+) -> Image.Image:
+    """EXIF orientation, then 8-bit RGB; records the full size (`size`, before any draft) and format."""
+    w, h = size
+    try:
+        orientation = img.getexif().get(0x0112, 1)
+    except Exception:  # noqa: BLE001
+        orientation = 1
+    full = (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+    try:
+        img = ImageOps.exif_transpose(img)
+    except Exception:  # noqa: BLE001 - a broken EXIF block must not lose a good image
+        pass
+    img = to_rgb(img, background)
+    img.info[ORIGINAL_SIZE_KEY] = full
+    img.info[FORMAT_KEY] = fmt
+    if min_size and (full[0] < min_size or full[1] < min_size):
+        raise ImageError(label, REASON_TOO_SMALL, f"{full[0]}x{full[1]} < {min_size} pixels")
+    return img
 
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # never: truncated files must fail loudly

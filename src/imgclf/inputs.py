@@ -12,15 +12,23 @@ full decode, EXIF orientation, every mode to 8-bit RGB -- alpha composited onto
 `spec.background`, 16-bit scaled, CMYK converted, first frame of animations) followed by
 `resize_image` (the resize policy: `center_crop`, `pad` or `squish`).
 
-`iter_batches` is the one batch iterator: a thread pool decoding one batch ahead (the path that
-never imports TensorFlow: ONNX / TFLite models, one photo), or the same `load_image` inside a
-`tf.data` pipeline (`imgclf.data.tf_images`, where TensorFlow is loaded anyway). Both yield
-`Batch`es with per-file errors, in input order.
+`iter_batches` is the one batch iterator. Its default source is a thread pool decoding one batch
+ahead (`thread_batches`: the path that never imports TensorFlow -- ONNX / TFLite models, one
+photo); a caller that has TensorFlow loaded anyway passes `source=imgclf.data.tf_batches`, the
+same `load_image` inside a `tf.data` pipeline. Every source yields `Batch`es with per-file
+errors, in input order (the `BatchSource` contract). This module never imports `imgclf.data`:
+the TensorFlow path sits above it.
+
+The loader-error rule: an unreadable input is an `ImageError` -- reported in its batch's
+`errors` (a reject), and the others go on. Anything else `load_item` meets is a bug, raised as a
+`LoaderError` naming the input and the exception, which stops the iterator; its traceback is
+saved to a log file named in the error's hint (docs/architecture.md). `BaseException`s
+(`KeyboardInterrupt`) are never caught.
 
 `list_images` is the one lister of image folders: a class tree `<root>/<class>/<file>`, a
 pre-split tree `<root>/{train,val,test}/<class>/<file>`, or a loose folder. A name starting with
-`_` or `.` is never a class, a subset, or an image (DESIGN.md §2: stage reports and set-aside
-files live there).
+`_` or `.` is never a class, a subset, or an image (docs/architecture.md: stage reports and
+set-aside files live there).
 
 This module is on `imgclf predict`'s cold-start path: it imports no TensorFlow.
 """
@@ -30,15 +38,17 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Protocol
 
 import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
-from imgclf.errors import DataError, ImageError, ImgclfError
+from imgclf.errors import DataError, ImageError, ImgclfError, LoaderError
 from imgclf.images import DEFAULT_BACKGROUND, DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, open_image
+from imgclf.parallel import default_workers, threaded_batches
 
 #: Resize policies an `InputSpec` can name (see `resize_image`).
 RESIZE_POLICIES: tuple[str, ...] = ("center_crop", "pad", "squish")
@@ -209,7 +219,7 @@ def open_for_spec(
         ImageError: as `load_image`.
     """
     draft = (spec.size, spec.size) if spec.jpeg_draft else None
-    return open_image(source, draft=draft, name=name, background=tuple(spec.background), max_pixels=max_pixels)
+    return open_image(source, draft=draft, name=name, background=spec.background, max_pixels=max_pixels)
 
 
 # ------------------------------------------------------------------------------- the lister
@@ -378,8 +388,8 @@ def list_images(
     presplit = layout != "loose" and is_presplit(root)
     has_classes = layout == "classes" or (layout == "auto" and (presplit or bool(_subdirs(root))))
     if not has_classes:
-        entries = [ImageEntry(f, f.relative_to(root).as_posix()) for f in files]
-        return ImageListing(root, "loose", entries, [], list(class_names or []))
+        loose = [ImageEntry(f, f.relative_to(root).as_posix()) for f in files]
+        return ImageListing(root, "loose", loose, [], list(class_names or []))
     entries: list[ImageEntry] = []
     strays: list[Path] = []
     depth = 3 if presplit else 2
@@ -472,39 +482,53 @@ def load_item(item: InputItem, spec: InputSpec, fetch: Fetch | None = None) -> n
         item: InputItem.
         spec: InputSpec.
         fetch: callable `url -> bytes` or None. Needed for URL items (else they fail with
-            reason `"download_failed"`).
+            reason `"download_failed"`). It raises an `ImageError` (or another `ImgclfError`, or
+            an `OSError`) for a URL it cannot download; anything else it raises is a bug.
 
     Returns:
         np.ndarray `(size, size, 3)` uint8, or the `ImageError` saying why it failed (`reason`
-        one of `imgclf.images.OPEN_REASONS` or `"download_failed"`).
+        one of `imgclf.images.OPEN_REASONS`, `"download_failed"`, or the downloader's own).
 
     Raises:
-        Exception: only for bugs: a local file fails with `ImageError` alone, and any error of a
-            download is turned into an `ImageError`.
+        LoaderError: for a bug -- any exception other than an unreadable image or a failed
+            download -- naming `item.name` and the exception (its `__cause__`). A
+            `BaseException` such as `KeyboardInterrupt` passes through untouched.
     """
     try:
-        if item.error:
-            raise ImageError(item.name, "unreadable", item.error)
-        if item.data is not None:
-            return load_image(item.data, spec, name=item.name)
-        if item.url is not None:
-            if fetch is None:
-                raise ImageError(item.url, "download_failed", "URL inputs are not enabled here")
-            try:
-                data = fetch(item.url)
-            except ImageError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - one bad URL must not stop the others
-                reason = "download_failed"
-                raise ImageError(item.url, reason, f"{getattr(exc, 'message', None) or exc}") from None
-            return load_image(data, spec, name=item.url)
-        if item.path is None:
-            raise ImageError(item.name, "unreadable", "no path, URL or data given")
-        return load_image(item.path, spec, name=item.name)
+        return _load(item, spec, fetch)
     except ImageError as exc:
         return exc
+    except LoaderError:
+        raise
     except ImgclfError as exc:
         return ImageError(item.name, "unreadable", exc.message)
+    except Exception as exc:  # not a bad image: a bug, which stops the caller
+        raise LoaderError(item.name, exc) from exc
+
+
+def _load(item: InputItem, spec: InputSpec, fetch: Fetch | None) -> np.ndarray:
+    """`load_item` raising: `ImageError` for an input that cannot be loaded, anything else for a bug."""
+    if item.error:
+        raise ImageError(item.name, "unreadable", item.error)
+    if item.data is not None:
+        return load_image(item.data, spec, name=item.name)
+    if item.url is not None:
+        return load_image(_download(item.url, fetch), spec, name=item.url)
+    if item.path is None:
+        raise ImageError(item.name, "unreadable", "no path, URL or data given")
+    return load_image(item.path, spec, name=item.name)
+
+
+def _download(url: str, fetch: Fetch | None) -> bytes:
+    """`fetch(url)`, a failed download (an `ImgclfError` or `OSError`) turned into an `ImageError`."""
+    if fetch is None:
+        raise ImageError(url, "download_failed", "URL inputs are not enabled here")
+    try:
+        return fetch(url)
+    except ImageError:
+        raise
+    except (ImgclfError, OSError) as exc:  # one bad URL must not stop the others
+        raise ImageError(url, "download_failed", f"{getattr(exc, 'message', None) or exc}") from None
 
 
 @dataclass
@@ -525,17 +549,71 @@ class Batch:
     ok: list[int]
     errors: dict[int, ImageError]
 
+    @classmethod
+    def of(
+        cls, items: list[InputItem], start: int, loaded: Sequence[np.ndarray | ImageError], spec: InputSpec
+    ) -> Batch:
+        """Assembles a batch from what `load_item` gave for each of `items`.
+
+        Args:
+            items: list of InputItem. The inputs of the batch, in order.
+            start: int. Position of `items[0]` among all inputs.
+            loaded: sequence, one per item: a uint8 `(size, size, 3)` array or an `ImageError`.
+            spec: InputSpec. Gives the shape of an empty `images`.
+
+        Returns:
+            Batch.
+        """
+        ok = [i for i, a in enumerate(loaded) if isinstance(a, np.ndarray)]
+        errors = {i: a for i, a in enumerate(loaded) if isinstance(a, ImageError)}
+        images = np.stack([np.asarray(loaded[i]) for i in ok]) if ok else np.zeros((0, *spec.shape), np.uint8)
+        return cls(items, start, images, ok, errors)
+
     @property
     def labels(self) -> np.ndarray:
         """int64 `(n_ok,)`: the `label` of each loaded item (-1 where it has none)."""
         return np.asarray([-1 if self.items[i].label is None else self.items[i].label for i in self.ok], np.int64)
 
 
-def _assemble(items: list[InputItem], start: int, loaded: Sequence[np.ndarray | ImageError], spec: InputSpec) -> Batch:
-    ok = [i for i, a in enumerate(loaded) if isinstance(a, np.ndarray)]
-    errors = {i: a for i, a in enumerate(loaded) if isinstance(a, ImageError)}
-    images = np.stack([loaded[i] for i in ok]) if ok else np.zeros((0, *spec.shape), np.uint8)
-    return Batch(items, start, images, ok, errors)
+class BatchSource(Protocol):
+    """What `iter_batches` loads batches with (`thread_batches`, `imgclf.data.tf_batches`).
+
+    Called with every input, the spec and keyword arguments `batch_size` (int >= 1), `workers`
+    (int >= 1) and `fetch` (callable or None); yields a `Batch` per `batch_size` inputs, in
+    input order, each input loaded with `load_item` (so an unreadable input is in its batch's
+    `errors`, and a bug raises `LoaderError`).
+    """
+
+    def __call__(
+        self, items: list[InputItem], spec: InputSpec, *, batch_size: int, workers: int, fetch: Fetch | None
+    ) -> Iterator[Batch]: ...
+
+
+def thread_batches(
+    items: list[InputItem], spec: InputSpec, *, batch_size: int, workers: int, fetch: Fetch | None
+) -> Iterator[Batch]:
+    """The default `BatchSource` of `iter_batches`: `load_item` in a thread pool, one batch ahead.
+
+    Never imports TensorFlow (the path of ONNX / TFLite models and of a single photo).
+
+    Args:
+        items: list of InputItem.
+        spec: InputSpec.
+        batch_size: int >= 1. Inputs per batch.
+        workers: int >= 1. Threads.
+        fetch: callable `url -> bytes` or None. For URL items.
+
+    Yields:
+        Batch, in input order; unreadable inputs in its `errors`.
+
+    Raises:
+        LoaderError: at the first bug, raised again in the consumer from the worker thread
+            (`imgclf.parallel.threaded_batches`).
+    """
+    start = 0
+    for chunk, loaded in threaded_batches(partial(load_item, spec=spec, fetch=fetch), items, batch_size, workers):
+        yield Batch.of(list(chunk), start, loaded, spec)
+        start += len(chunk)
 
 
 def iter_batches(
@@ -545,13 +623,13 @@ def iter_batches(
     batch_size: int = 64,
     workers: int | None = None,
     fetch: Fetch | None = None,
-    backend: Literal["threads", "tf"] = "threads",
+    source: BatchSource | None = None,
 ) -> Iterator[Batch]:
     """Loads inputs batch by batch with `load_image`, a batch or more ahead of the consumer.
 
     The one batch iterator of imgclf. Memory stays bounded (a few batches of pixels) whatever
     the number of inputs. A failed input never stops the others: it is reported in its batch's
-    `errors`.
+    `errors`. A bug does (see Raises).
 
     Args:
         items: sequence of InputItem (e.g. `ImageListing.items()`).
@@ -560,44 +638,32 @@ def iter_batches(
             fail; it may hold none).
         workers: int or None, default None (`imgclf.parallel.default_workers()`). Parallel loads.
         fetch: callable `url -> bytes` or None. For URL items.
-        backend: str, default "threads". `"threads"`: a thread pool one batch ahead (never
-            imports TensorFlow). `"tf"`: the same `load_image` inside `tf.data`
-            (`imgclf.data.tf_images`: parallel map, deterministic order, prefetch), for callers
-            that have TensorFlow loaded anyway.
+        source: BatchSource or None, default None (`thread_batches`: a thread pool one batch
+            ahead, never imports TensorFlow). `imgclf.data.tf_batches` runs the same
+            `load_image` inside `tf.data` (parallel map, deterministic order, prefetch), for
+            callers that have TensorFlow loaded anyway; a single input is always loaded by
+            `thread_batches`.
 
     Yields:
         Batch, in input order.
 
     Raises:
-        ValueError: if `batch_size` < 1 or `backend` is unknown.
+        ValueError: if `batch_size` < 1.
+        LoaderError: on the first input whose loading raised anything but an unreadable image
+            (a bug); it names the input and the exception, and its traceback is saved to a new
+            temporary log file named in its hint (`LoaderError.save_traceback`) unless the
+            source saved it already.
     """
-    from imgclf.parallel import default_workers, threaded_batches
-
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, received batch_size={batch_size}")
-    if backend not in ("threads", "tf"):
-        raise ValueError(f"backend must be 'threads' or 'tf', received backend={backend!r}")
     items = list(items)
-    workers = workers or default_workers()
-    if backend == "tf" and len(items) > 1:
-        from imgclf.data import tf_images
-
-        source = tf_images(items, spec, fetch=fetch, workers=workers)
-        start = 0
-        for images, ok, _ in source.dataset.batch(batch_size).prefetch(2).as_numpy_iterator():
-            source.raise_bugs()
-            chunk = items[start : start + len(images)]
-            loaded: list[np.ndarray | ImageError] = [
-                images[j] if ok[j] else source.errors.pop(start + j) for j in range(len(chunk))
-            ]
-            yield _assemble(chunk, start, loaded, spec)
-            start += len(chunk)
-        source.raise_bugs()
-        return
-    start = 0
-    for chunk, loaded in threaded_batches(lambda it: load_item(it, spec, fetch), items, batch_size, workers):
-        yield _assemble(list(chunk), start, loaded, spec)
-        start += len(chunk)
+    load = source if source is not None and len(items) > 1 else thread_batches
+    try:
+        yield from load(items, spec, batch_size=batch_size, workers=workers or default_workers(), fetch=fetch)
+    except LoaderError as exc:
+        if exc.log is None:
+            exc.save_traceback()
+        raise
 
 
 def collect_inputs(inputs: Sequence[str | os.PathLike | InputItem]) -> list[InputItem]:

@@ -120,14 +120,10 @@ def load_input(item: InputItem, *, spec: InputSpec, download: DownloadOptions | 
         cannot be read (missing file, not an image, truncated, download failed...).
 
     Raises:
-        Exception: a bug in the loader (anything but an unreadable input); it is raised with a
-            note naming the input, so the run stops instead of dropping the image.
+        LoaderError: a bug in the loader (anything but an unreadable input), naming the input,
+            so the run stops instead of dropping the image (`imgclf.inputs.load_item`).
     """
-    try:
-        return load_item(item, spec, make_fetch(download) if item.url is not None else None)
-    except Exception as exc:  # a bug, not a bad image: stop, naming the input
-        exc.add_note(f"imgclf predict: the loader failed on {item.name!r} (a bug, not an unreadable image)")
-        raise
+    return load_item(item, spec, make_fetch(download) if item.url is not None else None)
 
 
 # ------------------------------------------------------------------------ the model (driver)

@@ -31,8 +31,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from imgclf.clean import clean_folder
+from imgclf.compare import compare_runs
 from imgclf.config import RunConfig, TrainConfig
+from imgclf.datasets import export_dataset
 from imgclf.errors import DataError
+from imgclf.evaluate import evaluate_run
+from imgclf.predict import predict_inputs
+from imgclf.prepare import prepare_folder
+from imgclf.records.run import load_run_info, save_run_info
+from imgclf.scrape.reddit import scrape_reddit
+from imgclf.scrape.web import scrape_web
+from imgclf.split import split_folder
+from imgclf.train import train
 from imgclf.ui import console
 
 
@@ -118,8 +129,6 @@ def _acquire(cfg: RunConfig, raw: Path) -> None:
     """Fills `raw` from the configured source(s)."""
     src = cfg.source
     if src.dataset is not None:
-        from imgclf.datasets import export_dataset
-
         export_dataset(
             src.dataset.name,
             raw,
@@ -127,12 +136,8 @@ def _acquire(cfg: RunConfig, raw: Path) -> None:
             limit_per_class=src.dataset.limit_per_class,
         )
     for reddit in src.reddit:
-        from imgclf.scrape.reddit import scrape_reddit
-
         scrape_reddit(reddit, raw, cfg.scrape)
     for web in src.web:
-        from imgclf.scrape.web import scrape_web
-
         scrape_web(web, raw, cfg.scrape)
 
 
@@ -149,6 +154,153 @@ def sample_test_images(split_dir: Path, n: int = 3) -> list[str]:
         if len(picks) >= n:
             break
     return picks
+
+
+@dataclass
+class _Pipeline:
+    """One `run_pipeline` call: the config, its planned runs, and what the stages made so far."""
+
+    cfg: RunConfig
+    planned: list[PlannedRun]
+    result: PipelineResult
+    on_predictions: Callable[[list[Any]], None] | None = None
+    on_comparison: Callable[[Any], None] | None = None
+    run_dir: Path = Path()  # the run the later stages use (several models: the best one after evaluate)
+    started: float = 0.0
+
+    @property
+    def multi(self) -> bool:
+        return is_multi(self.cfg)
+
+    def folder(self, stage: str) -> Path:
+        """The folder of `stage`: raw, clean, processed or split."""
+        return self.result.folders[stage]
+
+    def header(self, index: int, name: str, detail: str) -> None:
+        """Prints the stage's rule `i/n name  detail` and starts its clock."""
+        total = len(self.cfg.stages)
+        console.rule(f"[bold]{index}/{total} {name}[/]  [dim]{detail}[/]", align="left")
+        self.started = time.perf_counter()
+
+
+def _source_stage(pipe: _Pipeline, i: int) -> None:
+    raw = pipe.folder("raw")
+    pipe.header(i, "source", str(raw))
+    if pipe.cfg.source.folder is not None:
+        if not raw.is_dir():
+            raise DataError(f"source folder not found: {raw}", "fix source.folder in the config")
+        console.print(f"using existing folder {raw} as raw input")
+    else:
+        _acquire(pipe.cfg, raw)
+
+
+def _clean_stage(pipe: _Pipeline, i: int) -> None:
+    pipe.header(i, "clean", f"{pipe.folder('raw')} -> {pipe.folder('clean')}")
+    clean_folder(pipe.folder("raw"), pipe.folder("clean"), pipe.cfg.clean)
+
+
+def _prepare_stage(pipe: _Pipeline, i: int) -> None:
+    pipe.header(i, "prepare", f"{pipe.folder('clean')} -> {pipe.folder('processed')}")
+    prepare_folder(pipe.folder("clean"), pipe.folder("processed"), pipe.cfg.prepare)
+
+
+def _split_stage(pipe: _Pipeline, i: int) -> None:
+    pipe.header(i, "split", f"{pipe.folder('processed')} -> {pipe.folder('split')}")
+    split_folder(pipe.folder("processed"), pipe.folder("split"), pipe.cfg.split)
+
+
+def _train_stage(pipe: _Pipeline, i: int) -> None:
+    cfg, planned, split = pipe.cfg, pipe.planned, pipe.folder("split")
+    if pipe.multi:
+        what = f"{len(planned)} runs ({', '.join(dict.fromkeys(p.label for p in planned))})"
+    else:
+        what = cfg.train.model
+    pipe.header(i, "train", f"{what} on {split} -> {pipe.run_dir if not pipe.multi else cfg.models_dir}")
+    for j, p in enumerate(planned, start=1):
+        if pipe.multi:
+            console.rule(
+                f"[bold]train {j}/{len(planned)}[/] {p.label}, seed {p.config.seed} -> {p.run_dir}",
+                align="left",
+                characters="·",
+            )
+        pipe.result.run_dir = train(split, p.config, models_dir=cfg.models_dir, run_dir=p.run_dir)
+        if p.named:
+            info = load_run_info(p.run_dir)
+            info.label = p.label
+            save_run_info(p.run_dir, info)
+
+
+def _evaluate_stage(pipe: _Pipeline, i: int) -> None:
+    cfg, planned, result, e = pipe.cfg, pipe.planned, pipe.result, pipe.cfg.evaluate
+    pipe.header(i, "evaluate", f"{pipe.run_dir if not pipe.multi else f'{len(planned)} runs'} on {e.split}")
+    by_run: dict[Path, dict[str, Any]] = {}
+    for p in planned:
+        result.metrics = by_run[p.run_dir] = evaluate_run(
+            p.run_dir,
+            split=e.split,
+            data_dir=pipe.folder("split"),
+            top_k=e.top_k,
+            batch_size=e.batch_size,
+            tta=e.tta,
+            bootstrap_resamples=e.bootstrap_resamples,
+            ci_level=e.ci_level,
+            bootstrap_seed=e.bootstrap_seed,
+            leak_audit=e.leak_audit,
+        )
+    if pipe.multi:
+        compare_cfg = cfg.compare.model_copy(update={"split": e.split})
+        result.comparison = compare_runs([p.run_dir for p in planned], comparison_dir(cfg), compare_cfg)
+        pipe.run_dir = result.run_dir = result.comparison.best_run
+        result.metrics = by_run[pipe.run_dir]
+        if pipe.on_comparison is not None:
+            pipe.on_comparison(result.comparison)
+
+
+def _predict_stage(pipe: _Pipeline, i: int) -> None:
+    cfg = pipe.cfg
+    images = list(cfg.predict.images) or sample_test_images(pipe.folder("split"))
+    pipe.header(i, "predict", f"{len(images)} image(s) with {pipe.run_dir}")
+    if images:
+        pipe.result.predictions = predict_inputs(
+            images,
+            model=pipe.run_dir,
+            top_k=cfg.predict.top_k,
+            threshold=cfg.predict.threshold,
+            batch_size=cfg.predict.batch_size,
+            tta=cfg.predict.tta,
+        )
+        if pipe.on_predictions is not None:
+            pipe.on_predictions(pipe.result.predictions)
+
+
+#: What each stage name of `RunConfig.stages` runs, given the pipeline and the stage's position.
+_STAGES: dict[str, Callable[[_Pipeline, int], None]] = {
+    "scrape": _source_stage,
+    "clean": _clean_stage,
+    "prepare": _prepare_stage,
+    "split": _split_stage,
+    "train": _train_stage,
+    "evaluate": _evaluate_stage,
+    "predict": _predict_stage,
+}
+
+
+def _print_done(pipe: _Pipeline) -> None:
+    """The closing lines: time per stage, the test accuracy, the run directories."""
+    cfg, result = pipe.cfg, pipe.result
+    timing = ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
+    console.rule("[bold]done[/]", align="left")
+    metrics = result.metrics
+    tail = f"; test accuracy {metrics['accuracy']:.4f}" if metrics and "accuracy" in metrics else ""
+    if result.comparison is not None and metrics is not None:
+        tail = f"; best {result.comparison.best.label}, test accuracy {metrics['accuracy']:.4f}"
+    console.print(f"run: {cfg.name}: {timing}; total {sum(result.seconds.values()):.1f}s{tail}", soft_wrap=True)
+    if pipe.multi and ("train" in cfg.stages or "evaluate" in cfg.stages):
+        console.print(f"run directories: {', '.join(str(p.run_dir) for p in pipe.planned)}", soft_wrap=True)
+        if result.comparison is not None:
+            console.print(f"comparison: {result.comparison.out}", soft_wrap=True)
+    elif result.run_dir is not None or "train" in cfg.stages:
+        console.print(f"run directory: {pipe.run_dir}", soft_wrap=True)
 
 
 def run_pipeline(
@@ -173,132 +325,25 @@ def run_pipeline(
         ImgclfError: from any stage (missing folder, empty class, bad model name, ...). Model
             names are checked before the first stage when training.
     """
-    result = PipelineResult()
-    stages = list(cfg.stages)
     raw = Path(cfg.source.folder) if cfg.source.folder is not None else cfg.stage_dir("raw")
-    clean, processed, split = cfg.stage_dir("clean"), cfg.stage_dir("processed"), cfg.stage_dir("split")
-    result.folders = {"raw": raw, "clean": clean, "processed": processed, "split": split}
     planned = plan_runs(cfg)
-    multi = is_multi(cfg)
-    result.run_dirs = [p.run_dir for p in planned]
-    run_dir = planned[0].run_dir
-    if "train" in stages and multi:  # an unknown name fails now, not after the first models trained
-        from imgclf.models import get_spec
+    result = PipelineResult(
+        folders={
+            "raw": raw,
+            "clean": cfg.stage_dir("clean"),
+            "processed": cfg.stage_dir("processed"),
+            "split": cfg.stage_dir("split"),
+        },
+        run_dirs=[p.run_dir for p in planned],
+    )
+    pipe = _Pipeline(cfg, planned, result, on_predictions, on_comparison, run_dir=planned[0].run_dir)
+    if "train" in cfg.stages and pipe.multi:  # an unknown name fails now, not after the first models trained
+        from imgclf.models import get_spec  # imports Keras
 
         for p in planned:
             get_spec(p.config.model)
-    total = len(stages)
-
-    def header(i: int, name: str, detail: str) -> float:
-        console.rule(f"[bold]{i}/{total} {name}[/]  [dim]{detail}[/]", align="left")
-        return time.perf_counter()
-
-    for i, stage in enumerate(stages, start=1):
-        if stage == "scrape":
-            t = header(i, "source", str(raw))
-            if cfg.source.folder is not None:
-                if not raw.is_dir():
-                    raise DataError(f"source folder not found: {raw}", "fix source.folder in the config")
-                console.print(f"using existing folder {raw} as raw input")
-            else:
-                _acquire(cfg, raw)
-        elif stage == "clean":
-            t = header(i, "clean", f"{raw} -> {clean}")
-            from imgclf.clean import clean_folder
-
-            clean_folder(raw, clean, cfg.clean)
-        elif stage == "prepare":
-            t = header(i, "prepare", f"{clean} -> {processed}")
-            from imgclf.prepare import prepare_folder
-
-            prepare_folder(clean, processed, cfg.prepare)
-        elif stage == "split":
-            t = header(i, "split", f"{processed} -> {split}")
-            from imgclf.split import split_folder
-
-            split_folder(processed, split, cfg.split)
-        elif stage == "train":
-            what = (
-                cfg.train.model
-                if not multi
-                else f"{len(planned)} runs ({', '.join(dict.fromkeys(p.label for p in planned))})"
-            )
-            t = header(i, "train", f"{what} on {split} -> {run_dir if not multi else cfg.models_dir}")
-            from imgclf.train import train
-
-            for j, p in enumerate(planned, start=1):
-                if multi:
-                    console.rule(
-                        f"[bold]train {j}/{len(planned)}[/] {p.label}, seed {p.config.seed} -> {p.run_dir}",
-                        align="left",
-                        characters="·",
-                    )
-                result.run_dir = train(split, p.config, models_dir=cfg.models_dir, run_dir=p.run_dir)
-                if p.named:
-                    from imgclf.records.run import load_run_info, save_run_info
-
-                    info = load_run_info(p.run_dir)
-                    info.label = p.label
-                    save_run_info(p.run_dir, info)
-        elif stage == "evaluate":
-            t = header(i, "evaluate", f"{run_dir if not multi else f'{len(planned)} runs'} on {cfg.evaluate.split}")
-            from imgclf.evaluate import evaluate_run
-
-            e = cfg.evaluate
-            by_run: dict[Path, dict[str, Any]] = {}
-            for p in planned:
-                result.metrics = by_run[p.run_dir] = evaluate_run(
-                    p.run_dir,
-                    split=e.split,
-                    data_dir=split,
-                    top_k=e.top_k,
-                    batch_size=e.batch_size,
-                    tta=e.tta,
-                    bootstrap_resamples=e.bootstrap_resamples,
-                    ci_level=e.ci_level,
-                    bootstrap_seed=e.bootstrap_seed,
-                    leak_audit=e.leak_audit,
-                )
-            if multi:
-                from imgclf.compare import compare_runs
-
-                compare_cfg = cfg.compare.model_copy(update={"split": e.split})
-                result.comparison = compare_runs([p.run_dir for p in planned], comparison_dir(cfg), compare_cfg)
-                run_dir = result.run_dir = result.comparison.best_run
-                result.metrics = by_run[run_dir]
-                if on_comparison is not None:
-                    on_comparison(result.comparison)
-        elif stage == "predict":
-            images = list(cfg.predict.images) or sample_test_images(split)
-            t = header(i, "predict", f"{len(images)} image(s) with {run_dir}")
-            if images:
-                from imgclf.predict import predict_inputs
-
-                result.predictions = predict_inputs(
-                    images,
-                    model=run_dir,
-                    top_k=cfg.predict.top_k,
-                    threshold=cfg.predict.threshold,
-                    batch_size=cfg.predict.batch_size,
-                    tta=cfg.predict.tta,
-                )
-                if on_predictions is not None:
-                    on_predictions(result.predictions)
-        else:  # pragma: no cover - guarded by the config's Literal
-            continue
-        result.seconds[stage] = time.perf_counter() - t
-    timing = ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
-    console.rule("[bold]done[/]", align="left")
-    tail = (
-        f"; test accuracy {result.metrics['accuracy']:.4f}" if result.metrics and "accuracy" in result.metrics else ""
-    )
-    if result.comparison is not None:
-        tail = f"; best {result.comparison.best.label}, test accuracy {result.metrics['accuracy']:.4f}"
-    console.print(f"run: {cfg.name}: {timing}; total {sum(result.seconds.values()):.1f}s{tail}", soft_wrap=True)
-    if multi and ("train" in stages or "evaluate" in stages):
-        console.print(f"run directories: {', '.join(str(p.run_dir) for p in planned)}", soft_wrap=True)
-        if result.comparison is not None:
-            console.print(f"comparison: {result.comparison.out}", soft_wrap=True)
-    elif result.run_dir is not None or "train" in stages:
-        console.print(f"run directory: {run_dir}", soft_wrap=True)
+    for i, stage in enumerate(cfg.stages, start=1):
+        _STAGES[stage](pipe, i)
+        result.seconds[stage] = time.perf_counter() - pipe.started
+    _print_done(pipe)
     return result

@@ -31,7 +31,7 @@ import numpy as np
 
 from imgclf.errors import ModelError
 from imgclf.inputs import InputSpec
-from imgclf.records.run import BEST_MODEL, is_run_dir, load_export_meta, load_run_info
+from imgclf.records.run import BEST_MODEL, is_run_dir, latest_run, load_export_meta, load_run_info
 
 #: Model file kinds `load_model` understands.
 MODEL_KINDS: tuple[str, ...] = ("keras", "onnx", "tflite", "saved_model")
@@ -155,7 +155,7 @@ class Predictor:
         x = np.ascontiguousarray(images, dtype=np.float32)
         if x.shape[0] == 0:
             return np.zeros((0, self.num_classes), np.float32)
-        probs = np.asarray(self._fn(x), dtype=np.float32)
+        probs: np.ndarray = np.asarray(self._fn(x), dtype=np.float32)
         if tta == "flip":
             mirrored = np.asarray(self._fn(np.ascontiguousarray(x[:, :, ::-1, :])), dtype=np.float32)
             probs = (probs + mirrored) / 2
@@ -187,7 +187,7 @@ class Predictor:
         if tta not in TTA_MODES:
             raise ValueError(f"tta must be one of {TTA_MODES}, received tta={tta!r}")
         if tta == "flip" and self.train_flip is not None and "horizontal" not in self.train_flip:
-            from imgclf.ui import warn
+            from imgclf.ui import warn  # imgclf.ui loads rich: kept off this module's import (predict's cold start)
 
             warn(
                 f"--tta flip averages with mirror images, but this model was trained without horizontal flips "
@@ -226,7 +226,7 @@ def _onnx_fn(path: Path) -> Any:
     opts.log_severity_level = 3
     try:
         sess = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own exception types for invalid files
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types for invalid files
         raise ModelError(f"{path}: not a usable ONNX model ({exc})") from None
     name = sess.get_inputs()[0].name
 
@@ -241,7 +241,7 @@ def _tflite_interpreter(path: Path) -> Any:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
         try:
-            from tflite_runtime.interpreter import Interpreter  # type: ignore[no-redef]
+            from tflite_runtime.interpreter import Interpreter
         except ImportError:
             tf = import_tensorflow_quietly()
             Interpreter = tf.lite.Interpreter
@@ -337,11 +337,11 @@ def load_keras_model(path: str | os.PathLike) -> Any:
     import_tensorflow_quietly()
     import keras
 
-    import imgclf.models.layers  # noqa: F401  (registers imgclf's own layers for deserialization)
+    import imgclf.models.layers  # noqa: F401  (registers imgclf's own layers for deserialization; imports Keras)
 
     try:
         return keras.saving.load_model(p, compile=False, safe_mode=True)
-    except Exception as exc:  # Keras raises ValueError / TypeError / OSError for bad files
+    except Exception as exc:  # noqa: BLE001 - Keras raises ValueError / TypeError / OSError for bad files
         raise ModelError(f"{p}: cannot load the model safely ({type(exc).__name__}: {exc})") from None
 
 
@@ -351,8 +351,6 @@ def resolve_model_path(model: str | os.PathLike | None = None, models_dir: str |
     Raises:
         ModelError: when `model` is None and `models_dir` holds no finished run.
     """
-    from imgclf.records.run import latest_run
-
     return Path(model) if model is not None else latest_run(models_dir)
 
 

@@ -3,7 +3,7 @@ written as a run directory (`imgclf.records.run`) that `evaluate` / `predict` re
 
 What a run does, in order:
 
-1. Lists the split folders (`imgclf.data.list_split`); the classes are the folders of `train/`.
+1. Lists the split folders (`imgclf.inputs.list_images`); the classes are the folders of `train/`.
 2. Seeds Python, NumPy and TensorFlow (`keras.utils.set_random_seed`); `deterministic` turns
    on `tf.config.experimental.enable_op_determinism`. Sets the mixed-precision policy
    (`mixed_float16` on a GPU, `mixed_bfloat16` on a CPU) and the `tf.distribute` strategy.
@@ -29,6 +29,11 @@ What a run does, in order:
    recompiles with `fine_tune_learning_rate`, and trains `fine_tune_epochs` more epochs.
 6. Writes `run.json` (status "finished", best epoch), `training_curves.png`, and one summary line.
 
+Images are loaded by `imgclf.data.image_dataset` (the run's `InputSpec`). An unreadable file is
+left out and listed in `train_rejects.csv` (and "none could be read" stops the run); any other
+exception the loader meets is a bug: training stops with one line naming the file and the
+exception (`imgclf.errors.LoaderError`), and the traceback is appended to `<run>/errors.log`.
+
 `best.keras` is the model to use: it is the best epoch by `val_loss` whether or not early
 stopping fired. It is saved compiled; losses are sparse cross-entropy, or categorical
 cross-entropy on one-hot labels when `label_smoothing > 0` (Keras' sparse loss has no
@@ -38,23 +43,28 @@ smoothing), so callers that evaluate should compile it themselves or use `predic
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import math
 import os
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from imgclf.config import TrainConfig
-from imgclf.errors import DataError, ModelError
+from imgclf.data import image_dataset, raising_loader_bugs
+from imgclf.errors import DataError, ImageError, LoaderError, ModelError
 from imgclf.fsutil import atomic_write_text, tmp_path_for
 from imgclf.inputs import ImageListing, InputSpec, infer_image_size, list_images
+from imgclf.prepare import read_prepare_record
 from imgclf.records.run import (
     BACKUP_DIR,
     BEST_MODEL,
@@ -75,11 +85,16 @@ from imgclf.records.run import (
     save_run_info,
     save_train_state,
 )
-from imgclf.ui import progress, summary, warn
+from imgclf.report import plot_training_curves
+from imgclf.runtime import import_tensorflow_quietly
+from imgclf.ui import console, progress, summary, warn
 
 if TYPE_CHECKING:
     import keras
     import tensorflow as tf
+
+#: Where a run keeps the traceback of a loader bug that stopped it (inside the run folder).
+ERRORS_LOG = "errors.log"
 
 
 # ------------------------------------------------------------------------------- helpers
@@ -162,12 +177,27 @@ def precision_policy(mixed: bool) -> Iterator[str]:
 
 
 # ----------------------------------------------------------------------------- callbacks
-def _callbacks_module():
+@functools.cache
+def _callback_classes() -> SimpleNamespace:
+    """imgclf's Keras callbacks, classes made on first use (importing this module imports no Keras)."""
     import keras
+
+    return SimpleNamespace(
+        AtomicModelCheckpoint=_atomic_model_checkpoint(keras),
+        LearningRateLogger=_learning_rate_logger(keras),
+        RichProgress=_rich_progress(keras),
+        SwapEMAWeightsBack=_swap_ema_weights_back(keras),
+    )
+
+
+def _atomic_model_checkpoint(keras: Any) -> type:
+    """The `AtomicModelCheckpoint` callback class."""
 
     class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
         """`ModelCheckpoint` that writes to a hidden temporary file then `os.replace`s it, so a
         `kill -9` during a save never leaves a half-written `best.keras` / `last.keras`."""
+
+        filepath: str
 
         def _save_model(self, epoch, batch, logs):
             final = self.filepath
@@ -180,12 +210,24 @@ def _callbacks_module():
             if os.path.exists(tmp):
                 os.replace(tmp, final)
 
+    return AtomicModelCheckpoint
+
+
+def _learning_rate_logger(keras: Any) -> type:
+    """The `LearningRateLogger` callback class."""
+
     class LearningRateLogger(keras.callbacks.Callback):
         """Adds the current learning rate to the epoch logs (so `history.csv` has it)."""
 
         def on_epoch_end(self, epoch, logs=None):
             if logs is not None:
                 logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+    return LearningRateLogger
+
+
+def _rich_progress(keras: Any) -> type:
+    """The `RichProgress` callback class."""
 
     class RichProgress(keras.callbacks.Callback):
         """Epoch progress bar (`imgclf.ui.progress`) with the batch and metrics as status, and
@@ -196,8 +238,9 @@ def _callbacks_module():
             self.description = description
             self.total_epochs = total_epochs
             self.steps = steps
-            self._cm = None
-            self._advance = None
+            self._cm: Any = None
+            self._advance: Any = None
+            self._started = False
             self._epoch = 0
             self._t = 0.0
             self._last = 0.0
@@ -232,8 +275,6 @@ def _callbacks_module():
             line = f"epoch {epoch + 1}/{self.total_epochs} ({time.monotonic() - self._t:.0f}s): " + ", ".join(parts)
             if self._advance is not None:
                 self._advance(1, status=line)
-            from imgclf.ui import console
-
             console.print(f"  {line}", highlight=False)
 
         def on_train_end(self, logs=None):
@@ -243,6 +284,12 @@ def _callbacks_module():
             if self._cm is not None:
                 cm, self._cm, self._advance = self._cm, None, None
                 cm.__exit__(None, None, None)
+
+    return RichProgress
+
+
+def _swap_ema_weights_back(keras: Any) -> type:
+    """The `SwapEMAWeightsBack` callback class."""
 
     class SwapEMAWeightsBack(keras.callbacks.Callback):
         """Puts the trained weights back in the model at the end of an epoch, after the callbacks
@@ -263,7 +310,7 @@ def _callbacks_module():
                 self.swap._swap_variables()
                 self.swap._ema_weights_in_model = False
 
-    return AtomicModelCheckpoint, LearningRateLogger, RichProgress, SwapEMAWeightsBack
+    return SwapEMAWeightsBack
 
 
 # --------------------------------------------------------------------------------- train
@@ -458,8 +505,6 @@ def resolve_input_spec(cfg: TrainConfig, data_dir: Path, train_listing: ImageLis
     Raises:
         DataError: no size given or recorded and the first training image is not square.
     """
-    from imgclf.prepare import read_prepare_record
-
     prepared = read_prepare_record(data_dir)
     size = cfg.image_size or (prepared.size if prepared else None)
     if size is None:
@@ -484,8 +529,39 @@ def _write_rejects(run_dir: Path, rejects: dict[str, str]) -> None:
 
 
 @dataclass
+class _Data:
+    """The split a run trains on, resolved once in `train`."""
+
+    data_dir: Path
+    train: ImageListing
+    val: ImageListing
+    spec: InputSpec
+    model_spec: Any  # imgclf.models.ModelSpec
+
+    @property
+    def class_names(self) -> list[str]:
+        """The classes: the folders of `train/`."""
+        return self.train.class_names
+
+
+@dataclass
+class _Loads:
+    """What the loaders met while training: unreadable files by listing index, and bugs."""
+
+    train: dict[int, ImageError] = field(default_factory=dict)
+    val: dict[int, ImageError] = field(default_factory=dict)
+    bugs: list[LoaderError] = field(default_factory=list)
+
+    def rejects(self, data: _Data) -> dict[str, str]:
+        """Rows of `train_rejects.csv`: `"<split>/<path>" -> "<reason>: <detail>"`."""
+        out = {f"train/{data.train.entries[i].rel}": f"{e.reason}: {e.detail}" for i, e in self.train.items()}
+        out.update({f"val/{data.val.entries[i].rel}": f"{e.reason}: {e.detail}" for i, e in self.val.items()})
+        return out
+
+
+@dataclass
 class _Fit:
-    """What every phase of one run shares (built once in `train`)."""
+    """What every phase of one run shares (built once in `_fit_phases`)."""
 
     run_dir: Path
     cfg: TrainConfig
@@ -499,31 +575,24 @@ class _Fit:
     two_phase: bool
 
 
-def _fit_phase(fit: _Fit, phase: Phase) -> None:
-    """Runs one `Phase`: compile, callbacks, `model.fit`, then records it in `train_state.json`."""
+def _phase_callbacks(fit: _Fit, phase: Phase) -> list[Any]:
+    """The Keras callbacks of one phase, in the order they must run (see the module docstring)."""
     import keras
 
-    AtomicModelCheckpoint, LearningRateLogger, RichProgress, SwapEMAWeightsBack = _callbacks_module()
+    cb = _callback_classes()
     cfg, run_dir = fit.cfg, fit.run_dir
-    if fit.two_phase:
-        n = _set_trainable_for_phase(fit.model, phase.number, cfg.fine_tune_layers)
-        if phase.number == 2 and n == 0:
-            warn("fine_tune_layers unfroze no layer with weights: phase 2 trains the head only")
     best_row = best_epoch_row(read_history(run_dir))
     best_so_far = best_row["val_loss"] if best_row else None
-    lr = _learning_rate(cfg, phase.learning_rate, phase.end_epoch - phase.initial_epoch, fit.steps, phase.schedule)
-    with fit.strategy.scope():
-        _compile(fit.model, cfg, lr)
     # Order matters: history.csv and the checkpoints are written before the backup of the
     # epoch, so a kill between them repeats the epoch (read_history keeps the last row)
     # instead of losing its row.
     cbs: list[Any] = [
-        LearningRateLogger(),
+        cb.LearningRateLogger(),
         keras.callbacks.CSVLogger(str(run_dir / HISTORY), append=True),
-        AtomicModelCheckpoint(
+        cb.AtomicModelCheckpoint(
             str(run_dir / BEST_MODEL), monitor="val_loss", save_best_only=True, initial_value_threshold=best_so_far
         ),
-        AtomicModelCheckpoint(str(run_dir / LAST_MODEL), save_best_only=False),
+        cb.AtomicModelCheckpoint(str(run_dir / LAST_MODEL), save_best_only=False),
         keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=cfg.early_stopping_patience, restore_best_weights=True
         ),
@@ -531,25 +600,37 @@ def _fit_phase(fit: _Fit, phase: Phase) -> None:
     if cfg.ema_momentum is not None:
         # The moving average is what validation, history.csv, both checkpoints and early stopping see.
         swap = keras.callbacks.SwapEMAWeights(swap_on_epoch=True)
-        cbs = [swap, *cbs, SwapEMAWeightsBack(swap)]
+        cbs = [swap, *cbs, cb.SwapEMAWeightsBack(swap)]
     if phase.schedule == "plateau":
         cbs.append(
             keras.callbacks.ReduceLROnPlateau(
                 monitor="val_loss", factor=cfg.lr_factor, patience=cfg.lr_patience, min_lr=cfg.min_lr
             )
         )
-    cbs += [
+    return [
+        *cbs,
         keras.callbacks.TensorBoard(log_dir=str(run_dir / LOG_DIR), write_graph=False),
         keras.callbacks.BackupAndRestore(
             str(run_dir / BACKUP_DIR / f"phase{phase.number}"), double_checkpoint=True, delete_checkpoint=False
         ),
     ]
-    bar = RichProgress(
+
+
+def _fit_phase(fit: _Fit, phase: Phase) -> None:
+    """Runs one `Phase`: compile, callbacks, `model.fit`, then records it in `train_state.json`."""
+    cfg, run_dir = fit.cfg, fit.run_dir
+    if fit.two_phase:
+        n = _set_trainable_for_phase(fit.model, phase.number, cfg.fine_tune_layers)
+        if phase.number == 2 and n == 0:
+            warn("fine_tune_layers unfroze no layer with weights: phase 2 trains the head only")
+    lr = _learning_rate(cfg, phase.learning_rate, phase.end_epoch - phase.initial_epoch, fit.steps, phase.schedule)
+    with fit.strategy.scope():
+        _compile(fit.model, cfg, lr)
+    cbs = _phase_callbacks(fit, phase)
+    bar = _callback_classes().RichProgress(
         fit.description + (f" phase {phase.number}" if fit.two_phase else ""), phase.end_epoch, fit.steps
     )
     cbs.append(bar)
-    import warnings
-
     try:
         with warnings.catch_warnings():
             # The pipeline drops unreadable files, so its length is known only after the first
@@ -612,6 +693,143 @@ def _warn_imbalance(counts: np.ndarray, class_names: list[str], cfg: TrainConfig
         )
 
 
+def _resolve_data(data_dir: Path, cfg: TrainConfig) -> _Data:
+    """The model's registry entry, the split's listings and the run's `InputSpec`, checked."""
+    from imgclf.models import get_spec  # imports Keras
+
+    model_spec = get_spec(cfg.model)
+    train_files, val_files = _listings(data_dir)
+    spec = resolve_input_spec(cfg, data_dir, train_files)
+    if spec.size < model_spec.min_size:
+        raise ModelError(
+            f"model {model_spec.name!r} needs images of at least {model_spec.min_size} pixels, "
+            f"the input is {spec.size}",
+            f"pass --image-size {max(model_spec.min_size, model_spec.default_size)} (images are resized) "
+            "or prepare larger images",
+        )
+    return _Data(data_dir, train_files, val_files, spec, model_spec)
+
+
+def _start_run(run_dir: Path, cfg: TrainConfig, data: _Data, previous: RunInfo | None) -> RunInfo:
+    """Writes `run.json` with status "running" (a new run, or the resumed one's record)."""
+    info = previous or RunInfo(model=cfg.model, class_names=data.class_names, input_spec=data.spec)
+    info.data_dir = str(data.data_dir)
+    info.seed = cfg.seed
+    info.config = cfg.model_dump(mode="json")
+    info.versions = library_versions()
+    info.status = "running"
+    save_run_info(run_dir, info)
+    return info
+
+
+def _datasets(data: _Data, cfg: TrainConfig, loads: _Loads) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+    """The training and validation pipelines (`image_dataset`), one-hot labels with label smoothing."""
+    import tensorflow as tf
+
+    common: dict[str, Any] = dict(cache=cfg.cache, seed=cfg.seed, bugs=loads.bugs)
+    train_ds = image_dataset(
+        data.train, data.spec, cfg.batch_size, shuffle=True, augment=cfg.augment, rejects=loads.train, **common
+    )
+    val_ds = image_dataset(data.val, data.spec, cfg.batch_size, shuffle=False, rejects=loads.val, **common)
+    if cfg.label_smoothing > 0:
+        k = len(data.class_names)
+        train_ds = train_ds.map(lambda x, y: (x, tf.one_hot(y, k)))
+        val_ds = val_ds.map(lambda x, y: (x, tf.one_hot(y, k)))
+    return train_ds, val_ds
+
+
+def _fit_phases(
+    run_dir: Path,
+    cfg: TrainConfig,
+    data: _Data,
+    datasets: tuple[tf.data.Dataset, tf.data.Dataset],
+    class_weight: dict[int, float] | None,
+    loads: _Loads,
+) -> str:
+    """Builds the model and fits the phases still to do (`plan_phases`); returns the precision policy."""
+    import keras
+
+    from imgclf.models import create_model  # imports Keras
+
+    weights = None if cfg.weights.lower() == "none" else cfg.weights
+    backup = run_dir / BACKUP_DIR
+    resumed = (backup / "phase1").exists()
+    phases = plan_phases(cfg, data.model_spec.pretrained, load_train_state(run_dir), (backup / "phase2").exists())
+    with precision_policy(cfg.mixed_precision) as policy:
+        strategy = make_strategy(cfg.strategy)
+        with strategy.scope():
+            model = create_model(
+                cfg.model,
+                num_classes=len(data.class_names),
+                input_shape=data.spec.shape,
+                dropout=cfg.dropout,
+                # a resumed run gets every weight back from its backup / best.keras
+                weights=None if resumed else weights,
+                **cfg.model_options,
+            )
+        fit = _Fit(
+            run_dir,
+            cfg,
+            model,
+            strategy,
+            *datasets,
+            math.ceil(len(data.train) / cfg.batch_size),
+            class_weight,
+            f"train {cfg.model}",
+            data.model_spec.pretrained and weights is not None,
+        )
+        for phase in phases:
+            if phase.number == 2 and (run_dir / BEST_MODEL).is_file():  # fine-tune from the best head
+                best = keras.models.load_model(run_dir / BEST_MODEL, compile=False)
+                model.set_weights(best.get_weights())
+                del best
+            _fit_phase(fit, phase)
+            if not len(data.train) - len(loads.train):
+                raise DataError(
+                    f"none of the {len(data.train)} training images could be read", f"see {run_dir / TRAIN_REJECTS}"
+                )
+    return policy
+
+
+def _finish_run(
+    run_dir: Path, info: RunInfo, policy: str, n_rejects: int, seconds: float, previous: RunInfo | None
+) -> list[dict[str, Any]]:
+    """Plots the curves, checks `best.keras`, writes `run.json` as "finished"; returns the history."""
+    history = read_history(run_dir)
+    if history:
+        plot_training_curves(history_columns(history), run_dir / CURVES)
+    if not (run_dir / BEST_MODEL).is_file():
+        raise ModelError(f"training finished without writing {run_dir / BEST_MODEL}", "check the log above")
+    best_row = best_epoch_row(history)
+    info.status = "finished"
+    info.precision_policy = policy
+    info.epochs_done = len(history)
+    info.train_rejects = n_rejects
+    if best_row is not None:
+        info.best_epoch = int(best_row["epoch"]) + 1
+        info.best_val_loss = best_row["val_loss"]
+        info.best_val_accuracy = best_row.get("val_accuracy")
+    info.train_seconds = round(seconds, 1) + (previous.train_seconds if previous else 0.0)
+    save_run_info(run_dir, info)
+    return history
+
+
+def _summary_line(cfg: TrainConfig, data: _Data, history: list[dict[str, Any]], run_dir: Path, seconds: float) -> str:
+    """The one line `train` ends with."""
+    best_row = best_epoch_row(history)
+    best_txt = (
+        f"best epoch {int(best_row['epoch']) + 1}: val_loss {best_row['val_loss']:.4f}, "
+        f"val_accuracy {best_row.get('val_accuracy', math.nan):.4f}"
+        if best_row
+        else "no epoch run"
+    )
+    return (
+        f"train: {cfg.model} on {len(data.train)} train / {len(data.val)} val images, {len(data.class_names)} "
+        f"classes, input {data.spec.describe()}, {len(history)} epochs ({best_txt}) in {seconds:.0f}s "
+        f"-> {run_dir}/{BEST_MODEL}"
+    )
+
+
 def train(
     data_dir: Path,
     cfg: TrainConfig,
@@ -623,6 +841,10 @@ def train(
 
     Rerunning with the same `run_dir` resumes an interrupted run from its last finished epoch
     (`BackupAndRestore`), and continues a finished one when `cfg.epochs` was raised.
+
+    An unreadable image is left out and recorded in `train_rejects.csv`; a bug in the loader
+    (anything else it raises) stops training with a `LoaderError`, its traceback appended to
+    `<run>/errors.log`.
 
     Args:
         data_dir: Path. A split folder with `train/<class>/` and `val/<class>/` (from
@@ -642,128 +864,36 @@ def train(
             classes, files outside class folders, no readable training image.
         ModelError: unknown model, unusable weights, or `run_dir` holding a different run.
         ConfigError: an augmentation this Keras cannot do.
+        LoaderError: a bug while loading an image (not an unreadable one), naming the file.
     """
-    from imgclf.runtime import import_tensorflow_quietly
-
     tf = import_tensorflow_quietly()
     import keras
 
-    from imgclf.data import image_dataset
-    from imgclf.models import create_model, get_spec
-
     t_start = time.monotonic()
-    data_dir = Path(data_dir)
-    model_spec = get_spec(cfg.model)
-    train_files, val_files = _listings(data_dir)
-    class_names = train_files.class_names
-    spec = resolve_input_spec(cfg, data_dir, train_files)
-    if spec.size < model_spec.min_size:
-        raise ModelError(
-            f"model {model_spec.name!r} needs images of at least {model_spec.min_size} pixels, the input is {spec.size}",
-            f"pass --image-size {max(model_spec.min_size, model_spec.default_size)} (images are resized) or prepare larger images",
-        )
-
+    data = _resolve_data(Path(data_dir), cfg)
     run_dir = Path(run_dir) if run_dir is not None else _new_run_dir(models_dir, cfg)
-    previous = _check_resume(run_dir, cfg, class_names, spec)
+    previous = _check_resume(run_dir, cfg, data.class_names, data.spec)
     run_dir.mkdir(parents=True, exist_ok=True)
-    counts = train_files.counts()
-    _warn_imbalance(counts, class_names, cfg)
-    class_weight = compute_class_weights(train_files.labels, len(class_names)) if cfg.class_weights else None
+    _warn_imbalance(data.train.counts(), data.class_names, cfg)
+    class_weight = compute_class_weights(data.train.labels, len(data.class_names)) if cfg.class_weights else None
 
     keras.utils.set_random_seed(cfg.seed)
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
+    info = _start_run(run_dir, cfg, data, previous)
+    loads = _Loads()
+    datasets = _datasets(data, cfg, loads)
+    try:
+        with raising_loader_bugs(loads.bugs):
+            policy = _fit_phases(run_dir, cfg, data, datasets, class_weight, loads)
+    except LoaderError as bug:
+        bug.save_traceback(run_dir / ERRORS_LOG)
+        raise
 
-    info = previous or RunInfo(model=cfg.model, class_names=class_names, input_spec=spec)
-    info.data_dir = str(data_dir)
-    info.seed = cfg.seed
-    info.config = cfg.model_dump(mode="json")
-    info.versions = library_versions()
-    info.status = "running"
-    save_run_info(run_dir, info)
-
-    train_errors: dict[int, Any] = {}
-    val_errors: dict[int, Any] = {}
-    common = dict(cache=cfg.cache, seed=cfg.seed)
-    train_ds = image_dataset(
-        train_files, spec, cfg.batch_size, shuffle=True, augment=cfg.augment, rejects=train_errors, **common
-    )
-    val_ds = image_dataset(val_files, spec, cfg.batch_size, shuffle=False, rejects=val_errors, **common)
-    if cfg.label_smoothing > 0:
-        k = len(class_names)
-        train_ds = train_ds.map(lambda x, y: (x, tf.one_hot(y, k)))
-        val_ds = val_ds.map(lambda x, y: (x, tf.one_hot(y, k)))
-
-    weights = None if cfg.weights.lower() == "none" else cfg.weights
-    backup = run_dir / BACKUP_DIR
-    resumed = (backup / "phase1").exists()
-    phases = plan_phases(cfg, model_spec.pretrained, load_train_state(run_dir), (backup / "phase2").exists())
-    with precision_policy(cfg.mixed_precision) as policy:
-        strategy = make_strategy(cfg.strategy)
-        with strategy.scope():
-            model = create_model(
-                cfg.model,
-                num_classes=len(class_names),
-                input_shape=spec.shape,
-                dropout=cfg.dropout,
-                # a resumed run gets every weight back from its backup / best.keras
-                weights=None if resumed else weights,
-                **cfg.model_options,
-            )
-        fit = _Fit(
-            run_dir,
-            cfg,
-            model,
-            strategy,
-            train_ds,
-            val_ds,
-            math.ceil(len(train_files) / cfg.batch_size),
-            class_weight,
-            f"train {cfg.model}",
-            model_spec.pretrained and weights is not None,
-        )
-        for phase in phases:
-            if phase.number == 2 and (run_dir / BEST_MODEL).is_file():  # fine-tune from the best head
-                best = keras.models.load_model(run_dir / BEST_MODEL, compile=False)
-                model.set_weights(best.get_weights())
-                del best
-            _fit_phase(fit, phase)
-            if not len(train_files) - len(train_errors):
-                raise DataError(
-                    f"none of the {len(train_files)} training images could be read", f"see {run_dir / TRAIN_REJECTS}"
-                )
-
-    rejects = {f"train/{train_files.entries[i].rel}": f"{e.reason}: {e.detail}" for i, e in train_errors.items()}
-    rejects.update({f"val/{val_files.entries[i].rel}": f"{e.reason}: {e.detail}" for i, e in val_errors.items()})
+    rejects = loads.rejects(data)
     if rejects:
         _write_rejects(run_dir, rejects)
         warn(f"{len(rejects)} file(s) could not be read and were left out of training; see {run_dir / TRAIN_REJECTS}")
-    history = read_history(run_dir)
-    if history:
-        from imgclf.report import plot_training_curves
-
-        plot_training_curves(history_columns(history), run_dir / CURVES)
-    if not (run_dir / BEST_MODEL).is_file():
-        raise ModelError(f"training finished without writing {run_dir / BEST_MODEL}", "check the log above")
-    best_row = best_epoch_row(history)
-    info.status = "finished"
-    info.precision_policy = policy
-    info.epochs_done = len(history)
-    info.train_rejects = len(rejects)
-    if best_row is not None:
-        info.best_epoch = int(best_row["epoch"]) + 1
-        info.best_val_loss = best_row["val_loss"]
-        info.best_val_accuracy = best_row.get("val_accuracy")
-    info.train_seconds = round(time.monotonic() - t_start, 1) + (previous.train_seconds if previous else 0.0)
-    save_run_info(run_dir, info)
-    best_txt = (
-        f"best epoch {int(best_row['epoch']) + 1}: val_loss {best_row['val_loss']:.4f}, val_accuracy {best_row.get('val_accuracy', math.nan):.4f}"
-        if best_row
-        else "no epoch run"
-    )
-    summary(
-        f"train: {cfg.model} on {len(train_files)} train / {len(val_files)} val images, {len(class_names)} classes, "
-        f"input {spec.describe()}, {len(history)} epochs ({best_txt}) in {time.monotonic() - t_start:.0f}s "
-        f"-> {run_dir}/{BEST_MODEL}"
-    )
+    history = _finish_run(run_dir, info, policy, len(rejects), time.monotonic() - t_start, previous)
+    summary(_summary_line(cfg, data, history, run_dir, time.monotonic() - t_start))
     return run_dir

@@ -20,7 +20,7 @@ import typer
 
 from imgclf import __version__
 from imgclf.cli.core import FlagGroup, ImgclfTyper
-from imgclf.errors import ImgclfError
+from imgclf.errors import ImgclfError, LoaderError
 from imgclf.ui import console
 
 #: Module of each command / command group under `imgclf.cli`, in the order `--help` lists them
@@ -58,8 +58,15 @@ _ORDER = {m.replace("_", "-"): i for i, m in enumerate(COMMAND_MODULES)}
 
 
 def report_error(exc: ImgclfError) -> None:
-    """Prints `exc` as one line on stderr (message, then hint)."""
+    """Prints `exc` as one line on stderr (message, then hint).
+
+    A `LoaderError` (a bug while loading one image) whose traceback no stage has kept yet gets
+    it written to a temporary log file first, so the hint can name it.
+    """
     from rich.markup import escape
+
+    if isinstance(exc, LoaderError) and exc.log is None:
+        exc.save_traceback()
 
     console.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
     if exc.hint:

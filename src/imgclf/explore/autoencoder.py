@@ -38,20 +38,19 @@ import numpy as np
 from imgclf.errors import DataError, ModelError
 from imgclf.explore.loading import Reject, load_all, reasons, scan_folder
 from imgclf.explore.options import AutoencoderOptions
+from imgclf.explore.sheets import reconstruction_grid
 from imgclf.fsutil import tmp_path_for
 from imgclf.inputs import InputSpec
-from imgclf.records.run import (
-    AUTOENCODER_INFO as INFO_FILE,
-)
-from imgclf.records.run import (
-    AUTOENCODER_MODEL as MODEL_FILE,
-)
+from imgclf.records.run import AUTOENCODER_INFO as INFO_FILE
+from imgclf.records.run import AUTOENCODER_MODEL as MODEL_FILE
 from imgclf.records.run import (
     AutoencoderInfo,
     is_autoencoder_run,
+    library_versions,
     load_autoencoder_info,
     save_autoencoder_info,
 )
+from imgclf.runtime import load_keras_model
 from imgclf.ui import progress, summary
 
 HISTORY_FILE = "history.csv"
@@ -135,8 +134,6 @@ def load_autoencoder(run_dir: str | os.PathLike) -> tuple[Any, AutoencoderInfo]:
     Raises:
         ModelError: if the folder, its json or its model file is missing or unreadable.
     """
-    from imgclf.runtime import load_keras_model
-
     run_dir = Path(run_dir)
     info = load_autoencoder_info(run_dir)
     return load_keras_model(run_dir / MODEL_FILE), info
@@ -192,7 +189,6 @@ def train_autoencoder(
         DataError: if the folder is missing or has fewer than 2 readable images.
     """
     import keras
-    import tensorflow as tf
 
     opts = options or AutoencoderOptions()
     data_dir, run_dir = Path(data_dir), Path(run_dir)
@@ -204,40 +200,13 @@ def train_autoencoder(
             "add images to the folder",
         )
     keras.utils.set_random_seed(opts.seed)
-    rng = np.random.default_rng(opts.seed)
-    order = rng.permutation(len(x))
+    order = np.random.default_rng(opts.seed).permutation(len(x))
     n_val = int(round(len(x) * opts.val_fraction)) if len(x) >= 10 else 0
     val, train = order[:n_val], order[n_val:]
-
-    def dataset(idx: np.ndarray, shuffle: bool):
-        ds = tf.data.Dataset.from_tensor_slices(x[idx])
-        if shuffle:
-            ds = ds.shuffle(len(idx), seed=opts.seed, reshuffle_each_iteration=True)
-        ds = ds.batch(opts.batch_size).map(lambda b: (b, tf.cast(b, tf.float32) / 255.0))
-        return ds.prefetch(tf.data.AUTOTUNE)
-
-    model = build_autoencoder(opts.size, opts.bottleneck)
-    model.compile(optimizer=keras.optimizers.Adam(opts.learning_rate), loss="mse")
     run_dir.mkdir(parents=True, exist_ok=True)
-    with progress("autoencoder: training", total=opts.epochs) as advance:
-        hist = model.fit(
-            dataset(train, True),
-            validation_data=dataset(val, False) if n_val else None,
-            epochs=opts.epochs,
-            shuffle=False,  # the tf.data pipeline shuffles (seeded)
-            verbose=0,
-            callbacks=[
-                keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE)),
-                _epoch_progress(opts.epochs)(advance),
-            ],
-        )
-    tmp = tmp_path_for(run_dir / MODEL_FILE)
-    model.save(tmp)
-    os.replace(tmp, run_dir / MODEL_FILE)
-    from imgclf.records.run import library_versions
-
-    loss = float(hist.history["loss"][-1])
-    val_loss = float(hist.history["val_loss"][-1]) if n_val else None
+    history = _fit_autoencoder(x, train, val, opts, run_dir)
+    loss = float(history["loss"][-1])
+    val_loss = float(history["val_loss"][-1]) if n_val else None
     save_autoencoder_info(
         run_dir,
         AutoencoderInfo(
@@ -259,6 +228,41 @@ def train_autoencoder(
         f"loss {loss:.4f}{shown_val}, {len(rejects)} skipped ({reasons(rejects)}) -> {run_dir}"
     )
     return AutoencoderRun(run_dir, len(train), opts.epochs, loss, val_loss, rejects)
+
+
+def _fit_autoencoder(
+    x: np.ndarray, train: np.ndarray, val: np.ndarray, opts: AutoencoderOptions, run_dir: Path
+) -> dict[str, list[float]]:
+    """Fits a new autoencoder on `x[train]` (validated on `x[val]` if any), writes
+    `history.csv` and `autoencoder.keras` (atomically) into `run_dir`; returns Keras' history."""
+    import keras
+    import tensorflow as tf
+
+    def dataset(idx: np.ndarray, shuffle: bool):
+        ds = tf.data.Dataset.from_tensor_slices(x[idx])
+        if shuffle:
+            ds = ds.shuffle(len(idx), seed=opts.seed, reshuffle_each_iteration=True)
+        ds = ds.batch(opts.batch_size).map(lambda b: (b, tf.cast(b, tf.float32) / 255.0))
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+    model = build_autoencoder(opts.size, opts.bottleneck)
+    model.compile(optimizer=keras.optimizers.Adam(opts.learning_rate), loss="mse")
+    with progress("autoencoder: training", total=opts.epochs) as advance:
+        hist = model.fit(
+            dataset(train, True),
+            validation_data=dataset(val, False) if len(val) else None,
+            epochs=opts.epochs,
+            shuffle=False,  # the tf.data pipeline shuffles (seeded)
+            verbose=0,
+            callbacks=[
+                keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE)),
+                _epoch_progress(opts.epochs)(advance),
+            ],
+        )
+    tmp = tmp_path_for(run_dir / MODEL_FILE)
+    model.save(tmp)
+    os.replace(tmp, run_dir / MODEL_FILE)
+    return hist.history
 
 
 @dataclass
@@ -302,8 +306,6 @@ def reconstruct_folder(
         DataError: if the folder holds no readable image.
         ModelError: if `run_dir` is not an autoencoder run.
     """
-    from imgclf.explore.sheets import reconstruction_grid
-
     data_dir = Path(data_dir)
     model, info = load_autoencoder(run_dir)
     files, _ = scan_folder(data_dir)

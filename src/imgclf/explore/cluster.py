@@ -44,6 +44,7 @@ from imgclf.errors import DataError
 from imgclf.explore.embed import Embeddings, embed_folder
 from imgclf.explore.loading import reasons, report_rejects
 from imgclf.explore.options import ClusterOptions, EmbedOptions
+from imgclf.explore.sheets import contact_sheet, scatter_map
 from imgclf.fsutil import atomic_write_json, atomic_write_text
 from imgclf.ui import progress, summary, warn
 
@@ -153,7 +154,7 @@ def kmeans(x: np.ndarray, options: ClusterOptions | None = None, labels: list[st
                 f"--k auto needs at least {opts.k_min + 1} images (k from {opts.k_min} to n - 1), found {n}",
                 "add images, or give --k explicitly",
             )
-        best = None
+        best: tuple[int, Any] | None = None
         with progress("cluster: choosing k", total=hi - opts.k_min + 1) as advance:
             for k in range(opts.k_min, hi + 1):
                 km = fit(k)
@@ -161,6 +162,7 @@ def kmeans(x: np.ndarray, options: ClusterOptions | None = None, labels: list[st
                 if best is None or (scores[k] > scores[best[0]]) or np.isnan(scores[best[0]]):
                     best = (k, km)
                 advance(status=f"k={k} silhouette {scores[k]:.3f}")
+        assert best is not None  # the range k_min..hi is not empty (checked above)
         k, km = best
     else:
         k = int(opts.k)
@@ -311,9 +313,27 @@ def cluster_images(
     res = kmeans(emb.embeddings, opts, emb.labels)
     out.mkdir(parents=True, exist_ok=True)
     report = ClusterReport(out, res, emb)
+    order = np.lexsort((res.distances, res.assignments))  # by cluster, then distance to its center
+    _write_assignments(out, emb, res, order)
+    if root is not None and have_images:
+        _write_cluster_folders(report, root)
+        _write_contact_sheets(report, root, order, opts)
+    else:
+        warn(f"image folder {emb.root or '(not recorded)'} not found: cluster folders and contact sheets not written")
+    scores = f", purity {res.purity:.3f}, ARI {res.ari:.3f}" if res.purity is not None else ""
+    report.map_png = _write_map(out, emb, res, opts, scores)
+    _write_summary_json(report, source, opts)
+    how = f"k={res.k}" + (" (best silhouette)" if opts.k == "auto" else "")
+    files = f", {report.linked} linked / {report.copied} copied" if have_images else ""
+    summary(
+        f"cluster: {len(emb.paths)} images into {how}, sizes {res.sizes}{scores}{files}, "
+        f"{len(emb.rejects)} skipped ({reasons(emb.rejects)}) -> {out}"
+    )
+    return report
 
-    # clusters.csv, sorted by cluster then distance
-    order = np.lexsort((res.distances, res.assignments))
+
+def _write_assignments(out: Path, emb: Embeddings, res: Clustering, order: np.ndarray) -> None:
+    """`clusters.csv` in `order` (by cluster then distance), and the embedding rejects."""
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["path", "cluster", "distance"] + (["label"] if emb.labels is not None else []))
@@ -324,48 +344,56 @@ def cluster_images(
     if emb.rejects:
         report_rejects(emb.rejects, out / "_reports" / "embed_rejects.csv")
 
-    if have_images:
-        from imgclf.explore.sheets import contact_sheet
 
-        with progress("cluster: writing folders", total=len(emb.paths)) as advance:
-            for i, rel in enumerate(emb.paths):
-                dest = out / f"cluster_{int(res.assignments[i])}" / rel.replace("/", "__")
-                if dest.exists():  # "a/b__c" and "a__b/c" flatten to the same name: keep both
-                    dest = dest.with_name(f"{dest.stem}-{i}{dest.suffix}")
-                if _link_or_copy(root / rel, dest):
-                    report.linked += 1
-                else:
-                    report.copied += 1
-                advance()
-        with progress("cluster: contact sheets", total=res.k) as advance:
-            for c in range(res.k):
-                members = order[res.assignments[order] == c][: opts.sheet_images]
-                title = f"cluster {c}: {res.sizes[c]} images"
-                if emb.labels is not None:
-                    labs = [emb.labels[i] for i in np.flatnonzero(res.assignments == c)]
-                    top = max(sorted(set(labs)), key=labs.count)
-                    title += f", {labs.count(top) / len(labs):.0%} labelled {top}"
-                report.sheets.append(
-                    contact_sheet(
-                        [root / emb.paths[i] for i in members], out / f"cluster_{c}.png", thumb=opts.thumb, title=title
-                    )
+def _write_cluster_folders(report: ClusterReport, root: Path) -> None:
+    """`cluster_<c>/` folders of hard links (copies where linking fails) to the images."""
+    emb, res, out = report.embeddings, report.clustering, report.out
+    with progress("cluster: writing folders", total=len(emb.paths)) as advance:
+        for i, rel in enumerate(emb.paths):
+            dest = out / f"cluster_{int(res.assignments[i])}" / rel.replace("/", "__")
+            if dest.exists():  # "a/b__c" and "a__b/c" flatten to the same name: keep both
+                dest = dest.with_name(f"{dest.stem}-{i}{dest.suffix}")
+            if _link_or_copy(root / rel, dest):
+                report.linked += 1
+            else:
+                report.copied += 1
+            advance()
+
+
+def _write_contact_sheets(report: ClusterReport, root: Path, order: np.ndarray, opts: ClusterOptions) -> None:
+    """`cluster_<c>.png`: the images nearest each center, titled with the size and top label."""
+    emb, res, out = report.embeddings, report.clustering, report.out
+    with progress("cluster: contact sheets", total=res.k) as advance:
+        for c in range(res.k):
+            members = order[res.assignments[order] == c][: opts.sheet_images]
+            title = f"cluster {c}: {res.sizes[c]} images"
+            if emb.labels is not None:
+                labs = [emb.labels[i] for i in np.flatnonzero(res.assignments == c)]
+                top = max(sorted(set(labs)), key=labs.count)
+                title += f", {labs.count(top) / len(labs):.0%} labelled {top}"
+            report.sheets.append(
+                contact_sheet(
+                    [root / emb.paths[i] for i in members], out / f"cluster_{c}.png", thumb=opts.thumb, title=title
                 )
-                advance()
-    else:
-        warn(f"image folder {emb.root or '(not recorded)'} not found: cluster folders and contact sheets not written")
+            )
+            advance()
 
-    from imgclf.explore.sheets import scatter_map
 
+def _write_map(out: Path, emb: Embeddings, res: Clustering, opts: ClusterOptions, scores: str) -> Path:
+    """`map_<method>.png`: the 2-D projection coloured by cluster."""
     pts = project_2d(emb.embeddings, opts.map, opts.seed)
     centers2d = np.stack([pts[res.assignments == c].mean(axis=0) for c in range(res.k)])
-    scores = f", purity {res.purity:.3f}, ARI {res.ari:.3f}" if res.purity is not None else ""
     title = f"{len(emb.paths)} images, k={res.k} ({emb.model}){scores}"
-    report.map_png = scatter_map(
+    return scatter_map(
         pts, res.assignments, out / f"map_{opts.map}.png", title=title, method=opts.map, centers=centers2d
     )
 
+
+def _write_summary_json(report: ClusterReport, source: Path, opts: ClusterOptions) -> None:
+    """`clusters.json`: what was clustered, how, and the scores."""
+    emb, res = report.embeddings, report.clustering
     atomic_write_json(
-        out / "clusters.json",
+        report.out / "clusters.json",
         {
             "source": str(source),
             "model": emb.model,
@@ -386,10 +414,3 @@ def cluster_images(
             "options": opts.model_dump(),
         },
     )
-    how = f"k={res.k}" + (" (best silhouette)" if opts.k == "auto" else "")
-    files = f", {report.linked} linked / {report.copied} copied" if have_images else ""
-    summary(
-        f"cluster: {len(emb.paths)} images into {how}, sizes {res.sizes}{scores}{files}, "
-        f"{len(emb.rejects)} skipped ({reasons(emb.rejects)}) -> {out}"
-    )
-    return report

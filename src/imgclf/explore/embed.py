@@ -13,9 +13,10 @@ Where the vectors come from (`EmbedOptions.model`):
   `"embedding"`. With `none`, the vectors come from random weights: only useful for testing.
 
 Images are loaded by the one loader (`imgclf.inputs.load_image`; a training run's own
-`InputSpec`, else shortest-side resize + center crop) and streamed in batches through `tf.data` (`Dataset.from_generator` + `prefetch`,
-so decoding the next batch overlaps the model working on this one). Unreadable files are
-skipped and recorded with their reason.
+`InputSpec`, else shortest-side resize + center crop) and streamed in batches through `tf.data`
+(`Dataset.from_generator` + `prefetch`, so decoding the next batch overlaps the model working on
+this one). Unreadable files are skipped and recorded with their reason; a bug in the loader
+stops the command (`imgclf.errors.LoaderError`).
 
 The `.npz` file (`Embeddings.save`) holds:
 
@@ -39,11 +40,14 @@ from typing import Any
 
 import numpy as np
 
-from imgclf.errors import DataError, ModelError, suggest
+from imgclf.errors import ConfigError, DataError, ModelError, suggest
+from imgclf.explore import autoencoder as ae
 from imgclf.explore.loading import Reject, load_batches, probe_size, reasons, report_rejects, scan_folder
 from imgclf.explore.options import EmbedOptions
 from imgclf.fsutil import atomic_write_bytes
 from imgclf.inputs import InputSpec
+from imgclf.records.run import BEST_MODEL, load_run_info
+from imgclf.runtime import load_keras_model
 from imgclf.ui import summary
 
 EMBEDDING_LAYER = "embedding"
@@ -167,16 +171,10 @@ def _embedding_submodel(model: Any, source: str):
 
 def _import_registry():
     try:
-        from imgclf.models import registry
+        from imgclf.models import registry  # imports Keras
     except ImportError:
         return None
     return registry
-
-
-def _load_keras_file(path: Path):
-    from imgclf.runtime import load_keras_model  # the one model runtime (safe_mode, imgclf's layers)
-
-    return load_keras_model(path)
 
 
 def _input_side(model: Any, source: str) -> int | None:
@@ -215,8 +213,6 @@ def resolve_encoder(
             `"embedding"` layer.
         ConfigError: `size` conflicts with the model's fixed input size.
     """
-    from imgclf.errors import ConfigError
-
     if weights is not None and (
         spec in ("raw", "autoencoder") or spec.startswith("autoencoder:") or Path(spec).exists()
     ):
@@ -224,48 +220,64 @@ def resolve_encoder(
     if spec == "raw":
         side = size or (probe_size(files) if files else 32)
         return Encoder("raw", side)
-
-    from imgclf.explore import autoencoder as ae
-
-    run_path: Path | None = None
-    if spec == "autoencoder":
-        run_path = ae.latest_autoencoder_run(models_dir)
-    elif spec.startswith("autoencoder:"):
-        run_path = Path(spec.split(":", 1)[1])
-    elif ae.is_autoencoder_run(spec):
-        run_path = Path(spec)
+    run_path = _autoencoder_run(spec, models_dir)
     if run_path is not None:
-        model, info = ae.load_autoencoder(run_path)
-        fixed = info.size
-        if size is not None and size != fixed:
-            raise ConfigError(f"--size {size} differs from the autoencoder's input size {fixed} ({run_path})")
-        return Encoder(f"autoencoder:{run_path}", fixed, ae.encoder_of(model), info.input_spec)
-
+        return _autoencoder_encoder(run_path, size)
     path = Path(spec)
     if path.is_dir():
-        from imgclf.records.run import BEST_MODEL, load_run_info
-
-        info = load_run_info(path)
-        if not (path / BEST_MODEL).is_file():
-            raise ModelError(f"{path} has no {BEST_MODEL}", "wait for `imgclf train` to finish, or pick another run")
-        if size is not None and size != info.image_size:
-            raise ConfigError(f"--size {size} differs from the run's image size {info.image_size} ({path})")
-        model = _load_keras_file(path / BEST_MODEL)
-        return Encoder(
-            f"run:{path}", info.image_size, _embedding_submodel(model, str(path / BEST_MODEL)), info.input_spec
-        )
+        return _run_encoder(path, size)
     if path.suffix == ".keras" or path.is_file():
-        if not path.is_file():
-            raise ModelError(f"model file not found: {path}")
-        model = _load_keras_file(path)
-        fixed = _input_side(model, str(path))
-        if fixed is not None and size is not None and size != fixed:
-            raise ConfigError(f"--size {size} differs from the input size {fixed} of {path}")
-        side = fixed or size
-        if side is None:
-            raise ConfigError(f"{path} accepts any image size: pass --size")
-        return Encoder(f"file:{path}", side, _embedding_submodel(model, str(path)))
+        return _file_encoder(path, size)
+    return _registry_encoder(spec, weights, size)
 
+
+def _autoencoder_run(spec: str, models_dir: str | os.PathLike) -> Path | None:
+    """The autoencoder run folder `spec` names (`autoencoder`, `autoencoder:DIR`, a folder), or None."""
+    if spec == "autoencoder":
+        return ae.latest_autoencoder_run(models_dir)
+    if spec.startswith("autoencoder:"):
+        return Path(spec.split(":", 1)[1])
+    if ae.is_autoencoder_run(spec):
+        return Path(spec)
+    return None
+
+
+def _autoencoder_encoder(run_path: Path, size: int | None) -> Encoder:
+    """The bottleneck of an autoencoder run, at the run's own input size."""
+    model, info = ae.load_autoencoder(run_path)
+    fixed = info.size
+    if size is not None and size != fixed:
+        raise ConfigError(f"--size {size} differs from the autoencoder's input size {fixed} ({run_path})")
+    return Encoder(f"autoencoder:{run_path}", fixed, ae.encoder_of(model), info.input_spec)
+
+
+def _run_encoder(path: Path, size: int | None) -> Encoder:
+    """The `"embedding"` layer of a training run's `best.keras`, with the run's `InputSpec`."""
+    info = load_run_info(path)
+    if not (path / BEST_MODEL).is_file():
+        raise ModelError(f"{path} has no {BEST_MODEL}", "wait for `imgclf train` to finish, or pick another run")
+    if size is not None and size != info.image_size:
+        raise ConfigError(f"--size {size} differs from the run's image size {info.image_size} ({path})")
+    model = load_keras_model(path / BEST_MODEL)  # the one model runtime (safe_mode, imgclf's layers)
+    return Encoder(f"run:{path}", info.image_size, _embedding_submodel(model, str(path / BEST_MODEL)), info.input_spec)
+
+
+def _file_encoder(path: Path, size: int | None) -> Encoder:
+    """The `"embedding"` layer of a `.keras` file, at its fixed input size (else `size`)."""
+    if not path.is_file():
+        raise ModelError(f"model file not found: {path}")
+    model = load_keras_model(path)
+    fixed = _input_side(model, str(path))
+    if fixed is not None and size is not None and size != fixed:
+        raise ConfigError(f"--size {size} differs from the input size {fixed} of {path}")
+    side = fixed or size
+    if side is None:
+        raise ConfigError(f"{path} accepts any image size: pass --size")
+    return Encoder(f"file:{path}", side, _embedding_submodel(model, str(path)))
+
+
+def _registry_encoder(spec: str, weights: str | None, size: int | None) -> Encoder:
+    """A fresh registry model with `weights`, cut at `"embedding"`."""
     registry = _import_registry()
     if registry is None:
         raise ModelError(
@@ -291,7 +303,8 @@ def _encode(files: list[Path], enc: Encoder, batch_size: int, root: Path, reject
     kept: list[np.ndarray] = []
 
     def batches():
-        yield from load_batches(files, enc.spec, batch_size, rejects, root=root, description="embed")
+        spec = enc.spec or InputSpec(size=enc.size)
+        yield from load_batches(files, spec, batch_size, rejects, root=root, description="embed")
 
     if enc.model is None:
         for x, idx in batches():

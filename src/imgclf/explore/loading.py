@@ -19,6 +19,7 @@ import numpy as np
 
 from imgclf.errors import DataError, ImageError
 from imgclf.fsutil import atomic_write_text
+from imgclf.images import open_image
 from imgclf.inputs import InputItem, InputSpec, iter_batches, list_images
 from imgclf.ui import progress, warn
 
@@ -53,7 +54,7 @@ def scan_folder(root: str | os.PathLike) -> tuple[list[Path], list[str] | None]:
     """
     listing = list_images(root)
     if listing.labelled:
-        return listing.paths, [e.label for e in listing.entries]
+        return listing.paths, [e.label for e in listing.entries if e.label is not None]  # every one has a label
     files = sorted(listing.paths + listing.strays)
     if not files:
         raise DataError(f"no images found in {root}", "put image files in the folder (or in class sub-folders)")
@@ -133,8 +134,6 @@ def probe_size(files: Sequence[Path], lo: int = 8, hi: int = 64) -> int:
     Raises:
         DataError: if no file among `files` can be opened.
     """
-    from imgclf.images import open_image
-
     for f in files:
         try:
             img = open_image(f)

@@ -18,6 +18,7 @@ from keras import layers
 
 from imgclf.errors import ModelError
 from imgclf.models._common import check_dropout, classifier_head
+from imgclf.models.registry import HEAD_LAYERS
 
 WEIGHTS_BASE_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
 
@@ -40,7 +41,7 @@ def _reference_backbone(app: Callable[..., keras.Model], input_shape, weights: s
         return app(include_top=False, weights=weights, input_shape=tuple(input_shape))
     except ModelError:
         raise
-    except Exception as exc:  # network errors (URL fetch failure) or a mismatching file
+    except Exception as exc:  # noqa: BLE001 - network errors (URL fetch failure) or a mismatching file
         if weights == "imagenet":
             raise ModelError(
                 f"could not download the ImageNet weights {file_name} ({type(exc).__name__}: {exc})",
@@ -145,7 +146,5 @@ def _name_auto_named_layers(backbone_layers: list[layers.Layer]) -> None:
 def backbone_layer_names(model: keras.Model) -> list[str]:
     """Names of the backbone layers of a model built by `build_backbone_model`, in order
     (everything between the preprocessing and the head)."""
-    from imgclf.models.registry import HEAD_LAYERS
-
     pre = {"image", "rescale", "normalize"}
     return [layer.name for layer in model.layers if layer.name not in HEAD_LAYERS and layer.name not in pre]

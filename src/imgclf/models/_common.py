@@ -70,7 +70,7 @@ def load_own_weights(model: keras.Model, weights: str | None) -> keras.Model:
         )
     try:
         model.load_weights(str(path))
-    except Exception as exc:  # Keras raises ValueError / OSError / KeyError for mismatches
+    except Exception as exc:  # noqa: BLE001 - Keras raises ValueError / OSError / KeyError for mismatches
         raise ModelError(
             f"cannot load weights {path} into model {model.name!r}: {exc}",
             "the file must come from the same model and number of classes",

@@ -1,5 +1,5 @@
 """One registry for every model `imgclf train --model NAME` can build (timm `_registry.py` /
-`_factory.py` style, DESIGN.md §3).
+`_factory.py` style; docs/architecture.md, "Models").
 
 A builder is registered with its defaults declared as data next to it::
 
@@ -193,15 +193,13 @@ def create_model(
     spec = get_spec(name)
     if num_classes < 2:
         raise ModelError(f"num_classes must be >= 2, received num_classes={num_classes}")
-    if input_shape is None:
-        input_shape = (spec.default_size, spec.default_size, 3)
-    input_shape = tuple(int(v) for v in input_shape)
-    if len(input_shape) != 3 or input_shape[2] != 3:
-        raise ModelError(f"input_shape must be (height, width, 3), received input_shape={input_shape}")
-    if min(input_shape[:2]) < spec.min_size:
+    shape = tuple(int(v) for v in input_shape) if input_shape is not None else (spec.default_size, spec.default_size, 3)
+    if len(shape) != 3 or shape[2] != 3:
+        raise ModelError(f"input_shape must be (height, width, 3), received input_shape={shape}")
+    if min(shape[:2]) < spec.min_size:
         raise ModelError(
             f"model {spec.name!r} needs images of at least {spec.min_size}x{spec.min_size} pixels, "
-            f"received input_shape={input_shape}",
+            f"received input_shape={shape}",
             f"use --image-size {max(spec.min_size, spec.default_size)} or prepare larger images",
         )
     kwargs = {k: v for k, v in overrides.items() if v is not None}
@@ -221,7 +219,7 @@ def create_model(
             + ", ".join(s.name for s in _REGISTRY.values() if s.pretrained),
         )
     try:
-        return spec.builder(input_shape, num_classes, weights=w, **kwargs)
+        return spec.builder(shape, num_classes, weights=w, **kwargs)
     except ValueError as exc:  # a builder's own range checks (dropout, width, depth...)
         raise ModelError(
             f"model {spec.name!r}: {exc}", "see `imgclf models` and docs/models.md for its options"
