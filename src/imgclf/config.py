@@ -488,6 +488,31 @@ class ServeConfig(StrictModel):
     graceful_timeout: float = Field(default=30.0, gt=0, le=3600)
 
 
+class EngineConfig(StrictModel):
+    """Where the data stages run their per-image work (`imgclf.engine`, docs/scale.md).
+
+    In a run YAML: `engine: ray`, or `engine: {name: ray, address: 10.0.0.5:6379}`; on a
+    stage command: `--engine ray --ray-address 10.0.0.5:6379`.
+
+    Attributes:
+        name: str, default "local". `local` (this machine, threads) or `ray` (a Ray cluster;
+            needs `pip install 'imgclf[ray]'`).
+        address: str or None, default None. With `ray`: `host:port` of the cluster's head;
+            None = Ray's own `RAY_ADDRESS`, else a Ray started on this machine for the command.
+    """
+
+    name: Literal["local", "ray"] = "local"
+    address: str | None = Field(
+        default=None, json_schema_extra={"default_text": "RAY_ADDRESS, else a Ray started here"}
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        # `engine: ray` is `engine: {name: ray}`
+        return {"name": data} if isinstance(data, str) else data
+
+
 #: A stage `imgclf run` can run (`RunConfig.stages`).
 Stage = Literal["scrape", "clean", "prepare", "split", "train", "evaluate", "predict"]
 
@@ -513,6 +538,7 @@ class RunConfig(StrictModel):
     predict: PredictConfig = Field(default_factory=PredictConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)  # read by `imgclf audit --config`; `run` does not audit
     serve: ServeConfig = Field(default_factory=ServeConfig)  # read by `imgclf serve --config`; `run` does not serve
+    engine: EngineConfig = Field(default_factory=EngineConfig)  # where clean, prepare, split and predict map
 
     @model_validator(mode="after")
     def _one_source(self) -> RunConfig:

@@ -131,6 +131,11 @@ class ScrapeError(ImgclfError):
     """Scraping cannot start or go on (missing credentials, bad URL list, ...)."""
 
 
+class EngineError(ImgclfError):
+    """The engine a stage runs on cannot be used: Ray not installed, a cluster that cannot be
+    reached, or workers that kept dying (`imgclf.engine`)."""
+
+
 def suggest(value: str, choices: Iterable[str], n: int = 3) -> str:
     """Returns a "did you mean ...?" phrase for `value` among `choices`, or "".
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from imgclf.cli.engine_options import engine_config, engine_opt, ray_address_opt, stage_executor
 from imgclf.cli.options import opt, plain_opt
 from imgclf.config import CleanConfig, stage_config
 
@@ -50,7 +51,11 @@ def register(app: typer.Typer) -> None:
             C, "uniform_std", "--uniform-std", help="Grayscale standard deviation below which an image is near-uniform."
         ),
         workers: int | None = opt(C, "workers", "--workers", help="Parallel workers."),
-        config: Path | None = plain_opt(None, "--config", help="Run config YAML; its clean: section is used."),
+        engine: str | None = engine_opt(),
+        ray_address: str | None = ray_address_opt(),
+        config: Path | None = plain_opt(
+            None, "--config", help="Run config YAML; its clean: (and engine:) sections are used."
+        ),
     ) -> None:
         """Verify every image, group exact and near duplicates, score blur; copy kept images to OUT."""
         from imgclf.clean import clean_folder
@@ -71,4 +76,5 @@ def register(app: typer.Typer) -> None:
             uniform_std=uniform_std,
             workers=workers,
         )
-        clean_folder(src, out, cfg)
+        with stage_executor(engine_config(config, engine, ray_address), [src], [out]) as executor:
+            clean_folder(src, out, cfg, executor=executor)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from imgclf.cli.engine_options import engine_config, engine_opt, ray_address_opt, stage_executor
 from imgclf.cli.options import opt, plain_opt
 from imgclf.config import PrepareConfig, stage_config
 
@@ -31,7 +32,11 @@ def register(app: typer.Typer) -> None:
         fmt: str | None = opt(P, "format", "--format", help="png | jpeg."),
         quality: int | None = opt(P, "quality", "--quality", help="JPEG quality 1-100."),
         workers: int | None = opt(P, "workers", "--workers", help="Parallel workers."),
-        config: Path | None = plain_opt(None, "--config", help="Run config YAML; its prepare: section is used."),
+        engine: str | None = engine_opt(),
+        ray_address: str | None = ray_address_opt(),
+        config: Path | None = plain_opt(
+            None, "--config", help="Run config YAML; its prepare: (and engine:) sections are used."
+        ),
     ) -> None:
         """Make every image SIZE x SIZE (shortest side + center crop by default), keeping the folders."""
         from imgclf.prepare import prepare_folder
@@ -47,4 +52,5 @@ def register(app: typer.Typer) -> None:
             quality=quality,
             workers=workers,
         )
-        prepare_folder(src, out, cfg)
+        with stage_executor(engine_config(config, engine, ray_address), [src], [out]) as executor:
+            prepare_folder(src, out, cfg, executor=executor)

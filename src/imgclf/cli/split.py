@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from imgclf.cli.engine_options import engine_config, engine_opt, ray_address_opt, stage_executor
 from imgclf.cli.options import opt, plain_opt
 from imgclf.config import SplitConfig, stage_config
 
@@ -54,7 +55,11 @@ def register(app: typer.Typer) -> None:
             "--provenance/--no-provenance",
             help="Keep each scrape provenance group (post, gallery, crosspost, URL) in one split.",
         ),
-        config: Path | None = plain_opt(None, "--config", help="Run config YAML; its split: section is used."),
+        engine: str | None = engine_opt(),
+        ray_address: str | None = ray_address_opt(),
+        config: Path | None = plain_opt(
+            None, "--config", help="Run config YAML; its split: (and engine:) sections are used."
+        ),
     ) -> None:
         """Split SRC into OUT/train, OUT/val, OUT/test, stratified by class; duplicate and provenance groups stay together."""  # noqa: E501 - typer's rich help keeps a docstring's line breaks: a paragraph is one line
         from imgclf.split import split_folder
@@ -73,4 +78,5 @@ def register(app: typer.Typer) -> None:
             flips=flips,
             provenance=provenance,
         )
-        split_folder(src, out, cfg)
+        with stage_executor(engine_config(config, engine, ray_address), [src]) as executor:
+            split_folder(src, out, cfg, executor=executor)

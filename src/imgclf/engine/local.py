@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor as _PoolExecutor
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import TypeVar
@@ -45,6 +46,18 @@ class LocalExecutor:
             raise ValueError(f"workers must be >= 1 or None, received workers={workers}")
         self.workers = workers or default_workers()
         self.kind = kind
+
+    def __enter__(self) -> LocalExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def require(self, read: Sequence[str | os.PathLike] = (), write: Sequence[str | os.PathLike] = ()) -> None:
+        """Nothing to check: the map runs in this process, which sees what the driver sees."""
+
+    def close(self) -> None:
+        """Nothing to release: each `map` call owns its pool."""
 
     def _pool(self) -> _PoolExecutor:
         if self.kind == "process":

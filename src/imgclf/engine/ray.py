@@ -1,0 +1,481 @@
+"""The executor of a Ray cluster: a stage's map as Ray tasks over blocks of items, in item order.
+
+`RayExecutor.map(fn, items)` cuts `items` into blocks (`block_size`, at most `MAX_BLOCK`),
+runs each block as one Ray task (`fn` over its items, in order, in a worker process of any
+node), keeps at most `WINDOW_PER_CPU` blocks per cluster CPU in flight, and yields the results
+block after block **in item order** -- the contract of `imgclf.engine.Executor`, so the reduce
+and the apply that follow are the same code on any engine and give the same answer.
+
+Why tasks over blocks rather than Ray Data's `map_batches`: measured on this project's maps
+(scripts/bench/bench_ray.py, docs/scale.md), a task costs about 1 ms of scheduling, so a block
+of 64-256 images hides it; Ray Data adds a streaming executor, Arrow conversion of every
+record (our records are dataclasses holding numpy arrays: they would travel as pickled Arrow
+extension objects) and a start-up of seconds per dataset, for nothing our maps need
+(no shuffle, no re-batching, no operator fusion). The blocks also give what the issue asks of
+Ray Data: a bounded number of records in memory, ordered output, task retries.
+
+Faults: a block whose worker or node dies is run again by Ray (`max_retries`, default
+`DEFAULT_RETRIES`; the maps are pure, so a retried block gives the same records); after the
+retries an `EngineError` names the stage's function. An exception raised by `fn` itself is
+raised again in the driver as it is (the map returns errors as records, so this is a bug).
+
+Paths: a map's items hold the paths the driver listed, often relative to its working folder,
+so each block runs in the driver's working folder (`os.chdir` in the worker). The folders must
+be the same on every node (a filesystem every node mounts at the same path): `require` checks
+this before a stage starts (an input read, an output written by the workers) and names the
+node that cannot see one.
+
+Connecting: `connect(address)` -- `address` (`--ray-address`), else Ray's own `RAY_ADDRESS`,
+else a Ray started on this machine for the command (loopback only, stopped at the end). Ray
+is imported here only, and only when the engine is `ray`: `imgclf --help` never loads it.
+
+For multi-worker training: `connect` and `place_actors` (N actors, one per bundle of a
+placement group spread over the nodes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any, TypeVar
+
+from imgclf import __version__
+from imgclf.errors import DataError, EngineError
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: How to get Ray, in the one-line error when it is missing.
+INSTALL_HINT = "pip install 'imgclf[ray]'"
+#: Items per block (one Ray task) at most; fewer when there are few items per CPU.
+MAX_BLOCK = 256
+#: Items per block at least (when there are enough items).
+MIN_BLOCK = 4
+#: Blocks in flight per cluster CPU: enough to keep every worker busy while the driver
+#: consumes, few enough that the records waiting in the object store stay bounded.
+WINDOW_PER_CPU = 4
+#: Extra runs of a block whose worker or node died (`max_retries` of the task).
+DEFAULT_RETRIES = 3
+#: Seconds to wait for a TCP connection to the cluster's address before giving up.
+CONNECT_TIMEOUT = 5.0
+#: Seconds a node may take to answer the path check of `require`.
+PROBE_TIMEOUT = 120.0
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+_REMOTE: dict[str, Any] = {}  # the remote functions, made once per process (Ray is imported lazily)
+
+
+def import_ray() -> Any:
+    """Imports Ray, or raises `EngineError` saying how to install it.
+
+    Returns:
+        The `ray` module.
+
+    Raises:
+        EngineError: Ray is not installed.
+    """
+    try:
+        import ray
+    except ImportError:
+        raise EngineError(
+            "--engine ray needs Ray, which is not installed", f"{INSTALL_HINT}, or use --engine local"
+        ) from None
+    return ray
+
+
+def resolve_address(address: str | None = None) -> str | None:
+    """The cluster to connect to: `address`, else `RAY_ADDRESS`, else None (start one here).
+
+    Args:
+        address: str or None. `host:port` of the cluster's head (GCS), or `ray://host:port`.
+
+    Returns:
+        str or None.
+    """
+    return address or os.environ.get("RAY_ADDRESS") or None
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    """`(host, port)` of `host:port` or `ray://host:port`; `EngineError` when it is neither."""
+    rest = address.split("://", 1)[-1].rstrip("/")
+    host, sep, port = rest.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise EngineError(
+            f"Ray address {address!r} is not host:port",
+            "e.g. --ray-address 10.0.0.5:6379 (the port `ray start --head` printed)",
+        )
+    return host.strip("[]"), int(port)
+
+
+def _check_reachable(address: str) -> None:
+    """Fails fast, in one line, when nothing listens at `address` (Ray itself waits minutes)."""
+    host, port = _host_port(address)
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT).close()
+    except OSError as exc:
+        raise EngineError(
+            f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}",
+            "start it (`ray start --head` on the head node), fix --ray-address / RAY_ADDRESS, or use --engine local",
+        ) from None
+
+
+def connect(address: str | None = None, *, num_cpus: int | None = None) -> tuple[Any, bool]:
+    """Connects this process to a Ray cluster, or starts a Ray on this machine.
+
+    Where: `address`, else `RAY_ADDRESS`, else a new Ray on this machine (loopback only, with
+    `num_cpus` CPUs). A process already connected stays connected to its cluster.
+
+    Args:
+        address: str or None, default None. `host:port` of the head node, or `ray://host:port`.
+        num_cpus: int or None, default None. CPUs of a Ray started here (None = all).
+
+    Returns:
+        tuple `(ray, started)`: the `ray` module, and True when this call connected (so the
+        caller disconnects with `ray.shutdown()` when done).
+
+    Raises:
+        EngineError: Ray is not installed, or the cluster cannot be reached.
+    """
+    target = resolve_address(address)
+    if target is None or _host_port(target)[0] in _LOOPBACK:
+        # one machine: every Ray process on loopback (read by Ray when it is imported)
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    ray = import_ray()
+    if ray.is_initialized():
+        return ray, False
+    if target is not None:
+        _check_reachable(target)
+    try:
+        if target is None:
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING)
+        else:
+            ray.init(address=target, logging_level=logging.WARNING)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = target or "this machine"
+        raise EngineError(
+            f"cannot connect to the Ray cluster at {where}: {' '.join(str(exc).split())[:200]}",
+            "check the cluster (`ray status`) and that it runs the same Ray and Python versions, or use --engine local",
+        ) from None
+    return ray, True
+
+
+def _run_block(fn: Callable[[T], R], items: list[T], cwd: str, threads: int) -> list[R]:
+    """One block of a map, in a Ray worker: `fn` over `items` in order, in the driver's folder."""
+    if cwd and os.getcwd() != cwd:
+        with contextlib.suppress(OSError):  # a folder this node lacks: `require` names it
+            os.chdir(cwd)
+    if threads <= 1 or len(items) <= 1:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(min(threads, len(items))) as pool:
+        return list(pool.map(fn, items))
+
+
+def _probe(paths: list[str], markers: list[str], cwd: str) -> tuple[list[str], str]:
+    """The paths (and output markers) a node cannot see from the driver's folder `cwd`, and
+    the version of imgclf the node runs."""
+    from imgclf import __version__
+
+    with contextlib.suppress(OSError):
+        os.chdir(cwd)
+    missing = [p for p in paths if not os.path.exists(p)] + [m for m in markers if not os.path.isfile(m)]
+    return missing, __version__
+
+
+def _remote(ray: Any, name: str) -> Any:
+    """The Ray remote function of `name` (`run_block`, `probe`), made once per process."""
+    if name not in _REMOTE:
+        _REMOTE[name] = ray.remote({"run_block": _run_block, "probe": _probe}[name])
+    return _REMOTE[name]
+
+
+def _cause(exc: BaseException) -> BaseException | None:
+    """The exception `fn` raised, inside Ray's `RayTaskError` (None for a system failure)."""
+    cause = getattr(exc, "cause", None)
+    return cause if isinstance(cause, Exception) else None
+
+
+@dataclass
+class RayExecutor:
+    """Runs a map on a Ray cluster, a block of items per task, results in item order.
+
+    Args:
+        address: str or None, default None. The cluster (`connect`): `--ray-address`, else
+            `RAY_ADDRESS`, else a Ray started on this machine.
+        block_size: int or None, default None. Items per task; None = as many as gives each
+            CPU `WINDOW_PER_CPU` blocks or more, between `MIN_BLOCK` and `MAX_BLOCK`.
+        max_retries: int >= 0, default 3. Extra runs of a block whose worker or node died.
+        threads: int >= 1, default 1. Threads running a block's items inside its task: 1 for
+            work that keeps a CPU busy (decode, resize, signatures), more for work that waits
+            (downloads).
+
+    Attributes:
+        name: str. `"ray"`.
+        workers: int. CPUs of the cluster (blocks that run at once).
+        started: bool. This executor connected (or started Ray); `close` disconnects then.
+
+    Raises:
+        EngineError: Ray is not installed, or the cluster cannot be reached.
+        ValueError: `block_size`, `max_retries` or `threads` out of range.
+    """
+
+    address: str | None = None
+    block_size: int | None = None
+    max_retries: int = DEFAULT_RETRIES
+    threads: int = 1
+    name: str = field(default="ray", init=False)
+    workers: int = field(default=1, init=False)
+    started: bool = field(default=False, init=False)
+    cwd: str = field(default_factory=os.getcwd, init=False)
+    _ray: Any = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.block_size is not None and self.block_size < 1:
+            raise ValueError(f"block_size must be >= 1 or None, received block_size={self.block_size}")
+        if self.max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, received max_retries={self.max_retries}")
+        if self.threads < 1:
+            raise ValueError(f"threads must be >= 1, received threads={self.threads}")
+        self._ray, self.started = connect(self.address)
+        self.workers = max(1, int(self._ray.cluster_resources().get("CPU", 1)))
+
+    def __enter__(self) -> RayExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Disconnects from the cluster if this executor connected (stops a Ray it started)."""
+        if self.started and self._ray.is_initialized():
+            self._ray.shutdown()
+        self.started = False
+
+    def block_for(self, n: int | None) -> int:
+        """Items per block for `n` items (None: unknown).
+
+        Returns:
+            int: `block_size` when given, else `n / (workers * WINDOW_PER_CPU)` within
+            [`MIN_BLOCK`, `MAX_BLOCK`] (`MAX_BLOCK` when `n` is unknown).
+        """
+        if self.block_size is not None:
+            return self.block_size
+        if n is None:
+            return MAX_BLOCK
+        return max(MIN_BLOCK, min(MAX_BLOCK, -(-n // (self.workers * WINDOW_PER_CPU))))
+
+    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
+        """Applies `fn` to every item on the cluster; yields results in the order of `items`.
+
+        Args:
+            fn: picklable callable `item -> record` (module-level, or a `functools.partial` of one).
+            items: iterable of picklable items.
+
+        Yields:
+            `fn(item)` for each item, in order, a block at a time.
+
+        Raises:
+            EngineError: a block's worker died more than `max_retries` times.
+            Exception: what `fn` raised, as it raised it.
+        """
+        ray = self._ray
+        size = self.block_for(len(items) if isinstance(items, Sequence) else None)
+        task = _remote(ray, "run_block").options(max_retries=self.max_retries, num_cpus=1)
+        fn_ref = ray.put(fn)
+        window = self.workers * WINDOW_PER_CPU
+        pending: deque[Any] = deque()
+        it = iter(items)
+        try:
+            while block := list(islice(it, size)):
+                pending.append(task.remote(fn_ref, block, self.cwd, self.threads))
+                if len(pending) >= window:
+                    yield from self._result(pending.popleft(), fn)
+            while pending:
+                yield from self._result(pending.popleft(), fn)
+        finally:  # the consumer stopped early or a block failed: cancel what has not run
+            for ref in pending:
+                with contextlib.suppress(Exception):
+                    ray.cancel(ref)
+
+    def _result(self, ref: Any, fn: Callable[..., Any]) -> list[Any]:
+        """The records of one block; `fn`'s own exception, or an `EngineError` for a lost block."""
+        ray = self._ray
+        try:
+            return ray.get(ref)
+        except ray.exceptions.RayTaskError as exc:
+            cause = _cause(exc)
+            if cause is not None:
+                raise cause from None
+            raise EngineError(f"a Ray task of {_fn_name(fn)} failed: {' '.join(str(exc).split())[:300]}") from None
+        except ray.exceptions.RayError as exc:
+            raise EngineError(
+                f"a block of {_fn_name(fn)} was lost {self.max_retries + 1} times "
+                f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})",
+                "check the cluster's nodes (`ray status`), then run the same command again",
+            ) from None
+
+    def _get_probes(self, refs: list[Any]) -> list[tuple[list[str], str]]:
+        """The probes' answers; `EngineError` when imgclf cannot be imported on a node."""
+        ray = self._ray
+        try:
+            answers: list[tuple[list[str], str]] = ray.get(refs, timeout=PROBE_TIMEOUT)
+        except ray.exceptions.RayTaskError as exc:
+            raise EngineError(
+                f"imgclf cannot be imported on a Ray node: {' '.join(str(_cause(exc) or exc).split())[-200:]}",
+                "install the same imgclf (and its dependencies) on every node of the cluster",
+            ) from None
+        except ray.exceptions.GetTimeoutError:
+            raise EngineError(
+                f"a Ray node did not answer within {PROBE_TIMEOUT:g} s", "check the cluster (`ray status`)"
+            ) from None
+        return answers
+
+    def require(self, read: Sequence[str | os.PathLike] = (), write: Sequence[str | os.PathLike] = ()) -> None:
+        """Checks that every node with CPUs sees the folders a stage reads and writes.
+
+        A folder in `write` is created here (with its parents) and a marker file written into
+        it, which every node must see (and which is removed after): a node that would write
+        into a folder of its own is caught before any work is done.
+
+        Args:
+            read: sequence of paths the workers read (relative paths from the driver's folder).
+            write: sequence of folders the workers write into.
+
+        Raises:
+            DataError: a node cannot see one of them, naming the node and the path.
+        """
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        ray = self._ray
+        markers = []
+        for folder in write:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            marker = Path(folder) / f".imgclf-engine-check-{uuid.uuid4().hex}"
+            marker.write_text("visible\n", encoding="utf-8")
+            markers.append(str(marker))
+        try:
+            nodes = [n for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0]
+            probe = _remote(ray, "probe")
+            refs = [
+                probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(
+                    [str(p) for p in read], markers, self.cwd
+                )
+                for n in nodes
+            ]
+            for node, (missing, version) in zip(nodes, self._get_probes(refs)):
+                if version != __version__:
+                    raise EngineError(
+                        f"the Ray node {node.get('NodeManagerAddress')} runs imgclf {version}, "
+                        f"this machine imgclf {__version__}",
+                        "install the same imgclf on every node",
+                    )
+                if missing:
+                    shown = str(Path(missing[0]).parent) if missing[0] in markers else missing[0]
+                    raise DataError(
+                        f"{shown} is not visible on the Ray node {node.get('NodeManagerAddress')}",
+                        "put the data on a filesystem every node mounts at the same path, or use --engine local",
+                    )
+        finally:
+            for m in markers:
+                with contextlib.suppress(OSError):
+                    os.unlink(m)
+
+
+def _fn_name(fn: Callable[..., Any]) -> str:
+    """The name of a map function (through `functools.partial`)."""
+    inner = getattr(fn, "func", fn)
+    return f"{getattr(inner, '__module__', '')}.{getattr(inner, '__qualname__', repr(inner))}"
+
+
+@dataclass
+class ActorGroup:
+    """N Ray actors placed on the cluster by `place_actors` (one per placement-group bundle).
+
+    Attributes:
+        actors: list of actor handles, rank order.
+        group: the Ray placement group holding their resources.
+    """
+
+    actors: list[Any]
+    group: Any
+
+    def shutdown(self) -> None:
+        """Kills the actors and frees their placement group."""
+        ray = import_ray()
+        from ray.util.placement_group import remove_placement_group
+
+        for a in self.actors:
+            with contextlib.suppress(Exception):
+                ray.kill(a)
+        remove_placement_group(self.group)
+
+
+def place_actors(
+    actor_cls: type,
+    n: int,
+    *args: Any,
+    num_cpus: float = 1,
+    num_gpus: float = 0,
+    strategy: str = "SPREAD",
+    timeout: float = 300.0,
+    **kwargs: Any,
+) -> ActorGroup:
+    """Starts `n` actors of `actor_cls`, each with its own CPUs / GPUs, spread over the nodes.
+
+    For a launcher that runs one worker per actor (multi-worker training): connect first
+    (`connect`), then place the workers; actor `k` gets `actor_cls(*args, **kwargs)`.
+
+    Args:
+        actor_cls: type. A plain class (made a Ray actor here).
+        n: int >= 1. Actors.
+        *args, **kwargs: passed to each actor's constructor.
+        num_cpus: float, default 1. CPUs reserved per actor.
+        num_gpus: float, default 0. GPUs reserved per actor.
+        strategy: str, default "SPREAD". Placement group strategy: `"SPREAD"`, `"STRICT_SPREAD"`
+            (one node each), `"PACK"` or `"STRICT_PACK"`.
+        timeout: float, default 300. Seconds to wait for the cluster to have the resources.
+
+    Returns:
+        ActorGroup.
+
+    Raises:
+        EngineError: Ray is not installed, not connected, or the cluster lacks the resources
+            within `timeout`.
+        ValueError: `n` < 1.
+    """
+    if n < 1:
+        raise ValueError(f"n must be >= 1, received n={n}")
+    ray = import_ray()
+    if not ray.is_initialized():
+        raise EngineError("not connected to a Ray cluster", "call imgclf.engine.ray.connect(address) first")
+    from ray.util.placement_group import placement_group
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    bundle = {"CPU": num_cpus} | ({"GPU": num_gpus} if num_gpus else {})
+    group = placement_group([dict(bundle) for _ in range(n)], strategy=strategy)
+    try:
+        ray.get(group.ready(), timeout=timeout)
+    except ray.exceptions.GetTimeoutError:
+        from ray.util.placement_group import remove_placement_group
+
+        remove_placement_group(group)
+        raise EngineError(
+            f"the Ray cluster has no room for {n} workers of {bundle} after {timeout:g} s",
+            "add nodes, or ask for fewer workers / CPUs / GPUs",
+        ) from None
+    cls = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus)(actor_cls)
+    actors = [
+        cls.options(scheduling_strategy=PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=k)).remote(
+            *args, **kwargs
+        )
+        for k in range(n)
+    ]
+    return ActorGroup(actors, group)
