@@ -19,6 +19,10 @@ all trained on the same split (the split's seed does not change), model `m` with
 where `<base>` is `train.run_name` or `name` and `<label>` the entry's `name` or model. Each is
 evaluated, then compared; the predict stage uses the best model's best run.
 
+The data stages (clean, prepare, split, predict) run their per-image work on the engine of
+`engine:` (`imgclf.config.EngineConfig`: `local`, or `ray` -- one connection to the cluster
+for the whole run, its folders checked on every node before each stage; docs/scale.md).
+
 Stages left out of `stages:` are skipped; their output folder must then already exist. Every
 stage resumes or rewrites deterministically, so rerunning the same config is safe.
 """
@@ -35,6 +39,7 @@ from imgclf.clean import clean_folder
 from imgclf.compare import compare_runs
 from imgclf.config import RunConfig, TrainConfig
 from imgclf.datasets import export_dataset
+from imgclf.engine import Executor, make_executor
 from imgclf.errors import DataError
 from imgclf.evaluate import evaluate_run
 from imgclf.predict import predict_inputs
@@ -167,6 +172,17 @@ class _Pipeline:
     on_comparison: Callable[[Any], None] | None = None
     run_dir: Path = Path()  # the run the later stages use (several models: the best one after evaluate)
     started: float = 0.0
+    executor: Executor | None = None  # the engine's, made by the first data stage (None: local)
+
+    def engine(self, read: list[Path], write: list[Path] | None = None) -> Executor | None:
+        """The executor of a data stage: None with the local engine (the stage's own); with
+        `ray`, connected once per run and checked against the stage's folders."""
+        if self.cfg.engine.name == "local":
+            return None
+        if self.executor is None:
+            self.executor = make_executor(self.cfg.engine.name, address=self.cfg.engine.address)
+        self.executor.require(read, write or [])
+        return self.executor
 
     @property
     def multi(self) -> bool:
@@ -196,17 +212,20 @@ def _source_stage(pipe: _Pipeline, i: int) -> None:
 
 def _clean_stage(pipe: _Pipeline, i: int) -> None:
     pipe.header(i, "clean", f"{pipe.folder('raw')} -> {pipe.folder('clean')}")
-    clean_folder(pipe.folder("raw"), pipe.folder("clean"), pipe.cfg.clean)
+    raw, out = pipe.folder("raw"), pipe.folder("clean")
+    clean_folder(raw, out, pipe.cfg.clean, executor=pipe.engine([raw], [out]))
 
 
 def _prepare_stage(pipe: _Pipeline, i: int) -> None:
     pipe.header(i, "prepare", f"{pipe.folder('clean')} -> {pipe.folder('processed')}")
-    prepare_folder(pipe.folder("clean"), pipe.folder("processed"), pipe.cfg.prepare)
+    src, out = pipe.folder("clean"), pipe.folder("processed")
+    prepare_folder(src, out, pipe.cfg.prepare, executor=pipe.engine([src], [out]))
 
 
 def _split_stage(pipe: _Pipeline, i: int) -> None:
     pipe.header(i, "split", f"{pipe.folder('processed')} -> {pipe.folder('split')}")
-    split_folder(pipe.folder("processed"), pipe.folder("split"), pipe.cfg.split)
+    src = pipe.folder("processed")
+    split_folder(src, pipe.folder("split"), pipe.cfg.split, executor=pipe.engine([src]))
 
 
 def _train_stage(pipe: _Pipeline, i: int) -> None:
@@ -342,8 +361,12 @@ def run_pipeline(
 
         for p in planned:
             get_spec(p.config.model)
-    for i, stage in enumerate(cfg.stages, start=1):
-        _STAGES[stage](pipe, i)
-        result.seconds[stage] = time.perf_counter() - pipe.started
+    try:
+        for i, stage in enumerate(cfg.stages, start=1):
+            _STAGES[stage](pipe, i)
+            result.seconds[stage] = time.perf_counter() - pipe.started
+    finally:
+        if pipe.executor is not None:
+            pipe.executor.close()
     _print_done(pipe)
     return result

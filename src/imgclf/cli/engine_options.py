@@ -54,18 +54,12 @@ def engine_config(config: str | os.PathLike | None, engine: str | None, address:
     data: dict[str, Any] = {}
     origin = "command line"
     if config is not None:
-        section = read_yaml(config).get("engine")
+        section = read_yaml(Path(config)).get("engine")
         data = {"name": section} if isinstance(section, str) else dict(section or {})
         origin = f"{config} [engine]"
     data |= {k: v for k, v in (("name", engine), ("address", address)) if v is not None}
     cfg: EngineConfig = validate(EngineConfig, data, origin=origin)
     return cfg
-
-
-def _inside(a: Path, b: Path) -> bool:
-    """`a` is `b` or inside it (resolved)."""
-    ra, rb = a.resolve(), b.resolve()
-    return ra == rb or rb in ra.parents
 
 
 @contextmanager
@@ -78,9 +72,8 @@ def stage_executor(
 ) -> Iterator[Executor | None]:
     """The executor a stage command passes to its stage: None for `local` (the stage's own).
 
-    With `ray`: connects, checks that every node sees `read` and can write into `write`, and
-    disconnects at the end. A folder that does not exist here, or an output inside an input,
-    is left to the stage's own checks (and its own message).
+    With `ray`: connects, checks that every node sees `read` and can write into `write`
+    (`Executor.require`), and disconnects at the end.
 
     Args:
         cfg: EngineConfig.
@@ -100,10 +93,7 @@ def stage_executor(
         return
     executor = make_executor("ray", address=cfg.address, threads=threads)
     try:
-        ins = [Path(p) for p in read]
-        if all(p.exists() for p in ins):
-            outs = [Path(p) for p in write if not any(_inside(Path(p), q) or _inside(q, Path(p)) for q in ins)]
-            executor.require(ins, outs)
+        executor.require(read, write)
         yield executor
     finally:
         executor.close()

@@ -343,7 +343,9 @@ class RayExecutor:
 
         A folder in `write` is created here (with its parents) and a marker file written into
         it, which every node must see (and which is removed after): a node that would write
-        into a folder of its own is caught before any work is done.
+        into a folder of its own is caught before any work is done. A `read` path missing here,
+        or a `write` folder that is (inside) a `read` path or holds one, is left to the stage's
+        own checks and messages (nothing is created then).
 
         Args:
             read: sequence of paths the workers read (relative paths from the driver's folder).
@@ -351,42 +353,60 @@ class RayExecutor:
 
         Raises:
             DataError: a node cannot see one of them, naming the node and the path.
+            EngineError: a node runs another imgclf version, or cannot import it.
         """
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-        ray = self._ray
-        markers = []
-        for folder in write:
-            Path(folder).mkdir(parents=True, exist_ok=True)
-            marker = Path(folder) / f".imgclf-engine-check-{uuid.uuid4().hex}"
-            marker.write_text("visible\n", encoding="utf-8")
-            markers.append(str(marker))
+        ins = [Path(p) for p in read]
+        if not all(p.exists() for p in ins):
+            return
+        outs = [Path(w) for w in write if not any(_overlap(Path(w), p) for p in ins)]
+        markers = [_marker(folder) for folder in outs]
         try:
-            nodes = [n for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0]
-            probe = _remote(ray, "probe")
-            refs = [
-                probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(
-                    [str(p) for p in read], markers, self.cwd
-                )
-                for n in nodes
-            ]
-            for node, (missing, version) in zip(nodes, self._get_probes(refs)):
-                if version != __version__:
-                    raise EngineError(
-                        f"the Ray node {node.get('NodeManagerAddress')} runs imgclf {version}, "
-                        f"this machine imgclf {__version__}",
-                        "install the same imgclf on every node",
-                    )
-                if missing:
-                    shown = str(Path(missing[0]).parent) if missing[0] in markers else missing[0]
-                    raise DataError(
-                        f"{shown} is not visible on the Ray node {node.get('NodeManagerAddress')}",
-                        "put the data on a filesystem every node mounts at the same path, or use --engine local",
-                    )
+            self._probe_nodes([str(p) for p in ins], markers)
         finally:
             for m in markers:
                 with contextlib.suppress(OSError):
                     os.unlink(m)
+
+    def _probe_nodes(self, paths: list[str], markers: list[str]) -> None:
+        """Asks every node with CPUs which of `paths` and `markers` it cannot see."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        ray = self._ray
+        nodes = [n for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0]
+        probe = _remote(ray, "probe")
+        refs = [
+            probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(
+                paths, markers, self.cwd
+            )
+            for n in nodes
+        ]
+        for node, (missing, version) in zip(nodes, self._get_probes(refs)):
+            where = node.get("NodeManagerAddress")
+            if version != __version__:
+                raise EngineError(
+                    f"the Ray node {where} runs imgclf {version}, this machine imgclf {__version__}",
+                    "install the same imgclf on every node",
+                )
+            if missing:
+                shown = str(Path(missing[0]).parent) if missing[0] in markers else missing[0]
+                raise DataError(
+                    f"{shown} is not visible on the Ray node {where}",
+                    "put the data on a filesystem every node mounts at the same path, or use --engine local",
+                )
+
+
+def _overlap(a: Path, b: Path) -> bool:
+    """`a` and `b` are the same folder or one is inside the other (resolved)."""
+    ra, rb = a.resolve(), b.resolve()
+    return ra == rb or rb in ra.parents or ra in rb.parents
+
+
+def _marker(folder: Path) -> str:
+    """Creates `folder` (and parents) and a marker file in it that every node must see."""
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / f".imgclf-engine-check-{uuid.uuid4().hex}"
+    marker.write_text("visible\n", encoding="utf-8")
+    return str(marker)
 
 
 def _fn_name(fn: Callable[..., Any]) -> str:

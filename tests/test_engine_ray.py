@@ -1,0 +1,280 @@
+"""`--engine ray`: the data stages on a real two-node Ray cluster on 127.0.0.1 give the answer of `--engine local`.
+
+One cluster for the module (a head and a second node, 1 CPU each, every process on loopback,
+Ray's files in a private temporary folder); the driver is this process. Outputs are compared
+byte for byte, reports field by field (except the wall time and the output folder's name).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from imgclf.cli.main import app
+
+# every Ray process of these tests on loopback: read by Ray when it is imported
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+DATA = Path(__file__).parent / "data"
+NODE = {"num_cpus": 1, "node_ip_address": "127.0.0.1", "object_store_memory": 100 * 2**20}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A head node and a second node (1 CPU each) on 127.0.0.1, this process their driver."""
+    ray = pytest.importorskip("ray", reason="pip install 'imgclf[ray]' runs the Ray engine's tests")
+    from ray.cluster_utils import Cluster
+
+    tmp = tempfile.mkdtemp(prefix="imgclf-ray-", dir="/tmp")  # short: Ray's socket paths must stay < 108 bytes
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RAY_TMPDIR", tmp)
+        c = Cluster(initialize_head=True, head_node_args={**NODE, "include_dashboard": False})
+        c.add_node(**NODE)
+        c.wait_for_nodes()
+        ray.init(address=c.address, logging_level=logging.WARNING)
+        try:
+            yield c
+        finally:
+            ray.shutdown()
+            c.shutdown()
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _picture(rng: np.random.Generator, side: int) -> np.ndarray:
+    """A smooth random RGB picture (upscaled noise), `side` x `side`, uint8."""
+    small = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
+    return np.asarray(Image.fromarray(small).resize((side, side), Image.Resampling.BICUBIC))
+
+
+def make_dataset(root: Path, per_class: int, seed: int = 0) -> Path:
+    """Three classes of small pictures with exact copies, brightened near copies, a copy under
+    another label, broken files, a blank picture and a stray file."""
+    rng = np.random.default_rng(seed)
+    for c in ("a", "b", "c"):
+        (root / c).mkdir(parents=True)
+        for k in range(per_class):
+            Image.fromarray(_picture(rng, int(rng.integers(24, 48)))).save(root / c / f"{c}{k:04d}.png")
+    first = root / "a" / "a0000.png"
+    shutil.copyfile(first, root / "a" / "copy.png")
+    bright = np.clip(np.asarray(Image.open(first)).astype(int) + 12, 0, 255).astype(np.uint8)
+    Image.fromarray(bright).save(root / "a" / "bright.png")
+    shutil.copyfile(root / "b" / "b0001.png", root / "c" / "b_in_c.png")  # a label conflict
+    shutil.copyfile(DATA / "truncated.jpg", root / "b" / "broken.jpg")
+    shutil.copyfile(DATA / "not_an_image.jpg", root / "c" / "page.jpg")
+    Image.new("RGB", (32, 32), (128, 128, 128)).save(root / "c" / "blank.png")
+    (root / "stray.txt").write_text("not in a class folder")
+    return root
+
+
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory) -> Path:
+    return make_dataset(tmp_path_factory.mktemp("raw") / "raw", per_class=40)
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    """Every file under `root` by relative path, but the reports that hold wall times."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _report(path: Path, out: Path) -> dict:
+    """A JSON report without its wall time, with the output folder's name replaced."""
+    text = path.read_text().replace(str(out), "OUT")
+    data = json.loads(text)
+    data.pop("seconds", None)
+    return data
+
+
+def _invoke(*args: str) -> None:
+    res = CliRunner().invoke(app, [str(a) for a in args])
+    assert res.exit_code == 0, res.output
+
+
+def _same_signatures(a: Path, b: Path) -> None:
+    """The same source-signature records, but for the files' times (`stamps`: size, mtime)."""
+    with np.load(a) as x, np.load(b) as y:
+        assert x.files == y.files
+        for k in x.files:
+            if k == "stamps":
+                np.testing.assert_array_equal(x[k][:, 0], y[k][:, 0])  # sizes
+            else:
+                np.testing.assert_array_equal(x[k], y[k])
+
+
+def _same_output(a: Path, b: Path, reports: tuple[str, ...], roots: tuple[Path, Path] | None = None) -> None:
+    """Byte-identical files, equal reports (but for the wall time and the folders under
+    `roots`, default `a` and `b`), equal signature records."""
+    ra, rb = roots or (a, b)
+    fa, fb = _files(a), _files(b)
+    timed = {f"_reports/{r}" for r in reports} | {"_reports/source_signatures.npz"}
+    assert sorted(fa) == sorted(fb)
+    different = [k for k in fa if fa[k] != fb[k] and k not in timed]
+    assert different == []
+    for r in reports:
+        assert _report(a / "_reports" / r, ra) == _report(b / "_reports" / r, rb)
+    if "_reports/source_signatures.npz" in fa:
+        _same_signatures(a / "_reports/source_signatures.npz", b / "_reports/source_signatures.npz")
+
+
+def test_clean_prepare_split_on_ray_equal_local(cluster, raw, tmp_path):
+    address = cluster.address
+    runs = {}
+    for engine in ("local", "ray"):
+        out = tmp_path / engine
+        _invoke("clean", raw, "--out", out / "clean", "--engine", engine, "--ray-address", address)
+        _invoke(
+            "prepare", out / "clean", "--out", out / "prep", "--size", 16, "--engine", engine, "--ray-address", address
+        )
+        _invoke("split", out / "prep", "--out", out / "split", "--engine", engine, "--ray-address", address)
+        runs[engine] = out
+    local, ray_ = runs["local"], runs["ray"]
+    rejects = (local / "clean" / "_reports" / "rejects.csv").read_text()
+    assert "duplicate" in rejects and "truncated" in rejects and "not_in_class_folder" in rejects
+    _same_output(local / "clean", ray_ / "clean", ("clean_report.json",))
+    _same_output(local / "prep", ray_ / "prep", ())
+    _same_output(local / "split", ray_ / "split", ("split_report.json",), (local, ray_))
+
+
+def test_ray_executor_keeps_item_order_and_raises_the_map_s_own_error(cluster):
+    from imgclf.engine.ray import RayExecutor
+
+    with RayExecutor(cluster.address, block_size=7) as ex:
+        assert ex.workers == 2 and not ex.started  # this process was connected already
+        assert list(ex.map(abs, range(-50, 50))) == [abs(x) for x in range(-50, 50)]
+        with pytest.raises(ValueError, match="invalid literal"):
+            list(ex.map(int, ["1", "2", "x"]))
+
+
+def _imgclf(*args: str, env: dict | None = None, prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    cmd = [*prefix, sys.executable, "-m", "imgclf", *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env or dict(os.environ), timeout=300)
+
+
+def test_help_does_not_import_ray():
+    code = (
+        "import sys; from typer.testing import CliRunner; from imgclf.cli.main import app\n"
+        "for args in (['--help'], ['clean', '--help'], ['prepare', '--help'], ['split', '--help']):\n"
+        "    assert CliRunner().invoke(app, args).exit_code == 0\n"
+        "print('ray' in sys.modules)"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.stdout.strip() == "False", res.stderr
+
+
+def test_without_ray_installed_one_line_says_how_to_install(tmp_path):
+    # a Python in which `import ray` fails, as on a machine without it
+    code = (
+        "import sys\n"
+        "class NoRay:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'ray' or name.startswith('ray.'):\n"
+        "            raise ImportError('No module named ray')\n"
+        "sys.meta_path.insert(0, NoRay())\n"
+        "from imgclf.cli.main import main\n"
+        f"sys.argv = ['imgclf', 'clean', {str(tmp_path)!r}, '--out', {str(tmp_path / 'out')!r}, '--engine', 'ray']\n"
+        "main()\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    text = res.stdout + res.stderr
+    assert res.returncode == 1 and "Traceback" not in text
+    assert "needs Ray, which is not installed" in text and "pip install 'imgclf[ray]'" in text
+
+
+def test_unreachable_cluster_is_one_line(raw, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there once closed
+    res = _imgclf("clean", raw, "--out", tmp_path / "out", "--engine", "ray", "--ray-address", f"127.0.0.1:{port}")
+    text = res.stdout + res.stderr
+    assert res.returncode == 1 and "Traceback" not in text
+    assert f"cannot reach the Ray cluster at 127.0.0.1:{port}" in text
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(
+    shutil.which("unshare") is None, reason="needs unshare (util-linux) to hide a folder from the nodes"
+)
+def test_input_folder_not_visible_to_a_node_is_one_line(cluster, tmp_path):
+    # the driver runs in a mount namespace of its own, with the data on a tmpfs the nodes do not see
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    script = (
+        f"mount -t tmpfs none {hidden} && mkdir -p {hidden}/raw/a && cp {DATA / 'blank.png'} {hidden}/raw/a/x.png && "
+        f"{sys.executable} -m imgclf clean {hidden}/raw --out {tmp_path}/out --engine ray --ray-address {cluster.address}"
+    )
+    probe = subprocess.run(["unshare", "-m", "--propagation", "private", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("unshare -m is not permitted here")
+    res = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", script], capture_output=True, text=True, timeout=300
+    )
+    text = res.stdout + res.stderr
+    assert res.returncode == 1 and "Traceback" not in text
+    assert f"{hidden}/raw is not visible on the Ray node 127.0.0.1" in text
+    assert "filesystem every node mounts" in text
+
+
+def test_run_reads_engine_from_the_config(cluster, raw, tmp_path):
+    from imgclf.config import RunConfig
+    from imgclf.run import run_pipeline
+
+    outs = {}
+    for engine in ("local", "ray"):
+        cfg = RunConfig.model_validate(
+            {
+                "source": {"folder": str(raw)},
+                "data_dir": str(tmp_path / engine),
+                "stages": ["clean", "prepare", "split"],
+                "prepare": {"size": 16},
+                "engine": {"name": engine, "address": cluster.address},
+            }
+        )
+        run_pipeline(cfg)
+        outs[engine] = tmp_path / engine
+    assert RunConfig.model_validate({"source": {"folder": "x"}, "engine": "ray"}).engine.name == "ray"
+    _same_output(outs["local"] / "split", outs["ray"] / "split", ("split_report.json",), (outs["local"], outs["ray"]))
+
+
+def test_a_node_killed_during_clean_costs_retries_not_the_run(cluster, tmp_path):
+    """The second node is removed while `clean` runs on a few thousand images; Ray runs its
+    blocks again on the head, and the output is the undisturbed run's."""
+    from imgclf.clean import clean_folder
+    from imgclf.config import CleanConfig
+    from imgclf.engine.ray import RayExecutor
+
+    big = make_dataset(tmp_path / "big", per_class=1000, seed=3)
+    clean_folder(big, tmp_path / "local", CleanConfig())
+    victim = next(iter(cluster.worker_nodes))
+    done: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            with RayExecutor(cluster.address, block_size=32) as ex:
+                done["summary"] = clean_folder(big, tmp_path / "ray", CleanConfig(), executor=ex)
+        except BaseException as exc:  # reported by the test thread
+            done["error"] = exc
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    while not (tmp_path / "ray").exists():  # the map starts right after the output folder is made
+        time.sleep(0.05)
+    time.sleep(1.0)
+    assert worker.is_alive(), "clean finished before the node could be killed: give it more images"
+    cluster.remove_node(victim)
+    worker.join(timeout=600)
+    cluster.add_node(**NODE)  # for the tests after this one
+    assert "error" not in done, done.get("error")
+    _same_output(tmp_path / "local", tmp_path / "ray", ("clean_report.json",))
