@@ -211,9 +211,10 @@ def test_input_folder_not_visible_to_a_node_is_one_line(cluster, tmp_path):
     # the driver runs in a mount namespace of its own, with the data on a tmpfs the nodes do not see
     hidden = tmp_path / "hidden"
     hidden.mkdir()
+    clean = f"{sys.executable} -m imgclf clean {hidden}/raw --out {tmp_path}/out"
     script = (
         f"mount -t tmpfs none {hidden} && mkdir -p {hidden}/raw/a && cp {DATA / 'blank.png'} {hidden}/raw/a/x.png && "
-        f"{sys.executable} -m imgclf clean {hidden}/raw --out {tmp_path}/out --engine ray --ray-address {cluster.address}"
+        f"{clean} --engine ray --ray-address {cluster.address}"
     )
     probe = subprocess.run(["unshare", "-m", "--propagation", "private", "true"], capture_output=True)
     if probe.returncode != 0:
@@ -248,22 +249,54 @@ def test_run_reads_engine_from_the_config(cluster, raw, tmp_path):
     _same_output(outs["local"] / "split", outs["ray"] / "split", ("split_report.json",), (outs["local"], outs["ray"]))
 
 
-def test_a_node_killed_during_clean_costs_retries_not_the_run(cluster, tmp_path):
+@pytest.fixture(scope="module")
+def big(tmp_path_factory) -> tuple[Path, Path]:
+    """A few thousand images, and their clean output on this machine (undisturbed)."""
+    from imgclf.clean import clean_folder
+    from imgclf.config import CleanConfig
+
+    root = tmp_path_factory.mktemp("big")
+    clean_folder(make_dataset(root / "raw", per_class=1000, seed=3), root / "local", CleanConfig())
+    return root / "raw", root / "local"
+
+
+def test_a_killed_driver_leaves_no_partial_file_and_the_same_command_resumes(cluster, big, tmp_path):
+    raw_, local = big
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "imgclf", "clean", str(raw_), "--out", str(out), "--engine", "ray"]
+    cmd += ["--ray-address", cluster.address]
+    driver = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while len(list(out.glob("*/*.png"))) < 300 and driver.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)  # until the copies are under way
+    assert driver.poll() is None, "clean finished before its driver could be killed: give it more images"
+    driver.kill()
+    driver.wait()
+    time.sleep(1.0)  # tasks of the dead driver that were running finish (or are cancelled)
+    assert not (out / "_reports" / "clean_report.json").exists()
+    for f in out.rglob("*.png"):  # every file under its final name is whole
+        if not f.name.startswith("."):
+            assert f.read_bytes() == (raw_ / f.relative_to(out)).read_bytes()
+    res = _imgclf(*cmd[3:])  # the same command again
+    assert res.returncode == 0, res.stdout + res.stderr
+    _same_output(local, out, ("clean_report.json",))
+
+
+def test_a_node_killed_during_clean_costs_retries_not_the_run(cluster, big, tmp_path):
     """The second node is removed while `clean` runs on a few thousand images; Ray runs its
     blocks again on the head, and the output is the undisturbed run's."""
     from imgclf.clean import clean_folder
     from imgclf.config import CleanConfig
     from imgclf.engine.ray import RayExecutor
 
-    big = make_dataset(tmp_path / "big", per_class=1000, seed=3)
-    clean_folder(big, tmp_path / "local", CleanConfig())
+    raw_, local = big
     victim = next(iter(cluster.worker_nodes))
     done: dict[str, object] = {}
 
     def run() -> None:
         try:
             with RayExecutor(cluster.address, block_size=32) as ex:
-                done["summary"] = clean_folder(big, tmp_path / "ray", CleanConfig(), executor=ex)
+                done["summary"] = clean_folder(raw_, tmp_path / "ray", CleanConfig(), executor=ex)
         except BaseException as exc:  # reported by the test thread
             done["error"] = exc
 
@@ -277,4 +310,4 @@ def test_a_node_killed_during_clean_costs_retries_not_the_run(cluster, tmp_path)
     worker.join(timeout=600)
     cluster.add_node(**NODE)  # for the tests after this one
     assert "error" not in done, done.get("error")
-    _same_output(tmp_path / "local", tmp_path / "ray", ("clean_report.json",))
+    _same_output(local, tmp_path / "ray", ("clean_report.json",))

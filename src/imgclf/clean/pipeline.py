@@ -112,8 +112,15 @@ class CleanSummary:
         return sum(self.rejected.values())
 
 
+#: Written into `out/_reports/` before a run touches `out`, removed when it is done: an output
+#: interrupted before its report (a killed driver, a lost cluster) is still recognised as a
+#: clean output, so the same command starts it again.
+IN_PROGRESS = ".clean-in-progress"
+
+
 def _prepare_out(src: Path, out: Path) -> None:
-    """Checks the folders; clears a previous clean output in `out`, except the decisions."""
+    """Checks the folders; clears a previous (or interrupted) clean output in `out`, except the
+    decisions; marks `out` as a clean output in progress."""
     if not src.is_dir():
         raise DataError(
             f"input folder not found: {src}", "check the path, or run `imgclf datasets` / `imgclf scrape` first"
@@ -121,27 +128,30 @@ def _prepare_out(src: Path, out: Path) -> None:
     rs, ro = src.resolve(), out.resolve()
     if ro == rs or rs in ro.parents or ro in rs.parents:
         raise DataError(f"output folder {out} must not be the input folder {src}, inside it, or contain it")
+    reports = out / "_reports"
+    marker = reports / IN_PROGRESS
     if out.exists():
         if not out.is_dir():
             raise DataError(f"output {out} exists and is not a folder")
-        reports = out / "_reports"
-        keep = {reports / n for n in DB_FILES}  # review decisions: never deleted
+        keep = {reports / n for n in DB_FILES} | {marker}  # review decisions: never deleted
         present = [p for p in out.iterdir() if p != reports] + (list(reports.iterdir()) if reports.is_dir() else [])
         others = [p for p in present if p not in keep]
-        if others:
-            if not CleanReport.path(out).is_file():
-                raise DataError(
-                    f"output folder {out} is not empty and is not a previous clean output",
-                    "choose a new --out folder or empty it",
-                )
-            # A previous clean output: rewrite it from scratch, except the decisions database;
-            # its clean_report.json goes last, so an interrupted removal is still recognised.
-            for p in sorted(others, key=lambda p: p.name == "clean_report.json"):
-                if p.is_dir() and not p.is_symlink():
-                    shutil.rmtree(p)
-                else:
-                    p.unlink()
-    out.mkdir(parents=True, exist_ok=True)
+        if others and not (CleanReport.path(out).is_file() or marker.is_file()):
+            raise DataError(
+                f"output folder {out} is not empty and is not a previous clean output",
+                "choose a new --out folder or empty it",
+            )
+        # A previous clean output: rewrite it from scratch, except the decisions database,
+        # marked as in progress first, so an interrupted removal is still recognised.
+        reports.mkdir(exist_ok=True)
+        marker.touch()
+        for p in others:
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+    reports.mkdir(parents=True, exist_ok=True)
+    marker.touch()
 
 
 def _list_input(src: Path, out: Path) -> tuple[CleanInput, list[ImageEntry]]:
@@ -279,6 +289,7 @@ def clean_folder(
     write_tables(plan, out)
     result = _summary(plan, out, time.perf_counter() - t0)
     report = write_reports(plan, src, out, result.seconds)
+    (out / "_reports" / IN_PROGRESS).unlink(missing_ok=True)
     for e in listing.empty:
         warn(f"empty class folder: {src / e}")
     summary(summary_line(result, report, cfg))

@@ -35,8 +35,15 @@ from imgclf.ui import progress
 DETECTOR_METHOD = "imgclf.clean.similarity.find_duplicate_pairs (docs/dedupe.md)"
 
 
+#: Written into `out/_reports/` before `split` writes into `out`, removed when it is done: an
+#: output interrupted before its report (a killed driver, a lost cluster) is still recognised
+#: as a split output, so the same command starts it again.
+IN_PROGRESS = ".split-in-progress"
+
+
 def prepare_output(src: Path, out: Path) -> None:
-    """Makes `out` an empty folder: a previous split output there is removed, any other content refused.
+    """Makes `out` an empty folder (but for the in-progress marker): a previous or interrupted
+    split output there is removed, any other content refused.
 
     Raises:
         DataError: `out` is `src`, inside it or contains it, or holds files that are not a
@@ -45,14 +52,24 @@ def prepare_output(src: Path, out: Path) -> None:
     rs, ro = src.resolve(), out.resolve()
     if ro == rs or rs in ro.parents or ro in rs.parents:
         raise DataError(f"output folder {out} must not be the input folder {src}, inside it, or contain it")
+    marker = out / "_reports" / IN_PROGRESS
     if out.exists() and any(out.iterdir()):
-        if not SplitReport.path(out).is_file():
+        if not (SplitReport.path(out).is_file() or marker.is_file()):
             raise DataError(
                 f"output folder {out} is not empty and is not a previous split output",
                 "choose a new --out folder or empty it",
             )
-        shutil.rmtree(out)  # a previous split: rewrite from scratch so no stale file remains
-    out.mkdir(parents=True, exist_ok=True)
+        marker.touch()  # an interrupted removal is still recognised
+        # a previous split: rewrite from scratch so no stale file remains
+        for p in [q for q in out.iterdir() if q != marker.parent] + list(marker.parent.iterdir()):
+            if p == marker:
+                continue
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
 
 
 def place_file(src_file: Path, dest: Path, link: str) -> bool:
@@ -143,4 +160,5 @@ def write_split(
     if prepared is not None:
         prepared.save(out)
     split_report(plan, cfg, src, out, presplit, linked).save(out)
+    (out / "_reports" / IN_PROGRESS).unlink(missing_ok=True)
     return linked
