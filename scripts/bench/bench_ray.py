@@ -1,0 +1,319 @@
+"""`--engine ray` against `--engine local` on this machine: stages, the distributed search, memory.
+
+Every Ray run here is on a two-node cluster started by this script on 127.0.0.1
+(`ray.cluster_utils.Cluster`: a head and a second node, 1 CPU each, Ray's files in a private
+temporary folder), the numbers docs/scale.md turns into a cost model. Parts:
+
+- `stages`: `imgclf clean` then `imgclf prepare` (`--size 32`) of the first 7 k, 21 k and 70 k
+  images of Fashion-MNIST (`imgclf datasets fashion-mnist --out DIR`), each with
+  `--engine local` (threads on this machine) and `--engine ray` (the cluster), as separate
+  commands, one after the other: wall time, per-image cost, Ray's overhead ratio, and that both
+  engines wrote the same files. The driver's memory per image is measured in-process
+  (`tracemalloc`: the listing and the map's records `clean` keeps until its reduce).
+- `hashes`: the exact Hamming search (radius 8) of n synthetic 64-bit hashes (random, 1 % planted
+  near copies of 0-10 flipped bits, a counter-based generator so that workers make their own
+  blocks): `imgclf.clean.similarity.distributed.ray_hamming_pairs` on the cluster against
+  `hamming.hamming_pairs` in one process (same pairs, both times), or the distributed search
+  alone (`--no-local`): wall time, the driver's peak memory, the workers' peak memory.
+
+Each measurement runs in a process of its own, so one's memory is not another's.
+
+    .venv/bin/python scripts/bench/bench_ray.py stages --data /tmp/fmnist --work /tmp/bench
+    .venv/bin/python scripts/bench/bench_ray.py hashes --n 2000000
+    .venv/bin/python scripts/bench/bench_ray.py hashes --n 10000000 --no-local
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+# every Ray process on loopback: read by Ray when it is imported
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+
+NODE = {"num_cpus": 1, "node_ip_address": "127.0.0.1"}
+BLOCK = 262_144  # codes per block of the synthetic hashes
+PLANTED_EVERY = 100  # one code in this many is a near copy of an earlier one
+
+
+# ------------------------------------------------------------------------- the cluster
+@contextmanager
+def two_nodes(object_store_mb: int = 400):
+    """A head and a second node (1 CPU each) on 127.0.0.1; yields the Cluster, this process connected."""
+    tmp = tempfile.mkdtemp(prefix="imgclf-bench-ray-", dir="/tmp")
+    os.environ["RAY_TMPDIR"] = tmp
+    import ray
+    from ray.cluster_utils import Cluster
+
+    node = {**NODE, "object_store_memory": object_store_mb * 2**20}
+    cluster = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
+    cluster.add_node(**node)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, logging_level="WARNING")
+    try:
+        yield cluster
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (from /proc)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(d.name))
+            except (OSError, ValueError, IndexError):
+                pass
+    return out
+
+
+def _peak_kb(pid: int) -> int:
+    """The peak resident memory (VmHWM) of a process, in KiB (0 if gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def worker_peaks(cluster) -> list[int]:
+    """Peak memory (KiB) of each Ray worker process of the cluster's nodes (children of raylets)."""
+    peaks = []
+    for node in cluster.list_all_nodes():
+        for info in node.all_processes.get("raylet", []):
+            peaks += [_peak_kb(p) for p in _children(info.process.pid)]
+    return sorted(peaks, reverse=True)
+
+
+def driver_peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ------------------------------------------------------------------ synthetic hashes
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64 of uint64 values (a counter-based generator)."""
+    with np.errstate(over="ignore"):
+        z = x + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def synthetic_codes(start: int, stop: int, seed: int = 0) -> np.ndarray:
+    """Codes `start..stop-1` of the synthetic collection: random, and every `PLANTED_EVERY`-th
+    a copy of an earlier random code (up to 1 M before it) with 0-10 random bits flipped."""
+    i = np.arange(start, stop, dtype=np.uint64)
+    salt = np.uint64(seed) * np.uint64(0x100000001B3)
+    codes = _mix(i ^ salt)
+    planted = (i % np.uint64(PLANTED_EVERY)) == np.uint64(PLANTED_EVERY - 1)
+    if planted.any():
+        k = i[planted]
+        back = _mix(k ^ salt ^ np.uint64(0xA5A5A5A5)) % np.minimum(k, np.uint64(1_000_000)) + np.uint64(1)
+        src = k - back
+        src -= ((src % np.uint64(PLANTED_EVERY)) == np.uint64(PLANTED_EVERY - 1)).astype(np.uint64)
+        flips = np.zeros(len(k), np.uint64)
+        weight = _mix(k ^ salt ^ np.uint64(0x5A5A5A5A)) % np.uint64(11)
+        for b in range(10):
+            bit = _mix(k ^ salt ^ np.uint64(b + 1) * np.uint64(0x1234567)) % np.uint64(64)
+            flips ^= np.where(np.uint64(b) < weight, np.uint64(1) << bit, np.uint64(0))
+        codes[planted] = _mix(src ^ salt) ^ flips
+    return codes
+
+
+def make_block(start: int, stop: int, seed: int = 0):
+    """The `CodeBlock` of ids `start..stop-1` (made on a worker)."""
+    from imgclf.clean.similarity.distributed import CodeBlock
+
+    return CodeBlock(np.arange(start, stop, dtype=np.int64), synthetic_codes(start, stop, seed))
+
+
+def bench_hashes_ray(n: int, radius: int) -> dict:
+    """The distributed search of n synthetic codes on the two-node cluster (this process drives)."""
+    import ray
+
+    from imgclf.clean.similarity.distributed import plan_join, ray_hamming_pairs
+
+    with two_nodes() as cluster:
+        gen = ray.remote(make_block)
+        t0 = time.perf_counter()
+        blocks = [gen.remote(s, min(s + BLOCK, n)) for s in range(0, n, BLOCK)]
+        i, j, d = ray_hamming_pairs(blocks, None, n, radius, cpus=2)
+        seconds = time.perf_counter() - t0
+        peaks = worker_peaks(cluster)
+        plan = plan_join(n, radius, 2)
+    np.savez(f"/tmp/imgclf-bench-pairs-ray-{n}.npz", i=i, j=j, d=d)
+    return {
+        "n": n,
+        "engine": "ray",
+        "seconds": round(seconds, 1),
+        "pairs": len(i),
+        "parts": len(plan.parts),
+        "prefix_bits": plan.prefix_bits,
+        "driver_peak_mb": round(driver_peak_mb()),
+        "worker_peak_mb": [round(p / 1024) for p in peaks[:4]],
+    }
+
+
+def bench_hashes_local(n: int, radius: int) -> dict:
+    """The local search of the same codes in this process."""
+    from imgclf.clean.similarity.hamming import hamming_pairs
+
+    codes = synthetic_codes(0, n)
+    t0 = time.perf_counter()
+    i, j, d = hamming_pairs(codes, radius, bits=64)
+    seconds = time.perf_counter() - t0
+    np.savez(f"/tmp/imgclf-bench-pairs-local-{n}.npz", i=i, j=j, d=d)
+    return {"n": n, "engine": "local", "seconds": round(seconds, 1), "pairs": len(i), "peak_mb": round(driver_peak_mb())}
+
+
+def _same_pairs(n: int) -> bool:
+    a, b = np.load(f"/tmp/imgclf-bench-pairs-ray-{n}.npz"), np.load(f"/tmp/imgclf-bench-pairs-local-{n}.npz")
+    return all(np.array_equal(a[k], b[k]) for k in ("i", "j", "d"))
+
+
+def _self(*args: str) -> dict:
+    """Runs this script with `args` in a new process; its last line of output is a JSON result."""
+    res = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
+    if res.returncode != 0:
+        raise SystemExit(res.stderr[-3000:])
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def hashes(args: argparse.Namespace) -> None:
+    for n in args.n:
+        ray_ = _self("_hashes", "--engine", "ray", "--n", str(n), "--radius", str(args.radius))
+        print(json.dumps(ray_), flush=True)
+        if args.local:
+            local = _self("_hashes", "--engine", "local", "--n", str(n), "--radius", str(args.radius))
+            print(json.dumps(local), flush=True)
+            print(json.dumps({"n": n, "same_pairs": _same_pairs(n)}), flush=True)
+
+
+# ------------------------------------------------------------------------- the stages
+def subset(src: Path, dst: Path, per_class: int) -> Path:
+    """`dst/<class>/`: hard links to the first `per_class` files (by name) of each class of `src`."""
+    if dst.is_dir():
+        return dst
+    for c in sorted(p for p in src.iterdir() if p.is_dir()):
+        (dst / c.name).mkdir(parents=True)
+        for f in sorted(c.iterdir())[:per_class]:
+            os.link(f, dst / c.name / f.name)
+    return dst
+
+
+def _imgclf(*args: str) -> float:
+    """Runs one imgclf command; returns its wall time in seconds."""
+    t0 = time.perf_counter()
+    res = subprocess.run([sys.executable, "-m", "imgclf", *args], capture_output=True, text=True)
+    if res.returncode != 0:
+        raise SystemExit(f"imgclf {' '.join(args)} failed:\n{res.stdout[-2000:]}{res.stderr[-2000:]}")
+    return time.perf_counter() - t0
+
+
+def _same_tree(a: Path, b: Path) -> bool:
+    """The same image files (byte for byte) under `a` and `b` (the reports hold times)."""
+    fa = {p.relative_to(a): p for p in a.rglob("*.png")}
+    fb = {p.relative_to(b): p for p in b.rglob("*.png") if "_reports" not in p.parts}
+    fa = {k: v for k, v in fa.items() if "_reports" not in k.parts}
+    return fa.keys() == fb.keys() and all(fa[k].read_bytes() == fb[k].read_bytes() for k in fa)
+
+
+def stages(args: argparse.Namespace) -> None:
+    work = Path(args.work)
+    with two_nodes() as cluster:
+        for n in args.sizes:
+            src = subset(Path(args.data), work / f"fm{n}", n // 10)
+            row: dict = {"images": n}
+            for engine in ("local", "ray"):
+                out = work / f"{engine}{n}"
+                shutil.rmtree(out, ignore_errors=True)
+                eng = ["--engine", engine, "--ray-address", cluster.address]
+                row[f"clean_{engine}_s"] = round(_imgclf("clean", str(src), "--out", str(out / "clean"), *eng), 1)
+                prep = ["prepare", str(out / "clean"), "--out", str(out / "prep"), "--size", "32", *eng]
+                row[f"prepare_{engine}_s"] = round(_imgclf(*prep), 1)
+            for stage in ("clean", "prepare"):
+                row[f"{stage}_ratio"] = round(row[f"{stage}_ray_s"] / row[f"{stage}_local_s"], 2)
+            total = {e: row[f"clean_{e}_s"] + row[f"prepare_{e}_s"] for e in ("local", "ray")}
+            row["ratio"] = round(total["ray"] / total["local"], 2)
+            row["ms_per_image"] = {e: round(1000 * total[e] / n, 3) for e in total}
+            row["same_files"] = all(
+                _same_tree(work / f"local{n}" / s, work / f"ray{n}" / s) for s in ("clean", "prep")
+            )
+            print(json.dumps(row), flush=True)
+
+
+def driver_memory(args: argparse.Namespace) -> None:
+    """Bytes per image the driver holds for `clean`'s map records (`tracemalloc`)."""
+    import functools
+    import gc
+    import tracemalloc
+
+    from imgclf.clean.verify import inspect_file
+    from imgclf.config import CleanConfig
+    from imgclf.engine import make_executor
+    from imgclf.inputs import list_images
+
+    src = subset(Path(args.data), Path(args.work) / "fm7000", 700)
+    tracemalloc.start()
+    gc.collect()
+    a = tracemalloc.get_traced_memory()[0]
+    entries = list(list_images(src, layout="classes").entries)
+    gc.collect()
+    b = tracemalloc.get_traced_memory()[0]
+    recs = list(make_executor("local", 2).map(functools.partial(inspect_file, cfg=CleanConfig()), entries))
+    gc.collect()
+    c = tracemalloc.get_traced_memory()[0]
+    n = len(recs)
+    print(json.dumps({"images": n, "listing_b": round((b - a) / n), "records_b": round((c - b) / n)}))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="part", required=True)
+    h = sub.add_parser("hashes")
+    h.add_argument("--n", type=int, nargs="+", default=[2_000_000])
+    h.add_argument("--radius", type=int, default=8)
+    h.add_argument("--no-local", dest="local", action="store_false")
+    hh = sub.add_parser("_hashes")
+    hh.add_argument("--engine", choices=("local", "ray"), required=True)
+    hh.add_argument("--n", type=int, required=True)
+    hh.add_argument("--radius", type=int, default=8)
+    s = sub.add_parser("stages")
+    s.add_argument("--data", required=True, help="imgclf datasets fashion-mnist --out DATA")
+    s.add_argument("--work", required=True)
+    s.add_argument("--sizes", type=int, nargs="+", default=[7_000, 21_000, 70_000])
+    m = sub.add_parser("memory")
+    m.add_argument("--data", required=True)
+    m.add_argument("--work", required=True)
+    args = ap.parse_args()
+    if args.part == "hashes":
+        hashes(args)
+    elif args.part == "_hashes":
+        run = bench_hashes_ray if args.engine == "ray" else bench_hashes_local
+        print(json.dumps(run(args.n, args.radius)))
+    elif args.part == "stages":
+        stages(args)
+    else:
+        driver_memory(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
