@@ -73,6 +73,7 @@ def make_dataset(root: Path, per_class: int, seed: int = 0) -> Path:
     bright = np.clip(np.asarray(Image.open(first)).astype(int) + 12, 0, 255).astype(np.uint8)
     Image.fromarray(bright).save(root / "a" / "bright.png")
     shutil.copyfile(root / "b" / "b0001.png", root / "c" / "b_in_c.png")  # a label conflict
+    Image.fromarray(np.asarray(Image.open(root / "c" / "c0002.png"))[:, ::-1]).save(root / "c" / "mirror.png")
     shutil.copyfile(DATA / "truncated.jpg", root / "b" / "broken.jpg")
     shutil.copyfile(DATA / "not_an_image.jpg", root / "c" / "page.jpg")
     Image.new("RGB", (32, 32), (128, 128, 128)).save(root / "c" / "blank.png")
@@ -134,7 +135,7 @@ def test_clean_prepare_split_on_ray_equal_local(cluster, raw, tmp_path):
     runs = {}
     for engine in ("local", "ray"):
         out = tmp_path / engine
-        _invoke("clean", raw, "--out", out / "clean", "--engine", engine, "--ray-address", address)
+        _invoke("clean", raw, "--out", out / "clean", "--engine", engine, "--ray-address", address, "--flips")
         _invoke(
             "prepare", out / "clean", "--out", out / "prep", "--size", 16, "--engine", engine, "--ray-address", address
         )
@@ -143,6 +144,8 @@ def test_clean_prepare_split_on_ray_equal_local(cluster, raw, tmp_path):
     local, ray_ = runs["local"], runs["ray"]
     rejects = (local / "clean" / "_reports" / "rejects.csv").read_text()
     assert "duplicate" in rejects and "truncated" in rejects and "not_in_class_folder" in rejects
+    report = json.loads((local / "clean" / "_reports" / "clean_report.json").read_text())
+    assert report["duplicate_pairs"].get("flip") and report["label_conflicts"]  # the search had work to do
     _same_output(local / "clean", ray_ / "clean", ("clean_report.json",))
     _same_output(local / "prep", ray_ / "prep", ())
     _same_output(local / "split", ray_ / "split", ("split_report.json",), (local, ray_))
@@ -311,3 +314,53 @@ def test_a_node_killed_during_clean_costs_retries_not_the_run(cluster, big, tmp_
     cluster.add_node(**NODE)  # for the tests after this one
     assert "error" not in done, done.get("error")
     _same_output(local, tmp_path / "ray", ("clean_report.json",))
+
+
+# ------------------------------------------------------------ the distributed Hamming search
+def _planted_codes(n: int, seed: int) -> np.ndarray:
+    """Random 64-bit codes, a fifth of them copies of others with 0-11 bits flipped."""
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, 2**64 - 1, n, dtype=np.uint64, endpoint=True)
+    src, dst = rng.integers(0, n, n // 5), rng.integers(0, n, n // 5)
+    flips = np.zeros(n // 5, np.uint64)
+    for _ in range(11):
+        flips ^= np.where(rng.random(n // 5) < 0.5, np.uint64(1) << rng.integers(0, 64, n // 5).astype(np.uint64), 0)
+    codes[dst] = codes[src] ^ flips
+    return codes
+
+
+def _blocks(codes: np.ndarray, size: int):
+    from imgclf.clean.similarity.distributed import CodeBlock
+
+    return [CodeBlock(np.arange(s, min(s + size, len(codes))), codes[s : s + size]) for s in range(0, len(codes), size)]
+
+
+@pytest.mark.parametrize(("n", "radius", "prefix_bits"), [(3000, 8, None), (20000, 8, 5), (5000, 12, 2), (8000, 4, 0)])
+def test_partitioned_hamming_join_is_the_local_search(n, radius, prefix_bits):
+    from imgclf.clean.similarity.distributed import sharded_hamming_pairs
+    from imgclf.clean.similarity.hamming import hamming_cross_pairs, hamming_pairs
+
+    codes = _planted_codes(n, seed=n)
+    got = sharded_hamming_pairs(_blocks(codes, 777), None, n, radius, prefix_bits)
+    want = hamming_pairs(codes, radius, bits=64)
+    assert len(want[0]) > 100
+    for x, y in zip(got, want):
+        np.testing.assert_array_equal(x, y)
+    other = _planted_codes(n // 2, seed=n + 1)
+    other[:50] = codes[:50] ^ np.uint64(6)
+    got = sharded_hamming_pairs(_blocks(codes, 999), _blocks(other, 500), n, radius, prefix_bits)
+    for x, y in zip(got, hamming_cross_pairs(codes, other, radius, bits=64)):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_hamming_join_on_the_cluster_is_the_local_search(cluster):
+    import ray
+
+    from imgclf.clean.similarity.distributed import ray_hamming_pairs
+    from imgclf.clean.similarity.hamming import hamming_pairs
+
+    codes = _planted_codes(60_000, seed=7)
+    blocks = [ray.put(b) for b in _blocks(codes, 8192)]
+    got = ray_hamming_pairs(blocks, None, len(codes), 8)
+    for x, y in zip(got, hamming_pairs(codes, 8, bits=64)):
+        np.testing.assert_array_equal(x, y)

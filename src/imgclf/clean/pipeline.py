@@ -46,7 +46,10 @@ The stage is map -> reduce -> apply (docs/architecture.md):
   decisions and the input's provenance are read here too, before the output is touched;
 - map (`imgclf.clean.verify.inspect_file`): one read and decode per file -> an `ImageRecord`
   (size, digest, near-duplicate signature, quality scores, sha256 when there are decisions) or
-  an `Unreadable`; pure and picklable, run on an `imgclf.engine` executor;
+  an `Unreadable`; pure and picklable, run on an `imgclf.engine` executor; on a Ray cluster
+  the signatures stay in the object store of the nodes that made them and the reduce's
+  duplicate search runs there (`imgclf.clean.similarity.held`), so the driver holds only the
+  small records;
 - reduce (`imgclf.clean.plan.plan_clean`): quality rules, decision replay, duplicate pairs,
   groups and keepers, label conflicts, flip pairs, provenance groups, counts -> a `CleanPlan`
   holding the typed report; pure, no I/O, the same plan whatever the order of the records;
@@ -63,10 +66,13 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 from imgclf.clean.apply import copy_files, write_reports, write_tables
-from imgclf.clean.plan import CleanInput, CleanPlan, plan_clean
+from imgclf.clean.plan import CleanInput, CleanPlan, FindPairs, plan_clean
 from imgclf.clean.provenance import stage_provenance
+from imgclf.clean.similarity.held import HeldSignature, HeldSignatures, hold_signatures
+from imgclf.clean.similarity.params import DetectorParams
 from imgclf.clean.verify import ImageRecord, Unreadable, inspect_file
 from imgclf.config import CleanConfig
 from imgclf.engine import Executor, make_executor
@@ -182,17 +188,42 @@ def _list_input(src: Path, out: Path) -> tuple[CleanInput, list[ImageEntry]]:
 
 def _map(
     entries: list[ImageEntry], cfg: CleanConfig, strays: int, sha256: bool, executor: Executor
-) -> list[ImageRecord | Unreadable]:
-    """Runs `inspect_file` over the files on `executor`, with a progress bar."""
+) -> tuple[list[ImageRecord | Unreadable], HeldSignatures | None]:
+    """Runs `inspect_file` over the files on `executor`, with a progress bar. On a Ray cluster
+    the signatures stay where they are made: the records carry `HeldSignature`s, and the
+    second value says where the signatures are (else None)."""
     records: list[ImageRecord | Unreadable] = []
     read = 0
     inspect = functools.partial(inspect_file, cfg=cfg, sha256=sha256)
+    keep = None
+    if executor.name == "ray":
+        from imgclf.engine.ray import Kept
+
+        keep = Kept(hold_signatures)
+    results = cast(Any, executor).map(inspect, entries, keep=keep) if keep else executor.map(inspect, entries)
     with progress("clean: verify + fingerprint", total=len(entries)) as advance:
-        for rec in executor.map(inspect, entries):
+        for rec in results:
             records.append(rec)
             read += isinstance(rec, ImageRecord)
             advance(status=f"read {read}  unreadable {strays + len(records) - read}")
-    return records
+    return records, HeldSignatures(keep.refs, keep.starts) if keep else None
+
+
+def _held_search(held: HeldSignatures, cfg: CleanConfig) -> FindPairs:
+    """The reduce's duplicate search where the signatures are held (`HeldSignatures`)."""
+    params = DetectorParams(radius=cfg.radius, max_residual=cfg.max_residual, flips=cfg.flips)
+
+    def search(live: list[ImageRecord]) -> Any:
+        return held.find_duplicate_pairs([cast(HeldSignature, r.signature).position for r in live], params)
+
+    return search
+
+
+def _fetch_sources(plan: CleanPlan, held: HeldSignatures) -> None:
+    """The source signatures the plan keeps, fetched from where they are held."""
+    names = [k for k, v in plan.sources.items() if isinstance(v, HeldSignature)]
+    rows = held.gather([cast(HeldSignature, plan.sources[k]).position for k in names])
+    plan.sources.update(zip(names, cast(Any, rows)))
 
 
 def _reduce(
@@ -201,12 +232,14 @@ def _reduce(
     cfg: CleanConfig,
     decisions: list[Decision],
     provenance: tuple[dict[str, ProvenanceEntry], str] | None,
+    held: HeldSignatures | None,
 ) -> CleanPlan:
     """`plan_clean`, under a spinner when there is a near-duplicate search to wait for."""
+    find_pairs = _held_search(held, cfg) if held is not None else None
     if not (cfg.dedupe and sum(isinstance(r, ImageRecord) for r in records) > 1):
-        return plan_clean(listing, records, cfg, decisions, provenance)
+        return plan_clean(listing, records, cfg, decisions, provenance, find_pairs=find_pairs)
     with progress("clean: near-duplicate search", total=None) as advance:
-        plan = plan_clean(listing, records, cfg, decisions, provenance)
+        plan = plan_clean(listing, records, cfg, decisions, provenance, find_pairs=find_pairs)
         advance(status=", ".join(f"{n} {k}" for k, n in sorted(plan.pairs.items())) or "no pairs")
     return plan
 
@@ -283,8 +316,11 @@ def clean_folder(
     _prepare_out(src, out)
     listing, entries = _list_input(src, out)
     provenance = stage_provenance(src)
-    records = _map(entries, cfg, len(listing.strays), bool(decisions), executor)
-    plan = _reduce(listing, records, cfg, decisions, provenance)
+    records, held = _map(entries, cfg, len(listing.strays), bool(decisions), executor)
+    del entries  # the driver keeps only the records from here on
+    plan = _reduce(listing, records, cfg, decisions, provenance, held)
+    if held is not None:
+        _fetch_sources(plan, held)
     copy_files(plan, src, out, executor)
     write_tables(plan, out)
     result = _summary(plan, out, time.perf_counter() - t0)

@@ -26,7 +26,7 @@ order the records arrive in: they are sorted first by `path_key`, the order
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 
@@ -180,12 +180,19 @@ class _Duplicates:
     pairs: dict[str, int] = field(default_factory=dict)
 
 
+#: A duplicate search over the images still kept: `find_pairs(live) -> DuplicatePairs`, index k
+#: of the answer being `live[k]` (the default stacks their signatures: `find_duplicate_pairs`).
+FindPairs = Callable[[list[ImageRecord]], DuplicatePairs]
+
+
 def plan_clean(
     listing: CleanInput,
     records: Iterable[ImageRecord | Unreadable],
     cfg: CleanConfig,
     decisions: Sequence[Decision] = (),
     provenance: tuple[Mapping[str, ProvenanceEntry], str] | None = None,
+    *,
+    find_pairs: FindPairs | None = None,
 ) -> CleanPlan:
     """Decides what `clean` does with every file (pure; see the module docs).
 
@@ -200,6 +207,10 @@ def plan_clean(
             (`imgclf.records.decisions.read_decisions`).
         provenance: tuple `(entries by input path, origin file)` or None
             (`imgclf.clean.provenance.stage_provenance`).
+        find_pairs: callable or None, default None. The duplicate search over the images still
+            kept (`FindPairs`); None = `find_duplicate_pairs` of their stacked signatures. The
+            Ray engine passes the search of `imgclf.clean.similarity.held`, which gives the same
+            pairs where the signatures are held.
 
     Returns:
         CleanPlan. The same for the same inputs in any order.
@@ -210,7 +221,7 @@ def plan_clean(
     set_aside.sort(key=lambda s: path_key(s.file))
     set_aside += [SetAside(u.rel, u.reason, u.detail, u.label) for u in ordered if isinstance(u, Unreadable)]
     images, replay, moved = _replay(images, decisions)
-    dup = _duplicates([r for r in images if r.status == STATUS_KEPT], cfg)
+    dup = _duplicates([r for r in images if r.status == STATUS_KEPT], cfg, find_pairs or _find_pairs(cfg))
     images = [_grouped(r, dup.updates.get(r.rel)) for r in images]
     prov_report = _provenance_report(images, set_aside, provenance)
     set_aside += [SetAside(r.rel, r.status, r.detail, r.label) for r in images if r.status != STATUS_KEPT]
@@ -265,17 +276,22 @@ def _replay(
     return out, plan, moved
 
 
-def _find_pairs(live: list[ImageRecord], cfg: CleanConfig) -> DuplicatePairs:
-    sigs = stack([r.signature for r in live])
-    return find_duplicate_pairs(sigs, radius=cfg.radius, max_residual=cfg.max_residual, flips=cfg.flips)
+def _find_pairs(cfg: CleanConfig) -> FindPairs:
+    """The local search: `find_duplicate_pairs` of the stacked signatures."""
+
+    def search(live: list[ImageRecord]) -> DuplicatePairs:
+        sigs = stack([r.signature for r in live])
+        return find_duplicate_pairs(sigs, radius=cfg.radius, max_residual=cfg.max_residual, flips=cfg.flips)
+
+    return search
 
 
-def _duplicates(live: list[ImageRecord], cfg: CleanConfig) -> _Duplicates:
+def _duplicates(live: list[ImageRecord], cfg: CleanConfig, find_pairs: FindPairs) -> _Duplicates:
     """Duplicate pairs, groups and the keeper policy among the images still kept."""
     out = _Duplicates()
     if not cfg.dedupe or len(live) < 2:
         return out
-    found = _find_pairs(live, cfg)
+    found = find_pairs(live)
     out.pairs = dict(Counter(found.kind.tolist()))
     link = {(int(a), int(b)): (str(k), float(r)) for a, b, k, r in zip(found.i, found.j, found.kind, found.residual)}
     out.flips = [

@@ -179,6 +179,15 @@ def _run_block(fn: Callable[[T], R], items: list[T], cwd: str, threads: int) -> 
         return list(pool.map(fn, items))
 
 
+def _run_block_kept(
+    fn: Callable[[T], R], items: list[T], cwd: str, threads: int, split: Callable[[list[R], int], Any], start: int
+) -> tuple[list[Any], Any]:
+    """`_run_block`, then `split(records, start)`: the records for the driver, and the part
+    that stays in the object store (two returns)."""
+    small, part = split(_run_block(fn, items, cwd, threads), start)
+    return small, part
+
+
 def _probe(paths: list[str], markers: list[str], cwd: str) -> tuple[list[str], str]:
     """The paths (and output markers) a node cannot see from the driver's folder `cwd`, and
     the version of imgclf the node runs."""
@@ -193,8 +202,31 @@ def _probe(paths: list[str], markers: list[str], cwd: str) -> tuple[list[str], s
 def _remote(ray: Any, name: str) -> Any:
     """The Ray remote function of `name` (`run_block`, `probe`), made once per process."""
     if name not in _REMOTE:
-        _REMOTE[name] = ray.remote({"run_block": _run_block, "probe": _probe}[name])
+        fns: dict[str, Callable[..., Any]] = {"run_block": _run_block, "kept": _run_block_kept, "probe": _probe}
+        _REMOTE[name] = ray.remote(fns[name])
     return _REMOTE[name]
+
+
+@dataclass
+class Kept:
+    """What the blocks of a map leave in the cluster's object store (`RayExecutor.map(keep=)`).
+
+    `split(records, start)` runs in the worker on each block's records (`start`: the position
+    of the block's first item among all items) and returns `(records, part)`: the records the
+    driver receives (lighter ones, e.g. without their near-duplicate signature) and the part
+    that stays in the object store of the node that made it. The driver keeps only references.
+
+    Args:
+        split: picklable callable `(list of records, int) -> (list of records, part)`.
+
+    Attributes:
+        refs: list of ObjectRef, one part per block, in item order.
+        starts: list of int. Position of each block's first item.
+    """
+
+    split: Callable[[list[Any], int], tuple[list[Any], Any]]
+    refs: list[Any] = field(default_factory=list)
+    starts: list[int] = field(default_factory=list)
 
 
 def _cause(exc: BaseException) -> BaseException | None:
@@ -272,15 +304,18 @@ class RayExecutor:
             return MAX_BLOCK
         return max(MIN_BLOCK, min(MAX_BLOCK, -(-n // (self.workers * WINDOW_PER_CPU))))
 
-    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
+    def map(self, fn: Callable[[T], R], items: Iterable[T], *, keep: Kept | None = None) -> Iterator[R]:
         """Applies `fn` to every item on the cluster; yields results in the order of `items`.
 
         Args:
             fn: picklable callable `item -> record` (module-level, or a `functools.partial` of one).
             items: iterable of picklable items.
+            keep: Kept or None, default None. Splits each block's records in the worker: the
+                driver receives `keep.split`'s records, the other part stays in the object store
+                (`keep.refs`).
 
         Yields:
-            `fn(item)` for each item, in order, a block at a time.
+            `fn(item)` (or its light form with `keep`) for each item, in order, a block at a time.
 
         Raises:
             EngineError: a block's worker died more than `max_retries` times.
@@ -288,14 +323,24 @@ class RayExecutor:
         """
         ray = self._ray
         size = self.block_for(len(items) if isinstance(items, Sequence) else None)
-        task = _remote(ray, "run_block").options(max_retries=self.max_retries, num_cpus=1)
+        run = _remote(ray, "run_block" if keep is None else "kept").options(
+            max_retries=self.max_retries, num_cpus=1, num_returns=1 if keep is None else 2
+        )
         fn_ref = ray.put(fn)
         window = self.workers * WINDOW_PER_CPU
         pending: deque[Any] = deque()
         it = iter(items)
+        start = 0
         try:
             while block := list(islice(it, size)):
-                pending.append(task.remote(fn_ref, block, self.cwd, self.threads))
+                if keep is None:
+                    pending.append(run.remote(fn_ref, block, self.cwd, self.threads))
+                else:
+                    records, part = run.remote(fn_ref, block, self.cwd, self.threads, keep.split, start)
+                    keep.refs.append(part)
+                    keep.starts.append(start)
+                    pending.append(records)
+                start += len(block)
                 if len(pending) >= window:
                     yield from self._result(pending.popleft(), fn)
             while pending:
