@@ -151,6 +151,26 @@ def test_clean_prepare_split_on_ray_equal_local(cluster, raw, tmp_path):
     _same_output(local / "split", ray_ / "split", ("split_report.json",), (local, ray_))
 
 
+def test_predict_a_folder_on_ray_equals_local(cluster, raw, tmp_path):
+    from helpers_runs import make_run
+
+    run = make_run(tmp_path / "model")
+    folder = tmp_path / "photos"
+    shutil.copytree(raw / "a", folder)
+    (folder / "empty.png").write_bytes(b"")
+    out = {}
+    for engine in ("local", "ray"):
+        res = CliRunner().invoke(
+            app,
+            ["predict", str(folder), "--model", str(run), "--json", "--batch-size", "8", "--engine", engine]
+            + ["--ray-address", cluster.address],
+        )
+        assert res.exit_code == 0, res.output
+        out[engine] = json.loads(res.stdout[res.stdout.index("[") : res.stdout.rindex("]") + 1])
+    assert out["ray"] == out["local"]
+    assert len(out["local"]) == len(list(folder.iterdir())) and any(p["error"] for p in out["local"])
+
+
 def test_ray_executor_keeps_item_order_and_raises_the_map_s_own_error(cluster):
     from imgclf.engine.ray import RayExecutor
 

@@ -30,6 +30,12 @@ class ImgclfError(Exception):
     def __str__(self) -> str:
         return f"{self.message} ({self.hint})" if self.hint else self.message
 
+    def __reduce__(self) -> str | tuple:
+        # pickled with its own arguments, so a map's error crosses process and cluster boundaries
+        if type(self).__init__ is ImgclfError.__init__:
+            return type(self), (self.message, self.hint)
+        return super().__reduce__()
+
 
 class ConfigError(ImgclfError):
     """A configuration file, key or value is invalid."""
@@ -55,6 +61,9 @@ class ImageError(ImgclfError):
         self.reason = reason
         self.detail = detail
         super().__init__(f"{self.path}: {reason}" + (f" ({detail})" if detail else ""))
+
+    def __reduce__(self) -> str | tuple:
+        return type(self), (self.path, self.reason, self.detail)
 
 
 class LoaderError(ImgclfError):
@@ -82,6 +91,9 @@ class LoaderError(ImgclfError):
             "a bug in imgclf or a library it uses, not a bad image",
         )
         self.__cause__ = error
+
+    def __reduce__(self) -> str | tuple:
+        return type(self), (self.name, self.error)
 
     @property
     def traceback(self) -> str:

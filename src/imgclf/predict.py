@@ -11,7 +11,11 @@ The stage is map -> reduce -> apply (docs/architecture.md), with the model in be
   TensorFlow), grouped into batches of `batch_size` one batch ahead of the model
   (`imgclf.parallel.batched_ahead`).
 - model: `score_batch` runs the model on each batch in the driver (never one `predict()` call
-  per image) and gives one `ScoredInput` per input: its probabilities or its error.
+  per image) and gives one `ScoredInput` per input: its probabilities or its error. On a Ray
+  cluster (`executor.name == "ray"`) the map and the model run together on the workers,
+  batch by batch (`score_inputs`: the same batches of `batch_size` inputs in input order, so
+  the same model calls), each worker loading the model once; the driver receives only the
+  probabilities.
 - reduce: `reduce_predictions(scored, ...)`, pure: the `Prediction` rows in input order and the
   `PredictSummary` (counts, failures by reason). An unreadable input is a row with its error,
   never dropped.
@@ -34,9 +38,10 @@ import io
 import json
 import os
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from functools import partial
+from dataclasses import dataclass, field, replace
+from functools import lru_cache, partial
 from typing import Any
 
 import numpy as np
@@ -210,6 +215,45 @@ def score_batch(
     images, ok = stack_loaded(loaded, predictor.spec.shape)
     probs = predictor.predict_batch(images, tta) if ok else None
     return scored_inputs([it.name for it in items], loaded, probs, start)
+
+
+#: Inputs loaded at once inside one batch of `score_inputs` (files and downloads wait on I/O).
+LOAD_THREADS = 4
+
+
+@lru_cache(maxsize=2)
+def _worker_model(source: str, stamp: float) -> Predictor:
+    """The model of `source` in this worker process, loaded once (`stamp`: its mtime)."""
+    return load_model(source)
+
+
+def score_inputs(
+    items: Sequence[InputItem], *, model: str, tta: str = "none", download: DownloadOptions | None = None
+) -> list[ScoredInput]:
+    """The map and the model together, on one batch of inputs (where a cluster runs them).
+
+    Pure but for a per-process cache of the loaded model (loaded once per worker): loads each
+    input (`load_input`, a few at once), runs the model once on those that loaded
+    (`score_batch`).
+
+    Args:
+        items: sequence of InputItem. One model batch, in input order.
+        model: str. The model's path (`Predictor.source`), the same on every node.
+        tta: str, default "none". "none" or "flip".
+        download: DownloadOptions or None. Limits for URL inputs.
+
+    Returns:
+        list of ScoredInput, indices from 0 (the caller numbers them).
+
+    Raises:
+        ModelError: the model cannot be loaded here.
+        LoaderError: a bug in the loader.
+    """
+    predictor = _worker_model(model, os.stat(model).st_mtime)
+    load = partial(load_input, spec=predictor.spec, download=download)
+    with ThreadPoolExecutor(min(LOAD_THREADS, max(1, len(items)))) as pool:
+        loaded = list(pool.map(load, items))
+    return score_batch(predictor, items, loaded, 0, tta)
 
 
 # ------------------------------------------------------------------------------- the reduce
@@ -420,7 +464,8 @@ def predict_inputs(
         tta: str, default "none". Test-time augmentation: "none" or "flip" (the mean with the
             mirror image; see `imgclf.runtime.Predictor.predict_batch`).
         executor: Executor or None, default None (`imgclf.engine.make_executor("local",
-            workers)`). Where the map (`load_input`) runs.
+            workers)`). Where the map (`load_input`) runs; on a Ray executor the model runs
+            there too (`score_inputs`), loaded from `model`'s path on each worker.
 
     Returns:
         list of Prediction, one per image, in input order (folders expanded); failed inputs
@@ -436,13 +481,20 @@ def predict_inputs(
     predictor = model if isinstance(model, Predictor) else load_model(model, models_dir)
     predictor.check_tta(tta)
     executor = executor or make_executor("local", workers)
-    load = partial(load_input, spec=predictor.spec, download=download)
     scored: list[ScoredInput] = []
     with _progress(show_progress and len(inputs) > batch_size, len(inputs)) as advance:
-        for loaded in batched_ahead(executor.map(load, inputs), batch_size):
-            start = len(scored)
-            scored += score_batch(predictor, inputs[start : start + len(loaded)], loaded, start, tta)
-            advance(len(loaded))
+        if executor.name == "ray":  # the model runs on the workers, on the same batches
+            score = partial(score_inputs, model=str(predictor.source), tta=tta, download=download)
+            batches = [inputs[i : i + batch_size] for i in range(0, len(inputs), batch_size)]
+            for part in executor.map(score, batches):
+                scored += [replace(s, index=len(scored) + k) for k, s in enumerate(part)]
+                advance(len(part))
+        else:
+            load = partial(load_input, spec=predictor.spec, download=download)
+            for loaded in batched_ahead(executor.map(load, inputs), batch_size):
+                start = len(scored)
+                scored += score_batch(predictor, inputs[start : start + len(loaded)], loaded, start, tta)
+                advance(len(loaded))
     return reduce_predictions(scored, predictor.class_names, top_k, threshold).predictions
 
 

@@ -280,6 +280,7 @@ def _predict_stage(pipe: _Pipeline, i: int) -> None:
     images = list(cfg.predict.images) or sample_test_images(pipe.folder("split"))
     pipe.header(i, "predict", f"{len(images)} image(s) with {pipe.run_dir}")
     if images:
+        files = [Path(p) for p in images if "://" not in p]
         pipe.result.predictions = predict_inputs(
             images,
             model=pipe.run_dir,
@@ -287,6 +288,7 @@ def _predict_stage(pipe: _Pipeline, i: int) -> None:
             threshold=cfg.predict.threshold,
             batch_size=cfg.predict.batch_size,
             tta=cfg.predict.tta,
+            executor=pipe.engine([*files, pipe.run_dir]),
         )
         if pipe.on_predictions is not None:
             pipe.on_predictions(pipe.result.predictions)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 
+from imgclf.cli.engine_options import engine_config, engine_opt, ray_address_opt, stage_executor
 from imgclf.cli.options import opt, plain_opt
 from imgclf.config import PredictConfig, stage_config
 from imgclf.errors import ConfigError
@@ -41,7 +42,11 @@ def register(app: typer.Typer) -> None:
         ),
         as_json: bool = typer.Option(False, "--json", help="Print the predictions as JSON to stdout."),
         csv_file: Path | None = plain_opt(None, "--csv", help="Write the predictions to this CSV file."),
-        config: Path | None = plain_opt(None, "--config", help="Run config YAML; its predict: section is used."),
+        engine: str | None = engine_opt(),
+        ray_address: str | None = ray_address_opt(),
+        config: Path | None = plain_opt(
+            None, "--config", help="Run config YAML; its predict: (and engine:) sections are used."
+        ),
     ) -> None:
         """Top-k labels with probabilities for images, folders and URLs.
 
@@ -58,9 +63,17 @@ def register(app: typer.Typer) -> None:
             PredictConfig, "predict", config, top_k=top_k, threshold=threshold, batch_size=batch_size, tta=tta
         )
         predictor = load_model(model, models_dir)  # imports TensorFlow (quietly) only for Keras / SavedModel
-        results = predict_inputs(
-            inputs, model=predictor, top_k=cfg.top_k, threshold=cfg.threshold, batch_size=cfg.batch_size, tta=cfg.tta
-        )
+        files = [p for p in inputs if "://" not in p]
+        with stage_executor(engine_config(config, engine, ray_address), [*files, predictor.source]) as executor:
+            results = predict_inputs(
+                inputs,
+                model=predictor,
+                top_k=cfg.top_k,
+                threshold=cfg.threshold,
+                batch_size=cfg.batch_size,
+                tta=cfg.tta,
+                executor=executor,
+            )
         if as_json:
             typer.echo(predictions_json(results))
         elif csv_file is not None:
