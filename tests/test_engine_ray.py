@@ -7,6 +7,7 @@ byte for byte, reports field by field (except the wall time and the output folde
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -169,6 +170,41 @@ def test_predict_a_folder_on_ray_equals_local(cluster, raw, tmp_path):
         out[engine] = json.loads(res.stdout[res.stdout.index("[") : res.stdout.rindex("]") + 1])
     assert out["ray"] == out["local"]
     assert len(out["local"]) == len(list(folder.iterdir())) and any(p["error"] for p in out["local"])
+
+
+def test_scrape_web_urls_file_on_ray_equals_local_and_keeps_each_host_on_one_worker(cluster, tmp_path):
+    from scrape_servers import Server, png, static
+
+    robots = b"User-agent: *\nCrawl-delay: 0.3\nDisallow: /no/\n"
+    sites = [Server({"/robots.txt": static(robots, "text/plain")}, {"/img/": static(png((k, 7, 9)))}) for k in range(2)]
+    for k, site in enumerate(sites):  # distinct images per URL
+        for j in range(4):
+            site.routes[f"/img/{j}.png"] = static(png((k * 40 + j, 11, 200)))
+        site.routes["/no/x.png"] = static(png((k, 250, 0)))
+        site.routes["/gone.png"] = static(b"", status=404)
+    with sites[0], sites[1]:
+        urls = [s.url(p) for p in ("/img/0.png", "/img/1.png", "/no/x.png", "/gone.png", "/img/2.png") for s in sites]
+        (tmp_path / "urls.txt").write_text("\n".join(urls) + "\n")
+        for engine in ("local", "ray"):
+            for site in sites:
+                site.times.clear()
+            args = ["scrape", "web", "--urls-file", tmp_path / "urls.txt", "--label", "x", "--out", tmp_path / engine]
+            _invoke(*args, "--delay", "0.1", "--engine", engine, "--ray-address", cluster.address)
+            for site in sites:  # --delay after robots.txt, then its Crawl-delay between two requests to a host
+                times = sorted(t for ts in site.times.values() for t in ts)
+                gaps = [b - a for a, b in itertools.pairwise(times)]
+                assert gaps[0] >= 0.099 and min(gaps[1:]) >= 0.299, (engine, gaps)
+        status = {}
+        for engine in ("local", "ray"):
+            res = CliRunner().invoke(app, ["scrape", "status", str(tmp_path / engine), "--json"])
+            assert res.exit_code == 0, res.output
+            status[engine] = json.loads(res.stdout.replace(str(tmp_path / engine), "OUT"))
+            status[engine].pop("last_time", None)  # when it ran
+    assert status["ray"] == status["local"]
+    local, ray_ = _files(tmp_path / "local"), _files(tmp_path / "ray")
+    images = sorted(k for k in local if k.startswith("x/"))
+    assert len(images) == 6 and images == sorted(k for k in ray_ if k.startswith("x/"))
+    assert all(local[k] == ray_[k] for k in images)
 
 
 def test_ray_executor_keeps_item_order_and_raises_the_map_s_own_error(cluster):

@@ -130,7 +130,7 @@ def comparison_dir(cfg: RunConfig) -> Path:
     return cfg.models_dir / f"{cfg.train.run_name or cfg.name}-compare"
 
 
-def _acquire(cfg: RunConfig, raw: Path) -> None:
+def _acquire(cfg: RunConfig, raw: Path, executor: Executor | None = None) -> None:
     """Fills `raw` from the configured source(s)."""
     src = cfg.source
     if src.dataset is not None:
@@ -143,7 +143,7 @@ def _acquire(cfg: RunConfig, raw: Path) -> None:
     for reddit in src.reddit:
         scrape_reddit(reddit, raw, cfg.scrape)
     for web in src.web:
-        scrape_web(web, raw, cfg.scrape)
+        scrape_web(web, raw, cfg.scrape, executor=executor)
 
 
 def sample_test_images(split_dir: Path, n: int = 3) -> list[str]:
@@ -207,7 +207,7 @@ def _source_stage(pipe: _Pipeline, i: int) -> None:
             raise DataError(f"source folder not found: {raw}", "fix source.folder in the config")
         console.print(f"using existing folder {raw} as raw input")
     else:
-        _acquire(pipe.cfg, raw)
+        _acquire(pipe.cfg, raw, pipe.engine([]) if pipe.cfg.source.web else None)
 
 
 def _clean_stage(pipe: _Pipeline, i: int) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from imgclf.cli.core import ImgclfTyper
+from imgclf.cli.engine_options import engine_config, engine_opt, ray_address_opt, stage_executor
 from imgclf.cli.options import opt, plain_opt
 from imgclf.config import RedditSource, ScrapeConfig, WebSource, stage_config
 from imgclf.ui import console
@@ -197,6 +198,8 @@ def web_cmd(
     read_timeout: float | None = _READ_TIMEOUT,
     url_budget: float | None = _WEB_URL_BUDGET,
     respect_noai: bool | None = _WEB_RESPECT_NOAI,
+    engine: str | None = engine_opt(),
+    ray_address: str | None = ray_address_opt(),
 ) -> None:
     """Download the images of web pages (img, srcset, data-src, links to images, og:image).
 
@@ -230,7 +233,9 @@ def web_cmd(
         url_budget=url_budget,
         respect_noai=respect_noai,
     )
-    scrape_web(source, out, cfg)
+    # with --engine ray, each host's image URLs are downloaded by one worker (the driver writes the files)
+    with stage_executor(engine_config(None, engine, ray_address)) as executor:
+        scrape_web(source, out, cfg, executor=executor)
 
 
 @scrape_app.command("status")

@@ -31,6 +31,11 @@ class HostThrottle:
         with self._lock:
             self._delays[host_key(url)] = max(self.delay, float(delay))
 
+    def delay_for(self, url: str) -> float:
+        """Seconds between two requests to `url`'s host (`delay`, or its robots.txt `Crawl-delay`)."""
+        with self._lock:
+            return self._delays.get(host_key(url), self.delay)
+
     def wait(self, url: str) -> None:
         """Blocks until a request to `url`'s host may be sent, and takes that turn."""
         host = host_key(url)

@@ -8,10 +8,15 @@ per-host politeness throttle), writes nothing and prints nothing, so a pool of t
 today (`imgclf.scrape.runner.Runner`) and a cluster can run it over URLs partitioned by host.
 
 Storing the image and recording it in the manifest is the driver's job (`Runner`), one writer.
+
+On a cluster (`--engine ray`) the URLs are partitioned by host: `download_host` is the map over
+one host's URLs (a `HostJob`), in order, spaced by that host's delay, so every request to a
+host comes from one worker and the politeness delay holds cluster-wide.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,3 +115,42 @@ def download_task(
     finally:
         if own:
             session.close()
+
+
+@dataclass(frozen=True)
+class HostJob:
+    """Every URL of one host in a scrape on a cluster (an item of the per-host map).
+
+    Attributes:
+        host: str. The host key (`imgclf.net.urls.host_key`).
+        tasks: tuple of Task. Its URLs, in the order they were found.
+        delay: float. Seconds between two requests to it (`ScrapeConfig.delay`, or its
+            robots.txt `Crawl-delay` if longer).
+        wait_first: float. Seconds to wait before the first request (the driver has just
+            fetched its robots.txt or a page of it).
+    """
+
+    host: str
+    tasks: tuple[Task, ...]
+    delay: float
+    wait_first: float = 0.0
+
+
+def download_host(job: HostJob, cfg: ScrapeConfig) -> list[UrlOutcome]:
+    """Downloads one host's URLs in order, `job.delay` seconds apart (the map of a cluster scrape).
+
+    Args:
+        job: HostJob.
+        cfg: ScrapeConfig. As `download_task`'s.
+
+    Returns:
+        list of UrlOutcome, one per task, in order.
+    """
+    throttle = HostThrottle(job.delay)
+    session = new_session(cfg.user_agent, pool=1)
+    try:
+        if job.wait_first > 0:
+            time.sleep(job.wait_first)
+        return [download_task(t, cfg, session=session, throttle=throttle) for t in job.tasks]
+    finally:
+        session.close()

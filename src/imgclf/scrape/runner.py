@@ -1,7 +1,9 @@
 """Shared download loop of the scrapers: bounded worker pool, manifest, atomic storage, progress.
 
 The listing (Reddit) or crawl (web) runs in the caller's thread and feeds `Runner.submit`;
-the per-URL map (`imgclf.scrape.download.download_task`) runs in at most `workers` threads;
+the per-URL map (`imgclf.scrape.download.download_task`) runs in at most `workers` threads --
+or, on a Ray cluster (`executor`), the URLs are gathered by host and each host's list runs as
+one task (`imgclf.scrape.download.download_host`) when the listing is done;
 its outcomes are stored and recorded in the caller's thread (`Runner.store`: content already
 stored -> `duplicate_content`, else the file `<label>/<sha256[:16]><ext>` written atomically,
 then its manifest row), so the SQLite manifest has a single writer and a file is always
@@ -15,19 +17,21 @@ import threading
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from rich.markup import escape
 
 from imgclf.config import ScrapeConfig
+from imgclf.engine import Executor
 from imgclf.errors import ScrapeError
 from imgclf.fsutil import atomic_write_bytes
 from imgclf.net.session import new_session
 from imgclf.net.throttle import HostThrottle
-from imgclf.net.urls import redact
+from imgclf.net.urls import host_key, redact
 from imgclf.records.manifest import POLICY_SKIPS, Manifest
-from imgclf.scrape.download import Task, UrlOutcome, download_task
+from imgclf.scrape.download import HostJob, Task, UrlOutcome, download_host, download_task
 from imgclf.ui import progress, warn
 
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,99}$")
@@ -114,6 +118,8 @@ class Runner:
         total: int or None. Progress total if known.
         throttle: bool, default False. Space requests per host by `cfg.delay` seconds.
         secrets: sequence of str. Values redacted from every recorded message.
+        executor: Executor or None, default None. A Ray executor runs the downloads by host
+            (`download_host`) when the listing is done; None (or local) = the thread pool.
     """
 
     def __init__(
@@ -124,6 +130,7 @@ class Runner:
         total: int | None = None,
         throttle: bool = False,
         secrets: tuple[str, ...] | list[str] = (),
+        executor: Executor | None = None,
     ):
         self.out = Path(out)
         self.cfg = cfg
@@ -138,6 +145,8 @@ class Runner:
         self._progress_cm = progress(description, total)
         self._advance = self._progress_cm.__enter__()
         self._queued: set[tuple[str, str]] = set()
+        self._executor = executor if executor is not None and executor.name == "ray" else None
+        self._hosts: dict[str, list[Task]] = {}  # with a cluster: the URLs of each host, in order
 
     # ------------------------------------------------------------------ counting
     def _count(self, status: str, reason: str) -> None:
@@ -208,6 +217,9 @@ class Runner:
         if self.manifest.is_settled(*key, respect_noai=self.cfg.respect_noai):
             self.skip(task, "already_done", record=False)
             return "done"
+        if self._executor is not None:
+            self._hosts.setdefault(host_key(task.url), []).append(task)
+            return "queued"
         self._inflight[self._pool.submit(self._download, task)] = task
         while len(self._inflight) >= 2 * self.cfg.workers:
             self._collect(block=True)
@@ -273,9 +285,22 @@ class Runner:
         """Stores the downloads that have finished, without waiting."""
         self._collect(block=False)
 
+    def _run_hosts(self) -> None:
+        """With a cluster: one task per host (`download_host`), outcomes stored as hosts finish."""
+        jobs = []
+        for host, tasks in sorted(self._hosts.items()):
+            delay = self.throttle.delay_for(tasks[0].url) if self.throttle is not None else 0.0
+            jobs.append(HostJob(host, tuple(tasks), delay, wait_first=delay))
+        self._hosts = {}
+        for outcomes in cast(Executor, self._executor).map(partial(download_host, cfg=self.cfg), jobs):
+            for outcome in outcomes:
+                self._store(outcome)
+
     def close(self) -> ScrapeSummary:
         """Waits for every queued download, closes everything and returns the summary."""
         try:
+            if self._hosts:
+                self._run_hosts()
             while self._inflight:
                 self._collect(block=True)
         finally:

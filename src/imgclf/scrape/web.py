@@ -21,7 +21,10 @@ A URL given on the command line or in `--urls-file` may be a page or an image: i
 
 The crawl (`_Crawl`) runs in the caller's thread: it plans the pages, fetches each page, and
 hands every image URL to the `Runner`, whose pool runs the per-URL map
-(`imgclf.scrape.download.download_task`) and stores the outcomes.
+(`imgclf.scrape.download.download_task`) and stores the outcomes. With a Ray executor
+(`--engine ray`), the image URLs are partitioned by host and each host's list is one task on
+one worker (`imgclf.scrape.download.download_host`), its requests spaced by the host's delay;
+robots.txt is still fetched and obeyed by the crawl, before a URL is handed on.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from typing import Any
 from urllib.parse import urldefrag, urlsplit
 
 from imgclf.config import ScrapeConfig, WebSource
+from imgclf.engine import Executor
 from imgclf.errors import ImageError, ScrapeError
 from imgclf.images import sniff_format
 from imgclf.net.directives import NOAI_DIRECTIVES
@@ -257,7 +261,7 @@ class _Crawl:
                     self.queue.append((link, depth + 1, url, site))
 
 
-def scrape_web(source: WebSource, out: Path, cfg: ScrapeConfig) -> ScrapeSummary:
+def scrape_web(source: WebSource, out: Path, cfg: ScrapeConfig, *, executor: Executor | None = None) -> ScrapeSummary:
     """Downloads the images of web pages (and image URLs) into `out/<label>/`, recording each attempt.
 
     Args:
@@ -270,6 +274,8 @@ def scrape_web(source: WebSource, out: Path, cfg: ScrapeConfig) -> ScrapeSummary
         cfg: ScrapeConfig. Downloader settings; `delay` is the per-host politeness delay in
             seconds, `url_budget` the time budget of one URL (page, image or robots.txt) in
             seconds, `respect_noai` whether the noai convention is honoured.
+        executor: Executor or None, default None. A Ray executor downloads the image URLs by
+            host on the cluster's workers; None = this machine's thread pool.
 
     Returns:
         ScrapeSummary: kept, skipped and failed counts by reason. Pages that could not be fetched
@@ -281,7 +287,7 @@ def scrape_web(source: WebSource, out: Path, cfg: ScrapeConfig) -> ScrapeSummary
     """
     label = check_label(source.label)
     seeds = seed_urls(source)
-    runner = Runner(Path(out), cfg, "scrape web", total=None, throttle=True)
+    runner = Runner(Path(out), cfg, "scrape web", total=None, throttle=True, executor=executor)
     session = new_session(cfg.user_agent)
     robots = Robots(session, cfg, runner.throttle, note=runner.note)
     fetch = functools.partial(
