@@ -16,10 +16,8 @@ from typer.testing import CliRunner
 from imgclf.audit.confident import (
     DEFAULT_METHOD,
     METHODS,
-    calibrate_confident_joint,
     confident_joint,
     confident_learning,
-    confident_true_labels,
     estimate_joint,
     find_label_issues,
     num_label_issues,
@@ -57,21 +55,23 @@ def test_thresholds_are_the_mean_self_confidence_of_each_class():
 
 
 def test_confident_joint_counts_by_hand():
-    joint, guess = confident_joint(HAND_LABELS, HAND_PROBS)
+    joint, off = confident_joint(HAND_LABELS, HAND_PROBS)
     # Example 8 reaches no threshold (0.3 < 0.5, 0.3 < 0.5, 0.4 < 0.6) and is not counted;
-    # example 7 sits exactly on t2 = 0.6 and is counted.
-    assert guess.tolist() == [0, 0, 1, 1, 1, 2, 2, 2, -1]
+    # example 7 sits exactly on t2 = 0.6 and is counted. Examples 2 and 5 count under 1 and 2.
+    assert np.flatnonzero(off).tolist() == [2, 5] and joint.sum() == 8
     assert joint.tolist() == [[2, 1, 0], [0, 2, 1], [0, 0, 2]]
 
 
 def test_calibration_rescales_each_row_to_its_label_count():
-    joint, _ = confident_joint(HAND_LABELS, HAND_PROBS)
-    cal = calibrate_confident_joint(joint, [3, 3, 3])
+    cal = confident_learning(HAND_LABELS, HAND_PROBS).calibrated_joint
     # row 2 counted 2 of its 3 examples: scaled by 3/2
     np.testing.assert_allclose(cal, [[2, 1, 0], [0, 2, 1], [0, 0, 3]])
     np.testing.assert_allclose(estimate_joint(HAND_LABELS, HAND_PROBS), cal / 9)
-    # a row with nothing counted keeps its examples on the diagonal (no evidence of noise)
-    np.testing.assert_allclose(calibrate_confident_joint([[0, 0], [1, 1]], [4, 2]), [[4, 0], [1, 1]])
+    # no class is all noise: every diagonal entry of the confident joint is at least 1, even
+    # when each confident example of class 0 counts under class 1 (t = [0.45, 0.5])
+    labels = np.array([0, 0, 1, 1])
+    probs = np.array([[0.45, 0.55]] * 2 + [[0.5, 0.5]] * 2)
+    assert confident_joint(labels, probs)[0][0].tolist() == [1, 2]
 
 
 def test_noise_rates_and_issues_by_hand():
@@ -91,11 +91,14 @@ def test_noise_rates_and_issues_by_hand():
         assert np.flatnonzero(find_label_issues(HAND_LABELS, HAND_PROBS, method)).tolist() == [2, 5], method
 
 
-def test_confident_class_is_the_argmax_among_classes_above_threshold():
-    # class 0 has the largest probability but is below its threshold: the example counts for
-    # class 1, the largest among the classes at or above their thresholds (eq. 1).
-    assert confident_true_labels([[0.5, 0.3, 0.2]], [0.9, 0.25, 0.15]).tolist() == [1]
-    assert confident_true_labels([[0.5, 0.3, 0.2]], [0.9, 0.35, 0.25]).tolist() == [-1]
+def test_confident_class_is_the_one_class_at_or_above_its_threshold():
+    # Example 2, labelled 0, reaches class 1's threshold only (t = [0.8, 0.25, 0.8]): it counts
+    # under class 1 although class 0 has its largest probability (eq. 1).
+    labels = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2])
+    probs = np.array([[0.95, 0.03, 0.02]] * 2 + [[0.5, 0.3, 0.2]] + [[0.7, 0.25, 0.05]] * 3 + [[0.1, 0.1, 0.8]] * 3)
+    np.testing.assert_allclose(per_class_thresholds(labels, probs), [0.8, 0.25, 0.8])
+    joint, off = confident_joint(labels, probs)
+    assert joint.tolist() == [[2, 1, 0], [0, 3, 0], [0, 0, 3]] and np.flatnonzero(off).tolist() == [2]
 
 
 def test_prune_by_noise_rate_ranks_by_margin_prune_by_class_by_self_confidence():
@@ -121,7 +124,7 @@ def test_prune_by_noise_rate_ranks_by_margin_prune_by_class_by_self_confidence()
     np.testing.assert_allclose(cl.thresholds, [0.4625, 0.85, 0.85])
     assert cl.confident_joint.tolist() == [[2, 1, 0], [0, 2, 0], [0, 0, 2]]
     # row 0 calibrated to 4 examples: [2.67, 1.33, 0] -> [3, 1, 0]: one example of 0 is a 1
-    np.testing.assert_allclose(cl.calibrated_joint[0], [8 / 3, 4 / 3, 0])
+    np.testing.assert_allclose(cl.calibrated_joint[0], [3, 1, 0])
     assert np.flatnonzero(find_label_issues(labels, probs, "prune_by_noise_rate")).tolist() == [2]
     assert np.flatnonzero(find_label_issues(labels, probs, "prune_by_class")).tolist() == [3]
     assert not find_label_issues(labels, probs, "both").any()
