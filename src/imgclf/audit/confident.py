@@ -115,9 +115,10 @@ def _check_inputs(labels: Any, pred_probs: Any, num_classes: int | None = None) 
         raise ValueError(f"labels must have shape ({n},) to match pred_probs {probs.shape}, received shape {y.shape}")
     if n == 0:
         raise ValueError("labels and pred_probs are empty")
-    if not np.issubdtype(y.dtype, np.integer):
-        if not (np.issubdtype(y.dtype, np.floating) and np.all(np.mod(y, 1) == 0)):
-            raise ValueError(f"labels must be integer class indices in [0, {m - 1}], received dtype {y.dtype}")
+    if not np.issubdtype(y.dtype, np.integer) and not (
+        np.issubdtype(y.dtype, np.floating) and np.all(np.mod(y, 1) == 0)
+    ):
+        raise ValueError(f"labels must be integer class indices in [0, {m - 1}], received dtype {y.dtype}")
     y = y.astype(np.int64)
     if y.min() < 0 or y.max() >= m:
         raise ValueError(f"labels must be in [0, {m - 1}], received values in [{y.min()}, {y.max()}]")

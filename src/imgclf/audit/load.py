@@ -123,7 +123,10 @@ def load_all(entries: Sequence[ImageEntry], spec: InputSpec, executor: Executor)
         LoadedSet with `images` uint8 `(n, spec.size, spec.size, 3)` in [0, 255].
     """
     out = LoadedSet()
-    pixels = [rec.pixels for rec in _records(entries, spec, executor, "audit: loading images") if out.add(rec)]
+    pixels: list[np.ndarray] = []
+    for rec in _records(entries, spec, executor, "audit: loading images"):
+        if out.add(rec) and rec.pixels is not None:
+            pixels.append(rec.pixels)
     out.images = np.stack(pixels) if pixels else np.zeros((0, *spec.shape), np.uint8)
     return out
 

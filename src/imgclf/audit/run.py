@@ -154,7 +154,7 @@ def _audit_set(
     entries = [by_rel[r] for r in loaded.rels]
     class_names = list(listing.class_names)
     index = {c: i for i, c in enumerate(class_names)}
-    labels = np.asarray([index[e.label] for e in entries], dtype=np.int64)
+    labels = np.asarray([index[str(e.label)] for e in entries], dtype=np.int64)
     _check_classes(class_names, labels, data_dir)
     present = np.flatnonzero(np.bincount(labels, minlength=len(class_names)) > 0)
     empty_classes = [c for i, c in enumerate(class_names) if i not in set(present.tolist())]

@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from imgclf.errors import DataError
 from imgclf.fsutil import atomic_write_bytes, atomic_write_text
@@ -363,12 +363,14 @@ class AuditMethod(BaseModel):
 class GroupInfo(BaseModel):
     """The fold groups (`groups`): whether used, how many, images sharing one, what from."""
 
-    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+    model_config = ConfigDict(validate_by_name=True, serialize_by_alias=True)
 
     used: bool = False
     groups: int = 0
     images_in_shared_groups: int = 0
-    origins: list[str] = Field(default_factory=list, alias="from")
+    origins: list[str] = Field(
+        default_factory=list, validation_alias=AliasChoices("from", "origins"), serialization_alias="from"
+    )
 
 
 class ClassNoise(BaseModel):
@@ -484,16 +486,16 @@ class OutOfFoldRecord:
 
     def save(self, folder: str | os.PathLike) -> Path:
         """Writes `folder/oof.npz` (compressed) atomically; returns its path."""
+        arrays: dict[str, Any] = {
+            "paths": np.asarray(self.paths, dtype=np.str_),
+            "labels": np.asarray(self.labels, dtype=np.int64),
+            "class_names": np.asarray(self.class_names, dtype=np.str_),
+            "pred_probs": np.asarray(self.pred_probs, dtype=np.float32),
+            "fold": np.asarray(self.fold, dtype=np.int64),
+            SCHEMA_KEY: np.asarray(self.SCHEMA, dtype=np.int64),
+        }
         buf = io.BytesIO()
-        np.savez_compressed(
-            buf,
-            paths=np.asarray(self.paths, dtype=np.str_),
-            labels=np.asarray(self.labels, dtype=np.int64),
-            class_names=np.asarray(self.class_names, dtype=np.str_),
-            pred_probs=np.asarray(self.pred_probs, dtype=np.float32),
-            fold=np.asarray(self.fold, dtype=np.int64),
-            **{SCHEMA_KEY: np.asarray(self.SCHEMA, dtype=np.int64)},
-        )
+        np.savez_compressed(buf, **arrays)
         self.schema_version = self.SCHEMA
         return atomic_write_bytes(Path(folder) / OOF_NPZ, buf.getvalue())
 
