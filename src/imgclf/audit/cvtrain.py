@@ -40,10 +40,12 @@ from typing import Any
 import numpy as np
 
 from imgclf.config import AuditConfig, TrainConfig, stage_config
+from imgclf.data import build_augmenter
 from imgclf.errors import ConfigError, DataError, ImageError
 from imgclf.images import open_image
 from imgclf.inputs import InputSpec
 from imgclf.records.run import is_run_dir, load_run_info
+from imgclf.train import build_optimizer
 from imgclf.ui import progress
 
 #: The audit's own quick recipe when no run or train config is given (`default_recipe`).
@@ -355,7 +357,6 @@ def _compiled_model(f: _Folds, k: int, steps: int) -> Any:
     import keras
 
     from imgclf.models import create_model, get_spec  # imgclf.models imports TensorFlow
-    from imgclf.train import build_optimizer
 
     cfg = f.cfg
     weights = None if cfg.weights.lower() == "none" else cfg.weights
@@ -383,8 +384,6 @@ def _compiled_model(f: _Folds, k: int, steps: int) -> Any:
 def _fold_dataset(f: _Folds, k: int, train: np.ndarray) -> Any:
     """The shuffled, batched (and augmented) training images of fold `k`."""
     import tensorflow as tf
-
-    from imgclf.data import build_augmenter
 
     cfg = f.cfg
     augmenter = build_augmenter(cfg.augment, seed=cfg.seed + k)

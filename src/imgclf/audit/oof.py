@@ -40,6 +40,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from imgclf.ui import progress
+
 #: `fit_predict(train_index, test_index) -> probabilities (len(test_index), num_classes)`.
 FitPredict = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -119,8 +121,6 @@ def cross_validated_probabilities(
         ValueError: if a fold's training examples hold fewer than 2 classes, or `fit_predict`
             returns the wrong shape.
     """
-    from imgclf.ui import progress
-
     fold_ids = np.asarray(fold_ids)
     y = np.asarray(labels)
     probs = np.zeros((len(y), num_classes), dtype=np.float64)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from imgclf.audit.confident import DEFAULT_METHOD, ConfidentLearning, confident_learning
+from imgclf.audit.cvtrain import cv_train_probabilities
 from imgclf.audit.oof import assign_folds, cross_validated_probabilities, linear_probe, outlier_scores
 from imgclf.config import AuditConfig, TrainConfig
 from imgclf.errors import DataError
@@ -140,8 +141,6 @@ def cv_predictions(
     Returns:
         FoldPredictions; its outlier scores come from each fold model's own embedding.
     """
-    from imgclf.audit.cvtrain import cv_train_probabilities
-
     t = time.monotonic()
     fm = cv_train_probabilities(images, data.labels, fold, len(data.class_names), train, outlier_k=cfg.outlier_k)
     seconds: dict[str, float | list[float]] = {"seconds_per_fold": [round(s, 1) for s in fm.seconds_per_fold]}
