@@ -29,6 +29,9 @@ from typing import Any
 
 import numpy as np
 
+from imgclf.errors import DataError
+from imgclf.scrape.manifest import MANIFEST_NAME, file_provenance
+
 #: How far up the recorded stage chain (`_reports/*_report.json` "src") a manifest is searched.
 MAX_HOPS = 4
 
@@ -58,12 +61,6 @@ class Provenance:
     notes: list[str] = field(default_factory=list)
 
 
-def _manifest_name() -> str:
-    from imgclf.scrape.manifest import MANIFEST_NAME
-
-    return MANIFEST_NAME
-
-
 def find_scrape_folder(data_dir: str | os.PathLike, explicit: str | os.PathLike | None = None) -> Path | None:
     """Finds the scrape folder (holding the manifest) the images of `data_dir` came from.
 
@@ -77,9 +74,7 @@ def find_scrape_folder(data_dir: str | os.PathLike, explicit: str | os.PathLike 
     Raises:
         DataError: if `explicit` is given and holds no manifest.
     """
-    from imgclf.errors import DataError
-
-    name = _manifest_name()
+    name = MANIFEST_NAME
     if explicit is not None:
         p = Path(explicit)
         folder = p.parent if p.name == name else p
@@ -138,6 +133,62 @@ def _recorded_groups(data_dir: Path, rels: list[str]) -> tuple[list[tuple[int, i
     return pairs, origins
 
 
+def _link_record(rec: Any, i: int, link: dict[str, list[int]]) -> list[str]:
+    """The sources of one manifest record; adds image `i` to the groups of its posts and URLs."""
+    srcs = list(getattr(rec, "sources", []) or [])
+    for post in getattr(rec, "posts", []) or []:
+        if not isinstance(post, dict):
+            continue
+        sub = post.get("subreddit")
+        if sub and f"r/{sub}" not in srcs:
+            srcs.append(f"r/{sub}")
+        for key in ("post_id", "crosspost_parent"):
+            if post.get(key):
+                link.setdefault(f"post:{post[key]}", []).append(i)
+    for url in getattr(rec, "urls", []) or []:
+        link.setdefault(f"url:{url}", []).append(i)
+    return srcs
+
+
+def _manifest_links(prov: Provenance, folder: Path, rels: list[str], use_groups: bool) -> list[tuple[int, int]]:
+    """Fills `prov.sources` from the scrape manifest in `folder`; returns the pairs of images it links."""
+    prov.manifest_dir = folder
+    try:
+        records: dict[str, Any] = file_provenance(folder)
+    except Exception as exc:  # noqa: BLE001 - a manifest we cannot read must not stop the audit
+        prov.notes.append(f"scrape manifest in {folder} could not be read ({exc}); no noise per source")
+        records = {}
+    by_stem: dict[str, Any] = {}
+    for rel, rec in records.items():
+        by_stem.setdefault(Path(rel).stem, rec)
+    link: dict[str, list[int]] = {}
+    for i, rel in enumerate(rels):
+        rec = by_stem.get(Path(rel).stem)
+        if rec is not None:
+            prov.matched += 1
+            prov.sources[i] = _link_record(rec, i, link)
+    if prov.matched == 0 and records:
+        prov.notes.append(f"none of the {len(rels)} images matched an entry of the scrape manifest in {folder}")
+    if not use_groups:
+        return []
+    linked = [(m[0], j) for m in link.values() for j in m[1:] if j != m[0]]
+    if linked:
+        prov.group_origins.append(f"scrape manifest {folder} (posts, crossposts, URLs)")
+    return linked
+
+
+def _components(pairs: list[tuple[int, int]], n: int) -> np.ndarray:
+    """Connected component of each of `n` images, given linked pairs (scipy)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    a = np.array([p[0] for p in pairs])
+    b = np.array([p[1] for p in pairs])
+    graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n))
+    _, comp = connected_components(graph, directed=False)
+    return comp.astype(np.int64)
+
+
 def read_provenance(
     data_dir: str | os.PathLike,
     rels: list[str],
@@ -162,58 +213,13 @@ def read_provenance(
         DataError: if `manifest` is given and holds no manifest.
     """
     data_dir = Path(data_dir)
-    n = len(rels)
-    prov = Provenance(sources=[[] for _ in range(n)])
+    prov = Provenance(sources=[[] for _ in rels])
     pairs: list[tuple[int, int]] = []
     if use_groups:
         pairs, prov.group_origins = _recorded_groups(data_dir, rels)
     folder = find_scrape_folder(data_dir, manifest)
     if folder is not None:
-        prov.manifest_dir = folder
-        try:
-            from imgclf.scrape.manifest import file_provenance
-
-            records: dict[str, Any] = file_provenance(folder)
-        except Exception as exc:  # noqa: BLE001 - a manifest we cannot read must not stop the audit
-            prov.notes.append(f"scrape manifest in {folder} could not be read ({exc}); no noise per source")
-            records = {}
-        by_stem: dict[str, Any] = {}
-        for rel, rec in records.items():
-            by_stem.setdefault(Path(rel).stem, rec)
-        link: dict[str, list[int]] = {}
-        for i, rel in enumerate(rels):
-            rec = by_stem.get(Path(rel).stem)
-            if rec is None:
-                continue
-            prov.matched += 1
-            srcs = list(getattr(rec, "sources", []) or [])
-            for post in getattr(rec, "posts", []) or []:
-                sub = post.get("subreddit") if isinstance(post, dict) else None
-                if sub and f"r/{sub}" not in srcs:
-                    srcs.append(f"r/{sub}")
-                pid = post.get("post_id") if isinstance(post, dict) else None
-                if pid:
-                    link.setdefault(f"post:{pid}", []).append(i)
-                parent = post.get("crosspost_parent") if isinstance(post, dict) else None
-                if parent:
-                    link.setdefault(f"post:{parent}", []).append(i)
-            for url in getattr(rec, "urls", []) or []:
-                link.setdefault(f"url:{url}", []).append(i)
-            prov.sources[i] = srcs
-        if use_groups:
-            linked = [(m[0], j) for m in link.values() for j in m[1:] if j != m[0]]
-            if linked:
-                prov.group_origins.append(f"scrape manifest {folder} (posts, crossposts, URLs)")
-            pairs += linked
-        if prov.matched == 0 and records:
-            prov.notes.append(f"none of the {n} images matched an entry of the scrape manifest in {folder}")
+        pairs += _manifest_links(prov, folder, rels, use_groups)
     if use_groups and pairs:
-        from scipy.sparse import coo_matrix
-        from scipy.sparse.csgraph import connected_components
-
-        a = np.array([p[0] for p in pairs])
-        b = np.array([p[1] for p in pairs])
-        graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n))
-        _, comp = connected_components(graph, directed=False)
-        prov.groups = comp.astype(np.int64)
+        prov.groups = _components(pairs, len(rels))
     return prov
