@@ -350,7 +350,7 @@ def test_noise_per_source_from_a_real_scrape_manifest(tmp_path):
     of a two-image post share a fold."""
     from imgclf.audit.run import audit_folder
     from imgclf.datasets import load_digits_arrays
-    from imgclf.scrape.manifest import Manifest, PostRecord
+    from imgclf.records.manifest import Manifest, PostRecord
 
     images, labels, _ = load_digits_arrays()
     rng = np.random.default_rng(4)
@@ -521,7 +521,7 @@ def test_audit_shows_what_review_already_decided(noisy_digits, tmp_path):
     import shutil
 
     from imgclf.audit.run import audit_folder
-    from imgclf.review.decisions import DecisionLog, database_path, file_sha256
+    from imgclf.records.decisions import DecisionLog, database_path, file_sha256
 
     root = tmp_path / "digits"
     shutil.copytree(noisy_digits[0], root)  # the shared fixture must not get a decisions database

@@ -48,8 +48,8 @@ from imgclf.records.audit import (
     save_outliers,
     save_scores,
 )
+from imgclf.records.decisions import DecisionIndex, database_path, file_sha256, read_decisions
 from imgclf.records.run import library_versions
-from imgclf.review.decisions import DecisionIndex, database_path, file_sha256, read_decisions
 
 THUMB = 96  # pixels, longest side of an HTML thumbnail
 
@@ -87,7 +87,7 @@ class AuditContext:
 def decided_in_review(data_dir: Path, rels: list[str], indices: Any) -> dict[int, str]:
     """What `imgclf review` already decided for some images of the audited folder.
 
-    Reads `data_dir/_reports/decisions.sqlite` (`imgclf.review.decisions`, the writer's own
+    Reads `data_dir/_reports/decisions.sqlite` (`imgclf.records.decisions`, the writer's own
     reader) and matches each image by sha256 first, then by path, as `clean` replays them.
 
     Args:

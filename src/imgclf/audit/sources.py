@@ -1,6 +1,6 @@
 """Where the audited images came from: scrape sources (for noise per source) and groups (for folds).
 
-Sources come from a scrape manifest, read only through `imgclf.scrape.manifest.file_provenance`
+Sources come from a scrape manifest, read only through `imgclf.records.manifest.file_provenance`
 (schema and migrations belong to the scraper). The manifest is looked for in the audited
 folder, then up the stage chain each stage records: `clean` writes `_reports/clean_report.json`
 and `split` writes `_reports/split_report.json`, both with the folder they read (`"src"`).
@@ -20,8 +20,6 @@ Groups (images that must share a fold) are the connected components of:
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,12 +28,15 @@ from typing import Any
 import numpy as np
 
 from imgclf.errors import DataError
-from imgclf.scrape.manifest import MANIFEST_NAME, file_provenance
+from imgclf.records.clean import CleanReport, ImageTable
+from imgclf.records.manifest import MANIFEST_NAME, file_provenance
+from imgclf.records.split import SPLIT_TABLE, SplitReport, load_split_table
 
 #: How far up the recorded stage chain (`_reports/*_report.json` "src") a manifest is searched.
 MAX_HOPS = 4
 
-_STAGE_REPORTS = ("_reports/split_report.json", "_reports/clean_report.json")
+#: The stage reports whose `src` leads back toward the scrape folder, nearest first.
+_STAGE_REPORTS: tuple[type[SplitReport] | type[CleanReport], ...] = (SplitReport, CleanReport)
 
 
 @dataclass
@@ -88,11 +89,12 @@ def find_scrape_folder(data_dir: str | os.PathLike, explicit: str | os.PathLike 
             return here
         seen.add(here.resolve())
         nxt = None
-        for rep in _STAGE_REPORTS:
+        for record in _STAGE_REPORTS:
             try:
-                src = json.loads((here / rep).read_text(encoding="utf-8")).get("src")
-            except (OSError, ValueError, AttributeError):
+                rep = record.load_optional(here)
+            except DataError:  # an unreadable report leads nowhere; provenance is optional
                 continue
+            src = rep.src if rep is not None else ""
             if src and Path(src).resolve() not in seen:
                 nxt = Path(src)
                 break
@@ -102,9 +104,21 @@ def find_scrape_folder(data_dir: str | os.PathLike, explicit: str | os.PathLike 
     return None
 
 
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
+def _recorded_tables(data_dir: Path) -> list[tuple[str, list[tuple[int | None, str]]]]:
+    """(origin, [(group, file)]) of split's and clean's tables in `data_dir`, those that load."""
+    tables: list[tuple[str, list[tuple[int | None, str]]]] = []
+    try:
+        if (data_dir / SPLIT_TABLE).is_file():
+            tables.append((str(data_dir / SPLIT_TABLE), [(r.group, r.dest) for r in load_split_table(data_dir)]))
+    except DataError:  # an unreadable table adds no groups; provenance is optional
+        pass
+    try:
+        rows = ImageTable.load_optional(data_dir)
+        if rows is not None:
+            tables.append((str(ImageTable.path(data_dir)), [(r.group, r.file) for r in rows]))
+    except DataError:
+        pass
+    return tables
 
 
 def _recorded_groups(data_dir: Path, rels: list[str]) -> tuple[list[tuple[int, int]], list[str]]:
@@ -112,23 +126,14 @@ def _recorded_groups(data_dir: Path, rels: list[str]) -> tuple[list[tuple[int, i
     index = {r: i for i, r in enumerate(rels)}
     members: dict[str, list[int]] = {}
     origins = []
-    clean_csv = data_dir / "_reports" / "images.csv"
-    split_csv = data_dir / "_reports" / "split.csv"
-    for path, key in ((split_csv, "dest"), (clean_csv, "file")):
-        if not path.is_file():
-            continue
-        try:
-            rows = _read_csv(path)
-        except (OSError, UnicodeDecodeError, csv.Error):
-            continue
+    for origin, rows in _recorded_tables(data_dir):
         found = 0
-        for row in rows:
-            g, f = (row.get("group") or "").strip(), (row.get(key) or "").strip()
-            if g and f in index:
-                members.setdefault(f"{path.name}:{g}", []).append(index[f])
+        for group, file in rows:
+            if group is not None and file in index:
+                members.setdefault(f"{Path(origin).name}:{group}", []).append(index[file])
                 found += 1
         if found:
-            origins.append(str(path))
+            origins.append(origin)
     pairs = [(m[0], j) for m in members.values() for j in m[1:]]
     return pairs, origins
 
