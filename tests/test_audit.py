@@ -27,6 +27,7 @@ from imgclf.audit.oof import assign_folds, cross_validated_probabilities, outlie
 from imgclf.cli.main import app
 from imgclf.config import AuditConfig
 from imgclf.errors import DataError
+from imgclf.records.clean import ImageRow, ImageTable
 
 runner = CliRunner()
 
@@ -288,12 +289,13 @@ def test_a_copy_under_another_label_never_teaches_its_twin(noisy_digits, tmp_pat
         copy = f"{other}/copy_{g:03d}.png"
         shutil.copy(root / rel, root / copy)
         rows += [[rel, label, g, "kept"], [copy, other, g, "kept"]]
-    (root / "_reports").mkdir()
-    with (root / "_reports" / "images.csv").open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["file", "class", "subset", "group", "status"])
-        for r in rows:
-            w.writerow([r[0], r[1], "", r[2], r[3]])
+
+    def row(rel: str, label: str, group: int) -> ImageRow:
+        w, h = Image.open(root / rel).size
+        size = (root / rel).stat().st_size
+        return ImageRow(rel, label, None, w, h, size, "PNG", "0" * 16, 0.0, 0.0, 0.0, group, "kept")
+
+    ImageTable.save(root, [row(*r[:3]) for r in rows])  # as `clean` records the groups
 
     def folds_and_scores(out: Path, groups: bool):
         audit_folder(root, out, AuditConfig(groups=groups, seed=5, outlier_k=1))
