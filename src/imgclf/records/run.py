@@ -44,7 +44,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, model_validator
 
 from imgclf.errors import ModelError
-from imgclf.fsutil import atomic_write_text
+from imgclf.fsutil import atomic_write_json, atomic_write_text
 from imgclf.inputs import InputSpec
 
 RUN_FILE = "run.json"
@@ -327,7 +327,6 @@ def save_metrics(run_dir: str | os.PathLike, split: str, metrics: dict[str, Any]
     Raises:
         ValueError: if `metrics` lacks a field of `MetricsRecord` (a programming error).
     """
-    from imgclf.fsutil import atomic_write_json
 
     MetricsRecord.model_validate(metrics)
     return atomic_write_json(Path(run_dir) / metrics_file(split), metrics)
