@@ -44,7 +44,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, model_validator
 
 from imgclf.errors import ModelError
-from imgclf.fsutil import atomic_write_text
+from imgclf.fsutil import atomic_write_json, atomic_write_text
 from imgclf.inputs import InputSpec
 
 RUN_FILE = "run.json"
@@ -129,7 +129,7 @@ class RunInfo(BaseModel):
     def _legacy(cls, data: Any) -> Any:
         return _legacy_input_spec(data)
 
-    @computed_field  # written too, for people and tools that read run.json by hand
+    @computed_field  # type: ignore[prop-decorator]  # written too, for people and tools that read run.json by hand
     @property
     def image_size(self) -> int:
         """Input side in pixels (`input_spec.size`)."""
@@ -248,6 +248,24 @@ class SplitFingerprint(BaseModel):
         return self.sha256[:12]
 
 
+class ConfidentError(BaseModel):
+    """One of the most confidently wrong images of an evaluated split (`metrics.json`).
+
+    Attributes:
+        file: str. The image, as evaluate listed it.
+        true: str. Its class folder.
+        predicted: str. The predicted class.
+        probability: float in [0, 1]. The probability of `predicted`.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    file: str
+    true: str
+    predicted: str
+    probability: float
+
+
 class MetricsRecord(BaseModel):
     """The part of `metrics.json` that later commands (`compare`) read back.
 
@@ -292,6 +310,7 @@ class MetricsRecord(BaseModel):
     predict_ms_per_image: float | None = None
     predict_batch_size: int | None = None
     files: dict[str, str] = Field(default_factory=dict)
+    confident_errors: list[ConfidentError] = Field(default_factory=list)
 
 
 def save_metrics(run_dir: str | os.PathLike, split: str, metrics: dict[str, Any]) -> Path:
@@ -308,7 +327,6 @@ def save_metrics(run_dir: str | os.PathLike, split: str, metrics: dict[str, Any]
     Raises:
         ValueError: if `metrics` lacks a field of `MetricsRecord` (a programming error).
     """
-    from imgclf.fsutil import atomic_write_json
 
     MetricsRecord.model_validate(metrics)
     return atomic_write_json(Path(run_dir) / metrics_file(split), metrics)
@@ -326,11 +344,27 @@ def load_metrics(run_dir: str | os.PathLike, split: str = "test") -> MetricsReco
             f"{run_dir} has no {path.name}",
             f"evaluate it first: imgclf evaluate {run_dir}" + ("" if split == "test" else f" --split {split}"),
         )
+    return read_metrics_file(path)
+
+
+def read_metrics_file(path: str | os.PathLike) -> MetricsRecord:
+    """Reads one metrics file written by `evaluate` (`metrics.json`, `metrics_<split>.json`).
+
+    Args:
+        path: path. The file.
+
+    Returns:
+        MetricsRecord.
+
+    Raises:
+        ModelError: if the file cannot be read or is not an `imgclf evaluate` metrics file.
+    """
+    path = Path(path)
     try:
         return MetricsRecord.model_validate_json(path.read_text(encoding="utf-8"))
-    except (ValidationError, ValueError) as exc:
+    except (OSError, ValidationError, ValueError) as exc:
         raise ModelError(
-            f"{path} is invalid ({_first_error(exc)})", f"re-evaluate: imgclf evaluate {run_dir}"
+            f"{path} is invalid ({_first_error(exc)})", f"re-evaluate: imgclf evaluate {path.parent}"
         ) from None
 
 
@@ -601,7 +635,7 @@ class ExportMeta(BaseModel):
     def _legacy(cls, data: Any) -> Any:
         return _legacy_input_spec(data)
 
-    @computed_field  # written too, for people and tools that read the sidecar by hand
+    @computed_field  # type: ignore[prop-decorator]  # written too, for people and tools that read the sidecar by hand
     @property
     def image_size(self) -> int:
         """Input side in pixels (`input_spec.size`)."""
@@ -691,7 +725,7 @@ class AutoencoderInfo(BaseModel):
             data = {**data, "input_spec": {"size": data["size"]}}
         return data
 
-    @computed_field
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def size(self) -> int:
         """Input side in pixels (`input_spec.size`)."""
