@@ -207,6 +207,65 @@ def test_scrape_web_urls_file_on_ray_equals_local_and_keeps_each_host_on_one_wor
     assert all(local[k] == ray_[k] for k in images)
 
 
+def test_audit_on_ray_equals_local(cluster, raw, tmp_path):
+    from imgclf.audit.run import audit_folder
+    from imgclf.config import AuditConfig
+    from imgclf.engine.ray import RayExecutor
+
+    cfg = AuditConfig(folds=3, seed=1, batch_size=16, html_issues=0, html_outliers=0)
+    audit_folder(raw, tmp_path / "local", cfg)
+    with RayExecutor(cluster.address) as ex:
+        audit_folder(raw, tmp_path / "ray", cfg, executor=ex)
+    for name in ("label_issues.csv", "outliers.csv", "scores.csv"):
+        assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "local" / name).read_bytes(), name
+    with np.load(tmp_path / "ray" / "oof.npz") as a, np.load(tmp_path / "local" / "oof.npz") as b:
+        for k in b.files:
+            np.testing.assert_array_equal(a[k], b[k])
+
+    def report(engine: str) -> dict:
+        data = json.loads((tmp_path / engine / "audit.json").read_text().replace(str(tmp_path / engine), "OUT"))
+        data.pop("seconds", None)
+        return data
+
+    assert report("ray") == report("local")
+
+
+def test_place_actors_spreads_n_workers_over_the_nodes(cluster):
+    import ray
+
+    from imgclf.engine.ray import connect, place_actors
+
+    class _Where:  # a training worker's stand-in (defined here: pickled by value for the workers)
+        def __init__(self, rank: int):
+            self.rank = rank
+
+        def node(self) -> tuple[int, str]:
+            return self.rank, ray.get_runtime_context().get_node_id()
+
+    ray_, started = connect(cluster.address)
+    assert ray_ is ray and not started
+    group = place_actors(_Where, 2, 0, strategy="STRICT_SPREAD", timeout=60)
+    try:
+        answers = ray.get([a.node.remote() for a in group.actors])
+        assert [r for r, _ in answers] == [0, 0] and len({n for _, n in answers}) == 2
+    finally:
+        group.shutdown()
+
+
+def test_engine_comes_from_the_option_else_the_config(tmp_path):
+    from imgclf.cli.engine_options import engine_config
+    from imgclf.errors import ConfigError
+
+    f = tmp_path / "run.yaml"
+    f.write_text("engine: ray\n")
+    assert engine_config(f, None, None).name == "ray" and engine_config(f, "local", None).name == "local"
+    f.write_text("engine: {name: ray, address: 10.0.0.5:6379}\n")
+    assert engine_config(f, None, None).address == "10.0.0.5:6379"
+    assert engine_config(None, None, None).name == "local"
+    with pytest.raises(ConfigError, match="name"):
+        engine_config(None, "spark", None)
+
+
 def test_ray_executor_keeps_item_order_and_raises_the_map_s_own_error(cluster):
     from imgclf.engine.ray import RayExecutor
 

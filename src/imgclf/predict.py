@@ -37,6 +37,7 @@ import csv
 import io
 import json
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -221,10 +222,19 @@ def score_batch(
 LOAD_THREADS = 4
 
 
+_MODEL_LOCK = threading.Lock()
+
+
 @lru_cache(maxsize=2)
-def _worker_model(source: str, stamp: float) -> Predictor:
-    """The model of `source` in this worker process, loaded once (`stamp`: its mtime)."""
+def _load_once(source: str, stamp: float) -> Predictor:
     return load_model(source)
+
+
+def _worker_model(source: str, stamp: float) -> Predictor:
+    """The model of `source` in this worker process, loaded once (`stamp`: its mtime), by one
+    thread at a time (two threads importing TensorFlow at once deadlock)."""
+    with _MODEL_LOCK:
+        return _load_once(source, stamp)
 
 
 def score_inputs(

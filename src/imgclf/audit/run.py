@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +144,9 @@ def _map(listing: ImageListing, cfg: AuditConfig, models_dir: Path, executor: Ex
         cv = resolve_cv_setup(cfg, listing.paths)
         return _Mapped(load_all(listing.entries, cv.spec, executor), f"cv-train ({cv.description})", cv.spec.size, cv)
     encoder = resolve_encoder(cfg.model, weights=cfg.weights, size=cfg.size, files=listing.paths, models_dir=models_dir)
-    return _Mapped(embed_all(listing.entries, encoder, cfg.batch_size, executor), encoder.name, encoder.size)
+    # the same encoder, built again where a cluster embeds (its size as resolved here)
+    make = partial(resolve_encoder, cfg.model, weights=cfg.weights, size=encoder.size, models_dir=str(models_dir))
+    return _Mapped(embed_all(listing.entries, encoder, cfg.batch_size, executor, make), encoder.name, encoder.size)
 
 
 def _audit_set(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from imgclf.cli.engine_options import engine_config, engine_opt, ray_address_opt, stage_executor
 from imgclf.cli.options import opt, plain_opt
 from imgclf.config import AuditConfig, stage_config
 
@@ -60,7 +61,7 @@ _OUTLIER_THRESHOLD = opt(
     "--outlier-threshold",
     help="Outlier score at or above which an image is listed in outliers.csv (1 = the median image).",
 )
-_CONFIG = plain_opt(None, "--config", help="Run config YAML; its audit: section is used.")
+_CONFIG = plain_opt(None, "--config", help="Run config YAML; its audit: (and engine:) sections are used.")
 _MODELS_DIR = plain_opt(Path("models"), "--models-dir", help="Where --model autoencoder looks.")
 
 
@@ -86,6 +87,8 @@ def register(app: typer.Typer) -> None:
         outlier_threshold: float | None = _OUTLIER_THRESHOLD,
         config: Path | None = _CONFIG,
         models_dir: Path = _MODELS_DIR,
+        engine: str | None = engine_opt(),
+        ray_address: str | None = ray_address_opt(),
     ) -> None:
         """Find likely wrong labels (confident learning on out-of-fold probabilities) and outliers."""
 
@@ -113,4 +116,7 @@ def register(app: typer.Typer) -> None:
             import_tensorflow_quietly()
         from imgclf.audit.run import audit_folder
 
-        audit_folder(data_dir, out, cfg, models_dir=models_dir)
+        # with --engine ray: the decoding and the embedding model run on the cluster's workers
+        read = [data_dir] + [Path(cfg.model)] * Path(cfg.model).exists()
+        with stage_executor(engine_config(config, engine, ray_address), read, threads=1) as executor:
+            audit_folder(data_dir, out, cfg, models_dir=models_dir, executor=executor)

@@ -68,7 +68,7 @@ def stage_executor(
     read: Sequence[str | os.PathLike] = (),
     write: Sequence[str | os.PathLike] = (),
     *,
-    threads: int = 1,
+    threads: int = 2,
 ) -> Iterator[Executor | None]:
     """The executor a stage command passes to its stage: None for `local` (the stage's own).
 
@@ -79,7 +79,7 @@ def stage_executor(
         cfg: EngineConfig.
         read: sequence of paths the map reads.
         write: sequence of folders the map writes into (created by the check).
-        threads: int, default 1. Threads per Ray task (more for maps that download).
+        threads: int, default 2. Threads per Ray task (`imgclf.engine.ray.RayExecutor`).
 
     Yields:
         Executor or None.

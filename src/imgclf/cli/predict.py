@@ -64,7 +64,8 @@ def register(app: typer.Typer) -> None:
         )
         predictor = load_model(model, models_dir)  # imports TensorFlow (quietly) only for Keras / SavedModel
         files = [p for p in inputs if "://" not in p]
-        with stage_executor(engine_config(config, engine, ray_address), [*files, predictor.source]) as executor:
+        engine_cfg = engine_config(config, engine, ray_address)  # the model's calls: one thread per task
+        with stage_executor(engine_cfg, [*files, predictor.source], threads=1) as executor:
             results = predict_inputs(
                 inputs,
                 model=predictor,

@@ -83,7 +83,7 @@ def make_executor(
     *,
     kind: str = "thread",
     address: str | None = None,
-    threads: int = 1,
+    threads: int = 2,
 ) -> Executor:
     """Returns the executor a stage's map runs on.
 
@@ -94,8 +94,8 @@ def make_executor(
         kind: str, default "thread". For `"local"`: `"thread"` or `"process"`.
         address: str or None, default None. For `"ray"`: the cluster (`--ray-address`); None =
             `RAY_ADDRESS`, else a Ray started on this machine.
-        threads: int >= 1, default 1. For `"ray"`: threads per task (more for maps that wait
-            on the network).
+        threads: int >= 1, default 2. For `"ray"`: threads per task of one CPU (one computes
+            while the other waits on the disk; more for maps that wait on the network).
 
     Returns:
         Executor. Call its `close()` when the stage is done (or use it as a context manager).

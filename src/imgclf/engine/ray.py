@@ -245,9 +245,10 @@ class RayExecutor:
         block_size: int or None, default None. Items per task; None = as many as gives each
             CPU `WINDOW_PER_CPU` blocks or more, between `MIN_BLOCK` and `MAX_BLOCK`.
         max_retries: int >= 0, default 3. Extra runs of a block whose worker or node died.
-        threads: int >= 1, default 1. Threads running a block's items inside its task: 1 for
-            work that keeps a CPU busy (decode, resize, signatures), more for work that waits
-            (downloads).
+        threads: int >= 1, default 2. Threads running a block's items inside its task (of one
+            CPU): 2 keeps the CPU busy while one item waits on the disk (a decode reading its
+            file, `prepare`'s write and fsync) -- measured 1.5-2 ms an image against 2.6-3.6 ms
+            with one thread on `prepare`'s map; more for work that mostly waits (downloads).
 
     Attributes:
         name: str. `"ray"`.
@@ -262,7 +263,7 @@ class RayExecutor:
     address: str | None = None
     block_size: int | None = None
     max_retries: int = DEFAULT_RETRIES
-    threads: int = 1
+    threads: int = 2
     name: str = field(default="ray", init=False)
     workers: int = field(default=1, init=False)
     started: bool = field(default=False, init=False)
