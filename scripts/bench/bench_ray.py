@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import resource
 import shutil
@@ -36,6 +37,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -56,11 +58,11 @@ def two_nodes(object_store_mb: int = 400):
     import ray
     from ray.cluster_utils import Cluster
 
-    node = {**NODE, "object_store_memory": object_store_mb * 2**20}
+    node: dict[str, Any] = {**NODE, "object_store_memory": object_store_mb * 2**20}
     cluster = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
     cluster.add_node(**node)
     cluster.wait_for_nodes()
-    ray.init(address=cluster.address, logging_level="WARNING")
+    ray.init(address=cluster.address, logging_level=logging.WARNING)
     try:
         yield cluster
     finally:
@@ -180,7 +182,13 @@ def bench_hashes_local(n: int, radius: int) -> dict:
     i, j, d = hamming_pairs(codes, radius, bits=64)
     seconds = time.perf_counter() - t0
     np.savez(f"/tmp/imgclf-bench-pairs-local-{n}.npz", i=i, j=j, d=d)
-    return {"n": n, "engine": "local", "seconds": round(seconds, 1), "pairs": len(i), "peak_mb": round(driver_peak_mb())}
+    return {
+        "n": n,
+        "engine": "local",
+        "seconds": round(seconds, 1),
+        "pairs": len(i),
+        "peak_mb": round(driver_peak_mb()),
+    }
 
 
 def _same_pairs(n: int) -> bool:
@@ -253,35 +261,54 @@ def stages(args: argparse.Namespace) -> None:
             total = {e: row[f"clean_{e}_s"] + row[f"prepare_{e}_s"] for e in ("local", "ray")}
             row["ratio"] = round(total["ray"] / total["local"], 2)
             row["ms_per_image"] = {e: round(1000 * total[e] / n, 3) for e in total}
-            row["same_files"] = all(
-                _same_tree(work / f"local{n}" / s, work / f"ray{n}" / s) for s in ("clean", "prep")
-            )
+            row["same_files"] = all(_same_tree(work / f"local{n}" / s, work / f"ray{n}" / s) for s in ("clean", "prep"))
             print(json.dumps(row), flush=True)
 
 
-def driver_memory(args: argparse.Namespace) -> None:
-    """Bytes per image the driver holds for `clean`'s map records (`tracemalloc`)."""
-    import functools
+def _traced(fn):
+    """`fn()`'s result and the bytes it left allocated (`tracemalloc`, after a collection)."""
     import gc
     import tracemalloc
 
+    gc.collect()
+    before = tracemalloc.get_traced_memory()[0]
+    out = fn()
+    gc.collect()
+    return out, tracemalloc.get_traced_memory()[0] - before
+
+
+def driver_memory(args: argparse.Namespace) -> None:
+    """Bytes per image `clean`'s driver holds: the listing, and the map's records -- with their
+    signatures (local engine) and with the signatures held by the cluster (`--engine ray`)."""
+    import functools
+    import tracemalloc
+
+    from imgclf.clean.similarity.held import hold_signatures
     from imgclf.clean.verify import inspect_file
     from imgclf.config import CleanConfig
     from imgclf.engine import make_executor
+    from imgclf.engine.ray import Kept, RayExecutor
     from imgclf.inputs import list_images
 
     src = subset(Path(args.data), Path(args.work) / "fm7000", 700)
+    inspect = functools.partial(inspect_file, cfg=CleanConfig())
     tracemalloc.start()
-    gc.collect()
-    a = tracemalloc.get_traced_memory()[0]
-    entries = list(list_images(src, layout="classes").entries)
-    gc.collect()
-    b = tracemalloc.get_traced_memory()[0]
-    recs = list(make_executor("local", 2).map(functools.partial(inspect_file, cfg=CleanConfig()), entries))
-    gc.collect()
-    c = tracemalloc.get_traced_memory()[0]
-    n = len(recs)
-    print(json.dumps({"images": n, "listing_b": round((b - a) / n), "records_b": round((c - b) / n)}))
+    entries, listing = _traced(lambda: list(list_images(src, layout="classes").entries))
+    local, local_b = _traced(lambda: list(make_executor("local", 2).map(inspect, entries)))
+    del local
+    with two_nodes() as cluster, RayExecutor(cluster.address) as ex:
+        _held, held_b = _traced(lambda: list(ex.map(inspect, entries, keep=Kept(hold_signatures))))
+    n = len(entries)
+    print(
+        json.dumps(
+            {
+                "images": n,
+                "listing_b": round(listing / n),
+                "records_local_b": round(local_b / n),
+                "records_ray_b": round(held_b / n),
+            }
+        )
+    )
 
 
 def main() -> int:
