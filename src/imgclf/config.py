@@ -513,7 +513,7 @@ class TrackConfig(StrictModel):
 
     backend: TrackBackend = "none"
     uri: str | None = Field(
-        default=None, json_schema_extra={"default_text": "MLFLOW_TRACKING_URI, else MLflow's default"}
+        default=None, json_schema_extra={"default_text": "MLFLOW_TRACKING_URI, else the run's, else MLflow's default"}
     )
     experiment: str | None = Field(
         default=None, json_schema_extra={"default_text": "MLFLOW_EXPERIMENT_NAME, else imgclf"}

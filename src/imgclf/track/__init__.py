@@ -47,7 +47,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
-from imgclf.config import TrackConfig
+from imgclf.config import RunConfig, TrackConfig
 from imgclf.errors import ConfigError
 from imgclf.inputs import ImageListing
 from imgclf.records.run import (
@@ -432,6 +432,25 @@ def run_tags(run_dir: Path, info: RunInfo, listings: Sequence[tuple[str, ImageLi
     return tags
 
 
+#: Sections of an `imgclf run` config that shape its training runs, logged as params beside
+#: `train.*` (`pipeline_params`); the others (downloads, audit, serve...) do not change a model.
+PIPELINE_SECTIONS = ("name", "source", "clean", "prepare", "split")
+
+
+def pipeline_params(cfg: RunConfig) -> dict[str, Any]:
+    """The params an `imgclf run` config adds to each of its training runs: `PIPELINE_SECTIONS`,
+    flattened (`prepare.size`, `split.seed`, `source.dataset.name`...).
+
+    Args:
+        cfg: RunConfig.
+
+    Returns:
+        dict dotted key -> value.
+    """
+    data = cfg.model_dump(mode="json", include=set(PIPELINE_SECTIONS))
+    return flatten_params({k: data[k] for k in PIPELINE_SECTIONS if k in data})
+
+
 def final_metrics(info: RunInfo) -> dict[str, float]:
     """What a finished training run adds: best epoch (1-based), its validation figures, epochs
     trained, training time in seconds, unreadable files."""
@@ -562,5 +581,5 @@ def log_evaluation(
             if cfg.log_model:
                 _log_model(tracker, run_dir, info)
         tracker.log_metrics(evaluation_metrics(metrics), step=last_step(info))
-        tracker.set_tags(evaluation_tags(metrics))
+        tracker.set_tags({**evaluation_tags(metrics), "imgclf.label": info.label or info.model})
         tracker.log_artifacts([*files.values(), run_dir / RUN_FILE, run_dir / HISTORY])
