@@ -272,7 +272,8 @@ def open_tracker(cfg: TrackConfig | None, run_dir: Path, info: RunInfo) -> Track
     try:
         backend = MlflowBackend.open(cfg, Path(run_dir).name, info.tracking)
     except Exception as exc:  # noqa: BLE001 - an unreachable or broken tracker must not stop the run
-        warn_once(f"tracking: {describe_error(exc)}; going on without tracking (the run folder has everything)")
+        why = str(exc) if isinstance(exc, ConnectionError) else describe_error(exc)
+        warn_once(f"tracking: {why}; going on without tracking (the run folder has everything)")
         return Tracker(None, cfg)
     ref = backend.ref
     console.print(
