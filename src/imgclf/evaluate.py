@@ -26,6 +26,10 @@ expected), with the method and thresholds used.
 For a split other than `test` every name gets a `_<split>` suffix (`metrics_val.json`), so
 evaluating the validation split never overwrites the test report.
 
+With `track` (`--track mlflow`) the evaluation also goes to the run's tracker run (`imgclf.track`:
+the metrics as `<split>/<metric>` with their interval bounds, the leak count, the split's
+fingerprint as a tag, the files above as artifacts), after they are written.
+
 Metrics come from scikit-learn (`accuracy_score`, `log_loss`, `top_k_accuracy_score`,
 `precision_recall_fscore_support`, `confusion_matrix`). The expected calibration error uses
 the 15 equal-width confidence bins of Guo et al., 2017, "On Calibration of Modern Neural

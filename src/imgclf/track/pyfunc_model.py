@@ -20,11 +20,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import mlflow
 import numpy as np
+from mlflow.models import set_model
+from mlflow.pyfunc import PythonModel
 
 
-class ImgclfModel(mlflow.pyfunc.PythonModel):
+class ImgclfModel(PythonModel):
     """An imgclf run as a `mlflow.pyfunc` model: raw RGB batches in, probabilities out."""
 
     def load_context(self, context: Any) -> None:
@@ -42,4 +43,4 @@ class ImgclfModel(mlflow.pyfunc.PythonModel):
         return self.predictor.predict_arrays(np.asarray(model_input), batch_size=64)
 
 
-mlflow.models.set_model(ImgclfModel())
+set_model(ImgclfModel())
