@@ -308,6 +308,9 @@ def test_the_logged_model_predicts_what_imgclf_predict_does(tracked, mlflow):
     assert outputs.type == np.dtype("float32") and outputs.shape == (-1, len(CLASSES))
     assert model.metadata.metadata["class_names"] == list(CLASSES)
     assert model.metadata.get_input_schema() is not None and model.metadata.saved_input_example_info is not None
+    logged = mlflow.MlflowClient(tracked["track"].uri).get_logged_model(info.tracking.model_uri.split("/")[-1])
+    assert logged.experiment_id == info.tracking.experiment_id and logged.source_run_id == info.tracking.run_id
+    assert str(logged.status) == "READY"
 
     files = sorted(str(p) for p in (tracked["data"] / "test").rglob("*.png"))
     spec = InputSpec.model_validate(model.metadata.metadata["input_spec"])

@@ -85,6 +85,9 @@ class TrackingBackend(Protocol):
     ref: TrackingRef
     created: bool  # True: the tracker run was made now; False: an existing one was reopened
 
+    @property
+    def url(self) -> str | None: ...  # the run's web page, when the tracker has one
+
     def log_params(self, params: Mapping[str, str]) -> None: ...
 
     def set_tags(self, tags: Mapping[str, str]) -> None: ...
@@ -276,8 +279,9 @@ def open_tracker(cfg: TrackConfig | None, run_dir: Path, info: RunInfo) -> Track
         warn_once(f"tracking: {why}; going on without tracking (the run folder has everything)")
         return Tracker(None, cfg)
     ref = backend.ref
+    where = backend.url or ref.uri
     console.print(
-        f"tracking: {ref.backend} run {ref.run_id} ({'new' if backend.created else 'resumed'}) at {ref.uri}",
+        f"tracking: {ref.backend} run {ref.run_id} ({'new' if backend.created else 'resumed'}) -> {where}",
         highlight=False,
         soft_wrap=True,
     )

@@ -41,12 +41,14 @@ from imgclf.records.run import BEST_MODEL, RUN_FILE, RunInfo, TrackingRef
 #: MLflow settings imgclf changes (MLflow's own environment variables; a value already set wins):
 #: HTTP retries bounded to 2 with backoff 1 s, 2 s, and 30 s per request instead of 7 retries
 #: and 120 s, so a tracking server that dies mid-run holds training for seconds, once; no
-#: artifact progress bars between imgclf's own lines.
+#: artifact progress bars between imgclf's own lines; no run links on stdout (which `--json`
+#: output owns: `open_tracker` prints the link on stderr).
 ENV_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",  # stdout is for --json; imgclf prints the link on stderr
 }
 
 #: Seconds the up-front TCP check of an HTTP tracking server waits.
@@ -284,6 +286,13 @@ class MlflowBackend:
         self.ref = ref
         self.created = created
 
+    @property
+    def url(self) -> str | None:
+        """The run's page in the MLflow UI, for a tracking server (`http(s)://`); else None."""
+        if urlparse(self.ref.uri).scheme not in ("http", "https"):
+            return None
+        return f"{self.ref.uri.rstrip('/')}/#/experiments/{self.ref.experiment_id}/runs/{self.ref.run_id}"
+
     @classmethod
     def open(cls, cfg: TrackConfig, run_name: str, stored: TrackingRef | None) -> MlflowBackend:
         """Reopens the MLflow run `stored` names when the store has it, else makes one.
@@ -372,25 +381,41 @@ class MlflowBackend:
             str: the model's URI (`models:/m-...`), for `mlflow.pyfunc.load_model`.
         """
         import mlflow
+        from mlflow.entities import LoggedModelStatus
         from mlflow.models import Model
 
-        with tempfile.TemporaryDirectory(prefix="imgclf-mlflow-") as tmp:
-            run, code = stage_model(Path(run_dir), Path(tmp))
-            with _tracking_uri(self.ref.uri):
-                logged = Model.log(
-                    artifact_path=None,
-                    name=MODEL_NAME,
-                    flavor=mlflow.pyfunc,
-                    run_id=self.ref.run_id,
-                    step=step,
-                    python_model=str(PYFUNC_MODEL_FILE),
-                    artifacts={"run": str(run)},
-                    code_paths=[str(code)],
-                    signature=model_signature(info),
-                    input_example=input_example(info),
-                    pip_requirements=model_requirements(),
-                    metadata=model_metadata(info, Path(run_dir)),
-                )
+        # Made here, in the run's experiment: `Model.log` alone would file it under the fluent
+        # API's current experiment (MLflow's "Default"), away from its run.
+        model = self.client.create_logged_model(
+            experiment_id=self.ref.experiment_id,
+            name=MODEL_NAME,
+            source_run_id=self.ref.run_id,
+            params=self.client.get_run(self.ref.run_id).data.params,
+            model_type="imgclf",
+        )
+        try:
+            with tempfile.TemporaryDirectory(prefix="imgclf-mlflow-") as tmp:
+                run, code = stage_model(Path(run_dir), Path(tmp))
+                with _tracking_uri(self.ref.uri):
+                    logged = Model.log(
+                        artifact_path=None,
+                        name=MODEL_NAME,
+                        flavor=mlflow.pyfunc,
+                        run_id=self.ref.run_id,
+                        model_id=model.model_id,
+                        step=step,
+                        python_model=str(PYFUNC_MODEL_FILE),
+                        artifacts={"run": str(run)},
+                        code_paths=[str(code)],
+                        signature=model_signature(info),
+                        input_example=input_example(info),
+                        pip_requirements=model_requirements(),
+                        metadata=model_metadata(info, Path(run_dir)),
+                    )
+        except BaseException:
+            self.client.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)
+            raise
+        self.client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
         return str(logged.model_uri)
 
     def finish(self, status: str) -> None:
