@@ -920,9 +920,9 @@ def train(
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
     info, tracker = _start_run(run_dir, cfg, data, previous, track, track_params)
-    loads = _Loads()
-    datasets = _datasets(data, cfg, loads)
     with tracker:  # the tracker run ends FINISHED, or FAILED / KILLED when training raises
+        loads = _Loads()
+        datasets = _datasets(data, cfg, loads)
         try:
             with raising_loader_bugs(loads.bugs):
                 policy = _fit_phases(run_dir, cfg, data, datasets, class_weight, loads, tracker)

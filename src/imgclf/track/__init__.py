@@ -15,7 +15,8 @@ With `--track mlflow` (`imgclf.config.TrackConfig`), one imgclf training run is 
     evaluate  metrics   `<split>/<metric>` and its interval `<split>/<metric>_ci_low|_ci_high`,
                         the leak audit's count `<split>/leak_images`, at the last epoch's step
               tags      the split's fingerprint and size (`data.test_fingerprint`...)
-              artifacts metrics.json, predictions.csv, report.html, every plot, run.json
+              artifacts metrics.json, predictions.csv, report.html, every plot, run.json,
+                        history.csv
 
 The tracker run's id is kept in `run.json` (`imgclf.records.run.TrackingRef`), so `evaluate`
 and a resumed `train` log into the same tracker run. A run folder that was never tracked gets a
@@ -27,8 +28,8 @@ the run folder has everything. Only the chief worker of a multi-worker cluster t
 
 Layout:
 
-- `imgclf.track` (this module): `Tracker`, `open_tracker`, `check_backend`, the two stage
-  hooks `start_training` / `finish_training` / `log_evaluation`, and the pure mappings from
+- `imgclf.track` (this module): `Tracker`, `open_tracker`, `check_backend`, the stage hooks
+  `start_training` / `finish_training` (train) and `log_evaluation` (evaluate), and the pure mappings from
   imgclf's records to params, tags and metrics (`flatten_params`, `epoch_metrics`,
   `evaluation_metrics`, `evaluation_tags`).
 - `imgclf.track.callback`: `tracking_callback`, the Keras callback that logs each epoch.
@@ -66,6 +67,9 @@ from imgclf.ui import console, warn
 #: Longest param value sent to a tracker, in characters (MLflow's historical limit, which some
 #: servers still enforce); longer values are cut and end with "...".
 MAX_PARAM_LENGTH = 500
+
+#: Longest tag value sent (MLflow accepts 8,000 characters; a class list can be longer).
+MAX_TAG_LENGTH = 5000
 
 #: The install command named when a backend's package is missing.
 INSTALL_HINT = {"mlflow": "pip install 'imgclf[mlflow]'"}
@@ -141,8 +145,8 @@ class Tracker:
             return getattr(self._backend, method)(*args)
         except Exception as exc:  # noqa: BLE001 - tracking must never stop the run, whatever the backend raises
             self._backend = None
-            warn_once(
-                f"tracking: {what} failed ({describe_error(exc)}); tracking is off for the rest of this run, "
+            _warn_once(
+                f"tracking: {what} failed ({_describe_error(exc)}); tracking is off for the rest of this run, "
                 "the run folder has everything"
             )
             return None
@@ -154,9 +158,9 @@ class Tracker:
             self._call("logging params", "log_params", {k: param_value(v) for k, v in params.items()})
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
-        """Sets tags (values as str)."""
+        """Sets tags (values as str, cut to `MAX_TAG_LENGTH`)."""
         if tags:
-            self._call("setting tags", "set_tags", {k: str(v) for k, v in tags.items()})
+            self._call("setting tags", "set_tags", {k: _cut(str(v), MAX_TAG_LENGTH) for k, v in tags.items()})
 
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
         """Logs metrics at `step` (an int, the epoch for per-epoch metrics)."""
@@ -194,7 +198,7 @@ class Tracker:
 
 
 # ------------------------------------------------------------------------------- opening
-def warn_once(line: str) -> None:
+def _warn_once(line: str) -> None:
     """Prints `line` as a warning, once per process (a tracker down for `train` is not
     reported again by `evaluate` in the same `imgclf run`)."""
     if line not in _WARNED:
@@ -202,7 +206,7 @@ def warn_once(line: str) -> None:
         warn(line)
 
 
-def describe_error(exc: BaseException) -> str:
+def _describe_error(exc: BaseException) -> str:
     """`Type: first line of the message`, at most 200 characters."""
     text = " ".join(str(exc).split())
     text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -275,8 +279,8 @@ def open_tracker(cfg: TrackConfig | None, run_dir: Path, info: RunInfo) -> Track
     try:
         backend = MlflowBackend.open(cfg, Path(run_dir).name, info.tracking)
     except Exception as exc:  # noqa: BLE001 - an unreachable or broken tracker must not stop the run
-        why = str(exc) if isinstance(exc, ConnectionError) else describe_error(exc)
-        warn_once(f"tracking: {why}; going on without tracking (the run folder has everything)")
+        why = str(exc) if isinstance(exc, ConnectionError) else _describe_error(exc)
+        _warn_once(f"tracking: {why}; going on without tracking (the run folder has everything)")
         return Tracker(None, cfg)
     ref = backend.ref
     where = backend.url or ref.uri
@@ -290,12 +294,22 @@ def open_tracker(cfg: TrackConfig | None, run_dir: Path, info: RunInfo) -> Track
 
 # ------------------------------------------------------------------------- pure mappings
 def param_value(value: Any) -> str:
-    """A param value as the text a tracker stores: JSON for lists and dicts, `str` otherwise,
-    cut to `MAX_PARAM_LENGTH` characters (ending in "...")."""
-    text = (
-        value if isinstance(value, str) else json.dumps(value) if isinstance(value, (list, tuple, dict)) else str(value)
-    )
-    return text if len(text) <= MAX_PARAM_LENGTH else text[: MAX_PARAM_LENGTH - 3] + "..."
+    """A param value as the text a tracker stores.
+
+    Args:
+        value: any config value.
+
+    Returns:
+        str: JSON for lists and dicts (`[2, 2]`), `str(value)` otherwise (`None`, `0.001`),
+        cut to `MAX_PARAM_LENGTH` characters (then ending in "...").
+    """
+    text = json.dumps(value) if isinstance(value, (list, tuple, dict)) else str(value)
+    return _cut(text, MAX_PARAM_LENGTH)
+
+
+def _cut(text: str, limit: int) -> str:
+    """`text`, or its first `limit - 3` characters and "..." when it is longer."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def flatten_params(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -411,8 +425,17 @@ def evaluation_tags(metrics: Mapping[str, Any]) -> dict[str, str]:
 
 
 def run_params(info: RunInfo, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The params of a training run: `train.*` (its resolved config), `input.*` (its input
-    specification), `data.dir`, and `extra` (e.g. the other sections of an `imgclf run` config)."""
+    """The params of a training run.
+
+    Args:
+        info: RunInfo. The run (`run.json`).
+        extra: mapping or None, default None. More params, e.g. `pipeline_params` of an
+            `imgclf run` config.
+
+    Returns:
+        dict: `train.*` (the resolved config, flattened), `input.*` (the input specification),
+        `data.dir` (the split folder), then `extra`.
+    """
     params = flatten_params(info.config, "train.")
     params.update(flatten_params(info.input_spec.model_dump(mode="json"), "input."))
     params["data.dir"] = info.data_dir
@@ -421,7 +444,17 @@ def run_params(info: RunInfo, extra: Mapping[str, Any] | None = None) -> dict[st
 
 
 def run_tags(run_dir: Path, info: RunInfo, listings: Sequence[tuple[str, ImageListing]] = ()) -> dict[str, Any]:
-    """The tags of a training run: model, classes, run folder, imgclf version, split sizes."""
+    """The tags of a training run.
+
+    Args:
+        run_dir: Path. The run folder.
+        info: RunInfo. The run.
+        listings: sequence of (split name, ImageListing), default (). Splits whose size to tag.
+
+    Returns:
+        dict: `imgclf.model`, `imgclf.label`, `imgclf.run_dir` (absolute), `imgclf.version`,
+        `data.classes` (comma-separated), `data.num_classes`, `data.<split>_images`.
+    """
     from imgclf import __version__
 
     tags: dict[str, Any] = {
@@ -457,8 +490,16 @@ def pipeline_params(cfg: RunConfig) -> dict[str, Any]:
 
 
 def final_metrics(info: RunInfo) -> dict[str, float]:
-    """What a finished training run adds: best epoch (1-based), its validation figures, epochs
-    trained, training time in seconds, unreadable files."""
+    """The metrics a finished training run adds.
+
+    Args:
+        info: RunInfo. The finished run.
+
+    Returns:
+        dict: `best_epoch` (1-based, as `run.json`), `best_val_loss`, `best_val_accuracy`,
+        `epochs_done`, `train_seconds` (seconds, all sessions), `train_rejects` (unreadable
+        files); the ones `run.json` lacks are left out.
+    """
     values = {
         "best_epoch": info.best_epoch,
         "best_val_loss": info.best_val_loss,
