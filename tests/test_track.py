@@ -216,13 +216,22 @@ def test_without_mlflow_track_mlflow_is_one_line_naming_the_extra(tmp_path, monk
 
 # ------------------------------------------------------------------------- real MLflow
 @pytest.fixture(scope="module")
-def mlflow():
+def mlflow_module():
     """The `mlflow` module (tests needing it are skipped without it)."""
     return pytest.importorskip("mlflow")
 
 
+@pytest.fixture
+def mlflow(mlflow_module, monkeypatch):
+    """`mlflow`, its global tracking URI (and `MLFLOW_TRACKING_URI`, which setting it sets)
+    put back after the test."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    yield mlflow_module
+    mlflow_module.set_tracking_uri(None)
+
+
 @pytest.fixture(scope="module")
-def tracked(tmp_path_factory, mlflow):
+def tracked(tmp_path_factory, mlflow_module):
     """A tiny run trained for 2 epochs and evaluated, both with `--track mlflow` on a SQLite
     store in a temporary folder (the library calls the CLI makes)."""
     from imgclf.evaluate import evaluate_run
@@ -242,6 +251,7 @@ def tracked(tmp_path_factory, mlflow):
 
 
 def _runs(mlflow, track: TrackConfig):
+    mlflow.set_tracking_uri(track.uri)
     return mlflow.search_runs(experiment_names=[track.experiment], output_format="list")
 
 
