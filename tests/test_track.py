@@ -38,7 +38,7 @@ from imgclf.track import (
     is_chief,
     param_value,
 )
-from imgclf.track.mlflow import absolute_uri, check_reachable, resolve_uri
+from imgclf.track.mlflow import absolute_uri, artifact_root, check_reachable, resolve_uri
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 ENV = {**os.environ, "PYTHONPATH": SRC, "IMGCLF_QUIET": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -59,10 +59,11 @@ def write_data(root: Path) -> Path:
     return root
 
 
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """`python -m imgclf ARGS` in a subprocess (this worktree's code), output captured."""
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """`python -m imgclf ARGS` in a subprocess (this worktree's code) run in `cwd` (a temporary
+    folder: whatever MLflow would put in the current folder lands there), output captured."""
     return subprocess.run(
-        [sys.executable, "-m", "imgclf", *args], capture_output=True, text=True, env=env or ENV, timeout=600
+        [sys.executable, "-m", "imgclf", *args], capture_output=True, text=True, env=ENV, cwd=cwd, timeout=600
     )
 
 
@@ -134,6 +135,11 @@ def test_uris_are_made_absolute_and_resolved_in_order(tmp_path, monkeypatch):
     assert resolve_uri("sqlite:///given.db", stored) == f"sqlite:///{tmp_path}/given.db"
 
 
+def test_a_sqlite_store_keeps_artifacts_beside_its_database(tmp_path):
+    assert artifact_root(f"sqlite:///{tmp_path}/x/mlflow.db") == (tmp_path / "x" / "mlruns").as_uri()
+    assert artifact_root("http://127.0.0.1:5000") is None
+
+
 def test_an_unreachable_server_is_found_in_seconds():
     port = closed_port()
     t = time.monotonic()
@@ -203,7 +209,9 @@ def test_without_mlflow_track_mlflow_is_one_line_naming_the_extra(tmp_path, monk
             f"sys.argv = ['imgclf', *{args!r}]\n"
             "from imgclf.cli.main import main; main()\n"
         )
-        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=120)
+        r = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=ENV, cwd=tmp_path, timeout=120
+        )
         lines = [line for line in r.stderr.splitlines() if line.strip()]
         assert r.returncode == 1, r.stderr
         assert len(lines) == 1 and lines[0].startswith("error:"), r.stderr
@@ -240,13 +248,8 @@ def tracked(tmp_path_factory, mlflow_module):
     root = tmp_path_factory.mktemp("tracked")
     data = write_data(root / "data")
     track = TrackConfig(backend="mlflow", uri=f"sqlite:///{root}/mlflow.db", experiment="tests")
-    cwd = os.getcwd()
-    os.chdir(root)  # MLflow's default artifact root (./mlruns) lands in the temporary folder
-    try:
-        run = train(data, train_config(epochs=2), run_dir=root / "run", track=track)
-        metrics = evaluate_run(run, track=track, bootstrap_resamples=200)
-    finally:
-        os.chdir(cwd)
+    run = train(data, train_config(epochs=2), run_dir=root / "run", track=track)
+    metrics = evaluate_run(run, track=track, bootstrap_resamples=200)
     return {"root": root, "data": data, "run": run, "track": track, "metrics": metrics}
 
 
@@ -264,6 +267,7 @@ def test_train_and_evaluate_log_one_mlflow_run_equal_to_the_run_folder(tracked, 
     assert [r.info.run_id for r in runs] == [info.tracking.run_id]
     run = runs[0]
     assert run.info.status == "FINISHED" and run.info.run_name == run_dir.name
+    assert run.info.artifact_uri.startswith(str(tracked["root"] / "mlruns"))  # beside mlflow.db, not in the cwd
 
     # the test metrics and their 95 % intervals are metrics.json's (search_runs' frame too)
     saved = json.loads((run_dir / "metrics.json").read_text())
@@ -326,7 +330,7 @@ def test_the_logged_model_predicts_what_imgclf_predict_does(tracked, mlflow):
     spec = InputSpec.model_validate(model.metadata.metadata["input_spec"])
     got = np.asarray(model.predict(np.stack([load_image(f, spec) for f in files])))
 
-    r = cli("predict", *files, "--model", str(run_dir), "--json", "--top-k", str(len(CLASSES)))
+    r = cli("predict", *files, "--model", str(run_dir), "--json", "--top-k", str(len(CLASSES)), cwd=tracked["root"])
     assert r.returncode == 0, r.stderr[-2000:]
     order = {name: i for i, name in enumerate(info.class_names)}
     want = np.zeros((len(files), len(CLASSES)))
@@ -385,6 +389,7 @@ def test_an_unreachable_tracking_server_is_one_warning_and_nothing_is_lost(tmp_p
         "--run-dir",
         str(run),
         *common,
+        cwd=tmp_path,
     )
     assert r.returncode == 0, r.stderr[-3000:]
     warnings = [line for line in r.stderr.splitlines() if line.startswith(("warning:", "tracking:"))]
@@ -394,7 +399,7 @@ def test_an_unreachable_tracking_server_is_one_warning_and_nothing_is_lost(tmp_p
     info = load_run_info(run)
     assert info.status == "finished" and info.tracking is None and len(read_history(run)) == 2
 
-    r = cli("evaluate", str(run), "--resamples", "50", *common)
+    r = cli("evaluate", str(run), "--resamples", "50", *common, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     warnings = [line for line in r.stderr.splitlines() if line.startswith(("warning:", "tracking:"))]
     assert len(warnings) == 1 and "cannot be reached" in warnings[0], r.stderr
@@ -409,7 +414,7 @@ def test_a_run_trained_without_tracking_gets_its_mlflow_run_at_evaluate(tmp_path
 
     run = make_run(tmp_path)
     store = f"sqlite:///{tmp_path}/mlflow.db"
-    r = cli("evaluate", str(run), "--resamples", "50", "--track", "mlflow", "--track-uri", store)
+    r = cli("evaluate", str(run), "--resamples", "50", "--track", "mlflow", "--track-uri", store, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     info = load_run_info(run)
     assert info.tracking is not None and info.tracking.model_uri
@@ -435,7 +440,8 @@ def test_imgclf_run_tracks_each_training_run_with_the_pipeline_params(tmp_path, 
         "evaluate: {bootstrap_resamples: 50}\n"
     )
     store = f"sqlite:///{tmp_path}/mlflow.db"
-    r = cli("run", str(config), "--track", "mlflow", "--track-uri", store, "--track-experiment", "pipeline")
+    tracking = ["--track", "mlflow", "--track-uri", store, "--track-experiment", "pipeline"]
+    r = cli("run", str(config), *tracking, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     mlflow.set_tracking_uri(store)
     runs = mlflow.search_runs(experiment_names=["pipeline"], output_format="list")

@@ -6,7 +6,8 @@ inside the functions, as every heavy library of imgclf.
 - Tracking URI (`resolve_uri`): `track.uri`, else `MLFLOW_TRACKING_URI`, else the URI the run
   already logs to (`run.json` -> `tracking`), else MLflow's own default (`sqlite:///mlflow.db`
   since MLflow 3.7). A relative SQLite or file path is made absolute, so `evaluate` finds the
-  store from any folder.
+  store from any folder, and an experiment imgclf makes in a SQLite store keeps its artifacts
+  in `mlruns/` beside the database (`artifact_root`), not in the folder a command ran in.
 - An HTTP server is checked once up front with a TCP connection (`CONNECT_TIMEOUT` seconds):
   an unreachable one costs seconds, not MLflow's minutes of retries. Retries of later requests
   are bounded too (`ENV_DEFAULTS`, MLflow's own environment variables, unless already set).
@@ -170,12 +171,29 @@ def _tracking_uri(uri: str) -> Iterator[None]:
             os.environ["MLFLOW_TRACKING_URI"] = before
 
 
-def _experiment_id(client: Any, name: str | None) -> str:
+def artifact_root(uri: str) -> str | None:
+    """Where a new experiment of a SQLite store keeps its artifacts: `mlruns/` beside the
+    database file (MLflow's own default is `./mlruns` of whatever folder the command runs in);
+    None for other stores (their server or MLflow decides).
+
+    Args:
+        uri: str. Tracking URI, absolute (`absolute_uri`).
+
+    Returns:
+        str (a `file://` URI) or None.
+    """
+    if not uri.startswith("sqlite:////"):
+        return None
+    database = Path(uri[len("sqlite:///") :].partition("?")[0])
+    return (database.parent / "mlruns").as_uri()
+
+
+def _experiment_id(client: Any, name: str | None, uri: str) -> str:
     """The id of experiment `name` (else `MLFLOW_EXPERIMENT_NAME`, else "imgclf"), made if missing."""
     name = name or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
-        return str(client.create_experiment(name))
+        return str(client.create_experiment(name, artifact_location=artifact_root(uri)))
     if experiment.lifecycle_stage == "deleted":
         client.restore_experiment(experiment.experiment_id)
     return str(experiment.experiment_id)
@@ -323,7 +341,7 @@ class MlflowBackend:
             model_uri = stored.model_uri if stored is not None else None
         else:
             tags = {"mlflow.source.name": "imgclf", "mlflow.source.type": "LOCAL"}
-            run = client.create_run(_experiment_id(client, cfg.experiment), run_name=run_name, tags=tags)
+            run = client.create_run(_experiment_id(client, cfg.experiment, uri), run_name=run_name, tags=tags)
             model_uri = None
         ref = TrackingRef(
             backend="mlflow",
