@@ -136,8 +136,9 @@ def test_uris_are_made_absolute_and_resolved_in_order(tmp_path, monkeypatch):
 
 
 def test_a_sqlite_store_keeps_artifacts_beside_its_database(tmp_path):
-    assert artifact_root(f"sqlite:///{tmp_path}/x/mlflow.db") == (tmp_path / "x" / "mlruns").as_uri()
-    assert artifact_root("http://127.0.0.1:5000") is None
+    expected = (tmp_path / "x" / "mlruns" / "my_runs_v2").as_uri()
+    assert artifact_root(f"sqlite:///{tmp_path}/x/mlflow.db", "my runs/v2") == expected
+    assert artifact_root("http://127.0.0.1:5000", "imgclf") is None
 
 
 def test_an_unreachable_server_is_found_in_seconds():
@@ -267,7 +268,7 @@ def test_train_and_evaluate_log_one_mlflow_run_equal_to_the_run_folder(tracked, 
     assert [r.info.run_id for r in runs] == [info.tracking.run_id]
     run = runs[0]
     assert run.info.status == "FINISHED" and run.info.run_name == run_dir.name
-    assert run.info.artifact_uri.startswith(str(tracked["root"] / "mlruns"))  # beside mlflow.db, not in the cwd
+    assert run.info.artifact_uri.startswith((tracked["root"] / "mlruns" / "tests").as_uri())  # beside mlflow.db
 
     # the test metrics and their 95 % intervals are metrics.json's (search_runs' frame too)
     saved = json.loads((run_dir / "metrics.json").read_text())

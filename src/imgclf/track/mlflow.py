@@ -7,7 +7,8 @@ inside the functions, as every heavy library of imgclf.
   already logs to (`run.json` -> `tracking`), else MLflow's own default (`sqlite:///mlflow.db`
   since MLflow 3.7). A relative SQLite or file path is made absolute, so `evaluate` finds the
   store from any folder, and an experiment imgclf makes in a SQLite store keeps its artifacts
-  in `mlruns/` beside the database (`artifact_root`), not in the folder a command ran in.
+  in `mlruns/<experiment>/` beside the database (`artifact_root`), not in the folder a command
+  ran in.
 - An HTTP server is checked once up front with a TCP connection (`CONNECT_TIMEOUT` seconds):
   an unreachable one costs seconds, not MLflow's minutes of retries. Retries of later requests
   are bounded too (`ENV_DEFAULTS`, MLflow's own environment variables, unless already set).
@@ -24,6 +25,7 @@ inside the functions, as every heavy library of imgclf.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -171,13 +173,15 @@ def _tracking_uri(uri: str) -> Iterator[None]:
             os.environ["MLFLOW_TRACKING_URI"] = before
 
 
-def artifact_root(uri: str) -> str | None:
-    """Where a new experiment of a SQLite store keeps its artifacts: `mlruns/` beside the
-    database file (MLflow's own default is `./mlruns` of whatever folder the command runs in);
-    None for other stores (their server or MLflow decides).
+def artifact_root(uri: str, experiment: str) -> str | None:
+    """Where a new experiment of a SQLite store keeps its artifacts: `mlruns/<experiment>/`
+    beside the database file (MLflow's own default is `./mlruns/<id>` of whatever folder the
+    command runs in); None for other stores (their server or MLflow decides).
 
     Args:
         uri: str. Tracking URI, absolute (`absolute_uri`).
+        experiment: str. The experiment's name (characters other than letters, digits, `.`,
+            `_` and `-` become `_` in the folder name).
 
     Returns:
         str (a `file://` URI) or None.
@@ -185,7 +189,8 @@ def artifact_root(uri: str) -> str | None:
     if not uri.startswith("sqlite:////"):
         return None
     database = Path(uri[len("sqlite:///") :].partition("?")[0])
-    return (database.parent / "mlruns").as_uri()
+    folder = re.sub(r"[^A-Za-z0-9._-]+", "_", experiment).strip("._") or "experiment"
+    return (database.parent / "mlruns" / folder).as_uri()
 
 
 def _experiment_id(client: Any, name: str | None, uri: str) -> str:
@@ -193,7 +198,7 @@ def _experiment_id(client: Any, name: str | None, uri: str) -> str:
     name = name or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
-        return str(client.create_experiment(name, artifact_location=artifact_root(uri)))
+        return str(client.create_experiment(name, artifact_location=artifact_root(uri, name)))
     if experiment.lifecycle_stage == "deleted":
         client.restore_experiment(experiment.experiment_id)
     return str(experiment.experiment_id)
