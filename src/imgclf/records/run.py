@@ -154,7 +154,7 @@ class RunInfo(BaseModel):
     def _legacy(cls, data: Any) -> Any:
         return _legacy_input_spec(data)
 
-    @computed_field  # written too, for people and tools that read run.json by hand
+    @computed_field  # type: ignore[prop-decorator]  # written too, for people reading run.json by hand
     @property
     def image_size(self) -> int:
         """Input side in pixels (`input_spec.size`)."""
@@ -626,7 +626,7 @@ class ExportMeta(BaseModel):
     def _legacy(cls, data: Any) -> Any:
         return _legacy_input_spec(data)
 
-    @computed_field  # written too, for people and tools that read the sidecar by hand
+    @computed_field  # type: ignore[prop-decorator]  # written too, for people reading the sidecar by hand
     @property
     def image_size(self) -> int:
         """Input side in pixels (`input_spec.size`)."""
@@ -716,7 +716,7 @@ class AutoencoderInfo(BaseModel):
             data = {**data, "input_spec": {"size": data["size"]}}
         return data
 
-    @computed_field
+    @computed_field  # type: ignore[prop-decorator]  # pydantic: a computed property, written too
     @property
     def size(self) -> int:
         """Input side in pixels (`input_spec.size`)."""
