@@ -29,6 +29,7 @@ import numpy as np
 from imgclf.clean.similarity.alignment import align, warp_image
 from imgclf.clean.similarity.fit import (
     colour_blocks,
+    colour_change_fit,
     colour_fit,
     colour_grid,
     layout_correlation,
@@ -40,6 +41,13 @@ from imgclf.clean.similarity.fit import (
 from imgclf.clean.similarity.params import (
     COLOUR,
     DROP_BLOCKS,
+    HUE_KEEP,
+    MAX_CHROMA_RESIDUAL,
+    MAX_HUE_TURN,
+    MIN_CHROMA,
+    MONOTONE_CHROMA,
+    MONOTONE_RESIDUAL,
+    SMALL_HUE_TURN,
     MIN_OVERLAP,
     PRESCREEN_FACTOR,
     THUMB,
@@ -78,6 +86,11 @@ class Side:
         """Grayscale thumbnails of variant `v` of images `k`, `(len(k), 32, 32)`."""
         g = self.sig.gray[k, v]
         return g[:, :, ::-1] if self.mirror else g
+
+    def colour16(self, k: np.ndarray, v: int) -> np.ndarray:
+        """Colour thumbnails of variant `v` of images `k`, `(len(k), 16, 16, 3)`."""
+        c = self.sig.colour[k, v]
+        return c[:, :, ::-1] if self.mirror else c
 
     def colour(self, k: int, v: int) -> np.ndarray:
         """Colour thumbnail of variant `v` of image `k`, `(16, 16, 3)`."""
@@ -137,6 +150,55 @@ def pixel_check(
     return r <= params.max_residual, r
 
 
+def colour_change_check(
+    a16: np.ndarray,
+    b16: np.ndarray,
+    ga: np.ndarray,
+    gb: np.ndarray,
+    params: DetectorParams,
+    drop: int | np.ndarray = DROP_BLOCKS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Test 2b: a colour filter -- grayscale, sepia, saturation, hue rotation, white balance --
+    and nothing else tells the pictures of each pair apart (`fit.colour_change_fit`).
+
+    A pair passes when (1) one of its pictures has colour (`MIN_CHROMA`) and their mean
+    luminances are within `max_luminance_ratio`; (2) the chroma model leaves at most
+    `MAX_CHROMA_RESIDUAL`; (3) the filter is one of: a grayscale or toned copy (it keeps at
+    most `MONOTONE_CHROMA` of the source's chroma), a saturation or white-balance change (hues
+    turned by at most `SMALL_HUE_TURN` degrees), or a hue rotation (turned by at most
+    `MAX_HUE_TURN` degrees, keeping at least `HUE_KEEP` of the saturation); (4) the pixel test
+    (test 3, `max_residual`) on the grayscale thumbnails -- for a hue rotation with the
+    source's luma corrected for what the rotation moved (`fit.colour_change_fit`).
+
+    Args:
+        a16, b16: np.ndarray, shape `(p, 16, 16, 3)`, values in [0, 255]. Colour thumbnails.
+        ga, gb: np.ndarray, shape `(p, 32, 32)`, values in [0, 255]. Grayscale thumbnails.
+        params: DetectorParams. Uses `max_residual` and `max_luminance_ratio`.
+        drop: int or np.ndarray of int, shape `(p,)`, default `DROP_BLOCKS`. Worst blocks left out.
+
+    Returns:
+        tuple `(passed, residual)`: bool and float64 arrays of shape `(p,)` (the luma residual).
+    """
+    rms, alpha, spread, colour, swap, corr = colour_change_fit(a16, b16)
+    turn = np.abs(np.degrees(np.angle(alpha)))
+    keep = np.abs(alpha)
+    mono = keep * spread <= MONOTONE_CHROMA
+    hue = ~mono & (turn > SMALL_HUE_TURN) & (turn <= MAX_HUE_TURN) & (keep >= HUE_KEEP)
+    kind_ok = mono | (turn <= SMALL_HUE_TURN) | hue
+    chroma = (
+        (colour >= MIN_CHROMA)
+        & (luminance_ratio(a16, b16) <= params.max_luminance_ratio)
+        & (rms <= MAX_CHROMA_RESIDUAL)
+        & kind_ok
+    )
+    src = np.where(swap[:, None, None], gb, ga).astype(np.float32)
+    src = np.clip(src + corr * hue[:, None, None], 0, 255)
+    tgt = np.where(swap[:, None, None], ga, gb)
+    r = pixel_residual(src, tgt, drop=drop)
+    limit = np.where(mono, MONOTONE_RESIDUAL, 1.0) * params.max_residual
+    return chroma & (r <= limit), r
+
+
 def _check_unaligned(
     a: Side, b: Side, i: np.ndarray, j: np.ndarray, v: int, both_large: np.ndarray, out: Outcome, params: DetectorParams
 ) -> None:
@@ -148,11 +210,20 @@ def _check_unaligned(
     idx = np.flatnonzero(~out.ok & (both_large | (v == 0)) & screened)
     drops = np.where(both_large[idx], DROP_BLOCKS, 0)
     keep = colour_check(a.colour8[i[idx], v], b.colour8[j[idx], v], params)
-    idx = idx[keep]
-    passed, r = pixel_check(a.gray(i[idx], v), b.gray(j[idx], v), params, drop=drops[keep])
-    good = idx[passed]
+    passed, r = pixel_check(a.gray(i[idx[keep]], v), b.gray(j[idx[keep]], v), params, drop=drops[keep])
+    good = idx[keep][passed]
     out.best[good] = np.minimum(out.best[good], r[passed])
     out.ok[good] = True
+    if params.colour_changes and v == 0:
+        # a filter moves the luma the screen compares: every large pair not accepted yet
+        idx = np.flatnonzero(~out.ok & both_large)
+        drops = np.full(len(idx), DROP_BLOCKS)
+        passed, r = colour_change_check(
+            a.colour16(i[idx], v), b.colour16(j[idx], v), a.gray(i[idx], v), b.gray(j[idx], v), params, drops
+        )
+        good = idx[passed]
+        out.best[good] = np.minimum(out.best[good], r[passed])
+        out.ok[good] = True
 
 
 def _to_align(
