@@ -108,7 +108,8 @@ def trim_box(
     window's title or status bar with its buttons and title, a drop shadow: lines from the edge
     of which at least `band_share` of the pixels are within `tolerance` of the outermost
     line's median, the band ending at the last line where at least `BAND_CLEAN` of them are
-    (the bar's own background under its text). Bands of one side add up to at most `max_band`
+    (the bar's own background under its text) and the next line has at most `1 - BAND_CLEAN`
+    of them (a hard edge: the picture starts; a shape fading into the background is no band). Bands of one side add up to at most `max_band`
     of the side (deeper, it is a flat sky or a flat design, which keeps its uniform margin).
 
     Args:
@@ -173,8 +174,9 @@ def _band(lines: np.ndarray, tolerance: int, share: float) -> int:
     ref = np.partition(lines[0], len(lines[0]) // 2)[len(lines[0]) // 2]
     frac = (np.abs(lines - ref) <= tolerance).mean(1)
     run = int(np.argmin(frac >= share)) if (frac < share).any() else len(frac)
-    clean = np.flatnonzero(frac[:run] >= BAND_CLEAN)
-    return int(clean[-1]) + 1 if len(clean) else 0
+    # the band ends at a clean line right before a hard edge (the picture, not a fading shape)
+    ends = np.flatnonzero((frac[: min(run, len(frac) - 1)] >= BAND_CLEAN) & (frac[1 : min(run, len(frac) - 1) + 1] < 1 - BAND_CLEAN))
+    return int(ends[-1]) + 1 if len(ends) else 0
 
 
 def _reduce(rgb: np.ndarray, side: int) -> np.ndarray:

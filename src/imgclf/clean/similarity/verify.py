@@ -200,30 +200,44 @@ def colour_change_check(
 
 
 def _check_unaligned(
-    a: Side, b: Side, i: np.ndarray, j: np.ndarray, v: int, both_large: np.ndarray, out: Outcome, params: DetectorParams
+    a: Side,
+    b: Side,
+    i: np.ndarray,
+    j: np.ndarray,
+    v: tuple[int, int],
+    both_large: np.ndarray,
+    out: Outcome,
+    params: DetectorParams,
 ) -> None:
-    """Tests 1-3 on variant `v` of the pairs not yet accepted (the trimmed variant only
-    between large pictures: trimming a small picture's background rescales it to its object's
-    box, an alignment in disguise -- Fashion-MNIST, docs/dedupe.md)."""
-    pa, pb = a.pool[i, v], b.pool[j, v]
-    screened = pooled_residual(pa, pb) <= PRESCREEN_FACTOR * params.max_residual
-    idx = np.flatnonzero(~out.ok & (both_large | (v == 0)) & screened)
+    """Tests 1-3 on variants `v = (variant of a, variant of b)` of the pairs not yet accepted
+    (trimmed variants only between large pictures: trimming a small picture's background
+    rescales it to its object's box, an alignment in disguise -- Fashion-MNIST, docs/dedupe.md)."""
+    va, vb = v
+    screened = pooled_residual(a.pool[i, va], b.pool[j, vb]) <= PRESCREEN_FACTOR * params.max_residual
+    idx = np.flatnonzero(~out.ok & (both_large | (va + vb == 0)) & screened)
     drops = np.where(both_large[idx], DROP_BLOCKS, 0)
-    keep = colour_check(a.colour8[i[idx], v], b.colour8[j[idx], v], params)
-    passed, r = pixel_check(a.gray(i[idx[keep]], v), b.gray(j[idx[keep]], v), params, drop=drops[keep])
-    good = idx[keep][passed]
+    keep = colour_check(a.colour8[i[idx], va], b.colour8[j[idx], vb], params)
+    idx, drops = idx[keep], drops[keep]
+    passed, r = pixel_check(a.gray(i[idx], va), b.gray(j[idx], vb), params, drop=drops)
+    good = idx[passed]
     out.best[good] = np.minimum(out.best[good], r[passed])
     out.ok[good] = True
-    if params.colour_changes and v == 0:
-        # a filter moves the luma the screen compares: every large pair not accepted yet
-        idx = np.flatnonzero(~out.ok & both_large)
-        drops = np.full(len(idx), DROP_BLOCKS)
-        passed, r = colour_change_check(
-            a.colour16(i[idx], v), b.colour16(j[idx], v), a.gray(i[idx], v), b.gray(j[idx], v), params, drops
-        )
-        good = idx[passed]
-        out.best[good] = np.minimum(out.best[good], r[passed])
-        out.ok[good] = True
+
+
+def _check_colour_changes(
+    a: Side, b: Side, i: np.ndarray, j: np.ndarray, both_large: np.ndarray, out: Outcome, params: DetectorParams
+) -> None:
+    """Test 2b (`colour_change_check`) on the whole pictures of the large pairs not yet
+    accepted, screened or not (a filter moves the luma the screen compares). Small pictures get
+    none: their thumbnail is the whole picture, and a designed colour variant of an icon cannot
+    be told from a filtered copy there."""
+    idx = np.flatnonzero(~out.ok & both_large)
+    passed, r = colour_change_check(
+        a.colour16(i[idx], 0), b.colour16(j[idx], 0), a.gray(i[idx], 0), b.gray(j[idx], 0), params, DROP_BLOCKS
+    )
+    good = idx[passed]
+    out.best[good] = np.minimum(out.best[good], r[passed])
+    out.ok[good] = True
 
 
 def _to_align(
@@ -266,7 +280,12 @@ def verify_pairs(a: Side, b: Side, i: np.ndarray, j: np.ndarray, params: Detecto
         return out
     both_large = a.sig.large[i] & b.sig.large[j]
     for v in range(2):
-        _check_unaligned(a, b, i, j, v, both_large, out, params)
+        _check_unaligned(a, b, i, j, (v, v), both_large, out, params)
+        if v == 0 and params.colour_changes:
+            _check_colour_changes(a, b, i, j, both_large, out, params)
+        if v == 1:  # a frame trimmed from one picture only (the other's own margins kept)
+            _check_unaligned(a, b, i, j, (0, 1), both_large, out, params)
+            _check_unaligned(a, b, i, j, (1, 0), both_large, out, params)
         for k in _to_align(a, b, i, j, v, both_large, out, params):
             _check_aligned(a, b, int(i[k]), int(j[k]), v, int(k), out, params)
     return out
