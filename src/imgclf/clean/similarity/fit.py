@@ -288,23 +288,26 @@ def _upsample(c16: np.ndarray) -> np.ndarray:
 
 
 def colour_change_fit(
-    a: np.ndarray, b: np.ndarray
+    a: np.ndarray, b: np.ndarray, ga: np.ndarray, gb: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """How a colour filter maps the colour thumbnails of each pair, in luma / chroma terms.
+    """How a colour filter maps the pictures of each pair, in luma / chroma terms.
 
-    The pictures are split into luma `Y` and chroma `z = Cb + i Cr` (full-range BT.601). The
-    more colourful picture of each pair is the source `s` (larger RMS chroma deviation), the
-    other the target `t`. Two least-squares fits per pair, on the thumbnails' pixels:
+    The colour thumbnails are split into luma `Y` and chroma `z = Cb + i Cr` (full-range
+    BT.601). The more colourful picture of each pair is the source `s` (larger RMS chroma
+    deviation), the other the target `t`. Two least-squares fits per pair:
 
-    - chroma: `z_t ~ alpha z_s + gamma Y_s + beta` (complex `alpha`, `gamma`, `beta`): `alpha`
-      scales (saturation) and turns (hue rotation) the source's chroma, `gamma Y_s + beta` is a
-      tint following the light (sepia, a white-balance shift); a grayscale copy has `alpha = 0`;
-    - luma: `Y_t ~ g Y_s + o + k_b Cb_s + k_r Cr_s`: a filter changes the luma of coloured
-      pixels too (an HSV hue rotation, a white balance); `(k_b Cb_s + k_r Cr_s) / g` is the
-      correction of the source's luma that makes it comparable with the target's.
+    - chroma, on the colour thumbnails: `z_t ~ alpha z_s + gamma Y_s + beta` (complex `alpha`,
+      `gamma`, `beta`): `alpha` scales (saturation) and turns (hue rotation) the source's
+      chroma, `gamma Y_s + beta` is a tint following the light (sepia, a white-balance shift);
+      a grayscale copy has `alpha = 0`;
+    - luma, on the grayscale thumbnails (the source's chroma enlarged to 32 x 32):
+      `G_t ~ g G_s + o + k_b Cb_s + k_r Cr_s`: a filter moves the luma of coloured pixels
+      too (an HSV hue rotation); `(k_b Cb_s + k_r Cr_s) / g` is the correction of the source's
+      grayscale thumbnail that makes it comparable with the target's.
 
     Args:
         a, b: np.ndarray, shape `(p, 16, 16, 3)`, values in [0, 255]. Colour thumbnails.
+        ga, gb: np.ndarray, shape `(p, 32, 32)`, values in [0, 255]. Grayscale thumbnails.
 
     Returns:
         tuple `(residual, alpha, spread, colour, source_is_b, correction)`: the RMS chroma
@@ -320,14 +323,20 @@ def colour_change_fit(
     sb = np.sqrt((np.abs(zb - zb.mean(1, keepdims=True)) ** 2).mean(1))
     swap = sb > sa  # the source: the picture whose colours vary more
     zs, zt = np.where(swap[:, None], zb, za), np.where(swap[:, None], za, zb)
-    ys, yt = np.where(swap[:, None], yb, ya), np.where(swap[:, None], ya, yb)
+    ys = np.where(swap[:, None], yb, ya)
     ones = np.ones_like(ys)
     coef = _least_squares(np.stack([zs, ys + 0j, ones + 0j], -1), zt)
     res = zt - (coef[:, 0:1] * zs + coef[:, 1:2] * ys + coef[:, 2:3])
     rms = np.sqrt((np.abs(res) ** 2).mean(1))
-    lum = _least_squares(np.stack([ys, ones, zs.real, zs.imag], -1), yt)
-    g = np.maximum(lum[:, 0], GAIN_RANGE[0])
     side = a.shape[1]
-    corr16 = ((lum[:, 2:3] * zs.real + lum[:, 3:4] * zs.imag) / g[:, None]).reshape(p, side, side)
+    cb = _upsample(zs.real.reshape(p, side, side)).reshape(p, -1)
+    cr = _upsample(zs.imag.reshape(p, side, side)).reshape(p, -1)
+    gs = np.where(swap[:, None, None], gb, ga).reshape(p, -1).astype(np.float64)
+    gt = np.where(swap[:, None, None], ga, gb).reshape(p, -1).astype(np.float64)
+    inner = _inner(1, 2 * side, None).reshape(-1)
+    x = np.stack([gs, np.ones_like(gs), cb, cr], -1)
+    lum = _least_squares(x[:, inner], gt[:, inner])
+    g = np.maximum(lum[:, 0], GAIN_RANGE[0])
+    corr = (lum[:, 2:3] * cb + lum[:, 3:4] * cr) / g[:, None]
     colour = np.sqrt((np.abs(zs) ** 2).mean(1))
-    return rms, coef[:, 0], np.maximum(sa, sb), colour, swap, _upsample(corr16).astype(np.float32)
+    return rms, coef[:, 0], np.maximum(sa, sb), colour, swap, corr.reshape(p, 2 * side, 2 * side).astype(np.float32)

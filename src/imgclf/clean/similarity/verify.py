@@ -179,7 +179,7 @@ def colour_change_check(
     Returns:
         tuple `(passed, residual)`: bool and float64 arrays of shape `(p,)` (the luma residual).
     """
-    rms, alpha, spread, colour, swap, corr = colour_change_fit(a16, b16)
+    rms, alpha, spread, colour, swap, corr = colour_change_fit(a16, b16, ga, gb)
     turn = np.abs(np.degrees(np.angle(alpha)))
     keep = np.abs(alpha)
     mono = keep * spread <= MONOTONE_CHROMA
