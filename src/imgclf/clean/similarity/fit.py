@@ -263,6 +263,13 @@ def _ycc(colour: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x[..., 0].astype(np.float64), x[..., 1].astype(np.float64) + 1j * x[..., 2].astype(np.float64)
 
 
+def chroma_rms(colour: np.ndarray) -> np.ndarray:
+    """Colourfulness: RMS chroma `|Cb + i Cr|` (full-range BT.601, [0, 255] units) of colour
+    thumbnails `(p, h, w, 3)`, shape `(p,)`; 0 for a grayscale picture."""
+    _, z = _ycc(colour)
+    return np.sqrt((np.abs(z) ** 2).mean(1))
+
+
 def _least_squares(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Per pair, the coefficients `c` `(p, k)` minimising `|y - x @ c|` for regressors
     `x` `(p, s, k)` and targets `y` `(p, s)` (real or complex; a tiny ridge keeps constant or
@@ -296,10 +303,10 @@ def colour_change_fit(
     BT.601). The more colourful picture of each pair is the source `s` (larger RMS chroma
     deviation), the other the target `t`. Two least-squares fits per pair:
 
-    - chroma, on the colour thumbnails: `z_t ~ alpha z_s + gamma Y_s + beta` (complex `alpha`,
-      `gamma`, `beta`): `alpha` scales (saturation) and turns (hue rotation) the source's
-      chroma, `gamma Y_s + beta` is a tint following the light (sepia, a white-balance shift);
-      a grayscale copy has `alpha = 0`;
+    - chroma, on the colour thumbnails: `z_t ~ alpha z_s + gamma Y_s + delta Y_s^2 / 255 + beta`
+      (complex `alpha`, `gamma`, `delta`, `beta`): `alpha` scales (saturation) and turns (hue
+      rotation) the source's chroma, the rest is a tint following the light (sepia, clipped in
+      the highlights; a white-balance shift); a grayscale copy has `alpha = 0`;
     - luma, on the grayscale thumbnails (the source's chroma enlarged to 32 x 32):
       `G_t ~ g G_s + o + k_b Cb_s + k_r Cr_s`: a filter moves the luma of coloured pixels
       too (an HSV hue rotation); `(k_b Cb_s + k_r Cr_s) / g` is the correction of the source's
@@ -325,8 +332,9 @@ def colour_change_fit(
     zs, zt = np.where(swap[:, None], zb, za), np.where(swap[:, None], za, zb)
     ys = np.where(swap[:, None], yb, ya)
     ones = np.ones_like(ys)
-    coef = _least_squares(np.stack([zs, ys + 0j, ones + 0j], -1), zt)
-    res = zt - (coef[:, 0:1] * zs + coef[:, 1:2] * ys + coef[:, 2:3])
+    curve = ys * ys / 255.0  # a tint that saturates in the highlights (a clipped sepia)
+    coef = _least_squares(np.stack([zs, ys + 0j, curve + 0j, ones + 0j], -1), zt)
+    res = zt - (coef[:, 0:1] * zs + coef[:, 1:2] * ys + coef[:, 2:3] * curve + coef[:, 3:4])
     rms = np.sqrt((np.abs(res) ** 2).mean(1))
     side = a.shape[1]
     cb = _upsample(zs.real.reshape(p, side, side)).reshape(p, -1)

@@ -28,6 +28,7 @@ import numpy as np
 
 from imgclf.clean.similarity.alignment import align, warp_image
 from imgclf.clean.similarity.fit import (
+    chroma_rms,
     colour_blocks,
     colour_change_fit,
     colour_fit,
@@ -161,14 +162,15 @@ def colour_change_check(
     """Test 2b: a colour filter -- grayscale, sepia, saturation, hue rotation, white balance --
     and nothing else tells the pictures of each pair apart (`fit.colour_change_fit`).
 
-    A pair passes when (1) one of its pictures has colour (`MIN_CHROMA`) and their mean
-    luminances are within `max_luminance_ratio`; (2) the chroma model leaves at most
+    A pair passes when (1) one of its pictures has colour (`MIN_CHROMA`, `fit.chroma_rms`) and
+    their mean luminances are within `max_luminance_ratio`; (2) the chroma model leaves at most
     `MAX_CHROMA_RESIDUAL`; (3) the filter is one of: a grayscale or toned copy (it keeps at
     most `MONOTONE_CHROMA` of the source's chroma), a saturation or white-balance change (hues
     turned by at most `SMALL_HUE_TURN` degrees), or a hue rotation (turned by at most
     `MAX_HUE_TURN` degrees, keeping at least `HUE_KEEP` of the saturation); (4) the pixel test
-    (test 3, `max_residual`) on the grayscale thumbnails -- for a hue rotation with the
-    source's luma corrected for what the rotation moved (`fit.colour_change_fit`).
+    (test 3, `max_residual`; `MONOTONE_RESIDUAL` of it for a grayscale or toned copy, which keeps
+    the luma) on the grayscale thumbnails -- for a hue rotation with the source's luma
+    corrected for what the rotation moved (`fit.colour_change_fit`).
 
     Args:
         a16, b16: np.ndarray, shape `(p, 16, 16, 3)`, values in [0, 255]. Colour thumbnails.
@@ -177,26 +179,32 @@ def colour_change_check(
         drop: int or np.ndarray of int, shape `(p,)`, default `DROP_BLOCKS`. Worst blocks left out.
 
     Returns:
-        tuple `(passed, residual)`: bool and float64 arrays of shape `(p,)` (the luma residual).
+        tuple `(passed, residual)`: bool and float64 arrays of shape `(p,)` (the luma residual;
+        `inf` where the colours alone rule the pair out).
     """
-    rms, alpha, spread, colour, swap, corr = colour_change_fit(a16, b16, ga, gb)
-    turn = np.abs(np.degrees(np.angle(alpha)))
-    keep = np.abs(alpha)
-    mono = keep * spread <= MONOTONE_CHROMA
-    hue = ~mono & (turn > SMALL_HUE_TURN) & (turn <= MAX_HUE_TURN) & (keep >= HUE_KEEP)
-    kind_ok = mono | (turn <= SMALL_HUE_TURN) | hue
-    chroma = (
-        (colour >= MIN_CHROMA)
-        & (luminance_ratio(a16, b16) <= params.max_luminance_ratio)
-        & (rms <= MAX_CHROMA_RESIDUAL)
-        & kind_ok
+    p = len(a16)
+    passed, r = np.zeros(p, bool), np.full(p, np.inf)
+    if p == 0:
+        return passed, r
+    # cheap gates first: mean luminances, and colour in at least one picture
+    todo = np.flatnonzero(
+        (luminance_ratio(a16, b16) <= params.max_luminance_ratio)
+        & (np.maximum(chroma_rms(a16), chroma_rms(b16)) >= MIN_CHROMA)
     )
-    src = np.where(swap[:, None, None], gb, ga).astype(np.float32)
-    src = np.clip(src + corr * hue[:, None, None], 0, 255)
-    tgt = np.where(swap[:, None, None], ga, gb)
-    r = pixel_residual(src, tgt, drop=drop)
-    limit = np.where(mono, MONOTONE_RESIDUAL, 1.0) * params.max_residual
-    return chroma & (r <= limit), r
+    if len(todo) == 0:
+        return passed, r
+    rms, alpha, spread, _, swap, corr = colour_change_fit(a16[todo], b16[todo], ga[todo], gb[todo])
+    turn = np.abs(np.degrees(np.angle(alpha)))
+    mono = np.abs(alpha) * spread <= MONOTONE_CHROMA
+    hue = ~mono & (turn > SMALL_HUE_TURN) & (turn <= MAX_HUE_TURN) & (np.abs(alpha) >= HUE_KEEP)
+    chroma = (rms <= MAX_CHROMA_RESIDUAL) & (mono | (turn <= SMALL_HUE_TURN) | hue)
+    todo, swap, corr, hue, mono = todo[chroma], swap[chroma], corr[chroma], hue[chroma], mono[chroma]
+    sw = swap[:, None, None]
+    src = np.clip(np.where(sw, gb[todo], ga[todo]).astype(np.float32) + corr * hue[:, None, None], 0, 255)
+    drops = np.broadcast_to(np.asarray(drop), (p,))[todo]
+    r[todo] = pixel_residual(src, np.where(sw, ga[todo], gb[todo]), drop=drops)
+    passed[todo] = r[todo] <= np.where(mono, MONOTONE_RESIDUAL, 1.0) * params.max_residual
+    return passed, r
 
 
 def _check_unaligned(
