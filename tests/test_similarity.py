@@ -556,7 +556,9 @@ def test_trim_box_removes_a_caption_bar_and_a_window_frame_from_large_pictures()
     photo = _photo().resize((256, 171))
     meme = Image.new("RGB", (256, 171 + 24), (255, 255, 255))
     meme.paste(photo, (0, 24))
-    ImageDraw.Draw(meme).text((128, 12), "WHEN IT WORKS", fill=(0, 0, 0), font=ImageFont.load_default(size=14), anchor="mm")
+    ImageDraw.Draw(meme).text(
+        (128, 12), "WHEN IT WORKS", fill=(0, 0, 0), font=ImageFont.load_default(size=14), anchor="mm"
+    )
     rgb = np.asarray(meme)
     assert sim.trim_box(rgb)[0] < 10  # uniform rows only: stops at the text
     top, bottom, left, right = sim.trim_box(rgb, rounds=BAND_ROUNDS, band_share=BAND_SHARE, max_band=MAX_BAND)

@@ -81,8 +81,8 @@ GOAL_KINDS = (
     "icon_128",
 )
 #: Issue 30's kinds: colour changes, frames and captions (the solid border is issue 12's).
-NEW_KINDS = COLOUR_KINDS + tuple(k for k in FRAME_KINDS if k not in GOAL_KINDS)
-GOAL_KINDS = GOAL_KINDS + NEW_KINDS
+NEW_KINDS: tuple[str, ...] = COLOUR_KINDS + tuple(k for k in FRAME_KINDS if k not in GOAL_KINDS)
+GOAL_KINDS: tuple[str, ...] = GOAL_KINDS + NEW_KINDS  # type: ignore[no-redef]
 SHOW_KINDS = GOAL_KINDS + ("icon_22", "icon_16", "package_aspect")
 
 IMAGEDEDUP_SCRIPT = r"""
@@ -123,7 +123,7 @@ def at_precision(items, i, j, d, min_precision: float = 0.99, on: str = "P_goal"
     groups (`best_by="split"`). Returns `(threshold, figures)`, or `(None, None)` if no
     threshold reaches the precision.
     """
-    best = (None, None)
+    best: tuple[int | None, dict | None] = (None, None)
     for t in np.unique(d):
         keep = d <= t
         e = evaluate(items, i[keep], j[keep])
@@ -141,7 +141,9 @@ def current_pairs(imgs):
     hasher = get_hasher("phash", 16)
     codes = np.stack([hasher.hash_image(im) for im in imgs])
     i, j, _ = hamming_pairs(codes, hasher.default_threshold(), bits=hasher.bits)
-    by, ei, ej = {}, [], []
+    by: dict[str, int] = {}
+    ei: list[int] = []
+    ej: list[int] = []
     for k, im in enumerate(imgs):
         first = by.setdefault(pixel_digest(im), k)
         if first != k:
@@ -183,7 +185,7 @@ def evaluate(items, i, j):
     gcounts = Counter(sets[goal])
     n_true_goal = sum(c * (c - 1) // 2 for c in gcounts.values())
     g = goal[i] & goal[j]
-    out = {
+    out: dict = {
         "pairs": len(i),
         "P": same.sum() / max(1, len(i)),
         "R": same.sum() / n_true,
@@ -212,7 +214,7 @@ def evaluate(items, i, j):
 
 def _split(n, sets, flip, goal, counts, i, j):
     """Sets split over several groups (flip copies left out), and groups merging sets."""
-    out = {}
+    out: dict = {}
     nodes = np.flatnonzero(~flip)
     remap = -np.ones(n, dtype=np.int64)
     remap[nodes] = np.arange(len(nodes))
@@ -263,7 +265,71 @@ def print_table(rows):
             print(f"| {name} | " + " | ".join(f"{r[k]:.2f}" for k in kinds) + " |")
 
 
+def _imagededup_rows(items, img_dir: Path, py: str | None) -> list:
+    """imagededup's PHash, DHash and WHash at their defaults, run by `py` (a separate venv):
+    `[(name, (i, j, distance))]`, or `[]` with a message when `py` is missing."""
+    if not (py and Path(py).exists()):
+        print(
+            f"imagededup skipped: no interpreter at --imagededup-python={py!r} "
+            "(python3 -m venv /tmp/dedupe-venv && /tmp/dedupe-venv/bin/pip install imagededup)"
+        )
+        return []
+    t = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "run.py"
+        script.write_text(IMAGEDEDUP_SCRIPT)
+        out = Path(tmp) / "out.json"
+        env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+        subprocess.run([py, str(script), str(img_dir), str(out)], check=True, env=env)
+        res = json.loads(out.read_text())
+    print(f"imagededup ran in {time.perf_counter() - t:.0f} s", flush=True)
+    index = {it.file: k for k, it in enumerate(items)}
+    return [(f"imagededup {name}", _pairs_from_names(res[name], index)) for name in ("PHash", "DHash", "WHash")]
+
+
+def _grid_table(items, sigs) -> None:
+    """Prints the figures of the settings of `GRID` around the defaults (same signatures)."""
+    print("\nSettings around the defaults (same signatures; P / R over the goal kinds):\n")
+    cols = ("crop", "border", "watermark", "bright+20", "hue", "frame", "caption_top", "icon_64", "icon_128")
+    print("| radius | max_residual | pairs | P goal | R goal | false pairs | " + " | ".join(cols) + " |")
+    print("|---" * (6 + len(cols)) + "|")
+    for radius, res in GRID:
+        g = sim.find_duplicate_pairs(sigs, radius=radius, max_residual=res)
+        e = evaluate(items, g.i, g.j)
+        head = f"| {radius} | {res:g} | {e['pairs']} | {e['P_goal']:.3f} | {e['R_goal']:.3f} | {e['fp']} | "
+        print(head + " | ".join(f"{e[c]:.2f}" for c in cols) + " |", flush=True)
+
+
+def _peer_tables(items, rows, tuned) -> None:
+    """Prints the hash peers tuned on the answers: at goal precision >= 0.99 (most goal
+    recall), and at pair precision >= 0.9 (fewest sets split), each beside imgclf's defaults."""
+    for title, kw, label in (
+        (
+            "at the goal's precision: each one's threshold (<= 10 bits) with the most goal recall at P goal >= 0.99",
+            {},
+            "(tuned)",
+        ),
+        (
+            "at pair precision >= 0.9 (issue 30's comparison of split sets): each one's threshold "
+            "(<= 10 bits) with the fewest sets split at P >= 0.9",
+            {"min_precision": 0.9, "on": "P", "best_by": "split"},
+            "(fewest split at P >= 0.9)",
+        ),
+    ):
+        print(f"\nThe hash peers {title}, chosen on the answers:\n")
+        peer_rows = []
+        for name, (i, j, d) in tuned:
+            t, e = at_precision(items, i, j, d, **kw)  # type: ignore[arg-type]
+            if e is None:
+                print(f"- {name}: no threshold reaches the precision")
+            else:
+                peer_rows.append((f"{name} <= {t} {label}", e))
+        print()
+        print_table(rows[1:2] + peer_rows)
+
+
 def bench_set(args) -> None:
+    """The benchmark of `dedupe_set.py`: imgclf's detectors and the hash peers side by side."""
     work = Path(args.work)
     t = time.perf_counter()
     items = build(work, log=lambda m: print(m, flush=True))
@@ -288,83 +354,21 @@ def bench_set(args) -> None:
     p = sim.find_duplicate_pairs(sigs)
     t_find = time.perf_counter() - t
     rows.append(("imgclf verified (defaults)", evaluate(items, p.i, p.j)))
-    t = time.perf_counter()
     pf = sim.find_duplicate_pairs(sigs, flips=True)
     rows.append(("imgclf verified, flips=True", evaluate(items, pf.i, pf.j)))
     ih = imagehash_pairs(imgs)
     rows.append(("imagehash.phash 64-bit <= 10", evaluate(items, *ih[:2])))
-    tuned = [("imagehash.phash 64-bit", ih)]
-    index = {it.file: k for k, it in enumerate(items)}
-    py = args.imagededup_python
-    if py and Path(py).exists():
-        t = time.perf_counter()
-        with tempfile.TemporaryDirectory() as tmp:
-            script = Path(tmp) / "run.py"
-            script.write_text(IMAGEDEDUP_SCRIPT)
-            out = Path(tmp) / "out.json"
-            subprocess.run(
-                [py, str(script), str(img_dir), str(out)], check=True, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""}
-            )
-            res = json.loads(out.read_text())
-        print(f"imagededup ran in {time.perf_counter() - t:.0f} s", flush=True)
-        import importlib.metadata  # noqa: F401
-
-        for name in ("PHash", "DHash", "WHash"):
-            found = _pairs_from_names(res[name], index)
-            rows.append((f"imagededup {name} (<= 10)", evaluate(items, *found[:2])))
-            tuned.append((f"imagededup {name}", found))
-    else:
-        print(
-            f"imagededup skipped: no interpreter at --imagededup-python={py!r} "
-            "(python3 -m venv /tmp/dedupe-venv && /tmp/dedupe-venv/bin/pip install imagededup)"
-        )
+    tuned = [("imagehash.phash 64-bit", ih), *_imagededup_rows(items, img_dir, args.imagededup_python)]
+    rows += [(f"{name} (<= 10)", evaluate(items, *found[:2])) for name, found in tuned[1:]]
     if args.grid:
-        print("\nSettings around the defaults (same signatures; P / R over the goal kinds):\n")
-        print(
-            "| radius | max_residual | pairs | P goal | R goal | false pairs | crop | border | watermark | bright+20 | icon_64 | icon_128 |"
-        )
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-        for radius, res in GRID:
-            g = sim.find_duplicate_pairs(sigs, radius=radius, max_residual=res)
-            e = evaluate(items, g.i, g.j)
-            print(
-                f"| {radius} | {res:g} | {e['pairs']} | {e['P_goal']:.3f} | {e['R_goal']:.3f} | {e['fp']} | {e['crop']:.2f} | "
-                f"{e['border']:.2f} | {e['watermark']:.2f} | {e['bright+20']:.2f} | {e['icon_64']:.2f} | {e['icon_128']:.2f} |",
-                flush=True,
-            )
+        _grid_table(items, sigs)
     print(
         f"\nimgclf verified: signatures {t_sig:.1f} s ({t_sig / len(items) * 1e3:.1f} ms per image, "
         f"{sigs.nbytes / len(items):.0f} bytes each), find_duplicate_pairs {t_find:.1f} s; "
         f"imgclf hash-only hash + search {t_cur:.1f} s\n"
     )
     print_table(rows)
-    print(
-        "\nThe hash peers at the goal's precision: each one's threshold (<= 10 bits) with the most goal "
-        "recall at P goal >= 0.99, chosen on the answers:\n"
-    )
-    peer_rows = []
-    for name, (i, j, d) in tuned:
-        t, e = at_precision(items, i, j, d)
-        if e is None:
-            print(f"- {name}: no threshold reaches P goal 0.99")
-        else:
-            peer_rows.append((f"{name} <= {t} (tuned)", e))
-    if peer_rows:
-        print()
-        print_table(rows[1:2] + peer_rows)
-    print(
-        "\nThe hash peers at pair precision >= 0.9 (issue 30's comparison of split sets): each one's "
-        "threshold (<= 10 bits) with the fewest sets split at P >= 0.9, chosen on the answers:\n"
-    )
-    split_rows = []
-    for name, (i, j, d) in tuned:
-        t, e = at_precision(items, i, j, d, 0.9, on="P", best_by="split")
-        if e is None:
-            print(f"- {name}: no threshold reaches P 0.9")
-        else:
-            split_rows.append((f"{name} <= {t} (fewest split at P >= 0.9)", e))
-    print()
-    print_table(rows[1:2] + split_rows)
+    _peer_tables(items, rows, tuned)
     if args.pairs_out:
         np.savez(args.pairs_out, i=p.i, j=p.j, residual=p.residual, kind=p.kind, aligned=p.aligned)
     if args.sheet_set:
@@ -394,7 +398,7 @@ def bench_fashion(args) -> None:
         t_old += t2 - t1
         t_new += t3 - t2
     t = time.perf_counter()
-    i, j, _ = hamming_pairs(np.stack(codes), hasher.default_threshold(), bits=hasher.bits)
+    i, _, _ = hamming_pairs(np.stack(codes), hasher.default_threshold(), bits=hasher.bits)
     t_old_search = time.perf_counter() - t
     t = time.perf_counter()
     stacked = sim.stack(sigs)
@@ -414,7 +418,8 @@ def bench_fashion(args) -> None:
         f"| decode (open_image, shared) | {t_dec:.1f} s | {t_dec:.1f} s |\n"
         f"| per-image hash / signature | {t_old:.1f} s | {t_new:.1f} s |\n"
         f"| search (+ verify) | {t_old_search:.1f} s ({len(i)} pairs) | {t_new_search:.1f} s "
-        f"({len(ci)} candidates, {int((p.kind == 'near').sum())} near + {int((p.kind == 'exact').sum())} exact pairs) |\n"
+        f"({len(ci)} candidates, {int((p.kind == 'near').sum())} near + "
+        f"{int((p.kind == 'exact').sum())} exact pairs) |\n"
         f"| dedupe total | {old:.1f} s | {new:.1f} s ({new / old:.2f}x) |\n"
         f"| decode + dedupe | {t_dec + old:.1f} s | {t_dec + new:.1f} s ({(t_dec + new) / (t_dec + old):.2f}x) |\n"
         f"memory: {stacked.nbytes / n:.0f} bytes per signature ({stacked.nbytes / 1e6:.1f} MB for {n}) vs "
@@ -462,7 +467,6 @@ def set_sheet(items, img_dir: Path, pairs, path: Path, cell: int = 112, per_row:
     from PIL import Image, ImageDraw
 
     hard, missed, false = hardest_pairs(items, pairs)
-    cells = hard + missed + false
     rows = (len(hard) + per_row - 1) // per_row + (len(missed) + per_row - 1) // per_row
     rows += (len(false) + per_row - 1) // per_row
     sheet = Image.new("RGB", (per_row * (2 * cell + 10), max(1, rows) * (cell + 14)), "white")
@@ -535,9 +539,8 @@ def clean_cost(root: Path, old_src: Path, workers: int | None, repeats: int = 1)
                 t, rep = _run_clean(root, Path(tmp) / f"{name}{r}", path, workers)
                 rows.append((name, r, t, rep, os.getloadavg()[0]))
                 shutil.rmtree(Path(tmp) / f"{name}{r}")
-    print(
-        "| clean | run | wall time | load average after | kept | set aside as duplicates | groups |\n|---|---|---|---|---|---|---|"
-    )
+    print("| clean | run | wall time | load average after | kept | set aside as duplicates | groups |")
+    print("|---|---|---|---|---|---|---|")
     for name, r, t, rep, load in rows:
         dup = sum(v for k, v in rep["rejected"].items() if k in ("duplicate", "near_duplicate"))
         label = f"old ({old_src})" if name == "old" else "new (verified detector)"

@@ -5,9 +5,9 @@ Sources (Debian packages; every file is read, never modified):
 - `gnome-backgrounds` (/usr/share/backgrounds/gnome/*.webp): 8 designs, each in a light (`-l`)
   and a dark (`-d`) variant. Left out: `vnc-l` / `vnc-d`, 256 x 256 pictures of one flat
   colour (grayscale std 0): `clean` sets such near-uniform images aside (std < 2) before it
-  looks for duplicates, and any two flat pictures of one colour are alike. Each variant is its own picture; light vs dark of one design is a
-  *hard negative* pair (family `gnome:<design>`). The SVG designs are skipped (Pillow cannot
-  decode SVG).
+  looks for duplicates, and any two flat pictures of one colour are alike. Each variant is its
+  own picture; light vs dark of one design is a *hard negative* pair (family `gnome:<design>`).
+  The SVG designs are skipped (Pillow cannot decode SVG).
 - `mate-backgrounds` (/usr/share/backgrounds/mate/*/*): each file is a picture, except
   `Elephants*.jpg`, one picture at three resolutions. Hard-negative family: the four
   `Ubuntu-Mate-*-no-logo` colour variants. Left out: the overlay PNGs whose median alpha is
@@ -39,10 +39,10 @@ generator seeded from the picture's name (so the set is identical on every run):
 | --- | --- |
 | `resize` | longest side 480 px (Lanczos), PNG |
 | `jpeg_q60` | half size (Lanczos), JPEG quality 60 |
-| `crop` (x2) | 4-10 % of the width and 4-10 % of the height cut, split at random between the two sides; longest side 1280, JPEG q90 |
+| `crop` (x2) | 4-10 % of the width and of the height cut, split at random between the two sides; JPEG q90 |
 | `pad` | letterboxed to a square canvas (black, white or mid grey); longest side 1280, JPEG q90 |
-| `border` | a solid frame of 3-6 % of the short side added around (black, white or a random colour); JPEG q90 |
-| `watermark` | semi-transparent (opacity 60 %) white text with a dark outline, 7 % of the height, in a random corner; JPEG q90 |
+| `border` | a solid frame of 3-6 % of the short side (black, white or a random colour); JPEG q90 |
+| `watermark` | 60 % opaque white text with a dark outline, 7 % of the height, in a random corner; JPEG q90 |
 | `bright+20`, `bright-20` | `PIL.ImageEnhance.Brightness` factor 1.2 / 0.8; JPEG q90 |
 | `contrast+20`, `contrast-20` | `PIL.ImageEnhance.Contrast` factor 1.2 / 0.8; JPEG q90 |
 | `flip` | horizontal mirror; longest side 1280, JPEG q90 (a duplicate only with `flips=True`; reported separately) |
@@ -296,7 +296,8 @@ def make_copy(kind: str, anchor: Image.Image, rng: np.random.Generator) -> tuple
         return canvas, "JPEG", 90
     if kind == "border":
         pick = int(rng.integers(3))
-        colour = [(0, 0, 0), (255, 255, 255), tuple(int(c) for c in rng.integers(0, 256, 3))][pick]
+        rgb = [int(c) for c in rng.integers(0, 256, 3)]
+        colour = [(0, 0, 0), (255, 255, 255), (rgb[0], rgb[1], rgb[2])][pick]
         b = round(min(w, h) * rng.uniform(0.03, 0.06))
         canvas = Image.new("RGB", (w + 2 * b, h + 2 * b), colour)
         canvas.paste(base, (b, b))
@@ -426,8 +427,8 @@ def build(work: Path, *, log=print) -> list[Item]:
     truth = work / "truth.csv"
     stamp = work / "VERSION"
     if truth.is_file() and stamp.is_file() and stamp.read_text().strip() == str(VERSION):
-        with open(truth, newline="") as f:
-            return [Item(**row) for row in csv.DictReader(f)]
+        with open(truth, newline="") as fh:
+            return [Item(**row) for row in csv.DictReader(fh)]
     img_dir.mkdir(parents=True, exist_ok=True)
     for old in img_dir.iterdir():
         old.unlink()
@@ -468,27 +469,18 @@ def build(work: Path, *, log=print) -> list[Item]:
             for rep in range(2 if kind == "crop" else 1):
                 out, fmt, q = make_copy(kind, img, rng)
                 ext = ".jpg" if fmt == "JPEG" else ".png"
-                add(
-                    None,
-                    f"{_slug(set_)}__{kind.replace('+', 'p').replace('-', 'm')}{rep}{ext}",
-                    set_,
-                    kind,
-                    fam,
-                    str(anchor),
-                    out,
-                    fmt,
-                    q,
-                )
+                name = f"{_slug(set_)}__{kind.replace('+', 'p').replace('-', 'm')}{rep}{ext}"
+                add(None, name, set_, kind, fam, str(anchor), out, fmt, q)
     icons = _icons()
     log(f"adding {len(icons)} icons at {len(ICON_SIZES)} sizes ...")
     for rel, fam in icons:
         set_ = "icon-" + _slug(rel.removesuffix(".png"))
         for s in sorted(ICON_SIZES, reverse=True):
-            f = OXYGEN / f"{s}x{s}" / rel
-            if not f.is_file():
+            icon = OXYGEN / f"{s}x{s}" / rel
+            if not icon.is_file():
                 continue
             kind = "anchor" if s == 256 else f"icon_{s}"
-            add(f.resolve(), f"{_slug(set_)}__{s}.png", set_, kind, fam, str(f))
+            add(icon.resolve(), f"{_slug(set_)}__{s}.png", set_, kind, fam, str(icon))
     with open(truth, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=["file", "set", "kind", "family", "source"])
         w.writeheader()

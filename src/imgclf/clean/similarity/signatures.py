@@ -20,12 +20,12 @@ import numpy as np
 from PIL import Image
 
 from imgclf.clean.similarity.params import (
-    BAND_SHARE,
     BAND_CLEAN,
     BAND_ROUNDS,
-    MAX_BAND,
+    BAND_SHARE,
     CENTRE_CUT,
     COLOUR,
+    MAX_BAND,
     NCODES,
     NWINDOWS,
     SMALL_SIDE,
@@ -109,8 +109,9 @@ def trim_box(
     of which at least `band_share` of the pixels are within `tolerance` of the outermost
     line's median, the band ending at the last line where at least `BAND_CLEAN` of them are
     (the bar's own background under its text) and the next line has at most `1 - BAND_CLEAN`
-    of them (a hard edge: the picture starts; a shape fading into the background is no band). Bands of one side add up to at most `max_band`
-    of the side (deeper, it is a flat sky or a flat design, which keeps its uniform margin).
+    of them (a hard edge: the picture starts; a shape fading into the background is no band).
+    Bands of one side add up to at most `max_band` of the side (deeper, it is a flat sky or a
+    flat design, which keeps its uniform margin).
 
     Args:
         rgb: np.ndarray of uint8, shape `(height, width, 3)` (or `(height, width)` luma).
@@ -175,7 +176,9 @@ def _band(lines: np.ndarray, tolerance: int, share: float) -> int:
     frac = (np.abs(lines - ref) <= tolerance).mean(1)
     run = int(np.argmin(frac >= share)) if (frac < share).any() else len(frac)
     # the band ends at a clean line right before a hard edge (the picture, not a fading shape)
-    ends = np.flatnonzero((frac[: min(run, len(frac) - 1)] >= BAND_CLEAN) & (frac[1 : min(run, len(frac) - 1) + 1] < 1 - BAND_CLEAN))
+    ends = np.flatnonzero(
+        (frac[: min(run, len(frac) - 1)] >= BAND_CLEAN) & (frac[1 : min(run, len(frac) - 1) + 1] < 1 - BAND_CLEAN)
+    )
     return int(ends[-1]) + 1 if len(ends) else 0
 
 
