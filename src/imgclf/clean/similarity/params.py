@@ -16,7 +16,9 @@ kinds of copies, oxygen icons, hard negatives; `scripts/bench/bench_dedupe.py --
 Fashion-MNIST looked at by eye (docs/dedupe.md, "What a duplicate is in Fashion-MNIST"). The
 figures quoted below are from there; "geometry" marks a value derived from the others, and
 "set with the detector" a value chosen when the detector was built and not measured on its own
-(no later change in the history).
+(no later change in the history). The colour-change and band values (issue 30) were chosen on
+version 7 of the same benchmark (colour-filtered, framed and captioned copies; docs/dedupe.md,
+"Colour changes, frames and captions").
 """
 
 from __future__ import annotations

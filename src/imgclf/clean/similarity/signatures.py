@@ -1,7 +1,8 @@
 """Per image: a decoded picture -> its near-duplicate `Signature` (the detector's map step).
 
 `signature(img)` reduces the picture to at most `WORK_SIDE` px (`cv2.INTER_AREA`), finds its
-uniform margins (`trim_box`: padding, letterbox, solid borders), and keeps, for the whole and
+uniform margins (`trim_box`: padding, letterbox, solid borders; for pictures of at least
+`SMALL_SIDE` px also bands: caption bars, title bars, shadows), and keeps, for the whole and
 the trimmed picture, an anti-aliased 32 x 32 grayscale thumbnail (area-reduce to 64, Gaussian
 sigma 1, area-reduce to 32) and a 16 x 16 RGB thumbnail, with 64-bit phashes (`phash_codes`)
 of the whole, trimmed and centre picture, of their mirror images, and -- for pictures of at

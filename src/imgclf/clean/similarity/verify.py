@@ -1,7 +1,8 @@
 """Stage 2: verify candidate pairs, cheapest test first (thresholds from `DetectorParams`).
 
-A pair is a near duplicate when, in one variant (whole / whole, or trimmed / trimmed between
-two pictures of at least `SMALL_SIDE` px):
+A pair is a near duplicate when, in one variant (whole / whole; between two pictures of at
+least `SMALL_SIDE` px also trimmed / trimmed, whole / trimmed and trimmed / whole -- a frame
+or caption added to one picture is trimmed from it alone):
 
 1. screen: the plain least-squares residual of the 8 x 8 layouts is within
    `PRESCREEN_FACTOR * max_residual` (`fit.pooled_residual`);
@@ -10,14 +11,17 @@ two pictures of at least `SMALL_SIDE` px):
    within a factor `max_luminance_ratio`;
 3. pixels (`pixel_check`): the censored gain/offset fit of the 32 x 32 thumbnails leaves a
    robust RMS residual of at most `max_residual` grey levels (`fit.pixel_residual`);
+2b. colour changes (`colour_change_check`, whole pictures of at least `SMALL_SIDE` px, with
+   `colour_changes`; screened or not): a grayscale, sepia, saturation, hue-rotation or
+   white-balance filter explains the chroma (`fit.colour_change_fit`) and test 3 passes on the
+   luma -- the pairs tests 2-3 turned down get this second chance;
 4. crops (`_check_aligned`), for two large pictures whose unaligned tests failed and whose
    layouts correlate (`align_floor`): tests 3 and 2 again after each warp `align` proposes,
    on the overlap, with the colour thumbnail warped and compared on its block means.
 
 Each test is a function of the pairs' arrays and the parameters returning one bool per pair,
-and runs on the pairs the previous tests left. Another check (e.g. one that verifies a
-colour-filtered copy on luminance only) is one more such function, called in
-`_check_unaligned` and `_check_aligned` -- or instead of `colour_check` in a variant of its own.
+and runs on the pairs the previous tests left (`verify_pairs` gives the order). Another check
+is one more such function, called from `verify_pairs` like `_check_colour_changes`.
 """
 
 from __future__ import annotations
