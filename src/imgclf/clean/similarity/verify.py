@@ -225,8 +225,9 @@ def _check_unaligned(
     (trimmed variants only between large pictures: trimming a small picture's background
     rescales it to its object's box, an alignment in disguise -- Fashion-MNIST, docs/dedupe.md)."""
     va, vb = v
-    screened = pooled_residual(a.pool[i, va], b.pool[j, vb]) <= PRESCREEN_FACTOR * params.max_residual
-    idx = np.flatnonzero(~out.ok & (both_large | (va + vb == 0)) & screened)
+    idx = np.flatnonzero(~out.ok & (both_large | (va + vb == 0)))
+    screened = pooled_residual(a.pool[i[idx], va], b.pool[j[idx], vb]) <= PRESCREEN_FACTOR * params.max_residual
+    idx = idx[screened]
     drops = np.where(both_large[idx], DROP_BLOCKS, 0)
     keep = colour_check(a.colour8[i[idx], va], b.colour8[j[idx], vb], params)
     idx, drops = idx[keep], drops[keep]
