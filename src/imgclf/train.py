@@ -28,6 +28,11 @@ What a run does, in order:
    inference mode (Keras 3: a non-trainable BatchNormalization uses its moving statistics) —
    recompiles with `fine_tune_learning_rate`, and trains `fine_tune_epochs` more epochs.
 6. Writes `run.json` (status "finished", best epoch), `training_curves.png`, and one summary line.
+7. With `track` (`--track mlflow`), the run is also one tracker run (`imgclf.track`): params
+   and tags when it starts, each epoch's logs from a Keras callback in the list above
+   (`imgclf.track.callback`), the model and the run's files when it ends. Its id is kept in
+   `run.json`, so a resumed run logs into the same one; a tracker that fails is reported once
+   and training goes on.
 
 Images are loaded by `imgclf.data.image_dataset` (the run's `InputSpec`). An unreadable file is
 left out and listed in `train_rejects.csv` (and "none could be read" stops the run); any other
@@ -49,7 +54,7 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -59,7 +64,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from imgclf.config import TrainConfig
+from imgclf.config import TrackConfig, TrainConfig
 from imgclf.data import image_dataset, raising_loader_bugs
 from imgclf.errors import DataError, ImageError, LoaderError, ModelError
 from imgclf.fsutil import atomic_write_text, tmp_path_for
@@ -87,6 +92,8 @@ from imgclf.records.run import (
 )
 from imgclf.report import plot_training_curves
 from imgclf.runtime import import_tensorflow_quietly
+from imgclf.track import Tracker, check_backend, finish_training, start_training
+from imgclf.track.callback import tracking_callback
 from imgclf.ui import console, progress, summary, warn
 
 if TYPE_CHECKING:
@@ -573,6 +580,7 @@ class _Fit:
     class_weight: dict[int, float] | None
     description: str
     two_phase: bool
+    tracker: Tracker | None = None  # experiment tracking (imgclf.track); None = off
 
 
 def _phase_callbacks(fit: _Fit, phase: Phase) -> list[Any]:
@@ -597,6 +605,8 @@ def _phase_callbacks(fit: _Fit, phase: Phase) -> list[Any]:
             monitor="val_loss", patience=cfg.early_stopping_patience, restore_best_weights=True
         ),
     ]
+    if fit.tracker is not None and fit.tracker.active:  # logs what history.csv got, after the files are safe
+        cbs.append(tracking_callback(fit.tracker))
     if cfg.ema_momentum is not None:
         # The moving average is what validation, history.csv, both checkpoints and early stopping see.
         swap = keras.callbacks.SwapEMAWeights(swap_on_epoch=True)
@@ -710,16 +720,25 @@ def _resolve_data(data_dir: Path, cfg: TrainConfig) -> _Data:
     return _Data(data_dir, train_files, val_files, spec, model_spec)
 
 
-def _start_run(run_dir: Path, cfg: TrainConfig, data: _Data, previous: RunInfo | None) -> RunInfo:
-    """Writes `run.json` with status "running" (a new run, or the resumed one's record)."""
+def _start_run(
+    run_dir: Path,
+    cfg: TrainConfig,
+    data: _Data,
+    previous: RunInfo | None,
+    track: TrackConfig | None = None,
+    track_params: Mapping[str, Any] | None = None,
+) -> tuple[RunInfo, Tracker]:
+    """Writes `run.json` with status "running" (a new run, or the resumed one's record) and
+    opens the run's tracker run (`imgclf.track.start_training`; inactive when tracking is off)."""
     info = previous or RunInfo(model=cfg.model, class_names=data.class_names, input_spec=data.spec)
     info.data_dir = str(data.data_dir)
     info.seed = cfg.seed
     info.config = cfg.model_dump(mode="json")
     info.versions = library_versions()
     info.status = "running"
+    tracker = start_training(track, run_dir, info, [("train", data.train), ("val", data.val)], track_params)
     save_run_info(run_dir, info)
-    return info
+    return info, tracker
 
 
 def _datasets(data: _Data, cfg: TrainConfig, loads: _Loads) -> tuple[tf.data.Dataset, tf.data.Dataset]:
@@ -745,6 +764,7 @@ def _fit_phases(
     datasets: tuple[tf.data.Dataset, tf.data.Dataset],
     class_weight: dict[int, float] | None,
     loads: _Loads,
+    tracker: Tracker | None = None,
 ) -> str:
     """Builds the model and fits the phases still to do (`plan_phases`); returns the precision policy."""
     import keras
@@ -777,6 +797,7 @@ def _fit_phases(
             class_weight,
             f"train {cfg.model}",
             data.model_spec.pretrained and weights is not None,
+            tracker=tracker,
         )
         for phase in phases:
             if phase.number == 2 and (run_dir / BEST_MODEL).is_file():  # fine-tune from the best head
@@ -792,9 +813,16 @@ def _fit_phases(
 
 
 def _finish_run(
-    run_dir: Path, info: RunInfo, policy: str, n_rejects: int, seconds: float, previous: RunInfo | None
+    run_dir: Path,
+    info: RunInfo,
+    policy: str,
+    n_rejects: int,
+    seconds: float,
+    previous: RunInfo | None,
+    tracker: Tracker | None = None,
 ) -> list[dict[str, Any]]:
-    """Plots the curves, checks `best.keras`, writes `run.json` as "finished"; returns the history."""
+    """Plots the curves, checks `best.keras`, writes `run.json` as "finished", logs the end of
+    the run to its tracker (`imgclf.track.finish_training`); returns the history."""
     history = read_history(run_dir)
     if history:
         plot_training_curves(history_columns(history), run_dir / CURVES)
@@ -811,6 +839,8 @@ def _finish_run(
         info.best_val_accuracy = best_row.get("val_accuracy")
     info.train_seconds = round(seconds, 1) + (previous.train_seconds if previous else 0.0)
     save_run_info(run_dir, info)
+    if tracker is not None:
+        finish_training(tracker, run_dir, info)
     return history
 
 
@@ -836,6 +866,8 @@ def train(
     *,
     models_dir: Path = Path("models"),
     run_dir: Path | None = None,
+    track: TrackConfig | None = None,
+    track_params: Mapping[str, Any] | None = None,
 ) -> Path:
     """Trains `cfg.model` on a split folder and writes a run directory.
 
@@ -854,6 +886,11 @@ def train(
         models_dir: Path, default `models`. Parent of new run directories.
         run_dir: Path or None, default None (`models_dir / (cfg.run_name or
             "<model>-<YYYYmmdd-HHMMSS>")`). An existing run directory is resumed.
+        track: TrackConfig or None, default None (off). Experiment tracking (`imgclf.track`):
+            one tracker run per run directory, its id kept in `run.json`, so a resumed run logs
+            into the same one. A tracker that fails prints one warning and training goes on.
+        track_params: mapping or None, default None. More params for the tracker run, besides
+            the training config (`imgclf run`: the other sections of its config).
 
     Returns:
         Path: the run directory (`best.keras`, `last.keras`, `run.json`, `history.csv`,
@@ -863,9 +900,11 @@ def train(
         DataError: missing split folders, a class without training images, fewer than 2
             classes, files outside class folders, no readable training image.
         ModelError: unknown model, unusable weights, or `run_dir` holding a different run.
-        ConfigError: an augmentation this Keras cannot do.
+        ConfigError: an augmentation this Keras cannot do; `track` names a backend whose package
+            is not installed.
         LoaderError: a bug while loading an image (not an unreadable one), naming the file.
     """
+    check_backend(track)
     tf = import_tensorflow_quietly()
     import keras
 
@@ -880,20 +919,23 @@ def train(
     keras.utils.set_random_seed(cfg.seed)
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
-    info = _start_run(run_dir, cfg, data, previous)
-    loads = _Loads()
-    datasets = _datasets(data, cfg, loads)
-    try:
-        with raising_loader_bugs(loads.bugs):
-            policy = _fit_phases(run_dir, cfg, data, datasets, class_weight, loads)
-    except LoaderError as bug:
-        bug.save_traceback(run_dir / ERRORS_LOG)
-        raise
+    info, tracker = _start_run(run_dir, cfg, data, previous, track, track_params)
+    with tracker:  # the tracker run ends FINISHED, or FAILED / KILLED when training raises
+        loads = _Loads()
+        datasets = _datasets(data, cfg, loads)
+        try:
+            with raising_loader_bugs(loads.bugs):
+                policy = _fit_phases(run_dir, cfg, data, datasets, class_weight, loads, tracker)
+        except LoaderError as bug:
+            bug.save_traceback(run_dir / ERRORS_LOG)
+            raise
 
-    rejects = loads.rejects(data)
-    if rejects:
-        _write_rejects(run_dir, rejects)
-        warn(f"{len(rejects)} file(s) could not be read and were left out of training; see {run_dir / TRAIN_REJECTS}")
-    history = _finish_run(run_dir, info, policy, len(rejects), time.monotonic() - t_start, previous)
+        rejects = loads.rejects(data)
+        if rejects:
+            _write_rejects(run_dir, rejects)
+            warn(
+                f"{len(rejects)} file(s) could not be read and were left out of training; see {run_dir / TRAIN_REJECTS}"
+            )
+        history = _finish_run(run_dir, info, policy, len(rejects), time.monotonic() - t_start, previous, tracker)
     summary(_summary_line(cfg, data, history, run_dir, time.monotonic() - t_start))
     return run_dir

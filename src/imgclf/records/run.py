@@ -9,7 +9,8 @@ A training run directory (`train` writes it; `evaluate`, `predict`, `serve`, `ex
     models/<run>/
       run.json          RunInfo: model, class names, input specification (size, resize policy,
                         interpolation, how EXIF / alpha / 16-bit / CMYK are handled), resolved
-                        config, seed, library versions, status, best epoch, timings
+                        config, seed, library versions, status, best epoch, timings, and
+                        the experiment tracker's run it logs to (`TrackingRef`, if tracked)
       best.keras        best model by val_loss, preprocessing inside (feeds raw RGB [0, 255])
       last.keras        model after the last finished epoch
       history.csv       Keras CSVLogger, one row per epoch
@@ -80,6 +81,27 @@ def _legacy_input_spec(data: Any) -> Any:
 
 
 # --------------------------------------------------------------------------------- run.json
+class TrackingRef(BaseModel):
+    """Where a run is tracked (`run.json` -> `tracking`), so `evaluate` and a resumed `train`
+    log into the same tracker run (`imgclf.track`).
+
+    Attributes:
+        backend: str. The tracker, e.g. `"mlflow"`.
+        uri: str. Tracking URI the run logs to (a relative SQLite or file path made absolute).
+        run_id: str. The tracker's run id.
+        experiment_id: str or None. The tracker's experiment id.
+        model_uri: str or None. URI of the model logged last (`models:/m-...`), when one was.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    backend: str
+    uri: str
+    run_id: str
+    experiment_id: str | None = None
+    model_uri: str | None = None
+
+
 class RunInfo(BaseModel):
     """Metadata of one training run, stored as `run.json` (declared fields only).
 
@@ -102,6 +124,8 @@ class RunInfo(BaseModel):
         train_rejects: int. Files of the train / val splits that could not be read.
         label: str or None. Name of the run's model configuration in comparisons: the `name`
             of its `train.models` entry, set by `imgclf run`; None = the model name.
+        tracking: TrackingRef or None. The experiment tracker's run this run logs to
+            (`--track mlflow`); None = not tracked.
     """
 
     model_config = ConfigDict(extra="ignore", validate_assignment=True)
@@ -123,13 +147,14 @@ class RunInfo(BaseModel):
     train_seconds: float = 0.0
     train_rejects: int = 0
     label: str | None = None
+    tracking: TrackingRef | None = None
 
     @model_validator(mode="before")
     @classmethod
     def _legacy(cls, data: Any) -> Any:
         return _legacy_input_spec(data)
 
-    @computed_field  # type: ignore[prop-decorator]  # written too, for people and tools that read run.json by hand
+    @computed_field  # type: ignore[prop-decorator]  # written too, for people reading run.json by hand
     @property
     def image_size(self) -> int:
         """Input side in pixels (`input_spec.size`)."""
@@ -635,7 +660,7 @@ class ExportMeta(BaseModel):
     def _legacy(cls, data: Any) -> Any:
         return _legacy_input_spec(data)
 
-    @computed_field  # type: ignore[prop-decorator]  # written too, for people and tools that read the sidecar by hand
+    @computed_field  # type: ignore[prop-decorator]  # written too, for people reading the sidecar by hand
     @property
     def image_size(self) -> int:
         """Input side in pixels (`input_spec.size`)."""
@@ -725,7 +750,7 @@ class AutoencoderInfo(BaseModel):
             data = {**data, "input_spec": {"size": data["size"]}}
         return data
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field  # type: ignore[prop-decorator]  # pydantic: a computed property, written too
     @property
     def size(self) -> int:
         """Input side in pixels (`input_spec.size`)."""
