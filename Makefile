@@ -24,13 +24,13 @@ smoke: $(STAMP)
 	rm -rf .smoke && $(BIN)/imgclf run configs/digits.yaml --data-dir .smoke/data --models-dir .smoke/models \
 		--set source.dataset.limit_per_class=20 --set prepare.size=16 --epochs 1 && rm -rf .smoke
 
-## The whole test suite (slow end-to-end tests included), 2 workers
+## The whole test suite (slow end-to-end tests included), 2 workers (loadgroup: the Ray tests share one cluster)
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
 
 ## Everything but the tests marked slow
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -n 2 -q -m "not slow"
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q -m "not slow"
 
 ## The checks that keep the code's shape: ruff (lint + format), mypy, import-linter's layer contracts,
 ## no function over 80 lines in src/

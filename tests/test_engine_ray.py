@@ -1,7 +1,8 @@
 """`--engine ray`: the data stages on a real two-node Ray cluster on 127.0.0.1 give the answer of `--engine local`.
 
-One cluster for the module (a head and a second node, 1 CPU each, every process on loopback,
-Ray's files in a private temporary folder); the driver is this process. Outputs are compared
+One cluster for the module, the only one that starts a cluster (a head and a second node, 1 CPU
+each, every process on loopback, Ray's files in a private temporary folder); the driver is this
+process. Outputs are compared
 byte for byte, reports field by field (except the wall time and the output folder's name).
 """
 
@@ -29,6 +30,10 @@ from imgclf.cli.main import app
 
 # every Ray process of these tests on loopback: read by Ray when it is imported
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+# one cluster for the whole module: under `pytest -n 2 --dist loadgroup` (make test) its tests
+# run in one worker instead of two workers starting a cluster each
+pytestmark = pytest.mark.xdist_group("ray-cluster")
 
 DATA = Path(__file__).parent / "data"
 NODE = {"num_cpus": 1, "node_ip_address": "127.0.0.1", "object_store_memory": 100 * 2**20}
@@ -82,9 +87,24 @@ def make_dataset(root: Path, per_class: int, seed: int = 0) -> Path:
     return root
 
 
+def add_colour_copies(root: Path) -> None:
+    """A real photo (160 x 107) in class `a`, with a grayscale and a sepia copy of it (the
+    detector's colour-change test, for pictures of at least 64 px)."""
+    from sklearn.datasets import load_sample_image
+
+    photo = Image.fromarray(load_sample_image("flower.jpg")).resize((160, 107), Image.Resampling.LANCZOS)
+    photo.save(root / "a" / "photo.png")
+    photo.convert("L").convert("RGB").save(root / "a" / "photo_grey.png")
+    sepia = np.array([[0.393, 0.769, 0.189], [0.349, 0.686, 0.168], [0.272, 0.534, 0.131]])
+    toned = np.clip(np.rint(np.asarray(photo, np.float64) @ sepia.T), 0, 255).astype(np.uint8)
+    Image.fromarray(toned).save(root / "a" / "photo_sepia.png")
+
+
 @pytest.fixture(scope="module")
 def raw(tmp_path_factory) -> Path:
-    return make_dataset(tmp_path_factory.mktemp("raw") / "raw", per_class=40)
+    root = make_dataset(tmp_path_factory.mktemp("raw") / "raw", per_class=40)
+    add_colour_copies(root)
+    return root
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -147,6 +167,7 @@ def test_clean_prepare_split_on_ray_equal_local(cluster, raw, tmp_path):
     assert "duplicate" in rejects and "truncated" in rejects and "not_in_class_folder" in rejects
     report = json.loads((local / "clean" / "_reports" / "clean_report.json").read_text())
     assert report["duplicate_pairs"].get("flip") and report["label_conflicts"]  # the search had work to do
+    assert "photo_grey.png" in rejects and "photo_sepia.png" in rejects  # colour-filtered copies
     _same_output(local / "clean", ray_ / "clean", ("clean_report.json",))
     _same_output(local / "prep", ray_ / "prep", ())
     _same_output(local / "split", ray_ / "split", ("split_report.json",), (local, ray_))
