@@ -388,6 +388,30 @@ def test_run_reads_engine_from_the_config(cluster, raw, tmp_path):
     _same_output(outs["local"] / "split", outs["ray"] / "split", ("split_report.json",), (outs["local"], outs["ray"]))
 
 
+def test_run_s_engine_option_overrides_the_config(cluster, raw, tmp_path):
+    from imgclf.config import load_run_config
+
+    config = tmp_path / "run.yaml"
+    config.write_text("engine: ray\n")
+    assert load_run_config(config, [{"engine": {"address": "10.0.0.5:6379"}}]).engine.name == "ray"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there once closed
+    stage = {"source": {"folder": str(raw)}, "stages": ["clean"]}
+    config.write_text(json.dumps({**stage, "engine": {"name": "ray", "address": f"127.0.0.1:{port}"}}))
+    # new processes, connected to nothing: the config's cluster cannot be reached ...
+    res = _imgclf("run", config, "--data-dir", tmp_path / "cfg")
+    assert res.returncode == 1 and f"cannot reach the Ray cluster at 127.0.0.1:{port}" in res.stdout + res.stderr
+    # ... and --engine / --ray-address override it
+    for engine in ("local", "ray"):
+        res = _imgclf(
+            "run", config, "--data-dir", tmp_path / engine, "--engine", engine, "--ray-address", cluster.address
+        )
+        assert res.returncode == 0, res.stdout + res.stderr
+    roots = (tmp_path / "local", tmp_path / "ray")
+    _same_output(roots[0] / "clean", roots[1] / "clean", ("clean_report.json",), roots)
+
+
 @pytest.fixture(scope="module")
 def big(tmp_path_factory) -> tuple[Path, Path]:
     """A few thousand images, and their clean output on this machine (undisturbed)."""

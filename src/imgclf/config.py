@@ -786,6 +786,8 @@ def load_run_config(path: str | Path, overrides: list[dict[str, Any]] | None = N
         ConfigError: file missing, invalid YAML, unknown keys, invalid values.
     """
     data = read_yaml(path)
+    if isinstance(data.get("engine"), str):  # `engine: ray`, so that `--ray-address` merges into it
+        data["engine"] = {"name": data["engine"]}
     for o in overrides or []:
         data = deep_merge(data, o)
     return validate(RunConfig, data, origin=str(path))

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from imgclf.cli.compare import print_leaderboard
+from imgclf.cli.engine_options import engine_opt, ray_address_opt
 from imgclf.cli.options import plain_opt
 from imgclf.cli.train import TRACK, TRACK_EXPERIMENT, TRACK_URI
 from imgclf.config import drop_none, load_run_config, parse_override
@@ -51,30 +52,29 @@ def register(app: typer.Typer) -> None:
         track: str | None = TRACK,
         track_uri: str | None = TRACK_URI,
         track_experiment: str | None = TRACK_EXPERIMENT,
+        engine: str | None = engine_opt(),
+        ray_address: str | None = ray_address_opt(),
     ) -> None:
         """Run every stage of CONFIG in order: source -> clean -> prepare -> split -> train -> evaluate -> predict.
 
         With several models (--models, train.models) or seeds (--repeats), each gets its own run folder, and the leaderboard is written to MODELS_DIR/NAME-compare and printed.
 
         With --track mlflow (or track: in CONFIG) each training run is an MLflow run, its evaluation included.
+
+        With --engine ray (or engine: in CONFIG) the data stages run their per-image work on a Ray cluster (docs/scale.md).
         """  # noqa: E501 - typer's rich help keeps a docstring's line breaks: a paragraph is one line
         overrides = [parse_override(item) for item in set_]
         top = drop_none(
             {"data_dir": data_dir and str(data_dir), "models_dir": models_dir and str(models_dir), "seed": seed}
         )
-        if model is not None and models is not None:
-            raise ConfigError("give --model or --models, not both")
-        names = [m.strip() for m in models.split(",") if m.strip()] if models is not None else None
-        if names is not None and not names:
-            raise ConfigError(f"--models {models!r} names no model", "e.g. --models mlp,cnn")
-        train = drop_none({"model": model, "epochs": epochs, "models": names, "repeats": repeats})
-        if train:
-            top["train"] = train
+        sections = {
+            "train": _train_section(model, models, epochs, repeats),
+            "track": drop_none({"backend": track, "uri": track_uri, "experiment": track_experiment}),
+            "engine": drop_none({"name": engine, "address": ray_address}),
+        }
+        top |= {k: v for k, v in sections.items() if v}
         if stages:
             top["stages"] = [s.strip() for s in stages.split(",") if s.strip()]
-        tracking = drop_none({"backend": track, "uri": track_uri, "experiment": track_experiment})
-        if tracking:
-            top["track"] = tracking
         cfg = load_run_config(config, overrides + ([top] if top else []))
         from imgclf.track import check_backend
 
@@ -91,3 +91,13 @@ def register(app: typer.Typer) -> None:
             on_predictions=lambda preds: print_predictions(preds, top_k=cfg.predict.top_k),
             on_comparison=print_leaderboard,
         )
+
+
+def _train_section(model: str | None, models: str | None, epochs: int | None, repeats: int | None) -> dict:
+    """The `train:` overrides of `--model`, `--models`, `--epochs` and `--repeats`."""
+    if model is not None and models is not None:
+        raise ConfigError("give --model or --models, not both")
+    names = [m.strip() for m in models.split(",") if m.strip()] if models is not None else None
+    if names is not None and not names:
+        raise ConfigError(f"--models {models!r} names no model", "e.g. --models mlp,cnn")
+    return drop_none({"model": model, "epochs": epochs, "models": names, "repeats": repeats})
