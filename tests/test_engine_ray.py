@@ -173,24 +173,30 @@ def test_clean_prepare_split_on_ray_equal_local(cluster, raw, tmp_path):
     _same_output(local / "split", ray_ / "split", ("split_report.json",), (local, ray_))
 
 
-def test_predict_a_folder_on_ray_equals_local(cluster, raw, tmp_path):
+def test_predict_a_folder_and_urls_on_ray_equals_local(cluster, raw, tmp_path):
     from helpers_runs import make_run
+    from scrape_servers import Server, static
 
     run = make_run(tmp_path / "model")
     folder = tmp_path / "photos"
     shutil.copytree(raw / "a", folder)
     (folder / "empty.png").write_bytes(b"")
+    site = Server({"/a.png": static((raw / "b" / "b0003.png").read_bytes()), "/gone.png": static(b"", status=404)})
     out = {}
-    for engine in ("local", "ray"):
-        res = CliRunner().invoke(
-            app,
-            ["predict", str(folder), "--model", str(run), "--json", "--batch-size", "8", "--engine", engine]
-            + ["--ray-address", cluster.address],
-        )
-        assert res.exit_code == 0, res.output
-        out[engine] = json.loads(res.stdout[res.stdout.index("[") : res.stdout.rindex("]") + 1])
+    with site:
+        urls = [site.url("/a.png"), site.url("/gone.png")]
+        for engine in ("local", "ray"):
+            res = CliRunner().invoke(
+                app,
+                ["predict", str(folder), *urls, "--model", str(run), "--json", "--batch-size", "8"]
+                + ["--engine", engine, "--ray-address", cluster.address],
+            )
+            assert res.exit_code == 0, res.output
+            out[engine] = json.loads(res.stdout[res.stdout.index("[") : res.stdout.rindex("]") + 1])
     assert out["ray"] == out["local"]
-    assert len(out["local"]) == len(list(folder.iterdir())) and any(p["error"] for p in out["local"])
+    assert len(out["local"]) == len(list(folder.iterdir())) + 2 and any(p["error"] for p in out["local"])
+    by_input = {p["input"]: p for p in out["local"]}
+    assert by_input[urls[0]]["label"] and by_input[urls[1]]["error"]  # a URL read, a URL gone
 
 
 def test_scrape_web_urls_file_on_ray_equals_local_and_keeps_each_host_on_one_worker(cluster, tmp_path):
