@@ -414,6 +414,10 @@ def test_run_s_engine_option_overrides_the_config(cluster, raw, tmp_path):
             "run", config, "--data-dir", tmp_path / engine, "--engine", engine, "--ray-address", cluster.address
         )
         assert res.returncode == 0, res.stdout + res.stderr
+        # one bar for the map, fed by the blocks as they complete, at the image count at the end
+        n = sum(1 for c in ("a", "b", "c") for _ in (raw / c).iterdir())
+        bars = [line for line in res.stderr.splitlines() if "clean: verify + fingerprint" in line]
+        assert len(bars) == 1 and f"{n}/{n}" in bars[0], res.stderr
     roots = (tmp_path / "local", tmp_path / "ray")
     _same_output(roots[0] / "clean", roots[1] / "clean", ("clean_report.json",), roots)
 

@@ -8,8 +8,10 @@ temporary folder), the numbers docs/scale.md turns into a cost model. Parts:
   images of Fashion-MNIST (`imgclf datasets fashion-mnist --out DIR`), each with
   `--engine local` (threads on this machine) and `--engine ray` (the cluster), as separate
   commands, one after the other: wall time, per-image cost, Ray's overhead ratio, and that both
-  engines wrote the same files. The driver's memory per image is measured in-process
-  (`tracemalloc`: the listing and the map's records `clean` keeps until its reduce).
+  engines wrote the same files.
+- `memory`: the bytes per image `clean`'s driver holds until its reduce, in-process
+  (`tracemalloc`): the listing, and the map's records with their signatures (local) or with
+  the signatures held by the cluster (ray).
 - `hashes`: the exact Hamming search (radius 8) of n synthetic 64-bit hashes (random, 1 % planted
   near copies of 0-10 flipped bits, a counter-based generator so that workers make their own
   blocks): `imgclf.clean.similarity.distributed.ray_hamming_pairs` on the cluster against
@@ -21,6 +23,7 @@ Each measurement runs in a process of its own, so one's memory is not another's.
     .venv/bin/python scripts/bench/bench_ray.py stages --data /tmp/fmnist --work /tmp/bench
     .venv/bin/python scripts/bench/bench_ray.py hashes --n 2000000
     .venv/bin/python scripts/bench/bench_ray.py hashes --n 10000000 --no-local
+    .venv/bin/python scripts/bench/bench_ray.py memory --data /tmp/fmnist --work /tmp/bench --n 21000
 """
 
 from __future__ import annotations
@@ -279,7 +282,8 @@ def _traced(fn):
 
 def driver_memory(args: argparse.Namespace) -> None:
     """Bytes per image `clean`'s driver holds: the listing, and the map's records -- with their
-    signatures (local engine) and with the signatures held by the cluster (`--engine ray`)."""
+    signatures (local engine) and with the signatures held by the cluster (`--engine ray`,
+    after a first small map, so that Ray's one-time allocations are not counted per image)."""
     import functools
     import tracemalloc
 
@@ -290,13 +294,15 @@ def driver_memory(args: argparse.Namespace) -> None:
     from imgclf.engine.ray import Kept, RayExecutor
     from imgclf.inputs import list_images
 
-    src = subset(Path(args.data), Path(args.work) / "fm7000", 700)
+    src = subset(Path(args.data), Path(args.work) / f"fm{args.n}", args.n // 10)
     inspect = functools.partial(inspect_file, cfg=CleanConfig())
     tracemalloc.start()
     entries, listing = _traced(lambda: list(list_images(src, layout="classes").entries))
     local, local_b = _traced(lambda: list(make_executor("local", 2).map(inspect, entries)))
     del local
     with two_nodes() as cluster, RayExecutor(cluster.address) as ex:
+        # a first map pays Ray's one-time allocations in the driver (remote functions, clients)
+        list(ex.map(inspect, entries[:512], keep=Kept(hold_signatures)))
         _held, held_b = _traced(lambda: list(ex.map(inspect, entries, keep=Kept(hold_signatures))))
     n = len(entries)
     print(
@@ -329,6 +335,7 @@ def main() -> int:
     m = sub.add_parser("memory")
     m.add_argument("--data", required=True)
     m.add_argument("--work", required=True)
+    m.add_argument("--n", type=int, default=7_000, help="images (the first n / 10 of each class)")
     args = ap.parse_args()
     if args.part == "hashes":
         hashes(args)

@@ -276,7 +276,7 @@ def is_presplit(root: str | os.PathLike) -> bool:
     return all(_subdirs(p) for p in subs)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ImageEntry:
     """One candidate image file of a listing.
 

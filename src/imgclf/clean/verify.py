@@ -28,7 +28,7 @@ from imgclf.images import FORMAT_KEY, ORIGINAL_SIZE_KEY, REASON_UNREADABLE, open
 from imgclf.inputs import ImageEntry
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ImageRecord:
     """What `clean` learned about one readable image (the map's record; the reduce returns
     copies with their decided label, group, status and detail, `dataclasses.replace`).
