@@ -398,7 +398,7 @@ def test_run_s_engine_option_overrides_the_config(cluster, raw, tmp_path):
     from imgclf.config import load_run_config
 
     config = tmp_path / "run.yaml"
-    config.write_text("engine: ray\n")
+    config.write_text(f"source: {{folder: {raw}}}\nengine: ray\n")
     assert load_run_config(config, [{"engine": {"address": "10.0.0.5:6379"}}]).engine.name == "ray"
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -409,9 +409,18 @@ def test_run_s_engine_option_overrides_the_config(cluster, raw, tmp_path):
     res = _imgclf("run", config, "--data-dir", tmp_path / "cfg")
     assert res.returncode == 1 and f"cannot reach the Ray cluster at 127.0.0.1:{port}" in res.stdout + res.stderr
     # ... and --engine / --ray-address override it
+    wide = {**os.environ, "COLUMNS": "200"}  # the bars' counts in full
     for engine in ("local", "ray"):
         res = _imgclf(
-            "run", config, "--data-dir", tmp_path / engine, "--engine", engine, "--ray-address", cluster.address
+            "run",
+            config,
+            "--data-dir",
+            tmp_path / engine,
+            "--engine",
+            engine,
+            "--ray-address",
+            cluster.address,
+            env=wide,
         )
         assert res.returncode == 0, res.stdout + res.stderr
         # one bar for the map, fed by the blocks as they complete, at the image count at the end
