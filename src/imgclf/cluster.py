@@ -227,11 +227,14 @@ class Collectives:
     Args:
         strategy: tf.distribute.Strategy. Its replicas are the ones summed over.
         cluster: Cluster or None. None: one worker.
+        hint: str or None, default None. The hint of the `ClusterError` raised when a worker
+            is lost during an all-reduce (`cluster_errors`).
     """
 
-    def __init__(self, strategy: Any, cluster: Cluster | None):
+    def __init__(self, strategy: Any, cluster: Cluster | None, hint: str | None = None):
         self.strategy = strategy
         self.cluster = cluster
+        self.hint = hint
         self._fn: Any = None
 
     @property
@@ -333,7 +336,7 @@ class Collectives:
 
             self._fn = all_sum
         flat = np.concatenate([a.reshape(-1) for a in arrays]) if arrays else np.zeros(0)
-        with cluster_errors(self.cluster):
+        with cluster_errors(self.cluster, self.hint):
             out = self._fn(tf.constant(flat, tf.float64)).numpy()
         sizes = np.cumsum([a.size for a in arrays])[:-1]
         return [part.reshape(a.shape) for part, a in zip(np.split(out, sizes), arrays)]
@@ -374,16 +377,18 @@ def cluster_errors(cluster: Cluster | None, resume_hint: str | None = None) -> I
         yield
     except lost as exc:
         raise ClusterError(
-            f"{cluster.describe()}: lost contact with the other workers ({_lost_reason(str(exc))})",
+            f"{cluster.describe()}: lost contact with the other workers ({_lost_reason(str(exc), cluster)})",
             resume_hint or "check that every worker is running",
         ) from None
 
 
-def _lost_reason(text: str) -> str:
+def _lost_reason(text: str, cluster: Cluster) -> str:
     """The cause inside a TensorFlow collective error, in a few words."""
-    unhealthy = re.search(r"unhealthy \(stopped sending heartbeats\):\s*(/job:\w+/replica:0/task:\d+)", text)
+    unhealthy = re.search(r"unhealthy \(stopped sending heartbeats\):\s*/job:(\w+)/replica:0/task:(\d+)", text)
     if unhealthy:
-        return f"{unhealthy.group(1)} stopped sending heartbeats"
+        task = f"{unhealthy.group(1)}:{unhealthy.group(2)}"
+        who = cluster.describe(cluster.tasks.index(task)) if task in cluster.tasks else task
+        return f"{who} stopped sending heartbeats"
     for pattern in (
         r"Connection reset by peer",
         r"Connection refused",

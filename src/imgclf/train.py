@@ -1120,7 +1120,8 @@ def train(
 
     t_start = time.monotonic()
     run_dir = Path(run_dir) if run_dir is not None else _new_run_dir(models_dir, cfg)
-    run = _open_run(Path(data_dir), cfg, run_dir, strategy, Collectives(strategy, cluster))
+    resume_hint = f"rerun the same command on every worker: training resumes from the last epoch saved in {run_dir}"
+    run = _open_run(Path(data_dir), cfg, run_dir, strategy, Collectives(strategy, cluster, resume_hint))
     data, chief = run.data, run.workers.is_chief
     _warn_imbalance(data.train.counts(), data.class_names, cfg)
     class_weight = compute_class_weights(data.train.labels, len(data.class_names)) if cfg.class_weights else None
@@ -1129,7 +1130,6 @@ def train(
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
     info = _start_run(run_dir, cfg, data, run.previous, run.distribution()) if chief else None
-    resume_hint = f"rerun the same command on every worker: training resumes from the last epoch saved in {run_dir}"
     with cluster_errors(cluster, resume_hint):
         datasets = _worker_datasets(run) if run.custom_loop else _datasets(data, cfg, run.loads)
         try:
