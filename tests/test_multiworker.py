@@ -67,6 +67,12 @@ class Worker:
         with open(self.err_path, "w") as err:
             self.proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=err, text=True)
 
+    def stop(self) -> None:
+        """Kills the process if it is still running (a failed test leaves none behind)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
     def wait(self, timeout: float) -> int:
         try:
             return self.proc.wait(timeout)
@@ -255,7 +261,11 @@ def digits_cluster(tmp_path_factory):
     run = root / "run"
     t = time.monotonic()
     workers = cluster(root, "digits", ["--data", str(split), "--config", str(DIGITS), "--run-dir", str(run)])
-    codes = [w.wait(1200) for w in workers]
+    try:
+        codes = [w.wait(1200) for w in workers]
+    finally:
+        for w in workers:
+            w.stop()
     return {
         "root": root,
         "split": split,
@@ -271,8 +281,8 @@ def _plant_unreadable_on_worker_1(split: Path) -> str:
     """An unreadable file in train/ whose listing index is odd: worker 1's shard."""
     from imgclf.inputs import list_images
 
-    for k in range(50):
-        path = split / "train" / "3" / f"broken{k}.png"
+    for k in range(0, 1800, 37):
+        path = split / "train" / "3" / f"digits_{k:04d}_broken.png"  # sorts among the digits' own files
         path.write_bytes(b"<html>not an image</html>")
         rels = [e.rel for e in list_images(split / "train", layout="classes").entries]
         rel = next(r for r in rels if str(r).endswith(path.name))
@@ -351,6 +361,29 @@ def test_a_worker_that_never_starts_stops_the_other_with_one_line(tmp_path):
     print(f"alone worker stopped after {time.monotonic() - t:.0f} s (TensorFlow start-up included)")
 
 
+def _kill_mid_epoch(run: Path, workers: list[Worker], victim: int) -> float:
+    """Kills `victim` two epochs into this session; returns how long the survivor took to stop,
+    after checking it stopped with one error line."""
+    start = backup_epoch(run)
+    deadline = time.monotonic() + 600
+    while backup_epoch(run) < start + 2:
+        assert all(w.proc.poll() is None for w in workers), [w.stderr[-2000:] for w in workers]
+        assert time.monotonic() < deadline, "no epoch finished in time"
+        time.sleep(0.1)
+    time.sleep(0.3)  # into the next epoch
+    workers[victim].proc.send_signal(signal.SIGKILL)
+    t = time.monotonic()
+    survivor = workers[1 - victim]
+    assert survivor.wait(120) == 1
+    seconds = time.monotonic() - t
+    errors = survivor.error_lines()
+    assert len(errors) == 1 and "lost contact with the other workers" in errors[0], survivor.stderr[-2000:]
+    assert "Traceback" not in survivor.stderr
+    assert "rerun the same command on every worker" in survivor.stderr
+    workers[victim].wait(30)
+    return seconds
+
+
 @pytest.mark.slow
 def test_kill_9_a_worker_mid_epoch_then_rerun_resumes_on_every_worker(tmp_path):
     """Kill -9 worker 1 mid-epoch: worker 0 stops with one line; rerun both: they resume. Then
@@ -359,32 +392,25 @@ def test_kill_9_a_worker_mid_epoch_then_rerun_resumes_on_every_worker(tmp_path):
     data = make_split(tmp_path / "split", n_train=(40, 40, 40), n_val=6, size=32)
     run = tmp_path / "run"
     epochs = 12
-    args = ["--data", str(data), "--run-dir", str(run), "--epochs", str(epochs), "--batch-size", "4"]
-    args += ["--no-class-weights", "--worker-timeout", "10", "--early-stopping-patience", "40"]
+    config = tmp_path / "c.yaml"
+    config.write_text("train:\n  model: cnn\n  model_options: {width: 8}\n  early_stopping_patience: 40\n")
+    args = ["--data", str(data), "--config", str(config), "--run-dir", str(run), "--epochs", str(epochs)]
+    args += ["--batch-size", "4", "--no-class-weights", "--worker-timeout", "10"]
     timings = []
-    for victim, session in ((1, "a"), (0, "b")):
-        workers = cluster(tmp_path, session, args)
-        start = backup_epoch(run)
-        deadline = time.monotonic() + 600
-        while backup_epoch(run) < start + 2:
-            assert all(w.proc.poll() is None for w in workers), [w.stderr[-2000:] for w in workers]
-            assert time.monotonic() < deadline, "no epoch finished in time"
-            time.sleep(0.1)
-        time.sleep(0.3)  # into the next epoch
-        workers[victim].proc.send_signal(signal.SIGKILL)
-        t = time.monotonic()
-        survivor = workers[1 - victim]
-        assert survivor.wait(120) == 1
-        timings.append(time.monotonic() - t)
-        errors = survivor.error_lines()
-        assert len(errors) == 1 and "lost contact with the other workers" in errors[0], survivor.stderr[-2000:]
-        assert "Traceback" not in survivor.stderr
-        assert "rerun the same command on every worker" in survivor.stderr
-        workers[victim].wait(30)
-        assert load_run_info(run).status == "running"
-    workers = cluster(tmp_path, "c", args)
-    for w in workers:
-        assert w.wait(900) == 0, w.stderr[-3000:]
+    started: list[Worker] = []
+    try:
+        for victim, session in ((1, "a"), (0, "b")):
+            workers = cluster(tmp_path, session, args)
+            started += workers
+            timings.append(_kill_mid_epoch(run, workers, victim))
+            assert load_run_info(run).status == "running"
+        workers = cluster(tmp_path, "c", args)
+        started += workers
+        for w in workers:
+            assert w.wait(900) == 0, w.stderr[-3000:]
+    finally:
+        for w in started:
+            w.stop()
     assert [int(r["epoch"]) for r in read_history(run)] == list(range(epochs))
     info = load_run_info(run)
     assert info.status == "finished" and info.epochs_done == epochs

@@ -307,7 +307,6 @@ data, out = sys.argv[1], sys.argv[2]
 res = {"replicas": make_strategy("mirrored").num_replicas_in_sync}
 base = dict(model="cnn", model_options={"width": 8}, epochs=1, batch_size=8, augment={"flip": "none"})
 for name, extra in [("mirrored", dict(strategy="mirrored", mixed_precision=True)),
-                    ("multiworker", dict(strategy="multiworker")),
                     ("det1", dict(deterministic=True, jit=True, epochs=2)),
                     ("det2", dict(deterministic=True, jit=True, epochs=2))]:
     run = train(data, TrainConfig.model_validate({**base, **extra}), run_dir=f"{out}/{name}")
@@ -320,7 +319,8 @@ print("RESULT" + json.dumps(res))
 
 @pytest.mark.slow
 def test_strategies_mixed_precision_jit_and_determinism_on_two_logical_cpus(tmp_path):
-    """Logical devices must be configured before TensorFlow initializes: a fresh interpreter."""
+    """Logical devices must be configured before TensorFlow initializes: a fresh interpreter.
+    (`--strategy multiworker` is tested by tests/test_multiworker.py, on a real cluster.)"""
     data = make_split(tmp_path / "split")
     env = {**os.environ, "PYTHONPATH": SRC, "IMGCLF_QUIET": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
     # Two logical CPU replicas running oneDNN kernels at once abort TensorFlow 2.21 with heap
@@ -338,8 +338,8 @@ def test_strategies_mixed_precision_jit_and_determinism_on_two_logical_cpus(tmp_
     res = json.loads(out.stdout.split("RESULT", 1)[1])
     assert res["replicas"] == 2
     assert res["mirrored"]["policy"] == "mixed_bfloat16"
-    assert all(res[k]["status"] == "finished" for k in ("mirrored", "multiworker", "det1"))
-    assert all(np.isfinite(res[k]["loss"]).all() for k in ("mirrored", "multiworker", "det1"))
+    assert all(res[k]["status"] == "finished" for k in ("mirrored", "det1"))
+    assert all(np.isfinite(res[k]["loss"]).all() for k in ("mirrored", "det1"))
     assert res["det1"]["loss"] == res["det2"]["loss"]  # --deterministic (+ --jit) + same seed: same numbers
 
 

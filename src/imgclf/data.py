@@ -321,9 +321,8 @@ def image_dataset(
     `cache()` -> (shuffle, when cached) -> (repeat) -> batch -> augment (Keras preprocessing
     layers, training only) -> `prefetch`.
 
-    With `shard=(k, i)` the pipeline loads only entries `i, i + k, i + 2k, ...` of the
-    listing: each of `k` workers reads, decodes and caches its own `1 / k` of the files (the
-    listing is sorted by class, so every shard holds every class in proportion).
+    With `shard=(k, i)` each of `k` workers reads, decodes and caches only its `1 / k` of the
+    files (the listing is sorted by class: every shard holds every class in proportion).
 
     Args:
         listing: ImageListing with class labels (`imgclf.inputs.list_images` of a split folder).
@@ -344,21 +343,17 @@ def image_dataset(
             `LoaderError` instead (as `train` does).
         shard: tuple `(num_shards, index)` or None, default None (every entry). Keep the
             entries whose listing index is `index` modulo `num_shards`, before loading.
-        repeat: bool, default False. Repeat forever (reshuffled every pass when `shuffle`):
-            the caller counts the steps of an epoch, as multi-worker training does.
+        repeat: bool, default False. Repeat forever (reshuffled every pass); the caller counts steps.
         drop_remainder: bool, default False. Leave out a last batch smaller than `batch_size`.
 
     Returns:
         tf.data.Dataset of `(images, labels)`: images float32 `(batch, size, size, 3)` raw RGB
-        in `[0, 255]`, labels int32 `(batch,)`. The last batch may be smaller unless
-        `drop_remainder`.
+        in `[0, 255]`, labels int32 `(batch,)`. The last batch may be smaller (see above).
 
     Raises:
         ValueError: if `batch_size` < 1, the listing has unlabelled files, or `shard` is not
             `(k, i)` with `0 <= i < k`.
     """
-    import tensorflow as tf
-
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, received batch_size={batch_size}")
     labels = listing.labels
@@ -377,12 +372,42 @@ def image_dataset(
         loader.errors = rejects  # filled as the dataset is iterated
     if bugs is not None:
         loader.bugs = bugs
-    label_table = tf.constant(labels, tf.int32)
+    ds = _labelled_images(loader, labels, (num_shards, index), shuffle and not cache, seed)
+    if cache:
+        ds = _cached(ds, cache, (num_shards, index), shuffle, seed, n)
+    if repeat:
+        ds = ds.repeat()
+    return _batched(ds, batch_size, augment, drop_remainder)
 
+
+def _cached(
+    ds: tf.data.Dataset, cache: bool | str, shard: tuple[int, int], shuffle: bool, seed: int, n: int
+) -> tf.data.Dataset:
+    """`ds.cache()` (in memory, or files named after `cache` and the shard), then the shuffle of
+    its `n` elements."""
+    num_shards, index = shard
+    prefix = cache if isinstance(cache, str) else ""
+    if prefix and num_shards > 1:  # workers sharing a disk keep their own cache files
+        prefix = f"{prefix}.shard{index}of{num_shards}"
+    ds = ds.cache(prefix)
+    if shuffle:
+        ds = ds.shuffle(max(n, 1), seed=seed, reshuffle_each_iteration=True)
+    return ds
+
+
+def _labelled_images(
+    loader: TFImages, labels: np.ndarray, shard: tuple[int, int], shuffle: bool, seed: int
+) -> tf.data.Dataset:
+    """`(image uint8, label int32)` of the readable files of one shard, shuffled first if asked."""
+    import tensorflow as tf
+
+    num_shards, index = shard
+    label_table = tf.constant(labels, tf.int32)
     ds = loader.indices()
     if num_shards > 1:
         ds = ds.shard(num_shards, index)
-    if shuffle and not cache:
+    if shuffle:
+        n = len(range(index, len(loader.items), num_shards))
         ds = ds.shuffle(max(n, 1), seed=seed, reshuffle_each_iteration=True)
     ds = ds.map(loader.map_fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
@@ -392,17 +417,7 @@ def image_dataset(
     def labelled(image, ok, index):
         return image, tf.gather(label_table, index)
 
-    ds = ds.filter(loaded).map(labelled)
-    if cache:
-        prefix = cache if isinstance(cache, str) else ""
-        if prefix and num_shards > 1:  # workers sharing a disk keep their own cache files
-            prefix = f"{prefix}.shard{index}of{num_shards}"
-        ds = ds.cache(prefix)
-        if shuffle:
-            ds = ds.shuffle(max(n, 1), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
-    return _batched(ds, batch_size, augment, drop_remainder)
+    return ds.filter(loaded).map(labelled)
 
 
 def _batched(
