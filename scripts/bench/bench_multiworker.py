@@ -63,8 +63,9 @@ def tf_config(ports: list[int], index: int) -> str:
 
 
 # ----------------------------------------------------------------------------- throughput
-def child(loop: str, warmup: int, steps: int) -> dict[str, float]:
-    """Times `steps` training steps in this process; returns seconds, parameters, replicas."""
+def child(loop: str, warmup: int, steps: int, spe: int = 1) -> dict[str, float]:
+    """Times `steps` training steps in this process (`spe` per compiled call); returns seconds,
+    parameters, replicas."""
     import keras
     import numpy as np
     import tensorflow as tf
@@ -77,7 +78,12 @@ def child(loop: str, warmup: int, steps: int) -> dict[str, float]:
     replicas = strategy.num_replicas_in_sync
     with strategy.scope():
         model = create_model("cnn", num_classes=10, input_shape=(8, 8, 3), width=32)
-        model.compile(optimizer=keras.optimizers.AdamW(1e-3), loss="sparse_categorical_crossentropy")
+        model.compile(  # as imgclf.train compiles: no XLA unless --jit (Keras' "auto" would use it)
+            optimizer=keras.optimizers.AdamW(1e-3),
+            loss="sparse_categorical_crossentropy",
+            steps_per_execution=spe,
+            jit_compile=False,
+        )
     rng = np.random.default_rng(0)
     per_replica = GLOBAL_BATCH // replicas
     x = rng.integers(0, 256, (per_replica * 16, 8, 8, 3)).astype("float32")
@@ -91,37 +97,39 @@ def child(loop: str, warmup: int, steps: int) -> dict[str, float]:
         return {"seconds": time.perf_counter() - t, "params": params, "replicas": replicas}
     from imgclf.train_loop import LoopPlan, make_train_function
 
-    plan = LoopPlan(0, 1, steps, 1, GLOBAL_BATCH, None, 0.0)
+    plan = LoopPlan(0, 1, steps, spe, GLOBAL_BATCH, None, 0.0)
     fn = make_train_function(model, strategy, plan)
     it = iter(strategy.distribute_datasets_from_function(lambda ctx: ds))
-    for _ in range(warmup):
-        fn(it, tf.constant(1)).numpy()
+    n = tf.constant(spe)
+    for _ in range(warmup // spe):
+        fn(it, n).numpy()
     t = time.perf_counter()
-    for _ in range(steps):
-        fn(it, tf.constant(1)).numpy()
+    for _ in range(steps // spe):
+        fn(it, n).numpy()
     return {"seconds": time.perf_counter() - t, "params": params, "replicas": replicas}
 
 
-def spawn(loop: str, cpus: set[int], warmup: int, steps: int, env: dict[str, str]) -> subprocess.Popen:
+def spawn(loop: str, cpus: set[int], args: argparse.Namespace, env: dict[str, str]) -> subprocess.Popen:
     """One child process pinned to `cpus`."""
     here = str(Path(__file__).parent)
+    call = f"b.child({loop!r}, {args.warmup}, {args.steps}, {args.steps_per_execution})"
     code = (
         f"import os, sys, json; os.sched_setaffinity(0, {sorted(cpus)}); sys.path.insert(0, {here!r});"
-        f"import bench_multiworker as b; print('RESULT' + json.dumps(b.child({loop!r}, {warmup}, {steps})))"
+        f"import bench_multiworker as b; print('RESULT' + json.dumps({call}))"
     )
     return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
 
 
-def variant(name: str, warmup: int, steps: int) -> dict[str, float]:
+def variant(name: str, args: argparse.Namespace) -> dict[str, float]:
     """Runs one variant; returns global samples/s and the model's trainable parameters."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     env.pop("TF_CONFIG", None)
     if name == "loop 2":
         ports = free_ports(2)
-        procs = [spawn("loop", {i}, warmup, steps, {**env, "TF_CONFIG": tf_config(ports, i)}) for i in range(2)]
+        procs = [spawn("loop", {i}, args, {**env, "TF_CONFIG": tf_config(ports, i)}) for i in range(2)]
     else:
         loop, cpus = name.split()
-        procs = [spawn(loop, {0, 1} if cpus == "2cpu" else {0}, warmup, steps, env)]
+        procs = [spawn(loop, {0, 1} if cpus == "2cpu" else {0}, args, env)]
     results = []
     for p in procs:
         out, _ = p.communicate(timeout=3600)
@@ -129,15 +137,18 @@ def variant(name: str, warmup: int, steps: int) -> dict[str, float]:
             raise SystemExit(f"{name}: a child failed (exit {p.returncode})")
         results.append(json.loads(out.split("RESULT", 1)[1]))
     seconds = max(r["seconds"] for r in results)
-    return {"samples_per_s": steps * GLOBAL_BATCH / seconds, "params": results[0]["params"]}
+    return {"samples_per_s": args.steps * GLOBAL_BATCH / seconds, "params": results[0]["params"]}
 
 
 def throughput(args: argparse.Namespace) -> None:
     """Prints samples/s per variant (median of `--repeats`) and the all-reduced bytes."""
-    print(f"digits demo model (cnn width 32, 8x8 px), global batch {GLOBAL_BATCH}, {args.steps} timed steps")
+    print(
+        f"digits demo model (cnn width 32, 8x8 px), global batch {GLOBAL_BATCH}, {args.steps} timed steps, "
+        f"{args.steps_per_execution} per compiled call"
+    )
     base = None
     for name in args.variants:
-        runs = [variant(name, args.warmup, args.steps) for _ in range(args.repeats)]
+        runs = [variant(name, args) for _ in range(args.repeats)]
         rate = statistics.median(r["samples_per_s"] for r in runs)
         base = base or rate
         spread = ", ".join(f"{r['samples_per_s']:.0f}" for r in runs)
@@ -207,14 +218,17 @@ def main() -> None:
     sub = ap.add_subparsers(dest="part", required=True)
     t = sub.add_parser("throughput", help="samples/s of 1 and 2 workers")
     t.add_argument("--variants", nargs="+", default=["fit 1", "loop 1", "loop 2", "fit 2cpu"])
-    t.add_argument("--warmup", type=int, default=20)
-    t.add_argument("--steps", type=int, default=200)
+    t.add_argument("--warmup", type=int, default=24)
+    t.add_argument("--steps", type=int, default=200)  # a multiple of 8
     t.add_argument("--repeats", type=int, default=3)
+    t.add_argument("--steps-per-execution", type=int, default=1, help="steps per compiled call (the demo: 8)")
     a = sub.add_parser("accuracy", help="digits demo accuracy by 1 and 2 workers")
     a.add_argument("--work", required=True, help="scratch folder (the split and the runs)")
     a.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
     a.add_argument("--arms", nargs="+", default=["fit 1", "loop 1", "2 workers"])
     args = ap.parse_args()
+    if args.part == "throughput" and (args.steps % args.steps_per_execution or args.warmup % args.steps_per_execution):
+        ap.error("--steps and --warmup must be multiples of --steps-per-execution")
     throughput(args) if args.part == "throughput" else accuracy(args)
 
 
