@@ -3,10 +3,14 @@ written as a run directory (`imgclf.records.run`) that `evaluate` / `predict` re
 
 What a run does, in order:
 
+0. Creates the `tf.distribute` strategy, first: `multiworker` (`MultiWorkerMirroredStrategy`,
+   the cluster from `TF_CONFIG`, `imgclf.cluster`) can only be made before TensorFlow's
+   runtime starts. With several workers they then agree before anything is written: each one's
+   start-up status, a fingerprint of the split it sees, and the chief's resume state.
 1. Lists the split folders (`imgclf.inputs.list_images`); the classes are the folders of `train/`.
 2. Seeds Python, NumPy and TensorFlow (`keras.utils.set_random_seed`); `deterministic` turns
    on `tf.config.experimental.enable_op_determinism`. Sets the mixed-precision policy
-   (`mixed_float16` on a GPU, `mixed_bfloat16` on a CPU) and the `tf.distribute` strategy.
+   (`mixed_float16` on a GPU, `mixed_bfloat16` on a CPU).
 3. Class weights: scikit-learn `compute_class_weight("balanced")` on the train labels
    (`n_samples / (n_classes * count_c)`), a warning when the largest class is more than
    `imbalance_warn_ratio` times the smallest.
@@ -28,6 +32,11 @@ What a run does, in order:
    inference mode (Keras 3: a non-trainable BatchNormalization uses its moving statistics) —
    recompiles with `fine_tune_learning_rate`, and trains `fine_tune_epochs` more epochs.
 6. Writes `run.json` (status "finished", best epoch), `training_curves.png`, and one summary line.
+
+`default` and `mirrored` fit with `model.fit`; `multiworker` with `imgclf.train_loop` (Keras 3's
+`fit` cannot run under `MultiWorkerMirroredStrategy`), which drives the same callbacks. With
+several workers each reads its shard of the files, only the chief (worker 0) writes the run
+folder and runs the callbacks that write; the others run the ones that decide (docs/scale.md).
 
 Images are loaded by `imgclf.data.image_dataset` (the run's `InputSpec`). An unreadable file is
 left out and listed in `train_rejects.csv` (and "none could be read" stops the run); any other
