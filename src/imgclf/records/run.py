@@ -9,7 +9,8 @@ A training run directory (`train` writes it; `evaluate`, `predict`, `serve`, `ex
     models/<run>/
       run.json          RunInfo: model, class names, input specification (size, resize policy,
                         interpolation, how EXIF / alpha / 16-bit / CMYK are handled), resolved
-                        config, seed, library versions, status, best epoch, timings
+                        config, seed, library versions, status, best epoch, timings,
+                        distribution (strategy, loop, workers, global batch, steps per epoch)
       best.keras        best model by val_loss, preprocessing inside (feeds raw RGB [0, 255])
       last.keras        model after the last finished epoch
       history.csv       Keras CSVLogger, one row per epoch
