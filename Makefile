@@ -10,7 +10,7 @@ STAMP := $(VENV)/.imgclf-installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,bench,lint]'
+	$(BIN)/python -m pip install -q -e '.[test,bench,lint,mlflow]'
 	touch $(STAMP)
 
 install: $(STAMP)

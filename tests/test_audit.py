@@ -16,10 +16,8 @@ from typer.testing import CliRunner
 from imgclf.audit.confident import (
     DEFAULT_METHOD,
     METHODS,
-    calibrate_confident_joint,
     confident_joint,
     confident_learning,
-    confident_true_labels,
     estimate_joint,
     find_label_issues,
     num_label_issues,
@@ -29,6 +27,7 @@ from imgclf.audit.oof import assign_folds, cross_validated_probabilities, outlie
 from imgclf.cli.main import app
 from imgclf.config import AuditConfig
 from imgclf.errors import DataError
+from imgclf.records.clean import ImageRow, ImageTable
 
 runner = CliRunner()
 
@@ -57,21 +56,23 @@ def test_thresholds_are_the_mean_self_confidence_of_each_class():
 
 
 def test_confident_joint_counts_by_hand():
-    joint, guess = confident_joint(HAND_LABELS, HAND_PROBS)
+    joint, off = confident_joint(HAND_LABELS, HAND_PROBS)
     # Example 8 reaches no threshold (0.3 < 0.5, 0.3 < 0.5, 0.4 < 0.6) and is not counted;
-    # example 7 sits exactly on t2 = 0.6 and is counted.
-    assert guess.tolist() == [0, 0, 1, 1, 1, 2, 2, 2, -1]
+    # example 7 sits exactly on t2 = 0.6 and is counted. Examples 2 and 5 count under 1 and 2.
+    assert np.flatnonzero(off).tolist() == [2, 5] and joint.sum() == 8
     assert joint.tolist() == [[2, 1, 0], [0, 2, 1], [0, 0, 2]]
 
 
 def test_calibration_rescales_each_row_to_its_label_count():
-    joint, _ = confident_joint(HAND_LABELS, HAND_PROBS)
-    cal = calibrate_confident_joint(joint, [3, 3, 3])
+    cal = confident_learning(HAND_LABELS, HAND_PROBS).calibrated_joint
     # row 2 counted 2 of its 3 examples: scaled by 3/2
     np.testing.assert_allclose(cal, [[2, 1, 0], [0, 2, 1], [0, 0, 3]])
     np.testing.assert_allclose(estimate_joint(HAND_LABELS, HAND_PROBS), cal / 9)
-    # a row with nothing counted keeps its examples on the diagonal (no evidence of noise)
-    np.testing.assert_allclose(calibrate_confident_joint([[0, 0], [1, 1]], [4, 2]), [[4, 0], [1, 1]])
+    # no class is all noise: every diagonal entry of the confident joint is at least 1, even
+    # when each confident example of class 0 counts under class 1 (t = [0.45, 0.5])
+    labels = np.array([0, 0, 1, 1])
+    probs = np.array([[0.45, 0.55]] * 2 + [[0.5, 0.5]] * 2)
+    assert confident_joint(labels, probs)[0][0].tolist() == [1, 2]
 
 
 def test_noise_rates_and_issues_by_hand():
@@ -91,11 +92,14 @@ def test_noise_rates_and_issues_by_hand():
         assert np.flatnonzero(find_label_issues(HAND_LABELS, HAND_PROBS, method)).tolist() == [2, 5], method
 
 
-def test_confident_class_is_the_argmax_among_classes_above_threshold():
-    # class 0 has the largest probability but is below its threshold: the example counts for
-    # class 1, the largest among the classes at or above their thresholds (eq. 1).
-    assert confident_true_labels([[0.5, 0.3, 0.2]], [0.9, 0.25, 0.15]).tolist() == [1]
-    assert confident_true_labels([[0.5, 0.3, 0.2]], [0.9, 0.35, 0.25]).tolist() == [-1]
+def test_confident_class_is_the_one_class_at_or_above_its_threshold():
+    # Example 2, labelled 0, reaches class 1's threshold only (t = [0.8, 0.25, 0.8]): it counts
+    # under class 1 although class 0 has its largest probability (eq. 1).
+    labels = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2])
+    probs = np.array([[0.95, 0.03, 0.02]] * 2 + [[0.5, 0.3, 0.2]] + [[0.7, 0.25, 0.05]] * 3 + [[0.1, 0.1, 0.8]] * 3)
+    np.testing.assert_allclose(per_class_thresholds(labels, probs), [0.8, 0.25, 0.8])
+    joint, off = confident_joint(labels, probs)
+    assert joint.tolist() == [[2, 1, 0], [0, 3, 0], [0, 0, 3]] and np.flatnonzero(off).tolist() == [2]
 
 
 def test_prune_by_noise_rate_ranks_by_margin_prune_by_class_by_self_confidence():
@@ -121,7 +125,7 @@ def test_prune_by_noise_rate_ranks_by_margin_prune_by_class_by_self_confidence()
     np.testing.assert_allclose(cl.thresholds, [0.4625, 0.85, 0.85])
     assert cl.confident_joint.tolist() == [[2, 1, 0], [0, 2, 0], [0, 0, 2]]
     # row 0 calibrated to 4 examples: [2.67, 1.33, 0] -> [3, 1, 0]: one example of 0 is a 1
-    np.testing.assert_allclose(cl.calibrated_joint[0], [8 / 3, 4 / 3, 0])
+    np.testing.assert_allclose(cl.calibrated_joint[0], [3, 1, 0])
     assert np.flatnonzero(find_label_issues(labels, probs, "prune_by_noise_rate")).tolist() == [2]
     assert np.flatnonzero(find_label_issues(labels, probs, "prune_by_class")).tolist() == [3]
     assert not find_label_issues(labels, probs, "both").any()
@@ -285,12 +289,13 @@ def test_a_copy_under_another_label_never_teaches_its_twin(noisy_digits, tmp_pat
         copy = f"{other}/copy_{g:03d}.png"
         shutil.copy(root / rel, root / copy)
         rows += [[rel, label, g, "kept"], [copy, other, g, "kept"]]
-    (root / "_reports").mkdir()
-    with (root / "_reports" / "images.csv").open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["file", "class", "subset", "group", "status"])
-        for r in rows:
-            w.writerow([r[0], r[1], "", r[2], r[3]])
+
+    def row(rel: str, label: str, group: int) -> ImageRow:
+        w, h = Image.open(root / rel).size
+        size = (root / rel).stat().st_size
+        return ImageRow(rel, label, None, w, h, size, "PNG", "0" * 16, 0.0, 0.0, 0.0, group, "kept")
+
+    ImageTable.save(root, [row(*r[:3]) for r in rows])  # as `clean` records the groups
 
     def folds_and_scores(out: Path, groups: bool):
         audit_folder(root, out, AuditConfig(groups=groups, seed=5, outlier_k=1))
@@ -347,7 +352,7 @@ def test_noise_per_source_from_a_real_scrape_manifest(tmp_path):
     of a two-image post share a fold."""
     from imgclf.audit.run import audit_folder
     from imgclf.datasets import load_digits_arrays
-    from imgclf.scrape.manifest import Manifest, PostRecord
+    from imgclf.records.manifest import Manifest, PostRecord
 
     images, labels, _ = load_digits_arrays()
     rng = np.random.default_rng(4)
@@ -486,7 +491,7 @@ def test_missing_class_image_counts_raise_data_errors(tmp_path):
     from imgclf.audit.run import audit_folder
     from imgclf.datasets import load_digits_arrays
 
-    images, labels, _ = load_digits_arrays()
+    images, _, _ = load_digits_arrays()
     _write_digits(tmp_path / "d", np.r_[np.zeros(10, int), [1]], images[:11])
     with pytest.raises(DataError, match="fewer than 2"):
         audit_folder(tmp_path / "d", tmp_path / "o", AuditConfig(folds=2))
@@ -518,7 +523,7 @@ def test_audit_shows_what_review_already_decided(noisy_digits, tmp_path):
     import shutil
 
     from imgclf.audit.run import audit_folder
-    from imgclf.review.decisions import DecisionLog, database_path, file_sha256
+    from imgclf.records.decisions import DecisionLog, database_path, file_sha256
 
     root = tmp_path / "digits"
     shutil.copytree(noisy_digits[0], root)  # the shared fixture must not get a decisions database
@@ -546,3 +551,308 @@ def test_audit_shows_what_review_already_decided(noisy_digits, tmp_path):
     assert decided[b["path"]] == ""
     assert second.report["counts"]["already_decided"] == 1
     assert "already decided: relabel:" in (tmp_path / "a2" / "audit.html").read_text()
+
+
+# ------------------------------------------------------------ the reduce, called directly
+def _planted(n_per_class: int = 40, seed: int = 0):
+    """Out-of-fold probabilities of 3 classes that a good model would give, 6 labels flipped
+    (2 per class, to the next class), the flipped images from source r/messy."""
+    from imgclf.audit.reduce import AuditSet, FoldPredictions
+
+    rng = np.random.default_rng(seed)
+    true = np.repeat(np.arange(3), n_per_class)
+    probs = rng.dirichlet(np.ones(3) * 0.3, size=len(true)) * 0.1 + 0.9 * np.eye(3)[true]
+    flipped = np.r_[[0, 1], n_per_class + np.r_[0, 1], 2 * n_per_class + np.r_[0, 1]]
+    given = true.copy()
+    given[flipped] = (true[flipped] + 1) % 3
+    rels = [f"{['cat', 'dog', 'fox'][g]}/img_{i:03d}.png" for i, g in enumerate(given)]
+    sources = [["r/messy"] if i in set(flipped.tolist()) or i % 10 == 5 else ["r/tidy"] for i in range(len(true))]
+    outlier = np.ones(len(true))
+    outlier[[7, 50]] = [3.0, 2.5]
+    data = AuditSet(
+        rels=rels,
+        labels=given,
+        class_names=["cat", "dog", "fox"],
+        subsets=["train" if i % 4 else "test" for i in range(len(true))],
+        sources=sources,
+        presplit=True,
+    )
+    predictions = FoldPredictions(probs, np.arange(len(true)) % 5, outlier, "planted")
+    return data, predictions, set(flipped.tolist()), true
+
+
+def test_the_reduce_finds_the_planted_label_errors_through_cleanlab():
+    from cleanlab.filter import find_label_issues as cleanlab_find_label_issues
+
+    from imgclf.audit.reduce import plan_audit
+
+    data, predictions, flipped, true = _planted()
+    plan = plan_audit(data, predictions)
+    assert set(np.flatnonzero(plan.cl.issues).tolist()) == flipped
+    # the same images cleanlab's own rule flags on these probabilities (its guarantees do not bind here)
+    theirs = cleanlab_find_label_issues(data.labels, predictions.pred_probs, filter_by="low_self_confidence")
+    assert np.array_equal(plan.cl.issues, theirs)
+    assert (plan.cl.suggested_label[list(flipped)] == true[list(flipped)]).all()
+    order = plan.issue_order()
+    assert sorted(order.tolist()) == sorted(flipped)
+    assert np.all(np.diff(plan.cl.label_quality[order]) >= 0)  # worst first
+    # noise: 2 of 40 per class folder, all of it in r/messy
+    assert all(0 < v.estimated_noise_rate <= 0.1 for v in plan.per_class.values())
+    messy, tidy = plan.per_source["r/messy"], plan.per_source["r/tidy"]
+    assert messy.label_issues == 6 and tidy.label_issues == 0
+    assert tidy.estimated_noise_rate == 0 and messy.estimated_noise_rate > 0.3
+    assert plan.cl.estimated_noise_fraction == pytest.approx(6 / 120, abs=0.02)
+    assert plan.outlier_order().tolist() == [7, 50] and plan.outliers == 2
+    assert plan.images_per_split == {"test": 30, "train": 90}
+    assert sum(plan.label_issues_per_split.values()) == 6
+    # whole classes: the per-source estimate equals the class noise rate
+    for i, c in enumerate(data.class_names):
+        assert plan.cl.group_noise_rate(data.labels == i) == pytest.approx(
+            plan.per_class[c].estimated_noise_rate, abs=1e-6
+        )
+
+
+def test_the_reduce_does_not_depend_on_the_order_of_the_images():
+    from imgclf.audit.reduce import AuditSet, FoldPredictions, plan_audit
+
+    data, predictions, _, _ = _planted(seed=3)
+    perm = np.random.default_rng(1).permutation(len(data.rels))
+    shuffled = AuditSet(
+        rels=[data.rels[i] for i in perm],
+        labels=data.labels[perm],
+        class_names=data.class_names,
+        subsets=[data.subsets[i] for i in perm],
+        sources=[data.sources[i] for i in perm],
+        presplit=True,
+    )
+    moved = FoldPredictions(predictions.pred_probs[perm], predictions.fold[perm], predictions.outlier[perm], "planted")
+    a, b = plan_audit(data, predictions, method="both"), plan_audit(shuffled, moved, method="both")
+    assert [data.rels[i] for i in a.issue_order()] == [shuffled.rels[i] for i in b.issue_order()]
+    assert a.per_class == b.per_class and a.per_source == b.per_source
+    np.testing.assert_array_equal(a.cl.confident_joint, b.cl.confident_joint)
+
+
+def test_every_rule_of_the_cli_runs_through_cleanlab():
+    from cleanlab.count import num_label_issues as cleanlab_num_label_issues
+    from cleanlab.filter import find_label_issues as cleanlab_find_label_issues
+
+    from imgclf.audit.confident import CLEANLAB_FILTER
+    from imgclf.audit.reduce import AuditSet, FoldPredictions, plan_audit
+
+    # a weak model: the rules disagree with one another
+    rng = np.random.default_rng(7)
+    true = rng.integers(0, 4, 400)
+    probs = 0.5 * rng.dirichlet(np.ones(4) * 0.5, size=400) + 0.5 * np.eye(4)[true]
+    labels = np.where(rng.random(400) < 0.1, rng.integers(0, 4, 400), true)
+    rels = [f"{y}/{i:03d}.png" for i, y in enumerate(labels)]
+    data = AuditSet(rels, labels, ["a", "b", "c", "d"], [""] * 400, [[] for _ in range(400)])
+    predictions = FoldPredictions(probs, np.arange(400) % 5, np.ones(400), "weak")
+    flagged = {}
+    for method in METHODS:
+        ours = plan_audit(data, predictions, method=method).cl.issues
+        theirs = cleanlab_find_label_issues(labels, probs, filter_by=CLEANLAB_FILTER[method])
+        if method == "low_self_confidence":  # cleanlab's count; lowest self-confidence among disagreeing
+            assert ours.sum() == cleanlab_num_label_issues(labels, probs) and (ours & theirs).sum() >= 0.9 * ours.sum()
+        else:
+            np.testing.assert_array_equal(ours, theirs, err_msg=method)
+        flagged[method] = int(ours.sum())
+    assert len(set(flagged.values())) > 3, flagged
+    with pytest.raises(ValueError, match="method"):
+        plan_audit(data, predictions, method="prune_by_luck")
+    with pytest.raises(ValueError, match="exclude_agreeing"):
+        find_label_issues(labels, probs, "both", exclude_agreeing=False)
+
+
+def test_too_few_groups_for_the_folds_is_a_data_error():
+    from imgclf.audit.reduce import make_folds
+
+    data, _, _, _ = _planted()
+    data.groups = np.arange(len(data.rels)) % 3
+    with pytest.raises(DataError, match="--folds 3"):
+        make_folds(data, 5, seed=0)
+    fold = make_folds(data, 3, seed=0)
+    assert all(len(set(fold[data.groups == g])) == 1 for g in range(3))
+
+
+# --------------------------------------------------------------- the map, on real tiny images
+def _tiny_images(root: Path) -> list:
+    from imgclf.inputs import list_images
+
+    for label, mode, color in (("a", "RGB", (200, 10, 10)), ("a", "L", 90), ("b", "RGBA", (10, 200, 10, 128))):
+        (root / label).mkdir(parents=True, exist_ok=True)
+        Image.new(mode, (12, 9), color).save(root / label / f"{mode.lower()}.png")
+    (root / "b" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    return list_images(root, layout="classes").entries
+
+
+def test_the_map_decodes_one_file_and_names_an_unreadable_one(tmp_path):
+    from imgclf.audit.load import load_entry
+    from imgclf.inputs import InputSpec
+
+    entries = {e.rel: e for e in _tiny_images(tmp_path)}
+    ok = load_entry(entries["a/rgb.png"], spec=InputSpec(size=8))
+    assert ok.rel == "a/rgb.png" and ok.pixels is not None and ok.pixels.shape == (8, 8, 3)
+    assert ok.pixels.dtype == np.uint8 and tuple(ok.pixels[4, 4]) == (200, 10, 10)
+    gray = load_entry(entries["a/l.png"], spec=InputSpec(size=8))
+    assert gray.pixels is not None and tuple(gray.pixels[0, 0]) == (90, 90, 90)
+    bad = load_entry(entries["b/broken.png"], spec=InputSpec(size=8))
+    assert bad.pixels is None and bad.reason and bad.rel == "b/broken.png"
+
+
+def test_the_map_runs_in_a_process_pool_and_keeps_the_listing_order(tmp_path):
+    from imgclf.audit.load import embed_all, load_all
+    from imgclf.engine import LocalExecutor
+    from imgclf.explore.embed import Encoder
+    from imgclf.inputs import InputSpec
+
+    entries = _tiny_images(tmp_path)
+    loaded = load_all(entries, InputSpec(size=8), LocalExecutor(2, kind="process"))  # the map pickles
+    assert loaded.rels == ["a/l.png", "a/rgb.png", "b/rgba.png"]
+    assert loaded.images is not None and loaded.images.shape == (3, 8, 8, 3)
+    assert [(u.path, u.reason) for u in loaded.unreadable] == [("b/broken.png", bad_reason(tmp_path))]
+    embedded = embed_all(entries, Encoder("raw", 8), 2, LocalExecutor(2))
+    assert embedded.features is not None and embedded.features.shape == (3, 8 * 8 * 3)
+    np.testing.assert_allclose(embedded.features, loaded.images.reshape(3, -1) / 255.0, atol=1e-6)
+
+
+def bad_reason(root: Path) -> str:
+    from imgclf.errors import ImageError
+    from imgclf.images import open_image
+
+    try:
+        open_image(root / "b" / "broken.png")
+    except ImageError as exc:
+        return exc.reason
+    raise AssertionError("broken.png opened")
+
+
+# ---------------------------------------------------------------------- the audit's records
+def _report(**over):
+    from imgclf.records.audit import AuditReport, ClassNoise
+
+    values = dict(
+        data_dir="data/clean",
+        out="data/audit",
+        classes=["cat", "dog"],
+        folds=5,
+        seed=42,
+        out_of_fold_accuracy=0.9,
+        estimated_noise_rate=0.05,
+        per_class={"cat": ClassNoise(images=3, label_issues=1, estimated_noise_rate=0.1, threshold=0.8,
+                                     out_of_fold_accuracy=0.9)},
+    )  # fmt: skip
+    values.update(over)
+    return AuditReport(**values)
+
+
+def test_audit_report_round_trip_and_old_files(tmp_path):
+    from imgclf.records.audit import AUDIT_JSON, AuditReport, GroupInfo
+
+    rep = _report(groups=GroupInfo(used=True, groups=2, images_in_shared_groups=2, origins=["images.csv"]))
+    rep.save(tmp_path)
+    data = json.loads((tmp_path / AUDIT_JSON).read_text())
+    assert data["schema_version"] == AuditReport.SCHEMA and data["groups"]["from"] == ["images.csv"]
+    back = AuditReport.load(tmp_path)
+    assert back == rep and back.per_class["cat"].threshold == 0.8
+    # a file of the previous imgclf: no schema_version, no counts.already_decided
+    del data["schema_version"]
+    del data["counts"]["already_decided"]
+    (tmp_path / AUDIT_JSON).write_text(json.dumps(data))
+    old = AuditReport.load(tmp_path)
+    assert old.schema_version == 1 and old.counts.already_decided == 0 and old.groups.origins == ["images.csv"]
+
+
+def test_audit_report_newer_or_corrupt_is_a_data_error(tmp_path):
+    from imgclf.records.audit import AUDIT_JSON, AuditReport
+
+    with pytest.raises(DataError, match="not found"):
+        AuditReport.load(tmp_path)
+    _report().save(tmp_path)
+    data = json.loads((tmp_path / AUDIT_JSON).read_text())
+    (tmp_path / AUDIT_JSON).write_text(json.dumps({**data, "schema_version": AuditReport.SCHEMA + 1}))
+    with pytest.raises(DataError, match="schema version"):
+        AuditReport.load(tmp_path)
+    (tmp_path / AUDIT_JSON).write_text(json.dumps({**data, "folds": "five"}))
+    with pytest.raises(DataError, match="invalid"):
+        AuditReport.load(tmp_path)
+    (tmp_path / AUDIT_JSON).write_text('{"data_dir": ')
+    with pytest.raises(DataError, match="unreadable"):
+        AuditReport.load(tmp_path)
+
+
+def test_audit_tables_round_trip_and_old_files(tmp_path):
+    from imgclf.records.audit import (
+        ImageScore,
+        LabelIssue,
+        Outlier,
+        load_label_issues,
+        load_outliers,
+        load_scores,
+        save_label_issues,
+        save_outliers,
+        save_scores,
+    )
+
+    issues = [
+        LabelIssue("dog/b.png", "dog", "cat", 0.012345, 0.97, "train", ("r/a", "r/b"), "relabel:cat"),
+        LabelIssue("cat/a.png", "cat", "dog", 0.25, 0.7),
+    ]
+    save_label_issues(tmp_path, issues)
+    assert load_label_issues(tmp_path) == issues
+    assert (tmp_path / "label_issues.csv").read_text().splitlines()[1] == (
+        "dog/b.png,dog,cat,0.012345,0.970000,train,r/a; r/b,relabel:cat"
+    )
+    outliers = [Outlier("cat/x.png", 3.5, "cat", "test"), Outlier("dog/y.png", 2.0, "dog")]
+    save_outliers(tmp_path, outliers)
+    assert load_outliers(tmp_path / "outliers.csv") == outliers
+    scores = [ImageScore(issues[0], True, 1.5, False, 3), ImageScore(issues[1], False, 2.5, True, 0)]
+    save_scores(tmp_path, scores)
+    assert load_scores(tmp_path) == scores
+    # the first label_issues.csv had four columns
+    (tmp_path / "label_issues.csv").write_text(
+        "path,given_label,suggested_label,label_quality\ncat/a.png,cat,dog,0.5\n"
+    )
+    (old,) = load_label_issues(tmp_path)
+    assert old.path == "cat/a.png" and old.label_quality == 0.5 and old.split == "" and old.sources == ()
+
+
+def test_audit_tables_missing_or_corrupt_are_data_errors(tmp_path):
+    from imgclf.records.audit import load_label_issues, load_outliers
+
+    with pytest.raises(DataError, match="not found"):
+        load_label_issues(tmp_path)
+    (tmp_path / "label_issues.csv").write_text(
+        "path,given_label,suggested_label,label_quality\ncat/a.png,cat,dog,low\n"
+    )
+    with pytest.raises(DataError, match="line 2"):
+        load_label_issues(tmp_path)
+    (tmp_path / "outliers.csv").write_text("path,given_label\ncat/a.png,cat\n")
+    with pytest.raises(DataError, match="score"):
+        load_outliers(tmp_path)
+
+
+def test_out_of_fold_record_round_trip_old_newer_and_corrupt(tmp_path):
+    from imgclf.records.audit import OutOfFoldRecord
+
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]], dtype=np.float32)
+    rec = OutOfFoldRecord(
+        ["a/1.png", "b/2.png", "a/3.png"], np.array([0, 1, 0]), ["a", "b"], probs, np.array([0, 1, 1])
+    )
+    rec.save(tmp_path)
+    back = OutOfFoldRecord.load(tmp_path)
+    assert back.paths == rec.paths and back.class_names == ["a", "b"] and back.schema_version == 1
+    np.testing.assert_array_equal(back.pred_probs, probs)
+    np.testing.assert_array_equal(back.fold, [0, 1, 1])
+    arrays = dict(np.load(tmp_path / "oof.npz"))
+    del arrays["schema_version"]  # written by the previous imgclf
+    np.savez_compressed(tmp_path / "oof.npz", **arrays)
+    assert OutOfFoldRecord.load(tmp_path).labels.tolist() == [0, 1, 0]
+    np.savez_compressed(tmp_path / "oof.npz", **arrays, schema_version=np.int64(99))
+    with pytest.raises(DataError, match="schema version 99"):
+        OutOfFoldRecord.load(tmp_path)
+    np.savez_compressed(tmp_path / "oof.npz", **{**arrays, "fold": np.array([0, 1])})
+    with pytest.raises(DataError, match="invalid"):
+        OutOfFoldRecord.load(tmp_path)
+    (tmp_path / "oof.npz").write_bytes(b"PK\x03\x04 not a zip")
+    with pytest.raises(DataError, match="unreadable"):
+        OutOfFoldRecord.load(tmp_path)

@@ -290,8 +290,8 @@ def test_low_structure_copy_grouped_hard_negative_and_mirror_kept(tmp_path):
 
 
 def test_provenance_from_the_manifest_reported_and_recorded(tmp_path):
-    from imgclf.records.provenance import read_provenance
     from imgclf.records.manifest import Manifest, PostRecord
+    from imgclf.records.provenance import read_provenance
 
     raw = tmp_path / "raw"
     (raw / "cat").mkdir(parents=True)

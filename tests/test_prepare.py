@@ -156,8 +156,8 @@ def test_prepare_map_signs_a_source_the_crop_cuts(tmp_path):
 
 
 def test_prepare_reduce_is_the_same_whatever_order_the_records_arrive_in(tmp_path):
-    from imgclf.records.provenance import ProvenanceEntry
     from imgclf.prepare import plan_prepare, prepare_file
+    from imgclf.records.provenance import ProvenanceEntry
 
     cfg = PrepareConfig(size=16)
     tasks = [_task(tmp_path, n, k) for k, n in enumerate(["rgb.jpg", "truncated.png", "gray.png", "not_an_image.jpg"])]

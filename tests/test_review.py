@@ -3,8 +3,9 @@ subprocess, as a user starts it), plain HTTP for the safety rules, and a real br
 (Debian's chromium driven by Playwright) for the keyboard flow and every view.
 
 Data: digits exported by `imgclf.datasets` and cleaned by the real `imgclf clean`; the audit
-and run files are written here by their documented columns (`label_issues.csv`,
-`outliers.csv`, `metrics.json`'s `confident_errors`).
+and run files are written here through their records' writers (`imgclf.records.audit`'s
+`label_issues.csv` and `outliers.csv`, `imgclf.records.run`'s `metrics.json` with its
+`confident_errors`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typer.testing import CliRunner
 
 from imgclf.clean.replay import ReplayItem, plan_replay
 from imgclf.cli.main import app
+from imgclf.records.audit import LabelIssue, Outlier, save_label_issues, save_outliers
 from imgclf.records.decisions import (
     Decision,
     DecisionIndex,
@@ -36,6 +38,7 @@ from imgclf.records.decisions import (
     database_path,
     read_decisions,
 )
+from imgclf.records.run import MetricsRecord, save_metrics
 
 URL_LINE = re.compile(r"review: (http://127\.0\.0\.1:(\d+)/\?token=([A-Za-z0-9_-]{20,}))\n")
 WAIT_MS = 30_000  # upper bound for the page to react; never an assertion on speed
@@ -150,15 +153,13 @@ def cleaned(raw, tmp_path) -> Path:
 
 @pytest.fixture
 def reports(cleaned, tmp_path) -> dict[str, Path]:
-    """An audit folder and an evaluated run folder, written by their documented columns."""
+    """An audit folder and an evaluated run folder, written through their records' writers."""
     files = sorted(p.relative_to(cleaned).as_posix() for p in cleaned.glob("[0-9]/*.png"))
     audit = tmp_path / "audit"
     audit.mkdir()
     issues = [(files[13], "3", "8", 0.012), (files[5], "1", "7", 0.2), (files[30], "7", "1", 0.05)]
-    lines = ["path,given_label,suggested_label,label_quality"]
-    lines += [f"{p},{p.split('/')[0]},{s},{q}" for p, _, s, q in issues]
-    (audit / "label_issues.csv").write_text("\n".join(lines) + "\n")
-    (audit / "outliers.csv").write_text(f"path,score\n{files[2]},3.5\n{files[20]},1.7\n")
+    save_label_issues(audit, [LabelIssue(p, p.split("/")[0], s, q) for p, _, s, q in issues])
+    save_outliers(audit, [Outlier(files[2], 3.5), Outlier(files[20], 1.7)])
     (audit / "audit.json").write_text(json.dumps({"counts": {"label_issues": 3}}))
     run = tmp_path / "run"
     run.mkdir()
@@ -174,7 +175,20 @@ def reports(cleaned, tmp_path) -> dict[str, Path]:
     errors.append(
         {"file": str(tmp_path / "split" / "test" / "4" / "gone.png"), "true": "4", "predicted": "9", "probability": 0.9}
     )
-    (run / "metrics.json").write_text(json.dumps({"accuracy": 0.5, "confident_errors": errors}))
+    metrics = MetricsRecord(
+        accuracy=0.5,
+        loss=1.0,
+        precision_macro=0.5,
+        recall_macro=0.5,
+        f1_macro=0.5,
+        top_k=3,
+        top_k_accuracy=0.9,
+        ece=0.1,
+        n_images=40,
+        class_names=[str(c) for c in range(10)],
+        confident_errors=errors,
+    )
+    save_metrics(run, "test", metrics.model_dump())
     return {"audit": audit, "run": run, "issues": [p for p, *_ in issues]}
 
 

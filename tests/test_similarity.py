@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFont
 
 from imgclf.clean import similarity as sim
 from imgclf.clean.similarity.hamming import brute_force_pairs, hamming_cross_pairs, pack_bits
+from imgclf.images import open_image
 
 
 def _design(w: int = 320, h: int = 200, dark: bool = False, swap: bool = False) -> Image.Image:
@@ -460,3 +462,106 @@ def test_hashers_module_digest_and_hash():
     assert pixel_digest(photo) != pixel_digest(ImageEnhance.Brightness(photo).enhance(1.01))
     h = get_hasher("phash", hash_size=8)
     assert np.bitwise_count(h.hash_image(photo) ^ h.hash_image(_jpeg(photo, 60))).sum() <= 4
+
+
+# ------------------------------------------------------------------ colour changes (issue 30)
+
+NEAR_DUPLICATES = Path(__file__).resolve().parent / "data" / "near_duplicates"
+
+
+def _sepia(img: Image.Image) -> Image.Image:
+    """The classic sepia matrix of photo apps (rows: output R, G, B)."""
+    m = np.array([[0.393, 0.769, 0.189], [0.349, 0.686, 0.168], [0.272, 0.534, 0.131]])
+    return Image.fromarray(np.clip(np.rint(np.asarray(img, np.float64) @ m.T), 0, 255).astype(np.uint8))
+
+
+def _hue(img: Image.Image, degrees: float) -> Image.Image:
+    """Hue rotated in HSV, as a photo app's hue slider does."""
+    h, s, v = (np.asarray(c, np.int32) for c in img.convert("HSV").split())
+    h = (h + round(degrees / 360 * 256)) % 256
+    return Image.merge("HSV", [Image.fromarray(c.astype(np.uint8)) for c in (h, s, v)]).convert("RGB")
+
+
+def _gray(img: Image.Image) -> Image.Image:
+    """A black-and-white repost: grayscale, stored as a grayscale JPEG, read back as RGB."""
+    return _jpeg(img.convert("L"), 90).convert("RGB")
+
+
+def test_grayscale_and_sepia_copies_of_a_photo_are_paired():
+    for name in ("china.jpg", "flower.jpg"):
+        photo = _photo(name)
+        copies = [
+            _gray(photo),
+            _jpeg(_sepia(photo), 90),
+            _jpeg(ImageEnhance.Color(photo).enhance(0.5), 90),
+            _jpeg(_hue(photo, 20), 90),
+        ]
+        pairs = _pairs([photo, *copies])
+        assert [(0, k) in pairs for k in range(1, 5)] == [True] * 4, (name, pairs)
+        assert all(pairs[(0, k)][0] == "near" for k in range(1, 5))
+        # without test 2b only the colour-preserving detector of before: none of them
+        assert not any((0, k) in _pairs([photo, *copies], colour_changes=False) for k in range(1, 3))
+
+
+def test_colour_variants_of_one_design_are_not_paired_but_their_grayscale_copies_are():
+    """Hard negatives of docs/dedupe.md's benchmark, as small real files: GNOME's light and dark
+    `adwaita` (128 px), oxygen's green and grey folders and its blue and cyan ones (64 px)."""
+    for a, b in (
+        ("gnome-adwaita-l.jpg", "gnome-adwaita-d.jpg"),
+        ("oxygen-folder-green.png", "oxygen-folder-grey.png"),
+        ("oxygen-folder-blue.png", "oxygen-folder-cyan.png"),
+    ):
+        first, second = (open_image(NEAR_DUPLICATES / f) for f in (a, b))
+        assert _pairs([first, second]) == {}, (a, b)
+        # the colour-change test is at work on these very pictures: a grayscale copy is paired
+        assert (0, 1) in _pairs([first, _gray(first)]), a
+        assert _pairs([_gray(first), second]) == {}, (a, b)
+
+
+def test_verify_module_colour_change_check_on_real_pairs():
+    from imgclf.clean.similarity.params import DetectorParams
+    from imgclf.clean.similarity.signatures import signature, stack
+    from imgclf.clean.similarity.verify import colour_change_check
+
+    photo = _photo()
+    other = _photo("flower.jpg").resize(photo.size)
+    sigs = stack([signature(im) for im in (photo, _gray(photo), _jpeg(_hue(photo, -25), 90), other)])
+    i, j = np.array([0, 0, 0]), np.array([1, 2, 3])
+    passed, res = colour_change_check(
+        sigs.colour[i, 0], sigs.colour[j, 0], sigs.gray[i, 0], sigs.gray[j, 0], DetectorParams()
+    )
+    assert passed.tolist() == [True, True, False]
+    assert res[0] <= 0.7 * sim.DEFAULT_MAX_RESIDUAL and res[1] <= sim.DEFAULT_MAX_RESIDUAL
+
+
+def test_fit_module_colour_change_fit_measures_the_filter():
+    from imgclf.clean.similarity.fit import chroma_rms, colour_change_fit
+    from imgclf.clean.similarity.signatures import signature, stack
+
+    photo = _photo("flower.jpg")
+    sigs = stack([signature(im) for im in (photo, photo.convert("L").convert("RGB"), _hue(photo, 25))])
+    i, j = np.array([0, 0]), np.array([1, 2])
+    rms, alpha, spread, colour, swap, corr = colour_change_fit(
+        sigs.colour[i, 0], sigs.colour[j, 0], sigs.gray[i, 0], sigs.gray[j, 0]
+    )
+    assert abs(alpha[0]) < 0.05 and rms[0] < 1.0  # grayscale: no chroma kept
+    assert 10 <= abs(np.degrees(np.angle(alpha[1]))) <= 40 and abs(alpha[1]) > 0.75  # hue turned
+    assert not swap[0] and colour[0] > 10 and spread.shape == (2,) and corr.shape == (2, 32, 32)
+    assert chroma_rms(sigs.colour[[1], 0])[0] < 1.0 < chroma_rms(sigs.colour[[0], 0])[0]
+
+
+def test_trim_box_removes_a_caption_bar_and_a_window_frame_from_large_pictures():
+    from imgclf.clean.similarity.params import BAND_ROUNDS, BAND_SHARE, MAX_BAND
+
+    photo = _photo().resize((256, 171))
+    meme = Image.new("RGB", (256, 171 + 24), (255, 255, 255))
+    meme.paste(photo, (0, 24))
+    ImageDraw.Draw(meme).text(
+        (128, 12), "WHEN IT WORKS", fill=(0, 0, 0), font=ImageFont.load_default(size=14), anchor="mm"
+    )
+    rgb = np.asarray(meme)
+    assert sim.trim_box(rgb)[0] < 10  # uniform rows only: stops at the text
+    top, bottom, left, right = sim.trim_box(rgb, rounds=BAND_ROUNDS, band_share=BAND_SHARE, max_band=MAX_BAND)
+    assert (top, bottom, left, right) == (24, 195, 0, 256)
+    # and the detector pairs the meme with its photo (the trimmed variants)
+    assert (0, 1) in _pairs([photo, _jpeg(meme, 90)])

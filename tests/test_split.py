@@ -315,9 +315,9 @@ def _scrape_folder(root: Path) -> dict[str, list[str]]:
 
 def test_provenance_groups_never_straddle_splits_through_clean_prepare_split(tmp_path):
     from imgclf.clean import clean_folder
-    from imgclf.records.provenance import read_provenance
     from imgclf.config import CleanConfig, PrepareConfig
     from imgclf.prepare import prepare_folder
+    from imgclf.records.provenance import read_provenance
 
     raw = tmp_path / "raw"
     groups = _scrape_folder(raw)

@@ -17,16 +17,22 @@ the usual way on the noisy folder: `imgclf split` 70/15/15, `imgclf train --conf
 configs/digits.yaml`, then `imgclf audit --model RUN`: that run saw 70 % of the noisy labels,
 as a user's run would; time of split + train reported separately). `run` is for digits only.
 
-Cross-check: cleanlab's `find_label_issues` on the SAME out-of-fold probabilities
-(`OUT/oof.npz`) against `imgclf.audit.confident.find_label_issues`, as the Jaccard index of the
-two flagged sets, for each confident-learning rule. cleanlab is AGPL-3.0: it is never a
-dependency of imgclf; install it into the benchmark environment yourself
-(`.venv/bin/pip install cleanlab`); without it the cross-check is skipped with a message.
+Cross-check: imgclf's rules (`imgclf.audit.confident.find_label_issues`, which calls cleanlab,
+a dependency of imgclf since its 2.8.0 release moved to the Apache-2.0 licence) against
+cleanlab's `filter.find_label_issues` called directly with the matching `filter_by`, on the SAME
+out-of-fold probabilities (`OUT/oof.npz`), as the Jaccard index of the two flagged sets. They
+can differ only for `low_self_confidence`, where imgclf never flags an image the model agrees
+with nor empties a class (cleanlab's own rule, `exclude_agreeing=False`, is listed too).
+
+`--rescore`: run no audit; score the rules on the `oof.npz` files already in `--work` (e.g. to
+compare two imgclf versions on the very same out-of-fold probabilities, with `PYTHONPATH`
+pointing at each version's `src`).
 
 Usage:
     .venv/bin/python scripts/bench/bench_audit.py --datasets digits
     .venv/bin/python scripts/bench/bench_audit.py --datasets digits,fashion --methods default,cv-train
     .venv/bin/python scripts/bench/bench_audit.py --datasets digits --embeddings   # + autoencoder
+    .venv/bin/python scripts/bench/bench_audit.py --datasets digits --embeddings --rescore  # same oof.npz
 
 Results are printed as markdown tables and written to `WORK/bench_audit.json`.
 """
@@ -34,7 +40,6 @@ Results are printed as markdown tables and written to `WORK/bench_audit.json`.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import subprocess
@@ -47,7 +52,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 
-# cleanlab filter_by value for each imgclf method.
+# cleanlab filter_by value for each imgclf method (as `imgclf.audit.confident.CLEANLAB_FILTER`).
 CLEANLAB_RULES = {
     "low_self_confidence": "low_self_confidence",
     "prune_by_noise_rate": "prune_by_noise_rate",
@@ -123,14 +128,15 @@ def run(cmd: list[str]) -> float:
 
 def score(out: Path, truth: dict[str, bool]) -> dict[str, float]:
     """Precision, recall and F1 of `out/label_issues.csv` against the flipped images."""
-    with (out / "label_issues.csv").open(newline="") as f:
-        flagged = {row["path"] for row in csv.DictReader(f)}
+    from imgclf.records.audit import AuditReport, load_label_issues
+
+    flagged = {row.path for row in load_label_issues(out)}
     flipped = {p for p, t in truth.items() if t}
     tp = len(flagged & flipped)
     p = tp / len(flagged) if flagged else 0.0
     r = tp / len(flipped) if flipped else 0.0
     f1 = 2 * p * r / (p + r) if p + r else 0.0
-    report = json.loads((out / "audit.json").read_text())
+    report = AuditReport.load(out)
     return {
         "flagged": len(flagged),
         "flipped": len(flipped),
@@ -138,17 +144,25 @@ def score(out: Path, truth: dict[str, bool]) -> dict[str, float]:
         "precision": round(p, 4),
         "recall": round(r, 4),
         "f1": round(f1, 4),
-        "out_of_fold_accuracy": report["out_of_fold_accuracy"],
-        "estimated_noise_rate": report["estimated_noise_rate"],
+        "out_of_fold_accuracy": report.out_of_fold_accuracy,
+        "estimated_noise_rate": report.estimated_noise_rate,
     }
+
+
+def read_oof(out: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Paths, given labels and out-of-fold probabilities (float64, rows summing to 1) of `out/oof.npz`."""
+    from imgclf.records.audit import OutOfFoldRecord
+
+    rec = OutOfFoldRecord.load(out)
+    probs = rec.pred_probs.astype(np.float64)
+    return rec.paths, rec.labels, probs / probs.sum(axis=1, keepdims=True)
 
 
 def rule_scores(out: Path, truth: dict[str, bool]) -> dict[str, dict[str, float]]:
     """F1 of every confident-learning rule of `imgclf.audit.confident` on the same probabilities."""
     from imgclf.audit.confident import METHODS, find_label_issues
 
-    with np.load(out / "oof.npz") as d:
-        paths, labels, probs = d["paths"].tolist(), d["labels"], d["pred_probs"].astype(np.float64)
+    paths, labels, probs = read_oof(out)
     flipped = np.array([truth[p] for p in paths])
     res = {}
     for rule in METHODS:
@@ -177,50 +191,98 @@ def rule_scores(out: Path, truth: dict[str, bool]) -> dict[str, dict[str, float]
     return res
 
 
+def _jaccard(mine: np.ndarray, theirs: np.ndarray) -> dict[str, object]:
+    union = int((mine | theirs).sum())
+    return {
+        "jaccard": round(float((mine & theirs).sum() / union) if union else 1.0, 4),
+        "imgclf": int(mine.sum()),
+        "cleanlab": int(theirs.sum()),
+        "both": int((mine & theirs).sum()),
+    }
+
+
 def cross_check(out: Path) -> dict[str, object]:
-    """Jaccard of imgclf's and cleanlab's flagged sets on the same out-of-fold probabilities."""
+    """Jaccard of imgclf's and cleanlab's own flagged sets on the same out-of-fold probabilities."""
+    import cleanlab
+    from cleanlab.filter import find_label_issues as cleanlab_find
+
     from imgclf.audit.confident import find_label_issues
 
-    try:
-        import cleanlab
-        from cleanlab.count import compute_confident_joint
-        from cleanlab.filter import find_label_issues as cleanlab_find
-    except ImportError:
-        msg = (
-            "cleanlab is not installed: cross-check skipped (install it into the benchmark environment only, "
-            "`.venv/bin/pip install cleanlab`; it is AGPL-3.0 and never an imgclf dependency)"
-        )
-        print(msg)
-        return {"skipped": msg}
-    with np.load(out / "oof.npz") as d:
-        labels, probs = d["labels"], d["pred_probs"].astype(np.float64)
-    probs = probs / probs.sum(axis=1, keepdims=True)
+    _, labels, probs = read_oof(out)
     res: dict[str, object] = {"cleanlab": cleanlab.__version__}
-    # Their calibrated, rounded confident joint: fed to our pruning, it isolates the one
-    # difference the paper leaves open (how n * Q is rounded to integers, ties included).
-    their_counts = compute_confident_joint(labels, probs, calibrate=True)
     for ours, theirs in CLEANLAB_RULES.items():
-        theirs_mask = np.asarray(cleanlab_find(labels, probs, filter_by=theirs), dtype=bool)
-        for exclude in (True, False):
-            mine = find_label_issues(labels, probs, ours, exclude_agreeing=exclude)
-            union = int((mine | theirs_mask).sum())
-            jac = float((mine & theirs_mask).sum() / union) if union else 1.0
-            res[f"{ours}{'' if exclude else ' (exclude_agreeing=False)'}"] = {
-                "jaccard": round(jac, 4),
-                "imgclf": int(mine.sum()),
-                "cleanlab": int(theirs_mask.sum()),
-                "both": int((mine & theirs_mask).sum()),
-            }
-        if ours in ("prune_by_noise_rate", "both"):
-            same = find_label_issues(labels, probs, ours, counts=their_counts)
-            union = int((same | theirs_mask).sum())
-            res[f"{ours} (cleanlab's integer counts)"] = {
-                "jaccard": round(float((same & theirs_mask).sum() / union) if union else 1.0, 4),
-                "imgclf": int(same.sum()),
-                "cleanlab": int(theirs_mask.sum()),
-                "both": int((same & theirs_mask).sum()),
-            }
+        theirs_mask = np.asarray(cleanlab_find(labels, probs, filter_by=theirs, n_jobs=1), dtype=bool)
+        res[ours] = _jaccard(find_label_issues(labels, probs, ours), theirs_mask)
+        if ours == "low_self_confidence":
+            loose = find_label_issues(labels, probs, ours, exclude_agreeing=False)
+            res[f"{ours} (exclude_agreeing=False)"] = _jaccard(loose, theirs_mask)
     return res
+
+
+def prepare_method(imgclf: str, method: str, name: str, data: Path, work: Path) -> tuple[list[str], float]:
+    """The `imgclf audit` options of one method, after training what it needs; returns
+    `(options, seconds spent training)`."""
+    if method == "default":
+        return [], 0.0
+    if method == "cv-train":
+        return ["--cv-train"], 0.0
+    if method == "autoencoder":
+        ae = work / name / "autoencoder"
+        return ["--model", f"autoencoder:{ae}"], run([imgclf, "autoencoder", "train", str(data), "--out", str(ae)])
+    if method == "run":
+        import shutil
+
+        split, run_dir = work / name / "split", work / name / "run"
+        for d in (split, run_dir):
+            if d.exists():
+                shutil.rmtree(d)
+        seconds = run([imgclf, "split", str(data), "--out", str(split), "--seed", "0", "--no-check-leaks"])
+        config = str(ROOT / "configs" / "digits.yaml")
+        seconds += run([imgclf, "train", "--data", str(split), "--config", config, "--run-dir", str(run_dir)])
+        return ["--model", str(run_dir)], seconds
+    raise SystemExit(f"unknown method {method!r}")
+
+
+def rescore(out: Path, truth: dict[str, bool], rules: dict[str, dict[str, float]], method: str) -> dict[str, object]:
+    """The summary row of an audit already run, from its `oof.npz` and the current rules."""
+    from imgclf.audit.confident import confident_learning
+    from imgclf.records.audit import AuditReport
+
+    _, labels, probs = read_oof(out)
+    total = AuditReport.load(out).seconds.get("total", float("nan"))
+    return {
+        **rules[method],
+        "flipped": sum(truth.values()),
+        "out_of_fold_accuracy": round(float(np.mean(probs.argmax(axis=1) == labels)), 6),
+        "estimated_noise_rate": round(confident_learning(labels, probs).estimated_noise_fraction, 6),
+        "wall_seconds": total,
+        "command": f"rescored {out / 'oof.npz'}",
+    }
+
+
+def print_tables(results: dict[str, dict[str, object]]) -> None:
+    """The markdown tables of docs/benchmarks.md."""
+    print(
+        "\n| data / method | flagged | flipped | precision | recall | F1 | OOF accuracy | est. noise | wall time (s) |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for key, r in results.items():
+        print(
+            f"| {key} | {r['flagged']} | {r['flipped']} | {r['precision']:.4f} | {r['recall']:.4f} | "
+            f"**{r['f1']:.4f}** | {r['out_of_fold_accuracy']:.4f} | {r['estimated_noise_rate']:.4f} | "
+            f"{r['wall_seconds']} |"
+        )
+    print("\n| data / method | rule | flagged | precision | recall | F1 |")
+    print("|---|---|---|---|---|---|")
+    for key, r in results.items():
+        for rule, v in r["rules"].items():
+            print(f"| {key} | {rule} | {v['flagged']} | {v['precision']:.4f} | {v['recall']:.4f} | {v['f1']:.4f} |")
+    print("\n| data / method | rule | Jaccard imgclf vs cleanlab | imgclf | cleanlab | both |")
+    print("|---|---|---|---|---|---|")
+    for key, r in results.items():
+        for rule, v in r["cross_check"].items():
+            if isinstance(v, dict):
+                print(f"| {key} | {rule} | {v['jaccard']:.4f} | {v['imgclf']} | {v['cleanlab']} | {v['both']} |")
 
 
 def main() -> None:
@@ -236,7 +298,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="seed of the label flips")
     ap.add_argument("--work", type=Path, default=Path("/tmp/imgclf-bench-audit"))
     ap.add_argument("--extra", default="", help="extra options for every `imgclf audit`, e.g. '--folds 5'")
+    ap.add_argument("--rescore", action="store_true", help="run no audit: score the oof.npz files already in --work")
     args = ap.parse_args()
+    from imgclf.audit.confident import DEFAULT_METHOD
+
     imgclf = str(Path(sys.executable).with_name("imgclf"))
     results: dict[str, dict[str, object]] = {}
     args.work.mkdir(parents=True, exist_ok=True)
@@ -247,75 +312,25 @@ def main() -> None:
             methods += ["autoencoder"] + (["run"] if name == "digits" else [])
         for method in methods:
             out = args.work / name / f"audit-{method}"
-            cmd = [imgclf, "audit", str(data), "--out", str(out), *args.extra.split()]
-            extra_seconds = 0.0
-            if method == "cv-train":
-                cmd.append("--cv-train")
-            elif method == "autoencoder":
-                ae = args.work / name / "autoencoder"
-                extra_seconds = run([imgclf, "autoencoder", "train", str(data), "--out", str(ae)])
-                cmd += ["--model", f"autoencoder:{ae}"]
-            elif method == "run":
-                split, run_dir = args.work / name / "split", args.work / name / "run"
-                for d in (split, run_dir):
-                    if d.exists():
-                        import shutil
-
-                        shutil.rmtree(d)
-                extra_seconds = run(
-                    [imgclf, "split", str(data), "--out", str(split), "--seed", "0", "--no-check-leaks"]
-                )
-                extra_seconds += run(
-                    [
-                        imgclf,
-                        "train",
-                        "--data",
-                        str(split),
-                        "--config",
-                        str(ROOT / "configs" / "digits.yaml"),
-                        "--run-dir",
-                        str(run_dir),
-                    ]
-                )
-                cmd += ["--model", str(run_dir)]
-            elif method != "default":
-                raise SystemExit(f"unknown method {method!r}")
-            seconds = run(cmd)
-            row: dict[str, object] = score(out, truth)
-            row["wall_seconds"] = round(seconds + extra_seconds, 1)
-            if extra_seconds:
-                row["model_training_seconds"] = round(extra_seconds, 1)
-            row["command"] = " ".join(cmd)
-            row["rules"] = rule_scores(out, truth)
+            if args.rescore:
+                rules = rule_scores(out, truth)
+                row = rescore(out, truth, rules, DEFAULT_METHOD)
+            else:
+                options, extra_seconds = prepare_method(imgclf, method, name, data, args.work)
+                cmd = [imgclf, "audit", str(data), "--out", str(out), *args.extra.split(), *options]
+                seconds = run(cmd)
+                row = {**score(out, truth), "wall_seconds": round(seconds + extra_seconds, 1), "command": " ".join(cmd)}
+                if extra_seconds:
+                    row["model_training_seconds"] = round(extra_seconds, 1)
+                rules = rule_scores(out, truth)
+            row["rules"] = rules
             row["cross_check"] = cross_check(out)
             results[f"{name} / {method}"] = row
             print(json.dumps({f"{name} / {method}": row}, indent=2), flush=True)
-    (args.work / "bench_audit.json").write_text(json.dumps(results, indent=2))
-    print(
-        "\n| data / method | flagged | flipped | precision | recall | F1 | OOF accuracy | est. noise | wall time (s) |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|")
-    for key, r in results.items():
-        print(
-            f"| {key} | {r['flagged']} | {r['flipped']} | {r['precision']:.4f} | {r['recall']:.4f} | **{r['f1']:.4f}** | "
-            f"{r['out_of_fold_accuracy']:.4f} | {r['estimated_noise_rate']:.4f} | {r['wall_seconds']} |"
-        )
-    print("\n| data / method | rule | flagged | precision | recall | F1 |")
-    print("|---|---|---|---|---|---|")
-    for key, r in results.items():
-        for rule, v in r["rules"].items():
-            print(f"| {key} | {rule} | {v['flagged']} | {v['precision']:.4f} | {v['recall']:.4f} | {v['f1']:.4f} |")
-    print("\n| data / method | rule | Jaccard imgclf vs cleanlab | imgclf | cleanlab | both |")
-    print("|---|---|---|---|---|---|")
-    for key, r in results.items():
-        cc = r["cross_check"]
-        if "skipped" in cc:
-            print(f"| {key} | (skipped: cleanlab not installed) | | | | |")
-            continue
-        for rule, v in cc.items():
-            if isinstance(v, dict):
-                print(f"| {key} | {rule} | {v['jaccard']:.4f} | {v['imgclf']} | {v['cleanlab']} | {v['both']} |")
-    print(f"\nresults -> {args.work / 'bench_audit.json'}")
+    dest = args.work / ("bench_audit_rescored.json" if args.rescore else "bench_audit.json")
+    dest.write_text(json.dumps(results, indent=2))
+    print_tables(results)
+    print(f"\nresults -> {dest}")
 
 
 if __name__ == "__main__":

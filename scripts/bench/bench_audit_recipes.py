@@ -7,7 +7,8 @@ seed 0 by `bench_audit.flip_labels`, the folds of `imgclf.audit.oof.assign_folds
 trains the audit's model (`imgclf.audit.cvtrain.default_recipe` plus each recipe's overrides)
 on the other folds, predicts fold 0 (12,000 images, 600 of them flipped) with the mirror-image
 average the audit uses, and scores confident learning on that fold alone
-(`imgclf.audit.confident.find_label_issues`, thresholds from the fold's own probabilities).
+(`imgclf.audit.confident.find_label_issues`, which calls cleanlab; thresholds from the fold's
+own probabilities).
 
 Printed per recipe: training + prediction seconds, accuracy against the TRUE labels, F1 of
 each rule against the flipped images, and the "ranked" F1 (flag exactly the 600 lowest
@@ -65,9 +66,10 @@ def run_recipe(name: str, overrides: dict, n_train: int | None, x, noisy, truth,
     import tensorflow as tf
 
     from imgclf.audit.confident import find_label_issues
-    from imgclf.audit.cvtrain import _learning_rate, _optimizer, default_recipe
+    from imgclf.audit.cvtrain import _learning_rate, default_recipe
     from imgclf.data import build_augmenter
     from imgclf.models import create_model
+    from imgclf.train import build_optimizer
 
     cfg = default_recipe(**overrides)
     test = np.flatnonzero(fold == 0)
@@ -84,7 +86,7 @@ def run_recipe(name: str, overrides: dict, n_train: int | None, x, noisy, truth,
         if sm > 0
         else keras.losses.SparseCategoricalCrossentropy()
     )
-    model.compile(optimizer=_optimizer(cfg, _learning_rate(cfg, cfg.epochs, steps)), loss=loss)
+    model.compile(optimizer=build_optimizer(cfg, _learning_rate(cfg, cfg.epochs, steps), ema=False), loss=loss)
     aug = build_augmenter(cfg.augment, seed=cfg.seed)
     ds = tf.data.Dataset.from_tensor_slices((x[train], noisy[train])).shuffle(len(train), seed=cfg.seed)
     ds = ds.batch(cfg.batch_size)

@@ -53,7 +53,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from dedupe_set import ICON_SIZES, build
+from dedupe_set import COLOUR_KINDS, FRAME_KINDS, GRADE_FAMILIES, ICON_SIZES, build
 
 from imgclf.clean import similarity as sim
 from imgclf.clean.similarity import connected_components, hamming_pairs, pack_bits
@@ -80,11 +80,22 @@ GOAL_KINDS = (
     "icon_64",
     "icon_128",
 )
+#: Issue 30's kinds: colour changes, frames and captions (the solid border is issue 12's).
+NEW_KINDS: tuple[str, ...] = COLOUR_KINDS + tuple(k for k in FRAME_KINDS if k not in GOAL_KINDS)
+GOAL_KINDS: tuple[str, ...] = GOAL_KINDS + NEW_KINDS  # type: ignore[no-redef]
 SHOW_KINDS = GOAL_KINDS + ("icon_22", "icon_16", "package_aspect")
 
 IMAGEDEDUP_SCRIPT = r"""
-import json, sys, logging
+import json, sys, logging, types
 logging.disable(logging.WARNING)
+try:
+    import torchvision  # noqa: F401
+except Exception:  # a CUDA torchvision wheel beside the CPU torch: its ops do not load
+    # the hash methods never use the CNN module; stand in for it so that they import
+    stub = types.ModuleType("imagededup.utils.models")
+    stub.CustomModel = stub.MobilenetV3 = object
+    stub.DEFAULT_MODEL_NAME = "unavailable"
+    sys.modules["imagededup.utils.models"] = stub
 from imagededup.methods import PHash, DHash, WHash
 out = {}
 for name, cls in (("PHash", PHash), ("DHash", DHash), ("WHash", WHash)):
@@ -103,18 +114,25 @@ def _pairs_from_names(pairs, index):
     return np.minimum(i, j), np.maximum(i, j), d
 
 
-def at_precision(items, i, j, d, min_precision: float = 0.99):
-    """The threshold on distances `d` with the most goal recall at goal precision >= min_precision.
+def at_precision(items, i, j, d, min_precision: float = 0.99, on: str = "P_goal", best_by: str = "R_goal"):
+    """The threshold on distances `d` that is best by `best_by` at `on` >= min_precision.
 
     A hash peer's default threshold (10 bits) buys recall with precision; this is the same peer
     tuned on the answers to the precision the goal asks for (an upper bound of what it can do
-    there). Returns `(threshold, figures)`, or `(None, None)` if no threshold reaches it.
+    there): the most goal recall (`best_by="R_goal"`) or the fewest sets split over several
+    groups (`best_by="split"`). Returns `(threshold, figures)`, or `(None, None)` if no
+    threshold reaches the precision.
     """
-    best = (None, None)
+    best: tuple[int | None, dict | None] = (None, None)
     for t in np.unique(d):
         keep = d <= t
         e = evaluate(items, i[keep], j[keep])
-        if e["P_goal"] >= min_precision and (best[1] is None or e["R_goal"] > best[1]["R_goal"]):
+        if e[on] < min_precision:
+            continue
+        better = best[1] is None or (
+            e["split"] < best[1]["split"] if best_by == "split" else e[best_by] > best[1][best_by]
+        )
+        if better:
             best = (int(t), e)
     return best
 
@@ -123,7 +141,9 @@ def current_pairs(imgs):
     hasher = get_hasher("phash", 16)
     codes = np.stack([hasher.hash_image(im) for im in imgs])
     i, j, _ = hamming_pairs(codes, hasher.default_threshold(), bits=hasher.bits)
-    by, ei, ej = {}, [], []
+    by: dict[str, int] = {}
+    ei: list[int] = []
+    ej: list[int] = []
     for k, im in enumerate(imgs):
         first = by.setdefault(pixel_digest(im), k)
         if first != k:
@@ -154,13 +174,18 @@ def evaluate(items, i, j):
     keep = ~flip[i] & ~flip[j]
     flip_found = {(int(a), int(b)) for a, b in zip(i[~keep], j[~keep])}
     i, j = i[keep], j[keep]
+    # pairs between two colour grades of one photo (GRADE_FAMILIES): reported, not scored
+    grade = (sets[i] != sets[j]) & (fam[i] == fam[j]) & np.isin(fam[i], GRADE_FAMILIES)
+    grade_pairs = int(grade.sum())
+    grade_sets = sorted({tuple(sorted((sets[a], sets[b]))) for a, b in zip(i[grade], j[grade])})
+    i, j = i[~grade], j[~grade]
     same = sets[i] == sets[j]
     counts = Counter(sets[~flip])
     n_true = sum(c * (c - 1) // 2 for c in counts.values())
     gcounts = Counter(sets[goal])
     n_true_goal = sum(c * (c - 1) // 2 for c in gcounts.values())
     g = goal[i] & goal[j]
-    out = {
+    out: dict = {
         "pairs": len(i),
         "P": same.sum() / max(1, len(i)),
         "R": same.sum() / n_true,
@@ -168,6 +193,8 @@ def evaluate(items, i, j):
         "R_goal": (same & g).sum() / n_true_goal,
         "fp": int((~same).sum()),
         "fp_hard": int((~same & (fam[i] == fam[j]) & (fam[i] != "")).sum()),
+        "grade_pairs": grade_pairs,
+        "grade_sets": len(grade_sets),
     }
     anchor = {s: k for k, (s, kd) in enumerate(zip(sets, kinds)) if kd == "anchor"}
     found = set(zip(i.tolist(), j.tolist()))
@@ -181,18 +208,27 @@ def evaluate(items, i, j):
             pair = (min(a, k), max(a, k))
             hits += pair in (flip_found if kd == "flip" else found)
         out[kd] = hits / len(idx)
-    # sets split across groups (flip copies left out), for all sets and the goal files
+    out.update(_split(n, sets, flip, goal, counts, i, j))
+    return out
+
+
+def _split(n, sets, flip, goal, counts, i, j):
+    """Sets split over several groups (flip copies left out), and groups merging sets."""
+    out: dict = {}
     nodes = np.flatnonzero(~flip)
     remap = -np.ones(n, dtype=np.int64)
     remap[nodes] = np.arange(len(nodes))
     comp = connected_components(len(nodes), remap[i], remap[j])
     for label, mask in (("split", ~flip), ("split_goal", goal)):
         per_set: dict[str, set] = {}
+        size: Counter = Counter()
         for k in np.flatnonzero(mask):
             per_set.setdefault(sets[k], set()).add(int(comp[remap[k]]))
-        multi = [s for s in per_set if counts[s] > 1 and len([k for k in np.flatnonzero(mask) if sets[k] == s]) > 1]
-        out[label] = sum(len(per_set[s]) > 1 for s in multi) / max(1, len(multi))
-    # groups that merge different sets
+            size[sets[k]] += 1
+        multi = [s for s in per_set if counts[s] > 1 and size[s] > 1]
+        n_split = sum(len(per_set[s]) > 1 for s in multi)
+        out[label] = n_split / max(1, len(multi))
+        out[label + "_n"] = f"{n_split}/{len(multi)}"
     members: dict[int, set] = {}
     for k in nodes:
         members.setdefault(int(comp[remap[k]]), set()).add(sets[k])
@@ -208,24 +244,92 @@ def print_table(rows):
         ("P_goal", "P goal", "{:.3f}"),
         ("R_goal", "R goal", "{:.3f}"),
         ("split", "split", "{:.3f}"),
+        ("split_n", "sets split", "{}"),
         ("split_goal", "split goal", "{:.3f}"),
         ("fp", "false pairs", "{:d}"),
         ("fp_hard", "of them hard neg.", "{:d}"),
         ("merged_groups", "merging groups", "{:d}"),
+        ("grade_pairs", "grade pairs", "{:d}"),
     ]
     print("| method | " + " | ".join(c[1] for c in cols) + " |")
     print("|---" * (len(cols) + 1) + "|")
     for name, r in rows:
         print(f"| {name} | " + " | ".join(c[2].format(r[c[0]]) for c in cols) + " |")
-    kinds = [k for k in SHOW_KINDS + ("flip",) if k in rows[0][1]]
-    print("\nRecall of (anchor, copy) pairs per copy kind:\n")
-    print("| method | " + " | ".join(kinds) + " |")
-    print("|---" * (len(kinds) + 1) + "|")
-    for name, r in rows:
-        print(f"| {name} | " + " | ".join(f"{r[k]:.2f}" for k in kinds) + " |")
+    old = [k for k in SHOW_KINDS + ("flip",) if k in rows[0][1] and k not in NEW_KINDS]
+    new = [k for k in NEW_KINDS if k in rows[0][1]]
+    for title, kinds in (("issue 12's kinds", old), ("issue 30's kinds", new)):
+        print(f"\nRecall of (anchor, copy) pairs per copy kind, {title}:\n")
+        print("| method | " + " | ".join(kinds) + " |")
+        print("|---" * (len(kinds) + 1) + "|")
+        for name, r in rows:
+            print(f"| {name} | " + " | ".join(f"{r[k]:.2f}" for k in kinds) + " |")
+
+
+def _imagededup_rows(items, img_dir: Path, py: str | None) -> list:
+    """imagededup's PHash, DHash and WHash at their defaults, run by `py` (a separate venv):
+    `[(name, (i, j, distance))]`, or `[]` with a message when `py` is missing."""
+    if not (py and Path(py).exists()):
+        print(
+            f"imagededup skipped: no interpreter at --imagededup-python={py!r} "
+            "(python3 -m venv /tmp/dedupe-venv && /tmp/dedupe-venv/bin/pip install imagededup)"
+        )
+        return []
+    t = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "run.py"
+        script.write_text(IMAGEDEDUP_SCRIPT)
+        out = Path(tmp) / "out.json"
+        env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+        subprocess.run([py, str(script), str(img_dir), str(out)], check=True, env=env)
+        res = json.loads(out.read_text())
+    print(f"imagededup ran in {time.perf_counter() - t:.0f} s", flush=True)
+    index = {it.file: k for k, it in enumerate(items)}
+    return [(f"imagededup {name}", _pairs_from_names(res[name], index)) for name in ("PHash", "DHash", "WHash")]
+
+
+def _grid_table(items, sigs) -> None:
+    """Prints the figures of the settings of `GRID` around the defaults (same signatures)."""
+    print("\nSettings around the defaults (same signatures; P / R over the goal kinds):\n")
+    cols = ("crop", "border", "watermark", "bright+20", "hue", "frame", "caption_top", "icon_64", "icon_128")
+    print("| radius | max_residual | pairs | P goal | R goal | false pairs | " + " | ".join(cols) + " |")
+    print("|---" * (6 + len(cols)) + "|")
+    for radius, res in GRID:
+        g = sim.find_duplicate_pairs(sigs, radius=radius, max_residual=res)
+        e = evaluate(items, g.i, g.j)
+        head = f"| {radius} | {res:g} | {e['pairs']} | {e['P_goal']:.3f} | {e['R_goal']:.3f} | {e['fp']} | "
+        print(head + " | ".join(f"{e[c]:.2f}" for c in cols) + " |", flush=True)
+
+
+def _peer_tables(items, rows, tuned) -> None:
+    """Prints the hash peers tuned on the answers: at goal precision >= 0.99 (most goal
+    recall), and at pair precision >= 0.9 (fewest sets split), each beside imgclf's defaults."""
+    for title, kw, label in (
+        (
+            "at the goal's precision: each one's threshold (<= 10 bits) with the most goal recall at P goal >= 0.99",
+            {},
+            "(tuned)",
+        ),
+        (
+            "at pair precision >= 0.9 (issue 30's comparison of split sets): each one's threshold "
+            "(<= 10 bits) with the fewest sets split at P >= 0.9",
+            {"min_precision": 0.9, "on": "P", "best_by": "split"},
+            "(fewest split at P >= 0.9)",
+        ),
+    ):
+        print(f"\nThe hash peers {title}, chosen on the answers:\n")
+        peer_rows = []
+        for name, (i, j, d) in tuned:
+            t, e = at_precision(items, i, j, d, **kw)  # type: ignore[arg-type]
+            if e is None:
+                print(f"- {name}: no threshold reaches the precision")
+            else:
+                peer_rows.append((f"{name} <= {t} {label}", e))
+        print()
+        print_table(rows[1:2] + peer_rows)
 
 
 def bench_set(args) -> None:
+    """The benchmark of `dedupe_set.py`: imgclf's detectors and the hash peers side by side."""
     work = Path(args.work)
     t = time.perf_counter()
     items = build(work, log=lambda m: print(m, flush=True))
@@ -250,70 +354,25 @@ def bench_set(args) -> None:
     p = sim.find_duplicate_pairs(sigs)
     t_find = time.perf_counter() - t
     rows.append(("imgclf verified (defaults)", evaluate(items, p.i, p.j)))
-    t = time.perf_counter()
     pf = sim.find_duplicate_pairs(sigs, flips=True)
     rows.append(("imgclf verified, flips=True", evaluate(items, pf.i, pf.j)))
     ih = imagehash_pairs(imgs)
     rows.append(("imagehash.phash 64-bit <= 10", evaluate(items, *ih[:2])))
-    tuned = [("imagehash.phash 64-bit", ih)]
-    index = {it.file: k for k, it in enumerate(items)}
-    py = args.imagededup_python
-    if py and Path(py).exists():
-        t = time.perf_counter()
-        with tempfile.TemporaryDirectory() as tmp:
-            script = Path(tmp) / "run.py"
-            script.write_text(IMAGEDEDUP_SCRIPT)
-            out = Path(tmp) / "out.json"
-            subprocess.run(
-                [py, str(script), str(img_dir), str(out)], check=True, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""}
-            )
-            res = json.loads(out.read_text())
-        print(f"imagededup ran in {time.perf_counter() - t:.0f} s", flush=True)
-        import importlib.metadata  # noqa: F401
-
-        for name in ("PHash", "DHash", "WHash"):
-            found = _pairs_from_names(res[name], index)
-            rows.append((f"imagededup {name} (<= 10)", evaluate(items, *found[:2])))
-            tuned.append((f"imagededup {name}", found))
-    else:
-        print(
-            f"imagededup skipped: no interpreter at --imagededup-python={py!r} "
-            "(python3 -m venv /tmp/dedupe-venv && /tmp/dedupe-venv/bin/pip install imagededup)"
-        )
+    tuned = [("imagehash.phash 64-bit", ih), *_imagededup_rows(items, img_dir, args.imagededup_python)]
+    rows += [(f"{name} (<= 10)", evaluate(items, *found[:2])) for name, found in tuned[1:]]
     if args.grid:
-        print("\nSettings around the defaults (same signatures; P / R over the goal kinds):\n")
-        print(
-            "| radius | max_residual | pairs | P goal | R goal | false pairs | crop | border | watermark | bright+20 | icon_64 | icon_128 |"
-        )
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-        for radius, res in GRID:
-            g = sim.find_duplicate_pairs(sigs, radius=radius, max_residual=res)
-            e = evaluate(items, g.i, g.j)
-            print(
-                f"| {radius} | {res:g} | {e['pairs']} | {e['P_goal']:.3f} | {e['R_goal']:.3f} | {e['fp']} | {e['crop']:.2f} | "
-                f"{e['border']:.2f} | {e['watermark']:.2f} | {e['bright+20']:.2f} | {e['icon_64']:.2f} | {e['icon_128']:.2f} |",
-                flush=True,
-            )
+        _grid_table(items, sigs)
     print(
         f"\nimgclf verified: signatures {t_sig:.1f} s ({t_sig / len(items) * 1e3:.1f} ms per image, "
         f"{sigs.nbytes / len(items):.0f} bytes each), find_duplicate_pairs {t_find:.1f} s; "
         f"imgclf hash-only hash + search {t_cur:.1f} s\n"
     )
     print_table(rows)
-    print(
-        "\nThe hash peers at the goal's precision: each one's threshold (<= 10 bits) with the most goal "
-        "recall at P goal >= 0.99, chosen on the answers:\n"
-    )
-    peer_rows = []
-    for name, (i, j, d) in tuned:
-        t, e = at_precision(items, i, j, d)
-        if e is None:
-            print(f"- {name}: no threshold reaches P goal 0.99")
-        else:
-            peer_rows.append((f"{name} <= {t} (tuned)", e))
-    if peer_rows:
-        print()
-        print_table(rows[1:2] + peer_rows)
+    _peer_tables(items, rows, tuned)
+    if args.pairs_out:
+        np.savez(args.pairs_out, i=p.i, j=p.j, residual=p.residual, kind=p.kind, aligned=p.aligned)
+    if args.sheet_set:
+        set_sheet(items, img_dir, p, Path(args.sheet_set))
 
 
 def bench_fashion(args) -> None:
@@ -339,7 +398,7 @@ def bench_fashion(args) -> None:
         t_old += t2 - t1
         t_new += t3 - t2
     t = time.perf_counter()
-    i, j, _ = hamming_pairs(np.stack(codes), hasher.default_threshold(), bits=hasher.bits)
+    i, _, _ = hamming_pairs(np.stack(codes), hasher.default_threshold(), bits=hasher.bits)
     t_old_search = time.perf_counter() - t
     t = time.perf_counter()
     stacked = sim.stack(sigs)
@@ -359,7 +418,8 @@ def bench_fashion(args) -> None:
         f"| decode (open_image, shared) | {t_dec:.1f} s | {t_dec:.1f} s |\n"
         f"| per-image hash / signature | {t_old:.1f} s | {t_new:.1f} s |\n"
         f"| search (+ verify) | {t_old_search:.1f} s ({len(i)} pairs) | {t_new_search:.1f} s "
-        f"({len(ci)} candidates, {int((p.kind == 'near').sum())} near + {int((p.kind == 'exact').sum())} exact pairs) |\n"
+        f"({len(ci)} candidates, {int((p.kind == 'near').sum())} near + "
+        f"{int((p.kind == 'exact').sum())} exact pairs) |\n"
         f"| dedupe total | {old:.1f} s | {new:.1f} s ({new / old:.2f}x) |\n"
         f"| decode + dedupe | {t_dec + old:.1f} s | {t_dec + new:.1f} s ({(t_dec + new) / (t_dec + old):.2f}x) |\n"
         f"memory: {stacked.nbytes / n:.0f} bytes per signature ({stacked.nbytes / 1e6:.1f} MB for {n}) vs "
@@ -370,6 +430,61 @@ def bench_fashion(args) -> None:
         pair_sheet(files, p, Path(args.sheet))
     if args.old_src:
         clean_cost(root, Path(args.old_src), args.clean_workers, args.clean_repeats)
+
+
+def hardest_pairs(items, pairs, n_found: int = 12, n_missed: int = 18):
+    """The benchmark's hardest cases for the detector's answer `pairs`: the true pairs of issue
+    30's kinds found with the largest residual, the (anchor, copy) pairs of the goal kinds (icons
+    left out) that were missed, and every false pair (grade pairs left out). Each a list of
+    `(a, b, label)`."""
+    sets = [it.set for it in items]
+    kinds = [it.kind for it in items]
+    anchor = {s: k for k, (s, kd) in enumerate(zip(sets, kinds)) if kd == "anchor"}
+    found = {}
+    for a, b, r in zip(pairs.i.tolist(), pairs.j.tolist(), pairs.residual.tolist()):
+        found[(a, b)] = r
+    hard, missed, false = [], [], []
+    for (a, b), r in found.items():
+        if sets[a] == sets[b]:
+            kd = kinds[b] if kinds[a] == "anchor" else kinds[a]
+            if kd in NEW_KINDS and "anchor" in (kinds[a], kinds[b]):
+                hard.append((r, a, b, f"{kd} {r:.1f}"))
+        elif not (items[a].family == items[b].family and items[a].family in GRADE_FAMILIES):
+            false.append((r, a, b, f"FALSE {r:.1f}"))
+    for k, kd in enumerate(kinds):
+        if kd in GOAL_KINDS and not kd.startswith("icon"):
+            a = anchor[sets[k]]
+            if (min(a, k), max(a, k)) not in found:
+                missed.append((NEW_KINDS.index(kd) if kd in NEW_KINDS else -1, a, k, f"missed {kd}"))
+    hard = sorted(hard, reverse=True)[:n_found]
+    missed = sorted(missed, reverse=True)[:n_missed]
+    return [(a, b, t) for _, a, b, t in hard], [(a, b, t) for _, a, b, t in missed], [(a, b, t) for _, a, b, t in false]
+
+
+def set_sheet(items, img_dir: Path, pairs, path: Path, cell: int = 112, per_row: int = 6) -> None:
+    """Writes a contact sheet of `hardest_pairs` (each pair side by side, fitted into `cell` px
+    squares, with its label), to look at by eye."""
+    from PIL import Image, ImageDraw
+
+    hard, missed, false = hardest_pairs(items, pairs)
+    rows = (len(hard) + per_row - 1) // per_row + (len(missed) + per_row - 1) // per_row
+    rows += (len(false) + per_row - 1) // per_row
+    sheet = Image.new("RGB", (per_row * (2 * cell + 10), max(1, rows) * (cell + 14)), "white")
+    draw = ImageDraw.Draw(sheet)
+    r = 0
+    for group in (hard, missed, false):
+        for k, (a, b, label) in enumerate(group):
+            rr, c = divmod(k, per_row)
+            x0, y0 = c * (2 * cell + 10), (r + rr) * (cell + 14)
+            for m, f in enumerate((a, b)):
+                im = open_image(img_dir / items[f].file, draft=256)
+                im.thumbnail((cell, cell))
+                sheet.paste(im, (x0 + m * (cell + 2), y0))
+            draw.text((x0, y0 + cell), f"{label} {items[a].set[:22]}", fill="black")
+        r += (len(group) + per_row - 1) // per_row
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+    print(f"contact sheet: {len(hard)} hardest found, {len(missed)} missed, {len(false)} false pairs: {path}")
 
 
 def pair_sheet(files: list[Path], pairs, path: Path, n: int = 60, seed: int = 0) -> None:
@@ -424,9 +539,8 @@ def clean_cost(root: Path, old_src: Path, workers: int | None, repeats: int = 1)
                 t, rep = _run_clean(root, Path(tmp) / f"{name}{r}", path, workers)
                 rows.append((name, r, t, rep, os.getloadavg()[0]))
                 shutil.rmtree(Path(tmp) / f"{name}{r}")
-    print(
-        "| clean | run | wall time | load average after | kept | set aside as duplicates | groups |\n|---|---|---|---|---|---|---|"
-    )
+    print("| clean | run | wall time | load average after | kept | set aside as duplicates | groups |")
+    print("|---|---|---|---|---|---|---|")
     for name, r, t, rep, load in rows:
         dup = sum(v for k, v in rep["rejected"].items() if k in ("duplicate", "near_duplicate"))
         label = f"old ({old_src})" if name == "old" else "new (verified detector)"
@@ -453,6 +567,12 @@ def main() -> int:
     ap.add_argument("--skip-set", action="store_true", help="only the Fashion-MNIST cost part")
     ap.add_argument("--grid", action="store_true", help="also evaluate the settings of GRID around the defaults")
     ap.add_argument("--sheet", default=None, help="PNG path: contact sheet of 60 random Fashion-MNIST pairs found")
+    ap.add_argument("--pairs-out", default=None, help=".npz path: the verified pairs of the defaults (i, j, ...)")
+    ap.add_argument(
+        "--sheet-set",
+        default=None,
+        help="PNG path: contact sheet of the hardest pairs found and missed (issue 30's kinds) and the false pairs",
+    )
     ap.add_argument(
         "--old-src",
         default=None,

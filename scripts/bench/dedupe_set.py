@@ -5,9 +5,9 @@ Sources (Debian packages; every file is read, never modified):
 - `gnome-backgrounds` (/usr/share/backgrounds/gnome/*.webp): 8 designs, each in a light (`-l`)
   and a dark (`-d`) variant. Left out: `vnc-l` / `vnc-d`, 256 x 256 pictures of one flat
   colour (grayscale std 0): `clean` sets such near-uniform images aside (std < 2) before it
-  looks for duplicates, and any two flat pictures of one colour are alike. Each variant is its own picture; light vs dark of one design is a
-  *hard negative* pair (family `gnome:<design>`). The SVG designs are skipped (Pillow cannot
-  decode SVG).
+  looks for duplicates, and any two flat pictures of one colour are alike. Each variant is its
+  own picture; light vs dark of one design is a *hard negative* pair (family `gnome:<design>`).
+  The SVG designs are skipped (Pillow cannot decode SVG).
 - `mate-backgrounds` (/usr/share/backgrounds/mate/*/*): each file is a picture, except
   `Elephants*.jpg`, one picture at three resolutions. Hard-negative family: the four
   `Ubuntu-Mate-*-no-logo` colour variants. Left out: the overlay PNGs whose median alpha is
@@ -39,10 +39,10 @@ generator seeded from the picture's name (so the set is identical on every run):
 | --- | --- |
 | `resize` | longest side 480 px (Lanczos), PNG |
 | `jpeg_q60` | half size (Lanczos), JPEG quality 60 |
-| `crop` (x2) | 4-10 % of the width and 4-10 % of the height cut, split at random between the two sides; longest side 1280, JPEG q90 |
+| `crop` (x2) | 4-10 % of the width and of the height cut, split at random between the two sides; JPEG q90 |
 | `pad` | letterboxed to a square canvas (black, white or mid grey); longest side 1280, JPEG q90 |
-| `border` | a solid frame of 3-6 % of the short side added around (black, white or a random colour); JPEG q90 |
-| `watermark` | semi-transparent (opacity 60 %) white text with a dark outline, 7 % of the height, in a random corner; JPEG q90 |
+| `border` | a solid frame of 3-6 % of the short side (black, white or a random colour); JPEG q90 |
+| `watermark` | 60 % opaque white text with a dark outline, 7 % of the height, in a random corner; JPEG q90 |
 | `bright+20`, `bright-20` | `PIL.ImageEnhance.Brightness` factor 1.2 / 0.8; JPEG q90 |
 | `contrast+20`, `contrast-20` | `PIL.ImageEnhance.Contrast` factor 1.2 / 0.8; JPEG q90 |
 | `flip` | horizontal mirror; longest side 1280, JPEG q90 (a duplicate only with `flips=True`; reported separately) |
@@ -67,7 +67,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFont
 from imgclf.images import open_image
 
 #: Bump when the set's content changes, so that an old `--work` folder is rebuilt.
-VERSION = 6
+VERSION = 7
 
 GNOME = Path("/usr/share/backgrounds/gnome")
 MATE = Path("/usr/share/backgrounds/mate")
@@ -88,8 +88,29 @@ COPY_KINDS = (
     "contrast+20",
     "contrast-20",
     "flip",
+    "gray",
+    "sepia",
+    "sat-50",
+    "sat+50",
+    "hue",
+    "wb",
+    "border_wide",
+    "frame",
+    "caption_top",
+    "caption_bottom",
 )
+#: Copy kinds that change the colours (issue 30).
+COLOUR_KINDS = ("gray", "sepia", "sat-50", "sat+50", "hue", "wb")
+#: Copy kinds that add a frame, a border or a caption bar (issue 30).
+FRAME_KINDS = ("border", "border_wide", "frame", "caption_top", "caption_bottom")
 BASE_SIDE = 1280
+#: Sepia tone (the classic matrix of photo apps: rows are the output R, G, B).
+SEPIA = np.array([[0.393, 0.769, 0.189], [0.349, 0.686, 0.168], [0.272, 0.534, 0.131]])
+#: Families whose sets are colour grades of one photo by its publisher (Ubuntu MATE's Cold /
+#: Warm / Radioactive / Dark): pairs between their sets are neither true nor false pairs
+#: (`bench_dedupe.py` leaves them out of precision and recall and reports them; docs/dedupe.md).
+GRADE_FAMILIES = ("mate:ubuntu-mate",)
+CAPTIONS = ("WHEN THE CODE WORKS", "me after one coffee", "nobody:", "THIS IS FINE", "monday again")
 
 
 @dataclass
@@ -153,6 +174,105 @@ def _watermark(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     return Image.alpha_composite(img, layer).convert("RGB")
 
 
+def _sepia(img: Image.Image) -> Image.Image:
+    rgb = np.asarray(img, dtype=np.float64) @ SEPIA.T
+    return Image.fromarray(np.clip(np.rint(rgb), 0, 255).astype(np.uint8))
+
+
+def _hue(img: Image.Image, degrees: float) -> Image.Image:
+    """Hue rotated by `degrees` in HSV (saturation and value kept, as photo apps' hue slider)."""
+    h, s, v = (np.asarray(c, dtype=np.int32) for c in img.convert("HSV").split())
+    h = ((h + round(degrees / 360 * 256)) % 256).astype(np.uint8)
+    return Image.merge("HSV", [Image.fromarray(c.astype(np.uint8)) for c in (h, s, v)]).convert("RGB")
+
+
+def _white_balance(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """A white-balance (colour temperature) or colour-balance (tint) shift: per-channel gains."""
+    k = rng.uniform(0.08, 0.15)
+    gains = [
+        (1 + k, 1.0, 1 - k),  # warmer
+        (1 - k, 1.0, 1 + k),  # cooler
+        (1 + k / 2, 1 - k / 2, 1 + k / 2),  # magenta tint
+        (1 - k / 2, 1 + k / 2, 1 - k / 2),  # green tint
+    ][int(rng.integers(4))]
+    rgb = np.asarray(img, dtype=np.float64) * np.array(gains)
+    return Image.fromarray(np.clip(np.rint(rgb), 0, 255).astype(np.uint8))
+
+
+def _border_wide(base: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """A mat: a wide solid border (8-15 % of each side, each side its own width) with a thin
+    line of another colour around the picture."""
+    w, h = base.size
+    outer = tuple(int(c) for c in rng.integers(0, 256, 3))
+    line = (255, 255, 255) if sum(outer) < 384 else (0, 0, 0)
+    left, right = (round(w * f) for f in rng.uniform(0.08, 0.15, 2))
+    top, bottom = (round(h * f) for f in rng.uniform(0.08, 0.15, 2))
+    t = max(2, round(0.004 * max(w, h)))
+    canvas = Image.new("RGB", (w + left + right, h + top + bottom), outer)
+    ImageDraw.Draw(canvas).rectangle((left - t, top - t, left + w + t - 1, top + h + t - 1), fill=line)
+    canvas.paste(base, (left, top))
+    return canvas
+
+
+def _frame(base: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """The picture in an image viewer's window on a desktop (a screenshot): a title bar with
+    three buttons and a title, a status bar, a 1 px edge, a drop shadow, the desktop around;
+    up to 15 % of each side."""
+    w, h = base.size
+    dark = bool(rng.integers(2))
+    chrome = (48, 48, 52) if dark else (232, 232, 236)
+    ink = (230, 230, 230) if dark else (30, 30, 30)
+    bar, status = round(h * rng.uniform(0.05, 0.08)), round(h * rng.uniform(0.02, 0.04))
+    mx, my = (round(s * f) for s, f in zip((w, h), rng.uniform(0.02, 0.05, 2)))
+    ww, wh = w + 2, h + bar + status + 2
+    desk = Image.new("RGB", (ww + 2 * mx, wh + 2 * my), tuple(int(c) for c in rng.integers(40, 200, 3)))
+    d = ImageDraw.Draw(desk)
+    sh = max(3, round(0.006 * w))
+    d.rectangle((mx + sh, my + sh, mx + ww + sh - 1, my + wh + sh - 1), fill=(20, 20, 20))
+    d.rectangle((mx, my, mx + ww - 1, my + wh - 1), fill=chrome, outline=(128, 128, 128))
+    r = max(3, bar // 5)
+    for k, c in enumerate(((237, 106, 94), (245, 191, 79), (97, 197, 84))):
+        cx, cy = mx + 3 * r + k * 3 * r, my + bar // 2
+        d.ellipse((cx - r, cy - r, cx + r, cy + r), fill=c)
+    font = ImageFont.truetype(str(FONT), max(8, round(bar * 0.45)))
+    d.text((mx + ww // 2, my + bar // 2), "picture.jpg - Image Viewer", fill=ink, font=font, anchor="mm")
+    sfont = ImageFont.truetype(str(FONT), max(6, round(status * 0.6)))
+    d.text((mx + 8, my + bar + h + 1 + status // 2), f"{w} x {h}  100 %", fill=ink, font=sfont, anchor="lm")
+    desk.paste(base, (mx + 1, my + bar + 1))
+    return desk
+
+
+def _caption(base: Image.Image, rng: np.random.Generator, top: bool) -> Image.Image:
+    """A meme caption: a white (or black) bar of 8-15 % of the height with one line of text,
+    added above or below the picture."""
+    w, h = base.size
+    bh = round(h * rng.uniform(0.08, 0.15))
+    white = bool(rng.integers(4))  # mostly white bars, as meme generators make them
+    bg, ink = ((255, 255, 255), (0, 0, 0)) if white else ((0, 0, 0), (255, 255, 255))
+    canvas = Image.new("RGB", (w, h + bh), bg)
+    canvas.paste(base, (0, bh if top else 0))
+    text = CAPTIONS[int(rng.integers(len(CAPTIONS)))]
+    size = round(bh * 0.55)
+    font = ImageFont.truetype(str(FONT), size)
+    while size > 6 and ImageDraw.Draw(canvas).textlength(text, font=font) > 0.9 * w:
+        size -= 2
+        font = ImageFont.truetype(str(FONT), size)
+    ImageDraw.Draw(canvas).text((w // 2, bh // 2 if top else h + bh // 2), text, fill=ink, font=font, anchor="mm")
+    return canvas
+
+
+def _colour_copy(kind: str, base: Image.Image, rng: np.random.Generator) -> Image.Image:
+    if kind == "gray":
+        return base.convert("L")
+    if kind == "sepia":
+        return _sepia(base)
+    if kind in ("sat-50", "sat+50"):
+        return ImageEnhance.Color(base).enhance(0.5 if kind == "sat-50" else 1.5)
+    if kind == "hue":
+        return _hue(base, float(rng.choice((-1, 1)) * rng.uniform(10, 30)))
+    return _white_balance(base, rng)
+
+
 def make_copy(kind: str, anchor: Image.Image, rng: np.random.Generator) -> tuple[Image.Image, str, int]:
     """Returns (image, format, jpeg quality) for one copy kind of `anchor` (RGB)."""
     if kind == "resize":
@@ -176,7 +296,8 @@ def make_copy(kind: str, anchor: Image.Image, rng: np.random.Generator) -> tuple
         return canvas, "JPEG", 90
     if kind == "border":
         pick = int(rng.integers(3))
-        colour = [(0, 0, 0), (255, 255, 255), tuple(int(c) for c in rng.integers(0, 256, 3))][pick]
+        rgb = [int(c) for c in rng.integers(0, 256, 3)]
+        colour = [(0, 0, 0), (255, 255, 255), (rgb[0], rgb[1], rgb[2])][pick]
         b = round(min(w, h) * rng.uniform(0.03, 0.06))
         canvas = Image.new("RGB", (w + 2 * b, h + 2 * b), colour)
         canvas.paste(base, (b, b))
@@ -189,6 +310,14 @@ def make_copy(kind: str, anchor: Image.Image, rng: np.random.Generator) -> tuple
         return ImageEnhance.Contrast(base).enhance(1.2 if kind.endswith("+20") else 0.8), "JPEG", 90
     if kind == "flip":
         return base.transpose(Image.Transpose.FLIP_LEFT_RIGHT), "JPEG", 90
+    if kind in COLOUR_KINDS:
+        return _colour_copy(kind, base, rng), "JPEG", 90
+    if kind == "border_wide":
+        return _border_wide(base, rng), "JPEG", 90
+    if kind == "frame":
+        return _frame(base, rng), "PNG", 0
+    if kind in ("caption_top", "caption_bottom"):
+        return _caption(base, rng, kind == "caption_top"), "JPEG", 90
     raise ValueError(f"unknown copy kind {kind!r}")
 
 
@@ -298,8 +427,8 @@ def build(work: Path, *, log=print) -> list[Item]:
     truth = work / "truth.csv"
     stamp = work / "VERSION"
     if truth.is_file() and stamp.is_file() and stamp.read_text().strip() == str(VERSION):
-        with open(truth, newline="") as f:
-            return [Item(**row) for row in csv.DictReader(f)]
+        with open(truth, newline="") as fh:
+            return [Item(**row) for row in csv.DictReader(fh)]
     img_dir.mkdir(parents=True, exist_ok=True)
     for old in img_dir.iterdir():
         old.unlink()
@@ -340,27 +469,18 @@ def build(work: Path, *, log=print) -> list[Item]:
             for rep in range(2 if kind == "crop" else 1):
                 out, fmt, q = make_copy(kind, img, rng)
                 ext = ".jpg" if fmt == "JPEG" else ".png"
-                add(
-                    None,
-                    f"{_slug(set_)}__{kind.replace('+', 'p').replace('-', 'm')}{rep}{ext}",
-                    set_,
-                    kind,
-                    fam,
-                    str(anchor),
-                    out,
-                    fmt,
-                    q,
-                )
+                name = f"{_slug(set_)}__{kind.replace('+', 'p').replace('-', 'm')}{rep}{ext}"
+                add(None, name, set_, kind, fam, str(anchor), out, fmt, q)
     icons = _icons()
     log(f"adding {len(icons)} icons at {len(ICON_SIZES)} sizes ...")
     for rel, fam in icons:
         set_ = "icon-" + _slug(rel.removesuffix(".png"))
         for s in sorted(ICON_SIZES, reverse=True):
-            f = OXYGEN / f"{s}x{s}" / rel
-            if not f.is_file():
+            icon = OXYGEN / f"{s}x{s}" / rel
+            if not icon.is_file():
                 continue
             kind = "anchor" if s == 256 else f"icon_{s}"
-            add(f.resolve(), f"{_slug(set_)}__{s}.png", set_, kind, fam, str(f))
+            add(icon.resolve(), f"{_slug(set_)}__{s}.png", set_, kind, fam, str(icon))
     with open(truth, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=["file", "set", "kind", "family", "source"])
         w.writeheader()

@@ -490,6 +490,44 @@ class ServeConfig(StrictModel):
     graceful_timeout: float = Field(default=30.0, gt=0, le=3600)
 
 
+#: Experiment trackers `--track` knows (`TrackConfig.backend`, `imgclf.track`).
+TrackBackend = Literal["none", "mlflow"]
+
+
+class TrackConfig(StrictModel):
+    """Experiment tracking of `train`, `evaluate` and `run` (`--track mlflow`; `imgclf.track`).
+
+    Off by default. With a backend, each training run is one tracker run: the resolved config
+    as params, per-epoch metrics, the test metrics with their intervals, the run folder's
+    report, plots and records as artifacts, and the model (docs/tracking.md). Tracking never
+    stops training: a tracker that fails is reported once and switched off.
+
+    Attributes:
+        backend: str, default "none". "none" or "mlflow" (needs `pip install 'imgclf[mlflow]'`).
+        uri: str or None, default None. Tracking URI, e.g. `sqlite:///mlflow.db` or
+            `http://127.0.0.1:5000`; None = `MLFLOW_TRACKING_URI`, else the URI the run
+            already logs to (`run.json` -> `tracking`), else MLflow's own default.
+        experiment: str or None, default None. Experiment name; None = `MLFLOW_EXPERIMENT_NAME`,
+            else "imgclf". A run that is already tracked keeps its experiment.
+        log_model: bool, default True. Log `best.keras` as an MLflow model (raw RGB in
+            [0, 255] in, class probabilities out) at the end of training.
+    """
+
+    backend: TrackBackend = "none"
+    uri: str | None = Field(
+        default=None, json_schema_extra={"default_text": "MLFLOW_TRACKING_URI, else the run's, else MLflow's default"}
+    )
+    experiment: str | None = Field(
+        default=None, json_schema_extra={"default_text": "MLFLOW_EXPERIMENT_NAME, else imgclf"}
+    )
+    log_model: bool = True
+
+    @property
+    def enabled(self) -> bool:
+        """True when a backend is chosen."""
+        return self.backend != "none"
+
+
 #: A stage `imgclf run` can run (`RunConfig.stages`).
 Stage = Literal["scrape", "clean", "prepare", "split", "train", "evaluate", "predict"]
 
@@ -515,6 +553,7 @@ class RunConfig(StrictModel):
     predict: PredictConfig = Field(default_factory=PredictConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)  # read by `imgclf audit --config`; `run` does not audit
     serve: ServeConfig = Field(default_factory=ServeConfig)  # read by `imgclf serve --config`; `run` does not serve
+    track: TrackConfig = Field(default_factory=TrackConfig)  # experiment tracking of train and evaluate (off)
 
     @model_validator(mode="after")
     def _one_source(self) -> RunConfig:

@@ -26,6 +26,10 @@ expected), with the method and thresholds used.
 For a split other than `test` every name gets a `_<split>` suffix (`metrics_val.json`), so
 evaluating the validation split never overwrites the test report.
 
+With `track` (`--track mlflow`) the evaluation also goes to the run's tracker run (`imgclf.track`:
+the metrics as `<split>/<metric>` with their interval bounds, the leak count, the split's
+fingerprint as a tag, the files above as artifacts), after they are written.
+
 Metrics come from scikit-learn (`accuracy_score`, `log_loss`, `top_k_accuracy_score`,
 `precision_recall_fscore_support`, `confusion_matrix`). The expected calibration error uses
 the 15 equal-width confidence bins of Guo et al., 2017, "On Calibration of Modern Neural
@@ -47,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from imgclf import report, stats
-from imgclf.config import EvaluateConfig, validate
+from imgclf.config import EvaluateConfig, TrackConfig, validate
 from imgclf.data import tf_batches
 from imgclf.errors import DataError
 from imgclf.inputs import ImageListing, InputItem, class_folders, iter_batches, list_images, load_image
@@ -67,6 +71,7 @@ from imgclf.records.run import (
 )
 from imgclf.runtime import load_model
 from imgclf.stats import ECE_BINS  # 15 equal-width confidence bins (Guo et al., 2017), shared with imgclf.stats
+from imgclf.track import check_backend, log_evaluation
 from imgclf.ui import progress, summary
 
 #: How many confidently wrong images the gallery shows at most.
@@ -593,6 +598,7 @@ def evaluate_run(
     ci_level: float = 0.95,
     bootstrap_seed: int = 0,
     leak_audit: bool = True,
+    track: TrackConfig | None = None,
 ) -> dict[str, Any]:
     """Evaluates a trained run on one split and writes metrics, plots and an HTML report.
 
@@ -618,6 +624,10 @@ def evaluate_run(
             copy among the subsets the model learned from or was tuned on (`train` and `val`
             beside the evaluated one; `imgclf.leaks.near_copies`, the detector of `clean` and
             `split`), recorded as `leaks` in `metrics.json` and shown in the report.
+        track: TrackConfig or None, default None (off). Experiment tracking (`imgclf.track`):
+            the metrics with their intervals, the leak count, the split's fingerprint and the
+            written files go to the run's tracker run (the one `run.json` names, else a new
+            one). A tracker that fails prints one warning; the files are written regardless.
 
     Returns:
         dict: the content of `metrics.json` — top-level `accuracy`, `loss`, `precision_macro`,
@@ -631,7 +641,8 @@ def evaluate_run(
         `imgclf.records.run.MetricsRecord` is the part later commands read back.
 
     Raises:
-        ConfigError: if `split`, `top_k`, `batch_size`, `tta` or a bootstrap setting is invalid.
+        ConfigError: if `split`, `top_k`, `batch_size`, `tta` or a bootstrap setting is invalid,
+            or `track` names a backend whose package is not installed.
         ModelError: if the run directory or its model cannot be loaded.
         DataError: if the split folder is missing, empty or has classes the model lacks.
     """
@@ -646,10 +657,12 @@ def evaluate_run(
         "leak_audit": leak_audit,
     }
     cfg: EvaluateConfig = validate(EvaluateConfig, options, origin="evaluate")
+    check_backend(track)
     ev = _predict_split(Path(run_dir), cfg, data_dir)
     ev.metrics = _measure(ev)
     files = _write(ev)
     summary(_summary_line(ev, files))
+    log_evaluation(track, ev.run_dir, ev.metrics, files)
     return ev.metrics
 
 

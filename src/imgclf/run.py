@@ -43,6 +43,7 @@ from imgclf.records.run import load_run_info, save_run_info
 from imgclf.scrape.reddit import scrape_reddit
 from imgclf.scrape.web import scrape_web
 from imgclf.split import split_folder
+from imgclf.track import check_backend, pipeline_params
 from imgclf.train import train
 from imgclf.ui import console
 
@@ -223,7 +224,14 @@ def _train_stage(pipe: _Pipeline, i: int) -> None:
                 align="left",
                 characters="·",
             )
-        pipe.result.run_dir = train(split, p.config, models_dir=cfg.models_dir, run_dir=p.run_dir)
+        pipe.result.run_dir = train(
+            split,
+            p.config,
+            models_dir=cfg.models_dir,
+            run_dir=p.run_dir,
+            track=cfg.track,
+            track_params=pipeline_params(cfg),
+        )
         if p.named:
             info = load_run_info(p.run_dir)
             info.label = p.label
@@ -246,6 +254,7 @@ def _evaluate_stage(pipe: _Pipeline, i: int) -> None:
             ci_level=e.ci_level,
             bootstrap_seed=e.bootstrap_seed,
             leak_audit=e.leak_audit,
+            track=cfg.track,
         )
     if pipe.multi:
         compare_cfg = cfg.compare.model_copy(update={"split": e.split})
@@ -321,10 +330,15 @@ def run_pipeline(
         PipelineResult: stage folders, run directories, test metrics, the comparison,
         predictions, and wall time per stage in seconds.
 
+    With `cfg.track` (`track: {backend: mlflow}`), each training run is one tracker run that
+    its evaluation logs into too (`imgclf.track`); the config's `name`, `source`, `clean`,
+    `prepare` and `split` sections are logged as params beside `train.*`.
+
     Raises:
         ImgclfError: from any stage (missing folder, empty class, bad model name, ...). Model
-            names are checked before the first stage when training.
+            names are checked before the first stage when training; the tracker's package too.
     """
+    check_backend(cfg.track)  # a missing tracker package fails now, not after the first stages
     raw = Path(cfg.source.folder) if cfg.source.folder is not None else cfg.stage_dir("raw")
     planned = plan_runs(cfg)
     result = PipelineResult(

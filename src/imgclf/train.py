@@ -32,6 +32,11 @@ What a run does, in order:
    inference mode (Keras 3: a non-trainable BatchNormalization uses its moving statistics) —
    recompiles with `fine_tune_learning_rate`, and trains `fine_tune_epochs` more epochs.
 6. Writes `run.json` (status "finished", best epoch), `training_curves.png`, and one summary line.
+7. With `track` (`--track mlflow`), the run is also one tracker run (`imgclf.track`): params
+   and tags when it starts, each epoch's logs from a Keras callback in the list above
+   (`imgclf.track.callback`), the model and the run's files when it ends. Its id is kept in
+   `run.json`, so a resumed run logs into the same one; a tracker that fails is reported once
+   and training goes on.
 
 `default` and `mirrored` fit with `model.fit`; `multiworker` with `imgclf.train_loop` (Keras 3's
 `fit` cannot run under `MultiWorkerMirroredStrategy`), which drives the same callbacks. With
@@ -59,8 +64,8 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -70,7 +75,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from imgclf.cluster import Cluster, ClusterError, Collectives, cluster_errors, read_cluster, start_strategy
-from imgclf.config import TrainConfig
+from imgclf.config import TrackConfig, TrainConfig
 from imgclf.data import image_dataset, raising_loader_bugs
 from imgclf.errors import ConfigError, DataError, ImageError, ImgclfError, LoaderError, ModelError
 from imgclf.fsutil import atomic_write_text, tmp_path_for
@@ -99,6 +104,8 @@ from imgclf.records.run import (
 )
 from imgclf.report import plot_training_curves
 from imgclf.runtime import import_tensorflow_quietly
+from imgclf.track import Tracker, check_backend, finish_training, start_training
+from imgclf.track.callback import tracking_callback
 from imgclf.ui import console, progress, summary, warn
 
 if TYPE_CHECKING:
@@ -653,6 +660,7 @@ class _Fit:
     two_phase: bool
     workers: Collectives  # the cluster (one worker unless --strategy multiworker with TF_CONFIG)
     custom_loop: bool = False  # imgclf.train_loop (multiworker) instead of model.fit
+    tracker: Tracker | None = None  # experiment tracking (imgclf.track); None = off
 
 
 def _phase_callbacks(fit: _Fit, phase: Phase) -> list[Any]:
@@ -683,6 +691,8 @@ def _phase_callbacks(fit: _Fit, phase: Phase) -> list[Any]:
             monitor="val_loss", patience=cfg.early_stopping_patience, restore_best_weights=True
         ),
     ]
+    if chief and fit.tracker is not None and fit.tracker.active:  # logs what history.csv got, after the files are safe
+        cbs.append(tracking_callback(fit.tracker))
     if cfg.ema_momentum is not None:
         # The moving average is what validation, history.csv, both checkpoints and early stopping see.
         swap = keras.callbacks.SwapEMAWeights(swap_on_epoch=True)
@@ -925,9 +935,14 @@ def _gather_rejects(run: _Run) -> tuple[dict[str, str], int]:
 
 
 def _start_run(
-    run_dir: Path, cfg: TrainConfig, data: _Data, previous: RunInfo | None, distribution: Distribution | None = None
-) -> RunInfo:
-    """Writes `run.json` with status "running" (a new run, or the resumed one's record)."""
+    run: _Run, track: TrackConfig | None = None, track_params: Mapping[str, Any] | None = None
+) -> tuple[RunInfo | None, Tracker]:
+    """On the chief, writes `run.json` with status "running" (a new run, or the resumed one's
+    record) and opens the run's tracker run (`imgclf.track.start_training`; inactive when
+    tracking is off). The other workers write nothing and track nothing: (None, inactive)."""
+    if not run.workers.is_chief:
+        return None, Tracker(None, track)
+    run_dir, cfg, data, previous, distribution = run.run_dir, run.cfg, run.data, run.previous, run.distribution()
     info = previous or RunInfo(model=cfg.model, class_names=data.class_names, input_spec=data.spec)
     info.distribution = distribution
     info.data_dir = str(data.data_dir)
@@ -935,8 +950,9 @@ def _start_run(
     info.config = cfg.model_dump(mode="json")
     info.versions = library_versions()
     info.status = "running"
+    tracker = start_training(track, run_dir, info, [("train", data.train), ("val", data.val)], track_params)
     save_run_info(run_dir, info)
-    return info
+    return info, tracker
 
 
 def _datasets(data: _Data, cfg: TrainConfig, loads: _Loads) -> tuple[tf.data.Dataset, tf.data.Dataset]:
@@ -996,7 +1012,9 @@ def _worker_datasets(run: _Run) -> tuple[Any, tf.data.Dataset]:
     return iter(run.strategy.distribute_datasets_from_function(train_fn)), _labels_for_loss(val_ds, data, cfg)
 
 
-def _fit_phases(run: _Run, datasets: tuple[Any, Any], class_weight: dict[int, float] | None) -> str:
+def _fit_phases(
+    run: _Run, datasets: tuple[Any, Any], class_weight: dict[int, float] | None, tracker: Tracker | None = None
+) -> str:
     """Builds the model and fits the phases still to do (`plan_phases`); returns the precision policy."""
     import keras
 
@@ -1029,6 +1047,7 @@ def _fit_phases(run: _Run, datasets: tuple[Any, Any], class_weight: dict[int, fl
             data.model_spec.pretrained and weights is not None,
             run.workers,
             custom_loop=run.custom_loop,
+            tracker=tracker,
         )
         for phase in phases:
             # fine-tune from the best head (on the chief; the custom loop broadcasts its weights)
@@ -1045,9 +1064,16 @@ def _fit_phases(run: _Run, datasets: tuple[Any, Any], class_weight: dict[int, fl
 
 
 def _finish_run(
-    run_dir: Path, info: RunInfo, policy: str, n_rejects: int, seconds: float, previous: RunInfo | None
+    run_dir: Path,
+    info: RunInfo,
+    policy: str,
+    n_rejects: int,
+    seconds: float,
+    previous: RunInfo | None,
+    tracker: Tracker | None = None,
 ) -> list[dict[str, Any]]:
-    """Plots the curves, checks `best.keras`, writes `run.json` as "finished"; returns the history."""
+    """Plots the curves, checks `best.keras`, writes `run.json` as "finished", logs the end of
+    the run to its tracker (`imgclf.track.finish_training`); returns the history."""
     history = read_history(run_dir)
     if history:
         plot_training_curves(history_columns(history), run_dir / CURVES)
@@ -1064,6 +1090,8 @@ def _finish_run(
         info.best_val_accuracy = best_row.get("val_accuracy")
     info.train_seconds = round(seconds, 1) + (previous.train_seconds if previous else 0.0)
     save_run_info(run_dir, info)
+    if tracker is not None:
+        finish_training(tracker, run_dir, info)
     return history
 
 
@@ -1083,12 +1111,47 @@ def _summary_line(cfg: TrainConfig, data: _Data, history: list[dict[str, Any]], 
     )
 
 
+def _train_run(
+    run: _Run,
+    info: RunInfo | None,
+    class_weight: dict[int, float] | None,
+    errors: AbstractContextManager[None],
+    tracker: Tracker,
+    t_start: float,
+) -> None:
+    """Fits the phases, writes `train_rejects.csv` and finishes the run (the chief: `info`
+    given); `errors` turns a lost worker into one `ClusterError` (`cluster_errors`);
+    `t_start` is when `train` started (`time.monotonic`)."""
+    run_dir, data = run.run_dir, run.data
+    with errors:
+        datasets = _worker_datasets(run) if run.custom_loop else _datasets(data, run.cfg, run.loads)
+        try:
+            with raising_loader_bugs(run.loads.bugs):
+                policy = _fit_phases(run, datasets, class_weight, tracker)
+        except LoaderError as bug:
+            bug.save_traceback(run_dir / ERRORS_LOG if info is not None else None)
+            raise
+        rejects, n_train_rejects = _gather_rejects(run)
+    if rejects and info is not None:
+        _write_rejects(run_dir, rejects)
+        warn(f"{len(rejects)} file(s) could not be read and were left out of training; see {run_dir / TRAIN_REJECTS}")
+    if n_train_rejects == len(data.train):
+        n = len(data.train)
+        raise DataError(f"none of the {n} training images could be read", f"see {run_dir / TRAIN_REJECTS}")
+    if info is not None:
+        seconds = time.monotonic() - t_start
+        history = _finish_run(run_dir, info, policy, len(rejects), seconds, run.previous, tracker)
+        summary(_summary_line(run.cfg, data, history, run_dir, time.monotonic() - t_start))
+
+
 def train(
     data_dir: Path,
     cfg: TrainConfig,
     *,
     models_dir: Path = Path("models"),
     run_dir: Path | None = None,
+    track: TrackConfig | None = None,
+    track_params: Mapping[str, Any] | None = None,
 ) -> Path:
     """Trains `cfg.model` on a split folder and writes a run directory.
 
@@ -1107,6 +1170,11 @@ def train(
         models_dir: Path, default `models`. Parent of new run directories.
         run_dir: Path or None, default None (`models_dir / (cfg.run_name or
             "<model>-<YYYYmmdd-HHMMSS>")`). An existing run directory is resumed.
+        track: TrackConfig or None, default None (off). Experiment tracking (`imgclf.track`):
+            one tracker run per run directory, its id kept in `run.json`, so a resumed run logs
+            into the same one. A tracker that fails prints one warning and training goes on.
+        track_params: mapping or None, default None. More params for the tracker run, besides
+            the training config (`imgclf run`: the other sections of its config).
 
     Returns:
         Path: the run directory (`best.keras`, `last.keras`, `run.json`, `history.csv`,
@@ -1116,9 +1184,11 @@ def train(
         DataError: missing split folders, a class without training images, fewer than 2
             classes, files outside class folders, no readable training image.
         ModelError: unknown model, unusable weights, or `run_dir` holding a different run.
-        ConfigError: an augmentation this Keras cannot do.
+        ConfigError: an augmentation this Keras cannot do; `track` names a backend whose package
+            is not installed.
         LoaderError: a bug while loading an image (not an unreadable one), naming the file.
     """
+    check_backend(track)
     tf = import_tensorflow_quietly()
     # The strategy comes first: a multi-worker one cannot be made once TensorFlow has started.
     cluster = _cluster(cfg)
@@ -1131,34 +1201,18 @@ def train(
     run_dir = Path(run_dir) if run_dir is not None else _new_run_dir(models_dir, cfg)
     resume_hint = f"rerun the same command on every worker: training resumes from the last epoch saved in {run_dir}"
     run = _open_run(Path(data_dir), cfg, run_dir, strategy, Collectives(strategy, cluster, resume_hint))
-    data, chief = run.data, run.workers.is_chief
+    data = run.data
     _warn_imbalance(data.train.counts(), data.class_names, cfg)
     class_weight = compute_class_weights(data.train.labels, len(data.class_names)) if cfg.class_weights else None
 
     keras.utils.set_random_seed(cfg.seed)
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
-    info = _start_run(run_dir, cfg, data, run.previous, run.distribution()) if chief else None
-    with cluster_errors(cluster, resume_hint):
-        datasets = _worker_datasets(run) if run.custom_loop else _datasets(data, cfg, run.loads)
-        try:
-            with raising_loader_bugs(run.loads.bugs):
-                policy = _fit_phases(run, datasets, class_weight)
-        except LoaderError as bug:
-            bug.save_traceback(run_dir / ERRORS_LOG if chief else None)
-            raise
-        rejects, n_train_rejects = _gather_rejects(run)
-    if rejects and info is not None:
-        _write_rejects(run_dir, rejects)
-        warn(f"{len(rejects)} file(s) could not be read and were left out of training; see {run_dir / TRAIN_REJECTS}")
-    if n_train_rejects == len(data.train):
-        n = len(data.train)
-        raise DataError(f"none of the {n} training images could be read", f"see {run_dir / TRAIN_REJECTS}")
-    if info is not None:
-        history = _finish_run(run_dir, info, policy, len(rejects), time.monotonic() - t_start, run.previous)
-        summary(_summary_line(cfg, data, history, run_dir, time.monotonic() - t_start))
+    info, tracker = _start_run(run, track, track_params)
+    with tracker:  # the tracker run ends FINISHED, or FAILED / KILLED when training raises
+        _train_run(run, info, class_weight, cluster_errors(cluster, resume_hint), tracker, t_start)
     with cluster_errors(cluster, resume_hint):
         run.workers.barrier()  # the others return once the chief has written the run
-    if not chief:
+    if not run.workers.is_chief:
         summary(f"train: {run.workers.describe()} done; {cluster.describe(0) if cluster else ''} wrote {run_dir}")
     return run_dir

@@ -34,11 +34,19 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from imgclf.config import TrainConfig
+from imgclf.config import AuditConfig, TrainConfig, stage_config
+from imgclf.data import build_augmenter
+from imgclf.errors import ConfigError, DataError, ImageError
+from imgclf.images import open_image
+from imgclf.inputs import InputSpec
+from imgclf.records.run import is_run_dir, load_run_info
+from imgclf.train import build_optimizer
+from imgclf.ui import progress
 
 #: The audit's own quick recipe when no run or train config is given (`default_recipe`).
 DEFAULT_RECIPE: dict[str, Any] = {
@@ -141,7 +149,7 @@ def _learning_rate(cfg: TrainConfig, epochs: int, steps: int):
 def _freeze_backbone(model: Any) -> None:
     import keras
 
-    from imgclf.models import HEAD_LAYERS
+    from imgclf.models import HEAD_LAYERS  # imgclf.models imports TensorFlow
 
     for layer in model.layers:
         if layer.name not in HEAD_LAYERS and not isinstance(layer, keras.layers.InputLayer):
@@ -167,6 +175,115 @@ def _knn_ratio(reference: np.ndarray, query: np.ndarray, k: int, pca: int | None
     return dist / med if med > 0 else dist
 
 
+# ------------------------------------------------------------------ what to train, at which size
+@dataclass
+class CvSetup:
+    """What `--cv-train` trains and how images become its input.
+
+    Attributes:
+        train: TrainConfig. The model and recipe trained once per fold.
+        spec: InputSpec. How files become input (a run's own, else a center crop).
+        description: str. Where the config came from, e.g. `"audit recipe"`, `"run models/r1"`.
+        is_recipe: bool. The audit's own recipe (`fit_recipe_to_data` may adapt it).
+    """
+
+    train: TrainConfig
+    spec: InputSpec
+    description: str
+    is_recipe: bool = False
+
+
+def probe_side(paths: list[Path], lo: int = 8, hi: int = 64) -> int:
+    """The shorter side of the first readable file among the first 50, clipped to `[lo, hi]` pixels.
+
+    Raises:
+        DataError: none of them opens as an image.
+    """
+    for p in paths[:50]:
+        try:
+            img = open_image(p)
+        except ImageError:
+            continue
+        return int(min(hi, max(lo, min(img.size))))
+    raise DataError(
+        f"none of the first {min(50, len(paths))} files can be opened as an image", "check the folder contents"
+    )
+
+
+def _with_epochs(train: TrainConfig, epochs: int | None) -> TrainConfig:
+    return train.model_copy(update={"epochs": epochs}) if epochs else train
+
+
+def _run_config(path: Path, cfg: AuditConfig) -> tuple[TrainConfig, InputSpec]:
+    """The TrainConfig and InputSpec of a training run folder."""
+    if not is_run_dir(path):
+        raise ConfigError(
+            f"--model {cfg.model} is a folder but not a training run (no run.json)",
+            "with --cv-train give a run folder from `imgclf train`, a registry name, or nothing",
+        )
+    info = load_run_info(path)
+    values = dict(info.config or {})
+    values.setdefault("model", info.model)
+    train = TrainConfig.model_validate({k: v for k, v in values.items() if k in TrainConfig.model_fields})
+    return _with_epochs(train, cfg.cv_epochs), info.input_spec
+
+
+def _train_config(cfg: AuditConfig) -> tuple[TrainConfig, InputSpec | None, str, bool]:
+    """The TrainConfig to retrain, the run's InputSpec (or None), a description, and whether it
+    is the audit's recipe."""
+    model = cfg.model
+    if cfg.train_config is not None:
+        train = stage_config(TrainConfig, "train", cfg.train_config)
+        return _with_epochs(train, cfg.cv_epochs), None, f"train config {cfg.train_config}", False
+    path = Path(model)
+    if path.is_dir():
+        train, spec = _run_config(path, cfg)
+        return train, spec, f"run {path}", False
+    if model in ("raw", ""):
+        return default_recipe(epochs=cfg.cv_epochs, seed=cfg.seed), None, "audit recipe", cfg.cv_epochs is None
+    if model.startswith("autoencoder") or path.suffix == ".keras":
+        raise ConfigError(
+            f"--cv-train cannot retrain --model {model}",
+            "give a training run folder, a registry name (cnn, xception, ...), or no --model",
+        )
+    from imgclf.models import get_spec  # imgclf.models imports TensorFlow
+
+    get_spec(model)  # unknown names fail here, with close matches
+    train = default_recipe(
+        model=model,
+        model_options=None if model == DEFAULT_RECIPE["model"] else {},
+        weights=cfg.weights,
+        epochs=cfg.cv_epochs,
+        seed=cfg.seed,
+    )
+    return train, None, f"registry model {model}", cfg.cv_epochs is None
+
+
+def resolve_cv_setup(cfg: AuditConfig, paths: list[Path]) -> CvSetup:
+    """What `--cv-train` trains: a run's config, a run YAML's `train:` section, a registry model
+    with the audit's recipe, or the recipe itself (`--model raw`, the default).
+
+    Args:
+        cfg: AuditConfig. `model`, `train_config`, `cv_epochs`, `weights`, `size`, `seed`.
+        paths: list of Path. The listed files (the recipe's image side is the first one's).
+
+    Returns:
+        CvSetup.
+
+    Raises:
+        ConfigError: a model that cannot be retrained, `--size` different from the run's.
+        ModelError: an unknown registry name (with close matches).
+        DataError: no file among the first 50 opens as an image (size from the data).
+    """
+    train, run_spec, description, is_recipe = _train_config(cfg)
+    if run_spec is not None:
+        if cfg.size is not None and cfg.size != run_spec.size:
+            raise ConfigError(f"--size {cfg.size} differs from the run's input size {run_spec.size}")
+        return CvSetup(train, run_spec, description, is_recipe)
+    return CvSetup(train, InputSpec(size=cfg.size or probe_side(paths)), description, is_recipe)
+
+
+# ------------------------------------------------------------------------ training the folds
 def cv_train_probabilities(
     images: np.ndarray,
     labels: np.ndarray,
@@ -204,115 +321,159 @@ def cv_train_probabilities(
     tf_logger.setLevel("ERROR")
     try:
         return _train_folds(
-            np.asarray(images, dtype=np.uint8),
-            np.asarray(labels, dtype=np.int64),
-            np.asarray(fold_ids),
-            num_classes,
-            cfg,
-            outlier_k,
-            predict_batch_size,
+            _Folds(
+                np.asarray(images, dtype=np.uint8),
+                np.asarray(labels, dtype=np.int64),
+                np.asarray(fold_ids),
+                num_classes,
+                cfg,
+                outlier_k,
+                predict_batch_size,
+            )
         )
     finally:
         tf_logger.setLevel(level)
 
 
-def _train_folds(
-    x: np.ndarray,
-    y: np.ndarray,
-    fold_ids: np.ndarray,
-    num_classes: int,
-    cfg: TrainConfig,
-    outlier_k: int,
-    predict_batch_size: int,
-) -> FoldModels:
+@dataclass
+class _Folds:
+    """The arrays and settings every fold shares."""
+
+    x: np.ndarray
+    y: np.ndarray
+    fold_ids: np.ndarray
+    num_classes: int
+    cfg: TrainConfig
+    outlier_k: int
+    predict_batch_size: int
+
+    @property
+    def folds(self) -> np.ndarray:
+        return np.unique(self.fold_ids)
+
+
+def _compiled_model(f: _Folds, k: int, steps: int) -> Any:
+    """A fresh model for fold `k`, compiled (backbone frozen when pretrained)."""
     import keras
+
+    from imgclf.models import create_model, get_spec  # imgclf.models imports TensorFlow
+
+    cfg = f.cfg
+    weights = None if cfg.weights.lower() == "none" else cfg.weights
+    keras.utils.set_random_seed(cfg.seed + k)
+    size = int(f.x.shape[1])
+    model = create_model(
+        cfg.model,
+        num_classes=f.num_classes,
+        input_shape=(size, size, 3),
+        dropout=cfg.dropout,
+        weights=weights,
+        **cfg.model_options,
+    )
+    if get_spec(cfg.model).pretrained and weights is not None:
+        _freeze_backbone(model)
+    loss = (
+        keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
+        if cfg.label_smoothing > 0
+        else keras.losses.SparseCategoricalCrossentropy()
+    )
+    model.compile(optimizer=build_optimizer(cfg, _learning_rate(cfg, cfg.epochs, steps), ema=False), loss=loss)
+    return model
+
+
+def _fold_dataset(f: _Folds, k: int, train: np.ndarray) -> Any:
+    """The shuffled, batched (and augmented) training images of fold `k`."""
     import tensorflow as tf
 
-    from imgclf.data import build_augmenter
-    from imgclf.models import create_model, get_spec
-    from imgclf.train import build_optimizer
-    from imgclf.ui import progress
+    cfg = f.cfg
+    augmenter = build_augmenter(cfg.augment, seed=cfg.seed + k)
+    ds = tf.data.Dataset.from_tensor_slices((f.x[train], f.y[train]))
+    ds = ds.shuffle(len(train), seed=cfg.seed + k, reshuffle_each_iteration=True).batch(cfg.batch_size)
+    if augmenter is not None:
+        ds = ds.map(
+            lambda a, b: (augmenter(tf.cast(a, tf.float32), training=True), b),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    if cfg.label_smoothing > 0:
+        ds = ds.map(lambda a, b: (a, tf.one_hot(b, f.num_classes)))
+    return ds.prefetch(2)
 
-    spec = get_spec(cfg.model)
-    weights = None if cfg.weights.lower() == "none" else cfg.weights
-    flip_tta = cfg.augment.flip in ("horizontal", "horizontal_and_vertical")
-    folds = np.unique(fold_ids)
-    epochs = cfg.epochs
-    n, size = len(x), int(x.shape[1])
-    probs = np.zeros((n, num_classes))
+
+def _class_weight(cfg: TrainConfig, y: np.ndarray) -> dict[int, float] | None:
+    """scikit-learn's "balanced" class weights of the fold's training labels, when asked for."""
+    if not cfg.class_weights:
+        return None
+    from sklearn.utils.class_weight import compute_class_weight
+
+    present = np.unique(y)
+    w = compute_class_weight("balanced", classes=present, y=y)
+    return {int(c): float(v) for c, v in zip(present, w)}
+
+
+def _epoch_callback(advance: Any, status: str, epochs: int) -> Any:
+    """A Keras callback moving the progress bar once per epoch."""
+    import keras
+
+    class Advance(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            loss = (logs or {}).get("loss", float("nan"))
+            advance(status=f"{status} epoch {epoch + 1}/{epochs} loss {loss:.4f}")
+
+    return Advance()
+
+
+def _predict_and_embed(f: _Folds, k: int, model: Any, train: np.ndarray, test: np.ndarray) -> tuple[Any, Any]:
+    """Fold `k`'s probabilities (mirror-averaged when the recipe flips) and outlier distances."""
+    import keras
+
+    bs = f.predict_batch_size
+    p = model.predict(f.x[test], batch_size=bs, verbose=0)
+    if f.cfg.augment.flip in ("horizontal", "horizontal_and_vertical"):
+        p = (p + model.predict(f.x[test][:, :, ::-1], batch_size=bs, verbose=0)) / 2
+    embed = keras.Model(model.inputs, model.get_layer("embedding").output)
+    rng = np.random.default_rng(f.cfg.seed + k)
+    ref = train if len(train) <= OUTLIER_REFERENCE else rng.choice(train, OUTLIER_REFERENCE, replace=False)
+    e_ref = np.asarray(embed.predict(f.x[ref], batch_size=bs, verbose=0), np.float64)
+    e_test = np.asarray(embed.predict(f.x[test], batch_size=bs, verbose=0), np.float64)
+    dist = _knn_ratio(e_ref.reshape(len(ref), -1), e_test.reshape(len(test), -1), f.outlier_k, 64, f.cfg.seed)
+    return p, dist
+
+
+def _train_one_fold(f: _Folds, k: int, advance: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Trains fold `k`'s model on the other folds; returns `(test indices, probabilities, outlier distances)`."""
+    import keras
+
+    cfg = f.cfg
+    train = np.flatnonzero(f.fold_ids != k)
+    test = np.flatnonzero(f.fold_ids == k)
+    model = _compiled_model(f, k, math.ceil(len(train) / cfg.batch_size))
+    model.fit(
+        _fold_dataset(f, k, train),
+        epochs=cfg.epochs,
+        class_weight=_class_weight(cfg, f.y[train]),
+        shuffle=False,
+        verbose=0,
+        callbacks=[_epoch_callback(advance, f"fold {k + 1}/{len(f.folds)}", cfg.epochs)],
+    )
+    p, dist = _predict_and_embed(f, k, model, train, test)
+    del model
+    keras.backend.clear_session()
+    return test, np.asarray(p, dtype=np.float64), dist
+
+
+def _train_folds(f: _Folds) -> FoldModels:
+    """Every fold in turn; probabilities renormalized to sum to 1."""
+    n = len(f.x)
+    probs = np.zeros((n, f.num_classes))
     outlier = np.zeros(n)
     seconds: list[float] = []
-    with progress(f"audit: cv-train {cfg.model}", total=len(folds) * epochs) as advance:
-        for k in folds:
+    with progress(f"audit: cv-train {f.cfg.model}", total=len(f.folds) * f.cfg.epochs) as advance:
+        for k in f.folds:
             t0 = time.monotonic()
-            train = np.flatnonzero(fold_ids != k)
-            test = np.flatnonzero(fold_ids == k)
-            keras.utils.set_random_seed(cfg.seed + int(k))
-            model = create_model(
-                cfg.model,
-                num_classes=num_classes,
-                input_shape=(size, size, 3),
-                dropout=cfg.dropout,
-                weights=weights,
-                **cfg.model_options,
-            )
-            if spec.pretrained and weights is not None:
-                _freeze_backbone(model)
-            steps = math.ceil(len(train) / cfg.batch_size)
-            smoothing = cfg.label_smoothing
-            loss = (
-                keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)
-                if smoothing > 0
-                else keras.losses.SparseCategoricalCrossentropy()
-            )
-            model.compile(optimizer=build_optimizer(cfg, _learning_rate(cfg, epochs, steps), ema=False), loss=loss)
-            augmenter = build_augmenter(cfg.augment, seed=cfg.seed + int(k))
-            ds = tf.data.Dataset.from_tensor_slices((x[train], y[train]))
-            ds = ds.shuffle(len(train), seed=cfg.seed + int(k), reshuffle_each_iteration=True).batch(cfg.batch_size)
-            if augmenter is not None:
-                ds = ds.map(
-                    lambda a, b: (augmenter(tf.cast(a, tf.float32), training=True), b),
-                    num_parallel_calls=tf.data.AUTOTUNE,
-                )
-            if smoothing > 0:
-                ds = ds.map(lambda a, b: (a, tf.one_hot(b, num_classes)))
-            class_weight = None
-            if cfg.class_weights:
-                from sklearn.utils.class_weight import compute_class_weight
-
-                present = np.unique(y[train])
-                w = compute_class_weight("balanced", classes=present, y=y[train])
-                class_weight = {int(c): float(v) for c, v in zip(present, w)}
-
-            class Advance(keras.callbacks.Callback):
-                def on_epoch_end(self, epoch, logs=None):
-                    advance(
-                        status=f"fold {int(k) + 1}/{len(folds)} epoch {epoch + 1}/{epochs} loss {(logs or {}).get('loss', float('nan')):.4f}"
-                    )
-
-            model.fit(
-                ds.prefetch(2),
-                epochs=epochs,
-                class_weight=class_weight,
-                shuffle=False,
-                verbose=0,
-                callbacks=[Advance()],
-            )
-            p = model.predict(x[test], batch_size=predict_batch_size, verbose=0)
-            if flip_tta:
-                p = (p + model.predict(x[test][:, :, ::-1], batch_size=predict_batch_size, verbose=0)) / 2
+            test, p, dist = _train_one_fold(f, int(k), advance)
             probs[test] = p
-            embed = keras.Model(model.inputs, model.get_layer("embedding").output)
-            rng = np.random.default_rng(cfg.seed + int(k))
-            ref = train if len(train) <= OUTLIER_REFERENCE else rng.choice(train, OUTLIER_REFERENCE, replace=False)
-            e_ref = np.asarray(embed.predict(x[ref], batch_size=predict_batch_size, verbose=0), np.float64)
-            e_test = np.asarray(embed.predict(x[test], batch_size=predict_batch_size, verbose=0), np.float64)
-            outlier[test] = _knn_ratio(
-                e_ref.reshape(len(ref), -1), e_test.reshape(len(test), -1), outlier_k, 64, cfg.seed
-            )
+            outlier[test] = dist
             seconds.append(time.monotonic() - t0)
-            del model, embed
-            keras.backend.clear_session()
     sums = probs.sum(axis=1, keepdims=True)
-    probs = np.divide(probs, sums, out=np.full_like(probs, 1.0 / num_classes), where=sums > 0)
-    return FoldModels(probs, outlier, seconds, cfg)
+    probs = np.divide(probs, sums, out=np.full_like(probs, 1.0 / f.num_classes), where=sums > 0)
+    return FoldModels(probs, outlier, seconds, f.cfg)

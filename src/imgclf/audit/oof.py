@@ -1,6 +1,6 @@
 """Out-of-fold predicted probabilities and outlier scores from embeddings (scikit-learn).
 
-Confident learning (`imgclf.audit.confident`) needs, for every image, class probabilities from a
+Confident learning (cleanlab, through `imgclf.audit.confident`) needs, for every image, class probabilities from a
 model that never saw that image. They come from K-fold cross-validation (`assign_folds`):
 
 - stratified by label (scikit-learn `StratifiedKFold`), so every fold holds every class in
@@ -24,12 +24,12 @@ for mining outliers from large data sets", averaged over the k neighbours as in 
 Pizzuti, PKDD 2002), in standardized PCA space, divided by the median of that distance over all
 images (standardized rather than only centred: 20 Fashion-MNIST pictures shrunk to 8x8 among the
 1,797 digits had a median rank of 17.5 by outlier score, against 55 without standardization and
-90 with cosine distance; 18 of them scored 2 or more). A score of 1 is a typical image; 2 is twice as far from its neighbours as the median
-image. Neighbours are taken across every class, so an image scores high only when it is far
-from every class; using other folds only means a duplicate in the same group cannot hide an
-outlier. The kNN distance was chosen over the Mahalanobis distance to class means because it
-makes no Gaussian assumption about a class (a class of photos is seldom one ellipsoid) and
-works with any embedding length.
+90 with cosine distance; 18 of them scored 2 or more). A score of 1 is a typical image; 2 is
+twice as far from its neighbours as the median image. Neighbours are taken across every class,
+so an image scores high only when it is far from every class; using other folds only means a
+duplicate in the same group cannot hide an outlier. The kNN distance was chosen over the
+Mahalanobis distance to class means because it makes no Gaussian assumption about a class (a
+class of photos is seldom one ellipsoid) and works with any embedding length.
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
+from imgclf.ui import progress
 
 #: `fit_predict(train_index, test_index) -> probabilities (len(test_index), num_classes)`.
 FitPredict = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -119,8 +121,6 @@ def cross_validated_probabilities(
         ValueError: if a fold's training examples hold fewer than 2 classes, or `fit_predict`
             returns the wrong shape.
     """
-    from imgclf.ui import progress
-
     fold_ids = np.asarray(fold_ids)
     y = np.asarray(labels)
     probs = np.zeros((len(y), num_classes), dtype=np.float64)

@@ -1,20 +1,21 @@
 """`audit_folder`: out-of-fold label issues, outliers and noise per class / source for one folder.
 
-The stage, in order:
+The stage is map -> reduce -> apply (docs/architecture.md):
 
 1. List the folder (`imgclf.inputs.list_images`): a class tree `DIR/<class>/<file>` or a
    pre-split tree `DIR/{train,val,test}/<class>/<file>`. Every split is audited (test images are
    flagged like the others); files outside a class folder and unreadable files are counted and
    listed in `audit.json` with the reason, never silently dropped.
-2. Provenance (`imgclf.audit.sources`): scrape sources, and the groups kept in one fold.
-3. Out-of-fold probabilities, by one of:
-   - the default: embeddings (`imgclf.explore.embed.embed_folder`, `--model`) and a linear
-     probe cross-validated over K folds (`imgclf.audit.oof`);
-   - `cv_train`: the real model trained once per fold (`imgclf.audit.cvtrain`).
-4. Confident learning (`imgclf.audit.confident`): thresholds, confident joint, estimated joint,
-   noise rates, label issues, `label_quality`, `suggested_label`.
-5. Outlier scores (k-nearest-neighbour distance to the other folds, in embedding space).
-6. Outputs, every file written atomically (`imgclf.fsutil`), see `imgclf.audit.report`.
+2. Map (`imgclf.audit.load`, through an `imgclf.engine` executor): every file decoded by the
+   one loader; then either embedded in batches (the default: `--model`, raw pixels unless told
+   otherwise, `imgclf.explore.embed.resolve_encoder`) or kept as pixels (`cv_train`).
+3. Provenance (`imgclf.audit.sources`): scrape sources, and the groups kept in one fold.
+4. Reduce (`imgclf.audit.reduce`, pure over arrays): grouped, stratified folds; out-of-fold
+   probabilities (a linear probe on the embeddings, `imgclf.audit.oof`, or the real model
+   trained once per fold, `imgclf.audit.cvtrain`) and outlier scores; confident learning by
+   cleanlab (`imgclf.audit.confident`); issues, outliers and noise per class, source and split.
+5. Apply (`imgclf.audit.report`): the typed files of `imgclf.records.audit` and the page,
+   every file written atomically.
 """
 
 from __future__ import annotations
@@ -27,8 +28,27 @@ from typing import Any
 
 import numpy as np
 
+from imgclf.audit.cvtrain import CvSetup, fit_recipe_to_data, resolve_cv_setup
+from imgclf.audit.load import LoadedSet, embed_all, load_all
+from imgclf.audit.reduce import (
+    AuditPlan,
+    AuditSet,
+    FoldPredictions,
+    cv_predictions,
+    make_folds,
+    plan_audit,
+    probe_predictions,
+)
+from imgclf.audit.report import AuditContext, write_outputs
+from imgclf.audit.sources import Provenance, read_provenance
 from imgclf.config import AuditConfig
+from imgclf.engine import Executor, make_executor
 from imgclf.errors import ConfigError, DataError
+from imgclf.explore.embed import resolve_encoder
+from imgclf.inputs import ImageListing, list_images
+from imgclf.records.audit import AuditReport, NotAudited
+from imgclf.runtime import import_tensorflow_quietly
+from imgclf.ui import summary, warn
 
 #: Fewest images a class needs to be cross-validated.
 MIN_CLASS_IMAGES = 2
@@ -45,6 +65,7 @@ class AuditResult:
         issues: int. Label issues flagged.
         outliers: int. Images above the outlier threshold.
         images: int. Images audited.
+        record: AuditReport or None. `report` as its typed record.
     """
 
     out: Path
@@ -53,32 +74,31 @@ class AuditResult:
     issues: int = 0
     outliers: int = 0
     images: int = 0
+    record: AuditReport | None = None
 
 
-@dataclass
-class _Data:
-    rels: list[str]
-    labels: np.ndarray
-    class_names: list[str]
-    subsets: list[str]
-    skipped: list[dict[str, str]]
-    layout: str
+def _check_out(data_dir: Path, out: Path) -> None:
+    """Refuses an output folder that the audited folder would list as a class."""
+    inside = data_dir.resolve() == out.resolve() or data_dir.resolve() in out.resolve().parents
+    if inside and not any(p.startswith(("_", ".")) for p in out.resolve().relative_to(data_dir.resolve()).parts):
+        raise ConfigError(
+            f"--out {out} is inside {data_dir} as a class folder",
+            "write the audit elsewhere (e.g. data/audit) or under a folder starting with '_'",
+        )
 
 
-def _list(data_dir: Path) -> tuple[Any, list[dict[str, str]]]:
-    from imgclf.inputs import list_images
-
+def _list(data_dir: Path) -> tuple[ImageListing, list[NotAudited]]:
     if not data_dir.is_dir():
         raise DataError(
             f"folder not found: {data_dir}", "give a class folder tree DIR/<class>/<image> (e.g. the clean output)"
         )
     listing = list_images(data_dir, layout="classes")
     skipped = [
-        {
-            "path": p.relative_to(data_dir).as_posix(),
-            "reason": "not_in_class_folder",
-            "detail": "file is not inside a class folder",
-        }
+        NotAudited(
+            path=p.relative_to(data_dir).as_posix(),
+            reason="not_in_class_folder",
+            detail="file is not inside a class folder",
+        )
         for p in listing.strays
     ]
     if not listing.entries:
@@ -106,88 +126,79 @@ def _check_classes(class_names: list[str], labels: np.ndarray, data_dir: Path) -
         )
 
 
-def _probe_side(paths: list[Path], lo: int = 8, hi: int = 64) -> int:
-    from imgclf.errors import ImageError
-    from imgclf.images import open_image
+@dataclass
+class _Mapped:
+    """The map's output: the readable images (pixels or embeddings) and how they were made."""
 
-    for p in paths[:50]:
-        try:
-            img = open_image(p)
-        except ImageError:
-            continue
-        return int(min(hi, max(lo, min(img.size))))
-    raise DataError(
-        f"none of the first {min(50, len(paths))} files can be opened as an image", "check the folder contents"
+    loaded: LoadedSet
+    embedding: str
+    image_size: int
+    cv: CvSetup | None = None
+
+
+def _map(listing: ImageListing, cfg: AuditConfig, models_dir: Path, executor: Executor) -> _Mapped:
+    """Loads (`cv_train`) or embeds every listed file through `executor`."""
+    if cfg.cv_train:
+        import_tensorflow_quietly()
+        cv = resolve_cv_setup(cfg, listing.paths)
+        return _Mapped(load_all(listing.entries, cv.spec, executor), f"cv-train ({cv.description})", cv.spec.size, cv)
+    encoder = resolve_encoder(cfg.model, weights=cfg.weights, size=cfg.size, files=listing.paths, models_dir=models_dir)
+    return _Mapped(embed_all(listing.entries, encoder, cfg.batch_size, executor), encoder.name, encoder.size)
+
+
+def _audit_set(
+    listing: ImageListing, loaded: LoadedSet, cfg: AuditConfig, data_dir: Path
+) -> tuple[AuditSet, list[str], Provenance]:
+    """The readable images as the reduce's input; classes without any take no part."""
+    by_rel = {e.rel: e for e in listing.entries}
+    entries = [by_rel[r] for r in loaded.rels]
+    class_names = list(listing.class_names)
+    index = {c: i for i, c in enumerate(class_names)}
+    labels = np.asarray([index[str(e.label)] for e in entries], dtype=np.int64)
+    _check_classes(class_names, labels, data_dir)
+    present = np.flatnonzero(np.bincount(labels, minlength=len(class_names)) > 0)
+    empty_classes = [c for i, c in enumerate(class_names) if i not in set(present.tolist())]
+    remap = np.full(len(class_names), -1, dtype=np.int64)
+    remap[present] = np.arange(len(present))
+    prov = read_provenance(data_dir, loaded.rels, manifest=cfg.manifest, use_groups=cfg.groups)
+    for note in prov.notes:
+        warn(note)
+    data = AuditSet(
+        rels=list(loaded.rels),
+        labels=remap[labels],
+        class_names=[class_names[i] for i in present],
+        subsets=[e.subset or "" for e in entries],
+        sources=prov.sources,
+        groups=prov.groups if cfg.groups else None,
+        presplit=listing.layout == "presplit",
     )
+    return data, empty_classes, prov
 
 
-def _load_images(listing: Any, spec: Any, batch_size: int = 256) -> tuple[np.ndarray, list[int], list[dict[str, str]]]:
-    """Decodes every entry with the one loader; returns images, kept positions, rejects."""
-    from imgclf.inputs import iter_batches
-    from imgclf.ui import progress
-
-    items = listing.items()
-    chunks, kept, rejects = [], [], []
-    with progress("audit: loading images", total=len(items)) as advance:
-        for batch in iter_batches(items, spec, batch_size=batch_size):
-            if len(batch.ok):
-                chunks.append(batch.images)
-                kept.extend(batch.start + i for i in batch.ok)
-            for i, err in sorted(batch.errors.items()):
-                rejects.append(
-                    {"path": listing.entries[batch.start + i].rel, "reason": err.reason, "detail": err.detail}
-                )
-            advance(len(batch.items))
-    images = np.concatenate(chunks) if chunks else np.zeros((0, *spec.shape), np.uint8)
-    return images, kept, rejects
+def _predict(data: AuditSet, mapped: _Mapped, cfg: AuditConfig) -> FoldPredictions:
+    """The reduce's compute: folds, then out-of-fold probabilities and outlier scores."""
+    fold = make_folds(data, cfg.folds, cfg.seed)
+    if mapped.cv is None:
+        assert mapped.loaded.features is not None
+        return probe_predictions(mapped.loaded.features, data, fold, cfg)
+    cv = mapped.cv
+    train = cv.train
+    if cv.is_recipe:
+        train = fit_recipe_to_data(train, int(len(data.labels) * (cfg.folds - 1) / cfg.folds))
+    assert mapped.loaded.images is not None
+    return cv_predictions(mapped.loaded.images, data, fold, train, cv.description, cfg)
 
 
-def _cv_config(cfg: AuditConfig, models_dir: Path) -> tuple[Any, Any | None, str, bool]:
-    """The TrainConfig to retrain, the run's InputSpec (or None), a description, and whether it
-    is the audit's recipe (which `fit_recipe_to_data` may adapt)."""
-    from imgclf.audit.cvtrain import DEFAULT_RECIPE, default_recipe
-    from imgclf.config import TrainConfig, stage_config
-
-    model = cfg.model
-    if cfg.train_config is not None:
-        train = stage_config(TrainConfig, "train", cfg.train_config)
-        if cfg.cv_epochs:
-            train = train.model_copy(update={"epochs": cfg.cv_epochs})
-        return train, None, f"train config {cfg.train_config}", False
-    path = Path(model)
-    if path.is_dir():
-        from imgclf.records.run import is_run_dir, load_run_info
-
-        if not is_run_dir(path):
-            raise ConfigError(
-                f"--model {model} is a folder but not a training run (no run.json)",
-                "with --cv-train give a run folder from `imgclf train`, a registry name, or nothing",
-            )
-        info = load_run_info(path)
-        values = dict(info.config or {})
-        values.setdefault("model", info.model)
-        train = TrainConfig.model_validate({k: v for k, v in values.items() if k in TrainConfig.model_fields})
-        if cfg.cv_epochs:
-            train = train.model_copy(update={"epochs": cfg.cv_epochs})
-        return train, info.input_spec, f"run {path}", False
-    if model in ("raw", ""):
-        return default_recipe(epochs=cfg.cv_epochs, seed=cfg.seed), None, "audit recipe", cfg.cv_epochs is None
-    if model.startswith("autoencoder") or path.suffix == ".keras":
-        raise ConfigError(
-            f"--cv-train cannot retrain --model {model}",
-            "give a training run folder, a registry name (cnn, xception, ...), or no --model",
-        )
-    from imgclf.models import get_spec
-
-    get_spec(model)  # unknown names fail here, with close matches
-    train = default_recipe(
-        model=model,
-        model_options=None if model == DEFAULT_RECIPE["model"] else {},
-        weights=cfg.weights,
-        epochs=cfg.cv_epochs,
-        seed=cfg.seed,
+def _summarize(result: AuditResult, plan: AuditPlan, cfg: AuditConfig, ctx: AuditContext, t0: float) -> None:
+    """The one summary line."""
+    per_split = plan.label_issues_per_split
+    split_txt = " (" + ", ".join(f"{s or 'no split'} {k}" for s, k in per_split.items()) + ")" if per_split else ""
+    summary(
+        f"audit: {result.images} images, {len(plan.data.class_names)} classes, {cfg.folds}-fold out-of-fold "
+        f"accuracy {plan.accuracy:.4f}; {result.issues} label issues{split_txt}, estimated noise "
+        f"{plan.cl.estimated_noise_fraction:.1%}; {result.outliers} outliers; {len(ctx.unreadable)} unreadable, "
+        f"{len(ctx.skipped)} outside class folders ({time.monotonic() - t0:.0f}s) -> {result.out}"
     )
-    return train, None, f"registry model {model}", cfg.cv_epochs is None
 
 
 def audit_folder(
@@ -196,15 +207,18 @@ def audit_folder(
     cfg: AuditConfig | None = None,
     *,
     models_dir: str | os.PathLike = "models",
+    executor: Executor | None = None,
 ) -> AuditResult:
     """Audits the labels of a class-folder tree and writes the audit files to `out`.
 
     Args:
         data_dir: path. `DIR/<class>/<image>` or `DIR/{train,val,test}/<class>/<image>`.
         out: path. Output folder (created): `label_issues.csv`, `outliers.csv`, `audit.json`,
-            `audit.html`, `scores.csv`, `oof.npz` (see `imgclf.audit.report`).
+            `audit.html`, `scores.csv`, `oof.npz` (see `imgclf.records.audit`).
         cfg: AuditConfig or None (defaults).
         models_dir: path, default "models". Where `--model autoencoder` looks.
+        executor: Executor or None, default None (`imgclf.engine.make_executor("local")`). Runs
+            the per-image map.
 
     Returns:
         AuditResult.
@@ -214,168 +228,36 @@ def audit_folder(
             than `MIN_CLASS_IMAGES` readable images, fewer images (groups) than folds.
         ModelError, ConfigError: unusable `--model`, options that do not go together.
     """
-    from imgclf.audit import report as rep
-    from imgclf.audit.confident import confident_learning
-    from imgclf.audit.oof import assign_folds, cross_validated_probabilities, linear_probe, outlier_scores
-    from imgclf.audit.sources import read_provenance
-    from imgclf.ui import summary, warn
-
     t0 = time.monotonic()
     cfg = cfg or AuditConfig()
     data_dir, out = Path(data_dir), Path(out)
-    inside = data_dir.resolve() == out.resolve() or data_dir.resolve() in out.resolve().parents
-    if inside and not any(p.startswith(("_", ".")) for p in out.resolve().relative_to(data_dir.resolve()).parts):
-        raise ConfigError(
-            f"--out {out} is inside {data_dir} as a class folder",
-            "write the audit elsewhere (e.g. data/audit) or under a folder starting with '_'",
-        )
+    _check_out(data_dir, out)
     listing, skipped = _list(data_dir)
-    class_names = list(listing.class_names)
-    _check_classes(class_names, listing.labels.astype(np.int64), data_dir)  # before any decoding
-    rel_index = {e.rel: i for i, e in enumerate(listing.entries)}
-    unreadable: list[dict[str, str]] = []
-    timings: dict[str, float] = {}
-
-    features = None
-    fold_outliers = None
-    train_desc = None
+    _check_classes(list(listing.class_names), listing.labels.astype(np.int64), data_dir)  # before any decoding
     t = time.monotonic()
-    if cfg.cv_train:
-        from imgclf.inputs import InputSpec
-        from imgclf.runtime import import_tensorflow_quietly
-
-        import_tensorflow_quietly()
-        train_cfg, run_spec, train_desc, is_recipe = _cv_config(cfg, Path(models_dir))
-        if run_spec is not None:
-            if cfg.size is not None and cfg.size != run_spec.size:
-                raise ConfigError(f"--size {cfg.size} differs from the run's input size {run_spec.size}")
-            spec = run_spec
-        else:
-            spec = InputSpec(size=cfg.size or _probe_side(listing.paths))
-        images, kept, unreadable = _load_images(listing, spec)
-        entries = [listing.entries[i] for i in kept]
-        embedding_name = f"cv-train ({train_desc})"
-        image_size = spec.size
-    else:
-        from imgclf.explore.embed import embed_folder
-        from imgclf.explore.options import EmbedOptions
-
-        emb = embed_folder(
-            data_dir,
-            EmbedOptions(model=cfg.model, weights=cfg.weights, size=cfg.size, batch_size=cfg.batch_size),
-            models_dir=models_dir,
-        )
-        keep_rows = [k for k, p in enumerate(emb.paths) if p in rel_index]
-        entries = [listing.entries[rel_index[emb.paths[k]]] for k in keep_rows]
-        features = np.asarray(emb.embeddings, dtype=np.float32)[keep_rows]
-        unreadable = [
-            {"path": r.path.replace(os.sep, "/"), "reason": r.reason, "detail": r.detail}
-            for r in emb.rejects
-            if r.path.replace(os.sep, "/") in rel_index
-        ]
-        embedding_name = emb.model
-        image_size = emb.size
-    timings["load_or_embed"] = time.monotonic() - t
-
-    rels = [e.rel for e in entries]
-    index = {c: i for i, c in enumerate(class_names)}
-    labels = np.asarray([index[e.label] for e in entries], dtype=np.int64)
-    subsets = [e.subset or "" for e in entries]
-    _check_classes(class_names, labels, data_dir)
-    # Classes whose folders hold no readable image take no part (reported in audit.json).
-    present = np.flatnonzero(np.bincount(labels, minlength=len(class_names)) > 0)
-    empty_classes = [class_names[i] for i in range(len(class_names)) if i not in set(present.tolist())]
-    remap = {int(old): new for new, old in enumerate(present)}
-    audited_classes = [class_names[i] for i in present]
-    y = np.asarray([remap[int(v)] for v in labels], dtype=np.int64)
-    m = len(audited_classes)
-
-    prov = read_provenance(data_dir, rels, manifest=cfg.manifest, use_groups=cfg.groups)
-    for note in prov.notes:
-        warn(note)
-    groups = prov.groups if cfg.groups else None
-    n_groups = len(np.unique(groups)) if groups is not None else len(y)
-    if n_groups < cfg.folds:
-        raise DataError(
-            f"{len(y)} images in {n_groups} groups cannot make {cfg.folds} folds",
-            f"pass --folds {max(2, min(n_groups, 5))} or add images",
-        )
-    fold = assign_folds(y, cfg.folds, groups=groups, seed=cfg.seed)
-
-    t = time.monotonic()
-    if cfg.cv_train:
-        from imgclf.audit.cvtrain import cv_train_probabilities, fit_recipe_to_data
-
-        if is_recipe:
-            train_cfg = fit_recipe_to_data(train_cfg, int(len(y) * (cfg.folds - 1) / cfg.folds))
-        fm = cv_train_probabilities(images, y, fold, m, train_cfg, outlier_k=cfg.outlier_k)
-        probs = fm.pred_probs
-        fold_outliers = fm.outlier_distance
-        classifier = (
-            f"{train_cfg.model} {train_cfg.model_options or ''} trained {train_cfg.epochs} epochs per fold "
-            f"({train_desc}; {train_cfg.optimizer}, lr {train_cfg.learning_rate:g}, batch {train_cfg.batch_size})"
-        ).replace("  ", " ")
-        timings["seconds_per_fold"] = [round(s, 1) for s in fm.seconds_per_fold]
-    else:
-        probe = linear_probe(features, y, m, C=cfg.classifier_c, pca=cfg.pca, seed=cfg.seed)
-        probs = cross_validated_probabilities(fold, y, m, probe, description="audit: linear probe")
-        classifier = f"LogisticRegression(C={cfg.classifier_c:g}, lbfgs) on " + (
-            f"{cfg.pca} whitened PCA components"
-            if cfg.pca and features.shape[1] > cfg.pca
-            else "standardized embeddings"
-        )
-    timings["probabilities"] = time.monotonic() - t
-
-    cl = confident_learning(y, probs, cfg.method)
-    t = time.monotonic()
-    outlier = (
-        fold_outliers if fold_outliers is not None else outlier_scores(features, fold, k=cfg.outlier_k, seed=cfg.seed)
-    )
-    timings["outliers"] = time.monotonic() - t
-    accuracy = float(np.mean(probs.argmax(axis=1) == y))
-
-    table = rep.AuditTable(
-        rels=rels,
-        given=[audited_classes[i] for i in y],
-        suggested=[audited_classes[i] for i in cl.suggested_label],
-        label_quality=cl.label_quality,
-        suggested_probability=cl.suggested_probability,
-        issue=cl.issues,
-        outlier=outlier,
-        is_outlier=outlier >= cfg.outlier_threshold,
-        subsets=subsets,
-        folds=fold,
-        sources=prov.sources,
-    )
-    timings["total"] = time.monotonic() - t0
-    report = rep.build_report(
-        data_dir=data_dir,
-        out=out,
-        cfg=cfg,
-        layout=listing.layout,
-        class_names=audited_classes,
-        empty_classes=empty_classes,
-        cl=cl,
-        table=table,
-        accuracy=accuracy,
-        embedding=embedding_name,
-        image_size=image_size,
-        classifier=classifier,
-        provenance=prov,
+    mapped = _map(listing, cfg, Path(models_dir), executor or make_executor("local"))
+    seconds: dict[str, float | list[float]] = {"load_or_embed": time.monotonic() - t}
+    data, empty_classes, prov = _audit_set(listing, mapped.loaded, cfg, data_dir)
+    predictions = _predict(data, mapped, cfg)
+    plan = plan_audit(data, predictions, method=cfg.method, outlier_threshold=cfg.outlier_threshold)
+    seconds.update(predictions.seconds)
+    seconds["total"] = time.monotonic() - t0
+    ctx = AuditContext(
+        data_dir,
+        out,
+        cfg,
+        listing.layout,
+        empty_classes,
+        mapped.embedding,
+        mapped.image_size,
+        prov,
         skipped=skipped,
-        unreadable=unreadable,
-        timings=timings,
+        unreadable=mapped.loaded.unreadable,
+        seconds=seconds,
     )
-    files = rep.write_outputs(out, data_dir, table, report, probs, audited_classes, cfg)
-    result = AuditResult(out, files, report, int(cl.issues.sum()), int(table.is_outlier.sum()), len(rels))
-    split_txt = ""
-    per_split = report["counts"].get("label_issues_per_split") or {}
-    if per_split:
-        split_txt = " (" + ", ".join(f"{s or 'no split'} {k}" for s, k in per_split.items()) + ")"
-    summary(
-        f"audit: {len(rels)} images, {m} classes, {cfg.folds}-fold out-of-fold accuracy {accuracy:.4f}; "
-        f"{result.issues} label issues{split_txt}, estimated noise {cl.estimated_noise_fraction:.1%}; "
-        f"{result.outliers} outliers; {len(unreadable)} unreadable, {len(skipped)} outside class folders "
-        f"({time.monotonic() - t0:.0f}s) -> {out}"
+    report, files = write_outputs(plan, ctx)
+    result = AuditResult(
+        out, files, report.model_dump(mode="json", by_alias=True), plan.issues, plan.outliers, len(data.rels), report
     )
+    _summarize(result, plan, cfg, ctx, t0)
     return result

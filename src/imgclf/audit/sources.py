@@ -1,6 +1,6 @@
 """Where the audited images came from: scrape sources (for noise per source) and groups (for folds).
 
-Sources come from a scrape manifest, read only through `imgclf.scrape.manifest.file_provenance`
+Sources come from a scrape manifest, read only through `imgclf.records.manifest.file_provenance`
 (schema and migrations belong to the scraper). The manifest is looked for in the audited
 folder, then up the stage chain each stage records: `clean` writes `_reports/clean_report.json`
 and `split` writes `_reports/split_report.json`, both with the folder they read (`"src"`).
@@ -20,8 +20,6 @@ Groups (images that must share a fold) are the connected components of:
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,10 +27,16 @@ from typing import Any
 
 import numpy as np
 
+from imgclf.errors import DataError
+from imgclf.records.clean import CleanReport, ImageTable
+from imgclf.records.manifest import MANIFEST_NAME, file_provenance
+from imgclf.records.split import SPLIT_TABLE, SplitReport, load_split_table
+
 #: How far up the recorded stage chain (`_reports/*_report.json` "src") a manifest is searched.
 MAX_HOPS = 4
 
-_STAGE_REPORTS = ("_reports/split_report.json", "_reports/clean_report.json")
+#: The stage reports whose `src` leads back toward the scrape folder, nearest first.
+_STAGE_REPORTS: tuple[type[SplitReport] | type[CleanReport], ...] = (SplitReport, CleanReport)
 
 
 @dataclass
@@ -58,12 +62,6 @@ class Provenance:
     notes: list[str] = field(default_factory=list)
 
 
-def _manifest_name() -> str:
-    from imgclf.scrape.manifest import MANIFEST_NAME
-
-    return MANIFEST_NAME
-
-
 def find_scrape_folder(data_dir: str | os.PathLike, explicit: str | os.PathLike | None = None) -> Path | None:
     """Finds the scrape folder (holding the manifest) the images of `data_dir` came from.
 
@@ -77,9 +75,7 @@ def find_scrape_folder(data_dir: str | os.PathLike, explicit: str | os.PathLike 
     Raises:
         DataError: if `explicit` is given and holds no manifest.
     """
-    from imgclf.errors import DataError
-
-    name = _manifest_name()
+    name = MANIFEST_NAME
     if explicit is not None:
         p = Path(explicit)
         folder = p.parent if p.name == name else p
@@ -93,11 +89,12 @@ def find_scrape_folder(data_dir: str | os.PathLike, explicit: str | os.PathLike 
             return here
         seen.add(here.resolve())
         nxt = None
-        for rep in _STAGE_REPORTS:
+        for record in _STAGE_REPORTS:
             try:
-                src = json.loads((here / rep).read_text(encoding="utf-8")).get("src")
-            except (OSError, ValueError, AttributeError):
+                rep = record.load_optional(here)
+            except DataError:  # an unreadable report leads nowhere; provenance is optional
                 continue
+            src = rep.src if rep is not None else ""
             if src and Path(src).resolve() not in seen:
                 nxt = Path(src)
                 break
@@ -107,9 +104,21 @@ def find_scrape_folder(data_dir: str | os.PathLike, explicit: str | os.PathLike 
     return None
 
 
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
+def _recorded_tables(data_dir: Path) -> list[tuple[str, list[tuple[int | None, str]]]]:
+    """(origin, [(group, file)]) of split's and clean's tables in `data_dir`, those that load."""
+    tables: list[tuple[str, list[tuple[int | None, str]]]] = []
+    try:
+        if (data_dir / SPLIT_TABLE).is_file():
+            tables.append((str(data_dir / SPLIT_TABLE), [(r.group, r.dest) for r in load_split_table(data_dir)]))
+    except DataError:  # an unreadable table adds no groups; provenance is optional
+        pass
+    try:
+        rows = ImageTable.load_optional(data_dir)
+        if rows is not None:
+            tables.append((str(ImageTable.path(data_dir)), [(r.group, r.file) for r in rows]))
+    except DataError:
+        pass
+    return tables
 
 
 def _recorded_groups(data_dir: Path, rels: list[str]) -> tuple[list[tuple[int, int]], list[str]]:
@@ -117,25 +126,72 @@ def _recorded_groups(data_dir: Path, rels: list[str]) -> tuple[list[tuple[int, i
     index = {r: i for i, r in enumerate(rels)}
     members: dict[str, list[int]] = {}
     origins = []
-    clean_csv = data_dir / "_reports" / "images.csv"
-    split_csv = data_dir / "_reports" / "split.csv"
-    for path, key in ((split_csv, "dest"), (clean_csv, "file")):
-        if not path.is_file():
-            continue
-        try:
-            rows = _read_csv(path)
-        except (OSError, UnicodeDecodeError, csv.Error):
-            continue
+    for origin, rows in _recorded_tables(data_dir):
         found = 0
-        for row in rows:
-            g, f = (row.get("group") or "").strip(), (row.get(key) or "").strip()
-            if g and f in index:
-                members.setdefault(f"{path.name}:{g}", []).append(index[f])
+        for group, file in rows:
+            if group is not None and file in index:
+                members.setdefault(f"{Path(origin).name}:{group}", []).append(index[file])
                 found += 1
         if found:
-            origins.append(str(path))
+            origins.append(origin)
     pairs = [(m[0], j) for m in members.values() for j in m[1:]]
     return pairs, origins
+
+
+def _link_record(rec: Any, i: int, link: dict[str, list[int]]) -> list[str]:
+    """The sources of one manifest record; adds image `i` to the groups of its posts and URLs."""
+    srcs = list(getattr(rec, "sources", []) or [])
+    for post in getattr(rec, "posts", []) or []:
+        if not isinstance(post, dict):
+            continue
+        sub = post.get("subreddit")
+        if sub and f"r/{sub}" not in srcs:
+            srcs.append(f"r/{sub}")
+        for key in ("post_id", "crosspost_parent"):
+            if post.get(key):
+                link.setdefault(f"post:{post[key]}", []).append(i)
+    for url in getattr(rec, "urls", []) or []:
+        link.setdefault(f"url:{url}", []).append(i)
+    return srcs
+
+
+def _manifest_links(prov: Provenance, folder: Path, rels: list[str], use_groups: bool) -> list[tuple[int, int]]:
+    """Fills `prov.sources` from the scrape manifest in `folder`; returns the pairs of images it links."""
+    prov.manifest_dir = folder
+    try:
+        records: dict[str, Any] = file_provenance(folder)
+    except Exception as exc:  # noqa: BLE001 - a manifest we cannot read must not stop the audit
+        prov.notes.append(f"scrape manifest in {folder} could not be read ({exc}); no noise per source")
+        records = {}
+    by_stem: dict[str, Any] = {}
+    for rel, rec in records.items():
+        by_stem.setdefault(Path(rel).stem, rec)
+    link: dict[str, list[int]] = {}
+    for i, rel in enumerate(rels):
+        rec = by_stem.get(Path(rel).stem)
+        if rec is not None:
+            prov.matched += 1
+            prov.sources[i] = _link_record(rec, i, link)
+    if prov.matched == 0 and records:
+        prov.notes.append(f"none of the {len(rels)} images matched an entry of the scrape manifest in {folder}")
+    if not use_groups:
+        return []
+    linked = [(m[0], j) for m in link.values() for j in m[1:] if j != m[0]]
+    if linked:
+        prov.group_origins.append(f"scrape manifest {folder} (posts, crossposts, URLs)")
+    return linked
+
+
+def _components(pairs: list[tuple[int, int]], n: int) -> np.ndarray:
+    """Connected component of each of `n` images, given linked pairs (scipy)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    a = np.array([p[0] for p in pairs])
+    b = np.array([p[1] for p in pairs])
+    graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n))
+    _, comp = connected_components(graph, directed=False)
+    return comp.astype(np.int64)
 
 
 def read_provenance(
@@ -162,58 +218,13 @@ def read_provenance(
         DataError: if `manifest` is given and holds no manifest.
     """
     data_dir = Path(data_dir)
-    n = len(rels)
-    prov = Provenance(sources=[[] for _ in range(n)])
+    prov = Provenance(sources=[[] for _ in rels])
     pairs: list[tuple[int, int]] = []
     if use_groups:
         pairs, prov.group_origins = _recorded_groups(data_dir, rels)
     folder = find_scrape_folder(data_dir, manifest)
     if folder is not None:
-        prov.manifest_dir = folder
-        try:
-            from imgclf.scrape.manifest import file_provenance
-
-            records: dict[str, Any] = file_provenance(folder)
-        except Exception as exc:  # noqa: BLE001 - a manifest we cannot read must not stop the audit
-            prov.notes.append(f"scrape manifest in {folder} could not be read ({exc}); no noise per source")
-            records = {}
-        by_stem: dict[str, Any] = {}
-        for rel, rec in records.items():
-            by_stem.setdefault(Path(rel).stem, rec)
-        link: dict[str, list[int]] = {}
-        for i, rel in enumerate(rels):
-            rec = by_stem.get(Path(rel).stem)
-            if rec is None:
-                continue
-            prov.matched += 1
-            srcs = list(getattr(rec, "sources", []) or [])
-            for post in getattr(rec, "posts", []) or []:
-                sub = post.get("subreddit") if isinstance(post, dict) else None
-                if sub and f"r/{sub}" not in srcs:
-                    srcs.append(f"r/{sub}")
-                pid = post.get("post_id") if isinstance(post, dict) else None
-                if pid:
-                    link.setdefault(f"post:{pid}", []).append(i)
-                parent = post.get("crosspost_parent") if isinstance(post, dict) else None
-                if parent:
-                    link.setdefault(f"post:{parent}", []).append(i)
-            for url in getattr(rec, "urls", []) or []:
-                link.setdefault(f"url:{url}", []).append(i)
-            prov.sources[i] = srcs
-        if use_groups:
-            linked = [(m[0], j) for m in link.values() for j in m[1:] if j != m[0]]
-            if linked:
-                prov.group_origins.append(f"scrape manifest {folder} (posts, crossposts, URLs)")
-            pairs += linked
-        if prov.matched == 0 and records:
-            prov.notes.append(f"none of the {n} images matched an entry of the scrape manifest in {folder}")
+        pairs += _manifest_links(prov, folder, rels, use_groups)
     if use_groups and pairs:
-        from scipy.sparse import coo_matrix
-        from scipy.sparse.csgraph import connected_components
-
-        a = np.array([p[0] for p in pairs])
-        b = np.array([p[1] for p in pairs])
-        graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n))
-        _, comp = connected_components(graph, directed=False)
-        prov.groups = comp.astype(np.int64)
+        prov.groups = _components(pairs, len(rels))
     return prov

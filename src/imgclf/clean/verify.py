@@ -19,9 +19,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from imgclf.clean.similarity.hashers import pixel_digest
 from imgclf.clean.quality import QUALITY_SIDE, quality_scores
 from imgclf.clean.similarity import WORK_SIDE, Signature, signature
+from imgclf.clean.similarity.hashers import pixel_digest
 from imgclf.config import CleanConfig
 from imgclf.errors import ImageError
 from imgclf.images import FORMAT_KEY, ORIGINAL_SIZE_KEY, REASON_UNREADABLE, open_image

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from imgclf.cli.options import opt, plain_opt
+from imgclf.cli.train import TRACK, TRACK_EXPERIMENT, TRACK_URI, track_config
 from imgclf.config import EvaluateConfig, stage_config
 
 
@@ -41,8 +42,14 @@ def register(app: typer.Typer) -> None:
         models_dir: Path = plain_opt(Path("models"), "--models-dir", help="Where runs live (to find the most recent)."),
         as_json: bool = typer.Option(False, "--json", help="Print metrics.json to stdout."),
         config: Path | None = plain_opt(None, "--config", help="Run config YAML; its evaluate: section is used."),
+        track: str | None = TRACK,
+        track_uri: str | None = TRACK_URI,
+        track_experiment: str | None = TRACK_EXPERIMENT,
     ) -> None:
-        """Test metrics, confusion matrix, calibration, worst errors and an HTML report, written into RUN."""
+        """Test metrics, confusion matrix, calibration, worst errors and an HTML report, written into RUN.
+
+        With --track mlflow the metrics, their intervals and the files also go to the run's MLflow run.
+        """
         import json
 
         from imgclf.runtime import import_tensorflow_quietly, resolve_model_path
@@ -59,6 +66,7 @@ def register(app: typer.Typer) -> None:
             ci_level=level,
             leak_audit=leak_audit,
         )
+        tracking = track_config(config, track, track_uri, track_experiment)
         run_dir = resolve_model_path(run, models_dir)
         import_tensorflow_quietly()
         from imgclf.evaluate import evaluate_run
@@ -74,6 +82,7 @@ def register(app: typer.Typer) -> None:
             ci_level=cfg.ci_level,
             bootstrap_seed=cfg.bootstrap_seed,
             leak_audit=cfg.leak_audit,
+            track=tracking,
         )
         if as_json:
             typer.echo(json.dumps(metrics, indent=2))

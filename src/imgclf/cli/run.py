@@ -8,6 +8,7 @@ import typer
 
 from imgclf.cli.compare import print_leaderboard
 from imgclf.cli.options import plain_opt
+from imgclf.cli.train import TRACK, TRACK_EXPERIMENT, TRACK_URI
 from imgclf.config import drop_none, load_run_config, parse_override
 from imgclf.errors import ConfigError
 
@@ -47,10 +48,15 @@ def register(app: typer.Typer) -> None:
             None, "--models-dir", help="Override models_dir.", default_text="the config's"
         ),
         seed: int | None = plain_opt(None, "--seed", help="Override the top-level seed.", default_text="the config's"),
+        track: str | None = TRACK,
+        track_uri: str | None = TRACK_URI,
+        track_experiment: str | None = TRACK_EXPERIMENT,
     ) -> None:
         """Run every stage of CONFIG in order: source -> clean -> prepare -> split -> train -> evaluate -> predict.
 
         With several models (--models, train.models) or seeds (--repeats), each gets its own run folder, and the leaderboard is written to MODELS_DIR/NAME-compare and printed.
+
+        With --track mlflow (or track: in CONFIG) each training run is an MLflow run, its evaluation included.
         """  # noqa: E501 - typer's rich help keeps a docstring's line breaks: a paragraph is one line
         overrides = [parse_override(item) for item in set_]
         top = drop_none(
@@ -66,7 +72,13 @@ def register(app: typer.Typer) -> None:
             top["train"] = train
         if stages:
             top["stages"] = [s.strip() for s in stages.split(",") if s.strip()]
+        tracking = drop_none({"backend": track, "uri": track_uri, "experiment": track_experiment})
+        if tracking:
+            top["track"] = tracking
         cfg = load_run_config(config, overrides + ([top] if top else []))
+        from imgclf.track import check_backend
+
+        check_backend(cfg.track)
         if {"train", "evaluate", "predict"} & set(cfg.stages):
             from imgclf.runtime import import_tensorflow_quietly
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 
 from imgclf.cli.options import opt, plain_opt
-from imgclf.config import TrainConfig, stage_config
+from imgclf.config import TrackConfig, TrainConfig, stage_config
 from imgclf.errors import ConfigError
 
 
@@ -81,6 +81,52 @@ _RUN_DIR = plain_opt(
 _MODELS_DIR = plain_opt(Path("models"), "--models-dir", help="Parent of new run folders.")
 _CONFIG = plain_opt(None, "--config", "-c", help="Run config YAML; its train: section is used.")
 
+# Experiment tracking, shared by `train`, `evaluate` and `run` (the `track:` section of a config).
+TRACK = opt(
+    TrackConfig,
+    "backend",
+    "--track",
+    help="Experiment tracker: none | mlflow (pip install 'imgclf\\[mlflow]'); see docs/tracking.md.",
+)
+TRACK_URI = opt(
+    TrackConfig, "uri", "--track-uri", help="Tracking URI, e.g. sqlite:///mlflow.db or http://127.0.0.1:5000."
+)
+TRACK_EXPERIMENT = opt(TrackConfig, "experiment", "--track-experiment", help="Experiment name of new tracker runs.")
+
+
+def track_config(config: Path | None, backend: str | None, uri: str | None, experiment: str | None) -> TrackConfig:
+    """The `TrackConfig` of a command: the config file's `track:` section, then the options.
+
+    Args:
+        config: Path or None. A run config YAML.
+        backend: str or None. `--track`.
+        uri: str or None. `--track-uri`.
+        experiment: str or None. `--track-experiment`.
+
+    Returns:
+        TrackConfig.
+
+    Raises:
+        ConfigError: an invalid value, or a backend whose package is not installed (one line
+            naming the install command), before any work starts.
+    """
+    from imgclf.track import check_backend
+
+    cfg: TrackConfig = stage_config(TrackConfig, "track", config, backend=backend, uri=uri, experiment=experiment)
+    check_backend(cfg)
+    return cfg
+
+
+def _check_one_run(cfg: TrainConfig, config: Path | None) -> None:
+    """Refuses a config that trains several runs; quiets TensorFlow's C++ log for multiworker."""
+    if cfg.models or cfg.repeats > 1:
+        raise ConfigError(
+            f"{config}: train.models / train.repeats train several runs, which `imgclf train` does not do",
+            f"use `imgclf run {config}` (it trains each model, evaluates it and writes the comparison)",
+        )
+    if cfg.strategy == "multiworker":  # a lost worker is one `error:` line, not pages of C++ log
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
 
 def register(app: typer.Typer) -> None:
     """Adds `train` to `app`."""
@@ -114,11 +160,16 @@ def register(app: typer.Typer) -> None:
         run_dir: Path | None = _RUN_DIR,
         models_dir: Path = _MODELS_DIR,
         config: Path | None = _CONFIG,
+        track: str | None = TRACK,
+        track_uri: str | None = TRACK_URI,
+        track_experiment: str | None = TRACK_EXPERIMENT,
     ) -> None:
         """Train a model on DATA/train, validate on DATA/val; writes a run folder (best.keras, history, plots).
 
         Rerun with the same --run-dir (or --run-name) to resume after an interruption, or with a
         higher --epochs to continue a finished run.
+
+        With --track mlflow the run is also an MLflow run; a resumed run logs into the same one.
         """
         from imgclf.runtime import import_tensorflow_quietly
         from imgclf.train import train
@@ -151,13 +202,8 @@ def register(app: typer.Typer) -> None:
             cache=cache,
             run_name=run_name,
         )
-        if cfg.models or cfg.repeats > 1:
-            raise ConfigError(
-                f"{config}: train.models / train.repeats train several runs, which `imgclf train` does not do",
-                f"use `imgclf run {config}` (it trains each model, evaluates it and writes the comparison)",
-            )
-        if cfg.strategy == "multiworker":  # a lost worker is one `error:` line, not pages of C++ log
-            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        _check_one_run(cfg, config)
+        tracking = track_config(config, track, track_uri, track_experiment)
         import_tensorflow_quietly()
-        out = train(data, cfg, models_dir=models_dir, run_dir=run_dir)
+        out = train(data, cfg, models_dir=models_dir, run_dir=run_dir, track=tracking)
         typer.echo(str(out))

@@ -42,7 +42,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from imgclf.clean.provenance import stage_provenance
-from imgclf.records.signatures import read_source_record
 from imgclf.config import PrepareConfig
 from imgclf.engine import Executor, make_executor
 from imgclf.errors import DataError
@@ -51,6 +50,7 @@ from imgclf.prepare.plan import PreparePlan, output_names, plan_prepare, prepare
 from imgclf.prepare.resize import REJECTED, PreparedFile, PrepareTask, prepare_file, prepare_spec
 from imgclf.prepare.write import write_prepare
 from imgclf.records.prepare import PrepareRecord
+from imgclf.records.signatures import read_source_record
 from imgclf.ui import progress, summary
 
 __all__ = [

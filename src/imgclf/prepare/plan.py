@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from imgclf.clean import similarity as sim
-from imgclf.records.provenance import ProvenanceEntry
 from imgclf.prepare.resize import KEPT, REJECTED, PreparedFile, PrepareTask
 from imgclf.records.prepare import PrepareReject
+from imgclf.records.provenance import ProvenanceEntry
 
 #: `PrepareReject.reason` of a file of a class tree that is not in a class folder.
 NOT_IN_CLASS_FOLDER = "not_in_class_folder"

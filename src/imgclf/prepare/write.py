@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from imgclf.records.provenance import write_provenance
 from imgclf.clean.similarity import write_source_record
 from imgclf.inputs import InputSpec
 from imgclf.prepare.plan import PreparePlan
 from imgclf.records.prepare import PrepareRecord, save_prepare_rejects
+from imgclf.records.provenance import write_provenance
 
 
 def write_prepare(out: Path, spec: InputSpec, plan: PreparePlan) -> None:

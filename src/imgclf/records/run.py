@@ -10,7 +10,8 @@ A training run directory (`train` writes it; `evaluate`, `predict`, `serve`, `ex
       run.json          RunInfo: model, class names, input specification (size, resize policy,
                         interpolation, how EXIF / alpha / 16-bit / CMYK are handled), resolved
                         config, seed, library versions, status, best epoch, timings,
-                        distribution (strategy, loop, workers, global batch, steps per epoch)
+                        distribution (strategy, loop, workers, global batch, steps per epoch),
+                        and the experiment tracker's run it logs to (`TrackingRef`, if tracked)
       best.keras        best model by val_loss, preprocessing inside (feeds raw RGB [0, 255])
       last.keras        model after the last finished epoch
       history.csv       Keras CSVLogger, one row per epoch
@@ -45,7 +46,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, model_validator
 
 from imgclf.errors import ModelError
-from imgclf.fsutil import atomic_write_text
+from imgclf.fsutil import atomic_write_json, atomic_write_text
 from imgclf.inputs import InputSpec
 
 RUN_FILE = "run.json"
@@ -106,6 +107,27 @@ class Distribution(BaseModel):
     steps_per_epoch: int | None = None
 
 
+class TrackingRef(BaseModel):
+    """Where a run is tracked (`run.json` -> `tracking`), so `evaluate` and a resumed `train`
+    log into the same tracker run (`imgclf.track`).
+
+    Attributes:
+        backend: str. The tracker, e.g. `"mlflow"`.
+        uri: str. Tracking URI the run logs to (a relative SQLite or file path made absolute).
+        run_id: str. The tracker's run id.
+        experiment_id: str or None. The tracker's experiment id.
+        model_uri: str or None. URI of the model logged last (`models:/m-...`), when one was.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    backend: str
+    uri: str
+    run_id: str
+    experiment_id: str | None = None
+    model_uri: str | None = None
+
+
 class RunInfo(BaseModel):
     """Metadata of one training run, stored as `run.json` (declared fields only).
 
@@ -130,6 +152,8 @@ class RunInfo(BaseModel):
             of its `train.models` entry, set by `imgclf run`; None = the model name.
         distribution: Distribution or None. Strategy, workers, global batch size and steps per
             epoch (None in runs written before it was recorded).
+        tracking: TrackingRef or None. The experiment tracker's run this run logs to
+            (`--track mlflow`); None = not tracked.
     """
 
     model_config = ConfigDict(extra="ignore", validate_assignment=True)
@@ -152,13 +176,14 @@ class RunInfo(BaseModel):
     train_rejects: int = 0
     label: str | None = None
     distribution: Distribution | None = None
+    tracking: TrackingRef | None = None
 
     @model_validator(mode="before")
     @classmethod
     def _legacy(cls, data: Any) -> Any:
         return _legacy_input_spec(data)
 
-    @computed_field  # written too, for people and tools that read run.json by hand
+    @computed_field  # type: ignore[prop-decorator]  # written too, for people reading run.json by hand
     @property
     def image_size(self) -> int:
         """Input side in pixels (`input_spec.size`)."""
@@ -277,6 +302,24 @@ class SplitFingerprint(BaseModel):
         return self.sha256[:12]
 
 
+class ConfidentError(BaseModel):
+    """One of the most confidently wrong images of an evaluated split (`metrics.json`).
+
+    Attributes:
+        file: str. The image, as evaluate listed it.
+        true: str. Its class folder.
+        predicted: str. The predicted class.
+        probability: float in [0, 1]. The probability of `predicted`.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    file: str
+    true: str
+    predicted: str
+    probability: float
+
+
 class MetricsRecord(BaseModel):
     """The part of `metrics.json` that later commands (`compare`) read back.
 
@@ -321,6 +364,7 @@ class MetricsRecord(BaseModel):
     predict_ms_per_image: float | None = None
     predict_batch_size: int | None = None
     files: dict[str, str] = Field(default_factory=dict)
+    confident_errors: list[ConfidentError] = Field(default_factory=list)
 
 
 def save_metrics(run_dir: str | os.PathLike, split: str, metrics: dict[str, Any]) -> Path:
@@ -337,7 +381,6 @@ def save_metrics(run_dir: str | os.PathLike, split: str, metrics: dict[str, Any]
     Raises:
         ValueError: if `metrics` lacks a field of `MetricsRecord` (a programming error).
     """
-    from imgclf.fsutil import atomic_write_json
 
     MetricsRecord.model_validate(metrics)
     return atomic_write_json(Path(run_dir) / metrics_file(split), metrics)
@@ -355,11 +398,27 @@ def load_metrics(run_dir: str | os.PathLike, split: str = "test") -> MetricsReco
             f"{run_dir} has no {path.name}",
             f"evaluate it first: imgclf evaluate {run_dir}" + ("" if split == "test" else f" --split {split}"),
         )
+    return read_metrics_file(path)
+
+
+def read_metrics_file(path: str | os.PathLike) -> MetricsRecord:
+    """Reads one metrics file written by `evaluate` (`metrics.json`, `metrics_<split>.json`).
+
+    Args:
+        path: path. The file.
+
+    Returns:
+        MetricsRecord.
+
+    Raises:
+        ModelError: if the file cannot be read or is not an `imgclf evaluate` metrics file.
+    """
+    path = Path(path)
     try:
         return MetricsRecord.model_validate_json(path.read_text(encoding="utf-8"))
-    except (ValidationError, ValueError) as exc:
+    except (OSError, ValidationError, ValueError) as exc:
         raise ModelError(
-            f"{path} is invalid ({_first_error(exc)})", f"re-evaluate: imgclf evaluate {run_dir}"
+            f"{path} is invalid ({_first_error(exc)})", f"re-evaluate: imgclf evaluate {path.parent}"
         ) from None
 
 
@@ -630,7 +689,7 @@ class ExportMeta(BaseModel):
     def _legacy(cls, data: Any) -> Any:
         return _legacy_input_spec(data)
 
-    @computed_field  # written too, for people and tools that read the sidecar by hand
+    @computed_field  # type: ignore[prop-decorator]  # written too, for people reading the sidecar by hand
     @property
     def image_size(self) -> int:
         """Input side in pixels (`input_spec.size`)."""
@@ -720,7 +779,7 @@ class AutoencoderInfo(BaseModel):
             data = {**data, "input_spec": {"size": data["size"]}}
         return data
 
-    @computed_field
+    @computed_field  # type: ignore[prop-decorator]  # pydantic: a computed property, written too
     @property
     def size(self) -> int:
         """Input side in pixels (`input_spec.size`)."""

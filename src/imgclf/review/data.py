@@ -4,15 +4,15 @@ Every view is a list of sections of tiles; a tile is one image of the reviewed f
 named by its path relative to `DIR` (`Tile.path`, the page's `data-path`). Sources:
 
 - the class grids: `imgclf.inputs.list_images(DIR)` (class trees and pre-split trees);
-- label issues and outliers: `audit`'s `OUT/label_issues.csv` (`path`, `given_label`,
-  `suggested_label`, `label_quality`) and `OUT/outliers.csv` (`path`, `score`);
+- label issues and outliers: `audit`'s `OUT/label_issues.csv` and `OUT/outliers.csv`
+  (`imgclf.records.audit.load_label_issues`, `load_outliers`);
 - duplicate groups and label conflicts: `DIR/_reports/clean_report.json` (`groups`,
   `label_conflicts`; read as `imgclf.records.clean.CleanReport`); members set aside by `clean`
   live under `DIR/_rejected/<status>/`;
 - the blurriest images: `DIR/_reports/images.csv` (`imgclf.records.clean.ImageTable`: `blur`,
   lowest first);
-- a run's confident errors: `RUN/metrics.json` (`confident_errors`: `file`, `true`,
-  `predicted`, `probability`); their files sit in the split folder, so each is found in `DIR` by
+- a run's confident errors: `RUN/metrics.json` (`imgclf.records.run.MetricsRecord`'s
+  `confident_errors`); their files sit in the split folder, so each is found in `DIR` by
   class and file stem (`prepare` and `split` keep both);
 - decisions: `imgclf.records.decisions` (the effective decision of each image, and the log).
 
@@ -26,8 +26,6 @@ resolving symlinks, a regular file whose first bytes are an image signature
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import os
 import threading
@@ -40,8 +38,10 @@ from urllib.parse import quote
 from imgclf.errors import DataError, ImgclfError
 from imgclf.images import IMAGE_EXTENSIONS, sniff_format
 from imgclf.inputs import SUBSETS, is_presplit, list_images
+from imgclf.records.audit import LABEL_ISSUES, OUTLIERS, count_rows, load_label_issues, load_outliers
 from imgclf.records.clean import CleanReport, DuplicateGroup, ImageTable
 from imgclf.records.decisions import REASON_MANUAL, Decision, DecisionIndex, file_sha256, source_path
+from imgclf.records.run import MetricsRecord, read_metrics_file
 
 #: Tiles per page of a view.
 PAGE_SIZE = 200
@@ -215,30 +215,9 @@ def _page_slice(items: list, page: int, per: int) -> tuple[list, int, int]:
     return items[(page - 1) * per : page * per], page, pages
 
 
-def _read_csv(path: Path, required: tuple[str, ...], what: str) -> list[dict[str, str]]:
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            missing = [c for c in required if c not in (reader.fieldnames or [])]
-            if missing:
-                raise DataError(
-                    f"{path} lacks column(s) {', '.join(missing)}", f"expected {what} with {', '.join(required)}"
-                )
-            return list(reader)
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise DataError(f"cannot read {path}: {exc}") from None
-
-
 def _short(q: float) -> str:
     """A score in [0, 1] in a few characters: `0.012`, `2.1e-06`."""
     return f"{q:.3f}" if not q or q >= 0.001 or q != q else f"{q:.1e}"
-
-
-def _float(v: Any, default: float = float("nan")) -> float:
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return default
 
 
 # ------------------------------------------------------------------------------- the data
@@ -265,7 +244,7 @@ class ReviewData:
         if not self.root.is_dir():
             raise DataError(f"folder not found: {root}", "pass the folder to review, e.g. `imgclf review data/clean`")
         self.audit = Path(audit) if audit is not None else None
-        if self.audit is not None and not (self.audit / "label_issues.csv").is_file():
+        if self.audit is not None and not (self.audit / LABEL_ISSUES).is_file():
             raise DataError(
                 f"{self.audit} has no label_issues.csv", f"run `imgclf audit {root} --out {self.audit}` first"
             )
@@ -394,8 +373,8 @@ class ReviewData:
         out: dict[str, int | None] = {}
         listing = self.listing()
         out["classes"] = len(listing)
-        out["issues"] = self._count_csv(self.audit / "label_issues.csv") if self.audit else None
-        out["outliers"] = self._count_csv(self.audit / "outliers.csv") if self.audit else None
+        out["issues"] = self._count_rows(LABEL_ISSUES)
+        out["outliers"] = self._count_rows(OUTLIERS)
         rep = self._report_or_none()
         out["duplicates"] = len(rep.groups) if rep else None
         out["conflicts"] = len(rep.label_conflicts) if rep else None
@@ -408,30 +387,23 @@ class ReviewData:
         out["errors"] = None
         if self.metrics_file is not None:
             try:
-                out["errors"] = len(self._metrics().get("confident_errors") or [])
-            except DataError:
+                out["errors"] = len(self._metrics().confident_errors)
+            except ImgclfError:
                 out["errors"] = 0
         return out
 
-    @staticmethod
-    def _count_csv(path: Path) -> int | None:
-        if not path.is_file():
+    def _count_rows(self, name: str) -> int | None:
+        """Rows of one of the audit's tables for the navigation bar (0 if it cannot be read)."""
+        if self.audit is None:
             return None
         try:
-            with open(path, newline="", encoding="utf-8") as f:
-                return max(0, sum(1 for _ in csv.reader(f)) - 1)
-        except (OSError, UnicodeDecodeError, csv.Error):
+            return count_rows(self.audit, name)
+        except DataError:
             return 0
 
-    def _metrics(self) -> dict[str, Any]:
+    def _metrics(self) -> MetricsRecord:
         assert self.metrics_file is not None
-        try:
-            data = json.loads(self.metrics_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise DataError(f"cannot read {self.metrics_file}: {exc}") from None
-        if not isinstance(data, dict):
-            raise DataError(f"{self.metrics_file} is not an `imgclf evaluate` metrics file")
-        return data
+        return read_metrics_file(self.metrics_file)
 
     # --------------------------------------------------------------------------- views
     def view_classes(self) -> View:
@@ -503,29 +475,24 @@ class ReviewData:
                 f"then `imgclf review {self.root} --audit OUT`"
             )
             return v
-        rows = _read_csv(
-            self.audit / "label_issues.csv",
-            ("path", "given_label", "suggested_label", "label_quality"),
-            "label_issues.csv",
-        )
-        rows.sort(key=lambda r: (_float(r["label_quality"], math.inf), r["path"]))
+        rows = load_label_issues(self.audit)
+        rows.sort(key=lambda r: (math.inf if math.isnan(r.label_quality) else r.label_quality, r.path))
         chunk, v.page, v.pages = _page_slice(rows, page, PAGE_SIZE)
         v.total = len(rows)
         moved = self._moved(self._report_or_none())
         tiles = []
         for r in chunk:
-            path = self.locate(r["path"], "kept", moved)
-            q = _float(r["label_quality"])
+            path = self.locate(r.path, "kept", moved)
             t = self._tile(
                 path,
-                title=PurePosixPath(r["path"]).name,
-                notes=[f"label quality {_short(q)}"],
-                suggested=r["suggested_label"] or None,
+                title=PurePosixPath(r.path).name,
+                notes=[f"label quality {_short(r.label_quality)}"],
+                suggested=r.suggested_label or None,
             )
             if path is None or not t.label:
-                t.label = r["given_label"]
+                t.label = r.given_label
             if path is None:
-                t.notes.append(f"not in the folder: {r['path']}")
+                t.notes.append(f"not in the folder: {r.path}")
             tiles.append(t)
         if rows:
             v.sections.append(Section(f"{len(rows)} label issues", tiles))
@@ -540,24 +507,22 @@ class ReviewData:
             "Outliers",
             "Images far from every class in embedding space (audit's outliers.csv), highest score first.",
         )
-        if self.audit is None or not (self.audit / "outliers.csv").is_file():
+        if self.audit is None or not (self.audit / OUTLIERS).is_file():
             v.message = "no outliers.csv: pass --audit OUT of `imgclf audit`"
             return v
-        rows = _read_csv(self.audit / "outliers.csv", ("path", "score"), "outliers.csv")
-        rows.sort(key=lambda r: (-_float(r["score"], -math.inf), r["path"]))
-        chunk, v.page, v.pages = _page_slice(rows, page, PAGE_SIZE)
-        v.total = len(rows)
+        outliers = load_outliers(self.audit)
+        outliers.sort(key=lambda r: (math.inf if math.isnan(r.score) else -r.score, r.path))
+        chunk, v.page, v.pages = _page_slice(outliers, page, PAGE_SIZE)
+        v.total = len(outliers)
         moved = self._moved(self._report_or_none())
         tiles = [
             self._tile(
-                self.locate(r["path"], "kept", moved),
-                title=PurePosixPath(r["path"]).name,
-                notes=[f"score {_float(r['score']):.2f}"],
+                self.locate(r.path, "kept", moved), title=PurePosixPath(r.path).name, notes=[f"score {r.score:.2f}"]
             )
             for r in chunk
         ]
-        if rows:
-            v.sections.append(Section(f"{len(rows)} outliers", tiles))
+        if outliers:
+            v.sections.append(Section(f"{len(outliers)} outliers", tiles))
         else:
             v.message = "the audit found no outliers"
         return v
@@ -657,21 +622,19 @@ class ReviewData:
         if self.metrics_file is None:
             v.message = f"no run given: `imgclf review {self.root} --run models/<run>` after `imgclf evaluate`"
             return v
-        errors = self._metrics().get("confident_errors") or []
         index = self._stem_index()
         tiles = []
-        for e in errors:
-            if not isinstance(e, dict):
-                continue
-            f = str(e.get("file", ""))
-            path = self._find_run_file(f, str(e.get("true", "")), index)
-            p = _float(e.get("probability"))
+        for e in self._metrics().confident_errors:
+            path = self._find_run_file(e.file, e.true, index)
             t = self._tile(
-                path, title=PurePosixPath(f).name, notes=[f"p = {p:.3f}"], suggested=str(e.get("predicted", "")) or None
+                path,
+                title=PurePosixPath(e.file).name,
+                notes=[f"p = {e.probability:.3f}"],
+                suggested=e.predicted or None,
             )
             t.suggest_word = "predicted"
             if path is None:
-                t.label = str(e.get("true", ""))
+                t.label = e.true
                 t.notes.append("not found in the folder")
             tiles.append(t)
         v.total = len(tiles)

@@ -57,13 +57,13 @@ from pathlib import Path
 from typing import Any
 
 from imgclf.clean.provenance import stage_provenance
-from imgclf.records.signatures import read_source_record
 from imgclf.config import SplitConfig
 from imgclf.engine import Executor, make_executor
 from imgclf.errors import DataError
 from imgclf.inputs import SUBSETS, class_folders, is_presplit, list_images
 from imgclf.records.base import write_csv
 from imgclf.records.prepare import PrepareRecord
+from imgclf.records.signatures import read_source_record
 from imgclf.records.split import SPLIT_COLUMNS, SplitReport
 from imgclf.split.assign import DROPPED, SPLITS, assign_splits, largest_remainder
 from imgclf.split.check import cross_split_pairs, links_to_test, raise_on_leaks

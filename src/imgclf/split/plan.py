@@ -20,10 +20,10 @@ import numpy as np
 
 from imgclf.clean.groups import duplicate_groups
 from imgclf.clean.provenance import group_ids
-from imgclf.records.provenance import ProvenanceEntry
 from imgclf.clean.similarity import DuplicatePairs, Signatures, find_duplicate_pairs, source_view, stack, union_pairs
 from imgclf.config import SplitConfig
 from imgclf.errors import ConfigError, DataError
+from imgclf.records.provenance import ProvenanceEntry
 from imgclf.records.split import SplitRow
 from imgclf.split.assign import DROPPED, SPLITS, assign_splits
 from imgclf.split.check import cross_split_pairs, links_to_test, raise_on_leaks

@@ -28,18 +28,28 @@ Modules, one concern each (this package re-exports the names other modules use):
 In short -- stage 0, exact duplicates (same decoded pixels and size, kind `"exact"`); stage 1,
 candidates: 64-bit phashes within `radius` bits (whole, trimmed, centre), crop windows against
 whole / trimmed codes, and layouts of low-structure pictures; stage 2, every candidate verified
-(whole / whole or trimmed / trimmed): a layout screen, one brightness / contrast change shared
-by R, G and B explains the colours, the censored fit of the 32 x 32 thumbnails leaves at most
-`max_residual` grey levels (the worst of 16 blocks left out between large pictures), and for
-crops the same after an ECC alignment. Pictures below `SMALL_SIDE` px get only the strict
-unaligned tests on the whole picture. `flips=True` adds mirrored copies (kind `"flip"`).
+(whole / whole, or between large pictures also trimmed / trimmed and whole / trimmed): a layout
+screen, one brightness / contrast change shared by R, G and B explains the colours, the
+censored fit of the 32 x 32 thumbnails leaves at most `max_residual` grey levels (the worst of
+16 blocks left out between large pictures); between large pictures a colour filter (grayscale,
+sepia, saturation, hue rotation, white balance) may explain the colours instead, the luma then
+passing the same test (`colour_changes`); and for crops the same after an ECC alignment.
+Pictures below `SMALL_SIDE` px get only the strict unaligned tests on the whole picture.
+`flips=True` adds mirrored copies (kind `"flip"`).
 """
 
 from imgclf.clean.similarity.alignment import align
 from imgclf.clean.similarity.candidates import candidate_pairs, layout_pairs
 from imgclf.clean.similarity.detect import find_cross_pairs, find_duplicate_pairs
 from imgclf.clean.similarity.files import file_signature, write_source_record
-from imgclf.clean.similarity.fit import censored_fit_residual, colour_fit, pixel_residual, pooled
+from imgclf.clean.similarity.fit import (
+    censored_fit_residual,
+    chroma_rms,
+    colour_change_fit,
+    colour_fit,
+    pixel_residual,
+    pooled,
+)
 from imgclf.clean.similarity.hamming import hamming_cross_pairs, hamming_pairs, pack_bits
 from imgclf.clean.similarity.pairs import (
     KIND_EXACT,
@@ -82,7 +92,7 @@ from imgclf.clean.similarity.params import (
 )
 from imgclf.clean.similarity.signatures import Signature, phash_codes, signature, stack, trim_box
 from imgclf.clean.similarity.sources import needs_source_signature, source_view
-from imgclf.clean.similarity.verify import colour_check, pixel_check, verify_candidates
+from imgclf.clean.similarity.verify import colour_change_check, colour_check, pixel_check, verify_candidates
 from imgclf.records.signatures import SOURCE_RECORD, Signatures, SourceSignatures, read_source_record
 
 __all__ = [
@@ -126,6 +136,9 @@ __all__ = [
     "align",
     "candidate_pairs",
     "censored_fit_residual",
+    "chroma_rms",
+    "colour_change_check",
+    "colour_change_fit",
     "colour_check",
     "colour_fit",
     "connected_components",

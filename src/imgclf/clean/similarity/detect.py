@@ -106,6 +106,7 @@ def find_duplicate_pairs(
     max_crop: float = DEFAULT_MAX_CROP,
     max_colour_residual: float = DEFAULT_MAX_COLOUR_RESIDUAL,
     max_luminance_ratio: float = DEFAULT_MAX_LUMINANCE_RATIO,
+    colour_changes: bool = True,
 ) -> DuplicatePairs:
     """Every pair of exact or verified near duplicates among `signatures` (see the package docs).
 
@@ -123,6 +124,10 @@ def find_duplicate_pairs(
         max_colour_residual: float >= 0, default 8.0. Largest RMS residual, in [0, 255]
             units, of the shared gain/offset colour fit.
         max_luminance_ratio: float >= 1, default 1.6. Largest ratio of mean luminances.
+        colour_changes: bool, default True. Also verify colour-filtered copies of pictures of
+            at least 64 px (grayscale, sepia, saturation, hue rotation up to about 30 degrees,
+            white balance) on luma and a model of the filter (test 2b); False keeps colour
+            variants of one picture apart (e.g. to classify colours).
 
     Returns:
         DuplicatePairs, sorted by `(i, j)` with `i < j`.
@@ -138,6 +143,7 @@ def find_duplicate_pairs(
         max_crop=max_crop,
         max_colour_residual=max_colour_residual,
         max_luminance_ratio=max_luminance_ratio,
+        colour_changes=colour_changes,
     )
     sig = _as_signatures(signatures)
     n = len(sig)
@@ -161,6 +167,7 @@ def find_cross_pairs(
     max_crop: float = DEFAULT_MAX_CROP,
     max_colour_residual: float = DEFAULT_MAX_COLOUR_RESIDUAL,
     max_luminance_ratio: float = DEFAULT_MAX_LUMINANCE_RATIO,
+    colour_changes: bool = True,
 ) -> DuplicatePairs:
     """Every exact or verified near duplicate between two collections (e.g. test vs train).
 
@@ -172,7 +179,7 @@ def find_cross_pairs(
         a: `Signatures` or a sequence of `Signature`, length n_a.
         b: `Signatures` or a sequence of `Signature`, length n_b.
         radius, max_residual, flips, align_floor, max_crop, max_colour_residual,
-            max_luminance_ratio: as in `find_duplicate_pairs`.
+            max_luminance_ratio, colour_changes: as in `find_duplicate_pairs`.
 
     Returns:
         DuplicatePairs with `i` indexing `a` and `j` indexing `b`, sorted by `(i, j)`.
@@ -188,6 +195,7 @@ def find_cross_pairs(
         max_crop=max_crop,
         max_colour_residual=max_colour_residual,
         max_luminance_ratio=max_luminance_ratio,
+        colour_changes=colour_changes,
     )
     sa, sb = _as_signatures(a), _as_signatures(b)
     nb = len(sb)

@@ -251,3 +251,100 @@ def colour_blocks(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> tuple[np.nd
     ok = cnt > 0
     div = np.maximum(cnt, 1)[:, :, None]
     return (pool(a) / div)[None], (pool(b) / div)[None], ok[None]
+
+
+#: Rows: Y, Cb, Cr of full-range BT.601 (`cv2.COLOR_RGB2GRAY`'s luma weights), from R, G, B.
+_YCC = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], np.float32)
+
+
+def _ycc(colour: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Luma `(p, s)` and chroma `Cb + i Cr` `(p, s)` of colour thumbnails `(p, h, w, 3)`."""
+    x = colour.reshape(len(colour), -1, 3).astype(np.float32) @ _YCC.T
+    return x[..., 0].astype(np.float64), x[..., 1].astype(np.float64) + 1j * x[..., 2].astype(np.float64)
+
+
+def chroma_rms(colour: np.ndarray) -> np.ndarray:
+    """Colourfulness: RMS chroma `|Cb + i Cr|` (full-range BT.601, [0, 255] units) of colour
+    thumbnails `(p, h, w, 3)`, shape `(p,)`; 0 for a grayscale picture."""
+    _, z = _ycc(colour)
+    return np.sqrt((np.abs(z) ** 2).mean(1))
+
+
+def _least_squares(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per pair, the coefficients `c` `(p, k)` minimising `|y - x @ c|` for regressors
+    `x` `(p, s, k)` and targets `y` `(p, s)` (real or complex; a tiny ridge keeps constant or
+    collinear regressors solvable)."""
+    xh = np.conj(np.swapaxes(x, 1, 2))
+    gram = xh @ x
+    ridge = 1e-6 * (np.trace(gram.real, axis1=1, axis2=2) / x.shape[2] + 1.0)
+    gram = gram + ridge[:, None, None] * np.eye(x.shape[2])
+    return np.linalg.solve(gram, (xh @ y[:, :, None]))[:, :, 0]
+
+
+def _upsample(c16: np.ndarray) -> np.ndarray:
+    """Bilinear enlargement `(p, 16, 16)` -> `(p, 32, 32)` (pixel centres aligned, edges
+    replicated), as `cv2.resize(..., INTER_LINEAR)` does it."""
+    n = c16.shape[1]
+    pos = np.clip((np.arange(2 * n) + 0.5) / 2 - 0.5, 0, n - 1)
+    lo = np.floor(pos).astype(int)
+    hi = np.minimum(lo + 1, n - 1)
+    m = np.zeros((2 * n, n))
+    m[np.arange(2 * n), lo] += 1 - (pos - lo)
+    m[np.arange(2 * n), hi] += pos - lo
+    return np.einsum("ij,pjk,lk->pil", m, c16, m)
+
+
+def colour_change_fit(
+    a: np.ndarray, b: np.ndarray, ga: np.ndarray, gb: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """How a colour filter maps the pictures of each pair, in luma / chroma terms.
+
+    The colour thumbnails are split into luma `Y` and chroma `z = Cb + i Cr` (full-range
+    BT.601). The more colourful picture of each pair is the source `s` (larger RMS chroma
+    deviation), the other the target `t`. Two least-squares fits per pair:
+
+    - chroma, on the colour thumbnails: `z_t ~ alpha z_s + gamma Y_s + delta Y_s^2 / 255 + beta`
+      (complex `alpha`, `gamma`, `delta`, `beta`): `alpha` scales (saturation) and turns (hue
+      rotation) the source's chroma, the rest is a tint following the light (sepia, clipped in
+      the highlights; a white-balance shift); a grayscale copy has `alpha = 0`;
+    - luma, on the grayscale thumbnails (the source's chroma enlarged to 32 x 32):
+      `G_t ~ g G_s + o + k_b Cb_s + k_r Cr_s`: a filter moves the luma of coloured pixels
+      too (an HSV hue rotation); `(k_b Cb_s + k_r Cr_s) / g` is the correction of the source's
+      grayscale thumbnail that makes it comparable with the target's.
+
+    Args:
+        a, b: np.ndarray, shape `(p, 16, 16, 3)`, values in [0, 255]. Colour thumbnails.
+        ga, gb: np.ndarray, shape `(p, 32, 32)`, values in [0, 255]. Grayscale thumbnails.
+
+    Returns:
+        tuple `(residual, alpha, spread, colour, source_is_b, correction)`: the RMS chroma
+        residual in [0, 255] units `(p,)`; `alpha` complex `(p,)`; the source's RMS chroma
+        deviation from its mean `(p,)` and its RMS chroma `|z|` (its colourfulness) `(p,)`;
+        bool `(p,)`, True where `b` is the source; the luma correction of the source's grayscale
+        thumbnail, float32 `(p, 32, 32)`, in grey levels.
+    """
+    p = len(a)
+    ya, za = _ycc(a)
+    yb, zb = _ycc(b)
+    sa = np.sqrt((np.abs(za - za.mean(1, keepdims=True)) ** 2).mean(1))
+    sb = np.sqrt((np.abs(zb - zb.mean(1, keepdims=True)) ** 2).mean(1))
+    swap = sb > sa  # the source: the picture whose colours vary more
+    zs, zt = np.where(swap[:, None], zb, za), np.where(swap[:, None], za, zb)
+    ys = np.where(swap[:, None], yb, ya)
+    ones = np.ones_like(ys)
+    curve = ys * ys / 255.0  # a tint that saturates in the highlights (a clipped sepia)
+    coef = _least_squares(np.stack([zs, ys + 0j, curve + 0j, ones + 0j], -1), zt)
+    res = zt - (coef[:, 0:1] * zs + coef[:, 1:2] * ys + coef[:, 2:3] * curve + coef[:, 3:4])
+    rms = np.sqrt((np.abs(res) ** 2).mean(1))
+    side = a.shape[1]
+    cb = _upsample(zs.real.reshape(p, side, side)).reshape(p, -1)
+    cr = _upsample(zs.imag.reshape(p, side, side)).reshape(p, -1)
+    gs = np.where(swap[:, None, None], gb, ga).reshape(p, -1).astype(np.float64)
+    gt = np.where(swap[:, None, None], ga, gb).reshape(p, -1).astype(np.float64)
+    inner = _inner(1, 2 * side, None).reshape(-1)
+    x = np.stack([gs, np.ones_like(gs), cb, cr], -1)
+    lum = _least_squares(x[:, inner], gt[:, inner])
+    g = np.maximum(lum[:, 0], GAIN_RANGE[0])
+    corr = (lum[:, 2:3] * cb + lum[:, 3:4] * cr) / g[:, None]
+    colour = np.sqrt((np.abs(zs) ** 2).mean(1))
+    return rms, coef[:, 0], np.maximum(sa, sb), colour, swap, corr.reshape(p, 2 * side, 2 * side).astype(np.float32)

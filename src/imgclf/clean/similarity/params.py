@@ -16,7 +16,9 @@ kinds of copies, oxygen icons, hard negatives; `scripts/bench/bench_dedupe.py --
 Fashion-MNIST looked at by eye (docs/dedupe.md, "What a duplicate is in Fashion-MNIST"). The
 figures quoted below are from there; "geometry" marks a value derived from the others, and
 "set with the detector" a value chosen when the detector was built and not measured on its own
-(no later change in the history).
+(no later change in the history). The colour-change and band values (issue 30) were chosen on
+version 7 of the same benchmark (colour-filtered, framed and captioned copies; docs/dedupe.md,
+"Colour changes, frames and captions").
 """
 
 from __future__ import annotations
@@ -62,6 +64,20 @@ TRIM_TOLERANCE = 4
 TRIM_MIN_KEEP = 0.25
 #: Trim: passes over the four sides (nested frames of different colours).
 TRIM_ROUNDS = 3
+#: Trim of a picture of at least `SMALL_SIDE` px also removes *bands* (issue 30): edge lines of
+#: which at least this share of the pixels is within `TRIM_TOLERANCE` of the outermost line's
+#: colour -- a caption bar with its text, a window's title bar with its buttons and title, a
+#: drop shadow (`trim_box`). Chosen on the benchmark of docs/dedupe.md (see there).
+BAND_SHARE = 0.2
+#: ... the band ending at its last line with at least this share of the pixels so (the bar's own
+#: background under its text; a drop shadow's column is the shadow but where it is offset).
+BAND_CLEAN = 0.8
+#: ... at most this share of the side deep (a caption of 15 % of the picture's height is 13 % of
+#: the copy's; a deeper "band" is a flat sky or a flat design, which keeps its uniform margin only).
+MAX_BAND = 0.2
+#: ... in this many passes over the four sides (a window on a desktop: the desktop, the shadow,
+#: the window's edge, its title or status bar).
+BAND_ROUNDS = 5
 
 NCODES = len(CODE_NAMES)
 NWINDOWS = len(WINDOW_OFFSETS) ** 2
@@ -102,6 +118,30 @@ MAX_UNEXPLAINED = 0.7
 #: this factor of `max_residual` (block means contract the full test; the factor is slack for
 #: the censoring and the dropped block). Set with the detector.
 PRESCREEN_FACTOR = 2.0
+
+#: Colour changes (test 2b, `verify.colour_change_check`; issue 30): a pair whose pictures
+#: differ by a colour filter is verified on luma and on a model of the filter's chroma. At
+#: least one picture must have an RMS chroma deviation (`|Cb + i Cr|`, [0, 255] units) of this
+#: much: two grayscale pictures are left to tests 2-3 as before (Fashion-MNIST unchanged).
+MIN_CHROMA = 2.0
+#: Largest RMS chroma residual, [0, 255] units, of the filter model `z_t ~ alpha z_s + gamma
+#: Y_s + beta` (`fit.colour_change_fit`).
+MAX_CHROMA_RESIDUAL = 6.0
+#: A filter that keeps at most this much RMS chroma of the source (`|alpha| * spread`, [0, 255]
+#: units) is a grayscale or toned (sepia) copy, whatever its hue turn.
+MONOTONE_CHROMA = 5.0
+#: The pixel test of a grayscale or toned copy allows this share of `max_residual`: such a copy
+#: keeps the luma (a grayscale copy within 1.1 grey levels on the benchmark), while a designed
+#: gray variant of a coloured picture (oxygen's `folder-grey` of `folder-green`) is 3.9-4.7 away.
+MONOTONE_RESIDUAL = 0.7
+#: A filter that turns hues by at most this many degrees (`arg alpha`) is a saturation or
+#: white-balance change, whatever its saturation factor `|alpha|`.
+SMALL_HUE_TURN = 10.0
+#: A hue rotation turns hues by at most this many degrees (issue 30 asks +-30 degrees of HSV
+#: hue; in Cb/Cr they turn colours by up to 37 degrees on the benchmark) ...
+MAX_HUE_TURN = 40.0
+#: ... and keeps at least this share of the saturation (`|alpha|`; a rotation keeps it all).
+HUE_KEEP = 0.75
 
 # ----------------------------------------------------------------------------- crop alignment
 
@@ -168,6 +208,8 @@ class DetectorParams:
         max_colour_residual: float >= 0, default 8.0. Largest RMS residual, in [0, 255], of the
             shared gain/offset colour fit.
         max_luminance_ratio: float >= 1, default 1.6. Largest ratio of mean luminances.
+        colour_changes: bool, default True. Also verify colour-filtered copies (grayscale,
+            sepia, saturation, hue rotation, white balance) on luma (test 2b).
 
     Raises:
         ValueError: a value out of its range (the message names it and the value).
@@ -180,6 +222,7 @@ class DetectorParams:
     max_crop: float = DEFAULT_MAX_CROP
     max_colour_residual: float = DEFAULT_MAX_COLOUR_RESIDUAL
     max_luminance_ratio: float = DEFAULT_MAX_LUMINANCE_RATIO
+    colour_changes: bool = True
 
     def __post_init__(self) -> None:
         if not 0 <= self.radius <= 32:

@@ -1,7 +1,8 @@
 """Per image: a decoded picture -> its near-duplicate `Signature` (the detector's map step).
 
 `signature(img)` reduces the picture to at most `WORK_SIDE` px (`cv2.INTER_AREA`), finds its
-uniform margins (`trim_box`: padding, letterbox, solid borders), and keeps, for the whole and
+uniform margins (`trim_box`: padding, letterbox, solid borders; for pictures of at least
+`SMALL_SIDE` px also bands: caption bars, title bars, shadows), and keeps, for the whole and
 the trimmed picture, an anti-aliased 32 x 32 grayscale thumbnail (area-reduce to 64, Gaussian
 sigma 1, area-reduce to 32) and a 16 x 16 RGB thumbnail, with 64-bit phashes (`phash_codes`)
 of the whole, trimmed and centre picture, of their mirror images, and -- for pictures of at
@@ -20,8 +21,12 @@ import numpy as np
 from PIL import Image
 
 from imgclf.clean.similarity.params import (
+    BAND_CLEAN,
+    BAND_ROUNDS,
+    BAND_SHARE,
     CENTRE_CUT,
     COLOUR,
+    MAX_BAND,
     NCODES,
     NWINDOWS,
     SMALL_SIDE,
@@ -86,7 +91,12 @@ class Signature:
 
 
 def trim_box(
-    rgb: np.ndarray, tolerance: int = TRIM_TOLERANCE, min_keep: float = TRIM_MIN_KEEP, rounds: int = TRIM_ROUNDS
+    rgb: np.ndarray,
+    tolerance: int = TRIM_TOLERANCE,
+    min_keep: float = TRIM_MIN_KEEP,
+    rounds: int = TRIM_ROUNDS,
+    band_share: float = 1.0,
+    max_band: float = 1.0,
 ) -> tuple[int, int, int, int]:
     """Finds the region left after removing uniform margins (padding, letterbox, borders).
 
@@ -95,12 +105,24 @@ def trim_box(
     the line is within `tolerance` of the (upper) median of the outermost line; this is
     repeated `rounds` times, so nested frames of different colours are removed too.
 
+    With `band_share < 1` a margin may also be a *band* -- a caption bar with its text, a
+    window's title or status bar with its buttons and title, a drop shadow: lines from the edge
+    of which at least `band_share` of the pixels are within `tolerance` of the outermost
+    line's median, the band ending at the last line where at least `BAND_CLEAN` of them are
+    (the bar's own background under its text) and the next line has at most `1 - BAND_CLEAN`
+    of them (a hard edge: the picture starts; a shape fading into the background is no band).
+    Bands of one side add up to at most `max_band` of the side (deeper, it is a flat sky or a
+    flat design, which keeps its uniform margin).
+
     Args:
         rgb: np.ndarray of uint8, shape `(height, width, 3)` (or `(height, width)` luma).
         tolerance: int, default 4. Largest luma difference in [0, 255] of a margin pixel.
         min_keep: float in (0, 1], default 0.25. If less than this share of the height or the
             width would remain (a flat image), nothing is trimmed.
         rounds: int, default 3. Passes over the four sides.
+        band_share: float in (0, 1], default 1.0 (uniform margins only). Share of a band line's
+            pixels that must be within `tolerance` of the band's colour.
+        max_band: float in (0, 1], default 1.0. Deepest band, as a share of the side.
 
     Returns:
         tuple `(top, bottom, left, right)` in pixels: the region is `rgb[top:bottom, left:right]`.
@@ -116,7 +138,12 @@ def trim_box(
             sub = a[box[0] : box[1], box[2] : box[3]]
             if sub.shape[0] < 2 or sub.shape[1] < 2:
                 break
-            k = _margin((sub, sub[::-1], sub.T, sub.T[::-1])[side], tolerance)
+            lines = (sub, sub[::-1], sub.T, sub.T[::-1])[side]
+            k = _margin(lines, tolerance)
+            if band_share < 1.0:
+                done = (box[0], h - box[1], box[2], w - box[3])[side]
+                room = int(max_band * (h if side < 2 else w)) - done
+                k = max(k, _band(lines[: max(room, 0)], tolerance, band_share))
             if k == 0:
                 continue
             changed = True
@@ -138,6 +165,22 @@ def _margin(lines: np.ndarray, tolerance: int) -> int:
     while k < len(lines) - 1 and int(np.abs(lines[k] - ref).max()) <= tolerance:
         k += 1
     return k
+
+
+def _band(lines: np.ndarray, tolerance: int, share: float) -> int:
+    """Depth of a band at the edge of `lines` (at most `len(lines)` lines): the lines from the
+    edge with at least `share` of their pixels within `tolerance` of the edge line's (upper)
+    median, up to the last one with at least `BAND_CLEAN` of them; 0 if none."""
+    if len(lines) < 2:
+        return 0
+    ref = np.partition(lines[0], len(lines[0]) // 2)[len(lines[0]) // 2]
+    frac = (np.abs(lines - ref) <= tolerance).mean(1)
+    run = int(np.argmin(frac >= share)) if (frac < share).any() else len(frac)
+    # the band ends at a clean line right before a hard edge (the picture, not a fading shape)
+    ends = np.flatnonzero(
+        (frac[: min(run, len(frac) - 1)] >= BAND_CLEAN) & (frac[1 : min(run, len(frac) - 1) + 1] < 1 - BAND_CLEAN)
+    )
+    return int(ends[-1]) + 1 if len(ends) else 0
 
 
 def _reduce(rgb: np.ndarray, side: int) -> np.ndarray:
@@ -265,7 +308,9 @@ def signature(img: Image.Image, size: tuple[int, int] | None = None) -> Signatur
     work = np.ascontiguousarray(_reduce(rgb, WORK_SIDE))
     luma = cv2.cvtColor(work, cv2.COLOR_RGB2GRAY)
     large = min(full) >= SMALL_SIDE
-    y0, y1, x0, x1 = box = trim_box(luma)
+    y0, y1, x0, x1 = box = (
+        trim_box(luma, rounds=BAND_ROUNDS, band_share=BAND_SHARE, max_band=MAX_BAND) if large else trim_box(luma)
+    )
     grays, codes = _hashed_thumbs(luma, box, large)
     colour = np.stack(
         [_resize(work, COLOUR, COLOUR), _resize(np.ascontiguousarray(work[y0:y1, x0:x1]), COLOUR, COLOUR)]

@@ -1,7 +1,8 @@
 """Stage 2: verify candidate pairs, cheapest test first (thresholds from `DetectorParams`).
 
-A pair is a near duplicate when, in one variant (whole / whole, or trimmed / trimmed between
-two pictures of at least `SMALL_SIDE` px):
+A pair is a near duplicate when, in one variant (whole / whole; between two pictures of at
+least `SMALL_SIDE` px also trimmed / trimmed, whole / trimmed and trimmed / whole -- a frame
+or caption added to one picture is trimmed from it alone):
 
 1. screen: the plain least-squares residual of the 8 x 8 layouts is within
    `PRESCREEN_FACTOR * max_residual` (`fit.pooled_residual`);
@@ -10,14 +11,17 @@ two pictures of at least `SMALL_SIDE` px):
    within a factor `max_luminance_ratio`;
 3. pixels (`pixel_check`): the censored gain/offset fit of the 32 x 32 thumbnails leaves a
    robust RMS residual of at most `max_residual` grey levels (`fit.pixel_residual`);
+2b. colour changes (`colour_change_check`, whole pictures of at least `SMALL_SIDE` px, with
+   `colour_changes`; screened or not): a grayscale, sepia, saturation, hue-rotation or
+   white-balance filter explains the chroma (`fit.colour_change_fit`) and test 3 passes on the
+   luma -- the pairs tests 2-3 turned down get this second chance;
 4. crops (`_check_aligned`), for two large pictures whose unaligned tests failed and whose
    layouts correlate (`align_floor`): tests 3 and 2 again after each warp `align` proposes,
    on the overlap, with the colour thumbnail warped and compared on its block means.
 
 Each test is a function of the pairs' arrays and the parameters returning one bool per pair,
-and runs on the pairs the previous tests left. Another check (e.g. one that verifies a
-colour-filtered copy on luminance only) is one more such function, called in
-`_check_unaligned` and `_check_aligned` -- or instead of `colour_check` in a variant of its own.
+and runs on the pairs the previous tests left (`verify_pairs` gives the order). Another check
+is one more such function, called from `verify_pairs` like `_check_colour_changes`.
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ import numpy as np
 
 from imgclf.clean.similarity.alignment import align, warp_image
 from imgclf.clean.similarity.fit import (
+    chroma_rms,
     colour_blocks,
+    colour_change_fit,
     colour_fit,
     colour_grid,
     layout_correlation,
@@ -40,8 +46,15 @@ from imgclf.clean.similarity.fit import (
 from imgclf.clean.similarity.params import (
     COLOUR,
     DROP_BLOCKS,
+    HUE_KEEP,
+    MAX_CHROMA_RESIDUAL,
+    MAX_HUE_TURN,
+    MIN_CHROMA,
     MIN_OVERLAP,
+    MONOTONE_CHROMA,
+    MONOTONE_RESIDUAL,
     PRESCREEN_FACTOR,
+    SMALL_HUE_TURN,
     THUMB,
     VERIFY_CHUNK,
     DetectorParams,
@@ -78,6 +91,11 @@ class Side:
         """Grayscale thumbnails of variant `v` of images `k`, `(len(k), 32, 32)`."""
         g = self.sig.gray[k, v]
         return g[:, :, ::-1] if self.mirror else g
+
+    def colour16(self, k: np.ndarray, v: int) -> np.ndarray:
+        """Colour thumbnails of variant `v` of images `k`, `(len(k), 16, 16, 3)`."""
+        c = self.sig.colour[k, v]
+        return c[:, :, ::-1] if self.mirror else c
 
     def colour(self, k: int, v: int) -> np.ndarray:
         """Colour thumbnail of variant `v` of image `k`, `(16, 16, 3)`."""
@@ -137,19 +155,99 @@ def pixel_check(
     return r <= params.max_residual, r
 
 
+def colour_change_check(
+    a16: np.ndarray,
+    b16: np.ndarray,
+    ga: np.ndarray,
+    gb: np.ndarray,
+    params: DetectorParams,
+    drop: int | np.ndarray = DROP_BLOCKS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Test 2b: a colour filter -- grayscale, sepia, saturation, hue rotation, white balance --
+    and nothing else tells the pictures of each pair apart (`fit.colour_change_fit`).
+
+    A pair passes when (1) one of its pictures has colour (`MIN_CHROMA`, `fit.chroma_rms`) and
+    their mean luminances are within `max_luminance_ratio`; (2) the chroma model leaves at most
+    `MAX_CHROMA_RESIDUAL`; (3) the filter is one of: a grayscale or toned copy (it keeps at
+    most `MONOTONE_CHROMA` of the source's chroma), a saturation or white-balance change (hues
+    turned by at most `SMALL_HUE_TURN` degrees), or a hue rotation (turned by at most
+    `MAX_HUE_TURN` degrees, keeping at least `HUE_KEEP` of the saturation); (4) the pixel test
+    (test 3, `max_residual`; `MONOTONE_RESIDUAL` of it for a grayscale or toned copy, which keeps
+    the luma) on the grayscale thumbnails -- for a hue rotation with the source's luma
+    corrected for what the rotation moved (`fit.colour_change_fit`).
+
+    Args:
+        a16, b16: np.ndarray, shape `(p, 16, 16, 3)`, values in [0, 255]. Colour thumbnails.
+        ga, gb: np.ndarray, shape `(p, 32, 32)`, values in [0, 255]. Grayscale thumbnails.
+        params: DetectorParams. Uses `max_residual` and `max_luminance_ratio`.
+        drop: int or np.ndarray of int, shape `(p,)`, default `DROP_BLOCKS`. Worst blocks left out.
+
+    Returns:
+        tuple `(passed, residual)`: bool and float64 arrays of shape `(p,)` (the luma residual;
+        `inf` where the colours alone rule the pair out).
+    """
+    p = len(a16)
+    passed, r = np.zeros(p, bool), np.full(p, np.inf)
+    if p == 0:
+        return passed, r
+    # cheap gates first: mean luminances, and colour in at least one picture
+    todo = np.flatnonzero(
+        (luminance_ratio(a16, b16) <= params.max_luminance_ratio)
+        & (np.maximum(chroma_rms(a16), chroma_rms(b16)) >= MIN_CHROMA)
+    )
+    if len(todo) == 0:
+        return passed, r
+    rms, alpha, spread, _, swap, corr = colour_change_fit(a16[todo], b16[todo], ga[todo], gb[todo])
+    turn = np.abs(np.degrees(np.angle(alpha)))
+    mono = np.abs(alpha) * spread <= MONOTONE_CHROMA
+    hue = ~mono & (turn > SMALL_HUE_TURN) & (turn <= MAX_HUE_TURN) & (np.abs(alpha) >= HUE_KEEP)
+    chroma = (rms <= MAX_CHROMA_RESIDUAL) & (mono | (turn <= SMALL_HUE_TURN) | hue)
+    todo, swap, corr, hue, mono = todo[chroma], swap[chroma], corr[chroma], hue[chroma], mono[chroma]
+    sw = swap[:, None, None]
+    src = np.clip(np.where(sw, gb[todo], ga[todo]).astype(np.float32) + corr * hue[:, None, None], 0, 255)
+    drops = np.broadcast_to(np.asarray(drop), (p,))[todo]
+    r[todo] = pixel_residual(src, np.where(sw, ga[todo], gb[todo]), drop=drops)
+    passed[todo] = r[todo] <= np.where(mono, MONOTONE_RESIDUAL, 1.0) * params.max_residual
+    return passed, r
+
+
 def _check_unaligned(
-    a: Side, b: Side, i: np.ndarray, j: np.ndarray, v: int, both_large: np.ndarray, out: Outcome, params: DetectorParams
+    a: Side,
+    b: Side,
+    i: np.ndarray,
+    j: np.ndarray,
+    v: tuple[int, int],
+    both_large: np.ndarray,
+    out: Outcome,
+    params: DetectorParams,
 ) -> None:
-    """Tests 1-3 on variant `v` of the pairs not yet accepted (the trimmed variant only
-    between large pictures: trimming a small picture's background rescales it to its object's
-    box, an alignment in disguise -- Fashion-MNIST, docs/dedupe.md)."""
-    pa, pb = a.pool[i, v], b.pool[j, v]
-    screened = pooled_residual(pa, pb) <= PRESCREEN_FACTOR * params.max_residual
-    idx = np.flatnonzero(~out.ok & (both_large | (v == 0)) & screened)
+    """Tests 1-3 on variants `v = (variant of a, variant of b)` of the pairs not yet accepted
+    (trimmed variants only between large pictures: trimming a small picture's background
+    rescales it to its object's box, an alignment in disguise -- Fashion-MNIST, docs/dedupe.md)."""
+    va, vb = v
+    idx = np.flatnonzero(~out.ok & (both_large | (va + vb == 0)))
+    screened = pooled_residual(a.pool[i[idx], va], b.pool[j[idx], vb]) <= PRESCREEN_FACTOR * params.max_residual
+    idx = idx[screened]
     drops = np.where(both_large[idx], DROP_BLOCKS, 0)
-    keep = colour_check(a.colour8[i[idx], v], b.colour8[j[idx], v], params)
-    idx = idx[keep]
-    passed, r = pixel_check(a.gray(i[idx], v), b.gray(j[idx], v), params, drop=drops[keep])
+    keep = colour_check(a.colour8[i[idx], va], b.colour8[j[idx], vb], params)
+    idx, drops = idx[keep], drops[keep]
+    passed, r = pixel_check(a.gray(i[idx], va), b.gray(j[idx], vb), params, drop=drops)
+    good = idx[passed]
+    out.best[good] = np.minimum(out.best[good], r[passed])
+    out.ok[good] = True
+
+
+def _check_colour_changes(
+    a: Side, b: Side, i: np.ndarray, j: np.ndarray, both_large: np.ndarray, out: Outcome, params: DetectorParams
+) -> None:
+    """Test 2b (`colour_change_check`) on the whole pictures of the large pairs not yet
+    accepted, screened or not (a filter moves the luma the screen compares). Small pictures get
+    none: their thumbnail is the whole picture, and a designed colour variant of an icon cannot
+    be told from a filtered copy there."""
+    idx = np.flatnonzero(~out.ok & both_large)
+    passed, r = colour_change_check(
+        a.colour16(i[idx], 0), b.colour16(j[idx], 0), a.gray(i[idx], 0), b.gray(j[idx], 0), params, DROP_BLOCKS
+    )
     good = idx[passed]
     out.best[good] = np.minimum(out.best[good], r[passed])
     out.ok[good] = True
@@ -195,7 +293,12 @@ def verify_pairs(a: Side, b: Side, i: np.ndarray, j: np.ndarray, params: Detecto
         return out
     both_large = a.sig.large[i] & b.sig.large[j]
     for v in range(2):
-        _check_unaligned(a, b, i, j, v, both_large, out, params)
+        _check_unaligned(a, b, i, j, (v, v), both_large, out, params)
+        if v == 0 and params.colour_changes:
+            _check_colour_changes(a, b, i, j, both_large, out, params)
+        if v == 1:  # a frame trimmed from one picture only (the other's own margins kept)
+            _check_unaligned(a, b, i, j, (0, 1), both_large, out, params)
+            _check_unaligned(a, b, i, j, (1, 0), both_large, out, params)
         for k in _to_align(a, b, i, j, v, both_large, out, params):
             _check_aligned(a, b, int(i[k]), int(j[k]), v, int(k), out, params)
     return out
