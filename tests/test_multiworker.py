@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -292,6 +293,14 @@ def _plant_unreadable_on_worker_1(split: Path) -> str:
     raise AssertionError("no odd index found")
 
 
+def _last_epoch_logs(stderr: str) -> str:
+    """The logs of a worker's `epoch 40/40 (Ns): ...` line (which the console may wrap), its
+    seconds left out."""
+    text = " ".join(stderr.split())
+    at = text.rfind("epoch 40/40")
+    return re.sub(r"\(\d+s\): ", "", text[at : text.find("learning_rate", at)]) if at >= 0 else ""
+
+
 @pytest.mark.slow
 def test_two_workers_train_one_model_into_one_run_folder(digits_cluster):
     c = digits_cluster
@@ -314,9 +323,9 @@ def test_two_workers_train_one_model_into_one_run_folder(digits_cluster):
     assert sorted(p.name for p in c["root"].iterdir() if p.is_dir()) == ["digits", "digits-w0", "digits-w1", "run"]
     # the unreadable file of worker 1's shard is in the chief's train_rejects.csv
     assert f"{c['broken']},not_an_image" in (run / "train_rejects.csv").read_text()
-    # both workers ended on the same epochs and logs
-    lines = [[x for x in w.stderr.splitlines() if x.lstrip().startswith("epoch 40/40")] for w in c["workers"]]
-    assert lines[0] and lines[0] == lines[1]
+    # both workers ended on the same epochs and logs (the epoch's seconds aside)
+    last = [_last_epoch_logs(w.stderr) for w in c["workers"]]
+    assert "val_accuracy" in last[0] and last[0] == last[1]
     print(f"two-worker digits training: {c['seconds']:.0f} s")
 
 
@@ -388,7 +397,9 @@ def _kill_mid_epoch(run: Path, workers: list[Worker], victim: int) -> float:
 def test_kill_9_a_worker_mid_epoch_then_rerun_resumes_on_every_worker(tmp_path):
     """Kill -9 worker 1 mid-epoch: worker 0 stops with one line; rerun both: they resume. Then
     kill the chief (the coordination leader): worker 1 stops; rerun both: training finishes
-    with one history row per epoch."""
+    with one history row per epoch. Tracked with MLflow all along: one MLflow run, logged by
+    the chief only, holding every epoch."""
+    mlflow = pytest.importorskip("mlflow")
     data = make_split(tmp_path / "split", n_train=(40, 40, 40), n_val=6, size=32)
     run = tmp_path / "run"
     epochs = 12
@@ -396,6 +407,8 @@ def test_kill_9_a_worker_mid_epoch_then_rerun_resumes_on_every_worker(tmp_path):
     config.write_text("train:\n  model: cnn\n  model_options: {width: 8}\n  early_stopping_patience: 40\n")
     args = ["--data", str(data), "--config", str(config), "--run-dir", str(run), "--epochs", str(epochs)]
     args += ["--batch-size", "4", "--no-class-weights", "--worker-timeout", "10"]
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args += ["--track", "mlflow", "--track-uri", store, "--track-experiment", "mw"]
     timings = []
     started: list[Worker] = []
     try:
@@ -415,4 +428,18 @@ def test_kill_9_a_worker_mid_epoch_then_rerun_resumes_on_every_worker(tmp_path):
     info = load_run_info(run)
     assert info.status == "finished" and info.epochs_done == epochs
     assert max(timings) < 10 + 30, timings  # the heartbeat timeout plus TensorFlow's shutdown
+    # one MLflow run, resumed by each session, FINISHED, every epoch logged; worker 1 tracked nothing
+    mlflow.set_tracking_uri(store)
+    try:
+        runs = mlflow.search_runs(experiment_names=["mw"], output_format="list")
+        assert [r.info.run_id for r in runs] == [info.tracking.run_id]  # type: ignore[union-attr]
+        assert runs[0].info.status == "FINISHED"
+        steps = {m.step for m in mlflow.MlflowClient(store).get_metric_history(runs[0].info.run_id, "val_loss")}
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert steps == set(range(epochs))
+    for w in started:
+        assert list(w.cwd.iterdir()) == [], w.cwd  # nothing written beside any worker
+        if w.index == 1:
+            assert "tracking:" not in w.stderr + (w.proc.stdout.read() if w.proc.stdout else "")
     print(f"survivor stopped {timings[0]:.1f} s after worker 1 was killed, {timings[1]:.1f} s after the chief")

@@ -262,7 +262,8 @@ def test_kill_9_then_rerun_resumes_where_it_stopped(tmp_path):
 
 
 @pytest.mark.slow
-def test_pretrained_two_phase_fine_tuning_from_a_local_weights_file(tmp_path):
+@pytest.mark.parametrize("strategy", ["default", "multiworker"])  # model.fit, and imgclf.train_loop
+def test_pretrained_two_phase_fine_tuning_from_a_local_weights_file(tmp_path, strategy):
     data = make_split(tmp_path / "split", n_train=(4, 4, 4), n_val=2, size=71)
     ref = keras.applications.Xception(include_top=False, weights=None, input_shape=(71, 71, 3))
     wfile = tmp_path / "xception_notop.weights.h5"
@@ -275,6 +276,7 @@ def test_pretrained_two_phase_fine_tuning_from_a_local_weights_file(tmp_path):
         fine_tune_epochs=1,
         fine_tune_layers=12,
         batch_size=4,
+        strategy=strategy,
     )
     run = train(data, cfg, run_dir=tmp_path / "run")
     assert [int(r["epoch"]) for r in read_history(run)] == [0, 1]

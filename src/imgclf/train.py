@@ -36,7 +36,7 @@ What a run does, in order:
    and tags when it starts, each epoch's logs from a Keras callback in the list above
    (`imgclf.track.callback`), the model and the run's files when it ends. Its id is kept in
    `run.json`, so a resumed run logs into the same one; a tracker that fails is reported once
-   and training goes on.
+   and training goes on. With several workers only the chief opens the tracker run and logs.
 
 `default` and `mirrored` fit with `model.fit`; `multiworker` with `imgclf.train_loop` (Keras 3's
 `fit` cannot run under `MultiWorkerMirroredStrategy`), which drives the same callbacks. With
