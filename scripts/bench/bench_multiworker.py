@@ -13,7 +13,9 @@ core (`os.sched_setaffinity`, before TensorFlow starts). Variants:
 - `fit 2cpu`: one process on both cores, `model.fit` (what one machine gives without a cluster).
 
 Each process runs `--warmup` steps, then `--steps` timed steps; a cluster's rate is the global
-batch times the steps over the slowest worker's time. The bytes all-reduced per step are the
+batch times the steps over the slowest worker's time. The variants run in rounds (each one
+once per round, `--repeats` rounds), so a change of the machine's load hits them alike; the
+figure is the median over the rounds. The bytes all-reduced per step are the
 trainable parameters times 4 (one float32 gradient each), counted on the built model; a ring
 all-reduce sends and receives `2 (k - 1) / k` of that per worker and step.
 
@@ -146,14 +148,21 @@ def throughput(args: argparse.Namespace) -> None:
         f"digits demo model (cnn width 32, 8x8 px), global batch {GLOBAL_BATCH}, {args.steps} timed steps, "
         f"{args.steps_per_execution} per compiled call"
     )
+    # Rounds of every variant in turn, so a change in the machine's load hits every variant alike.
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in args.variants}
+    for r in range(args.repeats):
+        for name in args.variants:
+            runs[name].append(variant(name, args))
+        print(
+            f"  round {r + 1}: " + ", ".join(f"{n} {v[-1]['samples_per_s']:.0f}" for n, v in runs.items()), flush=True
+        )
     base = None
-    for name in args.variants:
-        runs = [variant(name, args) for _ in range(args.repeats)]
-        rate = statistics.median(r["samples_per_s"] for r in runs)
+    for name, got in runs.items():
+        rate = statistics.median(r["samples_per_s"] for r in got)
         base = base or rate
-        spread = ", ".join(f"{r['samples_per_s']:.0f}" for r in runs)
+        spread = ", ".join(f"{r['samples_per_s']:.0f}" for r in got)
         print(f"  {name:9s} {rate:8.0f} samples/s ({spread})  x{rate / base:.2f}", flush=True)
-    params = runs[0]["params"]
+    params = runs[args.variants[0]][0]["params"]
     mb = params * 4 / 1e6
     print(f"  all-reduced per step: {params:,} trainable parameters x 4 B = {mb:.3f} MB of float32 gradients;")
     print(f"  a ring all-reduce over k workers sends and receives 2 (k - 1) / k of it per worker: {mb:.3f} MB at k = 2")
