@@ -355,6 +355,69 @@ def test_a_multiworker_run_evaluates_predicts_exports_and_compares_like_any_othe
     assert (tmp_path / "cmp" / "leaderboard.csv").is_file()
 
 
+_SAME_WEIGHTS = r"""
+import hashlib, json
+import numpy as np
+from imgclf.cluster import Collectives, read_cluster, start_strategy
+cluster = read_cluster()
+strategy = start_strategy(cluster, start_timeout=120, heartbeat_timeout=30)
+import keras, tensorflow as tf
+from imgclf.models import create_model
+from imgclf.train_loop import LoopPlan, run_loop
+def digest(model):
+    return hashlib.sha256(b"".join(np.asarray(v.numpy()).tobytes() for v in model.variables)).hexdigest()
+keras.utils.set_random_seed(cluster.index)  # another seed on each worker
+with strategy.scope():
+    model = create_model("cnn", num_classes=3, input_shape=(8, 8, 3), width=8)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy")
+start = digest(model)
+rng = np.random.default_rng(cluster.index)  # and other data
+x, y = rng.integers(0, 256, (64, 8, 8, 3)).astype("float32"), rng.integers(0, 3, 64)
+def shard(ctx):
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).repeat()
+    return ds.batch(ctx.get_per_replica_batch_size(16), drop_remainder=True)
+batches = iter(strategy.distribute_datasets_from_function(shard))
+val = tf.data.Dataset.from_tensor_slices((x[:16], y[:16])).batch(8)
+plan = LoopPlan(0, 2, 4, 2, 16, None, 0.0)
+callbacks = keras.callbacks.CallbackList([], model=model, epochs=2, steps=4)
+logs = run_loop(model, strategy, callbacks, batches, val, plan, Collectives(strategy, cluster))
+print("RESULT" + json.dumps({"start": start, "end": digest(model), "loss": logs["loss"]}))
+"""
+
+
+@pytest.mark.slow
+def test_every_worker_holds_the_same_weights_after_training(tmp_path):
+    """`imgclf.train_loop` on a real two-worker cluster, each worker with other data (and
+    another seed): after two epochs every variable (weights, batch-norm statistics) is the
+    same, bit for bit, on both workers, and differs from where training started."""
+    ports = free_ports(2)
+    env = {**os.environ, "PYTHONPATH": SRC, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _SAME_WEIGHTS],
+            env={**env, "TF_CONFIG": tf_config(ports, i)},
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    try:
+        outs = [p.communicate(timeout=300) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for p, (_, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+    res = [json.loads(out.split("RESULT", 1)[1]) for out, _ in outs]
+    # the strategy makes each variable with the chief's initial value
+    assert res[0]["start"] == res[1]["start"]
+    assert res[0]["end"] == res[1]["end"] != res[0]["start"]
+    assert res[0]["loss"] == res[1]["loss"]
+
+
 # ------------------------------------------------------------------------------- faults
 @pytest.mark.slow
 def test_a_worker_that_never_starts_stops_the_other_with_one_line(tmp_path):
