@@ -289,6 +289,8 @@ class TrainConfig(StrictModel):
     mixed_precision: bool = False
     jit: bool = False
     strategy: Literal["default", "mirrored", "multiworker"] = "default"
+    worker_timeout: int = Field(default=30, ge=1)  # multiworker: seconds without heartbeat before a worker is lost
+    worker_start_timeout: int = Field(default=300, ge=1)  # multiworker: seconds the workers wait for each other
     run_name: str | None = None  # folder name under models_dir; None = <model>-<timestamp>
     models: list[ModelEntry] = Field(
         default_factory=list, json_schema_extra={"default_text": "none: train.model alone"}

@@ -309,13 +309,20 @@ def image_dataset(
     seed: int = 42,
     rejects: dict[int, ImageError] | None = None,
     bugs: list[LoaderError] | None = None,
+    shard: tuple[int, int] | None = None,
+    repeat: bool = False,
+    drop_remainder: bool = False,
 ) -> tf.data.Dataset:
     """Builds the tf.data pipeline of a labelled listing (a split folder), for `train`.
 
     Order, as the TensorFlow "Better performance with the tf.data API" guide recommends:
-    indices -> (shuffle, when not cached) -> parallel `load_image` (`TFImages`, the very
-    function `evaluate` and `predict` use) -> drop failed files -> `cache()` -> (shuffle, when
-    cached) -> batch -> augment (Keras preprocessing layers, training only) -> `prefetch`.
+    indices -> (this worker's shard) -> (shuffle, when not cached) -> parallel `load_image`
+    (`TFImages`, the very function `evaluate` and `predict` use) -> drop failed files ->
+    `cache()` -> (shuffle, when cached) -> (repeat) -> batch -> augment (Keras preprocessing
+    layers, training only) -> `prefetch`.
+
+    With `shard=(k, i)` each of `k` workers reads, decodes and caches only its `1 / k` of the
+    files (the listing is sorted by class: every shard holds every class in proportion).
 
     Args:
         listing: ImageListing with class labels (`imgclf.inputs.list_images` of a split folder).
@@ -334,16 +341,19 @@ def image_dataset(
             an unreadable image), which also fails the dataset at that element with a
             TensorFlow error; iterate inside `raising_loader_bugs(bugs)` to get the
             `LoaderError` instead (as `train` does).
+        shard: tuple `(num_shards, index)` or None, default None (every entry). Keep the
+            entries whose listing index is `index` modulo `num_shards`, before loading.
+        repeat: bool, default False. Repeat forever (reshuffled every pass); the caller counts steps.
+        drop_remainder: bool, default False. Leave out a last batch smaller than `batch_size`.
 
     Returns:
         tf.data.Dataset of `(images, labels)`: images float32 `(batch, size, size, 3)` raw RGB
-        in `[0, 255]`, labels int32 `(batch,)`. The last batch may be smaller.
+        in `[0, 255]`, labels int32 `(batch,)`. The last batch may be smaller (see above).
 
     Raises:
-        ValueError: if `batch_size` < 1 or the listing has unlabelled files.
+        ValueError: if `batch_size` < 1, the listing has unlabelled files, or `shard` is not
+            `(k, i)` with `0 <= i < k`.
     """
-    import tensorflow as tf
-
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, received batch_size={batch_size}")
     labels = listing.labels
@@ -351,7 +361,10 @@ def image_dataset(
         raise ValueError(f"{listing.root}: every file must sit in a class folder")
     if isinstance(augment, AugmentConfig):
         augment = build_augmenter(augment, seed=seed)
-    n = len(listing)
+    num_shards, index = shard or (1, 0)
+    if not 0 <= index < num_shards:
+        raise ValueError(f"shard must be (num_shards, index) with 0 <= index < num_shards, received shard={shard}")
+    n = len(range(index, len(listing), num_shards))
     if cache is None:
         cache = fits_in_memory(n, spec.size)
     loader = tf_images(listing.items(), spec)
@@ -359,11 +372,43 @@ def image_dataset(
         loader.errors = rejects  # filled as the dataset is iterated
     if bugs is not None:
         loader.bugs = bugs
-    label_table = tf.constant(labels, tf.int32)
+    ds = _labelled_images(loader, labels, (num_shards, index), shuffle and not cache, seed)
+    if cache:
+        ds = _cached(ds, cache, (num_shards, index), shuffle, seed, n)
+    if repeat:
+        ds = ds.repeat()
+    return _batched(ds, batch_size, augment, drop_remainder)
 
+
+def _cached(
+    ds: tf.data.Dataset, cache: bool | str, shard: tuple[int, int], shuffle: bool, seed: int, n: int
+) -> tf.data.Dataset:
+    """`ds.cache()` (in memory, or files named after `cache` and the shard), then the shuffle of
+    its `n` elements."""
+    num_shards, index = shard
+    prefix = cache if isinstance(cache, str) else ""
+    if prefix and num_shards > 1:  # workers sharing a disk keep their own cache files
+        prefix = f"{prefix}.shard{index}of{num_shards}"
+    ds = ds.cache(prefix)
+    if shuffle:
+        ds = ds.shuffle(max(n, 1), seed=seed, reshuffle_each_iteration=True)
+    return ds
+
+
+def _labelled_images(
+    loader: TFImages, labels: np.ndarray, shard: tuple[int, int], shuffle: bool, seed: int
+) -> tf.data.Dataset:
+    """`(image uint8, label int32)` of the readable files of one shard, shuffled first if asked."""
+    import tensorflow as tf
+
+    num_shards, index = shard
+    label_table = tf.constant(labels, tf.int32)
     ds = loader.indices()
-    if shuffle and not cache:
-        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+    if num_shards > 1:
+        ds = ds.shard(num_shards, index)
+    if shuffle:
+        n = len(range(index, len(loader.items), num_shards))
+        ds = ds.shuffle(max(n, 1), seed=seed, reshuffle_each_iteration=True)
     ds = ds.map(loader.map_fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
     def loaded(image, ok, index):
@@ -372,20 +417,17 @@ def image_dataset(
     def labelled(image, ok, index):
         return image, tf.gather(label_table, index)
 
-    ds = ds.filter(loaded).map(labelled)
-    if cache:
-        ds = ds.cache(cache if isinstance(cache, str) else "")
-        if shuffle:
-            ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-    return _batched(ds, batch_size, augment)
+    return ds.filter(loaded).map(labelled)
 
 
-def _batched(ds: tf.data.Dataset, batch_size: int, augment: keras.Layer | None) -> tf.data.Dataset:
+def _batched(
+    ds: tf.data.Dataset, batch_size: int, augment: keras.Layer | None, drop_remainder: bool = False
+) -> tf.data.Dataset:
     """`(image, label)` elements -> float32 batches, augmented when `augment` is given, prefetched."""
     import tensorflow as tf
 
     autotune = tf.data.AUTOTUNE
-    ds = ds.batch(batch_size, num_parallel_calls=autotune)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=autotune)
     if augment is not None:
         ds = ds.map(lambda x, y: (augment(tf.cast(x, tf.float32), training=True), y), num_parallel_calls=autotune)
     else:

@@ -3,10 +3,14 @@ written as a run directory (`imgclf.records.run`) that `evaluate` / `predict` re
 
 What a run does, in order:
 
+0. Creates the `tf.distribute` strategy, first: `multiworker` (`MultiWorkerMirroredStrategy`,
+   the cluster from `TF_CONFIG`, `imgclf.cluster`) can only be made before TensorFlow's
+   runtime starts. With several workers they then agree before anything is written: each one's
+   start-up status, a fingerprint of the split it sees, and the chief's resume state.
 1. Lists the split folders (`imgclf.inputs.list_images`); the classes are the folders of `train/`.
 2. Seeds Python, NumPy and TensorFlow (`keras.utils.set_random_seed`); `deterministic` turns
    on `tf.config.experimental.enable_op_determinism`. Sets the mixed-precision policy
-   (`mixed_float16` on a GPU, `mixed_bfloat16` on a CPU) and the `tf.distribute` strategy.
+   (`mixed_float16` on a GPU, `mixed_bfloat16` on a CPU).
 3. Class weights: scikit-learn `compute_class_weight("balanced")` on the train labels
    (`n_samples / (n_classes * count_c)`), a warning when the largest class is more than
    `imbalance_warn_ratio` times the smallest.
@@ -32,7 +36,12 @@ What a run does, in order:
    and tags when it starts, each epoch's logs from a Keras callback in the list above
    (`imgclf.track.callback`), the model and the run's files when it ends. Its id is kept in
    `run.json`, so a resumed run logs into the same one; a tracker that fails is reported once
-   and training goes on.
+   and training goes on. With several workers only the chief opens the tracker run and logs.
+
+`default` and `mirrored` fit with `model.fit`; `multiworker` with `imgclf.train_loop` (Keras 3's
+`fit` cannot run under `MultiWorkerMirroredStrategy`), which drives the same callbacks. With
+several workers each reads its shard of the files, only the chief (worker 0) writes the run
+folder and runs the callbacks that write; the others run the ones that decide (docs/scale.md).
 
 Images are loaded by `imgclf.data.image_dataset` (the run's `InputSpec`). An unreadable file is
 left out and listed in `train_rejects.csv` (and "none could be read" stops the run); any other
@@ -49,13 +58,14 @@ from __future__ import annotations
 
 import csv
 import functools
+import hashlib
 import io
 import math
 import os
 import time
 import warnings
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -64,11 +74,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from imgclf.cluster import Cluster, ClusterError, Collectives, cluster_errors, read_cluster, start_strategy
 from imgclf.config import TrackConfig, TrainConfig
 from imgclf.data import image_dataset, raising_loader_bugs
-from imgclf.errors import DataError, ImageError, LoaderError, ModelError
+from imgclf.errors import ConfigError, DataError, ImageError, ImgclfError, LoaderError, ModelError
 from imgclf.fsutil import atomic_write_text, tmp_path_for
-from imgclf.inputs import ImageListing, InputSpec, infer_image_size, list_images
+from imgclf.inputs import ImageListing, InputSpec, infer_image_size, list_images, load_item
 from imgclf.prepare import read_prepare_record
 from imgclf.records.run import (
     BACKUP_DIR,
@@ -79,6 +90,7 @@ from imgclf.records.run import (
     LOG_DIR,
     RUN_FILE,
     TRAIN_REJECTS,
+    Distribution,
     RunInfo,
     TrainState,
     best_epoch_row,
@@ -130,21 +142,29 @@ def compute_class_weights(labels: np.ndarray, num_classes: int) -> dict[int, flo
     return {i: float(v) for i, v in enumerate(w)}
 
 
-def make_strategy(name: str) -> tf.distribute.Strategy:
+def make_strategy(
+    name: str, *, cluster: Cluster | None = None, start_timeout: int = 300, heartbeat_timeout: int = 30
+) -> tf.distribute.Strategy:
     """Returns the `tf.distribute` strategy for `name`.
 
     Args:
         name: str. `"default"` (the current/default strategy, one device), `"mirrored"`
             (`MirroredStrategy` over all GPUs, or over all logical CPU devices when there is
             no GPU, reducing on one device), `"multiworker"`
-            (`MultiWorkerMirroredStrategy`; the cluster comes from the `TF_CONFIG` environment
-            variable TensorFlow reads itself; without it, one worker).
+            (`MultiWorkerMirroredStrategy`: with `cluster`, through
+            `imgclf.cluster.start_strategy`, which bounds the start-up wait and detects lost
+            workers; without, TensorFlow reads `TF_CONFIG` itself, or trains one worker).
+        cluster: Cluster or None, default None. The `TF_CONFIG` cluster
+            (`imgclf.cluster.read_cluster`); `"multiworker"` only.
+        start_timeout: int, default 300. Seconds the workers wait for each other to join.
+        heartbeat_timeout: int, default 30. Seconds after which a silent worker is lost.
 
     Returns:
         tf.distribute.Strategy.
 
     Raises:
         ValueError: if `name` is not one of the three.
+        ClusterError: the cluster did not form (`imgclf.cluster.start_strategy`).
     """
     import tensorflow as tf
 
@@ -156,8 +176,20 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
         cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices=cpus, cross_device_ops=tf.distribute.ReductionToOneDevice())
     if name == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return start_strategy(cluster, start_timeout=start_timeout, heartbeat_timeout=heartbeat_timeout)
     raise ValueError(f"strategy must be one of 'default', 'mirrored', 'multiworker', received strategy={name!r}")
+
+
+def _cluster(cfg: TrainConfig) -> Cluster | None:
+    """The `TF_CONFIG` cluster; refused unless `strategy` is "multiworker" (every worker would
+    train its own model into the same run folder)."""
+    cluster = read_cluster()
+    if cluster is not None and cfg.strategy != "multiworker":
+        raise ConfigError(
+            f"TF_CONFIG names {cluster.num_workers} workers but --strategy is {cfg.strategy!r}",
+            "pass --strategy multiworker on every worker, or unset TF_CONFIG",
+        )
+    return cluster
 
 
 @contextmanager
@@ -567,6 +599,52 @@ class _Loads:
 
 
 @dataclass
+class _Resume:
+    """What the chief's run folder says about work already done (the same on every worker)."""
+
+    state: TrainState = field(default_factory=TrainState)
+    phase2_started: bool = False  # backup/phase2 exists
+    resumed: bool = False  # backup/phase1 exists: every weight comes back from the backups
+
+
+@dataclass
+class _Run:
+    """One call of `train`, once every worker agreed on it (`_open_run`)."""
+
+    run_dir: Path
+    cfg: TrainConfig
+    data: _Data
+    strategy: Any
+    workers: Collectives
+    previous: RunInfo | None
+    resume: _Resume
+    loads: _Loads = field(default_factory=_Loads)
+
+    @property
+    def custom_loop(self) -> bool:
+        """`imgclf.train_loop` (multiworker) rather than `model.fit`."""
+        return self.cfg.strategy == "multiworker"
+
+    @property
+    def steps(self) -> int:
+        """Global steps per epoch: `ceil(n_train / batch_size)`."""
+        return math.ceil(len(self.data.train) / self.cfg.batch_size)
+
+    def distribution(self) -> Distribution:
+        """How this run spreads over devices and workers, for `run.json`."""
+        replicas = int(self.strategy.num_replicas_in_sync)
+        return Distribution(
+            strategy=self.cfg.strategy,
+            loop="custom" if self.custom_loop else "fit",
+            workers=self.workers.num_workers,
+            replicas=replicas,
+            global_batch_size=self.cfg.batch_size,
+            per_replica_batch_size=self.cfg.batch_size // replicas,
+            steps_per_epoch=self.steps,
+        )
+
+
+@dataclass
 class _Fit:
     """What every phase of one run shares (built once in `_fit_phases`)."""
 
@@ -580,6 +658,8 @@ class _Fit:
     class_weight: dict[int, float] | None
     description: str
     two_phase: bool
+    workers: Collectives  # the cluster (one worker unless --strategy multiworker with TF_CONFIG)
+    custom_loop: bool = False  # imgclf.train_loop (multiworker) instead of model.fit
     tracker: Tracker | None = None  # experiment tracking (imgclf.track); None = off
 
 
@@ -589,23 +669,29 @@ def _phase_callbacks(fit: _Fit, phase: Phase) -> list[Any]:
 
     cb = _callback_classes()
     cfg, run_dir = fit.cfg, fit.run_dir
-    best_row = best_epoch_row(read_history(run_dir))
+    # Only the chief writes the run folder; the other workers run the callbacks that decide
+    # (learning rate, early stopping, EMA swaps), on the same logs, so they decide alike.
+    chief = fit.workers.is_chief
+    best_row = best_epoch_row(read_history(run_dir)) if chief else None
     best_so_far = best_row["val_loss"] if best_row else None
     # Order matters: history.csv and the checkpoints are written before the backup of the
     # epoch, so a kill between them repeats the epoch (read_history keeps the last row)
     # instead of losing its row.
-    cbs: list[Any] = [
-        cb.LearningRateLogger(),
+    writers = [
         keras.callbacks.CSVLogger(str(run_dir / HISTORY), append=True),
         cb.AtomicModelCheckpoint(
             str(run_dir / BEST_MODEL), monitor="val_loss", save_best_only=True, initial_value_threshold=best_so_far
         ),
         cb.AtomicModelCheckpoint(str(run_dir / LAST_MODEL), save_best_only=False),
+    ]
+    cbs: list[Any] = [
+        cb.LearningRateLogger(),
+        *(writers if chief else []),
         keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=cfg.early_stopping_patience, restore_best_weights=True
         ),
     ]
-    if fit.tracker is not None and fit.tracker.active:  # logs what history.csv got, after the files are safe
+    if chief and fit.tracker is not None and fit.tracker.active:  # logs what history.csv got, after the files are safe
         cbs.append(tracking_callback(fit.tracker))
     if cfg.ema_momentum is not None:
         # The moving average is what validation, history.csv, both checkpoints and early stopping see.
@@ -617,6 +703,8 @@ def _phase_callbacks(fit: _Fit, phase: Phase) -> list[Any]:
                 monitor="val_loss", factor=cfg.lr_factor, patience=cfg.lr_patience, min_lr=cfg.min_lr
             )
         )
+    if not chief:
+        return cbs
     return [
         *cbs,
         keras.callbacks.TensorBoard(log_dir=str(run_dir / LOG_DIR), write_graph=False),
@@ -642,25 +730,57 @@ def _fit_phase(fit: _Fit, phase: Phase) -> None:
     )
     cbs.append(bar)
     try:
-        with warnings.catch_warnings():
-            # The pipeline drops unreadable files, so its length is known only after the first
-            # epoch; Keras warns about that "running out of data", which here is expected.
-            warnings.filterwarnings("ignore", message="Your input ran out of data")
-            fit.model.fit(
-                fit.train_ds,
-                validation_data=fit.val_ds,
-                epochs=phase.end_epoch,
-                initial_epoch=phase.initial_epoch,
-                class_weight=fit.class_weight,
-                callbacks=cbs,
-                shuffle=False,  # the dataset reshuffles itself every epoch
-                verbose=0,
-            )
+        if fit.custom_loop:
+            _custom_loop_phase(fit, phase, cbs)
+        else:
+            with warnings.catch_warnings():
+                # The pipeline drops unreadable files, so its length is known only after the
+                # first epoch; Keras warns about that "running out of data", which is expected.
+                warnings.filterwarnings("ignore", message="Your input ran out of data")
+                fit.model.fit(
+                    fit.train_ds,
+                    validation_data=fit.val_ds,
+                    epochs=phase.end_epoch,
+                    initial_epoch=phase.initial_epoch,
+                    class_weight=fit.class_weight,
+                    callbacks=cbs,
+                    shuffle=False,  # the dataset reshuffles itself every epoch
+                    verbose=0,
+                )
     finally:
         bar.close()
-    state = load_train_state(run_dir)
-    state.phases[str(phase.number)] = phase.end_epoch
-    save_train_state(run_dir, state)
+    if fit.workers.is_chief:
+        state = load_train_state(run_dir)
+        state.phases[str(phase.number)] = phase.end_epoch
+        save_train_state(run_dir, state)
+
+
+def _custom_loop_phase(fit: _Fit, phase: Phase, cbs: list[Any]) -> None:
+    """Runs one `Phase` with `imgclf.train_loop` and the same callbacks (multi-worker)."""
+    import keras
+    import tensorflow as tf
+
+    from imgclf.train_loop import LoopPlan, run_loop
+
+    cfg = fit.cfg
+    plan = LoopPlan(
+        phase.initial_epoch,
+        phase.end_epoch,
+        fit.steps,
+        cfg.steps_per_execution,
+        cfg.batch_size,
+        fit.class_weight,
+        cfg.label_smoothing,
+        jit=bool(cfg.jit),
+    )
+    callbacks = keras.callbacks.CallbackList(cbs, model=fit.model, epochs=phase.end_epoch, steps=fit.steps, verbose=0)
+    try:
+        run_loop(fit.model, fit.strategy, callbacks, fit.train_ds, fit.val_ds, plan, fit.workers)
+    except tf.errors.OutOfRangeError:  # a shard whose every file is unreadable ends at once
+        raise DataError(
+            f"{fit.workers.describe()}: none of the images of its shard of the training split could be read",
+            "see the warnings above; check the files",
+        ) from None
 
 
 # -------------------------------------------------------------------------------- train
@@ -720,17 +840,111 @@ def _resolve_data(data_dir: Path, cfg: TrainConfig) -> _Data:
     return _Data(data_dir, train_files, val_files, spec, model_spec)
 
 
+def _split_fingerprint(data: _Data) -> float:
+    """48 bits of the sha256 of the split's listing (paths and labels), exact in a float64."""
+    h = hashlib.sha256()
+    for listing in (data.train, data.val):
+        for entry, label in zip(listing.entries, listing.labels):
+            h.update(f"{entry.rel}\t{label}\n".encode())
+    return float(int(h.hexdigest()[:12], 16))
+
+
+def _agree(workers: Collectives, error: ImgclfError | None, data: _Data | None, resume: _Resume) -> _Resume:
+    """Exchanges every worker's start-up status and split fingerprint, and the chief's resume
+    facts; raises when a worker failed or sees another split. Returns the chief's `_Resume`."""
+    done = resume.state.phases
+    row = [
+        error is None,
+        _split_fingerprint(data) if data is not None else -1.0,
+        done.get("1", -1),
+        done.get("2", -1),
+        resume.phase2_started,
+        resume.resumed,
+    ]
+    table = workers.gather(row)
+    if error is not None:
+        raise error
+    cluster = workers.cluster
+    if cluster is not None:
+        failed = np.flatnonzero(table[:, 0] == 0)
+        if len(failed):
+            raise ClusterError(
+                f"{cluster.describe(int(failed[0]))} stopped before training (its own output says why)",
+                "fix it, then start the same command on every worker again",
+            )
+        other = np.flatnonzero(table[:, 1] != table[0, 1])
+        if len(other):
+            raise DataError(
+                f"{cluster.describe(int(other[0]))} does not see the same split folder as {cluster.describe(0)} "
+                "(other files, names or classes)",
+                "give every worker the same split (a shared disk, or identical copies at the same path)",
+            )
+    chief = table[0]
+    phases = {key: int(v) for key, v in (("1", chief[2]), ("2", chief[3])) if v >= 0}
+    return _Resume(TrainState(phases=phases), bool(chief[4]), bool(chief[5]))
+
+
+def _open_run(data_dir: Path, cfg: TrainConfig, run_dir: Path, strategy: Any, workers: Collectives) -> _Run:
+    """Resolves the split and (on the chief) the run folder, on every worker, and makes the
+    workers agree (`_agree`) before anything is written."""
+    error: ImgclfError | None = None
+    data: _Data | None = None
+    previous: RunInfo | None = None
+    resume = _Resume()
+    try:
+        data = _resolve_data(data_dir, cfg)
+        replicas = int(strategy.num_replicas_in_sync)
+        if cfg.strategy == "multiworker" and cfg.batch_size % replicas:
+            raise ConfigError(
+                f"--batch-size {cfg.batch_size} (global) is not a multiple of the {replicas} replicas",
+                f"pass a multiple of {replicas}, e.g. {replicas * max(1, round(cfg.batch_size / replicas))}",
+            )
+        if workers.is_chief:
+            previous = _check_resume(run_dir, cfg, data.class_names, data.spec)
+            backup = run_dir / BACKUP_DIR
+            resume = _Resume(load_train_state(run_dir), (backup / "phase2").exists(), (backup / "phase1").exists())
+    except ImgclfError as exc:
+        error = exc
+    resume = _agree(workers, error, data, resume)
+    assert data is not None  # _agree raised otherwise
+    if workers.is_chief:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    return _Run(run_dir, cfg, data, strategy, workers, previous, resume)
+
+
+def _gather_rejects(run: _Run) -> tuple[dict[str, str], int]:
+    """The rows of `train_rejects.csv` (complete on the chief) and the number of unreadable
+    training files: with several workers each knows its shards' only, so the chief collects
+    the others' (a 0/1 mask, summed) and reads those files again for the reason."""
+    data, loads = run.data, run.loads
+    if run.workers.num_workers == 1:
+        return loads.rejects(data), len(loads.train)
+    n_train = len(data.train)
+    mask = np.zeros(n_train + len(data.val))
+    mask[list(loads.train)] = 1
+    mask[[n_train + i for i in loads.val]] = 1
+    hits = np.flatnonzero(run.workers.sum(mask) > 0)
+    if run.workers.is_chief:
+        items = {"train": data.train.items(), "val": data.val.items()}
+        for j in map(int, hits):
+            split, errors, i = ("train", loads.train, j) if j < n_train else ("val", loads.val, j - n_train)
+            if i not in errors:  # another worker's: read it again here for the reason
+                got = load_item(items[split][i], data.spec)
+                errors[i] = got if isinstance(got, ImageError) else ImageError(items[split][i].name, "unreadable")
+    return loads.rejects(data), int((hits < n_train).sum())
+
+
 def _start_run(
-    run_dir: Path,
-    cfg: TrainConfig,
-    data: _Data,
-    previous: RunInfo | None,
-    track: TrackConfig | None = None,
-    track_params: Mapping[str, Any] | None = None,
-) -> tuple[RunInfo, Tracker]:
-    """Writes `run.json` with status "running" (a new run, or the resumed one's record) and
-    opens the run's tracker run (`imgclf.track.start_training`; inactive when tracking is off)."""
+    run: _Run, track: TrackConfig | None = None, track_params: Mapping[str, Any] | None = None
+) -> tuple[RunInfo | None, Tracker]:
+    """On the chief, writes `run.json` with status "running" (a new run, or the resumed one's
+    record) and opens the run's tracker run (`imgclf.track.start_training`; inactive when
+    tracking is off). The other workers write nothing and track nothing: (None, inactive)."""
+    if not run.workers.is_chief:
+        return None, Tracker(None, track)
+    run_dir, cfg, data, previous, distribution = run.run_dir, run.cfg, run.data, run.previous, run.distribution()
     info = previous or RunInfo(model=cfg.model, class_names=data.class_names, input_spec=data.spec)
+    info.distribution = distribution
     info.data_dir = str(data.data_dir)
     info.seed = cfg.seed
     info.config = cfg.model_dump(mode="json")
@@ -743,40 +957,74 @@ def _start_run(
 
 def _datasets(data: _Data, cfg: TrainConfig, loads: _Loads) -> tuple[tf.data.Dataset, tf.data.Dataset]:
     """The training and validation pipelines (`image_dataset`), one-hot labels with label smoothing."""
-    import tensorflow as tf
-
     common: dict[str, Any] = dict(cache=cfg.cache, seed=cfg.seed, bugs=loads.bugs)
     train_ds = image_dataset(
         data.train, data.spec, cfg.batch_size, shuffle=True, augment=cfg.augment, rejects=loads.train, **common
     )
     val_ds = image_dataset(data.val, data.spec, cfg.batch_size, shuffle=False, rejects=loads.val, **common)
-    if cfg.label_smoothing > 0:
-        k = len(data.class_names)
-        train_ds = train_ds.map(lambda x, y: (x, tf.one_hot(y, k)))
-        val_ds = val_ds.map(lambda x, y: (x, tf.one_hot(y, k)))
-    return train_ds, val_ds
+    return _labels_for_loss(train_ds, data, cfg), _labels_for_loss(val_ds, data, cfg)
+
+
+def _labels_for_loss(ds: tf.data.Dataset, data: _Data, cfg: TrainConfig) -> tf.data.Dataset:
+    """One-hot labels when `label_smoothing > 0` (Keras' sparse loss has no smoothing)."""
+    import tensorflow as tf
+
+    if cfg.label_smoothing <= 0:
+        return ds
+    k = len(data.class_names)
+    return ds.map(lambda x, y: (x, tf.one_hot(y, k)))
+
+
+def _worker_datasets(run: _Run) -> tuple[Any, tf.data.Dataset]:
+    """The multi-worker pipelines: an iterator over full global batches, each worker's replicas
+    fed from its shard of `train/` (`distribute_datasets_from_function`, repeated), and this
+    worker's shard of `val/` (scored locally, the sums all-reduced)."""
+    cfg, data, loads = run.cfg, run.data, run.loads
+
+    def train_fn(ctx: Any) -> tf.data.Dataset:
+        ds = image_dataset(
+            data.train,
+            data.spec,
+            ctx.get_per_replica_batch_size(cfg.batch_size),
+            shuffle=True,
+            augment=cfg.augment,
+            cache=cfg.cache,
+            seed=cfg.seed + ctx.input_pipeline_id,  # other shuffles and augmentations per worker
+            rejects=loads.train,
+            bugs=loads.bugs,
+            shard=(ctx.num_input_pipelines, ctx.input_pipeline_id),
+            repeat=True,
+            drop_remainder=True,
+        )
+        return _labels_for_loss(ds, data, cfg)
+
+    index = run.workers.cluster.index if run.workers.cluster else 0
+    val_ds = image_dataset(
+        data.val,
+        data.spec,
+        cfg.batch_size,
+        shuffle=False,
+        cache=cfg.cache,
+        rejects=loads.val,
+        bugs=loads.bugs,
+        shard=(run.workers.num_workers, index),
+    )
+    return iter(run.strategy.distribute_datasets_from_function(train_fn)), _labels_for_loss(val_ds, data, cfg)
 
 
 def _fit_phases(
-    run_dir: Path,
-    cfg: TrainConfig,
-    data: _Data,
-    datasets: tuple[tf.data.Dataset, tf.data.Dataset],
-    class_weight: dict[int, float] | None,
-    loads: _Loads,
-    tracker: Tracker | None = None,
+    run: _Run, datasets: tuple[Any, Any], class_weight: dict[int, float] | None, tracker: Tracker | None = None
 ) -> str:
     """Builds the model and fits the phases still to do (`plan_phases`); returns the precision policy."""
     import keras
 
     from imgclf.models import create_model  # imports Keras
 
+    cfg, data, run_dir, strategy = run.cfg, run.data, run.run_dir, run.strategy
     weights = None if cfg.weights.lower() == "none" else cfg.weights
-    backup = run_dir / BACKUP_DIR
-    resumed = (backup / "phase1").exists()
-    phases = plan_phases(cfg, data.model_spec.pretrained, load_train_state(run_dir), (backup / "phase2").exists())
+    resume = run.resume
+    phases = plan_phases(cfg, data.model_spec.pretrained, resume.state, resume.phase2_started)
     with precision_policy(cfg.mixed_precision) as policy:
-        strategy = make_strategy(cfg.strategy)
         with strategy.scope():
             model = create_model(
                 cfg.model,
@@ -784,7 +1032,7 @@ def _fit_phases(
                 input_shape=data.spec.shape,
                 dropout=cfg.dropout,
                 # a resumed run gets every weight back from its backup / best.keras
-                weights=None if resumed else weights,
+                weights=None if resume.resumed else weights,
                 **cfg.model_options,
             )
         fit = _Fit(
@@ -793,19 +1041,22 @@ def _fit_phases(
             model,
             strategy,
             *datasets,
-            math.ceil(len(data.train) / cfg.batch_size),
+            run.steps,
             class_weight,
             f"train {cfg.model}",
             data.model_spec.pretrained and weights is not None,
+            run.workers,
+            custom_loop=run.custom_loop,
             tracker=tracker,
         )
         for phase in phases:
-            if phase.number == 2 and (run_dir / BEST_MODEL).is_file():  # fine-tune from the best head
+            # fine-tune from the best head (on the chief; the custom loop broadcasts its weights)
+            if phase.number == 2 and run.workers.is_chief and (run_dir / BEST_MODEL).is_file():
                 best = keras.models.load_model(run_dir / BEST_MODEL, compile=False)
                 model.set_weights(best.get_weights())
                 del best
             _fit_phase(fit, phase)
-            if not len(data.train) - len(loads.train):
+            if not run.custom_loop and not len(data.train) - len(run.loads.train):
                 raise DataError(
                     f"none of the {len(data.train)} training images could be read", f"see {run_dir / TRAIN_REJECTS}"
                 )
@@ -860,6 +1111,39 @@ def _summary_line(cfg: TrainConfig, data: _Data, history: list[dict[str, Any]], 
     )
 
 
+def _train_run(
+    run: _Run,
+    info: RunInfo | None,
+    class_weight: dict[int, float] | None,
+    errors: AbstractContextManager[None],
+    tracker: Tracker,
+    t_start: float,
+) -> None:
+    """Fits the phases, writes `train_rejects.csv` and finishes the run (the chief: `info`
+    given); `errors` turns a lost worker into one `ClusterError` (`cluster_errors`);
+    `t_start` is when `train` started (`time.monotonic`)."""
+    run_dir, data = run.run_dir, run.data
+    with errors:
+        datasets = _worker_datasets(run) if run.custom_loop else _datasets(data, run.cfg, run.loads)
+        try:
+            with raising_loader_bugs(run.loads.bugs):
+                policy = _fit_phases(run, datasets, class_weight, tracker)
+        except LoaderError as bug:
+            bug.save_traceback(run_dir / ERRORS_LOG if info is not None else None)
+            raise
+        rejects, n_train_rejects = _gather_rejects(run)
+    if rejects and info is not None:
+        _write_rejects(run_dir, rejects)
+        warn(f"{len(rejects)} file(s) could not be read and were left out of training; see {run_dir / TRAIN_REJECTS}")
+    if n_train_rejects == len(data.train):
+        n = len(data.train)
+        raise DataError(f"none of the {n} training images could be read", f"see {run_dir / TRAIN_REJECTS}")
+    if info is not None:
+        seconds = time.monotonic() - t_start
+        history = _finish_run(run_dir, info, policy, len(rejects), seconds, run.previous, tracker)
+        summary(_summary_line(run.cfg, data, history, run_dir, time.monotonic() - t_start))
+
+
 def train(
     data_dir: Path,
     cfg: TrainConfig,
@@ -906,36 +1190,29 @@ def train(
     """
     check_backend(track)
     tf = import_tensorflow_quietly()
+    # The strategy comes first: a multi-worker one cannot be made once TensorFlow has started.
+    cluster = _cluster(cfg)
+    strategy = make_strategy(
+        cfg.strategy, cluster=cluster, start_timeout=cfg.worker_start_timeout, heartbeat_timeout=cfg.worker_timeout
+    )
     import keras
 
     t_start = time.monotonic()
-    data = _resolve_data(Path(data_dir), cfg)
     run_dir = Path(run_dir) if run_dir is not None else _new_run_dir(models_dir, cfg)
-    previous = _check_resume(run_dir, cfg, data.class_names, data.spec)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    resume_hint = f"rerun the same command on every worker: training resumes from the last epoch saved in {run_dir}"
+    run = _open_run(Path(data_dir), cfg, run_dir, strategy, Collectives(strategy, cluster, resume_hint))
+    data = run.data
     _warn_imbalance(data.train.counts(), data.class_names, cfg)
     class_weight = compute_class_weights(data.train.labels, len(data.class_names)) if cfg.class_weights else None
 
     keras.utils.set_random_seed(cfg.seed)
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
-    info, tracker = _start_run(run_dir, cfg, data, previous, track, track_params)
+    info, tracker = _start_run(run, track, track_params)
     with tracker:  # the tracker run ends FINISHED, or FAILED / KILLED when training raises
-        loads = _Loads()
-        datasets = _datasets(data, cfg, loads)
-        try:
-            with raising_loader_bugs(loads.bugs):
-                policy = _fit_phases(run_dir, cfg, data, datasets, class_weight, loads, tracker)
-        except LoaderError as bug:
-            bug.save_traceback(run_dir / ERRORS_LOG)
-            raise
-
-        rejects = loads.rejects(data)
-        if rejects:
-            _write_rejects(run_dir, rejects)
-            warn(
-                f"{len(rejects)} file(s) could not be read and were left out of training; see {run_dir / TRAIN_REJECTS}"
-            )
-        history = _finish_run(run_dir, info, policy, len(rejects), time.monotonic() - t_start, previous, tracker)
-    summary(_summary_line(cfg, data, history, run_dir, time.monotonic() - t_start))
+        _train_run(run, info, class_weight, cluster_errors(cluster, resume_hint), tracker, t_start)
+    with cluster_errors(cluster, resume_hint):
+        run.workers.barrier()  # the others return once the chief has written the run
+    if not run.workers.is_chief:
+        summary(f"train: {run.workers.describe()} done; {cluster.describe(0) if cluster else ''} wrote {run_dir}")
     return run_dir

@@ -6,6 +6,7 @@ Thin: resolve the config (a YAML `train:` section, then the options that were gi
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -63,6 +64,12 @@ _MIXED_PRECISION = opt(
 )
 _JIT = opt(_T, "jit", "--jit/--no-jit", help="XLA-compile the train step.")
 _STRATEGY = opt(_T, "strategy", "--strategy", help="default | mirrored | multiworker (tf.distribute).")
+_WORKER_TIMEOUT = opt(
+    _T, "worker_timeout", "--worker-timeout", help="multiworker: seconds without heartbeat before a worker is lost."
+)
+_WORKER_START_TIMEOUT = opt(
+    _T, "worker_start_timeout", "--worker-start-timeout", help="multiworker: seconds the workers wait for each other."
+)
 _CACHE = opt(_T, "cache", "--cache/--no-cache", help="Cache decoded images in memory; none = when they fit.")
 _RUN_NAME = opt(_T, "run_name", "--run-name", help="Run folder name under --models-dir; none = <model>-<time>.")
 _RUN_DIR = plain_opt(
@@ -110,6 +117,17 @@ def track_config(config: Path | None, backend: str | None, uri: str | None, expe
     return cfg
 
 
+def _check_one_run(cfg: TrainConfig, config: Path | None) -> None:
+    """Refuses a config that trains several runs; quiets TensorFlow's C++ log for multiworker."""
+    if cfg.models or cfg.repeats > 1:
+        raise ConfigError(
+            f"{config}: train.models / train.repeats train several runs, which `imgclf train` does not do",
+            f"use `imgclf run {config}` (it trains each model, evaluates it and writes the comparison)",
+        )
+    if cfg.strategy == "multiworker":  # a lost worker is one `error:` line, not pages of C++ log
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
 def register(app: typer.Typer) -> None:
     """Adds `train` to `app`."""
 
@@ -135,6 +153,8 @@ def register(app: typer.Typer) -> None:
         mixed_precision: bool | None = _MIXED_PRECISION,
         jit: bool | None = _JIT,
         strategy: str | None = _STRATEGY,
+        worker_timeout: int | None = _WORKER_TIMEOUT,
+        worker_start_timeout: int | None = _WORKER_START_TIMEOUT,
         cache: bool | None = _CACHE,
         run_name: str | None = _RUN_NAME,
         run_dir: Path | None = _RUN_DIR,
@@ -177,14 +197,12 @@ def register(app: typer.Typer) -> None:
             mixed_precision=mixed_precision,
             jit=jit,
             strategy=strategy,
+            worker_timeout=worker_timeout,
+            worker_start_timeout=worker_start_timeout,
             cache=cache,
             run_name=run_name,
         )
-        if cfg.models or cfg.repeats > 1:
-            raise ConfigError(
-                f"{config}: train.models / train.repeats train several runs, which `imgclf train` does not do",
-                f"use `imgclf run {config}` (it trains each model, evaluates it and writes the comparison)",
-            )
+        _check_one_run(cfg, config)
         tracking = track_config(config, track, track_uri, track_experiment)
         import_tensorflow_quietly()
         out = train(data, cfg, models_dir=models_dir, run_dir=run_dir, track=tracking)

@@ -14,9 +14,12 @@ from imgclf.parallel import default_workers
 T = TypeVar("T")
 R = TypeVar("R")
 
-#: Items in flight per worker: enough to keep every worker busy while the driver consumes,
-#: few enough that the records waiting in memory stay small whatever the number of items.
-WINDOW_PER_WORKER = 4
+#: Items in flight per worker: enough to keep every worker busy while the driver consumes (on a
+#: busy machine the driver is not scheduled for a while: with 4 a worker, `prepare` of 10,000
+#: images took 1.31x the wall time of submitting them all at once, with 64 it took 0.95x;
+#: docs/benchmarks.md), few enough that the records waiting in memory stay small whatever the
+#: number of items.
+WINDOW_PER_WORKER = 64
 
 KINDS: tuple[str, ...] = ("thread", "process")
 

@@ -9,8 +9,9 @@ A training run directory (`train` writes it; `evaluate`, `predict`, `serve`, `ex
     models/<run>/
       run.json          RunInfo: model, class names, input specification (size, resize policy,
                         interpolation, how EXIF / alpha / 16-bit / CMYK are handled), resolved
-                        config, seed, library versions, status, best epoch, timings, and
-                        the experiment tracker's run it logs to (`TrackingRef`, if tracked)
+                        config, seed, library versions, status, best epoch, timings,
+                        distribution (strategy, loop, workers, global batch, steps per epoch),
+                        and the experiment tracker's run it logs to (`TrackingRef`, if tracked)
       best.keras        best model by val_loss, preprocessing inside (feeds raw RGB [0, 255])
       last.keras        model after the last finished epoch
       history.csv       Keras CSVLogger, one row per epoch
@@ -81,6 +82,31 @@ def _legacy_input_spec(data: Any) -> Any:
 
 
 # --------------------------------------------------------------------------------- run.json
+class Distribution(BaseModel):
+    """How a run spread over devices and workers (`run.json` "distribution").
+
+    Attributes:
+        strategy: str. `default`, `mirrored` or `multiworker` (`tf.distribute`).
+        loop: str. `fit` (Keras `model.fit`) or `custom` (`imgclf.train_loop`, multiworker).
+        workers: int. Training processes (`TF_CONFIG`), 1 without a cluster.
+        replicas: int. Model replicas over all workers (`num_replicas_in_sync`).
+        global_batch_size: int. Examples per optimizer step, over all replicas.
+        per_replica_batch_size: int. `global_batch_size // replicas`.
+        steps_per_epoch: int. Optimizer steps (global steps) per epoch, which the learning-rate
+            schedule counts: `ceil(n_train / global_batch_size)`.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    strategy: str = "default"
+    loop: str = "fit"
+    workers: int = 1
+    replicas: int = 1
+    global_batch_size: int | None = None
+    per_replica_batch_size: int | None = None
+    steps_per_epoch: int | None = None
+
+
 class TrackingRef(BaseModel):
     """Where a run is tracked (`run.json` -> `tracking`), so `evaluate` and a resumed `train`
     log into the same tracker run (`imgclf.track`).
@@ -124,6 +150,8 @@ class RunInfo(BaseModel):
         train_rejects: int. Files of the train / val splits that could not be read.
         label: str or None. Name of the run's model configuration in comparisons: the `name`
             of its `train.models` entry, set by `imgclf run`; None = the model name.
+        distribution: Distribution or None. Strategy, workers, global batch size and steps per
+            epoch (None in runs written before it was recorded).
         tracking: TrackingRef or None. The experiment tracker's run this run logs to
             (`--track mlflow`); None = not tracked.
     """
@@ -147,6 +175,7 @@ class RunInfo(BaseModel):
     train_seconds: float = 0.0
     train_rejects: int = 0
     label: str | None = None
+    distribution: Distribution | None = None
     tracking: TrackingRef | None = None
 
     @model_validator(mode="before")
