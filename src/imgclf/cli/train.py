@@ -1,7 +1,9 @@
 """`imgclf train`: a registry model trained on DATA/train, validated on DATA/val, as a run folder.
 
 Thin: resolve the config (a YAML `train:` section, then the options that were given), call
-`imgclf.train.train`, print the run folder.
+`imgclf.train.train`, print the run folder. With `--engine ray --num-workers N` this process
+launches N workers on a Ray cluster instead (`imgclf.engine.launch`), each running this same
+command with the options given here (but the three launch options) and `--strategy multiworker`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import typer
 
+from imgclf.cli.engine_options import engine_opt, ray_address_opt
 from imgclf.cli.options import opt, plain_opt
 from imgclf.config import TrackConfig, TrainConfig, stage_config
 from imgclf.errors import ConfigError
@@ -80,6 +83,16 @@ _RUN_DIR = plain_opt(
 )
 _MODELS_DIR = plain_opt(Path("models"), "--models-dir", help="Parent of new run folders.")
 _CONFIG = plain_opt(None, "--config", "-c", help="Run config YAML; its train: section is used.")
+_ENGINE = engine_opt()
+_RAY_ADDRESS = ray_address_opt()
+_NUM_WORKERS = plain_opt(
+    None,
+    "--num-workers",
+    help="With --engine ray: training workers (1 CPU each, spread over the nodes; docs/scale.md).",
+    default_text="none: train in this process",
+)
+#: The options of the launcher itself, not passed on to the workers it starts.
+_LAUNCH_ONLY = ("engine", "ray_address", "num_workers", "strategy")
 
 # Experiment tracking, shared by `train`, `evaluate` and `run` (the `track:` section of a config).
 TRACK = opt(
@@ -128,11 +141,82 @@ def _check_one_run(cfg: TrainConfig, config: Path | None) -> None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+def _check_launch(engine: str | None, num_workers: int | None) -> bool:
+    """True for `--engine ray --num-workers N`; a one-line error for a half-given pair."""
+    if engine != "ray":
+        if num_workers is not None:
+            raise ConfigError(
+                f"--num-workers {num_workers} needs --engine ray (it places the workers on a Ray cluster)",
+                "add --engine ray [--ray-address HOST:PORT], or leave --num-workers out to train in this process",
+            )
+        return False
+    if num_workers is None or num_workers < 1:
+        got = "missing" if num_workers is None else f"got {num_workers}"
+        raise ConfigError(
+            f"--engine ray trains with --num-workers N workers, N >= 1 ({got})",
+            "e.g. --engine ray --num-workers 2, or --engine local to train in this process",
+        )
+    return True
+
+
+def _worker_args(ctx: typer.Context) -> list[str]:
+    """The options given to this command, as arguments for a worker (the launch options left out)."""
+    out: list[str] = []
+    for param in ctx.command.params:
+        name = param.name or ""
+        source = ctx.get_parameter_source(name)
+        if name in _LAUNCH_ONLY or source is None or source.name not in ("COMMANDLINE", "ENVIRONMENT"):
+            continue
+        value = ctx.params[name]
+        if getattr(param, "is_flag", False):
+            flags = param.opts if value else param.secondary_opts
+            out += flags[:1]
+        elif value is not None:
+            out += [param.opts[0], str(value)]
+    return out
+
+
+def _echo_err(line: str) -> None:
+    """Prints a worker's line on stderr."""
+    typer.echo(line, err=True)
+
+
+def _launch(
+    ctx: typer.Context,
+    cfg: TrainConfig,
+    data: Path,
+    run_dir: Path | None,
+    models_dir: Path,
+    address: str | None,
+    n: int,
+) -> None:
+    """`imgclf train` on `n` Ray workers (`imgclf.engine.launch`); prints the run folder."""
+    from datetime import datetime
+
+    from imgclf.engine.launch import launch_training
+
+    args = _worker_args(ctx)
+    if run_dir is None and cfg.run_name is None:  # one name for every worker, and for the rerun
+        name = f"{cfg.model}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+        args += ["--run-name", name]
+        run_dir = models_dir / name
+        hint = f"rerun the same command with --run-dir {run_dir}: training resumes from its last completed epoch"
+    else:
+        run_dir = run_dir if run_dir is not None else models_dir / str(cfg.run_name)
+        hint = f"rerun the same command: training resumes from the last completed epoch saved in {run_dir}"
+    out = launch_training(
+        args, n, address=address, read=[data], write=[run_dir.parent], echo=_echo_err, resume_hint=hint
+    )
+    for line in out:
+        typer.echo(line)
+
+
 def register(app: typer.Typer) -> None:
     """Adds `train` to `app`."""
 
     @app.command("train")
     def train_cmd(
+        ctx: typer.Context,
         data: Path = _DATA,
         model: str | None = _MODEL,
         weights: str | None = _WEIGHTS,
@@ -163,6 +247,9 @@ def register(app: typer.Typer) -> None:
         track: str | None = TRACK,
         track_uri: str | None = TRACK_URI,
         track_experiment: str | None = TRACK_EXPERIMENT,
+        engine: str | None = _ENGINE,
+        ray_address: str | None = _RAY_ADDRESS,
+        num_workers: int | None = _NUM_WORKERS,
     ) -> None:
         """Train a model on DATA/train, validate on DATA/val; writes a run folder (best.keras, history, plots).
 
@@ -170,10 +257,11 @@ def register(app: typer.Typer) -> None:
         higher --epochs to continue a finished run.
 
         With --track mlflow the run is also an MLflow run; a resumed run logs into the same one.
-        """
-        from imgclf.runtime import import_tensorflow_quietly
-        from imgclf.train import train
 
+        With --engine ray --num-workers N the run is trained by N workers placed on a Ray cluster
+        (--strategy multiworker, TF_CONFIG set for each); rerun the same command to resume.
+        """
+        launch = _check_launch(engine, num_workers)
         cfg = stage_config(
             TrainConfig,
             "train",
@@ -204,6 +292,12 @@ def register(app: typer.Typer) -> None:
         )
         _check_one_run(cfg, config)
         tracking = track_config(config, track, track_uri, track_experiment)
+        if launch:
+            _launch(ctx, cfg, data, run_dir, models_dir, ray_address, int(num_workers or 1))
+            return
+        from imgclf.runtime import import_tensorflow_quietly
+        from imgclf.train import train
+
         import_tensorflow_quietly()
         out = train(data, cfg, models_dir=models_dir, run_dir=run_dir, track=tracking)
         typer.echo(str(out))
