@@ -1,6 +1,6 @@
 """`--engine ray`: the data stages on a real two-node Ray cluster on 127.0.0.1 give the answer of `--engine local`.
 
-One cluster for the module, the only one that starts a cluster (a head and a second node, 1 CPU
+The session's one cluster (`ray_cluster` in tests/conftest.py: a head and a second node, 1 CPU
 each, every process on loopback, Ray's files in a private temporary folder); the driver is this
 process. Outputs are compared
 byte for byte, reports field by field (except the wall time and the output folder's name).
@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import itertools
 import json
-import logging
 import os
 import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -26,6 +24,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from conftest import RAY_NODE
 from imgclf.cli.main import app
 
 # every Ray process of these tests on loopback: read by Ray when it is imported
@@ -36,28 +35,13 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 pytestmark = pytest.mark.xdist_group("ray-cluster")
 
 DATA = Path(__file__).parent / "data"
-NODE = {"num_cpus": 1, "node_ip_address": "127.0.0.1", "object_store_memory": 100 * 2**20}
+NODE = RAY_NODE
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    """A head node and a second node (1 CPU each) on 127.0.0.1, this process their driver."""
-    ray = pytest.importorskip("ray", reason="pip install 'imgclf[ray]' runs the Ray engine's tests")
-    from ray.cluster_utils import Cluster
-
-    tmp = tempfile.mkdtemp(prefix="imgclf-ray-", dir="/tmp")  # short: Ray's socket paths must stay < 108 bytes
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("RAY_TMPDIR", tmp)
-        c = Cluster(initialize_head=True, head_node_args={**NODE, "include_dashboard": False})
-        c.add_node(**NODE)
-        c.wait_for_nodes()
-        ray.init(address=c.address, logging_level=logging.WARNING)
-        try:
-            yield c
-        finally:
-            ray.shutdown()
-            c.shutdown()
-            shutil.rmtree(tmp, ignore_errors=True)
+def cluster(ray_cluster):
+    """The session's two-node Ray cluster on 127.0.0.1 (`ray_cluster`, tests/conftest.py)."""
+    return ray_cluster
 
 
 def _picture(rng: np.random.Generator, side: int) -> np.ndarray:
