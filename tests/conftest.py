@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+# every Ray process of the tests on loopback: read by Ray when it is imported, so set first
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
 #: Debian's chromium (`.ci/system-packages` installs it); Playwright drives it, no download.
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -48,7 +51,6 @@ def ray_cluster():
     ray = pytest.importorskip("ray", reason="pip install 'imgclf[ray]' runs the Ray engine's tests")
     from ray.cluster_utils import Cluster
 
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # every Ray process on loopback
     tmp = tempfile.mkdtemp(prefix="imgclf-ray-", dir="/tmp")  # short: Ray's socket paths must stay < 108 bytes
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("RAY_TMPDIR", tmp)
