@@ -105,6 +105,7 @@ def test_two_ray_workers_train_the_run_two_tf_config_workers_train(ray_cluster, 
     split, config = digits
     run = tmp_path / "models" / "ray"
     res = _ray_train(ray_cluster, tmp_path, "--data", str(split), "--config", str(config), "--run-dir", str(run), *ARGS)
+    print(res.stderr[-2500:])
     assert res.returncode == 0, res.stderr[-4000:]
     assert "Traceback" not in res.stderr and _error_lines(res.stderr) == []
     assert res.stdout.strip().splitlines()[-1] == str(run)  # the chief's answer, as `imgclf train` prints it
@@ -121,7 +122,7 @@ def test_two_ray_workers_train_the_run_two_tf_config_workers_train(ray_cluster, 
     )
     r = CliRunner().invoke(app, ["evaluate", str(run), "--data", str(split), "--split", "val"])
     assert r.exit_code == 0, r.output
-    assert 0 <= json.loads((run / "metrics.json").read_text())["accuracy"] <= 1
+    assert 0 <= json.loads((run / "metrics_val.json").read_text())["accuracy"] <= 1
 
     # the same training, its two workers started by hand with TF_CONFIG
     by_hand = tmp_path / "by-hand"
