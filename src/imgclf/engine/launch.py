@@ -28,6 +28,8 @@ import contextlib
 import json
 import os
 import queue
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -46,8 +48,8 @@ POLL_SECONDS = 0.5
 ACTOR_TIMEOUT = 120.0
 #: Seconds a stopped worker gets to exit after SIGTERM before it is killed.
 STOP_GRACE = 10.0
-#: Progress lines of a worker: shown for the chief only.
-PROGRESS_PREFIXES = ("epoch ",)
+#: A progress line of a worker (`epoch 3/40 (2s): loss ...`): shown for the chief only.
+PROGRESS = re.compile(r"\bepoch \d+/\d+")
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
@@ -81,9 +83,9 @@ class TrainWorker:
             s.bind((host, 0))
             return f"{host}:{s.getsockname()[1]}"
 
-    def start(self, args: list[str], tf_config: str, cwd: str) -> None:
-        """Starts `python -m imgclf train *args` with `TF_CONFIG`, in `cwd`."""
-        env = {**os.environ, "TF_CONFIG": tf_config, "PYTHONUNBUFFERED": "1"}
+    def start(self, args: list[str], tf_config: str, cwd: str, columns: int = 200) -> None:
+        """Starts `python -m imgclf train *args` with `TF_CONFIG`, in `cwd`, its lines `columns` wide."""
+        env = {**os.environ, "TF_CONFIG": tf_config, "PYTHONUNBUFFERED": "1", "COLUMNS": str(columns)}
         env.pop("RAY_ADDRESS", None)
         try:
             self.proc = subprocess.Popen(
@@ -163,13 +165,15 @@ class _Watch:
         return f"worker {i} ({self.addresses[i]})" if i < len(self.addresses) else f"worker {i}"
 
     def show(self, i: int, lines: list[tuple[str, str]]) -> None:
-        """Prints worker `i`'s lines (the chief's all, the others' but progress); keeps the chief's stdout."""
+        """Prints worker `i`'s stderr lines (the chief's all, the others' but progress); keeps
+        the chief's stdout (the others' repeats it)."""
         for stream, line in lines:
             if line.startswith("error:"):
                 self.errors[i] = line.removeprefix("error:").strip()
-            if stream == "out" and i == 0:
-                self.stdout.append(line)
-            elif i == 0 or not line.lstrip().startswith(PROGRESS_PREFIXES):
+            if stream == "out":
+                if i == 0:
+                    self.stdout.append(line)
+            elif i == 0 or not PROGRESS.search(line):
                 self.echo(f"[worker {i}] {line}")
 
     def failed(self, i: int, code: int) -> EngineError:
@@ -274,7 +278,8 @@ def launch_training(
         try:
             watch.addresses = [_call(ray, a.address.remote()) for a in group.actors]
             configs = tf_configs(watch.addresses)
-            for ref in [a.start.remote(argv, c, executor.cwd) for a, c in zip(group.actors, configs)]:
+            columns = max(80, shutil.get_terminal_size().columns - len(f"[worker {num_workers}] "))
+            for ref in [a.start.remote(argv, c, executor.cwd, columns) for a, c in zip(group.actors, configs)]:
                 _call(ray, ref)
             say(f"train: {num_workers} workers on Ray: {', '.join(watch.addresses)} (worker 0 writes the run)")
             _watch(ray, watch)
