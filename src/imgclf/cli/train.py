@@ -258,38 +258,14 @@ def register(app: typer.Typer) -> None:
 
         With --track mlflow the run is also an MLflow run; a resumed run logs into the same one.
 
-        With --engine ray --num-workers N the run is trained by N workers placed on a Ray cluster
-        (--strategy multiworker, TF_CONFIG set for each); rerun the same command to resume.
+        With --engine ray --num-workers N, N workers placed on a Ray cluster train the run
+        (--strategy multiworker, each with its TF_CONFIG); rerun the same command to resume.
         """
         launch = _check_launch(engine, num_workers)
-        cfg = stage_config(
-            TrainConfig,
-            "train",
-            config,
-            model=model,
-            weights=weights,
-            epochs=epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            optimizer=optimizer,
-            schedule=schedule,
-            dropout=dropout,
-            label_smoothing=label_smoothing,
-            class_weights=class_weights,
-            image_size=image_size,
-            resize=resize,
-            fine_tune_layers=_parse_fine_tune_layers(fine_tune_layers),
-            fine_tune_epochs=fine_tune_epochs,
-            seed=seed,
-            deterministic=deterministic,
-            mixed_precision=mixed_precision,
-            jit=jit,
-            strategy=strategy,
-            worker_timeout=worker_timeout,
-            worker_start_timeout=worker_start_timeout,
-            cache=cache,
-            run_name=run_name,
-        )
+        # every option named like a TrainConfig field fills it (None: the YAML's value, else the default)
+        options = {k: v for k, v in ctx.params.items() if k in TrainConfig.model_fields}
+        options["fine_tune_layers"] = _parse_fine_tune_layers(fine_tune_layers)
+        cfg = stage_config(TrainConfig, "train", config, **options)
         _check_one_run(cfg, config)
         tracking = track_config(config, track, track_uri, track_experiment)
         if launch:
