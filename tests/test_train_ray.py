@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -155,3 +157,64 @@ def test_a_worker_that_fails_stops_the_others_and_the_launcher_says_so_in_one_li
     assert "the other workers were stopped" in errors[0]
     assert f"rerun the same command: training resumes from the last completed epoch saved in {run}" in res.stderr
     assert not run.exists()
+
+
+def _training_processes(run: Path) -> dict[int, int]:
+    """`{worker index: pid}` of the `imgclf train` processes training `run` (from /proc)."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+            env = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if str(run).encode() in cmd and b"train" in cmd:
+            conf = next((e[len(b"TF_CONFIG=") :] for e in env if e.startswith(b"TF_CONFIG=")), None)
+            if conf:
+                found[json.loads(conf)["task"]["index"]] = int(proc.name)
+    return found
+
+
+@pytest.mark.slow
+def test_kill_9_a_worker_then_the_same_command_resumes(ray_cluster, digits, tmp_path):
+    """Worker 1's process killed mid-training: the launcher stops worker 0 and says so in one
+    line; the same command again resumes and ends with one history row per epoch."""
+    from imgclf.records.run import load_run_info, read_history
+    from test_multiworker import backup_epoch
+
+    split, config = digits
+    run, epochs = tmp_path / "run", 24
+    args = ["--data", str(split), "--config", str(config), "--run-dir", str(run), *ARGS, "--epochs", str(epochs)]
+    cmd = [sys.executable, "-m", "imgclf", "train", *args, "--engine", "ray", "--ray-address", ray_cluster.address]
+    driver = subprocess.Popen(
+        [*cmd, "--num-workers", "2"],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while backup_epoch(run) < 2:
+            assert driver.poll() is None and time.monotonic() < deadline, driver.communicate()[1][-3000:]
+            time.sleep(0.05)
+        pids = _training_processes(run)
+        assert sorted(pids) == [0, 1], pids
+        os.kill(pids[1], signal.SIGKILL)
+        _, err = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode == 1 and "Traceback" not in err
+    errors = _error_lines(err)
+    assert len(errors) == 1 and "worker 1 (127.0.0.1:" in errors[0] and "was killed by signal 9" in errors[0], err[
+        -3000:
+    ]
+    assert "training resumes from the last completed epoch" in err
+    assert _training_processes(run) == {}  # worker 0 was stopped
+    assert load_run_info(run).status != "finished"
+    res = _ray_train(ray_cluster, tmp_path, *args)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert [int(r["epoch"]) for r in read_history(run)] == list(range(epochs))
+    assert load_run_info(run).status == "finished"

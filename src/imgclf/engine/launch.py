@@ -216,8 +216,10 @@ def _watch(ray: Any, w: _Watch) -> None:
                 raise w.lost(i, exc) from None
             w.show(i, lines)
             w.codes[i] = code
-            if code is not None and code != 0:
-                raise w.failed(i, code)
+        failed = [i for i, c in enumerate(w.codes) if c is not None and c != 0]
+        if failed:  # the cause first: a killed worker, then one that did not merely lose the others
+            i = min(failed, key=lambda k: (int(w.codes[k] or 0) > 0, "lost contact" in w.errors.get(k, ""), k))
+            raise w.failed(i, int(w.codes[i] or 0))
         if all(c == 0 for c in w.codes):
             return
         time.sleep(POLL_SECONDS)
