@@ -58,6 +58,7 @@ def test_tf_configs_name_every_worker_and_its_index():
         (["--num-workers", "2"], "--num-workers 2 needs --engine ray"),
         (["--num-workers", "2", "--engine", "local"], "--num-workers 2 needs --engine ray"),
         (["--engine", "ray"], "--engine ray trains with --num-workers N workers, N >= 1 (missing)"),
+        (["--engine", "spark", "--num-workers", "2"], "Input should be 'local' or 'ray' (got 'spark')"),
         (["--engine", "ray", "--num-workers", "0"], "--engine ray trains with --num-workers N workers, N >= 1 (got 0)"),
     ],
 )

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from imgclf.cli.engine_options import engine_opt, ray_address_opt
+from imgclf.cli.engine_options import engine_config, engine_opt, ray_address_opt
 from imgclf.cli.options import opt, plain_opt
 from imgclf.config import TrackConfig, TrainConfig, stage_config
 from imgclf.errors import ConfigError
@@ -142,8 +142,9 @@ def _check_one_run(cfg: TrainConfig, config: Path | None) -> None:
 
 
 def _check_launch(engine: str | None, num_workers: int | None) -> bool:
-    """True for `--engine ray --num-workers N`; a one-line error for a half-given pair."""
-    if engine != "ray":
+    """True for `--engine ray --num-workers N`; a one-line error for a half-given pair or an
+    unknown engine. Only the option counts: a config's `engine:` section is the data stages'."""
+    if engine_config(None, engine, None).name != "ray":
         if num_workers is not None:
             raise ConfigError(
                 f"--num-workers {num_workers} needs --engine ray (it places the workers on a Ray cluster)",
