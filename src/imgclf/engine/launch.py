@@ -225,6 +225,22 @@ def _watch(ray: Any, w: _Watch) -> None:
         time.sleep(POLL_SECONDS)
 
 
+def _start(ray: Any, w: _Watch, argv: list[str], cwd: str) -> None:
+    """Gets each actor's `host:port`, then starts every worker with its `TF_CONFIG`."""
+    columns = max(80, shutil.get_terminal_size().columns - len(f"[worker {len(w.actors)}] "))
+    try:
+        w.addresses = [_call(ray, a.address.remote()) for a in w.actors]
+        refs = [a.start.remote(argv, c, cwd, columns) for a, c in zip(w.actors, tf_configs(w.addresses))]
+        for ref in refs:
+            _call(ray, ref)
+    except (ray.exceptions.RayError, TimeoutError) as exc:
+        what = " ".join(str(exc).split())[:160]
+        raise EngineError(
+            f"a training worker was lost while starting ({type(exc).__name__}: {what})",
+            "check the cluster (`ray status`), then run the same command again",
+        ) from None
+
+
 def _stop_all(ray: Any, w: _Watch) -> None:
     """Asks every worker still running to stop, and waits for them (a lost one is skipped)."""
     refs = [a.stop.remote() for a, c in zip(w.actors, w.codes or [None] * len(w.actors)) if c is None]
@@ -278,11 +294,7 @@ def launch_training(
         group = place_actors(TrainWorker, num_workers, num_cpus=1, strategy="SPREAD")
         watch = _Watch(group.actors, [], say, resume_hint)
         try:
-            watch.addresses = [_call(ray, a.address.remote()) for a in group.actors]
-            configs = tf_configs(watch.addresses)
-            columns = max(80, shutil.get_terminal_size().columns - len(f"[worker {num_workers}] "))
-            for ref in [a.start.remote(argv, c, executor.cwd, columns) for a, c in zip(group.actors, configs)]:
-                _call(ray, ref)
+            _start(ray, watch, argv, executor.cwd)
             say(f"train: {num_workers} workers on Ray: {', '.join(watch.addresses)} (worker 0 writes the run)")
             _watch(ray, watch)
         finally:
