@@ -29,7 +29,6 @@ import json
 import os
 import queue
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -225,9 +224,19 @@ def _watch(ray: Any, w: _Watch) -> None:
         time.sleep(POLL_SECONDS)
 
 
+def _worker_columns(prefix: int) -> int:
+    """Line width for the workers: the driver's terminal less the prefix, or 200 (no wrapping) when
+    the driver's output is not a terminal (a log file, a pipe), so no line is cut in two."""
+    try:
+        width = os.get_terminal_size(sys.stderr.fileno()).columns
+    except (OSError, ValueError):
+        return 200
+    return max(80, width - prefix)
+
+
 def _start(ray: Any, w: _Watch, argv: list[str], cwd: str) -> None:
     """Gets each actor's `host:port`, then starts every worker with its `TF_CONFIG`."""
-    columns = max(80, shutil.get_terminal_size().columns - len(f"[worker {len(w.actors)}] "))
+    columns = _worker_columns(len(f"[worker {len(w.actors)}] "))
     try:
         w.addresses = [_call(ray, a.address.remote()) for a in w.actors]
         refs = [a.start.remote(argv, c, cwd, columns) for a, c in zip(w.actors, tf_configs(w.addresses))]
