@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from typer.testing import CliRunner
 
 from imgclf.cli.main import app
@@ -67,6 +68,21 @@ def test_num_workers_and_engine_ray_go_together_or_one_line_says_so(tmp_path, ar
     assert r.exit_code == 1 and "Traceback" not in r.output
     errors = _error_lines(r.output)
     assert len(errors) == 1 and message in errors[0], r.output
+
+
+def test_a_missing_split_is_one_line_before_any_cluster_starts(tmp_path):
+    code = (
+        "import sys; from typer.testing import CliRunner; from imgclf.cli.main import app\n"
+        f"r = CliRunner().invoke(app, ['train', '--data', {str(tmp_path / 'nope')!r}, '--engine', 'ray',"
+        " '--num-workers', '2'], terminal_width=300)\n"
+        "print(r.exit_code, 'ray' in sys.modules); print(r.output)"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=_env())
+    first, _, output = res.stdout.partition("\n")
+    assert first == "1 False", res.stdout + res.stderr
+    errors = _error_lines(output)
+    assert len(errors) == 1 and f"{tmp_path / 'nope' / 'train'} not found" in errors[0], output
+    assert "Traceback" not in output
 
 
 def test_train_help_does_not_import_ray():
@@ -146,7 +162,10 @@ def test_two_ray_workers_train_the_run_two_tf_config_workers_train(ray_cluster, 
 @pytest.mark.slow
 def test_a_worker_that_fails_stops_the_others_and_the_launcher_says_so_in_one_line(ray_cluster, digits, tmp_path):
     _, config = digits
-    missing = tmp_path / "no-split"
+    missing = tmp_path / "one-class"  # train/ and val/ exist (the driver's check passes); the workers refuse it
+    for part in ("train", "val"):
+        (missing / part / "a").mkdir(parents=True)
+        Image.new("RGB", (16, 16), (200, 30, 30)).save(missing / part / "a" / "x.png")
     run = tmp_path / "run"
     res = _ray_train(
         ray_cluster, tmp_path, "--data", str(missing), "--config", str(config), "--run-dir", str(run), *ARGS

@@ -784,7 +784,19 @@ def _custom_loop_phase(fit: _Fit, phase: Phase, cbs: list[Any]) -> None:
 
 
 # -------------------------------------------------------------------------------- train
-def _listings(data_dir: Path) -> tuple[ImageListing, ImageListing]:
+def check_split_folders(data_dir: str | os.PathLike) -> tuple[Path, Path]:
+    """The `train/` and `val/` folders of a split, checked to exist.
+
+    Args:
+        data_dir: path. A `split` output (`train/<class>/`, `val/<class>/`, optionally `test/`).
+
+    Returns:
+        (train folder, val folder), as Paths.
+
+    Raises:
+        DataError: one of them is not a folder, naming it and the command that makes it.
+    """
+    data_dir = Path(data_dir)
     train_dir, val_dir = data_dir / "train", data_dir / "val"
     for d in (train_dir, val_dir):
         if not d.is_dir():
@@ -792,6 +804,11 @@ def _listings(data_dir: Path) -> tuple[ImageListing, ImageListing]:
                 f"{d} not found: training needs {data_dir}/train/<class>/ and {data_dir}/val/<class>/",
                 f"run `imgclf split <prepared folder> --out {data_dir}` first",
             )
+    return train_dir, val_dir
+
+
+def _listings(data_dir: Path) -> tuple[ImageListing, ImageListing]:
+    train_dir, val_dir = check_split_folders(data_dir)
     train_files = list_images(train_dir, layout="classes")
     class_names = train_files.class_names
     if len(class_names) < 2:

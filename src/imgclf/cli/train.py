@@ -195,7 +195,9 @@ def _launch(
     from datetime import datetime
 
     from imgclf.engine.launch import launch_training
+    from imgclf.train import check_split_folders
 
+    check_split_folders(data)  # before a cluster is started for nothing (the driver sees what the workers see)
     args = _worker_args(ctx)
     if run_dir is None and cfg.run_name is None:  # one name for every worker, and for the rerun
         name = f"{cfg.model}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
