@@ -68,3 +68,15 @@ def tmp_path_for(path: str | os.PathLike) -> Path:
     `PIL.Image.save` or `keras.Model.save`); rename it onto `path` with `os.replace`."""
     path = Path(path)
     return path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
+
+
+#: Name prefix of the file `--engine ray` writes into an output folder to check that every node
+#: sees it (`imgclf.engine.ray.RayExecutor.require`); removed after the check, but left behind
+#: when the driver or the cluster's head dies during it.
+VISIBILITY_MARKER = ".imgclf-engine-check-"
+
+
+def is_visibility_marker(path: str | os.PathLike) -> bool:
+    """True for a node-visibility check file (`VISIBILITY_MARKER`): a stage ignores it when it
+    decides whether an output folder is empty, and clears it with the folder."""
+    return Path(path).name.startswith(VISIBILITY_MARKER)

@@ -77,6 +77,7 @@ from imgclf.clean.verify import ImageRecord, Unreadable, inspect_file
 from imgclf.config import CleanConfig
 from imgclf.engine import Executor, make_executor
 from imgclf.errors import DataError
+from imgclf.fsutil import is_visibility_marker
 from imgclf.inputs import ImageEntry, class_folders, is_presplit, list_images
 from imgclf.records.clean import CleanReport
 from imgclf.records.decisions import DB_FILES, REASON_MANUAL, Decision, database_path, read_decisions
@@ -141,7 +142,9 @@ def _prepare_out(src: Path, out: Path) -> None:
             raise DataError(f"output {out} exists and is not a folder")
         keep = {reports / n for n in DB_FILES} | {marker}  # review decisions: never deleted
         present = [p for p in out.iterdir() if p != reports] + (list(reports.iterdir()) if reports.is_dir() else [])
-        others = [p for p in present if p not in keep]
+        for stale in [p for p in present if is_visibility_marker(p)]:
+            stale.unlink()  # left by a check of a command whose driver or head died
+        others = [p for p in present if p not in keep and not is_visibility_marker(p)]
         if others and not (CleanReport.path(out).is_file() or marker.is_file()):
             raise DataError(
                 f"output folder {out} is not empty and is not a previous clean output",

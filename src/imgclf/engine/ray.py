@@ -39,6 +39,7 @@ import contextlib
 import logging
 import os
 import socket
+import threading
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -49,7 +50,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from imgclf import __version__
+from imgclf.engine.head import auth_for, auth_hint, watch_head
 from imgclf.errors import DataError, EngineError
+from imgclf.fsutil import VISIBILITY_MARKER
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -149,6 +152,8 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> tuple
     if target is None or _host_port(target)[0] in _LOOPBACK:
         # one machine: every Ray process on loopback (read by Ray when it is imported)
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    if target is not None:
+        auth_for(_host_port(target)[0], _LOOPBACK)  # read by Ray when it connects
     ray = import_ray()
     if ray.is_initialized():
         return ray, False
@@ -163,7 +168,8 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> tuple
         where = target or "this machine"
         raise EngineError(
             f"cannot connect to the Ray cluster at {where}: {' '.join(str(exc).split())[:200]}",
-            "check the cluster (`ray status`) and that it runs the same Ray and Python versions, or use --engine local",
+            "check the cluster (`ray status`) and that it runs the same Ray and Python versions, or use --engine local"
+            + (auth_hint() if target is not None else ""),
         ) from None
     return ray, True
 
@@ -269,6 +275,7 @@ class RayExecutor:
     started: bool = field(default=False, init=False)
     cwd: str = field(default_factory=os.getcwd, init=False)
     _ray: Any = field(default=None, init=False, repr=False)
+    _watch: threading.Event | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.block_size is not None and self.block_size < 1:
@@ -279,6 +286,9 @@ class RayExecutor:
             raise ValueError(f"threads must be >= 1, received threads={self.threads}")
         self._ray, self.started = connect(self.address)
         self.workers = max(1, int(self._ray.cluster_resources().get("CPU", 1)))
+        target = resolve_address(self.address)
+        if self.started and target is not None:  # a head elsewhere: say it in one line if it is lost
+            self._watch = watch_head(target, *_host_port(target))
 
     def __enter__(self) -> RayExecutor:
         return self
@@ -288,6 +298,9 @@ class RayExecutor:
 
     def close(self) -> None:
         """Disconnects from the cluster if this executor connected (stops a Ray it started)."""
+        if self._watch is not None:
+            self._watch.set()
+            self._watch = None
         if self.started and self._ray.is_initialized():
             self._ray.shutdown()
         self.started = False
@@ -450,7 +463,7 @@ def _overlap(a: Path, b: Path) -> bool:
 def _marker(folder: Path) -> str:
     """Creates `folder` (and parents) and a marker file in it that every node must see."""
     folder.mkdir(parents=True, exist_ok=True)
-    marker = folder / f".imgclf-engine-check-{uuid.uuid4().hex}"
+    marker = folder / f"{VISIBILITY_MARKER}{uuid.uuid4().hex}"
     marker.write_text("visible\n", encoding="utf-8")
     return str(marker)
 

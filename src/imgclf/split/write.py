@@ -16,7 +16,7 @@ from pathlib import Path
 from imgclf.clean.similarity import write_source_record
 from imgclf.config import SplitConfig
 from imgclf.errors import DataError
-from imgclf.fsutil import tmp_path_for
+from imgclf.fsutil import is_visibility_marker, tmp_path_for
 from imgclf.records.prepare import PrepareRecord
 from imgclf.records.split import (
     DetectorSettings,
@@ -53,6 +53,8 @@ def prepare_output(src: Path, out: Path) -> None:
     if ro == rs or rs in ro.parents or ro in rs.parents:
         raise DataError(f"output folder {out} must not be the input folder {src}, inside it, or contain it")
     marker = out / "_reports" / IN_PROGRESS
+    for stale in [p for p in out.iterdir() if is_visibility_marker(p)] if out.is_dir() else []:
+        stale.unlink()  # left by a check of a command whose driver or head died
     if out.exists() and any(out.iterdir()):
         if not (SplitReport.path(out).is_file() or marker.is_file()):
             raise DataError(
