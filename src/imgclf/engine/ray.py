@@ -161,6 +161,9 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> tuple
         _check_reachable(target)
     try:
         if target is None:
+            # a Ray of this command only, on loopback, with token authentication on: Ray's line
+            # announcing it (how to opt out) is not for imgclf's user
+            logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
             ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING)
         else:
             ray.init(address=target, logging_level=logging.WARNING)
