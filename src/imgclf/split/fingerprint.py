@@ -16,7 +16,7 @@ from imgclf.clean.similarity.held import HeldSignature
 from imgclf.errors import ImageError
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SplitItem:
     """One input file of `split` (an item of the map).
 
@@ -36,7 +36,7 @@ class SplitItem:
     subset: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SplitFile:
     """The map's record of one file.
 
