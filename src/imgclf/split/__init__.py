@@ -239,6 +239,7 @@ def split_folder(
         plan = plan_split(records, cfg, sources=sources, provenance=provenance, find_pairs=find_pairs)
         more = f" ({plan.source_pairs} more before the crop)" if plan.source_files else ""
         advance(status=f"{len(plan.pairs)} pairs{more}")
+    del records, held, find_pairs  # the plan has what it needs: the cluster may free the signatures
     linked = write_split(plan, cfg, src, out, presplit=presplit, prepared=PrepareRecord.load_optional(src))
     summary(_summary_line(plan, out, provenance is not None))
     rels = plan.rels

@@ -21,6 +21,10 @@ position) instead. `HeldSignatures.find_duplicate_pairs(positions)` then runs th
 5. with `flips`, stages 1 and 2 again with the mirrored codes and thumbnails, leaving out the
    pairs found so far; `pairs.join_pairs` puts the parts together.
 
+`HeldSignatures.with_rows(rows)` puts other signatures in place of some held ones, on the
+cluster (`split`'s second search, with the input's source signatures in place of the cropped
+files' own: `imgclf.split.search`).
+
 Every step is the local step on the same rows in the same order, so the answer is the local
 answer (tested on a two-node cluster). When the live positions are not increasing, the rows are
 fetched to the driver and searched there (never the case for `clean`: its reduce sorts by path).
