@@ -5,10 +5,10 @@ deterministic: the records are put in listing order (`SplitItem.index`) whatever
 arrive in. It joins the verified duplicate pairs (`imgclf.clean.similarity.find_duplicate_pairs`,
 through a `imgclf.split.search.FindPairs`: on the signatures the records carry, or where a Ray
 cluster holds them; again between the pictures before `prepare`'s center crop where the input
-recorded them) and the provenance
-links into groups, assigns whole groups (`imgclf.split.assign.assign_splits`), checks the
-assignment again against every pair and link (`imgclf.split.check.cross_split_pairs`; a leak is
-a `DataError` with `check_leaks`), and names every placed file's destination.
+recorded them) and the provenance links into groups, assigns whole groups
+(`imgclf.split.assign.assign_splits`), checks the assignment again against every pair and link
+(`imgclf.split.check.cross_split_pairs`; a leak is a `DataError` with `check_leaks`), and names
+every placed file's destination.
 """
 
 from __future__ import annotations
