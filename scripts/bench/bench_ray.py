@@ -18,12 +18,18 @@ temporary folder), the numbers docs/scale.md turns into a cost model. Parts:
   `hamming.hamming_pairs` in one process (same pairs, both times), or the distributed search
   alone (`--no-local`): wall time, the driver's peak memory, the workers' peak memory.
 
+- `split-memory`: the bytes per image `split`'s driver holds (`tracemalloc`): the listing, the
+  map's records on the cluster with their signatures (what `split --engine ray` received before
+  it kept them on the cluster) and with the signatures held (`Kept(hold_signatures)`, what it
+  receives now), and the peak of a whole `split --engine ray` of the code on PYTHONPATH.
+
 Each measurement runs in a process of its own, so one's memory is not another's.
 
     .venv/bin/python scripts/bench/bench_ray.py stages --data /tmp/fmnist --work /tmp/bench
     .venv/bin/python scripts/bench/bench_ray.py hashes --n 2000000
     .venv/bin/python scripts/bench/bench_ray.py hashes --n 10000000 --no-local
     .venv/bin/python scripts/bench/bench_ray.py memory --data /tmp/fmnist --work /tmp/bench --n 21000
+    .venv/bin/python scripts/bench/bench_ray.py split-memory --data /tmp/fmnist --work /tmp/bench --n 7000
 """
 
 from __future__ import annotations
@@ -317,6 +323,75 @@ def driver_memory(args: argparse.Namespace) -> None:
     )
 
 
+def _split_stage_peak(src: Path, out: Path, address: str) -> tuple[dict, int]:
+    """`split_folder(src, out)` on the cluster: its counts, and the most bytes its driver held
+    at once above what it held before (`tracemalloc`'s peak: listing, records, search, plan)."""
+    import gc
+    import tracemalloc
+
+    from imgclf.config import SplitConfig
+    from imgclf.engine.ray import RayExecutor
+    from imgclf.split import split_folder
+
+    shutil.rmtree(out, ignore_errors=True)
+    with RayExecutor(address) as ex:
+        split_folder(src, out.with_name(out.name + "-warm"), SplitConfig(), executor=ex)  # Ray's one-time costs
+        gc.collect()
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        done = split_folder(src, out, SplitConfig(), executor=ex)
+        peak = tracemalloc.get_traced_memory()[1] - base
+    return done.counts, peak
+
+
+def split_memory(args: argparse.Namespace) -> None:
+    """Bytes per image `split`'s driver holds: the listing (entries and the map's items), the
+    map's records on the cluster -- with their signatures (what `split --engine ray` received
+    before the signatures were held) and with the signatures held (`Kept(hold_signatures)`,
+    what it receives now) -- and the peak of a whole `split --engine ray` (the code on
+    PYTHONPATH: run it on two checkouts to compare them). Each Ray map after a first small one,
+    so that Ray's one-time allocations are not counted per image."""
+    import tracemalloc
+
+    from imgclf.clean.similarity.held import hold_signatures
+    from imgclf.engine.ray import Kept, RayExecutor
+    from imgclf.inputs import list_images
+    from imgclf.split import SplitItem, fingerprint_file
+
+    work = Path(args.work)
+    src = subset(Path(args.data), work / f"fm{args.n}", args.n // 10)
+
+    def listing() -> list:
+        entries = list(list_images(src, layout="classes").entries)
+        return [SplitItem(k, e.path, e.rel, str(e.label), e.subset) for k, e in enumerate(entries)]
+
+    tracemalloc.start()
+    items, listing_b = _traced(listing)
+    with two_nodes() as cluster, RayExecutor(cluster.address) as ex:
+        list(ex.map(fingerprint_file, items[:512]))
+        signed, signed_b = _traced(lambda: list(ex.map(fingerprint_file, items)))
+        assert all(r.signature is not None and not hasattr(r.signature, "position") for r in signed)
+        del signed
+        list(ex.map(fingerprint_file, items[:512], keep=Kept(hold_signatures)))
+        held, held_b = _traced(lambda: list(ex.map(fingerprint_file, items, keep=Kept(hold_signatures))))
+        assert all(hasattr(r.signature, "position") for r in held)
+        del held
+        counts, peak = _split_stage_peak(src, work / f"split{args.n}", cluster.address)
+    n = len(items)
+    print(
+        json.dumps(
+            {
+                "images": n,
+                "listing_b": round(listing_b / n),
+                "records_signatures_b": round(signed_b / n),
+                "records_held_b": round(held_b / n),
+                "split_peak_b": round(peak / n),
+                "split_totals": {s: sum(c.values()) for s, c in counts.items()},
+            }
+        )
+    )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="part", required=True)
@@ -336,6 +411,10 @@ def main() -> int:
     m.add_argument("--data", required=True)
     m.add_argument("--work", required=True)
     m.add_argument("--n", type=int, default=7_000, help="images (the first n / 10 of each class)")
+    sm = sub.add_parser("split-memory")
+    sm.add_argument("--data", required=True)
+    sm.add_argument("--work", required=True, help="the subset and the split outputs go here")
+    sm.add_argument("--n", type=int, default=7_000, help="images (the first n / 10 of each class)")
     args = ap.parse_args()
     if args.part == "hashes":
         hashes(args)
@@ -344,6 +423,8 @@ def main() -> int:
         print(json.dumps(run(args.n, args.radius)))
     elif args.part == "stages":
         stages(args)
+    elif args.part == "split-memory":
+        split_memory(args)
     else:
         driver_memory(args)
     return 0

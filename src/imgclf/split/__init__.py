@@ -38,6 +38,10 @@ Same input and seed give identical output.
 Layout (map -> reduce -> apply, docs/architecture.md):
 - `imgclf.split.fingerprint`: the map, `fingerprint_file(item) -> SplitFile` -- the detector's
   signature of one file;
+- `imgclf.split.search`: the map run on an executor (`fingerprint_files`; on a Ray cluster the
+  signatures stay in the object store of the nodes that made them and the records carry
+  `HeldSignature`s) and the reduce's near-duplicate search (`FindPairs`: `local_pairs` over the
+  records' signatures, `held_pairs` where the cluster holds them, `imgclf.clean.similarity.held`);
 - `imgclf.split.plan`: the reduce, `plan_split(records, cfg, sources=, provenance=) ->
   SplitPlan` -- pairs, groups, assignment (`imgclf.split.assign`: `assign_splits`,
   `largest_remainder`), leak check (`imgclf.split.check`: `cross_split_pairs`,
@@ -69,12 +73,14 @@ from imgclf.split.assign import DROPPED, SPLITS, assign_splits, largest_remainde
 from imgclf.split.check import cross_split_pairs, links_to_test, raise_on_leaks
 from imgclf.split.fingerprint import SplitFile, SplitItem, fingerprint_file
 from imgclf.split.plan import SplitPlan, plan_split, split_ratios
+from imgclf.split.search import FindPairs, fingerprint_files, held_pairs, local_pairs
 from imgclf.split.write import write_split
 from imgclf.ui import progress, summary
 
 __all__ = [
     "DROPPED",
     "SPLITS",
+    "FindPairs",
     "SplitFile",
     "SplitItem",
     "SplitPlan",
@@ -82,8 +88,11 @@ __all__ = [
     "assign_splits",
     "cross_split_pairs",
     "fingerprint_file",
+    "fingerprint_files",
+    "held_pairs",
     "largest_remainder",
     "links_to_test",
+    "local_pairs",
     "plan_split",
     "raise_on_leaks",
     "split_folder",
@@ -163,16 +172,6 @@ def _check_input(src: Path, presplit: bool, keep_test: bool) -> None:
         )
 
 
-def _fingerprints(items: list[SplitItem], executor: Executor) -> list[SplitFile]:
-    """Runs the map (`fingerprint_file`) over `items` on `executor`, with a progress bar."""
-    records = []
-    with progress("split: fingerprint", total=len(items)) as advance:
-        for rec in executor.map(fingerprint_file, items):
-            records.append(rec)
-            advance()
-    return records
-
-
 def _summary_line(plan: SplitPlan, out: Path, provenance: bool) -> str:
     """The line `split` prints when it is done."""
     totals = plan.totals
@@ -211,7 +210,8 @@ def split_folder(
             `check_leaks`, `link` ("hardlink" | "copy"), `radius`, `max_residual`, `flips`
             (the verified detector, as `clean`), `provenance`.
         executor: Executor or None, default None. Runs the per-file map (`imgclf.engine`);
-            None = `make_executor("local")`.
+            None = `make_executor("local")`. On a Ray executor the signatures stay on the
+            cluster and the near-duplicate search runs there (`imgclf.split.search`).
 
     Returns:
         SplitSummary.
@@ -230,13 +230,16 @@ def split_folder(
     split_ratios(cfg)  # a bad config fails before any file is read
     entries = list_images(src, layout="classes").entries
     items = [SplitItem(k, e.path, e.rel, str(e.label), e.subset) for k, e in enumerate(entries)]
-    records = _fingerprints(items, executor or make_executor("local"))
+    records, held = fingerprint_files(items, executor or make_executor("local"))
+    del entries, items  # the records carry the items (copies of them, from a Ray cluster)
     sources = read_source_record(src)
     provenance = stage_provenance(src) if cfg.provenance else None
+    find_pairs = held_pairs(held, cfg) if held is not None else None
     with progress("split: near-duplicate search", total=None) as advance:
-        plan = plan_split(records, cfg, sources=sources, provenance=provenance)
+        plan = plan_split(records, cfg, sources=sources, provenance=provenance, find_pairs=find_pairs)
         more = f" ({plan.source_pairs} more before the crop)" if plan.source_files else ""
         advance(status=f"{len(plan.pairs)} pairs{more}")
+    del records, held, find_pairs  # the plan has what it needs: the cluster may free the signatures
     linked = write_split(plan, cfg, src, out, presplit=presplit, prepared=PrepareRecord.load_optional(src))
     summary(_summary_line(plan, out, provenance is not None))
     rels = plan.rels

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imgclf.clean.similarity import Signature, file_signature
+from imgclf.clean.similarity.held import HeldSignature
 from imgclf.errors import ImageError
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SplitItem:
     """One input file of `split` (an item of the map).
 
@@ -35,19 +36,21 @@ class SplitItem:
     subset: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SplitFile:
     """The map's record of one file.
 
     Attributes:
         item: SplitItem. The file.
-        signature: Signature or None. The detector's signature; None when the file cannot be
-            decoded (`reason`, `detail` say why).
+        signature: Signature, HeldSignature or None. The detector's signature; None when the
+            file cannot be decoded (`reason`, `detail` say why). On a Ray cluster the driver
+            receives a `HeldSignature` in its place: the signature stays in the object store of
+            the node that made it (`imgclf.split.search.fingerprint_files`).
         reason, detail: str. `imgclf.errors.ImageError`'s, else "".
     """
 
     item: SplitItem
-    signature: Signature | None
+    signature: Signature | HeldSignature | None
     reason: str = ""
     detail: str = ""
 

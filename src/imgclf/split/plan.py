@@ -1,12 +1,14 @@
 """split's reduce: from the map's records to a plan -- groups, assignment, leak check, destinations.
 
-`plan_split(records, cfg, sources=..., provenance=...)` is pure (no I/O) and deterministic: the
-records are put in listing order (`SplitItem.index`) whatever order they arrive in. It joins
-the verified duplicate pairs (`imgclf.clean.similarity.find_duplicate_pairs`; again between
-the pictures before `prepare`'s center crop where the input recorded them) and the provenance
-links into groups, assigns whole groups (`imgclf.split.assign.assign_splits`), checks the
-assignment again against every pair and link (`imgclf.split.check.cross_split_pairs`; a leak is
-a `DataError` with `check_leaks`), and names every placed file's destination.
+`plan_split(records, cfg, sources=..., provenance=..., find_pairs=...)` is pure (no I/O) and
+deterministic: the records are put in listing order (`SplitItem.index`) whatever order they
+arrive in. It joins the verified duplicate pairs (`imgclf.clean.similarity.find_duplicate_pairs`,
+through a `imgclf.split.search.FindPairs`: on the signatures the records carry, or where a Ray
+cluster holds them; again between the pictures before `prepare`'s center crop where the input
+recorded them) and the provenance links into groups, assigns whole groups
+(`imgclf.split.assign.assign_splits`), checks the assignment again against every pair and link
+(`imgclf.split.check.cross_split_pairs`; a leak is a `DataError` with `check_leaks`), and names
+every placed file's destination.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 
 from imgclf.clean.groups import duplicate_groups
 from imgclf.clean.provenance import group_ids
-from imgclf.clean.similarity import DuplicatePairs, Signatures, find_duplicate_pairs, source_view, stack, union_pairs
+from imgclf.clean.similarity import DuplicatePairs, Signatures, union_pairs
 from imgclf.config import SplitConfig
 from imgclf.errors import ConfigError, DataError
 from imgclf.records.provenance import ProvenanceEntry
@@ -28,6 +30,7 @@ from imgclf.records.split import SplitRow
 from imgclf.split.assign import DROPPED, SPLITS, assign_splits
 from imgclf.split.check import cross_split_pairs, links_to_test, raise_on_leaks
 from imgclf.split.fingerprint import SplitFile, SplitItem
+from imgclf.split.search import FindPairs, local_pairs
 
 
 def split_ratios(cfg: SplitConfig) -> tuple[float, float, float]:
@@ -109,32 +112,28 @@ class SplitPlan:
         return dict(sorted(Counter(self.pairs.kind.tolist()).items()))
 
 
-def _ordered(records: Iterable[SplitFile]) -> tuple[list[SplitItem], Signatures]:
-    """The records in listing order, their signatures stacked; `DataError` for an unreadable file."""
+def _ordered(records: Iterable[SplitFile]) -> list[SplitFile]:
+    """The records in listing order; `DataError` for an unreadable file."""
     recs = sorted(records, key=lambda r: r.item.index)
     for r in recs:
         if r.signature is None:
             raise DataError(
                 f"cannot read {r.item.path}: {r.reason} ({r.detail})", "run `imgclf clean` on the raw data first"
             )
-    return [r.item for r in recs], stack([r.signature for r in recs if r.signature is not None])
+    return recs
 
 
 def _search(
-    sigs: Signatures, rels: list[str], sources: Mapping[str, Signatures], cfg: SplitConfig
+    records: list[SplitFile], sources: Mapping[str, Signatures], find_pairs: FindPairs
 ) -> tuple[DuplicatePairs, int]:
     """Verified pairs of the files, and of their sources before the crop; how many the second search added."""
-
-    def search(s: Signatures) -> DuplicatePairs:
-        return find_duplicate_pairs(s, radius=cfg.radius, max_residual=cfg.max_residual, flips=cfg.flips)
-
-    pairs = search(sigs)
+    pairs = find_pairs(records, {})
     # the pictures before `prepare`'s center crop (its source signatures): a photo and its
     # letterboxed copy are one picture there, two different squares here
-    view = source_view(rels, sigs, sources)
-    if view is None:
+    view = {r.item.rel: sources[r.item.rel] for r in records if r.item.rel in sources}
+    if not view:
         return pairs, 0
-    both = union_pairs(pairs, search(view))
+    both = union_pairs(pairs, find_pairs(records, view))
     return both, len(both) - len(pairs)
 
 
@@ -197,6 +196,7 @@ def plan_split(
     *,
     sources: Mapping[str, Signatures] | None = None,
     provenance: tuple[Mapping[str, ProvenanceEntry], str] | None = None,
+    find_pairs: FindPairs | None = None,
 ) -> SplitPlan:
     """split's reduce: groups, assignment, leak check and destinations from the map's records.
 
@@ -208,6 +208,10 @@ def plan_split(
             signatures (`imgclf.clean.similarity.read_source_record`).
         provenance: `(entries, origin)` or None. The input's provenance
             (`imgclf.clean.provenance.stage_provenance`); ignored when `cfg.provenance` is False.
+        find_pairs: FindPairs or None, default None. The near-duplicate search
+            (`imgclf.split.search`); None = `local_pairs(cfg)`, over the signatures the records
+            carry. `held_pairs` searches where a Ray cluster holds them (records carrying
+            `HeldSignature`s); both give the same pairs.
 
     Returns:
         SplitPlan. The same records (in any order) and config give the same plan.
@@ -218,10 +222,11 @@ def plan_split(
             provenance group across splits.
         ConfigError: `keep_test` with zero train + val ratios.
     """
-    items, sigs = _ordered(records)
+    recs = _ordered(records)
     sources = sources or {}
+    pairs, source_pairs = _search(recs, sources, find_pairs or local_pairs(cfg))
+    items = [r.item for r in recs]
     rels = [it.rel for it in items]
-    pairs, source_pairs = _search(sigs, rels, sources, cfg)
     plan = SplitPlan(items, split_ratios(cfg), [], pairs, source_pairs, sum(1 for r in rels if r in sources))
     prov = provenance if cfg.provenance else None
     prov_ids = group_ids(rels, prov[0]) if prov is not None else None

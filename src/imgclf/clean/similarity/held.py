@@ -21,6 +21,10 @@ position) instead. `HeldSignatures.find_duplicate_pairs(positions)` then runs th
 5. with `flips`, stages 1 and 2 again with the mirrored codes and thumbnails, leaving out the
    pairs found so far; `pairs.join_pairs` puts the parts together.
 
+`HeldSignatures.with_rows(rows)` puts other signatures in place of some held ones, on the
+cluster (`split`'s second search, with the input's source signatures in place of the cropped
+files' own: `imgclf.split.search`).
+
 Every step is the local step on the same rows in the same order, so the answer is the local
 answer (tested on a two-node cluster). When the live positions are not increasing, the rows are
 fetched to the driver and searched there (never the case for `clean`: its reduce sorts by path).
@@ -30,7 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,6 +113,19 @@ def hold_signatures(records: list[Any], start: int) -> tuple[list[Any], Signatur
         else:
             light.append(r)
     return light, SignatureBlock(np.asarray(pos, np.int64), stack(sigs))
+
+
+def _replace_rows(block: SignatureBlock, positions: np.ndarray, rows: Signatures) -> SignatureBlock:
+    """`block` with the signatures at `positions` (increasing, held in it) replaced by `rows`, in order."""
+    if not np.isin(positions, block.positions).all():
+        raise ValueError(
+            f"positions {positions[~np.isin(positions, block.positions)][:5].tolist()} have no held signature"
+        )
+    at = np.searchsorted(block.positions, positions)
+    arrays = {f.name: getattr(block.signatures, f.name).copy() for f in dataclasses.fields(block.signatures)}
+    for name, values in arrays.items():
+        values[at] = getattr(rows, name)
+    return SignatureBlock(block.positions, Signatures(**arrays))
 
 
 def _pairs(i: np.ndarray, j: np.ndarray) -> np.ndarray:
@@ -258,6 +275,38 @@ class HeldSignatures:
             for k in np.flatnonzero(owner == b).tolist():
                 out[k] = block.signatures.take([int(np.searchsorted(block.positions, want[k]))])
         return out
+
+    def with_rows(self, rows: Mapping[int, Signatures]) -> HeldSignatures:
+        """These signatures with the ones at some positions replaced, still held by the cluster.
+
+        `split` searches a second time with the input's source signatures (the pictures before
+        `prepare`'s center crop) in place of the cropped files' own
+        (`imgclf.clean.similarity.source_view`, here on the held rows): each block holding a
+        replaced position becomes a task's block with those rows replaced, the others stay.
+
+        Args:
+            rows: mapping position -> Signatures of length 1. Positions that have a signature.
+
+        Returns:
+            HeldSignatures with the same positions; the replaced blocks are made from their
+            task's lineage again if their node is lost.
+
+        Raises:
+            ValueError (from the task, when the new blocks are used): a position without a
+                held signature.
+        """
+        if not rows:
+            return self
+        from imgclf.engine.ray import import_ray
+
+        task = import_ray().remote(_replace_rows).options(max_retries=self.max_retries)
+        pos = np.asarray(sorted(rows), np.int64)
+        owner = self._owner(pos)
+        refs = list(self.refs)
+        for b in np.unique(owner).tolist():
+            at = pos[owner == b]
+            refs[b] = task.remote(self.refs[b], at, Signatures.concat([rows[int(p)] for p in at]))
+        return HeldSignatures(refs, list(self.starts), self.max_retries)
 
     def find_duplicate_pairs(self, positions: Sequence[int], params: DetectorParams) -> DuplicatePairs:
         """`detect.find_duplicate_pairs` of the signatures at `positions`, on the cluster.

@@ -1,0 +1,115 @@
+"""split's near-duplicate search: on the driver, or where a Ray cluster holds the signatures.
+
+The reduce (`imgclf.split.plan.plan_split`) asks a `FindPairs` for the verified pairs among
+the records (in listing order), twice when the input recorded source signatures: once for the
+files as they are, once with the source signatures in place of the cropped files' own.
+
+- `local_pairs(cfg)`: the records carry their `Signature`s (the local engine); they are
+  stacked and searched here (`imgclf.clean.similarity.find_duplicate_pairs`).
+- `held_pairs(held, cfg)`: with `--engine ray` the map keeps each block's signatures in the
+  object store of the node that made them (`fingerprint_files` with
+  `imgclf.clean.similarity.held.hold_signatures`) and the records carry `HeldSignature`s; the
+  search runs there (`HeldSignatures.find_duplicate_pairs`), and the source signatures are put
+  in place of the held ones there too (`HeldSignatures.with_rows`). The driver sends the
+  positions and receives digests and pairs, never a signature.
+
+Both give the same pairs for the same records (the held detector is the local one, step for
+step, on the same rows in the same order).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, cast
+
+from imgclf.clean.similarity import DuplicatePairs, Signature, find_duplicate_pairs, source_view, stack
+from imgclf.clean.similarity.held import HeldSignature, HeldSignatures, hold_signatures
+from imgclf.clean.similarity.params import DetectorParams
+from imgclf.config import SplitConfig
+from imgclf.engine import Executor
+from imgclf.records.signatures import Signatures
+from imgclf.split.fingerprint import SplitFile, SplitItem, fingerprint_file
+from imgclf.ui import progress
+
+#: The detector over the records (every one with a signature, in listing order):
+#: `find_pairs(records, view)` -> the verified pairs among them, index k = `records[k]`. `view`
+#: maps an input-relative name to the signature searched in place of that file's own (the
+#: input's source signatures, only names of `records`); empty = the files as they are.
+FindPairs = Callable[[list[SplitFile], Mapping[str, Signatures]], DuplicatePairs]
+
+
+def _settings(cfg: SplitConfig) -> DetectorParams:
+    """The detector's settings of `cfg`."""
+    return DetectorParams(radius=cfg.radius, max_residual=cfg.max_residual, flips=cfg.flips)
+
+
+def local_pairs(cfg: SplitConfig) -> FindPairs:
+    """The search over signatures the records carry, in this process.
+
+    Args:
+        cfg: SplitConfig. `radius`, `max_residual`, `flips`.
+
+    Returns:
+        FindPairs. `find_duplicate_pairs` of the records' stacked signatures (`source_view`
+        of them for a view).
+    """
+
+    def find(records: list[SplitFile], view: Mapping[str, Signatures]) -> DuplicatePairs:
+        sigs = stack([cast(Signature, r.signature) for r in records])
+        if view:
+            sigs = cast(Signatures, source_view([r.item.rel for r in records], sigs, view))
+        return find_duplicate_pairs(sigs, radius=cfg.radius, max_residual=cfg.max_residual, flips=cfg.flips)
+
+    return find
+
+
+def held_pairs(held: HeldSignatures, cfg: SplitConfig) -> FindPairs:
+    """The search where a Ray cluster holds the records' signatures.
+
+    Args:
+        held: HeldSignatures. Where the map kept the signatures (`fingerprint_files`).
+        cfg: SplitConfig. `radius`, `max_residual`, `flips`.
+
+    Returns:
+        FindPairs over records carrying `HeldSignature`s: `HeldSignatures.find_duplicate_pairs`
+        of their positions, with the view's signatures put in place on the cluster
+        (`HeldSignatures.with_rows`).
+    """
+    params = _settings(cfg)
+
+    def find(records: list[SplitFile], view: Mapping[str, Signatures]) -> DuplicatePairs:
+        positions = [cast(HeldSignature, r.signature).position for r in records]
+        rows = {p: view[r.item.rel] for p, r in zip(positions, records) if r.item.rel in view}
+        return held.with_rows(rows).find_duplicate_pairs(positions, params)
+
+    return find
+
+
+def fingerprint_files(items: list[SplitItem], executor: Executor) -> tuple[list[SplitFile], HeldSignatures | None]:
+    """split's map (`fingerprint_file`) over `items` on `executor`, with a progress bar.
+
+    On a Ray executor the signatures stay where they are made
+    (`imgclf.engine.ray.Kept(hold_signatures)`): the records carry `HeldSignature`s.
+
+    Args:
+        items: list of SplitItem, `items[k].index == k`.
+        executor: Executor (`imgclf.engine`).
+
+    Returns:
+        tuple `(records, held)`: one SplitFile per item, in item order; where the cluster holds
+        their signatures (None on any other engine: the records carry them).
+    """
+    keep = None
+    if executor.name == "ray":
+        from imgclf.engine.ray import Kept
+
+        keep = Kept(hold_signatures)
+    results = (
+        cast(Any, executor).map(fingerprint_file, items, keep=keep) if keep else executor.map(fingerprint_file, items)
+    )
+    records = []
+    with progress("split: fingerprint", total=len(items)) as advance:
+        for rec in results:
+            records.append(rec)
+            advance()
+    return records, HeldSignatures(keep.refs, keep.starts) if keep else None
