@@ -23,14 +23,15 @@ class SplitItem:
     Attributes:
         index: int. Position in the input's listing (`imgclf.inputs.list_images`): the order
             the reduce puts the files in.
-        path: Path. The file.
+        path: str or Path. The file (`split_folder` gives a str: lighter in memory, for
+            millions of files).
         rel: str. Path relative to the input folder, "/"-separated.
         label: str. Its class.
         subset: str or None. `"train"`, `"val"` or `"test"` in a pre-split input, else None.
     """
 
     index: int
-    path: Path
+    path: str | Path
     rel: str
     label: str
     subset: str | None = None

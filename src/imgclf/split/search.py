@@ -20,6 +20,7 @@ step, on the same rows in the same order).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any, cast
 
 from imgclf.clean.similarity import DuplicatePairs, Signature, find_duplicate_pairs, source_view, stack
@@ -110,6 +111,8 @@ def fingerprint_files(items: list[SplitItem], executor: Executor) -> tuple[list[
     records = []
     with progress("split: fingerprint", total=len(items)) as advance:
         for rec in results:
-            records.append(rec)
+            # the driver's own item in place of the copy that came back with the record (from a
+            # Ray cluster each record carries a copy of its item: twice the memory)
+            records.append(rec if rec.item is items[rec.item.index] else replace(rec, item=items[rec.item.index]))
             advance()
     return records, HeldSignatures(keep.refs, keep.starts) if keep else None
