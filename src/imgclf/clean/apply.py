@@ -52,6 +52,10 @@ def copy_files(plan: CleanPlan, src: Path, out: Path, executor: Executor) -> int
     return len(jobs)
 
 
+#: Rows turned into Python objects at a time (sort keys, CSV rows).
+_CHUNK = 4096
+
+
 def _by_file(table: RecordTable) -> np.ndarray:
     """Rows of the readable images in the order of their paths as strings (`ImageTable`'s order),
     sorted as a fixed-width array (bytes when every path is ASCII, else code points)."""
@@ -60,9 +64,9 @@ def _by_file(table: RecordTable) -> np.ndarray:
     width = max(1, int(lengths.max())) if len(rows) else 1
     ascii_only = table.files.names.isascii() and all(d.isascii() for d in table.files.folders)
     keys = np.empty(len(rows), f"S{width}" if ascii_only else f"U{width}")
-    for a in range(0, len(rows), 65_536):
-        part = [table.rel(k) for k in rows[a : a + 65_536].tolist()]
-        keys[a : a + len(part)] = [p.encode("ascii") for p in part] if ascii_only else part
+    for a in range(0, len(rows), _CHUNK):
+        part = [table.rel(k) for k in rows[a : a + _CHUNK].tolist()]
+        keys[a : a + len(part)] = part
     return rows[np.argsort(keys, kind="stable")]
 
 
@@ -70,7 +74,8 @@ def image_rows(plan: CleanPlan) -> Iterator[ImageRow]:
     """The rows of `images.csv`, sorted by file: every readable image with its final label, group
     and status, made one at a time from the plan's columns."""
     t = plan.table
-    for k in _by_file(t).tolist():
+    order = _by_file(t)
+    for k in (k for a in range(0, len(order), _CHUNK) for k in order[a : a + _CHUNK].tolist()):
         group = int(t.group[k])
         yield ImageRow(
             file=t.rel(k),

@@ -290,8 +290,8 @@ def _set_aside(table: RecordTable, k: int) -> SetAside:
 def _sources(table: RecordTable, kept: np.ndarray, moved: Mapping[str, str]) -> dict[str, Any]:
     """Output path -> signature of the kept pictures `prepare` would crop or reduce below half."""
     out: dict[str, Any] = {}
-    for a in range(0, len(kept), 65_536):
-        rows = kept[a : a + 65_536]
+    for a in range(0, len(kept), 4096):
+        rows = kept[a : a + 4096]
         for k, w, h in zip(rows.tolist(), table.width[rows].tolist(), table.height[rows].tolist()):
             if needs_source_signature(w, h, CLEAN_SOURCE_SIZE):
                 rel = table.rel(k)
