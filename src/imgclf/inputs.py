@@ -28,7 +28,8 @@ saved to a log file named in the error's hint (docs/architecture.md). `BaseExcep
 `list_images` is the one lister of image folders: a class tree `<root>/<class>/<file>`, a
 pre-split tree `<root>/{train,val,test}/<class>/<file>`, or a loose folder. A name starting with
 `_` or `.` is never a class, a subset, or an image (docs/architecture.md: stage reports and
-set-aside files live there).
+set-aside files live there). `list_image_columns` lists a class tree the same way as columns
+(`ImageColumns`, about 30 bytes a file), for a driver that lists millions of files (`clean`).
 
 This module is on `imgclf predict`'s cold-start path: it imports no TensorFlow.
 """

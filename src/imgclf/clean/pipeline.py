@@ -42,19 +42,25 @@ every member is set aside.
 
 The stage is map -> reduce -> apply (docs/architecture.md):
 
-- list (`_list_input`): the files of the class folders, strays, empty class folders; the review
-  decisions and the input's provenance are read here too, before the output is touched;
+- list (`_list_input`): the files of the class folders as columns
+  (`imgclf.inputs.list_image_columns`: about 30 bytes a file), strays, empty class folders;
+  the review decisions and the input's provenance are read here too, before the output is touched;
 - map (`imgclf.clean.verify.inspect_file`): one read and decode per file -> an `ImageRecord`
   (size, digest, near-duplicate signature, quality scores, sha256 when there are decisions) or
-  an `Unreadable`; pure and picklable, run on an `imgclf.engine` executor; on a Ray cluster
-  the signatures stay in the object store of the nodes that made them and the reduce's
-  duplicate search runs there (`imgclf.clean.similarity.held`), so the driver holds only the
-  small records;
+  an `Unreadable`; pure and picklable, run on an `imgclf.engine` executor over items made a
+  block at a time from the columns. The records are stored on arrival as columns
+  (`imgclf.clean.table.RecordTable`, about 75 bytes an image): on a Ray cluster each block is
+  made columnar in the worker (`imgclf.clean.table.split_block`) and its signatures stay in the
+  object store of the node that made them, where the reduce's duplicate search runs
+  (`imgclf.clean.similarity.held`); with the local engine the signatures are kept in a side
+  list. The driver's peak is measured in docs/scale.md;
 - reduce (`imgclf.clean.plan.plan_clean`): quality rules, decision replay, duplicate pairs,
   groups and keepers, label conflicts, flip pairs, provenance groups, counts -> a `CleanPlan`
-  holding the typed report; pure, no I/O, the same plan whatever the order of the records;
-- apply (`imgclf.clean.apply`): copies, tables, records, report and contact sheets; then the
-  summary line.
+  holding the typed report; pure, no I/O, the same plan whatever the order of the records; it
+  works on the table's columns and makes objects only for the images in groups, the files set
+  aside and the review decisions;
+- apply (`imgclf.clean.apply`): copies (jobs made one at a time), tables (`images.csv` streamed
+  row by row from the columns), records, report and contact sheets; then the summary line.
 """
 
 from __future__ import annotations

@@ -7,7 +7,11 @@ decisions and the input's provenance entries (both read by the driver), and retu
 and why, where each kept image goes, the provenance and source-signature records to write, and
 the typed report (`imgclf.records.clean.CleanReport`). It is pure and deterministic whatever the
 order the records arrive in: they are sorted first by `path_key`, the order
-`imgclf.inputs.list_images` lists a folder in. In order:
+`imgclf.inputs.list_images` lists a folder in (`clean_folder` passes them as a
+`imgclf.clean.table.RecordTable` already in that order). It works on the table's columns
+(vectorised rules, counts and percentiles; the duplicate search on the rows still kept; groups
+over the images that have partners) and makes objects only for the few that need them: the
+images in groups, the files set aside, the review decisions. In order:
 
 1. quality: near-uniform images (grayscale std below `uniform_std`, with `reject_uniform`) and,
    with `reject_blurry`, blurry ones (variance of the Laplacian below `blur_threshold`) are set
