@@ -45,7 +45,7 @@ The stage is map -> reduce -> apply (docs/architecture.md):
 - list (`_list_input`): the files of the class folders as columns
   (`imgclf.inputs.list_image_columns`: about 30 bytes a file), strays, empty class folders;
   the review decisions and the input's provenance are read here too, before the output is touched;
-- map (`imgclf.clean.verify.inspect_file`): one read and decode per file -> an `ImageRecord`
+- map (`imgclf.clean.verify.inspect_file`, through `inspect_item`): one read and decode per file -> an `ImageRecord`
   (size, digest, near-duplicate signature, quality scores, sha256 when there are decisions) or
   an `Unreadable`; pure and picklable, run on an `imgclf.engine` executor over items made a
   block at a time from the columns. The records are stored on arrival as columns
@@ -70,7 +70,7 @@ import os
 import shutil
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -83,7 +83,7 @@ from imgclf.clean.provenance import stage_provenance
 from imgclf.clean.similarity.held import HeldSignature, HeldSignatures
 from imgclf.clean.similarity.params import DetectorParams
 from imgclf.clean.table import BLOCK, RecordTable, record_block, split_block
-from imgclf.clean.verify import ImageRecord, Unreadable, inspect_file
+from imgclf.clean.verify import ImageRecord, Unreadable, inspect_item
 from imgclf.config import CleanConfig
 from imgclf.engine import Executor, make_executor
 from imgclf.errors import DataError
@@ -195,13 +195,29 @@ def _list_input(src: Path, out: Path) -> tuple[CleanInput, ImageColumns]:
     return found, files
 
 
+class _Items(Sequence[tuple[str, str | None, str | None]]):
+    """The map's items, `(rel, label, subset)` of each file, made when asked for (a block at a time)."""
+
+    def __init__(self, files: ImageColumns) -> None:
+        self.files = files
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, k: int) -> tuple[str, str | None, str | None]:  # type: ignore[override]
+        if not 0 <= k < len(self.files):
+            raise IndexError(k)
+        return self.files.rel(k), self.files.label_of(k), self.files.subset_of(k)
+
+
 def _map(
     files: ImageColumns, cfg: CleanConfig, strays: int, sha256: bool, executor: Executor
 ) -> tuple[RecordTable, HeldSignatures | None]:
     """Runs `inspect_file` over the files on `executor`, with a progress bar, into a
     `RecordTable`. On a Ray cluster each block arrives as columns and its signatures stay where
     they are made: the second value says where (else None, the signatures in the table)."""
-    inspect = functools.partial(inspect_file, cfg=cfg, sha256=sha256)
+    inspect = functools.partial(inspect_item, root=str(files.root), cfg=cfg, sha256=sha256)
+    items = _Items(files)
     table = RecordTable.empty(files, sha256=sha256, signatures=executor.name != "ray")
     read = 0
     with progress("clean: verify + fingerprint", total=len(files)) as advance:
@@ -209,12 +225,12 @@ def _map(
             from imgclf.engine.ray import Kept
 
             keep = Kept(split_block)
-            for block in cast(Any, executor).map(inspect, files, keep=keep):
+            for block in cast(Any, executor).map(inspect, items, keep=keep):
                 table.put(block)
                 read += int(block.ok.sum())
                 advance(len(block), status=f"read {read}  unreadable {strays + block.start + len(block) - read}")
             return table, HeldSignatures(keep.refs, keep.starts)
-        _map_local(executor.map(inspect, files), table, strays, advance)
+        _map_local(executor.map(inspect, items), table, strays, advance)
     return table, None
 
 
