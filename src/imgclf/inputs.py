@@ -422,7 +422,7 @@ def _class_dirs(root: Path, presplit: bool) -> set[str]:
     return {c.name for c in _subdirs(root)}
 
 
-@dataclass
+@dataclass(eq=False)
 class ImageColumns(Sequence[ImageEntry]):
     """The files of a class tree as columns: what `list_images(root, layout="classes")` lists,
     in its order, at about 30 bytes a file (plus the name) instead of an `ImageEntry` each.

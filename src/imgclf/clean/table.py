@@ -48,7 +48,7 @@ def _digest_bytes(r: ImageRecord) -> bytes:
     return hashlib.blake2b(d.encode("utf-8", "surrogateescape"), digest_size=16).digest()
 
 
-@dataclass
+@dataclass(eq=False)
 class RecordBlock:
     """The map's records of one block, as columns (k rows, in item order).
 
@@ -144,7 +144,7 @@ def split_block(records: list[Any], start: int) -> tuple[list[RecordBlock], Sign
     return [record_block(records, start)], SignatureBlock(np.asarray(pos, np.int64), sigs)
 
 
-@dataclass
+@dataclass(eq=False)
 class RecordTable:
     """Every file of `clean`'s input as one row of columns, by position in the listing.
 
