@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from imgclf.clean.groups import STATUS_KEPT
 from imgclf.clean.similarity.held import HeldSignature, SignatureBlock
 from imgclf.clean.similarity.signatures import stack
 from imgclf.clean.verify import ImageRecord, Unreadable
@@ -31,7 +32,6 @@ from imgclf.inputs import ImageColumns
 #: Records per block when the driver makes the blocks itself (the local engine).
 BLOCK = 4096
 
-STATUS_KEPT = "kept"
 
 _DIGEST = np.dtype([("d", "S16"), ("w", "<i4"), ("h", "<i4")])
 
@@ -228,10 +228,6 @@ class RecordTable:
         self.status[k] = self.status_code(status)
         if detail or k in self.detail:
             self.detail[k] = detail
-
-    def is_status(self, status: str) -> np.ndarray:
-        """Bool mask of the rows with `status`."""
-        return self.status == self.statuses.index(status) if status in self.statuses else np.zeros(len(self), bool)
 
     def kept(self) -> np.ndarray:
         """Rows of the readable images with status `"kept"`, increasing (int64)."""
