@@ -9,9 +9,9 @@ temporary folder), the numbers docs/scale.md turns into a cost model. Parts:
   `--engine local` (threads on this machine) and `--engine ray` (the cluster), as separate
   commands, one after the other: wall time, per-image cost, Ray's overhead ratio, and that both
   engines wrote the same files.
-- `memory`: the bytes per image `clean`'s driver holds until its reduce, in-process
-  (`tracemalloc`): the listing, and the map's records with their signatures (local) or with
-  the signatures held by the cluster (ray).
+- `memory`: the peak bytes per image of the whole `clean_folder` in the driver, in-process
+  (`tracemalloc`): on the cluster (the signatures held by it) after a warm-up clean, and with
+  the local engine (the signatures on the driver).
 - `hashes`: the exact Hamming search (radius 8) of n synthetic 64-bit hashes (random, 1 % planted
   near copies of 0-10 flipped bits, a counter-based generator so that workers make their own
   blocks): `imgclf.clean.similarity.distributed.ray_hamming_pairs` on the cluster against
@@ -28,7 +28,7 @@ Each measurement runs in a process of its own, so one's memory is not another's.
     .venv/bin/python scripts/bench/bench_ray.py stages --data /tmp/fmnist --work /tmp/bench
     .venv/bin/python scripts/bench/bench_ray.py hashes --n 2000000
     .venv/bin/python scripts/bench/bench_ray.py hashes --n 10000000 --no-local
-    .venv/bin/python scripts/bench/bench_ray.py memory --data /tmp/fmnist --work /tmp/bench --n 21000
+    .venv/bin/python scripts/bench/bench_ray.py memory --data /tmp/fmnist --work /tmp/bench --n 7000 21000
     .venv/bin/python scripts/bench/bench_ray.py split-memory --data /tmp/fmnist --work /tmp/bench --n 7000
 """
 
@@ -274,53 +274,51 @@ def stages(args: argparse.Namespace) -> None:
             print(json.dumps(row), flush=True)
 
 
-def _traced(fn):
-    """`fn()`'s result and the bytes it left allocated (`tracemalloc`, after a collection)."""
+def _peak(fn):
+    """`fn()`'s result and the peak of the bytes it allocated at once (`tracemalloc` started
+    just before it, after a collection: only what `fn` allocates is counted)."""
     import gc
     import tracemalloc
 
     gc.collect()
-    before = tracemalloc.get_traced_memory()[0]
-    out = fn()
-    gc.collect()
-    return out, tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.start()
+    try:
+        out = fn()
+        return out, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
 
 
 def driver_memory(args: argparse.Namespace) -> None:
-    """Bytes per image `clean`'s driver holds: the listing, and the map's records -- with their
-    signatures (local engine) and with the signatures held by the cluster (`--engine ray`,
-    after a first small map, so that Ray's one-time allocations are not counted per image)."""
-    import functools
-    import tracemalloc
-
-    from imgclf.clean.similarity.held import hold_signatures
-    from imgclf.clean.verify import inspect_file
-    from imgclf.config import CleanConfig
+    """Peak bytes per image of the whole `clean_folder` in the driver (`tracemalloc`): on the
+    two-node cluster (`--engine ray`: the signatures held by the cluster), after a warm-up clean
+    of a small folder so that Ray's one-time allocations are not counted, and with the local
+    engine (the signatures on the driver); both outputs compared file by file."""
+    from imgclf.clean import clean_folder
     from imgclf.engine import make_executor
-    from imgclf.engine.ray import Kept, RayExecutor
-    from imgclf.inputs import list_images
+    from imgclf.engine.ray import RayExecutor
 
-    src = subset(Path(args.data), Path(args.work) / f"fm{args.n}", args.n // 10)
-    inspect = functools.partial(inspect_file, cfg=CleanConfig())
-    tracemalloc.start()
-    entries, listing = _traced(lambda: list(list_images(src, layout="classes").entries))
-    local, local_b = _traced(lambda: list(make_executor("local", 2).map(inspect, entries)))
-    del local
+    work = Path(args.work)
+    warm = subset(Path(args.data), work / "fm700", 70)
     with two_nodes() as cluster, RayExecutor(cluster.address) as ex:
-        # a first map pays Ray's one-time allocations in the driver (remote functions, clients)
-        list(ex.map(inspect, entries[:512], keep=Kept(hold_signatures)))
-        _held, held_b = _traced(lambda: list(ex.map(inspect, entries, keep=Kept(hold_signatures))))
-    n = len(entries)
-    print(
-        json.dumps(
-            {
-                "images": n,
-                "listing_b": round(listing / n),
-                "records_local_b": round(local_b / n),
-                "records_ray_b": round(held_b / n),
-            }
+        clean_folder(warm, work / "warm", executor=ex)
+        for n in args.n:
+            src = subset(Path(args.data), work / f"fm{n}", n // 10)
+            shutil.rmtree(work / f"ray{n}", ignore_errors=True)
+            _, peak = _peak(lambda: clean_folder(src, work / f"ray{n}", executor=ex))  # noqa: B023
+            print(
+                json.dumps({"images": n, "engine": "ray", "peak_mb": round(peak / 2**20, 1), "peak_b": round(peak / n)})
+            )
+    for n in args.n:
+        src = work / f"fm{n}"
+        shutil.rmtree(work / f"local{n}", ignore_errors=True)
+        _, peak = _peak(lambda: clean_folder(src, work / f"local{n}", executor=make_executor("local", 2)))  # noqa: B023
+        same = _same_tree(work / f"local{n}", work / f"ray{n}") and all(
+            (work / f"local{n}" / "_reports" / t).read_bytes() == (work / f"ray{n}" / "_reports" / t).read_bytes()
+            for t in ("images.csv", "rejects.csv")
         )
-    )
+        row = {"images": n, "engine": "local", "peak_mb": round(peak / 2**20, 1), "peak_b": round(peak / n)}
+        print(json.dumps({**row, "same_files": same}), flush=True)
 
 
 def _split_stage_peak(src: Path, out: Path, address: str) -> tuple[dict, int]:
@@ -410,7 +408,7 @@ def main() -> int:
     m = sub.add_parser("memory")
     m.add_argument("--data", required=True)
     m.add_argument("--work", required=True)
-    m.add_argument("--n", type=int, default=7_000, help="images (the first n / 10 of each class)")
+    m.add_argument("--n", type=int, nargs="+", default=[7_000, 21_000], help="images (the first n / 10 of each class)")
     sm = sub.add_parser("split-memory")
     sm.add_argument("--data", required=True)
     sm.add_argument("--work", required=True, help="the subset and the split outputs go here")

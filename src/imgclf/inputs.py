@@ -28,7 +28,8 @@ saved to a log file named in the error's hint (docs/architecture.md). `BaseExcep
 `list_images` is the one lister of image folders: a class tree `<root>/<class>/<file>`, a
 pre-split tree `<root>/{train,val,test}/<class>/<file>`, or a loose folder. A name starting with
 `_` or `.` is never a class, a subset, or an image (docs/architecture.md: stage reports and
-set-aside files live there).
+set-aside files live there). `list_image_columns` lists a class tree the same way as columns
+(`ImageColumns`, about 30 bytes a file), for a driver that lists millions of files (`clean`).
 
 This module is on `imgclf predict`'s cold-start path: it imports no TensorFlow.
 """
@@ -36,7 +37,8 @@ This module is on `imgclf predict`'s cold-start path: it imports no TensorFlow.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -418,6 +420,164 @@ def _class_dirs(root: Path, presplit: bool) -> set[str]:
     if presplit:
         return {c.name for s in _subdirs(root) for c in _subdirs(s)}
     return {c.name for c in _subdirs(root)}
+
+
+@dataclass(eq=False)
+class ImageColumns(Sequence[ImageEntry]):
+    """The files of a class tree as columns: what `list_images(root, layout="classes")` lists,
+    in its order, at about 30 bytes a file (plus the name) instead of an `ImageEntry` each.
+
+    A sequence of `ImageEntry`, each made when it is asked for (`columns[k]`), so a map over
+    millions of files makes its items a block at a time. Made by `list_image_columns` (or
+    `ImageColumns.from_rels`).
+
+    Args:
+        root: Path. The folder listed.
+        folders: tuple of str. The folders holding files, relative to `root` ("/"-separated,
+            "" for `root` itself).
+        labels: tuple of str. The class names, in order of first appearance.
+        subsets: tuple of str. The subset names (`"train"`, `"val"`, `"test"`) of a pre-split tree.
+        folder: np.ndarray of int32, shape `(n,)`. Each file's folder (index into `folders`).
+        label: np.ndarray of int32, shape `(n,)`. Each file's class (index into `labels`, -1: none).
+        subset: np.ndarray of int8, shape `(n,)`. Each file's subset (index into `subsets`, -1: none).
+        names: bytes. The file names, UTF-8 (`surrogateescape`), one after the other.
+        starts: np.ndarray of int64, shape `(n + 1,)`. Where each name starts in `names` (and ends).
+        strays: list of Path. Files outside any class folder.
+    """
+
+    root: Path
+    folders: tuple[str, ...]
+    labels: tuple[str, ...]
+    subsets: tuple[str, ...]
+    folder: np.ndarray
+    label: np.ndarray
+    subset: np.ndarray
+    names: bytes
+    starts: np.ndarray
+    strays: list[Path] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.folder)
+
+    def __getitem__(self, k: int) -> ImageEntry:  # type: ignore[override]
+        if not -len(self) <= k < len(self):
+            raise IndexError(k)
+        rel = self.rel(k)
+        return ImageEntry(self.root / rel, rel, self.label_of(k), self.subset_of(k))
+
+    def name(self, k: int) -> str:
+        """The file name of file `k`."""
+        return self.names[self.starts[k] : self.starts[k + 1]].decode("utf-8", "surrogateescape")
+
+    def rel(self, k: int) -> str:
+        """The path of file `k` relative to `root`, "/"-separated (`ImageEntry.rel`)."""
+        d = self.folders[self.folder[k]]
+        return f"{d}/{self.name(k)}" if d else self.name(k)
+
+    def label_of(self, k: int) -> str | None:
+        """The class of file `k` (None outside a class)."""
+        c = int(self.label[k])
+        return self.labels[c] if c >= 0 else None
+
+    def subset_of(self, k: int) -> str | None:
+        """The subset of file `k` in a pre-split tree, else None."""
+        c = int(self.subset[k])
+        return self.subsets[c] if c >= 0 else None
+
+    def rel_lengths(self) -> np.ndarray:
+        """The length in characters of every `rel(k)` (int64, shape `(n,)`)."""
+        folder_len = np.array([len(d) + 1 if d else 0 for d in self.folders] or [0], np.int64)
+        if self.names.isascii():
+            return np.diff(self.starts) + folder_len[self.folder]
+        return np.array([len(self.rel(k)) for k in range(len(self))], np.int64)
+
+    @classmethod
+    def from_rels(cls, root: str | os.PathLike, files: Iterable[tuple[str, str | None, str | None]]) -> ImageColumns:
+        """Columns of given files, in the order given.
+
+        Args:
+            root: path. The folder the paths are relative to.
+            files: iterable of `(rel, label, subset)`: "/"-separated path, class (or None),
+                subset (or None).
+
+        Returns:
+            ImageColumns.
+        """
+        build = _ColumnsBuilder()
+        for rel, label, subset in files:
+            folder, _, name = rel.rpartition("/")
+            build.add(folder, label, subset, [name])
+        return build.done(Path(root), [])
+
+
+class _ColumnsBuilder:
+    """Appends files folder by folder (`ImageColumns`' columns, growing)."""
+
+    def __init__(self) -> None:
+        self.codes: dict[str, dict[str | None, int]] = {"folder": {}, "label": {None: -1}, "subset": {None: -1}}
+        self.folder, self.label, self.subset = array("i"), array("i"), array("b")
+        self.names, self.starts = bytearray(), array("q", [0])
+
+    def add(self, folder: str, label: str | None, subset: str | None, names: Sequence[str]) -> None:
+        """Adds the files `names` of one folder (relative to the root), all of one class and subset."""
+        codes = [
+            self.codes[k].setdefault(v, len(self.codes[k]) - (k != "folder"))
+            for k, v in (("folder", folder), ("label", label), ("subset", subset))
+        ]
+        for name in names:
+            self.names += name.encode("utf-8", "surrogateescape")
+            self.starts.append(len(self.names))
+        self.folder.extend([codes[0]] * len(names))
+        self.label.extend([codes[1]] * len(names))
+        self.subset.extend([codes[2]] * len(names))
+
+    def done(self, root: Path, strays: list[Path]) -> ImageColumns:
+        """The columns made so far."""
+        return ImageColumns(
+            root,
+            tuple(str(k) for k in self.codes["folder"]),
+            tuple(str(k) for k in self.codes["label"] if k is not None),
+            tuple(str(k) for k in self.codes["subset"] if k is not None),
+            np.frombuffer(self.folder, np.int32) if self.folder else np.zeros(0, np.int32),
+            np.frombuffer(self.label, np.int32) if self.label else np.zeros(0, np.int32),
+            np.frombuffer(self.subset, np.int8) if self.subset else np.zeros(0, np.int8),
+            bytes(self.names),
+            np.frombuffer(self.starts, np.int64),
+            strays,
+        )
+
+
+def list_image_columns(root: str | os.PathLike) -> ImageColumns:
+    """`list_images(root, layout="classes")` as columns (`ImageColumns`), for millions of files.
+
+    The same files, labels, subsets and strays in the same order as `list_images`, without an
+    object per file: the folder is walked one folder at a time.
+
+    Args:
+        root: path. A class tree `<root>/<class>/<file>` or a pre-split tree.
+
+    Returns:
+        ImageColumns.
+
+    Raises:
+        DataError: if `root` is not a folder.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"folder not found: {root}", "check the path, or run the previous stage first")
+    presplit = is_presplit(root)
+    depth = 3 if presplit else 2
+    build, strays = _ColumnsBuilder(), []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(("_", ".")))
+        names = [fn for fn in sorted(filenames) if not fn.startswith(("_", "."))]
+        parts = Path(dirpath).relative_to(root).parts
+        if len(parts) + 1 < depth:
+            strays += [Path(dirpath) / fn for fn in names]
+        elif names:
+            label = parts[1] if presplit else parts[0]
+            build.add("/".join(parts), label, parts[0] if presplit else None, names)
+    return build.done(root, strays)
 
 
 def infer_image_size(listing: ImageListing, spec_hint: str = "") -> int:

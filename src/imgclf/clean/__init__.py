@@ -4,6 +4,8 @@ Public entry point: `clean_folder(src, out, cfg) -> CleanSummary` (see `pipeline
 the stage's map -> reduce -> apply:
 
 - `verify`: the map, `inspect_file` (one file -> `ImageRecord` or `Unreadable`);
+- `table`: the map's records as columns (`RecordTable`, blocks made by `split_block` in a Ray
+  worker or `record_block` on the driver), what the driver holds per image;
 - `plan`: the reduce, `plan_clean` (records -> `CleanPlan`, pure), with `replay` (the review
   decisions' replay rule), `groups` (duplicate groups, keeper policy) and `provenance` (scrape
   provenance groups);

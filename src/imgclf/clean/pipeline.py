@@ -42,19 +42,25 @@ every member is set aside.
 
 The stage is map -> reduce -> apply (docs/architecture.md):
 
-- list (`_list_input`): the files of the class folders, strays, empty class folders; the review
-  decisions and the input's provenance are read here too, before the output is touched;
-- map (`imgclf.clean.verify.inspect_file`): one read and decode per file -> an `ImageRecord`
+- list (`_list_input`): the files of the class folders as columns
+  (`imgclf.inputs.list_image_columns`: about 30 bytes a file), strays, empty class folders;
+  the review decisions and the input's provenance are read here too, before the output is touched;
+- map (`imgclf.clean.verify.inspect_file`, through `inspect_item`): one read and decode per file -> an `ImageRecord`
   (size, digest, near-duplicate signature, quality scores, sha256 when there are decisions) or
-  an `Unreadable`; pure and picklable, run on an `imgclf.engine` executor; on a Ray cluster
-  the signatures stay in the object store of the nodes that made them and the reduce's
-  duplicate search runs there (`imgclf.clean.similarity.held`), so the driver holds only the
-  small records;
+  an `Unreadable`; pure and picklable, run on an `imgclf.engine` executor over items made a
+  block at a time from the columns. The records are stored on arrival as columns
+  (`imgclf.clean.table.RecordTable`, about 75 bytes an image): on a Ray cluster each block is
+  made columnar in the worker (`imgclf.clean.table.split_block`) and its signatures stay in the
+  object store of the node that made them, where the reduce's duplicate search runs
+  (`imgclf.clean.similarity.held`); with the local engine the signatures are kept in a side
+  list. The driver's peak is measured in docs/scale.md;
 - reduce (`imgclf.clean.plan.plan_clean`): quality rules, decision replay, duplicate pairs,
   groups and keepers, label conflicts, flip pairs, provenance groups, counts -> a `CleanPlan`
-  holding the typed report; pure, no I/O, the same plan whatever the order of the records;
-- apply (`imgclf.clean.apply`): copies, tables, records, report and contact sheets; then the
-  summary line.
+  holding the typed report; pure, no I/O, the same plan whatever the order of the records; it
+  works on the table's columns and makes objects only for the images in groups, the files set
+  aside and the review decisions;
+- apply (`imgclf.clean.apply`): copies (jobs made one at a time), tables (`images.csv` streamed
+  row by row from the columns), records, report and contact sheets; then the summary line.
 """
 
 from __future__ import annotations
@@ -64,21 +70,25 @@ import os
 import shutil
 import time
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+import numpy as np
+
 from imgclf.clean.apply import copy_files, write_reports, write_tables
 from imgclf.clean.plan import CleanInput, CleanPlan, FindPairs, plan_clean
 from imgclf.clean.provenance import stage_provenance
-from imgclf.clean.similarity.held import HeldSignature, HeldSignatures, hold_signatures
+from imgclf.clean.similarity.held import HeldSignature, HeldSignatures
 from imgclf.clean.similarity.params import DetectorParams
-from imgclf.clean.verify import ImageRecord, Unreadable, inspect_file
+from imgclf.clean.table import BLOCK, RecordTable, record_block, split_block
+from imgclf.clean.verify import ImageRecord, Unreadable, inspect_item
 from imgclf.config import CleanConfig
 from imgclf.engine import Executor, make_executor
 from imgclf.errors import DataError
 from imgclf.fsutil import is_visibility_marker
-from imgclf.inputs import ImageEntry, class_folders, is_presplit, list_images
+from imgclf.inputs import ImageColumns, class_folders, is_presplit, list_image_columns
 from imgclf.records.clean import CleanReport
 from imgclf.records.decisions import DB_FILES, REASON_MANUAL, Decision, database_path, read_decisions
 from imgclf.records.provenance import ProvenanceEntry
@@ -163,13 +173,12 @@ def _prepare_out(src: Path, out: Path) -> None:
     marker.touch()
 
 
-def _list_input(src: Path, out: Path) -> tuple[CleanInput, list[ImageEntry]]:
-    """Lists the input: the map's items, and what the reduce needs to know about the folder."""
-    listing = list_images(src, layout="classes")
-    entries = list(listing.entries)
-    if not entries and not listing.strays:
+def _list_input(src: Path, out: Path) -> tuple[CleanInput, ImageColumns]:
+    """Lists the input: the map's items (as columns), and what the reduce needs to know about the folder."""
+    files = list_image_columns(src)
+    if not len(files) and not files.strays:
         raise DataError(f"no files found under {src}", "expected <folder>/<class>/<image>")
-    if not entries:
+    if not len(files):
         raise DataError(f"no class folders with files under {src}", "expected <folder>/<class>/<image>")
     presplit = is_presplit(src)
     empty = []
@@ -181,43 +190,76 @@ def _list_input(src: Path, out: Path) -> tuple[CleanInput, list[ImageEntry]]:
         src=str(src),
         out=str(out),
         presplit=presplit,
-        classes=tuple(sorted({e.label or "" for e in entries})),
+        classes=tuple(sorted(files.labels)),
         empty=tuple(empty),
-        strays=tuple(f.relative_to(src).as_posix() for f in listing.strays),
-        files=len(entries),
+        strays=tuple(f.relative_to(src).as_posix() for f in files.strays),
+        files=len(files),
     )
-    return found, entries
+    return found, files
+
+
+class _Items(Sequence[tuple[str, str | None, str | None]]):
+    """The map's items, `(rel, label, subset)` of each file, made when asked for (a block at a time)."""
+
+    def __init__(self, files: ImageColumns) -> None:
+        self.files = files
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, k: int) -> tuple[str, str | None, str | None]:  # type: ignore[override]
+        if not 0 <= k < len(self.files):
+            raise IndexError(k)
+        return self.files.rel(k), self.files.label_of(k), self.files.subset_of(k)
 
 
 def _map(
-    entries: list[ImageEntry], cfg: CleanConfig, strays: int, sha256: bool, executor: Executor
-) -> tuple[list[ImageRecord | Unreadable], HeldSignatures | None]:
-    """Runs `inspect_file` over the files on `executor`, with a progress bar. On a Ray cluster
-    the signatures stay where they are made: the records carry `HeldSignature`s, and the
-    second value says where the signatures are (else None)."""
-    records: list[ImageRecord | Unreadable] = []
+    files: ImageColumns, cfg: CleanConfig, strays: int, sha256: bool, executor: Executor
+) -> tuple[RecordTable, HeldSignatures | None]:
+    """Runs `inspect_file` over the files on `executor`, with a progress bar, into a
+    `RecordTable`. On a Ray cluster each block arrives as columns and its signatures stay where
+    they are made: the second value says where (else None, the signatures in the table)."""
+    inspect = functools.partial(inspect_item, root=str(files.root), cfg=cfg, sha256=sha256)
+    items = _Items(files)
+    table = RecordTable.empty(files, sha256=sha256, signatures=executor.name != "ray")
     read = 0
-    inspect = functools.partial(inspect_file, cfg=cfg, sha256=sha256)
-    keep = None
-    if executor.name == "ray":
-        from imgclf.engine.ray import Kept
+    with progress("clean: verify + fingerprint", total=len(files)) as advance:
+        if executor.name == "ray":
+            from imgclf.engine.ray import Kept
 
-        keep = Kept(hold_signatures)
-    results = cast(Any, executor).map(inspect, entries, keep=keep) if keep else executor.map(inspect, entries)
-    with progress("clean: verify + fingerprint", total=len(entries)) as advance:
-        for rec in results:
-            records.append(rec)
-            read += isinstance(rec, ImageRecord)
-            advance(status=f"read {read}  unreadable {strays + len(records) - read}")
-    return records, HeldSignatures(keep.refs, keep.starts) if keep else None
+            keep = Kept(split_block)
+            for block in cast(Any, executor).map(inspect, items, keep=keep):
+                table.put(block)
+                read += int(block.ok.sum())
+                advance(len(block), status=f"read {read}  unreadable {strays + block.start + len(block) - read}")
+            return table, HeldSignatures(keep.refs, keep.starts)
+        _map_local(executor.map(inspect, items), table, strays, advance)
+    return table, None
+
+
+def _map_local(results: Iterable[ImageRecord | Unreadable], table: RecordTable, strays: int, advance: Any) -> None:
+    """The local engine's records into `table`, a block of `BLOCK` at a time (their signatures
+    in its side list)."""
+    buf: list[ImageRecord | Unreadable] = []
+    read = done = 0
+    for rec in results:
+        buf.append(rec)
+        done += 1
+        read += isinstance(rec, ImageRecord)
+        if len(buf) == BLOCK:
+            table.put(record_block(buf, done - len(buf)), [getattr(r, "signature", None) for r in buf])
+            buf = []
+        advance(status=f"read {read}  unreadable {strays + done - read}")
+    if buf:
+        table.put(record_block(buf, done - len(buf)), [getattr(r, "signature", None) for r in buf])
 
 
 def _held_search(held: HeldSignatures, cfg: CleanConfig) -> FindPairs:
     """The reduce's duplicate search where the signatures are held (`HeldSignatures`)."""
     params = DetectorParams(radius=cfg.radius, max_residual=cfg.max_residual, flips=cfg.flips)
 
-    def search(live: list[ImageRecord]) -> Any:
-        return held.find_duplicate_pairs([cast(HeldSignature, r.signature).position for r in live], params)
+    def search(rows: np.ndarray) -> Any:
+        return held.find_duplicate_pairs(cast(Any, rows), params)
 
     return search
 
@@ -231,7 +273,7 @@ def _fetch_sources(plan: CleanPlan, held: HeldSignatures) -> None:
 
 def _reduce(
     listing: CleanInput,
-    records: list[ImageRecord | Unreadable],
+    table: RecordTable,
     cfg: CleanConfig,
     decisions: list[Decision],
     provenance: tuple[dict[str, ProvenanceEntry], str] | None,
@@ -239,10 +281,10 @@ def _reduce(
 ) -> CleanPlan:
     """`plan_clean`, under a spinner when there is a near-duplicate search to wait for."""
     find_pairs = _held_search(held, cfg) if held is not None else None
-    if not (cfg.dedupe and sum(isinstance(r, ImageRecord) for r in records) > 1):
-        return plan_clean(listing, records, cfg, decisions, provenance, find_pairs=find_pairs)
+    if not (cfg.dedupe and int(table.ok.sum()) > 1):
+        return plan_clean(listing, table, cfg, decisions, provenance, find_pairs=find_pairs)
     with progress("clean: near-duplicate search", total=None) as advance:
-        plan = plan_clean(listing, records, cfg, decisions, provenance, find_pairs=find_pairs)
+        plan = plan_clean(listing, table, cfg, decisions, provenance, find_pairs=find_pairs)
         advance(status=", ".join(f"{n} {k}" for k, n in sorted(plan.pairs.items())) or "no pairs")
     return plan
 
@@ -317,11 +359,10 @@ def clean_folder(
     executor = executor or make_executor("local", cfg.workers)
     decisions = read_decisions(database_path(out)) if out.is_dir() else []  # before anything is removed
     _prepare_out(src, out)
-    listing, entries = _list_input(src, out)
+    listing, files = _list_input(src, out)
     provenance = stage_provenance(src)
-    records, held = _map(entries, cfg, len(listing.strays), bool(decisions), executor)
-    del entries  # the driver keeps only the records from here on
-    plan = _reduce(listing, records, cfg, decisions, provenance, held)
+    table, held = _map(files, cfg, len(listing.strays), bool(decisions), executor)
+    plan = _reduce(listing, table, cfg, decisions, provenance, held)
     if held is not None:
         _fetch_sources(plan, held)
     copy_files(plan, src, out, executor)

@@ -26,6 +26,10 @@ THUMB = 112
 _CAPTION = 28
 
 
+#: Rows and images per row of a contact sheet (`write_contact_sheets`' defaults).
+CONTACT_ROWS, CONTACT_COLS = 12, 6
+
+
 def _thumb(path: Path) -> Image.Image:
     try:
         img = open_image(path, draft=THUMB)
@@ -87,15 +91,16 @@ def write_contact_sheets(
     records: Sequence[ImageRecord],
     groups: Sequence[DuplicateGroup],
     conflicts: Sequence[DuplicateGroup],
-    max_rows: int = 12,
-    max_cols: int = 6,
+    max_rows: int = CONTACT_ROWS,
+    max_cols: int = CONTACT_COLS,
 ) -> list[Path]:
     """Writes `duplicate_groups.png`, `label_conflicts.png` and `blurriest.png` to `reports`.
 
     Args:
         src: Path. The input folder (images are read from there).
         reports: Path. Where the PNGs go.
-        records: sequence of `imgclf.clean.verify.ImageRecord` (every readable image).
+        records: sequence of `imgclf.clean.verify.ImageRecord`: the images `blurriest.png` may
+            show (every readable image, or the `max_rows * max_cols // 2` blurriest).
         groups, conflicts: sequence of `imgclf.records.clean.DuplicateGroup` (the report's).
         max_rows: int, default 12. Groups (or rows of blurry images) shown.
         max_cols: int, default 6. Images per row.

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 from imgclf.clean.quality import QUALITY_SIDE, quality_scores
 from imgclf.clean.similarity import WORK_SIDE, Signature, signature
@@ -135,3 +136,23 @@ def inspect_file(
         entropy=q.entropy,
         sha256=hashlib.sha256(data).hexdigest() if sha256 else "",
     )
+
+
+def inspect_item(
+    item: tuple[str, str | None, str | None], *, root: str, cfg: CleanConfig | None = None, sha256: bool = False
+) -> ImageRecord | Unreadable:
+    """`inspect_file` of the file `root/<item[0]>`: the map's item as three strings, so the
+    driver makes no `Path` per file (the worker does).
+
+    Args:
+        item: tuple `(rel, label, subset)`: path relative to `root` ("/"-separated), class (or
+            None), subset (or None).
+        root: str. The input folder.
+        cfg: CleanConfig or None (defaults). See `inspect_file`.
+        sha256: bool, default False. See `inspect_file`.
+
+    Returns:
+        ImageRecord or Unreadable, as `inspect_file`.
+    """
+    rel, label, subset = item
+    return inspect_file(ImageEntry(Path(root) / rel, rel, label, subset), cfg, sha256=sha256)
