@@ -274,6 +274,18 @@ def stages(args: argparse.Namespace) -> None:
             print(json.dumps(row), flush=True)
 
 
+def _traced(fn):
+    """`fn()`'s result and the bytes it left allocated (`tracemalloc`, after a collection)."""
+    import gc
+    import tracemalloc
+
+    gc.collect()
+    before = tracemalloc.get_traced_memory()[0]
+    out = fn()
+    gc.collect()
+    return out, tracemalloc.get_traced_memory()[0] - before
+
+
 def _peak(fn):
     """`fn()`'s result and the peak of the bytes it allocated at once (`tracemalloc` started
     just before it, after a collection: only what `fn` allocates is counted)."""
@@ -361,7 +373,7 @@ def split_memory(args: argparse.Namespace) -> None:
 
     def listing() -> list:
         entries = list(list_images(src, layout="classes").entries)
-        return [SplitItem(k, e.path, e.rel, str(e.label), e.subset) for k, e in enumerate(entries)]
+        return [SplitItem(k, str(e.path), e.rel, str(e.label), e.subset) for k, e in enumerate(entries)]
 
     tracemalloc.start()
     items, listing_b = _traced(listing)
