@@ -2,8 +2,8 @@
 
 Its own cluster, not the session's shared one (killing a head ends its cluster): `ray start
 --head` in a process group of its own on 127.0.0.1, with token authentication on (`ray start
---head`'s default); the driver is `imgclf clean` in a subprocess that has the token but not
-`RAY_AUTH_MODE`, as a user who started the head on this machine has.
+--head`'s default); the driver is `imgclf clean` in a subprocess with `RAY_AUTH_MODE=token` and
+the token, as docs/scale.md tells a user.
 """
 
 from __future__ import annotations
@@ -77,8 +77,8 @@ def test_a_lost_head_is_one_line_leaves_no_partial_file_and_the_same_command_res
     base = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "RAY_ADDRESS")}
     base["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     head_env = {**base, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
-    # the driver: the token, not the mode; Ray's wait for a lost head cut from 60 s to 10 s
-    driver_env = {**base, "RAY_AUTH_TOKEN": token, RECONNECT_VAR: "10"}
+    # the driver: the mode and the token (docs/scale.md); Ray's wait for a lost head cut from 60 s to 10 s
+    driver_env = {**base, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token, RECONNECT_VAR: "10"}
     cmd = [sys.executable, "-m", "imgclf", "clean", str(raw), "--out", str(out), "--engine", "ray"]
     cmd += ["--ray-address", f"127.0.0.1:{port}"]
     with _head(port, head_env) as head:

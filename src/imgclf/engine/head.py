@@ -1,14 +1,14 @@
 """The driver's side of a Ray cluster's head: token authentication, and noticing a lost head.
 
-Token authentication. `ray start --head` turns Ray's token authentication on by default (Ray
-2.59 and later: a token in `~/.ray/auth_token`, made when the head starts). A driver that
+Token authentication. `ray start --head` turns Ray's token authentication on by default
+(Ray 2.59 and later: a token in `~/.ray/auth_token`, made when the head starts). A driver that
 connects to an address (`--ray-address`, `RAY_ADDRESS`) sends the token only when
-`RAY_AUTH_MODE=token` is set -- Ray never turns it on by itself for an explicit address, so that
-a token is not sent to a machine the user did not mean. For an address on this machine
-(loopback) there is no such risk: `auth_for` sets `RAY_AUTH_MODE=token` when a token is at hand
-and the mode is not set, which is what Ray does for a cluster it finds on this machine by itself.
-For another machine the user sets it (`auth_hint` says how, in the one-line error of a failed
-connection). Token sources, in Ray's order: `RAY_AUTH_TOKEN`, the file `RAY_AUTH_TOKEN_PATH`,
+`RAY_AUTH_MODE=token` is set: Ray never turns it on by itself for an explicit address (a token
+is not sent where the user did not mean), and imgclf does not either -- nor can it guess, since
+a driver in token mode breaks on a cluster without token authentication (its workers cannot
+reach the objects the driver owns: measured, `OwnerDiedError` on the second block). When the
+connection fails and the mode is not set, `auth_hint` adds to the one-line error how to set it.
+Token sources, in Ray's order: `RAY_AUTH_TOKEN`, the file `RAY_AUTH_TOKEN_PATH`,
 `~/.ray/auth_token` (https://docs.ray.io/en/latest/ray-security/token-auth.html).
 
 A lost head. When the head node (its control store, the GCS) dies, Ray's driver library waits
@@ -28,7 +28,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 #: Exit code of a command whose cluster's head was lost (that of every imgclf error).
 EXIT_LOST_HEAD = 1
@@ -40,37 +39,14 @@ RECONNECT_VAR = "RAY_gcs_rpc_server_reconnect_timeout_s"
 WATCH_INTERVAL = 1.0
 
 
-def token_available() -> bool:
-    """True when this machine has a Ray token for the driver to send.
-
-    Returns:
-        bool: `RAY_AUTH_TOKEN` is set, or the file `RAY_AUTH_TOKEN_PATH` or `~/.ray/auth_token`
-        exists.
-    """
-    if os.environ.get("RAY_AUTH_TOKEN"):
-        return True
-    path = os.environ.get("RAY_AUTH_TOKEN_PATH")
-    return Path(path).is_file() if path else (Path.home() / ".ray" / "auth_token").is_file()
-
-
-def auth_for(host: str, loopback: tuple[str, ...]) -> None:
-    """Sets `RAY_AUTH_MODE=token` for a cluster on this machine when a token is at hand.
-
-    Args:
-        host: str. The host of the address the driver connects to.
-        loopback: tuple of str. The names of this machine's loopback addresses.
-    """
-    if host in loopback and "RAY_AUTH_MODE" not in os.environ and token_available():
-        os.environ["RAY_AUTH_MODE"] = "token"
-
-
 def auth_hint() -> str:
     """The part of a failed connection's hint about token authentication ("" when it is set)."""
     if os.environ.get("RAY_AUTH_MODE", "").lower() == "token":
         return ""
     return (
         "; if the cluster uses token authentication (the default of `ray start --head`), "
-        "export RAY_AUTH_MODE=token and its token as RAY_AUTH_TOKEN (`ray get-auth-token` on the head prints it)"
+        "export RAY_AUTH_MODE=token, with the head's token in ~/.ray/auth_token or RAY_AUTH_TOKEN "
+        "(`ray get-auth-token` on the head prints it)"
     )
 
 

@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from imgclf import __version__
-from imgclf.engine.head import auth_for, auth_hint, watch_head
+from imgclf.engine.head import auth_hint, watch_head
 from imgclf.errors import DataError, EngineError
 from imgclf.fsutil import VISIBILITY_MARKER
 
@@ -152,8 +152,6 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> tuple
     if target is None or _host_port(target)[0] in _LOOPBACK:
         # one machine: every Ray process on loopback (read by Ray when it is imported)
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    if target is not None:
-        auth_for(_host_port(target)[0], _LOOPBACK)  # read by Ray when it connects
     ray = import_ray()
     if ray.is_initialized():
         return ray, False
