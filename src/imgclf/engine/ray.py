@@ -1,23 +1,47 @@
-"""The executor of a Ray cluster: a stage's map as Ray tasks over blocks of items, in item order.
+"""The executor of a Ray cluster: a stage's map as Ray Data tasks over blocks of items, in item order.
 
-`RayExecutor.map(fn, items)` cuts `items` into blocks (`block_size`, at most `MAX_BLOCK`),
-runs each block as one Ray task (`fn` over its items, in order, in a worker process of any
-node), keeps at most `WINDOW_PER_CPU` blocks per cluster CPU in flight, and yields the results
-block after block **in item order** -- the contract of `imgclf.engine.Executor`, so the reduce
-and the apply that follow are the same code on any engine and give the same answer.
+`RayExecutor.map(fn, items)` runs the map with Ray Data (`ray.data`), the per-item engine of
+Ray, and yields the results block after block **in item order** -- the contract of
+`imgclf.engine.Executor`, so the reduce and the apply that follow are the same code on any
+engine and give the same answer:
 
-Why tasks over blocks rather than Ray Data's `map_batches`: measured on this project's maps
-(scripts/bench/bench_ray.py, docs/scale.md), a task costs about 1 ms of scheduling, so a block
-of 64-256 images hides it; Ray Data adds a streaming executor, Arrow conversion of every
-record (our records are dataclasses holding numpy arrays: they would travel as pickled Arrow
-extension objects) and a start-up of seconds per dataset, for nothing our maps need
-(no shuffle, no re-batching, no operator fusion). The blocks also give what the issue asks of
-Ray Data: a bounded number of records in memory, ordered output, task retries.
+- the items become a dataset: the driver reads them a block (`block_size`, at most
+  `MAX_BLOCK`) at a time into Arrow tables of rows `(pos, item)` -- the item pickled, its
+  position among all items -- put into the object store (`ray.data.from_arrow_refs`); the driver
+  holds one block and the references. Ray Data starts from blocks it is given or reads itself,
+  not from an iterator the driver is still reading: the items are all read before the first
+  task starts (every stage passes a list it has already listed);
+- `map_batches(batch_size=block size)` runs `fn` over each block's items in one task of one CPU
+  (`threads` threads in it) on any node, and returns the block's records pickled, one row per
+  block (Arrow holds bytes, not our dataclasses of numpy arrays);
+- the `DataContext` keeps item order (`execution_options.preserve_order`), raises `fn`'s own
+  exception (`raise_original_map_exception`), and prints nothing: no progress bars, no start or
+  statistics lines, Ray Data's log lines only in its log file (`quiet_ray_data`), so the user
+  sees one bar per stage, imgclf's;
+- the driver streams the output blocks as they complete (`iter_internal_ref_bundles`); the
+  stage's progress bar advances block by block. Ray Data schedules the tasks and bounds what
+  waits in the object store (its backpressure), where the first version of this executor kept
+  its own window of blocks.
 
-Faults: a block whose worker or node dies is run again by Ray (`max_retries`, default
-`DEFAULT_RETRIES`; the maps are pure, so a retried block gives the same records); after the
+`keep=Kept(split)` (`clean`'s signatures, `audit`'s pixels): the batch task returns `split`'s
+light records and its part as two columns; for each output block a small task
+(`_take_parts`, next to the block) returns the light records to the driver and each part as a
+return of its own, `Kept.refs`. Each part is thus a normal task output, made again from its
+lineage -- the part task, and the Ray Data task before it -- when its node is lost and a later
+task needs it (tested: a node removed after the map, its parts read again). The output block
+they came from is freed once the part task has run.
+
+Faults: a task whose worker or node dies is run again by Ray (`max_retries`, default
+`DEFAULT_RETRIES`; given to Ray Data as its `ray_remote_args`, which Ray 2.60 marks deprecated
+for Ray 2.64; the maps are pure, so a retried block gives the same records); after the
 retries an `EngineError` names the stage's function. An exception raised by `fn` itself is
-raised again in the driver as it is (the map returns errors as records, so this is a bug).
+raised again in the driver as it is (the map returns errors as records, so this is a bug);
+Ray Data stops the dataset then, so the blocks after the failing one are not yielded.
+Items are pickled with Ray's cloudpickle. An ObjectRef inside an item (`audit`'s embedding
+jobs hold the references of the pixel blocks) is then serialized out of band, which Ray
+allows by pinning its object until the driver exits (Ray's docs call this an anti-pattern);
+references a map needs travel best inside `fn` (a `functools.partial`), which Ray serializes
+with their reference counts.
 
 Paths: a map's items hold the paths the driver listed, often relative to its working folder,
 so each block runs in the driver's working folder (`os.chdir` in the worker). The folders must
@@ -59,8 +83,8 @@ INSTALL_HINT = "pip install 'imgclf[ray]'"
 MAX_BLOCK = 256
 #: Items per block at least (when there are enough items).
 MIN_BLOCK = 4
-#: Blocks in flight per cluster CPU: enough to keep every worker busy while the driver
-#: consumes, few enough that the records waiting in the object store stay bounded.
+#: Blocks per cluster CPU at least (when there are enough items): every CPU has work and the
+#: progress bar moves in steps of at most a quarter of a CPU's share.
 WINDOW_PER_CPU = 4
 #: Extra runs of a block whose worker or node died (`max_retries` of the task).
 DEFAULT_RETRIES = 3
