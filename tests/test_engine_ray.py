@@ -298,7 +298,7 @@ def test_ray_executor_maps_as_ray_data_tasks_and_streams_the_blocks(cluster):
         time.sleep(0.02)
         return x, ray.get_runtime_context().get_task_name() or "", time.time()
 
-    with RayExecutor(cluster.address, block_size=6) as ex:
+    with RayExecutor(cluster.address, block_size=6, threads=1) as ex:  # `fn` in the task's thread
         results = ex.map(where, range(240))
         first = next(results)
         received = time.time()
@@ -385,6 +385,18 @@ def test_parts_lost_with_their_node_are_made_again_from_their_lineage(cluster):
 def _imgclf(*args: str, env: dict | None = None, prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     cmd = [*prefix, sys.executable, "-m", "imgclf", *map(str, args)]
     return subprocess.run(cmd, capture_output=True, text=True, env=env or dict(os.environ), timeout=300)
+
+
+def test_ray_data_prints_nothing_of_its_own(cluster, raw, tmp_path):
+    # a new process: Ray Data's defaults are what it starts with
+    out = tmp_path / "out"
+    res = _imgclf("clean", raw, "--out", out, "--engine", "ray", "--ray-address", cluster.address)
+    assert res.returncode == 0, res.stdout + res.stderr
+    text = res.stdout + res.stderr
+    for mark in ("Dataset", "Progress bars", "MapBatches", "ray.data", "streaming_executor", "Deprecat"):
+        assert mark not in text, text
+    bars = [line for line in res.stderr.splitlines() if "clean: verify + fingerprint" in line]
+    assert len(bars) == 1, res.stderr
 
 
 def test_help_does_not_import_ray():
