@@ -104,7 +104,7 @@ def _report(path: Path, out: Path) -> dict:
     return data
 
 
-def _invoke(*args: str) -> None:
+def _invoke(*args: object) -> None:
     res = CliRunner().invoke(app, [str(a) for a in args])
     assert res.exit_code == 0, res.output
 

@@ -69,7 +69,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from imgclf import __version__
 from imgclf.errors import DataError, EngineError
@@ -460,7 +460,7 @@ class RayExecutor:
         with warnings.catch_warnings():  # `max_retries` goes through Ray Data's `ray_remote_args`
             warnings.simplefilter("ignore", RayDeprecationWarning)
             return from_arrow_refs(blocks).map_batches(
-                _run_batch,
+                cast(Any, _run_batch),  # a batch and keyword arguments (`fn_kwargs`)
                 batch_size=size,
                 batch_format="pyarrow",
                 zero_copy_batch=True,
