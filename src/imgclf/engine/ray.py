@@ -282,6 +282,9 @@ def quiet_ray_data() -> Any:
     progress bars, start and end lines and statistics off, and its log lines kept out of the
     terminal (they still go to the log file of Ray's session): the user sees one bar per stage,
     imgclf's, fed by the blocks as they complete.
+
+    Returns:
+        ray.data.DataContext: this process's context, with these options set.
     """
     from ray.data import DataContext
 
@@ -401,7 +404,8 @@ class RayExecutor:
 
         The items become a Ray Data dataset (blocks of `block_for(n)` rows, each an item and
         its position), `map_batches` runs `fn` over each block's items in a task of one CPU,
-        and the driver receives the output blocks in item order as they complete.
+        and the driver receives the output blocks in item order as they complete. A consumer
+        that stops early releases Ray Data's iterator, which stops the dataset's execution.
 
         Args:
             fn: picklable callable `item -> record` (module-level, or a `functools.partial` of one).
