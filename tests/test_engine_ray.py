@@ -104,7 +104,7 @@ def _report(path: Path, out: Path) -> dict:
     return data
 
 
-def _invoke(*args: str) -> None:
+def _invoke(*args: object) -> None:
     res = CliRunner().invoke(app, [str(a) for a in args])
     assert res.exit_code == 0, res.output
 
@@ -283,13 +283,120 @@ def test_ray_executor_keeps_item_order_and_raises_the_map_s_own_error(cluster):
     with RayExecutor(cluster.address, block_size=7) as ex:
         assert ex.workers == 2 and not ex.started  # this process was connected already
         assert list(ex.map(abs, range(-50, 50))) == [abs(x) for x in range(-50, 50)]
-        with pytest.raises(ValueError, match="invalid literal"):
+        with pytest.raises(ValueError, match="invalid literal") as raised:
             list(ex.map(int, ["1", "2", "x"]))
+        assert type(raised.value) is ValueError  # as `int` raised it, not Ray's wrapper
+        assert list(ex.map(abs, [])) == []
+
+
+def test_ray_executor_maps_as_ray_data_tasks_and_streams_the_blocks(cluster):
+    from imgclf.engine.ray import RayExecutor
+
+    def where(x: int) -> tuple[int, str, float]:  # defined here: pickled by value for the workers
+        import ray
+
+        time.sleep(0.02)
+        return x, ray.get_runtime_context().get_task_name() or "", time.time()
+
+    with RayExecutor(cluster.address, block_size=6, threads=1) as ex:  # `fn` in the task's thread
+        results = ex.map(where, range(240))
+        first = next(results)
+        received = time.time()
+        rest = list(results)
+    out = [first, *rest]
+    assert [x for x, _, _ in out] == list(range(240))
+    assert {name for _, name, _ in out} == {"MapBatches(_run_batch)"}  # Ray Data's map_batches tasks
+    # the first block reached the driver while later blocks still ran: the bar moves block by block
+    assert max(t for _, _, t in rest) > received
+
+
+def test_ray_executor_keeps_the_parts_of_split_in_the_object_store(cluster):
+    import ray
+
+    from imgclf.engine.ray import Kept, RayExecutor
+
+    def split(records: list[int], start: int) -> tuple[list[int], tuple[int, list[int]]]:
+        return [-r for r in records], (start, [r * 10 for r in records])
+
+    keep = Kept(split)
+    with RayExecutor(cluster.address, block_size=7) as ex:
+        assert list(ex.map(abs, range(-30, 30), keep=keep)) == [-abs(x) for x in range(-30, 30)]
+    assert keep.starts == list(range(0, 60, 7)) and len(keep.refs) == len(keep.starts)
+    assert ray.get(keep.refs) == [(s, [abs(x) * 10 for x in range(-30 + s, min(30, -23 + s))]) for s in keep.starts]
+
+
+def test_a_killed_worker_costs_a_retry_and_past_the_retries_an_engine_error(cluster, tmp_path):
+    from imgclf.engine.ray import RayExecutor
+    from imgclf.errors import EngineError
+
+    died = tmp_path / "died"
+
+    def die_once(x: int) -> int:
+        if x == 13 and not died.exists():
+            died.write_text("the worker running item 13 exits")
+            os._exit(1)
+        return 2 * x
+
+    def die(x: int) -> int:
+        if x == 13:
+            os._exit(1)
+        return x
+
+    with RayExecutor(cluster.address, block_size=4) as ex:
+        assert list(ex.map(die_once, range(40))) == [2 * x for x in range(40)]
+    assert died.exists()
+    with (
+        RayExecutor(cluster.address, block_size=4, max_retries=1) as ex,
+        pytest.raises(EngineError, match=r"a block of .*die was lost 2 times"),
+    ):
+        list(ex.map(die, range(40)))
+
+
+def test_parts_lost_with_their_node_are_made_again_from_their_lineage(cluster):
+    """The parts `Kept` holds are task outputs: those on a removed node are made again (the
+    part-taking task and the Ray Data task before it run again on the node left)."""
+    import ray
+
+    from imgclf.engine.ray import Kept, RayExecutor
+
+    def split(records: list[int], start: int) -> tuple[list[int], tuple[int, str, np.ndarray]]:
+        import ray
+
+        node = ray.get_runtime_context().get_node_id()
+        return records, (start, node, np.full(40_000, start, np.float64))  # 320 KB: in the object store
+
+    victim = next(iter(cluster.worker_nodes))
+    keep = Kept(split)
+    with RayExecutor(cluster.address, block_size=5) as ex:
+        assert list(ex.map(abs, range(100), keep=keep)) == list(range(100))
+    where = ray.experimental.get_object_locations(keep.refs)
+    lost = [k for k, ref in enumerate(keep.refs) if where[ref]["node_ids"] == [victim.node_id]]
+    assert lost, "no part was made on the second node"
+    cluster.remove_node(victim)
+    try:
+        parts = ray.get(keep.refs, timeout=300)
+    finally:
+        cluster.add_node(**NODE)  # for the tests after this one
+    assert [p[0] for p in parts] == keep.starts
+    assert all(np.array_equal(p[2], np.full(40_000, p[0], np.float64)) for p in parts)
+    assert all(parts[k][1] != victim.node_id for k in lost)  # made again, on the node left
 
 
 def _imgclf(*args: str, env: dict | None = None, prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     cmd = [*prefix, sys.executable, "-m", "imgclf", *map(str, args)]
     return subprocess.run(cmd, capture_output=True, text=True, env=env or dict(os.environ), timeout=300)
+
+
+def test_ray_data_prints_nothing_of_its_own(cluster, raw, tmp_path):
+    # a new process: Ray Data's defaults are what it starts with
+    out = tmp_path / "out"
+    res = _imgclf("clean", raw, "--out", out, "--engine", "ray", "--ray-address", cluster.address)
+    assert res.returncode == 0, res.stdout + res.stderr
+    text = res.stdout + res.stderr
+    for mark in ("Dataset", "Progress bars", "MapBatches", "ray.data", "streaming_executor", "Deprecat"):
+        assert mark not in text, text
+    bars = [line for line in res.stderr.splitlines() if "clean: verify + fingerprint" in line]
+    assert len(bars) == 1, res.stderr
 
 
 def test_help_does_not_import_ray():

@@ -10,9 +10,10 @@ shares state with the workers.
 Executors:
 - `LocalExecutor` (`imgclf.engine.local`): a thread pool (Pillow and OpenCV release the GIL
   while they decode and resize) or a process pool, on this machine.
-- `RayExecutor` (`imgclf.engine.ray`): Ray tasks over blocks of items on a Ray cluster (or a
-  Ray started on this machine); Ray is imported only when this engine is chosen, so
-  `imgclf --help` and the local engine never load it. docs/scale.md says how to run it.
+- `RayExecutor` (`imgclf.engine.ray`): Ray Data tasks (`map_batches`) over blocks of items on
+  a Ray cluster (or a Ray started on this machine); Ray is imported only when this engine is
+  chosen, so `imgclf --help` and the local engine never load it. docs/scale.md says how to
+  run it.
 
 Besides `map`, an executor has `require(read, write)` -- checks that the folders a stage reads
 and writes are visible where the map runs (a no-op on this machine; on a cluster every node is

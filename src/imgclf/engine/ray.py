@@ -1,23 +1,47 @@
-"""The executor of a Ray cluster: a stage's map as Ray tasks over blocks of items, in item order.
+"""The executor of a Ray cluster: a stage's map as Ray Data tasks over blocks of items, in item order.
 
-`RayExecutor.map(fn, items)` cuts `items` into blocks (`block_size`, at most `MAX_BLOCK`),
-runs each block as one Ray task (`fn` over its items, in order, in a worker process of any
-node), keeps at most `WINDOW_PER_CPU` blocks per cluster CPU in flight, and yields the results
-block after block **in item order** -- the contract of `imgclf.engine.Executor`, so the reduce
-and the apply that follow are the same code on any engine and give the same answer.
+`RayExecutor.map(fn, items)` runs the map with Ray Data (`ray.data`), the per-item engine of
+Ray, and yields the results block after block **in item order** -- the contract of
+`imgclf.engine.Executor`, so the reduce and the apply that follow are the same code on any
+engine and give the same answer:
 
-Why tasks over blocks rather than Ray Data's `map_batches`: measured on this project's maps
-(scripts/bench/bench_ray.py, docs/scale.md), a task costs about 1 ms of scheduling, so a block
-of 64-256 images hides it; Ray Data adds a streaming executor, Arrow conversion of every
-record (our records are dataclasses holding numpy arrays: they would travel as pickled Arrow
-extension objects) and a start-up of seconds per dataset, for nothing our maps need
-(no shuffle, no re-batching, no operator fusion). The blocks also give what the issue asks of
-Ray Data: a bounded number of records in memory, ordered output, task retries.
+- the items become a dataset: the driver reads them a block (`block_size`, at most
+  `MAX_BLOCK`) at a time into Arrow tables of rows `(pos, item)` -- the item pickled, its
+  position among all items -- put into the object store (`ray.data.from_arrow_refs`); the driver
+  holds one block and the references. Ray Data starts from blocks it is given or reads itself,
+  not from an iterator the driver is still reading: the items are all read before the first
+  task starts (every stage passes a list it has already listed);
+- `map_batches(batch_size=block size)` runs `fn` over each block's items in one task of one CPU
+  (`threads` threads in it) on any node, and returns the block's records pickled, one row per
+  block (Arrow holds bytes, not our dataclasses of numpy arrays);
+- the `DataContext` keeps item order (`execution_options.preserve_order`), raises `fn`'s own
+  exception (`raise_original_map_exception`), and prints nothing: no progress bars, no start or
+  statistics lines, Ray Data's log lines only in its log file (`quiet_ray_data`), so the user
+  sees one bar per stage, imgclf's;
+- the driver streams the output blocks as they complete (`iter_internal_ref_bundles`); the
+  stage's progress bar advances block by block. Ray Data schedules the tasks and bounds what
+  waits in the object store (its backpressure), where the first version of this executor kept
+  its own window of blocks.
 
-Faults: a block whose worker or node dies is run again by Ray (`max_retries`, default
-`DEFAULT_RETRIES`; the maps are pure, so a retried block gives the same records); after the
+`keep=Kept(split)` (`clean`'s signatures, `audit`'s pixels): the batch task returns `split`'s
+light records and its part as two columns; for each output block a small task
+(`_take_parts`, next to the block) returns the light records to the driver and each part as a
+return of its own, `Kept.refs`. Each part is thus a normal task output, made again from its
+lineage -- the part task, and the Ray Data task before it -- when its node is lost and a later
+task needs it (tested: a node removed after the map, its parts read again). The output block
+they came from is freed once the part task has run.
+
+Faults: a task whose worker or node dies is run again by Ray (`max_retries`, default
+`DEFAULT_RETRIES`; given to Ray Data as its `ray_remote_args`, which Ray 2.60 marks deprecated
+for Ray 2.64; the maps are pure, so a retried block gives the same records); after the
 retries an `EngineError` names the stage's function. An exception raised by `fn` itself is
-raised again in the driver as it is (the map returns errors as records, so this is a bug).
+raised again in the driver as it is (the map returns errors as records, so this is a bug);
+Ray Data stops the dataset then, so the blocks after the failing one are not yielded.
+Items are pickled with Ray's cloudpickle. An ObjectRef inside an item (`audit`'s embedding
+jobs hold the references of the pixel blocks) is then serialized out of band, which Ray
+allows by pinning its object until the driver exits (Ray's docs call this an anti-pattern);
+references a map needs travel best inside `fn` (a `functools.partial`), which Ray serializes
+with their reference counts.
 
 Paths: a map's items hold the paths the driver listed, often relative to its working folder,
 so each block runs in the driver's working folder (`os.chdir` in the worker). The folders must
@@ -41,13 +65,12 @@ import os
 import socket
 import threading
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from imgclf import __version__
 from imgclf.engine.head import auth_hint, watch_head
@@ -63,8 +86,8 @@ INSTALL_HINT = "pip install 'imgclf[ray]'"
 MAX_BLOCK = 256
 #: Items per block at least (when there are enough items).
 MIN_BLOCK = 4
-#: Blocks in flight per cluster CPU: enough to keep every worker busy while the driver
-#: consumes, few enough that the records waiting in the object store stay bounded.
+#: Blocks per cluster CPU at least (when there are enough items): every CPU has work and the
+#: progress bar moves in steps of at most a quarter of a CPU's share.
 WINDOW_PER_CPU = 4
 #: Extra runs of a block whose worker or node died (`max_retries` of the task).
 DEFAULT_RETRIES = 3
@@ -176,7 +199,7 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> tuple
 
 
 def _run_block(fn: Callable[[T], R], items: list[T], cwd: str, threads: int) -> list[R]:
-    """One block of a map, in a Ray worker: `fn` over `items` in order, in the driver's folder."""
+    """`fn` over `items` in order, in the driver's folder `cwd`, on `threads` threads."""
     if cwd and os.getcwd() != cwd:
         with contextlib.suppress(OSError):  # a folder this node lacks: `require` names it
             os.chdir(cwd)
@@ -186,13 +209,58 @@ def _run_block(fn: Callable[[T], R], items: list[T], cwd: str, threads: int) -> 
         return list(pool.map(fn, items))
 
 
-def _run_block_kept(
-    fn: Callable[[T], R], items: list[T], cwd: str, threads: int, split: Callable[[list[R], int], Any], start: int
-) -> tuple[list[Any], Any]:
-    """`_run_block`, then `split(records, start)`: the records for the driver, and the part
-    that stays in the object store (two returns)."""
-    small, part = split(_run_block(fn, items, cwd, threads), start)
-    return small, part
+def _run_batch(
+    batch: Any, *, fn: Callable[[Any], Any], cwd: str, threads: int, split: Callable[[list[Any], int], Any] | None
+) -> Any:
+    """The batch UDF of `RayExecutor.map` (a Ray Data task): `fn` over the batch's items.
+
+    `batch` is a pyarrow Table of rows `(pos, item)` (an item pickled, its position among all
+    items), consecutive positions. Returns a one-row table: the batch's first position and its
+    records pickled (`records`), or with `split`, the records `split` returns (`light`) and
+    the part it leaves in the object store (`part`), each pickled.
+    """
+    import pyarrow as pa
+    from ray import cloudpickle
+
+    positions = batch.column("pos").to_numpy()
+    start = int(positions[0]) if len(positions) else 0
+    if len(positions) and int(positions[-1]) - start != len(positions) - 1:
+        raise RuntimeError(f"Ray Data gave a batch of items out of order (positions {start}..{positions[-1]})")
+    items = [cloudpickle.loads(b) for b in batch.column("item").to_pylist()]
+    records = _run_block(fn, items, cwd, threads)
+    if split is None:
+        return pa.table({"start": [start], "records": pa.array([cloudpickle.dumps(records)], pa.binary())})
+    light, part = split(records, start)
+    return pa.table(
+        {
+            "start": [start],
+            "light": pa.array([cloudpickle.dumps(light)], pa.binary()),
+            "part": pa.array([cloudpickle.dumps(part)], pa.binary()),
+        }
+    )
+
+
+def _records_of(table: Any) -> list[Any]:
+    """The records of an output block of `_run_batch` (without `split`), in order."""
+    from ray import cloudpickle
+
+    return [r for b in table.column("records").to_pylist() for r in cloudpickle.loads(b)]
+
+
+def _take_parts(table: Any) -> tuple[Any, ...]:
+    """A task on an output block of `_run_batch` with `split`: `((starts, records), part, ...)`,
+    the light records for the driver and each batch's part as a return of its own."""
+    from ray import cloudpickle
+
+    starts = [int(s) for s in table.column("start").to_pylist()]
+    light = [r for b in table.column("light").to_pylist() for r in cloudpickle.loads(b)]
+    parts = [cloudpickle.loads(b) for b in table.column("part").to_pylist()]
+    return (starts, light), *parts
+
+
+def _num_rows(table: Any) -> int:
+    """Rows of a block (when Ray Data's metadata does not say)."""
+    return int(table.num_rows)
 
 
 def _probe(paths: list[str], markers: list[str], cwd: str) -> tuple[list[str], str]:
@@ -207,11 +275,37 @@ def _probe(paths: list[str], markers: list[str], cwd: str) -> tuple[list[str], s
 
 
 def _remote(ray: Any, name: str) -> Any:
-    """The Ray remote function of `name` (`run_block`, `probe`), made once per process."""
+    """The Ray remote function of `name` (`take_parts`, `num_rows`, `probe`), made once per process."""
     if name not in _REMOTE:
-        fns: dict[str, Callable[..., Any]] = {"run_block": _run_block, "kept": _run_block_kept, "probe": _probe}
+        fns: dict[str, Callable[..., Any]] = {"take_parts": _take_parts, "num_rows": _num_rows, "probe": _probe}
         _REMOTE[name] = ray.remote(fns[name])
     return _REMOTE[name]
+
+
+def quiet_ray_data() -> Any:
+    """Sets this process's Ray Data options for the maps; returns its `DataContext`.
+
+    Item order kept (`preserve_order`); `fn`'s own exception raised as it was; Ray Data's
+    progress bars, start and end lines and statistics off, and its log lines kept out of the
+    terminal (they still go to the log file of Ray's session): the user sees one bar per stage,
+    imgclf's, fed by the blocks as they complete.
+
+    Returns:
+        ray.data.DataContext: this process's context, with these options set.
+    """
+    from ray.data import DataContext
+
+    ctx = DataContext.get_current()
+    ctx.execution_options.preserve_order = True
+    ctx.raise_original_map_exception = True
+    ctx.enable_progress_bars = False
+    ctx.enable_operator_progress_bars = False
+    ctx.print_on_execution_start = False
+    ctx.enable_auto_log_stats = False
+    for handler in logging.getLogger("ray.data").handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+            handler.setLevel(logging.CRITICAL + 1)
+    return ctx
 
 
 @dataclass
@@ -322,9 +416,15 @@ class RayExecutor:
     def map(self, fn: Callable[[T], R], items: Iterable[T], *, keep: Kept | None = None) -> Iterator[R]:
         """Applies `fn` to every item on the cluster; yields results in the order of `items`.
 
+        The items become a Ray Data dataset (blocks of `block_for(n)` rows, each an item and
+        its position), `map_batches` runs `fn` over each block's items in a task of one CPU,
+        and the driver receives the output blocks in item order as they complete. A consumer
+        that stops early releases Ray Data's iterator, which stops the dataset's execution.
+
         Args:
             fn: picklable callable `item -> record` (module-level, or a `functools.partial` of one).
-            items: iterable of picklable items.
+            items: iterable of picklable items. Read in full (into the object store, a block at
+                a time) before the first task starts: Ray Data cannot start from an iterator.
             keep: Kept or None, default None. Splits each block's records in the worker: the
                 driver receives `keep.split`'s records, the other part stays in the object store
                 (`keep.refs`).
@@ -338,49 +438,84 @@ class RayExecutor:
         """
         ray = self._ray
         size = self.block_for(len(items) if isinstance(items, Sequence) else None)
-        run = _remote(ray, "run_block" if keep is None else "kept").options(
-            max_retries=self.max_retries, num_cpus=1, num_returns=1 if keep is None else 2
-        )
-        fn_ref = ray.put(fn)
-        window = self.workers * WINDOW_PER_CPU
-        pending: deque[Any] = deque()
-        it = iter(items)
-        start = 0
+        blocks = self._put_items(items, size)
+        if not blocks:
+            return
+        dataset = self._dataset(blocks, size, fn, keep)
         try:
-            while block := list(islice(it, size)):
-                if keep is None:
-                    pending.append(run.remote(fn_ref, block, self.cwd, self.threads))
-                else:
-                    records, part = run.remote(fn_ref, block, self.cwd, self.threads, keep.split, start)
-                    keep.refs.append(part)
-                    keep.starts.append(start)
-                    pending.append(records)
-                start += len(block)
-                if len(pending) >= window:
-                    yield from self._result(pending.popleft(), fn)
-            while pending:
-                yield from self._result(pending.popleft(), fn)
-        finally:  # the consumer stopped early or a block failed: cancel what has not run
-            for ref in pending:
-                with contextlib.suppress(Exception):
-                    ray.cancel(ref)
-
-    def _result(self, ref: Any, fn: Callable[..., Any]) -> list[Any]:
-        """The records of one block; `fn`'s own exception, or an `EngineError` for a lost block."""
-        ray = self._ray
-        try:
-            return ray.get(ref)
-        except ray.exceptions.RayTaskError as exc:
-            cause = _cause(exc)
-            if cause is not None:
-                raise cause from None
-            raise EngineError(f"a Ray task of {_fn_name(fn)} failed: {' '.join(str(exc).split())[:300]}") from None
+            for bundle in dataset.iter_internal_ref_bundles():
+                for ref, meta in zip(bundle.block_refs, bundle.metadata):
+                    yield from self._block(ref, meta.num_rows, keep)
         except ray.exceptions.RayError as exc:
-            raise EngineError(
-                f"a block of {_fn_name(fn)} was lost {self.max_retries + 1} times "
-                f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})",
-                "check the cluster's nodes (`ray status`), then run the same command again",
-            ) from None
+            raise self._error(exc, fn) from None
+
+    def _put_items(self, items: Iterable[Any], size: int) -> list[Any]:
+        """The items as Arrow tables of `size` rows `(pos, item)` in the object store, a block
+        at a time (the driver holds one block and the references)."""
+        import pyarrow as pa
+        from ray import cloudpickle
+
+        refs, start, it = [], 0, iter(items)
+        while block := list(islice(it, size)):
+            table = pa.table(
+                {
+                    "pos": pa.array(range(start, start + len(block)), pa.int64()),
+                    "item": pa.array([cloudpickle.dumps(x) for x in block], pa.binary()),
+                }
+            )
+            refs.append(self._ray.put(table))
+            start += len(block)
+        return refs
+
+    def _dataset(self, blocks: list[Any], size: int, fn: Callable[..., Any], keep: Kept | None) -> Any:
+        """The Ray Data dataset of the map: the item blocks, `_run_batch` over each."""
+        import warnings
+
+        from ray.data import from_arrow_refs
+        from ray.util.annotations import RayDeprecationWarning
+
+        quiet_ray_data()
+        with warnings.catch_warnings():  # `max_retries` goes through Ray Data's `ray_remote_args`
+            warnings.simplefilter("ignore", RayDeprecationWarning)
+            return from_arrow_refs(blocks).map_batches(
+                cast(Any, _run_batch),  # a batch and keyword arguments (`fn_kwargs`)
+                batch_size=size,
+                batch_format="pyarrow",
+                zero_copy_batch=True,
+                fn_kwargs={"fn": fn, "cwd": self.cwd, "threads": self.threads, "split": keep and keep.split},
+                num_cpus=1,
+                max_retries=self.max_retries,
+            )
+
+    def _block(self, ref: Any, rows: int | None, keep: Kept | None) -> list[Any]:
+        """The records of one output block; with `keep`, a task takes its parts out first."""
+        ray = self._ray
+        if keep is None:
+            return _records_of(ray.get(ref))
+        if rows is None:
+            rows = int(ray.get(_remote(ray, "num_rows").remote(ref)))
+        take = _remote(ray, "take_parts").options(num_returns=1 + rows, num_cpus=0, max_retries=self.max_retries)
+        refs = take.remote(ref)
+        refs = refs if isinstance(refs, list) else [refs]
+        starts, light = ray.get(refs[0])
+        keep.refs.extend(refs[1:])
+        keep.starts.extend(starts)
+        return light
+
+    def _error(self, exc: BaseException, fn: Callable[..., Any]) -> BaseException:
+        """`fn`'s own exception inside Ray's error, else an `EngineError` for a lost block."""
+        ray = self._ray
+        if isinstance(exc, ray.exceptions.RayTaskError):
+            cause = _cause(exc)
+            if cause is not None and not isinstance(cause, ray.exceptions.RayError):
+                return cause
+            if cause is None:
+                return EngineError(f"a Ray task of {_fn_name(fn)} failed: {' '.join(str(exc).split())[:300]}")
+        return EngineError(
+            f"a block of {_fn_name(fn)} was lost {self.max_retries + 1} times "
+            f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})",
+            "check the cluster's nodes (`ray status`), then run the same command again",
+        )
 
     def _get_probes(self, refs: list[Any]) -> list[tuple[list[str], str]]:
         """The probes' answers; `EngineError` when imgclf cannot be imported on a node."""
