@@ -249,21 +249,26 @@ def _worker_encoder(make_encoder: Callable[[], Any]) -> Any:
         return _ENCODERS[key]
 
 
-def embed_held(job: tuple[np.ndarray, list[Any]], *, make_encoder: Callable[[], Any]) -> np.ndarray:
+def embed_held(
+    job: tuple[np.ndarray, list[int]], *, make_encoder: Callable[[], Any], refs: Sequence[Any]
+) -> np.ndarray:
     """One batch of embeddings from pixels a Ray cluster holds (a task on a worker).
 
     Args:
-        job: tuple `(positions, refs)`: the batch's positions, in order, and the ObjectRefs of
-            the held blocks `(positions, pixels)` that hold them.
+        job: tuple `(positions, blocks)`: the batch's positions, in order, and the indices in
+            `refs` of the held blocks `(positions, pixels)` that hold them.
         make_encoder: picklable callable `() -> Encoder`.
+        refs: sequence of ObjectRef. The held blocks (`imgclf.engine.ray.Kept.refs`), given in
+            the map's function rather than in its items, so that Ray counts their references
+            (a reference pickled inside an item is pinned until the driver exits).
 
     Returns:
         float32 `(len(positions), d)`: `encode_batch` of the batch, as in one process.
     """
     from imgclf.engine.ray import import_ray
 
-    positions, refs = job
-    blocks = import_ray().get(refs)
+    positions, owners = job
+    blocks = import_ray().get([refs[o] for o in owners])
     rows = []
     for p in positions.tolist():
         for pos, pixels in blocks:
@@ -295,10 +300,11 @@ def _embed_on_cluster(
     for b in range(0, len(readable), batch_size):
         positions = np.asarray(readable[b : b + batch_size], np.int64)
         owners = np.unique(np.searchsorted(starts, positions, side="right") - 1)
-        jobs.append((positions, [keep.refs[o] for o in owners.tolist()]))
+        jobs.append((positions, owners.tolist()))
     chunks = []
+    embed = partial(embed_held, make_encoder=make_encoder, refs=list(keep.refs))
     with progress("audit: embedding", total=len(readable)) as advance:
-        for features in executor.map(partial(embed_held, make_encoder=make_encoder), jobs):
+        for features in executor.map(embed, jobs):
             chunks.append(features)
             advance(len(features))
     out.features = np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float32)

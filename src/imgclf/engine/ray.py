@@ -37,11 +37,10 @@ for Ray 2.64; the maps are pure, so a retried block gives the same records); aft
 retries an `EngineError` names the stage's function. An exception raised by `fn` itself is
 raised again in the driver as it is (the map returns errors as records, so this is a bug);
 Ray Data stops the dataset then, so the blocks after the failing one are not yielded.
-Items are pickled with Ray's cloudpickle. An ObjectRef inside an item (`audit`'s embedding
-jobs hold the references of the pixel blocks) is then serialized out of band, which Ray
-allows by pinning its object until the driver exits (Ray's docs call this an anti-pattern);
-references a map needs travel best inside `fn` (a `functools.partial`), which Ray serializes
-with their reference counts.
+Items are pickled with Ray's cloudpickle: an ObjectRef inside an item would be serialized out
+of band, which Ray allows by pinning its object until the driver exits (Ray's docs call this an
+anti-pattern), so references a map needs travel inside `fn` (a `functools.partial`), which Ray
+serializes with their reference counts (`audit`'s embedding: `imgclf.audit.load.embed_held`).
 
 Paths: a map's items hold the paths the driver listed, often relative to its working folder,
 so each block runs in the driver's working folder (`os.chdir` in the worker). The folders must
