@@ -88,6 +88,10 @@ MIN_BLOCK = 4
 #: Blocks per cluster CPU at least (when there are enough items): every CPU has work and the
 #: progress bar moves in steps of at most a quarter of a CPU's share.
 WINDOW_PER_CPU = 4
+#: Tasks Ray Data may have submitted per cluster CPU (its CPU budget): 2 keeps one waiting at
+#: each CPU, so no CPU idles while the driver's scheduling loop waits for its turn on a busy
+#: machine.
+QUEUED_PER_CPU = 2
 #: Extra runs of a block whose worker or node died (`max_retries` of the task).
 DEFAULT_RETRIES = 3
 #: Seconds to wait for a TCP connection to the cluster's address before giving up.
@@ -470,10 +474,14 @@ class RayExecutor:
         """The Ray Data dataset of the map: the item blocks, `_run_batch` over each."""
         import warnings
 
-        from ray.data import from_arrow_refs
+        from ray.data import ExecutionResources, from_arrow_refs
         from ray.util.annotations import RayDeprecationWarning
 
-        quiet_ray_data()
+        ctx = quiet_ray_data()
+        # Ray Data submits a task when its budget has a free CPU, from its scheduling loop in
+        # this process; a budget of QUEUED_PER_CPU x the cluster's CPUs keeps a task waiting at
+        # each CPU, which Ray starts the moment the one before ends (docs/scale.md)
+        ctx.execution_options.resource_limits = ExecutionResources.for_limits(cpu=self.workers * QUEUED_PER_CPU)
         with warnings.catch_warnings():  # `max_retries` goes through Ray Data's `ray_remote_args`
             warnings.simplefilter("ignore", RayDeprecationWarning)
             return from_arrow_refs(blocks).map_batches(
