@@ -18,10 +18,12 @@ temporary folder), the numbers docs/scale.md turns into a cost model. Parts:
   `hamming.hamming_pairs` in one process (same pairs, both times), or the distributed search
   alone (`--no-local`): wall time, the driver's peak memory, the workers' peak memory.
 
-- `split-memory`: the bytes per image `split`'s driver holds (`tracemalloc`): the listing, the
-  map's records on the cluster with their signatures (what `split --engine ray` received before
-  it kept them on the cluster) and with the signatures held (`Kept(hold_signatures)`, what it
-  receives now), and the peak of a whole `split --engine ray` of the code on PYTHONPATH.
+- `split-memory`: the bytes per image `split`'s driver holds (`tracemalloc`): the listing as
+  objects (`SplitItem`s) and as columns (`list_image_columns`), the map's records on the cluster
+  with their signatures (what `split --engine ray` received before it kept them on the
+  cluster), with the signatures held (`Kept(hold_signatures)`) and as a columnar table
+  (`fingerprint_table`, what it receives now), and the peak of a whole `split --engine ray` of
+  the code on PYTHONPATH.
 
 Each measurement runs in a process of its own, so one's memory is not another's.
 
@@ -354,6 +356,22 @@ def _split_stage_peak(src: Path, out: Path, address: str) -> tuple[dict, int]:
     return done.counts, peak
 
 
+def _split_columns(src: Path, ex) -> dict[str, int]:
+    """Bytes the columnar listing (`list_image_columns`) and the map's table on the cluster
+    (`imgclf.split.search.fingerprint_table`: which files were read, the signatures held) leave
+    allocated; empty for a checkout without them."""
+    try:
+        from imgclf.inputs import list_image_columns
+        from imgclf.split.search import fingerprint_table
+    except ImportError:
+        return {}
+    files, columns_b = _traced(lambda: list_image_columns(src))
+    fingerprint_table(list_image_columns(src), ex)  # a first map: Ray's one-time allocations
+    table, table_b = _traced(lambda: fingerprint_table(files, ex))
+    assert table[0].ok.all() and table[0].sigs is None
+    return {"listing_columns_b": columns_b, "table_held_b": table_b}
+
+
 def split_memory(args: argparse.Namespace) -> None:
     """Bytes per image `split`'s driver holds: the listing (entries and the map's items), the
     map's records on the cluster -- with their signatures (what `split --engine ray` received
@@ -386,6 +404,7 @@ def split_memory(args: argparse.Namespace) -> None:
         held, held_b = _traced(lambda: list(ex.map(fingerprint_file, items, keep=Kept(hold_signatures))))
         assert all(hasattr(r.signature, "position") for r in held)
         del held
+        columns = _split_columns(src, ex)
         counts, peak = _split_stage_peak(src, work / f"split{args.n}", cluster.address)
     n = len(items)
     print(
@@ -395,6 +414,7 @@ def split_memory(args: argparse.Namespace) -> None:
                 "listing_b": round(listing_b / n),
                 "records_signatures_b": round(signed_b / n),
                 "records_held_b": round(held_b / n),
+                **{k: round(v / n) for k, v in columns.items()},
                 "split_peak_b": round(peak / n),
                 "split_totals": {s: sum(c.values()) for s, c in counts.items()},
             }
