@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from imgclf.clean.groups import duplicate_groups
 from imgclf.clean.similarity import DuplicatePairs
+from imgclf.clean.similarity.pairs import connected_components
 from imgclf.errors import DataError
 from imgclf.split.assign import SPLITS
 
@@ -85,7 +85,7 @@ def cross_split_codes(
         linked = np.flatnonzero(head != np.arange(n))
         ei.append(head[linked])
         ej.append(linked)
-    comp, _ = duplicate_groups(n, np.concatenate(ei), np.concatenate(ej))
+    comp = connected_components(n, np.concatenate(ei), np.concatenate(ej))
     placed = np.flatnonzero((codes >= 0) & (codes < len(SPLITS)))
     _, at, inv = np.unique(comp[placed], return_index=True, return_inverse=True)
     f = placed[at][inv.reshape(-1)]  # the first placed image of each placed image's component

@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from imgclf.clean.groups import duplicate_groups
 from imgclf.clean.provenance import group_ids
 from imgclf.clean.similarity import DuplicatePairs, Signatures, union_pairs
+from imgclf.clean.similarity.pairs import connected_components
 from imgclf.config import SplitConfig
 from imgclf.errors import ConfigError, DataError
 from imgclf.records.provenance import ProvenanceEntry
@@ -212,8 +212,8 @@ def _search(table: SplitTable, sources: Mapping[str, Signatures], find_pairs: Fi
 def _group(plan: SplitPlan, prov_ids: np.ndarray | None) -> None:
     """Sets the groups of `plan`: components of its pairs and of the provenance links."""
     n, pairs = len(plan.table), plan.pairs
-    _, dup_groups = duplicate_groups(n, pairs.i, pairs.j)
-    ei, ej = [pairs.i], [pairs.j]
+    dup_groups = _multiple(connected_components(n, np.asarray(pairs.i, np.int64), np.asarray(pairs.j, np.int64)))
+    ei, ej = [np.asarray(pairs.i, np.int64)], [np.asarray(pairs.j, np.int64)]
     if prov_ids is not None:
         _, first, inv, counts = np.unique(prov_ids, return_index=True, return_inverse=True, return_counts=True)
         plan.provenance_groups = int((counts > 1).sum())
@@ -221,8 +221,13 @@ def _group(plan: SplitPlan, prov_ids: np.ndarray | None) -> None:
         linked = np.flatnonzero(head != np.arange(n))
         ei.append(head[linked])
         ej.append(linked)
-    plan.comp, all_groups = duplicate_groups(n, np.concatenate(ei), np.concatenate(ej))
-    plan.groups, plan.duplicate_groups = len(all_groups), len(dup_groups)
+    plan.comp = connected_components(n, np.concatenate(ei), np.concatenate(ej))
+    plan.groups, plan.duplicate_groups = _multiple(plan.comp), dup_groups
+
+
+def _multiple(comp: np.ndarray) -> int:
+    """Components of 2+ members among the component ids `comp`."""
+    return int((np.bincount(comp) > 1).sum()) if len(comp) else 0
 
 
 def _labels(table: SplitTable) -> tuple[np.ndarray, list[str]]:
