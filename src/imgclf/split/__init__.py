@@ -38,17 +38,23 @@ Same input and seed give identical output.
 Layout (map -> reduce -> apply, docs/architecture.md):
 - `imgclf.split.fingerprint`: the map, `fingerprint_file(item) -> SplitFile` -- the detector's
   signature of one file;
-- `imgclf.split.search`: the map run on an executor (`fingerprint_files`; on a Ray cluster the
-  signatures stay in the object store of the nodes that made them and the records carry
-  `HeldSignature`s) and the reduce's near-duplicate search (`FindPairs`: `local_pairs` over the
-  records' signatures, `held_pairs` where the cluster holds them, `imgclf.clean.similarity.held`);
-- `imgclf.split.plan`: the reduce, `plan_split(records, cfg, sources=, provenance=) ->
-  SplitPlan` -- pairs, groups, assignment (`imgclf.split.assign`: `assign_splits`,
-  `largest_remainder`), leak check (`imgclf.split.check`: `cross_split_pairs`,
-  `raise_on_leaks`), destinations; pure and deterministic;
+- `imgclf.split.table`: the driver's columns -- the map's items made a block at a time from the
+  listing (`imgclf.inputs.list_image_columns`, `SplitItems`), the records of a block as
+  `SplitBlock` (made in the Ray worker by `split_block`), all of them as one `SplitTable`
+  (row k = file k of the listing), `rel_order` (the rows by name);
+- `imgclf.split.search`: the map run on an executor (`fingerprint_table`; on a Ray cluster the
+  signatures stay in the object store of the nodes that made them, the driver receives
+  columns) and the reduce's near-duplicate search (`FindPairs`: `local_pairs` over the table's
+  signatures, `held_pairs` where the cluster holds them, `imgclf.clean.similarity.held`);
+- `imgclf.split.plan`: the reduce, `plan_split(table or records, cfg, sources=, provenance=)
+  -> SplitPlan` -- pairs, groups, assignment (`imgclf.split.assign`: `assign_codes` on integer
+  codes, `assign_splits`, `largest_remainder`), leak check (`imgclf.split.check`:
+  `cross_split_codes`, `cross_split_pairs`, `raise_on_leaks`); pure and deterministic; the
+  plan is columns (a split code per image), its destinations and `split.csv` rows are made
+  when written (`SplitPlan.destinations`, `SplitPlan.iter_rows`);
 - `imgclf.split.write`: the apply, `write_split(plan, ...)` -- files placed, then
-  `split.csv` and `split_report.json` (`imgclf.records.split`), the input's `prepare.json` and
-  the source signatures under the new paths;
+  `split.csv` (streamed, `write_split_table`) and `split_report.json` (`imgclf.records.split`),
+  the input's `prepare.json` and the source signatures under the new paths;
 - here: `split_folder`, which wires them.
 """
 

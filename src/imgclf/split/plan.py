@@ -1,8 +1,11 @@
 """split's reduce: from the map's records to a plan -- groups, assignment, leak check, destinations.
 
-`plan_split(records, cfg, sources=..., provenance=..., find_pairs=...)` is pure (no I/O) and
-deterministic: the records are put in listing order (`SplitItem.index`) whatever order they
-arrive in. It joins the verified duplicate pairs (`imgclf.clean.similarity.find_duplicate_pairs`,
+`plan_split(table, cfg, sources=..., provenance=..., find_pairs=...)` is pure (no I/O) and
+deterministic: it works on the map's `SplitTable` (row k = file k of the listing), or on
+records in any order (put in listing order, `SplitItem.index`). Its per-image data are numpy
+columns (a split code, a group id); destinations and `split.csv` rows are made when written.
+
+It joins the verified duplicate pairs (`imgclf.clean.similarity.find_duplicate_pairs`,
 through a `imgclf.split.search.FindPairs`: on the signatures the records carry, or where a Ray
 cluster holds them; again between the pictures before `prepare`'s center crop where the input
 recorded them) and the provenance links into groups, assigns whole groups
