@@ -113,6 +113,32 @@ def test_split_map_on_ray_sends_the_driver_no_signature_and_the_held_search_find
     )
 
 
+def test_split_table_on_ray_holds_no_signature_and_plans_what_local_plans(ray_cluster, prep):
+    from imgclf.clean.similarity import read_source_record
+    from imgclf.engine import make_executor
+    from imgclf.engine.ray import RayExecutor
+    from imgclf.inputs import list_image_columns
+    from imgclf.split import held_pairs, plan_split
+    from imgclf.split.search import fingerprint_table
+
+    files = list_image_columns(prep)
+    sources = read_source_record(prep)
+    cfg = SplitConfig(seed=5, flips=True)
+    local, none = fingerprint_table(files, make_executor("local", 2))
+    assert none is None and local.sigs is not None and all(s is not None for s in local.sigs)
+    with RayExecutor(ray_cluster.address, block_size=BLOCK) as ex:
+        table, held = fingerprint_table(files, ex)
+        # the driver's table: which files were read, no signature, no item
+        assert held is not None and table.sigs is None and table.ok.all() and not table.unreadable
+        assert len(held.refs) == -(-len(files) // BLOCK) and held.starts == list(range(0, len(files), BLOCK))
+        ray_plan = plan_split(table, cfg, sources=sources, find_pairs=held_pairs(held, cfg))
+    plan = plan_split(local, cfg, sources=sources)
+    _same_pairs(ray_plan.pairs, plan.pairs)
+    assert ray_plan.source_pairs == plan.source_pairs == 2
+    assert ray_plan.rows == plan.rows and ray_plan.sources.keys() == plan.sources.keys()
+    assert np.array_equal(ray_plan.code, plan.code)
+
+
 def test_split_folder_on_ray_writes_what_local_writes(ray_cluster, prep, tmp_path):
     from imgclf.engine.ray import RayExecutor
     from imgclf.split import split_folder

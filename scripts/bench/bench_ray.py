@@ -18,10 +18,12 @@ temporary folder), the numbers docs/scale.md turns into a cost model. Parts:
   `hamming.hamming_pairs` in one process (same pairs, both times), or the distributed search
   alone (`--no-local`): wall time, the driver's peak memory, the workers' peak memory.
 
-- `split-memory`: the bytes per image `split`'s driver holds (`tracemalloc`): the listing, the
-  map's records on the cluster with their signatures (what `split --engine ray` received before
-  it kept them on the cluster) and with the signatures held (`Kept(hold_signatures)`, what it
-  receives now), and the peak of a whole `split --engine ray` of the code on PYTHONPATH.
+- `split-memory`: the bytes per image `split`'s driver holds (`tracemalloc`): the listing as
+  objects (`SplitItem`s) and as columns (`list_image_columns`), the map's records on the cluster
+  with their signatures (what `split --engine ray` received before it kept them on the
+  cluster), with the signatures held (`Kept(hold_signatures)`) and as a columnar table
+  (`fingerprint_table`, what it receives now), and the peak of a whole `split --engine ray` of
+  the code on PYTHONPATH.
 
 Each measurement runs in a process of its own, so one's memory is not another's.
 
@@ -333,6 +335,18 @@ def driver_memory(args: argparse.Namespace) -> None:
         print(json.dumps({**row, "same_files": same}), flush=True)
 
 
+def _traced(fn):
+    """`fn()`'s result and the bytes it left allocated (`tracemalloc` already started, after a collection)."""
+    import gc
+    import tracemalloc
+
+    gc.collect()
+    before = tracemalloc.get_traced_memory()[0]
+    out = fn()
+    gc.collect()
+    return out, tracemalloc.get_traced_memory()[0] - before
+
+
 def _split_stage_peak(src: Path, out: Path, address: str) -> tuple[dict, int]:
     """`split_folder(src, out)` on the cluster: its counts, and the most bytes its driver held
     at once above what it held before (`tracemalloc`'s peak: listing, records, search, plan)."""
@@ -352,6 +366,22 @@ def _split_stage_peak(src: Path, out: Path, address: str) -> tuple[dict, int]:
         done = split_folder(src, out, SplitConfig(), executor=ex)
         peak = tracemalloc.get_traced_memory()[1] - base
     return done.counts, peak
+
+
+def _split_columns(src: Path, ex) -> dict[str, int]:
+    """Bytes the columnar listing (`list_image_columns`) and the map's table on the cluster
+    (`imgclf.split.search.fingerprint_table`: which files were read, the signatures held) leave
+    allocated; empty for a checkout without them."""
+    try:
+        from imgclf.inputs import list_image_columns
+        from imgclf.split.search import fingerprint_table
+    except ImportError:
+        return {}
+    files, columns_b = _traced(lambda: list_image_columns(src))
+    fingerprint_table(list_image_columns(src), ex)  # a first map: Ray's one-time allocations
+    table, table_b = _traced(lambda: fingerprint_table(files, ex))
+    assert table[0].ok.all() and table[0].sigs is None
+    return {"listing_columns_b": columns_b, "table_held_b": table_b}
 
 
 def split_memory(args: argparse.Namespace) -> None:
@@ -386,6 +416,7 @@ def split_memory(args: argparse.Namespace) -> None:
         held, held_b = _traced(lambda: list(ex.map(fingerprint_file, items, keep=Kept(hold_signatures))))
         assert all(hasattr(r.signature, "position") for r in held)
         del held
+        columns = _split_columns(src, ex)
         counts, peak = _split_stage_peak(src, work / f"split{args.n}", cluster.address)
     n = len(items)
     print(
@@ -395,6 +426,7 @@ def split_memory(args: argparse.Namespace) -> None:
                 "listing_b": round(listing_b / n),
                 "records_signatures_b": round(signed_b / n),
                 "records_held_b": round(held_b / n),
+                **{k: round(v / n) for k, v in columns.items()},
                 "split_peak_b": round(peak / n),
                 "split_totals": {s: sum(c.values()) for s, c in counts.items()},
             }

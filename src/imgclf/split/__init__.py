@@ -38,17 +38,23 @@ Same input and seed give identical output.
 Layout (map -> reduce -> apply, docs/architecture.md):
 - `imgclf.split.fingerprint`: the map, `fingerprint_file(item) -> SplitFile` -- the detector's
   signature of one file;
-- `imgclf.split.search`: the map run on an executor (`fingerprint_files`; on a Ray cluster the
-  signatures stay in the object store of the nodes that made them and the records carry
-  `HeldSignature`s) and the reduce's near-duplicate search (`FindPairs`: `local_pairs` over the
-  records' signatures, `held_pairs` where the cluster holds them, `imgclf.clean.similarity.held`);
-- `imgclf.split.plan`: the reduce, `plan_split(records, cfg, sources=, provenance=) ->
-  SplitPlan` -- pairs, groups, assignment (`imgclf.split.assign`: `assign_splits`,
-  `largest_remainder`), leak check (`imgclf.split.check`: `cross_split_pairs`,
-  `raise_on_leaks`), destinations; pure and deterministic;
+- `imgclf.split.table`: the driver's columns -- the map's items made a block at a time from the
+  listing (`imgclf.inputs.list_image_columns`, `SplitItems`), the records of a block as
+  `SplitBlock` (made in the Ray worker by `split_block`), all of them as one `SplitTable`
+  (row k = file k of the listing), `rel_order` (the rows by name);
+- `imgclf.split.search`: the map run on an executor (`fingerprint_table`; on a Ray cluster the
+  signatures stay in the object store of the nodes that made them, the driver receives
+  columns) and the reduce's near-duplicate search (`FindPairs`: `local_pairs` over the table's
+  signatures, `held_pairs` where the cluster holds them, `imgclf.clean.similarity.held`);
+- `imgclf.split.plan`: the reduce, `plan_split(table or records, cfg, sources=, provenance=)
+  -> SplitPlan` -- pairs, groups, assignment (`imgclf.split.assign`: `assign_codes` on integer
+  codes, `assign_splits`, `largest_remainder`), leak check (`imgclf.split.check`:
+  `cross_split_codes`, `cross_split_pairs`, `raise_on_leaks`); pure and deterministic; the
+  plan is columns (a split code per image), its destinations and `split.csv` rows are made
+  when written (`SplitPlan.destinations`, `SplitPlan.iter_rows`);
 - `imgclf.split.write`: the apply, `write_split(plan, ...)` -- files placed, then
-  `split.csv` and `split_report.json` (`imgclf.records.split`), the input's `prepare.json` and
-  the source signatures under the new paths;
+  `split.csv` (streamed, `write_split_table`) and `split_report.json` (`imgclf.records.split`),
+  the input's `prepare.json` and the source signatures under the new paths;
 - here: `split_folder`, which wires them.
 """
 
@@ -64,16 +70,17 @@ from imgclf.clean.provenance import stage_provenance
 from imgclf.config import SplitConfig
 from imgclf.engine import Executor, make_executor
 from imgclf.errors import DataError
-from imgclf.inputs import SUBSETS, class_folders, is_presplit, list_images
+from imgclf.inputs import SUBSETS, class_folders, is_presplit, list_image_columns
 from imgclf.records.base import write_csv
 from imgclf.records.prepare import PrepareRecord
 from imgclf.records.signatures import read_source_record
 from imgclf.records.split import SPLIT_COLUMNS, SplitReport
-from imgclf.split.assign import DROPPED, SPLITS, assign_splits, largest_remainder
-from imgclf.split.check import cross_split_pairs, links_to_test, raise_on_leaks
+from imgclf.split.assign import DROPPED, SPLITS, assign_codes, assign_splits, largest_remainder
+from imgclf.split.check import cross_split_codes, cross_split_pairs, links_to_test, raise_on_leaks
 from imgclf.split.fingerprint import SplitFile, SplitItem, fingerprint_file
 from imgclf.split.plan import SplitPlan, plan_split, split_ratios
-from imgclf.split.search import FindPairs, fingerprint_files, held_pairs, local_pairs
+from imgclf.split.search import FindPairs, fingerprint_files, fingerprint_table, held_pairs, local_pairs
+from imgclf.split.table import SplitTable, rel_order
 from imgclf.split.write import write_split
 from imgclf.ui import progress, summary
 
@@ -85,16 +92,21 @@ __all__ = [
     "SplitItem",
     "SplitPlan",
     "SplitSummary",
+    "SplitTable",
+    "assign_codes",
     "assign_splits",
+    "cross_split_codes",
     "cross_split_pairs",
     "fingerprint_file",
     "fingerprint_files",
+    "fingerprint_table",
     "held_pairs",
     "largest_remainder",
     "links_to_test",
     "local_pairs",
     "plan_split",
     "raise_on_leaks",
+    "rel_order",
     "split_folder",
     "split_ratios",
     "write_split",
@@ -191,13 +203,6 @@ def _summary_line(plan: SplitPlan, out: Path, provenance: bool) -> str:
     )
 
 
-def _items(src: Path) -> list[SplitItem]:
-    """The map's items, in listing order; each path a str (a `Path` costs about 250 bytes more
-    an image on the driver), the listing's entries freed when this returns."""
-    entries = list_images(src, layout="classes").entries
-    return [SplitItem(k, str(e.path), e.rel, str(e.label), e.subset) for k, e in enumerate(entries)]
-
-
 def split_folder(
     src: str | os.PathLike,
     out: str | os.PathLike,
@@ -235,27 +240,24 @@ def split_folder(
     presplit = is_presplit(src)
     _check_input(src, presplit, cfg.keep_test)
     split_ratios(cfg)  # a bad config fails before any file is read
-    items = _items(src)
-    records, held = fingerprint_files(items, executor or make_executor("local"))
-    del items  # the records carry them
+    table, held = fingerprint_table(list_image_columns(src), executor or make_executor("local"))
     sources = read_source_record(src)
     provenance = stage_provenance(src) if cfg.provenance else None
     find_pairs = held_pairs(held, cfg) if held is not None else None
     with progress("split: near-duplicate search", total=None) as advance:
-        plan = plan_split(records, cfg, sources=sources, provenance=provenance, find_pairs=find_pairs)
+        plan = plan_split(table, cfg, sources=sources, provenance=provenance, find_pairs=find_pairs)
         more = f" ({plan.source_pairs} more before the crop)" if plan.source_files else ""
         advance(status=f"{len(plan.pairs)} pairs{more}")
-    del records, held, find_pairs  # the plan has what it needs: the cluster may free the signatures
+    del held, find_pairs  # the plan has what it needs: the cluster may free the signatures
     linked = write_split(plan, cfg, src, out, presplit=presplit, prepared=PrepareRecord.load_optional(src))
     summary(_summary_line(plan, out, provenance is not None))
-    rels = plan.rels
     return SplitSummary(
         out=out,
         counts=plan.counts,
         groups=plan.groups,
         duplicate_groups=plan.duplicate_groups,
         provenance_groups=plan.provenance_groups,
-        dropped=[rels[k] for k in plan.dropped],
+        dropped=[plan.table.rel(k) for k in plan.dropped],
         test_copies=plan.test_copies,
         leaks=plan.leaks,
         linked=linked,

@@ -9,7 +9,6 @@ class exactly its rounded targets.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
 from collections.abc import Sequence
 
 import numpy as np
@@ -65,7 +64,7 @@ def assign_splits(
     shuffled with `seed`, then taken largest first, each to the split that still has no image
     of this class if any, else to the split furthest below its target count (targets: `ratios`
     x class size, rounded by largest remainder). With singleton groups every class gets exactly
-    its rounded targets.
+    its rounded targets. `assign_codes` is the same splitter on integer codes.
 
     Invariants: images of one group share a split; an image with a `fixed` split keeps it; an
     image grouped with a fixed one but not fixed itself is `DROPPED` (it would leak into that
@@ -93,70 +92,142 @@ def assign_splits(
         ValueError: if the lengths differ or `ratios` is not 3 numbers.
     """
     n = len(labels)
-    groups = np.asarray(groups)
     if len(groups) != n or (fixed is not None and len(fixed) != n) or len(ratios) != 3:
         raise ValueError(
             f"labels, groups and fixed must have one entry per image and ratios 3, received "
             f"{n}, {len(groups)}, {None if fixed is None else len(fixed)} and {len(ratios)}"
         )
-    fixed = list(fixed) if fixed is not None else [None] * n
-    assign = np.array(fixed, dtype=object)
-    pool_groups = _pool_groups(labels, groups, fixed, assign)
+    names = sorted(set(labels))
+    index = {c: i for i, c in enumerate(names)}
+    outcomes = [*SPLITS, DROPPED]
+    outcomes += sorted({f for f in fixed or [] if f is not None} - set(outcomes))
+    code_of = {s: i for i, s in enumerate(outcomes)}
+    fixed_codes = np.array([-1 if f is None else code_of[f] for f in fixed or [None] * n], np.int16)
+    label_codes = np.array([index[c] for c in labels], np.int64)
+    codes = assign_codes(label_codes, names, groups, ratios, seed, fixed_codes, require_pool=require_pool)
+    return np.array(outcomes, dtype=object)[codes] if n else np.array([], dtype=object)
+
+
+#: `assign_codes`' code of an image set aside (`DROPPED`); 0, 1, 2 are `SPLITS`.
+DROPPED_CODE = 3
+
+
+def assign_codes(
+    labels: np.ndarray,
+    names: Sequence[str],
+    groups: Sequence[int] | np.ndarray,
+    ratios: Sequence[float],
+    seed: int = 42,
+    fixed: np.ndarray | None = None,
+    *,
+    require_pool: bool = False,
+) -> np.ndarray:
+    """`assign_splits` on integer codes: the same assignment, without an object per image.
+
+    Args:
+        labels: int array `(n,)`. Class of each image, an index into `names`.
+        names: sequence of str, sorted. The class names (`names[c]` for messages).
+        groups: int array `(n,)`. Group id of each image (as `assign_splits`).
+        ratios: 3 floats >= 0 summing to 1: train, val, test.
+        seed: int, default 42. Shuffles the groups of each class.
+        fixed: int array `(n,)` or None. The split an image must take (0 train, 1 val, 2 test,
+            or any code >= 0 kept as it is), -1 for none; None = no image is fixed.
+        require_pool: bool, default False. A class with no image left to assign is an error.
+
+    Returns:
+        np.ndarray of n int16: 0, 1, 2 (`SPLITS`), `DROPPED_CODE`, or an image's fixed code.
+
+    Raises:
+        DataError: as `assign_splits`.
+        ValueError: if the lengths differ or `ratios` is not 3 numbers.
+    """
+    labels, groups = np.asarray(labels, np.int64), np.asarray(groups)
+    n = len(labels)
+    fixed = np.full(n, -1, np.int16) if fixed is None else np.asarray(fixed, np.int16)
+    if len(groups) != n or len(fixed) != n or len(ratios) != 3:
+        raise ValueError(
+            f"labels, groups and fixed must have one entry per image and ratios 3, received {n}, "
+            f"{len(groups)}, {len(fixed)} and {len(ratios)}"
+        )
+    g = _by_first_member(groups)
+    n_groups = int(g.max()) + 1 if n else 0
+    held = np.zeros(n_groups, bool)
+    held[g[fixed >= 0]] = True
+    code = fixed.copy()
+    code[(fixed < 0) & held[g]] = DROPPED_CODE
+    free = np.flatnonzero(code < 0)
+    size = np.bincount(g[free], minlength=n_groups)
+    major = _majority(g[free], labels[free], len(names), n_groups)
+    split_of = np.full(n_groups, -1, np.int16)
     rng = np.random.default_rng(seed)
-    for cls in sorted(set(labels)):
-        cls_groups = pool_groups.get(cls, [])
-        if require_pool and not cls_groups:
-            raise DataError(f"class {cls!r} has no train/val images to split (only test)", "add training images for it")
-        if cls_groups:
-            _assign_class(cls, cls_groups, ratios, rng, assign)
-    return assign
+    for cls in np.unique(labels).tolist():
+        cls_groups = np.flatnonzero((size > 0) & (major == cls))
+        if require_pool and not len(cls_groups):
+            raise DataError(
+                f"class {names[cls]!r} has no train/val images to split (only test)", "add training images for it"
+            )
+        if len(cls_groups):
+            _assign_class(names[cls], cls_groups, size, ratios, rng, split_of)
+    code[free] = split_of[g[free]]
+    return code
 
 
-def _pool_groups(
-    labels: Sequence[str], groups: np.ndarray, fixed: list[str | None], assign: np.ndarray
-) -> dict[str, list[list[int]]]:
-    """Marks group mates of fixed images `DROPPED` in `assign`; the free groups by majority label."""
-    members: dict[int, list[int]] = defaultdict(list)
-    for k, g in enumerate(groups.tolist()):
-        members[g].append(k)
-    ordered_groups = sorted(members.values(), key=min)
-    for ks in ordered_groups:
-        if any(fixed[k] is not None for k in ks):
-            for k in ks:
-                if fixed[k] is None:
-                    assign[k] = DROPPED
-    pool: dict[str, list[list[int]]] = defaultdict(list)
-    for ks in ordered_groups:
-        free = [k for k in ks if assign[k] is None]
-        if free:
-            counts = Counter(labels[k] for k in free)
-            pool[sorted(counts, key=lambda lab: (-counts[lab], lab))[0]].append(free)
-    return pool
+def _by_first_member(groups: np.ndarray) -> np.ndarray:
+    """Group ids renumbered 0, 1, ... in order of each group's smallest index."""
+    if not len(groups):
+        return np.zeros(0, np.int64)
+    _, inv = np.unique(groups, return_inverse=True)
+    inv = inv.reshape(-1)
+    first = np.full(int(inv.max()) + 1, len(groups), np.int64)
+    np.minimum.at(first, inv, np.arange(len(groups)))
+    rank = np.empty(len(first), np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+    return rank[inv]
+
+
+def _majority(g: np.ndarray, labels: np.ndarray, n_labels: int, n_groups: int) -> np.ndarray:
+    """The majority label of each group's images `(g, labels)`, ties to the smaller; -1 for a group without images."""
+    out = np.full(n_groups, -1, np.int64)
+    if not len(g):
+        return out
+    keys, counts = np.unique(g * max(n_labels, 1) + labels, return_counts=True)
+    kg, kl = keys // max(n_labels, 1), keys % max(n_labels, 1)
+    order = np.lexsort((kl, -counts, kg))
+    first = np.ones(len(order), bool)
+    first[1:] = kg[order][1:] != kg[order][:-1]
+    out[kg[order][first]] = kl[order][first]
+    return out
 
 
 def _assign_class(
-    cls: str, cls_groups: list[list[int]], ratios: Sequence[float], rng: np.random.Generator, assign: np.ndarray
+    cls: str,
+    cls_groups: np.ndarray,
+    size: np.ndarray,
+    ratios: Sequence[float],
+    rng: np.random.Generator,
+    split_of: np.ndarray,
 ) -> None:
-    """Assigns the groups of class `cls` in `assign` (see `assign_splits`); one permutation from `rng`."""
-    size = sum(len(g) for g in cls_groups)
+    """Assigns the groups `cls_groups` (of `size[g]` images each) of class `cls` in `split_of`
+    (see `assign_splits`); one permutation from `rng`."""
+    sizes = size[cls_groups]
+    total = int(sizes.sum())
     nonzero = [s for s, r in zip(SPLITS, ratios) if r > 0]
-    if size < len(nonzero) or len(cls_groups) < len(nonzero):
+    if total < len(nonzero) or len(cls_groups) < len(nonzero):
         need = ", ".join(f"{s} {r:.2f}" for s, r in zip(SPLITS, ratios) if r > 0)
-        grp = f" in {len(cls_groups)} duplicate groups" if len(cls_groups) != size else ""
+        grp = f" in {len(cls_groups)} duplicate groups" if len(cls_groups) != total else ""
         raise DataError(
-            f"class {cls!r} has {size} images{grp}; ratios ({need}) need at least {len(nonzero)} "
+            f"class {cls!r} has {total} images{grp}; ratios ({need}) need at least {len(nonzero)} "
             "so that every split gets one",
             "add images to this class, remove it, or change --ratios",
         )
-    targets = dict(zip(SPLITS, largest_remainder(size, tuple(ratios))))
+    targets = dict(zip(SPLITS, largest_remainder(total, tuple(ratios))))
     perm = rng.permutation(len(cls_groups))
-    ordered = sorted((cls_groups[p] for p in perm), key=len, reverse=True)  # stable: ties keep shuffle
+    ordered = perm[np.argsort(-sizes[perm], kind="stable")]  # largest first; ties keep the shuffle
     have = dict.fromkeys(SPLITS, 0)
-    for g in ordered:
+    for p, m in zip(cls_groups[ordered].tolist(), sizes[ordered].tolist()):
         best = max(
             nonzero,
             key=lambda s: (have[s] == 0 and targets[s] > 0, targets[s] - have[s], -SPLITS.index(s)),
         )
-        have[best] += len(g)
-        for k in g:
-            assign[k] = best
+        have[best] += m
+        split_of[p] = SPLITS.index(best)

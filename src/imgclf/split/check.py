@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from imgclf.clean.groups import duplicate_groups
 from imgclf.clean.similarity import DuplicatePairs
+from imgclf.clean.similarity.pairs import connected_components
 from imgclf.errors import DataError
 from imgclf.split.assign import SPLITS
 
@@ -50,28 +50,49 @@ def cross_split_pairs(
         another split, `kind` the link between them (`exact`, `near`, `flip`, `provenance`) or
         `group` when they are linked only through other images; empty when nothing leaks.
     """
-    n = len(names)
+    codes = np.array([SPLITS.index(s) if s in SPLITS else -1 for s in splits], np.int16)
+    return cross_split_codes(names, codes, pairs, provenance=provenance)
+
+
+def cross_split_codes(
+    names: Sequence[str],
+    codes: np.ndarray,
+    pairs: DuplicatePairs,
+    *,
+    provenance: Sequence[int] | np.ndarray | None = None,
+) -> list[tuple[str, str, str]]:
+    """`cross_split_pairs` with the splits as codes, without an object per image.
+
+    Args:
+        names: sequence of n str. One name per image (only the leaking ones are read).
+        codes: int array `(n,)`. 0, 1, 2 for `"train"`, `"val"`, `"test"`; anything else for an
+            image that is not placed.
+        pairs: `imgclf.clean.similarity.DuplicatePairs` among the n images.
+        provenance: sequence of n int or None. Provenance group id of each image.
+
+    Returns:
+        list of `(name, name, kind)` sorted, as `cross_split_pairs`.
+    """
+    n = len(codes)
     link: dict[tuple[int, int], str] = {}
     for a, b, k in zip(pairs.i.tolist(), pairs.j.tolist(), pairs.kind.tolist()):
         link.setdefault((min(a, b), max(a, b)), str(k))
     ei, ej = [pairs.i.astype(np.int64)], [pairs.j.astype(np.int64)]
+    head = None
     if provenance is not None:
-        first_of: dict[int, int] = {}
-        for k in range(n):
-            f = first_of.setdefault(int(provenance[k]), k)
-            if f != k:
-                link.setdefault((f, k), "provenance")
-                ei.append(np.array([f]))
-                ej.append(np.array([k]))
-    comp, _ = duplicate_groups(n, np.concatenate(ei), np.concatenate(ej))
-    first: dict[int, int] = {}
+        _, first, inv = np.unique(np.asarray(provenance), return_index=True, return_inverse=True)
+        head = first[inv.reshape(-1)]
+        linked = np.flatnonzero(head != np.arange(n))
+        ei.append(head[linked])
+        ej.append(linked)
+    comp = connected_components(n, np.concatenate(ei), np.concatenate(ej))
+    placed = np.flatnonzero((codes >= 0) & (codes < len(SPLITS)))
+    _, at, inv = np.unique(comp[placed], return_index=True, return_inverse=True)
+    f = placed[at][inv.reshape(-1)]  # the first placed image of each placed image's component
     out = set()
-    for k, s in enumerate(splits):
-        if s not in SPLITS:
-            continue
-        f = first.setdefault(int(comp[k]), k)
-        if f != k and splits[f] != s:
-            out.add((names[f], names[k], link.get((f, k), "group")))
+    for a, b in zip(f[codes[f] != codes[placed]].tolist(), placed[codes[f] != codes[placed]].tolist()):
+        kind = link.get((a, b)) or ("provenance" if head is not None and head[b] == a else "group")
+        out.add((names[a], names[b], kind))
     return sorted(out)
 
 

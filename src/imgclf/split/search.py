@@ -24,19 +24,24 @@ from dataclasses import replace
 from typing import Any, cast
 
 from imgclf.clean.similarity import DuplicatePairs, Signature, find_duplicate_pairs, source_view, stack
-from imgclf.clean.similarity.held import HeldSignature, HeldSignatures, hold_signatures
+from imgclf.clean.similarity.held import HeldSignatures, hold_signatures
 from imgclf.clean.similarity.params import DetectorParams
 from imgclf.config import SplitConfig
 from imgclf.engine import Executor
+from imgclf.inputs import ImageColumns
 from imgclf.records.signatures import Signatures
 from imgclf.split.fingerprint import SplitFile, SplitItem, fingerprint_file
+from imgclf.split.table import Rels, SplitItems, SplitTable, record_block, split_block
 from imgclf.ui import progress
 
-#: The detector over the records (every one with a signature, in listing order):
-#: `find_pairs(records, view)` -> the verified pairs among them, index k = `records[k]`. `view`
-#: maps an input-relative name to the signature searched in place of that file's own (the
-#: input's source signatures, only names of `records`); empty = the files as they are.
-FindPairs = Callable[[list[SplitFile], Mapping[str, Signatures]], DuplicatePairs]
+#: Records the driver puts into the table at a time (the local engine).
+BLOCK = 4096
+
+#: The detector over the files of a table (every one with a signature, in listing order):
+#: `find_pairs(table, view)` -> the verified pairs among them, index k = row k. `view` maps an
+#: input-relative name to the signature searched in place of that file's own (the input's
+#: source signatures, only names of the table); empty = the files as they are.
+FindPairs = Callable[[SplitTable, Mapping[str, Signatures]], DuplicatePairs]
 
 
 def _settings(cfg: SplitConfig) -> DetectorParams:
@@ -55,10 +60,10 @@ def local_pairs(cfg: SplitConfig) -> FindPairs:
         of them for a view).
     """
 
-    def find(records: list[SplitFile], view: Mapping[str, Signatures]) -> DuplicatePairs:
-        sigs = stack([cast(Signature, r.signature) for r in records])
+    def find(table: SplitTable, view: Mapping[str, Signatures]) -> DuplicatePairs:
+        sigs = stack([cast(Signature, s) for s in table.sigs or []])
         if view:
-            sigs = cast(Signatures, source_view([r.item.rel for r in records], sigs, view))
+            sigs = cast(Signatures, source_view(Rels(table), sigs, view))
         return find_duplicate_pairs(sigs, radius=cfg.radius, max_residual=cfg.max_residual, flips=cfg.flips)
 
     return find
@@ -78,10 +83,10 @@ def held_pairs(held: HeldSignatures, cfg: SplitConfig) -> FindPairs:
     """
     params = _settings(cfg)
 
-    def find(records: list[SplitFile], view: Mapping[str, Signatures]) -> DuplicatePairs:
-        positions = [cast(HeldSignature, r.signature).position for r in records]
-        rows = {p: view[r.item.rel] for p, r in zip(positions, records) if r.item.rel in view}
-        return held.with_rows(rows).find_duplicate_pairs(positions, params)
+    def find(table: SplitTable, view: Mapping[str, Signatures]) -> DuplicatePairs:
+        positions = table.positions()
+        rows = {int(positions[k]): view[rel] for k, rel in enumerate(Rels(table)) if rel in view} if view else {}
+        return held.with_rows(rows).find_duplicate_pairs(cast(Any, positions), params)
 
     return find
 
@@ -116,3 +121,49 @@ def fingerprint_files(items: list[SplitItem], executor: Executor) -> tuple[list[
             records.append(rec if rec.item is items[rec.item.index] else replace(rec, item=items[rec.item.index]))
             advance()
     return records, HeldSignatures(keep.refs, keep.starts) if keep else None
+
+
+def fingerprint_table(files: ImageColumns, executor: Executor) -> tuple[SplitTable, HeldSignatures | None]:
+    """split's map (`fingerprint_file`) over the files of a listing on `executor`, with a
+    progress bar, into a `SplitTable`.
+
+    The items are made a block at a time from the columns (`SplitItems`). On a Ray executor
+    each block is split in the worker (`imgclf.split.table.split_block`): the driver receives
+    its columns, the signatures stay where they are made. On any other engine the signatures
+    go into the table's side list.
+
+    Args:
+        files: ImageColumns. The listing (`imgclf.inputs.list_image_columns`).
+        executor: Executor (`imgclf.engine`).
+
+    Returns:
+        tuple `(table, held)`: the table (row k = file k); where the cluster holds the
+        signatures (None on any other engine: the table's side list holds them).
+    """
+    items = SplitItems(files)
+    ray = executor.name == "ray"
+    table = SplitTable(files, sigs=None if ray else [None] * len(files))
+    with progress("split: fingerprint", total=len(files)) as advance:
+        if ray:
+            from imgclf.engine.ray import Kept
+
+            keep = Kept(split_block)
+            for block in cast(Any, executor).map(fingerprint_file, items, keep=keep):
+                table.put(block)
+                advance(len(block))
+            return table, HeldSignatures(keep.refs, keep.starts)
+        buf: list[SplitFile] = []
+        for rec in executor.map(fingerprint_file, items):
+            buf.append(rec)
+            if len(buf) == BLOCK:
+                _put_local(table, buf)
+            advance()
+        _put_local(table, buf)
+    return table, None
+
+
+def _put_local(table: SplitTable, buf: list[SplitFile]) -> None:
+    """The local engine's records of `buf` (the next rows) into `table`, signatures included; empties `buf`."""
+    if buf:
+        table.put(record_block(buf, buf[0].item.index), [r.signature for r in buf])
+        buf.clear()
