@@ -335,18 +335,6 @@ def driver_memory(args: argparse.Namespace) -> None:
         print(json.dumps({**row, "same_files": same}), flush=True)
 
 
-def _traced(fn):
-    """`fn()`'s result and the bytes it left allocated (`tracemalloc` already started, after a collection)."""
-    import gc
-    import tracemalloc
-
-    gc.collect()
-    before = tracemalloc.get_traced_memory()[0]
-    out = fn()
-    gc.collect()
-    return out, tracemalloc.get_traced_memory()[0] - before
-
-
 def _split_stage_peak(src: Path, out: Path, address: str) -> tuple[dict, int]:
     """`split_folder(src, out)` on the cluster: its counts, and the most bytes its driver held
     at once above what it held before (`tracemalloc`'s peak: listing, records, search, plan)."""
