@@ -133,7 +133,8 @@ class SplitPlan:
     def _walk(self) -> Iterator[tuple[int, str]]:
         """Every image `(k, destination or "")`, in the order of the input names: a placed image
         goes to `<split>/<class>/<name>`; a second file of that destination gets its input
-        folders in front, `a__b__<name>`."""
+        folders in front, `a__b__<name>`, and when that is taken too (another file's own name),
+        a number before the extension, `a__b__<stem>__2<ext>`: no file replaces another."""
         t = self.table
         suspect = _suspects(self)
         taken: set[str] = set()
@@ -146,7 +147,7 @@ class SplitPlan:
             dest = f"{SPLITS[c]}/{t.label_of(k)}/{name}"
             if suspect[k]:  # the only images whose destination may be taken (`_suspects`)
                 if dest in taken:  # same name from another subset / sub-folder
-                    dest = f"{SPLITS[c]}/{t.label_of(k)}/{folders.replace('/', '__')}__{name}"
+                    dest = _free(f"{SPLITS[c]}/{t.label_of(k)}/{folders.replace('/', '__')}__{name}", taken)
                 taken.add(dest)
             yield k, dest
 
@@ -169,6 +170,16 @@ class SplitPlan:
                 dest,
                 note.get(rel, ""),
             )
+
+
+def _free(dest: str, taken: set[str]) -> str:
+    """`dest`, or with `__2`, `__3`... before its extension, the first not in `taken`."""
+    stem, dot, ext = dest.rpartition(".")
+    stem, dot, ext = (stem, dot, ext) if dot and "/" not in ext else (dest, "", "")
+    n = 2
+    while dest in taken:
+        dest, n = f"{stem}__{n}{dot}{ext}", n + 1
+    return dest
 
 
 #: The name of each `SplitPlan.code`.
