@@ -7,6 +7,7 @@ as references, on random inputs and on folders made to collide.
 
 from __future__ import annotations
 
+import os
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -230,18 +231,35 @@ def test_split_block_sends_the_driver_columns_and_keeps_the_signatures(tmp_path)
     assert table.ok.tolist() == [True, False, True] and table.path(1) == str(DATA / "truncated.jpg")
 
 
-def test_split_csv_streamed_is_the_bytes_of_the_record_writer(tmp_path):
-    from imgclf.records.split import SplitRow, save_split_table
-    from imgclf.split.write import write_split_table
+def test_split_csv_streamed_is_the_bytes_of_a_table_made_whole_and_a_failure_leaves_no_file(tmp_path):
+    import csv
+    import io
+
+    from imgclf.records.split import SPLIT_COLUMNS, SplitRow, save_split_table
 
     rows = [
         SplitRow("a/x,1.png", "a", "train", 3, "train/a/x,1.png", ""),
         SplitRow('a/"q".png', "a", "dropped", None, "", "linked to test image t (near)"),
         SplitRow("b/é.png", "b", "test", None, "test/b/é.png", ""),
     ]
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    first = save_split_table(tmp_path / "a", rows)
-    second = write_split_table(tmp_path / "b", iter(rows))
-    assert first.read_bytes() == second.read_bytes() and b'"a/x,1.png"' in first.read_bytes()
-    assert first.stat().st_mode == second.stat().st_mode
+    whole = io.StringIO()  # the table as `write_csv` made it before it streamed
+    w = csv.writer(whole)
+    w.writerow(SPLIT_COLUMNS)
+    w.writerows(r.cells() for r in rows)
+    path = save_split_table(tmp_path, iter(rows))
+    assert path.read_bytes() == whole.getvalue().encode() and b'"a/x,1.png"' in path.read_bytes()
+    assert path.stat().st_mode & 0o777 == 0o666 & ~_umask()
+
+    def broken():
+        yield rows[0]
+        raise RuntimeError("a row could not be made")
+
+    with pytest.raises(RuntimeError):
+        save_split_table(tmp_path / "b", broken())
+    assert list((tmp_path / "b").rglob("*.csv")) == [] and list((tmp_path / "b").rglob("*.tmp")) == []
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 
 def _read_umask() -> int:
@@ -51,6 +53,35 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, fsync: bool = Tr
             pass
         raise
     return path
+
+
+@contextlib.contextmanager
+def atomic_text_file(path: str | os.PathLike) -> Iterator[TextIO]:
+    """A text file (UTF-8, no newline translation) that appears at `path` whole or not at all.
+
+    For writers that stream what they write (a table of millions of rows) rather than hold it:
+    the rows go to a temporary file in the same folder, flushed to disk and renamed onto `path`
+    when the block ends; an exception (or a killed process) leaves no partial `path`.
+
+    Args:
+        path: destination file; its folder is created if missing.
+
+    Yields:
+        TextIO: the file to write.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file normal permissions
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

@@ -13,10 +13,7 @@ The input folder is only read.
 
 from __future__ import annotations
 
-import csv
 import functools
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -29,6 +26,7 @@ from imgclf.clean.table import RecordTable
 from imgclf.clean.verify import ImageRecord
 from imgclf.engine import Executor
 from imgclf.fsutil import atomic_write_bytes
+from imgclf.records.base import write_csv
 from imgclf.records.clean import CleanReport, ImageRow, ImageTable, RejectRow, RejectTable
 from imgclf.records.provenance import write_provenance
 from imgclf.ui import progress, warn
@@ -98,28 +96,7 @@ def write_image_table(out: Path, rows: Iterable[ImageRow]) -> Path:
     """Writes `images.csv` (`imgclf.records.clean.ImageTable`, the same bytes as
     `ImageTable.save` of the rows sorted by file) row by row, atomically: `rows` must come
     sorted by file (`image_rows`)."""
-    path = ImageTable.path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(ImageTable.COLUMNS)
-            w.writerows(r.cells() for r in rows)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    return write_csv(ImageTable.path(out), ImageTable.COLUMNS, (r.cells() for r in rows))
 
 
 def write_tables(plan: CleanPlan, out: Path) -> None:

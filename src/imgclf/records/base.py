@@ -9,7 +9,6 @@ file into a `DataError` naming the file and what to run.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -19,7 +18,7 @@ from typing import Any, ClassVar, Self
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from imgclf.errors import DataError
-from imgclf.fsutil import atomic_write_text
+from imgclf.fsutil import atomic_text_file, atomic_write_text
 
 #: The key every JSON record carries its schema version under.
 SCHEMA_KEY = "schema_version"
@@ -120,7 +119,8 @@ class JsonRecord(BaseModel):
 
 
 def write_csv(path: str | os.PathLike, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:
-    """Writes a CSV table with a header row, atomically.
+    """Writes a CSV table with a header row, atomically, a row at a time (`rows` may be a
+    generator: the table is never whole in memory).
 
     Args:
         path: path. Destination; its folder is created if missing.
@@ -130,11 +130,11 @@ def write_csv(path: str | os.PathLike, columns: Sequence[str], rows: Iterable[Se
     Returns:
         Path: `path`.
     """
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(columns)
-    w.writerows(rows)
-    return atomic_write_text(path, buf.getvalue())
+    with atomic_text_file(path) as f:
+        w = csv.writer(f)
+        w.writerow(columns)
+        w.writerows(rows)
+    return Path(path)
 
 
 def read_csv(path: str | os.PathLike, required: Sequence[str], writer: str) -> list[dict[str, str]]:

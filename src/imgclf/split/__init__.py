@@ -53,7 +53,7 @@ Layout (map -> reduce -> apply, docs/architecture.md):
   plan is columns (a split code per image), its destinations and `split.csv` rows are made
   when written (`SplitPlan.destinations`, `SplitPlan.iter_rows`);
 - `imgclf.split.write`: the apply, `write_split(plan, ...)` -- files placed, then
-  `split.csv` (streamed, `write_split_table`) and `split_report.json` (`imgclf.records.split`),
+  `split.csv` (streamed: `imgclf.records.split.save_split_table`) and `split_report.json`,
   the input's `prepare.json` and the source signatures under the new paths;
 - here: `split_folder`, which wires them.
 """

@@ -9,11 +9,8 @@ written atomically.
 
 from __future__ import annotations
 
-import csv
 import os
 import shutil
-import tempfile
-from collections.abc import Iterable
 from pathlib import Path
 
 from imgclf.clean.similarity import write_source_record
@@ -22,15 +19,13 @@ from imgclf.errors import DataError
 from imgclf.fsutil import is_visibility_marker, tmp_path_for
 from imgclf.records.prepare import PrepareRecord
 from imgclf.records.split import (
-    SPLIT_COLUMNS,
-    SPLIT_TABLE,
     DetectorSettings,
     ProvenanceUse,
     SourceSignatureCounts,
     SplitReport,
-    SplitRow,
     TrainCopiesOfTest,
     TrainCopyOfTest,
+    save_split_table,
 )
 from imgclf.split.assign import SPLITS
 from imgclf.split.plan import SplitPlan
@@ -135,42 +130,6 @@ def split_report(plan: SplitPlan, cfg: SplitConfig, src: Path, out: Path, prespl
     )
 
 
-def write_split_table(out: Path, rows: Iterable[SplitRow]) -> Path:
-    """Writes `out/_reports/split.csv` row by row, atomically: the same bytes as
-    `imgclf.records.split.save_split_table` of the same rows, without the whole table in memory.
-
-    Args:
-        out: Path. The split folder.
-        rows: iterable of SplitRow, in the order to write (`SplitPlan.iter_rows`).
-
-    Returns:
-        Path written.
-    """
-    path = out / SPLIT_TABLE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(SPLIT_COLUMNS)
-            w.writerows(r.cells() for r in rows)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _umask() -> int:
-    """The process's umask."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def write_split(
     plan: SplitPlan, cfg: SplitConfig, src: Path, out: Path, *, presplit: bool, prepared: PrepareRecord | None
 ) -> int:
@@ -200,7 +159,7 @@ def write_split(
     for s in SPLITS:
         (out / s).mkdir(exist_ok=True)
     write_source_record(out, plan.sources)  # under the new paths, for the evaluation's leak audit
-    write_split_table(out, plan.iter_rows())
+    save_split_table(out, plan.iter_rows())  # streamed: `write_csv` writes a row at a time
     if prepared is not None:
         prepared.save(out)
     split_report(plan, cfg, src, out, presplit, linked).save(out)
