@@ -16,6 +16,7 @@ from imgclf.clean.table import RecordTable, record_block, split_block
 from imgclf.clean.verify import ImageRecord, Unreadable, inspect_file
 from imgclf.config import CleanConfig
 from imgclf.inputs import list_image_columns, list_images
+from test_clean import _plan_facts as _facts
 
 DATA = Path(__file__).parent / "data"
 
@@ -64,18 +65,6 @@ def _listing(root: Path) -> CleanInput:
 
 def _records(root: Path, cfg: CleanConfig) -> list:
     return [inspect_file(e, cfg) for e in list_images(root, layout="classes").entries]
-
-
-def _facts(plan) -> dict:
-    return {
-        "images": [(r.rel, r.label, r.status, r.detail, r.group) for r in plan.images],
-        "set_aside": plan.set_aside,
-        "dest": plan.dest,
-        "copies": plan.copies(),
-        "sources": sorted(plan.sources),
-        "pairs": plan.pairs,
-        "report": plan.report.model_dump(mode="json"),
-    }
 
 
 def test_columns_list_what_list_images_lists(tree, tmp_path):
