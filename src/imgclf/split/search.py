@@ -7,8 +7,8 @@ files as they are, once with the source signatures in place of the cropped files
 - `local_pairs(cfg)`: the records carry their `Signature`s (the local engine); they are
   stacked and searched here (`imgclf.clean.similarity.find_duplicate_pairs`).
 - `held_pairs(held, cfg)`: with `--engine ray` the map keeps each block's signatures in the
-  object store of the node that made them (`fingerprint_files` with
-  `imgclf.clean.similarity.held.hold_signatures`) and the records carry `HeldSignature`s; the
+  object store of the node that made them (`fingerprint_table`, with
+  `imgclf.split.table.split_block`: the driver receives columns, not the signatures); the
   search runs there (`HeldSignatures.find_duplicate_pairs`), and the source signatures are put
   in place of the held ones there too (`HeldSignatures.with_rows`). The driver sends the
   positions and receives digests and pairs, never a signature.

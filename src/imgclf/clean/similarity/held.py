@@ -4,8 +4,9 @@ found where the signatures are, with only ids and pairs on the driver.
 With `--engine ray`, the map of `clean` and of `split` keeps each block's signatures (about
 3.7 KB an image) in the object store of the node that computed them (the split of
 `imgclf.engine.ray.Kept`: `imgclf.clean.table.split_block` for `clean`, whose driver receives
-columns of the block's records; `hold_signatures` for `split`, whose records carry a
-`HeldSignature`, their position, instead). `HeldSignatures.find_duplicate_pairs(positions)` then runs the detector of
+columns of the block's records; `imgclf.split.table.split_block` for `split`, likewise;
+`hold_signatures` for a map whose records are objects, each then carrying a `HeldSignature`,
+its position, instead). `HeldSignatures.find_duplicate_pairs(positions)` then runs the detector of
 `detect.find_duplicate_pairs` on the images at those positions, step for step:
 
 1. per block (a task): the live rows in live order, their digests (to the driver: 24 bytes an
