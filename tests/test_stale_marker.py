@@ -50,3 +50,19 @@ def test_any_other_file_still_stops_clean(tmp_path):
     with pytest.raises(DataError, match="is not empty"):
         clean_folder(raw, tmp_path / "out", CleanConfig())
     assert (tmp_path / "out" / "mine.txt").read_text() == "a file of the user"
+
+
+def test_split_refuses_a_wrong_output_folder_before_reading_any_image(tmp_path):
+    """An unreadable image would stop the map's reduce; a wrong --out is named first."""
+    import shutil
+
+    raw = _folder(tmp_path / "raw")
+    shutil.copyfile(Path(__file__).parent / "data" / "truncated.jpg", raw / "a" / "broken.jpg")
+    with pytest.raises(DataError, match="must not be the input folder"):
+        split_folder(raw, raw / "out", SplitConfig())
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("a file of the user")
+    with pytest.raises(DataError, match="is not empty and is not a previous split output"):
+        split_folder(raw, tmp_path / "mine", SplitConfig())
+    with pytest.raises(DataError, match="cannot read"):  # the image is still named when --out is right
+        split_folder(raw, tmp_path / "split", SplitConfig())

@@ -81,7 +81,7 @@ from imgclf.split.fingerprint import SplitFile, SplitItem, fingerprint_file
 from imgclf.split.plan import SplitPlan, plan_split, split_ratios
 from imgclf.split.search import FindPairs, fingerprint_files, fingerprint_table, held_pairs, local_pairs
 from imgclf.split.table import SplitTable, rel_order
-from imgclf.split.write import write_split
+from imgclf.split.write import check_output, write_split
 from imgclf.ui import progress, summary
 
 __all__ = [
@@ -239,6 +239,7 @@ def split_folder(
     src, out = Path(src), Path(out)
     presplit = is_presplit(src)
     _check_input(src, presplit, cfg.keep_test)
+    check_output(src, out)  # before the map: a wrong --out costs nothing
     split_ratios(cfg)  # a bad config fails before any file is read
     table, held = fingerprint_table(list_image_columns(src), executor or make_executor("local"))
     sources = read_source_record(src)

@@ -41,26 +41,37 @@ DETECTOR_METHOD = "imgclf.clean.similarity.find_duplicate_pairs (docs/dedupe.md)
 IN_PROGRESS = ".split-in-progress"
 
 
-def prepare_output(src: Path, out: Path) -> None:
-    """Makes `out` an empty folder (but for the in-progress marker): a previous or interrupted
-    split output there is removed, any other content refused.
+def check_output(src: Path, out: Path) -> None:
+    """Refuses an output folder `split` must not write into, before any work is done.
 
     Raises:
-        DataError: `out` is `src`, inside it or contains it, or holds files that are not a
-            previous split output.
+        DataError: `out` is `src`, inside it or contains it, or holds files (other than a
+            node-check file, `imgclf.fsutil.is_visibility_marker`) that are not a previous
+            split output.
     """
     rs, ro = src.resolve(), out.resolve()
     if ro == rs or rs in ro.parents or ro in rs.parents:
         raise DataError(f"output folder {out} must not be the input folder {src}, inside it, or contain it")
+    present = [p for p in out.iterdir() if not is_visibility_marker(p)] if out.is_dir() else []
+    if present and not (SplitReport.path(out).is_file() or (out / "_reports" / IN_PROGRESS).is_file()):
+        raise DataError(
+            f"output folder {out} is not empty and is not a previous split output",
+            "choose a new --out folder or empty it",
+        )
+
+
+def prepare_output(src: Path, out: Path) -> None:
+    """Makes `out` an empty folder (but for the in-progress marker): a previous or interrupted
+    split output there is removed, any other content refused (`check_output`).
+
+    Raises:
+        DataError: see `check_output`.
+    """
+    check_output(src, out)
     marker = out / "_reports" / IN_PROGRESS
     for stale in [p for p in out.iterdir() if is_visibility_marker(p)] if out.is_dir() else []:
         stale.unlink()  # left by a check of a command whose driver or head died
     if out.exists() and any(out.iterdir()):
-        if not (SplitReport.path(out).is_file() or marker.is_file()):
-            raise DataError(
-                f"output folder {out} is not empty and is not a previous split output",
-                "choose a new --out folder or empty it",
-            )
         marker.touch()  # an interrupted removal is still recognised
         # a previous split: rewrite from scratch so no stale file remains
         for p in [q for q in out.iterdir() if q != marker.parent] + list(marker.parent.iterdir()):
